@@ -1,0 +1,211 @@
+//! `StreamExecutionEnvironment`: where a job's sources are created, its settings held,
+//! and where it is executed.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use superflow_connectors::{CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource};
+use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
+use superflow_runtime::{
+    execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge, JobClient, JobControl,
+    JobExecutionResult, JobGraph, Node, NodeBuilder, NodeId, NodeKind, PrepareFn, SourceFunction,
+};
+
+use crate::nodes::SourceNode;
+use crate::stream::DataStream;
+
+#[derive(Default)]
+struct EnvState {
+    graph: JobGraph,
+    parallelism: Option<usize>,
+    max_parallelism: Option<usize>,
+    flow: FlowControl,
+    cluster: Option<ClusterConfig>,
+    problems: Vec<String>,
+}
+
+/// The context in which a streaming job is built and executed, as in Flink.
+#[derive(Clone, Default)]
+pub struct StreamExecutionEnvironment {
+    state: Rc<RefCell<EnvState>>,
+}
+
+/// What a new node is made of.
+pub(crate) struct NodeSpec {
+    pub name: String,
+    pub kind: NodeKind,
+    pub inputs: Vec<InputEdge>,
+    pub max_parallelism: Option<usize>,
+    pub prepare: Option<PrepareFn>,
+}
+
+impl StreamExecutionEnvironment {
+    /// A new environment. Its parallelism defaults to the number of cores.
+    pub fn get_execution_environment() -> Self {
+        Self::default()
+    }
+
+    /// Sets the job's default parallelism: the number of workers (threads).
+    pub fn set_parallelism(&self, parallelism: usize) -> &Self {
+        self.state.borrow_mut().parallelism = Some(parallelism);
+        self
+    }
+
+    /// The job's default parallelism: as set, or the number of cores.
+    pub fn get_parallelism(&self) -> usize {
+        let state = self.state.borrow();
+        let processes = state.cluster.as_ref().map_or(1, ClusterConfig::processes);
+        state.parallelism.unwrap_or_else(|| superflow_runtime::available_cores() * processes)
+    }
+
+    /// Sets the max parallelism: the number of key groups (default 128).
+    pub fn set_max_parallelism(&self, max_parallelism: usize) -> &Self {
+        self.state.borrow_mut().max_parallelism = Some(max_parallelism);
+        self
+    }
+
+    /// The max parallelism.
+    pub fn get_max_parallelism(&self) -> usize {
+        self.state.borrow().max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM)
+    }
+
+    /// Sets how sources pace themselves (batch size, epoch cadence, epochs in flight).
+    pub fn set_flow_control(&self, flow: FlowControl) -> &Self {
+        self.state.borrow_mut().flow = flow;
+        self
+    }
+
+    /// The flow-control settings.
+    pub fn flow_control(&self) -> FlowControl {
+        self.state.borrow().flow.clone()
+    }
+
+    /// Runs the job on several processes. Without this, `execute` reads the
+    /// `SUPERFLOW_PROCESSES`, `SUPERFLOW_PROCESS_ID` and `SUPERFLOW_ADDRESSES` variables.
+    pub fn set_cluster(&self, cluster: ClusterConfig) -> &Self {
+        self.state.borrow_mut().cluster = Some(cluster);
+        self
+    }
+
+    pub(crate) fn record_problem(&self, problem: String) {
+        self.state.borrow_mut().problems.push(problem);
+    }
+
+    pub(crate) fn add_node<B: NodeBuilder + 'static>(
+        &self,
+        spec: NodeSpec,
+        make: impl FnOnce(NodeId) -> B,
+    ) -> (NodeId, Arc<B>) {
+        let id = self.state.borrow().graph.nodes.len();
+        let node = Arc::new(make(id));
+        let builder: Arc<dyn NodeBuilder> = Arc::clone(&node) as Arc<dyn NodeBuilder>;
+        self.state.borrow_mut().graph.nodes.push(Node {
+            id,
+            name: spec.name,
+            uid: None,
+            parallelism: None,
+            max_parallelism: spec.max_parallelism,
+            kind: spec.kind,
+            chaining: ChainingStrategy::Always,
+            inputs: spec.inputs,
+            builder,
+            prepare: spec.prepare,
+        });
+        (id, node)
+    }
+
+    pub(crate) fn update_node(&self, id: NodeId, update: impl FnOnce(&mut Node)) {
+        if let Some(node) = self.state.borrow_mut().graph.nodes.get_mut(id) {
+            update(node);
+        }
+    }
+
+    pub(crate) fn node_parallelism(&self, id: NodeId) -> Option<usize> {
+        self.state.borrow().graph.nodes.get(id).and_then(|n| n.parallelism)
+    }
+
+    /// Adds a source.
+    pub fn from_source<T: Data, S: SourceFunction<T>>(&self, source: S) -> DataStream<T> {
+        let name = source.name();
+        let max_parallelism = source.max_parallelism();
+        let source: Arc<dyn SourceFunction<T>> = Arc::new(source);
+        let check = Arc::clone(&source);
+        let prepare: PrepareFn = Arc::new(move || check.prepare().map_err(|e| e.to_string()));
+        let spec = NodeSpec { name, kind: NodeKind::Source, inputs: Vec::new(), max_parallelism, prepare: Some(prepare) };
+        let (id, node) = self.add_node(spec, |id| SourceNode { id, source });
+        DataStream::new(self.clone(), id, node)
+    }
+
+    /// Same as [`from_source`](Self::from_source), as Flink's `addSource`.
+    pub fn add_source<T: Data, S: SourceFunction<T>>(&self, source: S) -> DataStream<T> {
+        self.from_source(source)
+    }
+
+    /// A non-parallel source emitting `elements` in order.
+    pub fn from_elements<T: Data + Sync>(&self, elements: Vec<T>) -> DataStream<T> {
+        self.from_source(CollectionSource::new(elements))
+    }
+
+    /// A non-parallel source emitting the items of `collection` in order.
+    pub fn from_collection<T: Data + Sync, I: IntoIterator<Item = T>>(&self, collection: I) -> DataStream<T> {
+        self.from_source(CollectionSource::new(collection.into_iter().collect()))
+    }
+
+    /// The numbers `from..=to`, split across subtasks (Flink's `fromSequence`).
+    pub fn from_sequence(&self, from: i64, to: i64) -> DataStream<i64> {
+        self.from_source(SequenceSource::new(from, to))
+    }
+
+    /// Records made by `generate(index)` for `index` in `0..count` (`None`: forever),
+    /// at most `rate` records per second over all subtasks (`None`: as fast as possible).
+    pub fn from_generator<T, F>(&self, generate: F, count: Option<u64>, rate: Option<f64>) -> DataStream<T>
+    where
+        T: Data,
+        F: Fn(u64) -> T + Clone + Send + Sync + 'static,
+    {
+        self.from_source(DataGeneratorSource::new(generate, count, rate))
+    }
+
+    /// The lines of a text file, or of every file in a directory.
+    pub fn read_text_file(&self, path: impl Into<PathBuf>) -> DataStream<String> {
+        self.from_source(TextFileSource::new(path))
+    }
+
+    /// Lines read from a TCP socket (non-parallel); the stream ends when the peer closes.
+    pub fn socket_text_stream(&self, host: &str, port: u16) -> DataStream<String> {
+        self.from_source(SocketTextSource::new(host, port))
+    }
+
+    fn take_job(&self) -> Result<(JobGraph, ExecutionSettings), JobError> {
+        let mut state = self.state.borrow_mut();
+        let mut graph = std::mem::take(&mut state.graph);
+        graph.problems.append(&mut state.problems);
+        let cluster = match state.cluster.clone() {
+            Some(cluster) => Some(cluster),
+            None => ClusterConfig::from_env()?,
+        };
+        let settings = ExecutionSettings {
+            parallelism: state.parallelism,
+            max_parallelism: state.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM),
+            flow: state.flow.clone(),
+            cluster,
+        };
+        Ok((graph, settings))
+    }
+
+    /// Runs the job to its end (a bounded job ends when its sources are exhausted; an
+    /// unbounded one runs until Ctrl-C). The job's operators are cleared afterwards,
+    /// so the environment can build another job.
+    pub fn execute(&self, job_name: &str) -> Result<JobExecutionResult, JobError> {
+        let (graph, settings) = self.take_job()?;
+        execute_graph(job_name, graph, &settings, JobControl::new())
+    }
+
+    /// Starts the job in the background; the handle cancels it or waits for it.
+    pub fn execute_async(&self, job_name: &str) -> Result<JobClient, JobError> {
+        let (graph, settings) = self.take_job()?;
+        Ok(JobClient::spawn(job_name.to_string(), graph, settings))
+    }
+}

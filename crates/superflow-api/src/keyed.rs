@@ -1,0 +1,151 @@
+//! `KeyedStream`: a stream partitioned by key, with Flink's rolling aggregations.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use superflow_core::{ExchangeData, FieldAggregate, Key};
+use superflow_runtime::NodeKind;
+
+use crate::functions::{KeySelector, ReduceFunction};
+use crate::stages::KeyedReduceStage;
+use crate::stream::{hash_partitioner, DataStream};
+
+/// A stream partitioned by key (Flink's `KeyedStream`). Aggregations are per key and
+/// rolling: every record emits the key's updated result.
+pub struct KeyedStream<T, K, KS> {
+    input: DataStream<T>,
+    key_selector: Arc<KS>,
+    _key: PhantomData<fn() -> K>,
+}
+
+/// Shares one key selector between the partitioner and the operator.
+struct SharedKey<KS>(Arc<KS>);
+
+impl<T, K, KS: KeySelector<T, K>> KeySelector<T, K> for SharedKey<KS> {
+    #[inline]
+    fn get_key(&self, value: &T) -> K {
+        self.0.get_key(value)
+    }
+}
+
+impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
+    pub(crate) fn new(stream: DataStream<T>, key_selector: KS) -> Self {
+        let key_selector = Arc::new(key_selector);
+        let mut input = stream;
+        input.partitioner = hash_partitioner(SharedKey(Arc::clone(&key_selector)));
+        input.explicit_forward = false;
+        KeyedStream { input, key_selector, _key: PhantomData }
+    }
+
+    /// The keyed stream as a plain stream (still partitioned by key for the next operator).
+    pub fn as_stream(&self) -> DataStream<T> {
+        self.input.clone()
+    }
+
+    /// Rolling reduce: `f(previous result, record)` per key; emits every new result.
+    pub fn reduce<R: ReduceFunction<T>>(&self, f: R) -> DataStream<T> {
+        self.rolling("Keyed Reduce", f)
+    }
+
+    fn rolling<R: ReduceFunction<T>>(&self, name: &str, f: R) -> DataStream<T> {
+        let (key, reduce) = (Arc::clone(&self.key_selector), Arc::new(f));
+        self.input.one_input(
+            name,
+            NodeKind::Operator,
+            Arc::new(move |ctx, _chain, next| {
+                Box::new(KeyedReduceStage {
+                    ctx: ctx.clone(),
+                    key: Arc::new(SharedKey(Arc::clone(&key))),
+                    reduce: Arc::clone(&reduce),
+                    state: FxHashMap::default(),
+                    out: Vec::new(),
+                    next,
+                })
+            }),
+        )
+    }
+
+    fn checked(&self, aggregation: &str, position: usize, numeric: bool) -> bool
+    where
+        T: FieldAggregate,
+    {
+        match T::check_position(position, numeric) {
+            Ok(()) => true,
+            Err(problem) => {
+                self.input.env.record_problem(format!("{aggregation}({position}): {problem}"));
+                false
+            }
+        }
+    }
+
+    /// Rolling sum of field `position`; the other fields are those of the key's first record.
+    pub fn sum(&self, position: usize) -> DataStream<T>
+    where
+        T: FieldAggregate,
+    {
+        self.checked("sum", position, true);
+        self.rolling("Keyed Aggregation", move |mut acc: T, value: T| {
+            acc.add_field(&value, position);
+            acc
+        })
+    }
+
+    /// Rolling minimum of field `position`; the other fields are those of the first record.
+    pub fn min(&self, position: usize) -> DataStream<T>
+    where
+        T: FieldAggregate,
+    {
+        self.checked("min", position, false);
+        self.rolling("Keyed Aggregation", move |mut acc: T, value: T| {
+            if value.cmp_field(&acc, position).is_lt() {
+                acc.copy_field(&value, position);
+            }
+            acc
+        })
+    }
+
+    /// Rolling maximum of field `position`; the other fields are those of the first record.
+    pub fn max(&self, position: usize) -> DataStream<T>
+    where
+        T: FieldAggregate,
+    {
+        self.checked("max", position, false);
+        self.rolling("Keyed Aggregation", move |mut acc: T, value: T| {
+            if value.cmp_field(&acc, position).is_gt() {
+                acc.copy_field(&value, position);
+            }
+            acc
+        })
+    }
+
+    /// The record with the smallest field `position` so far (the first on ties).
+    pub fn min_by(&self, position: usize) -> DataStream<T>
+    where
+        T: FieldAggregate,
+    {
+        self.checked("min_by", position, false);
+        self.rolling("Keyed Aggregation", move |acc: T, value: T| {
+            if value.cmp_field(&acc, position).is_lt() {
+                value
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// The record with the largest field `position` so far (the first on ties).
+    pub fn max_by(&self, position: usize) -> DataStream<T>
+    where
+        T: FieldAggregate,
+    {
+        self.checked("max_by", position, false);
+        self.rolling("Keyed Aggregation", move |acc: T, value: T| {
+            if value.cmp_field(&acc, position).is_gt() {
+                value
+            } else {
+                acc
+            }
+        })
+    }
+}

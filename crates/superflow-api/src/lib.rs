@@ -1,0 +1,21 @@
+//! Superflow's DataStream API, modelled on Apache Flink's.
+//!
+//! A program gets a [`StreamExecutionEnvironment`], creates sources, transforms the
+//! resulting [`DataStream`]s, adds sinks and calls `execute`. Building the job only
+//! records a job graph; `execute` validates it, chains operators and runs it on
+//! timely-dataflow workers.
+
+pub mod env;
+pub mod functions;
+pub mod keyed;
+mod nodes;
+mod stages;
+pub mod stream;
+
+pub use env::StreamExecutionEnvironment;
+pub use functions::{
+    CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction,
+    OutputTag, Partitioner, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
+};
+pub use keyed::KeyedStream;
+pub use stream::{ConnectedStreams, DataStream};

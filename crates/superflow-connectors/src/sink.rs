@@ -1,0 +1,172 @@
+//! Sinks: the [`SinkFunction`] contract, `print()` and `write_as_text()`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use superflow_core::{RecordDisplay, UserError};
+
+/// Where a sink subtask runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkContext {
+    /// This subtask's index (0-based).
+    pub subtask: usize,
+    /// The sink's parallelism.
+    pub parallelism: usize,
+}
+
+/// A sink. Each subtask gets its own clone of the sink given to `add_sink`.
+pub trait SinkFunction<T>: Send + 'static {
+    /// Called once per subtask before the first record.
+    fn open(&mut self, _ctx: &SinkContext) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Writes one record.
+    fn invoke(&mut self, value: T) -> Result<(), UserError>;
+
+    /// Writes a batch of records (drains `values`). Override to write in bulk.
+    fn invoke_batch(&mut self, values: &mut Vec<T>) -> Result<(), UserError> {
+        for value in values.drain(..) {
+            self.invoke(value)?;
+        }
+        Ok(())
+    }
+
+    /// Called once when the input has ended: flush and close.
+    fn finish(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+/// Prints records to stdout or stderr, one per line, prefixed with `N> ` (the 1-based
+/// subtask) when the sink's parallelism is above one, as Flink does.
+#[derive(Debug, Clone, Default)]
+pub struct PrintSink {
+    to_stderr: bool,
+    prefix: String,
+    text: String,
+}
+
+impl PrintSink {
+    /// A sink printing to stdout.
+    pub fn stdout() -> Self {
+        PrintSink::default()
+    }
+
+    /// A sink printing to stderr.
+    pub fn stderr() -> Self {
+        PrintSink { to_stderr: true, ..PrintSink::default() }
+    }
+}
+
+impl<T: RecordDisplay + 'static> SinkFunction<T> for PrintSink {
+    fn open(&mut self, ctx: &SinkContext) -> Result<(), UserError> {
+        if ctx.parallelism > 1 {
+            self.prefix = format!("{}> ", ctx.subtask + 1);
+        }
+        Ok(())
+    }
+
+    fn invoke(&mut self, value: T) -> Result<(), UserError> {
+        let mut one = vec![value];
+        self.invoke_batch(&mut one)
+    }
+
+    fn invoke_batch(&mut self, values: &mut Vec<T>) -> Result<(), UserError> {
+        self.text.clear();
+        for value in values.drain(..) {
+            self.text.push_str(&self.prefix);
+            value.fmt_record(&mut self.text)?;
+            self.text.push('\n');
+        }
+        // One write per batch keeps lines of different subtasks whole.
+        if self.to_stderr {
+            std::io::stderr().lock().write_all(self.text.as_bytes())?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(self.text.as_bytes())?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// What `write_as_text` does when the target exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Fail when the file exists (Flink's default).
+    #[default]
+    NoOverwrite,
+    /// Replace the existing file.
+    Overwrite,
+}
+
+/// Writes records as lines of text. At parallelism 1 `path` is the file; above, it is a
+/// directory holding one file per subtask, named `1`, `2`, ... as in Flink.
+#[derive(Debug)]
+pub struct TextFileSink {
+    path: PathBuf,
+    mode: WriteMode,
+    writer: Option<BufWriter<File>>,
+    text: String,
+}
+
+impl Clone for TextFileSink {
+    fn clone(&self) -> Self {
+        TextFileSink::new(self.path.clone(), self.mode)
+    }
+}
+
+impl TextFileSink {
+    /// A sink writing to `path`.
+    pub fn new(path: impl Into<PathBuf>, mode: WriteMode) -> Self {
+        TextFileSink { path: path.into(), mode, writer: None, text: String::new() }
+    }
+}
+
+impl<T: RecordDisplay + 'static> SinkFunction<T> for TextFileSink {
+    fn open(&mut self, ctx: &SinkContext) -> Result<(), UserError> {
+        let file_path = if ctx.parallelism > 1 {
+            std::fs::create_dir_all(&self.path)
+                .map_err(|e| format!("cannot create output directory '{}': {e}", self.path.display()))?;
+            self.path.join((ctx.subtask + 1).to_string())
+        } else {
+            self.path.clone()
+        };
+        if self.mode == WriteMode::NoOverwrite && file_path.exists() {
+            return Err(format!(
+                "output file '{}' already exists (use WriteMode::Overwrite to replace it)",
+                file_path.display()
+            )
+            .into());
+        }
+        let file = File::create(&file_path)
+            .map_err(|e| format!("cannot create output file '{}': {e}", file_path.display()))?;
+        self.writer = Some(BufWriter::with_capacity(1 << 16, file));
+        Ok(())
+    }
+
+    fn invoke(&mut self, value: T) -> Result<(), UserError> {
+        let mut one = vec![value];
+        self.invoke_batch(&mut one)
+    }
+
+    fn invoke_batch(&mut self, values: &mut Vec<T>) -> Result<(), UserError> {
+        let writer = self.writer.as_mut().ok_or("the text sink was not opened")?;
+        self.text.clear();
+        for value in values.drain(..) {
+            value.fmt_record(&mut self.text)?;
+            self.text.push('\n');
+        }
+        writer.write_all(self.text.as_bytes())?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! The errors a job ends with, and the failure a user function raises.
+//!
+//! A failure inside an operator travels as an [`OperatorFailure`] panic payload from
+//! the operator to the worker, which turns it into a [`JobError::OperatorFailed`]. The
+//! user's own message and location come first; the engine's frames never do.
+
+use std::fmt;
+
+/// An error a user function returns (`?` works on any `std::error::Error`).
+pub type UserError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A user function (or a source or sink) failed while the job ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorFailure {
+    /// The operator's name, as set by `.name(...)` or defaulted from its kind.
+    pub operator: String,
+    /// The subtask (0-based) that failed.
+    pub subtask: usize,
+    /// The cause: the panic message or the returned error.
+    pub cause: String,
+    /// Where the panic happened (`file:line:column`), if it was a panic.
+    pub location: Option<String>,
+}
+
+impl fmt::Display for OperatorFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "operator '{}' (subtask {}) failed: {}",
+            self.operator,
+            self.subtask + 1,
+            self.cause
+        )?;
+        if let Some(loc) = &self.location {
+            write!(f, " (at {loc})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a job could not run, or why it stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The job graph is not valid; nothing ran.
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    /// A parallelism setting is out of range; nothing ran.
+    #[error("invalid parallelism: {0}")]
+    InvalidParallelism(String),
+    /// A source could not be opened (missing file, unreachable socket); nothing ran.
+    #[error("source '{operator}' cannot start: {reason}")]
+    SourceUnavailable {
+        /// The source operator's name.
+        operator: String,
+        /// What is wrong, naming the file or address.
+        reason: String,
+    },
+    /// A user function, source or sink failed while the job ran.
+    #[error("{0}")]
+    OperatorFailed(OperatorFailure),
+    /// The cluster configuration (processes, addresses) is wrong, or the network failed.
+    #[error("cluster error: {0}")]
+    Cluster(String),
+    /// The job was cancelled before it finished.
+    #[error("job was cancelled")]
+    Cancelled,
+    /// The engine itself failed; this is a bug in Superflow.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

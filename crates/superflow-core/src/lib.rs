@@ -1,0 +1,19 @@
+//! The vocabulary every Superflow crate shares: what a record is, how keys map to
+//! key groups and subtasks, how records print, and the errors a job can end with.
+//!
+//! Nothing here knows about timely-dataflow; the runtime and the API build on it.
+
+pub mod aggregate;
+pub mod display;
+pub mod error;
+pub mod key_group;
+pub mod record;
+
+pub use aggregate::{FieldAggregate, FieldValue};
+pub use display::RecordDisplay;
+pub use error::{JobError, OperatorFailure, UserError};
+pub use key_group::{
+    assign_to_key_group, key_group_range_for_subtask, subtask_for_key, subtask_for_key_group,
+    KeyGroupRange, DEFAULT_MAX_PARALLELISM, UPPER_BOUND_MAX_PARALLELISM,
+};
+pub use record::{Data, ExchangeData, Key};

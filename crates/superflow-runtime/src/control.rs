@@ -1,0 +1,87 @@
+//! `JobControl`: the flags every worker of a running job watches (cancel, fail), the
+//! first failure, and Ctrl-C handling.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, Weak};
+
+use superflow_core::OperatorFailure;
+
+/// Shared by the workers of one job on one process, and by the job's client handle.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    cancelled: AtomicBool,
+    failed: AtomicBool,
+    failure: Mutex<Option<OperatorFailure>>,
+}
+
+impl JobControl {
+    /// A control for a new job, registered for Ctrl-C.
+    pub fn new() -> Arc<JobControl> {
+        let control = Arc::new(JobControl::default());
+        register_for_ctrl_c(&control);
+        control
+    }
+
+    /// Asks sources to stop; the job drains what is in flight and ends.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the job was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Records a failure; the first one wins, and every worker stops.
+    pub fn fail(&self, failure: OperatorFailure) {
+        if let Ok(mut slot) = self.failure.lock() {
+            if slot.is_none() {
+                *slot = Some(failure);
+            }
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether some worker failed.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether sources should stop producing.
+    pub fn should_stop(&self) -> bool {
+        self.is_cancelled() || self.has_failed()
+    }
+
+    /// The first failure, if any.
+    pub fn failure(&self) -> Option<OperatorFailure> {
+        self.failure.lock().ok().and_then(|slot| slot.clone())
+    }
+}
+
+static CTRL_C: Once = Once::new();
+static RUNNING: Mutex<Vec<Weak<JobControl>>> = Mutex::new(Vec::new());
+
+fn register_for_ctrl_c(control: &Arc<JobControl>) {
+    CTRL_C.call_once(|| {
+        // A program that installed its own handler keeps it; Ctrl-C then is its business.
+        let installed = ctrlc::set_handler(|| {
+            let jobs = RUNNING.lock().map(|j| j.clone()).unwrap_or_default();
+            let mut any = false;
+            for job in jobs.iter().filter_map(Weak::upgrade) {
+                tracing::info!("Ctrl-C: cancelling the running job");
+                job.cancel();
+                any = true;
+            }
+            if !any {
+                std::process::exit(130);
+            }
+        });
+        if let Err(e) = installed {
+            tracing::debug!("Ctrl-C handler not installed: {e}");
+        }
+    });
+    if let Ok(mut jobs) = RUNNING.lock() {
+        jobs.retain(|j| j.strong_count() > 0);
+        jobs.push(Arc::downgrade(control));
+    }
+}

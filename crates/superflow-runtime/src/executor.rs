@@ -1,0 +1,306 @@
+//! Running a job: the cluster configuration, the timely workers, the worker loop that
+//! stops every worker when one fails, and the result or error the job ends with.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use superflow_core::{JobError, OperatorFailure, DEFAULT_MAX_PARALLELISM};
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::Probe;
+
+use crate::build::BuildCtx;
+use crate::control::JobControl;
+use crate::failure::{failure_from_panic, install_panic_hook, mark_worker_thread};
+use crate::graph::{JobGraph, JobPlan};
+use crate::metrics::{OperatorMetrics, WorkerMetrics};
+use crate::source::FlowControl;
+
+/// Environment variable: number of processes of a multi-process job.
+pub const ENV_PROCESSES: &str = "SUPERFLOW_PROCESSES";
+/// Environment variable: this process's index (0-based).
+pub const ENV_PROCESS_ID: &str = "SUPERFLOW_PROCESS_ID";
+/// Environment variable: comma-separated `host:port` of every process, in index order.
+pub const ENV_ADDRESSES: &str = "SUPERFLOW_ADDRESSES";
+/// Environment variable: a file with one `host:port` per line (instead of the list).
+pub const ENV_HOSTFILE: &str = "SUPERFLOW_HOSTFILE";
+
+/// Where the processes of a multi-process job are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This process's index.
+    pub process_id: usize,
+    /// `host:port` of every process.
+    pub addresses: Vec<String>,
+}
+
+impl ClusterConfig {
+    /// Reads the cluster configuration from the environment; `None` means one process.
+    pub fn from_env() -> Result<Option<ClusterConfig>, JobError> {
+        let Ok(processes) = std::env::var(ENV_PROCESSES) else { return Ok(None) };
+        let processes: usize = processes.trim().parse().map_err(|_| {
+            JobError::Cluster(format!("{ENV_PROCESSES} must be a positive number, got '{processes}'"))
+        })?;
+        if processes <= 1 {
+            return Ok(None);
+        }
+        let id = std::env::var(ENV_PROCESS_ID)
+            .map_err(|_| JobError::Cluster(format!("{ENV_PROCESSES}={processes} needs {ENV_PROCESS_ID}")))?;
+        let process_id: usize = id.trim().parse().map_err(|_| {
+            JobError::Cluster(format!("{ENV_PROCESS_ID} must be a number, got '{id}'"))
+        })?;
+        let addresses: Vec<String> = if let Ok(list) = std::env::var(ENV_ADDRESSES) {
+            list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect()
+        } else if let Ok(path) = std::env::var(ENV_HOSTFILE) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| JobError::Cluster(format!("cannot read {ENV_HOSTFILE} '{path}': {e}")))?;
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+        } else {
+            (0..processes).map(|i| format!("127.0.0.1:{}", 2101 + i)).collect()
+        };
+        if addresses.len() != processes {
+            return Err(JobError::Cluster(format!(
+                "{processes} processes need {processes} addresses, got {}: {addresses:?}",
+                addresses.len()
+            )));
+        }
+        if process_id >= processes {
+            return Err(JobError::Cluster(format!(
+                "{ENV_PROCESS_ID}={process_id} is out of range for {processes} processes"
+            )));
+        }
+        Ok(Some(ClusterConfig { process_id, addresses }))
+    }
+
+    /// The number of processes.
+    pub fn processes(&self) -> usize {
+        self.addresses.len()
+    }
+}
+
+/// How to run a job.
+#[derive(Debug, Clone)]
+pub struct ExecutionSettings {
+    /// The job's parallelism; `None` = all cores (of every process).
+    pub parallelism: Option<usize>,
+    /// Max parallelism (number of key groups).
+    pub max_parallelism: usize,
+    /// Flow control of sources.
+    pub flow: FlowControl,
+    /// Processes; `None` = this process only.
+    pub cluster: Option<ClusterConfig>,
+}
+
+impl Default for ExecutionSettings {
+    fn default() -> Self {
+        ExecutionSettings {
+            parallelism: None,
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
+            flow: FlowControl::default(),
+            cluster: None,
+        }
+    }
+}
+
+/// The number of cores: the automatic default parallelism.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobExecutionResult {
+    /// The job's name.
+    pub job_name: String,
+    /// Wall time from the start of the workers to the end of the last one.
+    pub net_runtime: Duration,
+    /// The job's parallelism (number of workers over all processes).
+    pub parallelism: usize,
+    /// Per-operator record counts (of this process's workers).
+    pub operators: Vec<OperatorMetrics>,
+}
+
+impl JobExecutionResult {
+    /// The net runtime in milliseconds, as Flink's `getNetRuntime()`.
+    pub fn net_runtime_ms(&self) -> u128 {
+        self.net_runtime.as_millis()
+    }
+
+    /// The metrics of the first operator named `name`.
+    pub fn operator(&self, name: &str) -> Option<&OperatorMetrics> {
+        self.operators.iter().find(|o| o.name == name)
+    }
+}
+
+struct WorkerReport {
+    metrics: std::collections::BTreeMap<usize, (u64, u64)>,
+}
+
+/// Validates, plans and runs a job graph to its end; blocks.
+pub fn execute_graph(
+    job_name: &str,
+    graph: JobGraph,
+    settings: &ExecutionSettings,
+    control: Arc<JobControl>,
+) -> Result<JobExecutionResult, JobError> {
+    install_panic_hook();
+    let processes = settings.cluster.as_ref().map_or(1, ClusterConfig::processes);
+    let default_parallelism = settings.parallelism.unwrap_or_else(|| available_cores() * processes);
+    let plan = JobPlan::new(&graph, default_parallelism, settings.max_parallelism, processes)?;
+    if plan.workers % processes != 0 {
+        return Err(JobError::InvalidParallelism(format!(
+            "the job's parallelism {} cannot be split evenly over {processes} processes",
+            plan.workers
+        )));
+    }
+    for node in &graph.nodes {
+        if let Some(prepare) = &node.prepare {
+            prepare().map_err(|reason| JobError::SourceUnavailable { operator: node.name.clone(), reason })?;
+        }
+    }
+    let threads = plan.workers / processes;
+    let communication = match &settings.cluster {
+        None => timely::CommunicationConfig::Process(threads),
+        Some(cluster) => timely::CommunicationConfig::Cluster {
+            threads,
+            process: cluster.process_id,
+            addresses: cluster.addresses.clone(),
+            report: false,
+            zerocopy: false,
+        },
+    };
+    let config = timely::Config { communication, worker: timely::WorkerConfig::default() };
+    tracing::info!(job = job_name, workers = plan.workers, processes, "starting job");
+
+    let graph = Arc::new(graph);
+    let plan = Arc::new(plan);
+    let started = Instant::now();
+    let worker_graph = Arc::clone(&graph);
+    let worker_plan = Arc::clone(&plan);
+    let worker_control = Arc::clone(&control);
+    let flow = settings.flow.clone();
+    let guards = timely::execute(config, move |worker| {
+        run_worker(worker, &worker_graph, &worker_plan, &worker_control, &flow)
+    })
+    .map_err(JobError::Cluster)?;
+    let reports = guards.join();
+    let net_runtime = started.elapsed();
+
+    let mut totals = vec![(0u64, 0u64); graph.nodes.len()];
+    for report in reports {
+        match report {
+            Ok(report) => {
+                for (id, (records_in, records_out)) in report.metrics {
+                    totals[id].0 += records_in;
+                    totals[id].1 += records_out;
+                }
+            }
+            Err(message) => control.fail(OperatorFailure {
+                operator: "<worker>".into(),
+                subtask: 0,
+                cause: message,
+                location: None,
+            }),
+        }
+    }
+    if let Some(failure) = control.failure() {
+        return Err(JobError::OperatorFailed(failure));
+    }
+    if control.is_cancelled() {
+        tracing::info!(job = job_name, "job cancelled");
+    }
+    let operators = graph
+        .nodes
+        .iter()
+        .map(|node| OperatorMetrics {
+            id: node.id,
+            name: node.name.clone(),
+            uid: node.uid.clone(),
+            parallelism: plan.parallelism[node.id],
+            records_in: totals[node.id].0,
+            records_out: totals[node.id].1,
+        })
+        .collect();
+    Ok(JobExecutionResult { job_name: job_name.to_string(), net_runtime, parallelism: plan.workers, operators })
+}
+
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    graph: &Arc<JobGraph>,
+    plan: &Arc<JobPlan>,
+    control: &Arc<JobControl>,
+    flow: &FlowControl,
+) -> WorkerReport {
+    mark_worker_thread();
+    let metrics = Rc::new(WorkerMetrics::default());
+    let index = worker.index();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        let probe = ProbeHandle::new();
+        worker.dataflow::<u64, _, _>(|scope| {
+            let mut ctx = BuildCtx::new(
+                scope,
+                Arc::clone(graph),
+                Arc::clone(plan),
+                Arc::clone(control),
+                Rc::clone(&metrics),
+                probe.clone(),
+                flow.clone(),
+            );
+            for &sink in &plan.sinks {
+                ctx.stream(sink).probe_with(&probe);
+            }
+        });
+        while worker.has_dataflows() && !control.has_failed() {
+            worker.step_or_park(Some(Duration::from_millis(20)));
+        }
+    }));
+    if let Err(payload) = outcome {
+        let failure = failure_from_panic("<worker>", index, payload);
+        tracing::debug!(%failure, "worker failed");
+        control.fail(failure);
+    }
+    if control.has_failed() {
+        for dataflow in worker.installed_dataflows() {
+            worker.drop_dataflow(dataflow);
+        }
+    }
+    WorkerReport { metrics: metrics.snapshot() }
+}
+
+/// A handle on a job running in the background (`execute_async`).
+pub struct JobClient {
+    control: Arc<JobControl>,
+    handle: std::thread::JoinHandle<Result<JobExecutionResult, JobError>>,
+}
+
+impl JobClient {
+    /// Starts `graph` on a background thread.
+    pub fn spawn(job_name: String, graph: JobGraph, settings: ExecutionSettings) -> JobClient {
+        let control = JobControl::new();
+        let job_control = Arc::clone(&control);
+        let handle = std::thread::Builder::new()
+            .name(format!("superflow-job-{job_name}"))
+            .spawn(move || execute_graph(&job_name, graph, &settings, job_control))
+            .unwrap_or_else(|e| panic!("cannot start the job thread: {e}"));
+        JobClient { control, handle }
+    }
+
+    /// Stops the job's sources; the job drains and ends. `wait` returns its result.
+    pub fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the job to end.
+    pub fn wait(self) -> Result<JobExecutionResult, JobError> {
+        match self.handle.join() {
+            Ok(result) => result,
+            Err(payload) => Err(JobError::Internal(crate::failure::panic_message(payload.as_ref()))),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Superflow's execution layer, on timely-dataflow.
+//!
+//! Layers, bottom up: [`batch`] (the erased container on every edge), [`exchange`]
+//! (partitioners as timely pacts), [`source`] (the source contract and flow control),
+//! [`build`] (job graph nodes to timely operators, chaining), [`graph`] (the logical
+//! graph and its physical plan), and [`executor`] (workers, failures, results).
+
+pub mod batch;
+pub mod build;
+pub mod control;
+pub mod exchange;
+pub mod executor;
+pub mod failure;
+pub mod graph;
+pub mod metrics;
+pub mod source;
+
+pub use batch::Batch;
+pub use build::{
+    side_output_tag, Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer, NodeBuilder, SideOutputSink,
+    StageContext,
+};
+pub use control::JobControl;
+pub use exchange::{PartitionKind, Partitioner, RouteContext};
+pub use executor::{
+    available_cores, execute_graph, ClusterConfig, ExecutionSettings, JobClient, JobExecutionResult,
+};
+pub use graph::{ChainingStrategy, InputEdge, JobGraph, JobPlan, Node, NodeId, NodeKind, PrepareFn};
+pub use metrics::OperatorMetrics;
+pub use source::{FlowControl, SourceError, SourceFunction, SourcePoll, SourceReader};

@@ -1,0 +1,84 @@
+//! Sources: the contract a source implements, and the flow-control settings that
+//! bound how far it may run ahead of the sinks.
+
+use std::time::Duration;
+
+/// What a reader reports after a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourcePoll {
+    /// More records may follow at once.
+    Ready,
+    /// Nothing now; poll again after the given delay (rate limits, sockets).
+    Pending(Duration),
+    /// The source is exhausted (a bounded source has ended).
+    Finished,
+}
+
+/// An error a source raises; the message names the file, line or address.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+impl SourceError {
+    /// An error with the given message.
+    pub fn new(message: impl Into<String>) -> SourceError {
+        SourceError(message.into())
+    }
+}
+
+/// A source, shared by all the subtasks of a process; each subtask reads its own split.
+pub trait SourceFunction<T>: Send + Sync + 'static {
+    /// The default operator name (Flink's source names).
+    fn name(&self) -> String;
+
+    /// The largest parallelism the source supports: `Some(1)` for non-parallel sources.
+    fn max_parallelism(&self) -> Option<usize> {
+        None
+    }
+
+    /// Checks, before anything runs, that the source can start (files exist, sockets
+    /// connect). The error names what is missing.
+    fn prepare(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// The reader of subtask `subtask` out of `parallelism`. Readers of different
+    /// subtasks read disjoint parts of the input.
+    fn create_reader(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn SourceReader<T>>, SourceError>;
+}
+
+/// The reader of one subtask of a source.
+pub trait SourceReader<T> {
+    /// Appends up to `max` records to `out`.
+    fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, SourceError>;
+}
+
+/// How sources pace themselves (ARCHITECTURE §2: flow control comes from epochs).
+#[derive(Debug, Clone)]
+pub struct FlowControl {
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Batches a source emits before it yields to the rest of the dataflow.
+    pub batches_per_activation: usize,
+    /// A source opens a new epoch after this long...
+    pub epoch_cadence: Duration,
+    /// ...or after this many records, whichever comes first.
+    pub max_epoch_records: usize,
+    /// A source stops reading while this many epochs are unfinished at the sinks.
+    pub max_epochs_in_flight: u64,
+    /// How often a blocked source checks again.
+    pub blocked_poll: Duration,
+}
+
+impl Default for FlowControl {
+    fn default() -> Self {
+        FlowControl {
+            batch_size: 1024,
+            batches_per_activation: 16,
+            epoch_cadence: Duration::from_millis(50),
+            max_epoch_records: 64 * 1024,
+            max_epochs_in_flight: 4,
+            blocked_poll: Duration::from_millis(1),
+        }
+    }
+}
