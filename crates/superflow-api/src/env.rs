@@ -10,7 +10,7 @@ use superflow_connectors::{CollectionSource, DataGeneratorSource, SequenceSource
 use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
 use superflow_runtime::{
     execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge, JobClient, JobControl,
-    JobExecutionResult, JobGraph, Node, NodeBuilder, NodeId, NodeKind, PrepareFn, SourceFunction,
+    JobExecutionResult, JobGraph, JobPlan, Node, NodeBuilder, NodeId, NodeKind, PrepareFn, SourceFunction,
 };
 
 use crate::nodes::SourceNode;
@@ -176,6 +176,26 @@ impl StreamExecutionEnvironment {
     /// Lines read from a TCP socket (non-parallel); the stream ends when the peer closes.
     pub fn socket_text_stream(&self, host: &str, port: u16) -> DataStream<String> {
         self.from_source(SocketTextSource::new(host, port))
+    }
+
+    /// The operators `execute` would run, one per line: each a chain of the job's
+    /// nodes (`Map -> Filter -> Sink`) with its parallelism. Nothing runs.
+    pub fn get_execution_plan(&self) -> Result<Vec<String>, JobError> {
+        let state = self.state.borrow();
+        let mut graph = state.graph.clone();
+        graph.problems.extend(state.problems.iter().cloned());
+        let processes = state.cluster.as_ref().map_or(1, ClusterConfig::processes);
+        let default_parallelism = state.parallelism.unwrap_or_else(|| superflow_runtime::available_cores() * processes);
+        let max_parallelism = state.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM);
+        let plan = JobPlan::new(&graph, default_parallelism, max_parallelism, processes)?;
+        Ok(plan
+            .chains(&graph)
+            .into_iter()
+            .map(|chain| {
+                let names: Vec<&str> = chain.iter().map(|id| graph.nodes[*id].name.as_str()).collect();
+                format!("{} (parallelism {})", names.join(" -> "), plan.parallelism[chain[0]])
+            })
+            .collect())
     }
 
     fn take_job(&self) -> Result<(JobGraph, ExecutionSettings), JobError> {

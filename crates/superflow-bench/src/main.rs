@@ -1,1 +1,302 @@
-fn main() {}
+//! `superflow-bench`: runs named workloads and prints one JSON line per run.
+//!
+//! ```text
+//! cargo run --release -p superflow-bench -- w2 --records 10000000 --parallelism 2
+//! ```
+//!
+//! Workloads match `../shared/peers/` (Flink's `FlinkBench.java`), so figures compare
+//! one to one: `trivial`, `w1` (map + filter), `w2` (keyed rolling sum), `w4` (word
+//! count over a text file) and `baseline` (w2 as a plain single-threaded loop).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use superflow::prelude::*;
+
+#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Workload {
+    /// One record from source to sink: start-up and shut-down cost.
+    Trivial,
+    /// `x = 2i + 1`, keep `x % 3 != 0`, count and sum at the sink.
+    W1,
+    /// `key_by(i % keys)`, rolling sum of `i`, every update emitted.
+    W2,
+    /// Word count over a text file: split on ' ', rolling count per word.
+    W4,
+    /// W2's result computed by a hand-written single-threaded loop.
+    Baseline,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Superflow benchmark workloads; prints one JSON line per run")]
+struct Args {
+    /// The workload to run.
+    #[arg(value_enum)]
+    workload: Workload,
+    /// Number of input records (w1, w2, baseline).
+    #[arg(long, default_value_t = 10_000_000)]
+    records: u64,
+    /// Parallelism (worker threads).
+    #[arg(long, default_value_t = 1)]
+    parallelism: usize,
+    /// Input file for w4 (default: the peers' words file).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Distinct keys for w2.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Runs of the workload (one JSON line each).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    workload: Workload,
+    records: u64,
+    parallelism: usize,
+    seconds: f64,
+    records_per_sec: f64,
+    records_per_sec_per_core: f64,
+    peak_rss_mb: f64,
+    output_records: u64,
+    checksum: u64,
+    ok: bool,
+}
+
+/// Counts records at the sink and sums a value, as the peers' `CountingProbe`.
+#[derive(Clone)]
+struct CountingSink<F> {
+    records: Arc<AtomicU64>,
+    checksum: Arc<AtomicU64>,
+    local_records: u64,
+    local_sum: u64,
+    value: F,
+}
+
+impl<T: 'static, F: Fn(&T) -> u64 + Clone + Send + 'static> SinkFunction<T> for CountingSink<F> {
+    fn invoke(&mut self, value: T) -> Result<(), UserError> {
+        self.local_records += 1;
+        self.local_sum = self.local_sum.wrapping_add((self.value)(&value));
+        Ok(())
+    }
+    fn invoke_batch(&mut self, values: &mut Vec<T>) -> Result<(), UserError> {
+        self.local_records += values.len() as u64;
+        for v in values.drain(..) {
+            self.local_sum = self.local_sum.wrapping_add((self.value)(&v));
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.records.fetch_add(self.local_records, Ordering::Relaxed);
+        self.checksum.fetch_add(self.local_sum, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Keeps the last (largest) value per key, as the peers' `KEYED_MAX` probe.
+#[derive(Clone)]
+struct KeyedMaxSink {
+    records: Arc<AtomicU64>,
+    finals: Arc<Mutex<FxHashMap<i64, i64>>>,
+    local_records: u64,
+    local: FxHashMap<i64, i64>,
+}
+
+impl SinkFunction<(i64, i64)> for KeyedMaxSink {
+    fn invoke(&mut self, (k, v): (i64, i64)) -> Result<(), UserError> {
+        self.local_records += 1;
+        let slot = self.local.entry(k).or_insert(v);
+        *slot = (*slot).max(v);
+        Ok(())
+    }
+    fn invoke_batch(&mut self, values: &mut Vec<(i64, i64)>) -> Result<(), UserError> {
+        self.local_records += values.len() as u64;
+        for (k, v) in values.drain(..) {
+            let slot = self.local.entry(k).or_insert(v);
+            *slot = (*slot).max(v);
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.records.fetch_add(self.local_records, Ordering::Relaxed);
+        let mut finals = self.finals.lock().map_err(|_| "poisoned")?;
+        for (k, v) in self.local.drain() {
+            let slot = finals.entry(k).or_insert(v);
+            *slot = (*slot).max(v);
+        }
+        Ok(())
+    }
+}
+
+fn counting<F: Clone>(value: F) -> (CountingSink<F>, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let (records, checksum) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let sink = CountingSink {
+        records: Arc::clone(&records),
+        checksum: Arc::clone(&checksum),
+        local_records: 0,
+        local_sum: 0,
+        value,
+    };
+    (sink, records, checksum)
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn default_words_file() -> PathBuf {
+    let home = std::env::var("PEERS_HOME").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/superflow-peers")
+    });
+    home.join("data/words.txt")
+}
+
+/// Runs one workload; returns (input records, output records, checksum, ok) and the
+/// seconds the job itself took (result checks excluded).
+fn run(args: &Args) -> Result<((u64, u64, u64, bool), f64)> {
+    let started = Instant::now();
+    let mut job_seconds = None;
+    let outcome = run_workload(args, &mut job_seconds, started)?;
+    Ok((outcome, job_seconds.unwrap_or_else(|| started.elapsed().as_secs_f64())))
+}
+
+fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) -> Result<(u64, u64, u64, bool)> {
+    let n = args.records;
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(args.parallelism);
+    match args.workload {
+        Workload::Trivial => {
+            let (sink, records, _) = counting(|_: &i64| 0u64);
+            env.set_parallelism(1);
+            env.from_sequence(0, 0).add_sink(sink);
+            env.execute("trivial")?;
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let out = records.load(Ordering::Relaxed);
+            Ok((1, out, 0, out == 1))
+        }
+        Workload::W1 => {
+            let (sink, records, checksum) = counting(|x: &i64| *x as u64);
+            env.from_sequence(0, n as i64 - 1).map(|i: i64| 2 * i + 1).filter(|x: &i64| x % 3 != 0).add_sink(sink);
+            env.execute("w1")?;
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let (mut count, mut sum) = (0u64, 0u64);
+            for i in 0..n {
+                let x = 2 * i + 1;
+                if x % 3 != 0 {
+                    count += 1;
+                    sum = sum.wrapping_add(x);
+                }
+            }
+            let (out, cks) = (records.load(Ordering::Relaxed), checksum.load(Ordering::Relaxed));
+            Ok((n, out, cks, out == count && cks == sum))
+        }
+        Workload::W2 => {
+            let keys = args.keys as i64;
+            let records = Arc::new(AtomicU64::new(0));
+            let finals = Arc::new(Mutex::new(FxHashMap::default()));
+            let sink = KeyedMaxSink {
+                records: Arc::clone(&records),
+                finals: Arc::clone(&finals),
+                local_records: 0,
+                local: FxHashMap::default(),
+            };
+            env.from_sequence(0, n as i64 - 1)
+                .map(move |i: i64| (i % keys, i))
+                .key_by(|t: &(i64, i64)| t.0)
+                .reduce(|a: (i64, i64), b: (i64, i64)| (a.0, a.1 + b.1))
+                .add_sink(sink);
+            env.execute("w2")?;
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let out = records.load(Ordering::Relaxed);
+            let finals = finals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let checksum = finals.values().map(|v| *v as u64).fold(0u64, u64::wrapping_add);
+            let expected = (n as u128 * (n as u128).saturating_sub(1) / 2) as u64;
+            Ok((n, out, checksum, out == n && checksum == expected))
+        }
+        Workload::W4 => {
+            let input = args.input.clone().unwrap_or_else(default_words_file);
+            if !input.exists() {
+                bail!(
+                    "w4 needs a words file: {} does not exist (write one with ../shared/peers/flink/gen_words.py --out FILE, or pass --input)",
+                    input.display()
+                );
+            }
+            let (sink, records, checksum) = counting(|t: &(String, i64)| t.1 as u64);
+            env.read_text_file(&input)
+                .flat_map(|line: String, out: &mut Collector<(String, i64)>| {
+                    for word in line.split(' ') {
+                        if !word.is_empty() {
+                            out.collect((word.to_string(), 1));
+                        }
+                    }
+                })
+                .key_by(|t: &(String, i64)| t.0.clone())
+                .reduce(|a: (String, i64), b: (String, i64)| (a.0, a.1 + b.1))
+                .add_sink(sink);
+            env.execute("w4").with_context(|| format!("w4 over {}", input.display()))?;
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let out = records.load(Ordering::Relaxed);
+            Ok((out, out, checksum.load(Ordering::Relaxed), out > 0))
+        }
+        Workload::Baseline => {
+            let keys = args.keys as i64;
+            let mut sums: FxHashMap<i64, (i64, i64)> = FxHashMap::default();
+            let mut emitted = 0u64;
+            let mut last = 0i64;
+            for i in 0..n as i64 {
+                let record = (i % keys, i);
+                let slot = sums.entry(record.0).or_insert((record.0, 0));
+                slot.1 += record.1;
+                emitted += 1;
+                last = std::hint::black_box(slot.1);
+            }
+            std::hint::black_box(last);
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let checksum = sums.values().map(|v| v.1 as u64).fold(0u64, u64::wrapping_add);
+            let expected = (n as u128 * (n as u128).saturating_sub(1) / 2) as u64;
+            Ok((n, emitted, checksum, checksum == expected))
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.parallelism == 0 {
+        bail!("--parallelism must be at least 1");
+    }
+    for _ in 0..args.repeat.max(1) {
+        let ((records, output_records, checksum, ok), seconds) = run(&args)?;
+        let parallelism = if matches!(args.workload, Workload::Baseline | Workload::Trivial) { 1 } else { args.parallelism };
+        let rate = records as f64 / seconds;
+        let report = Report {
+            workload: args.workload,
+            records,
+            parallelism,
+            seconds,
+            records_per_sec: rate,
+            records_per_sec_per_core: rate / parallelism as f64,
+            peak_rss_mb: peak_rss_mb(),
+            output_records,
+            checksum,
+            ok,
+        };
+        println!("{}", serde_json::to_string(&report)?);
+        if !ok {
+            bail!("{:?} produced a wrong result: {report:?}", args.workload);
+        }
+    }
+    Ok(())
+}

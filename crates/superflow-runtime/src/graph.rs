@@ -227,6 +227,29 @@ impl JobPlan {
     }
 }
 
+impl JobPlan {
+    /// The operators the plan runs: each a chain of node ids, head first.
+    pub fn chains(&self, graph: &JobGraph) -> Vec<Vec<NodeId>> {
+        let n = graph.nodes.len();
+        let mut chained_successor = vec![None; n];
+        for node in &graph.nodes {
+            if self.chained_to_input[node.id] {
+                chained_successor[node.inputs[0].from] = Some(node.id);
+            }
+        }
+        (0..n)
+            .filter(|id| !self.chained_to_input[*id])
+            .map(|head| {
+                let mut chain = vec![head];
+                while let Some(next) = chained_successor[*chain.last().unwrap_or(&head)] {
+                    chain.push(next);
+                }
+                chain
+            })
+            .collect()
+    }
+}
+
 fn check_parallelism(what: &str, p: usize, max_parallelism: usize) -> Result<(), JobError> {
     if p == 0 {
         return Err(JobError::InvalidParallelism(format!(
