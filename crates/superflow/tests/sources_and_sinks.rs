@@ -148,7 +148,9 @@ fn a_slow_sink_holds_back_the_source() -> Result<(), JobError> {
         consumed: Arc::new(AtomicU64::new(0)),
         max_in_flight: Arc::new(AtomicU64::new(0)),
     };
-    let env = env(1);
+    // The source's second subtask runs on another worker than the sink, so nothing but
+    // flow control keeps it from running ahead.
+    let env = env(2);
     env.set_flow_control(flow.clone());
     let counter = Arc::clone(&produced);
     env.from_generator(
@@ -159,12 +161,15 @@ fn a_slow_sink_holds_back_the_source() -> Result<(), JobError> {
         Some(total),
         None,
     )
-    .add_sink(sink.clone());
+    .global()
+    .add_sink(sink.clone())
+    .set_parallelism(1);
     env.execute("slow sink")?;
     assert_eq!(sink.consumed.load(Ordering::SeqCst), total);
-    // At most `max_epochs_in_flight + 1` epochs (2 + 1), each at most one batch over its
-    // size (1000 + 100); without flow control the source runs thousands ahead.
-    let bound = 3 * 1100;
+    // Each of the 2 source subtasks has at most `max_epochs_in_flight + 1` epochs (2 + 1)
+    // open, each at most one batch over its size (1000 + 100); without flow control the
+    // second subtask runs thousands of records ahead.
+    let bound = 2 * 3 * 1100;
     let seen = sink.max_in_flight.load(Ordering::SeqCst);
     assert!(seen <= bound, "{seen} records were in flight, more than the bound {bound}");
     Ok(())
