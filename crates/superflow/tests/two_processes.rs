@@ -1,0 +1,85 @@
+//! The same job on two processes over loopback gives the same result as on one.
+//!
+//! The test re-runs its own binary twice as the two processes of a cluster (selected
+//! by `SUPERFLOW_TEST_CHILD`), each collecting what its workers received into a file.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+use superflow::prelude::*;
+
+/// Word count by key across an exchange, tagged with the subtask that counted.
+fn build_job(env: &StreamExecutionEnvironment) -> DataStream<(String, i64)> {
+    env.from_sequence(0, 9_999)
+        .map(|i: i64| (format!("w{}", i % 97), 1i64))
+        .key_by(|t: &(String, i64)| t.0.clone())
+        .sum(1)
+}
+
+fn final_counts(records: &[(String, i64)]) -> std::collections::BTreeMap<String, i64> {
+    let mut finals = std::collections::BTreeMap::new();
+    for (word, count) in records {
+        let e = finals.entry(word.clone()).or_insert(0);
+        *e = (*e).max(*count);
+    }
+    finals
+}
+
+#[test]
+fn two_process_child() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(out) = std::env::var("SUPERFLOW_TEST_CHILD") else { return Ok(()) };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    let records = build_job(&env).execute_and_collect()?;
+    let text: String = records.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
+    std::fs::write(out, text)?;
+    Ok(())
+}
+
+fn read_records(path: &Path) -> Result<Vec<(String, i64)>, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut records = Vec::new();
+    for line in text.lines() {
+        let (word, count) = line.split_once(' ').ok_or("bad line")?;
+        records.push((word.to_string(), count.parse()?));
+    }
+    Ok(records)
+}
+
+#[test]
+fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Error>> {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    let single = build_job(&env).execute_and_collect()?;
+
+    let ports: Vec<u16> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()))
+        .collect::<Result<_, _>>()?;
+    let addresses = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let children: Vec<_> = (0..2)
+        .map(|id| {
+            Command::new(&exe)
+                .args(["--exact", "two_process_child", "--nocapture", "--test-threads=1"])
+                .env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")))
+                .env("SUPERFLOW_PROCESSES", "2")
+                .env("SUPERFLOW_PROCESS_ID", id.to_string())
+                .env("SUPERFLOW_ADDRESSES", &addresses)
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut child in children {
+        let status = child.wait()?;
+        assert!(status.success(), "a process of the cluster failed: {status}");
+    }
+    let mut both = read_records(&dir.path().join("out-0"))?;
+    let second = read_records(&dir.path().join("out-1"))?;
+    assert!(!both.is_empty() && !second.is_empty(), "both processes did part of the work");
+    both.extend(second);
+    assert_eq!(both.len(), single.len());
+    assert_eq!(final_counts(&both), final_counts(&single));
+    assert_eq!(final_counts(&single).len(), 97);
+    Ok(())
+}
