@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use superflow_connectors::{CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource};
+use superflow_connectors::{
+    CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource,
+};
 use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
 use superflow_runtime::{
-    execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge, JobClient, JobControl,
-    JobExecutionResult, JobGraph, JobPlan, Node, NodeBuilder, NodeId, NodeKind, PrepareFn, SourceFunction,
+    execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge,
+    JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node, NodeBuilder, NodeId,
+    NodeKind, PrepareFn, SourceFunction,
 };
 
 use crate::nodes::SourceNode;
@@ -57,7 +60,9 @@ impl StreamExecutionEnvironment {
     pub fn get_parallelism(&self) -> usize {
         let state = self.state.borrow();
         let processes = state.cluster.as_ref().map_or(1, ClusterConfig::processes);
-        state.parallelism.unwrap_or_else(|| superflow_runtime::available_cores() * processes)
+        state
+            .parallelism
+            .unwrap_or_else(|| superflow_runtime::available_cores() * processes)
     }
 
     /// Sets the max parallelism: the number of key groups (default 128).
@@ -68,7 +73,10 @@ impl StreamExecutionEnvironment {
 
     /// The max parallelism.
     pub fn get_max_parallelism(&self) -> usize {
-        self.state.borrow().max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM)
+        self.state
+            .borrow()
+            .max_parallelism
+            .unwrap_or(DEFAULT_MAX_PARALLELISM)
     }
 
     /// Sets how sources pace themselves (batch size, epoch cadence, epochs in flight).
@@ -123,7 +131,12 @@ impl StreamExecutionEnvironment {
     }
 
     pub(crate) fn node_parallelism(&self, id: NodeId) -> Option<usize> {
-        self.state.borrow().graph.nodes.get(id).and_then(|n| n.parallelism)
+        self.state
+            .borrow()
+            .graph
+            .nodes
+            .get(id)
+            .and_then(|n| n.parallelism)
     }
 
     /// Adds a source.
@@ -133,7 +146,13 @@ impl StreamExecutionEnvironment {
         let source: Arc<dyn SourceFunction<T>> = Arc::new(source);
         let check = Arc::clone(&source);
         let prepare: PrepareFn = Arc::new(move || check.prepare().map_err(|e| e.to_string()));
-        let spec = NodeSpec { name, kind: NodeKind::Source, inputs: Vec::new(), max_parallelism, prepare: Some(prepare) };
+        let spec = NodeSpec {
+            name,
+            kind: NodeKind::Source,
+            inputs: Vec::new(),
+            max_parallelism,
+            prepare: Some(prepare),
+        };
         let (id, node) = self.add_node(spec, |id| SourceNode { id, source });
         DataStream::new(self.clone(), id, node)
     }
@@ -149,7 +168,10 @@ impl StreamExecutionEnvironment {
     }
 
     /// A non-parallel source emitting the items of `collection` in order.
-    pub fn from_collection<T: Data + Sync, I: IntoIterator<Item = T>>(&self, collection: I) -> DataStream<T> {
+    pub fn from_collection<T: Data + Sync, I: IntoIterator<Item = T>>(
+        &self,
+        collection: I,
+    ) -> DataStream<T> {
         self.from_source(CollectionSource::new(collection.into_iter().collect()))
     }
 
@@ -160,7 +182,12 @@ impl StreamExecutionEnvironment {
 
     /// Records made by `generate(index)` for `index` in `0..count` (`None`: forever),
     /// at most `rate` records per second over all subtasks (`None`: as fast as possible).
-    pub fn from_generator<T, F>(&self, generate: F, count: Option<u64>, rate: Option<f64>) -> DataStream<T>
+    pub fn from_generator<T, F>(
+        &self,
+        generate: F,
+        count: Option<u64>,
+        rate: Option<f64>,
+    ) -> DataStream<T>
     where
         T: Data,
         F: Fn(u64) -> T + Clone + Send + Sync + 'static,
@@ -185,15 +212,24 @@ impl StreamExecutionEnvironment {
         let mut graph = state.graph.clone();
         graph.problems.extend(state.problems.iter().cloned());
         let processes = state.cluster.as_ref().map_or(1, ClusterConfig::processes);
-        let default_parallelism = state.parallelism.unwrap_or_else(|| superflow_runtime::available_cores() * processes);
+        let default_parallelism = state
+            .parallelism
+            .unwrap_or_else(|| superflow_runtime::available_cores() * processes);
         let max_parallelism = state.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM);
         let plan = JobPlan::new(&graph, default_parallelism, max_parallelism, processes)?;
         Ok(plan
             .chains(&graph)
             .into_iter()
             .map(|chain| {
-                let names: Vec<&str> = chain.iter().map(|id| graph.nodes[*id].name.as_str()).collect();
-                format!("{} (parallelism {})", names.join(" -> "), plan.parallelism[chain[0]])
+                let names: Vec<&str> = chain
+                    .iter()
+                    .map(|id| graph.nodes[*id].name.as_str())
+                    .collect();
+                format!(
+                    "{} (parallelism {})",
+                    names.join(" -> "),
+                    plan.parallelism[chain[0]]
+                )
             })
             .collect())
     }

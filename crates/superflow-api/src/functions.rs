@@ -117,14 +117,20 @@ pub struct OutputTag<T> {
 
 impl<T> Clone for OutputTag<T> {
     fn clone(&self) -> Self {
-        OutputTag { id: self.id.clone(), _type: PhantomData }
+        OutputTag {
+            id: self.id.clone(),
+            _type: PhantomData,
+        }
     }
 }
 
 impl<T> OutputTag<T> {
     /// A tag named `id`; tags with the same id and type are the same side output.
     pub fn new(id: impl Into<String>) -> Self {
-        OutputTag { id: id.into(), _type: PhantomData }
+        OutputTag {
+            id: id.into(),
+            _type: PhantomData,
+        }
     }
 
     /// The tag's name.
@@ -182,13 +188,21 @@ pub struct ProcessContext {
 
 impl ProcessContext {
     pub(crate) fn new(node: NodeId, runtime: RuntimeContext, sink: SideOutputSink) -> Self {
-        ProcessContext { node, runtime, side: FxHashMap::default(), sink }
+        ProcessContext {
+            node,
+            runtime,
+            side: FxHashMap::default(),
+            sink,
+        }
     }
 
     /// Emits `value` on the side output `tag`.
     pub fn output<S: Data>(&mut self, tag: &OutputTag<S>, value: S) {
         let key = side_output_tag(self.node, &tag.id);
-        let buffer = self.side.entry(key).or_insert_with(|| Box::new(TypedSideBuffer::<S>(Vec::new())));
+        let buffer = self
+            .side
+            .entry(key)
+            .or_insert_with(|| Box::new(TypedSideBuffer::<S>(Vec::new())));
         match buffer.as_any_mut().downcast_mut::<TypedSideBuffer<S>>() {
             Some(typed) => typed.0.push(value),
             None => panic!(
@@ -219,7 +233,12 @@ pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
     }
 
     /// Handles one record.
-    fn process_element(&mut self, value: I, ctx: &mut ProcessContext, out: &mut Collector<O>) -> Result<(), UserError>;
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut ProcessContext,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError>;
 
     /// Called once when the input has ended.
     fn close(&mut self) -> Result<(), UserError> {
@@ -229,9 +248,18 @@ pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
 
 impl<I, O, F> ProcessFunction<I, O> for F
 where
-    F: FnMut(I, &mut ProcessContext, &mut Collector<O>) -> Result<(), UserError> + Clone + Send + Sync + 'static,
+    F: FnMut(I, &mut ProcessContext, &mut Collector<O>) -> Result<(), UserError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
-    fn process_element(&mut self, value: I, ctx: &mut ProcessContext, out: &mut Collector<O>) -> Result<(), UserError> {
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut ProcessContext,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError> {
         self(value, ctx, out)
     }
 }

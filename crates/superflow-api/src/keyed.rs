@@ -35,7 +35,11 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
         let mut input = stream;
         input.partitioner = hash_partitioner(SharedKey(Arc::clone(&key_selector)));
         input.explicit_forward = false;
-        KeyedStream { input, key_selector, _key: PhantomData }
+        KeyedStream {
+            input,
+            key_selector,
+            _key: PhantomData,
+        }
     }
 
     /// The keyed stream as a plain stream (still partitioned by key for the next operator).
@@ -73,7 +77,9 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
         match T::check_position(position, numeric) {
             Ok(()) => true,
             Err(problem) => {
-                self.input.env.record_problem(format!("{aggregation}({position}): {problem}"));
+                self.input
+                    .env
+                    .record_problem(format!("{aggregation}({position}): {problem}"));
                 false
             }
         }

@@ -5,6 +5,8 @@
 //! records a job graph; `execute` validates it, chains operators and runs it on
 //! timely-dataflow workers.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod env;
 pub mod functions;
 pub mod keyed;
@@ -14,8 +16,9 @@ pub mod stream;
 
 pub use env::StreamExecutionEnvironment;
 pub use functions::{
-    CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction,
-    OutputTag, Partitioner, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
+    CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,
+    MapFunction, OutputTag, Partitioner, ProcessContext, ProcessFunction, ReduceFunction,
+    RuntimeContext,
 };
 pub use keyed::KeyedStream;
 pub use stream::{ConnectedStreams, DataStream};

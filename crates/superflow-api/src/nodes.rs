@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use superflow_core::Data;
 use superflow_runtime::{
-    Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer, NodeBuilder, NodeId, SourceFunction,
-    StageContext,
+    Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer, NodeBuilder, NodeId,
+    SourceFunction, StageContext,
 };
 
 use crate::stages::Identity;
 
 /// Makes the stage of a one-input node around its downstream consumer.
-pub(crate) type StageFactory<I, O> =
-    Arc<dyn Fn(&StageContext, &ChainOutput, Box<dyn Consumer<O>>) -> Box<dyn Consumer<I>> + Send + Sync>;
+pub(crate) type StageFactory<I, O> = Arc<
+    dyn Fn(&StageContext, &ChainOutput, Box<dyn Consumer<O>>) -> Box<dyn Consumer<I>> + Send + Sync,
+>;
 
 /// A one-input transformation (map, filter, process, keyed reduce...).
 pub(crate) struct StageNode<I, O> {
@@ -25,7 +26,12 @@ pub(crate) struct StageNode<I, O> {
 }
 
 impl<I: Data, O: Data> Attach<O> for StageNode<I, O> {
-    fn attach<'s>(&self, ctx: &mut BuildCtx<'s>, downstream: Box<dyn Consumer<O>>, chain: &mut ChainOutput) -> BatchStream<'s> {
+    fn attach<'s>(
+        &self,
+        ctx: &mut BuildCtx<'s>,
+        downstream: Box<dyn Consumer<O>>,
+        chain: &mut ChainOutput,
+    ) -> BatchStream<'s> {
         chain.add_name(&ctx.graph().nodes[self.id].name);
         let stage_ctx = ctx.stage_context(self.id);
         let consumer = (self.make)(&stage_ctx, chain, downstream);
@@ -58,7 +64,12 @@ impl<T: Data> NodeBuilder for SourceNode<T> {
 }
 
 impl<T: Data> Attach<T> for SourceNode<T> {
-    fn attach<'s>(&self, ctx: &mut BuildCtx<'s>, downstream: Box<dyn Consumer<T>>, chain: &mut ChainOutput) -> BatchStream<'s> {
+    fn attach<'s>(
+        &self,
+        ctx: &mut BuildCtx<'s>,
+        downstream: Box<dyn Consumer<T>>,
+        chain: &mut ChainOutput,
+    ) -> BatchStream<'s> {
         // Sources are never chained; a consumer reads their stream in its own operator.
         ctx.build_pipeline_from(self.id, downstream, chain)
     }
@@ -80,7 +91,9 @@ impl<T: Data> NodeBuilder for UnionNode<T> {
             } else {
                 let mut chain = ChainOutput::new();
                 chain.add_name(&ctx.graph().nodes[self.id].name);
-                let identity = Box::new(Identity { next: chain.tail::<T>() });
+                let identity = Box::new(Identity {
+                    next: chain.tail::<T>(),
+                });
                 streams.push(ctx.build_unary::<T>(self.id, index, identity, &mut chain));
             }
         }
@@ -89,7 +102,12 @@ impl<T: Data> NodeBuilder for UnionNode<T> {
 }
 
 impl<T: Data> Attach<T> for UnionNode<T> {
-    fn attach<'s>(&self, ctx: &mut BuildCtx<'s>, downstream: Box<dyn Consumer<T>>, chain: &mut ChainOutput) -> BatchStream<'s> {
+    fn attach<'s>(
+        &self,
+        ctx: &mut BuildCtx<'s>,
+        downstream: Box<dyn Consumer<T>>,
+        chain: &mut ChainOutput,
+    ) -> BatchStream<'s> {
         ctx.build_pipeline_from(self.id, downstream, chain)
     }
 }
@@ -105,7 +123,12 @@ pub(crate) struct BinaryNode<A, B, O> {
 }
 
 impl<A: Data, B: Data, O: Data> Attach<O> for BinaryNode<A, B, O> {
-    fn attach<'s>(&self, ctx: &mut BuildCtx<'s>, downstream: Box<dyn Consumer<O>>, chain: &mut ChainOutput) -> BatchStream<'s> {
+    fn attach<'s>(
+        &self,
+        ctx: &mut BuildCtx<'s>,
+        downstream: Box<dyn Consumer<O>>,
+        chain: &mut ChainOutput,
+    ) -> BatchStream<'s> {
         chain.add_name(&ctx.graph().nodes[self.id].name);
         let stage_ctx = ctx.stage_context(self.id);
         let consumer = (self.make)(&stage_ctx, downstream);
@@ -137,7 +160,12 @@ impl<T: Data> NodeBuilder for SideOutputNode<T> {
 }
 
 impl<T: Data> Attach<T> for SideOutputNode<T> {
-    fn attach<'s>(&self, ctx: &mut BuildCtx<'s>, downstream: Box<dyn Consumer<T>>, chain: &mut ChainOutput) -> BatchStream<'s> {
+    fn attach<'s>(
+        &self,
+        ctx: &mut BuildCtx<'s>,
+        downstream: Box<dyn Consumer<T>>,
+        chain: &mut ChainOutput,
+    ) -> BatchStream<'s> {
         ctx.build_pipeline_from(self.id, downstream, chain)
     }
 }

@@ -12,12 +12,16 @@ use superflow_core::Data;
 use superflow_runtime::{BinaryConsumer, Consumer, SideOutputSink, StageContext};
 
 use crate::functions::{
-    CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction,
-    ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
+    CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,
+    MapFunction, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
 };
 
 fn runtime_context(ctx: &StageContext) -> RuntimeContext {
-    RuntimeContext { task_name: ctx.name.to_string(), subtask: ctx.subtask, parallelism: ctx.parallelism }
+    RuntimeContext {
+        task_name: ctx.name.to_string(),
+        subtask: ctx.subtask,
+        parallelism: ctx.parallelism,
+    }
 }
 
 pub(crate) struct MapStage<I, O, F> {
@@ -32,7 +36,8 @@ impl<I: Data, O: Data, F: MapFunction<I, O>> Consumer<I> for MapStage<I, O, F> {
     fn push(&mut self, batch: &mut Vec<I>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&self.f, &mut self.out);
-        self.ctx.guard(|| out.extend(batch.drain(..).map(|x| f.map(x))));
+        self.ctx
+            .guard(|| out.extend(batch.drain(..).map(|x| f.map(x))));
         self.ctx.counters.add_out(self.out.len());
         self.next.push(&mut self.out);
         self.out.clear();
@@ -99,9 +104,23 @@ pub(crate) struct ProcessStage<I, O, P> {
 }
 
 impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
-    pub fn new(ctx: StageContext, node: usize, function: P, sink: SideOutputSink, next: Box<dyn Consumer<O>>) -> Self {
+    pub fn new(
+        ctx: StageContext,
+        node: usize,
+        function: P,
+        sink: SideOutputSink,
+        next: Box<dyn Consumer<O>>,
+    ) -> Self {
         let context = ProcessContext::new(node, runtime_context(&ctx), sink);
-        ProcessStage { ctx, function, opened: false, context, out: Vec::new(), next, _in: PhantomData }
+        ProcessStage {
+            ctx,
+            function,
+            opened: false,
+            context,
+            out: Vec::new(),
+            next,
+            _in: PhantomData,
+        }
     }
 
     fn open(&mut self) {
@@ -199,7 +218,10 @@ impl<T: Data, S: SinkFunction<T>> SinkStage<T, S> {
     fn open(&mut self) {
         if !self.opened {
             self.opened = true;
-            let info = SinkContext { subtask: self.ctx.subtask, parallelism: self.ctx.parallelism };
+            let info = SinkContext {
+                subtask: self.ctx.subtask,
+                parallelism: self.ctx.parallelism,
+            };
             let sink = &mut self.sink;
             if let Err(e) = self.ctx.guard(|| sink.open(&info)) {
                 self.ctx.fail(e);
@@ -237,11 +259,14 @@ pub(crate) struct CoMapStage<A, B, O, F> {
     pub _in: PhantomData<fn(A, B)>,
 }
 
-impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B> for CoMapStage<A, B, O, F> {
+impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
+    for CoMapStage<A, B, O, F>
+{
     fn push1(&mut self, batch: &mut Vec<A>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
-        self.ctx.guard(|| out.extend(batch.drain(..).map(|x| f.map1(x))));
+        self.ctx
+            .guard(|| out.extend(batch.drain(..).map(|x| f.map1(x))));
         self.ctx.counters.add_out(self.out.len());
         self.next.push(&mut self.out);
         self.out.clear();
@@ -249,7 +274,8 @@ impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B> 
     fn push2(&mut self, batch: &mut Vec<B>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
-        self.ctx.guard(|| out.extend(batch.drain(..).map(|x| f.map2(x))));
+        self.ctx
+            .guard(|| out.extend(batch.drain(..).map(|x| f.map2(x))));
         self.ctx.counters.add_out(self.out.len());
         self.next.push(&mut self.out);
         self.out.clear();
@@ -267,7 +293,9 @@ pub(crate) struct CoFlatMapStage<A, B, O, F> {
     pub _in: PhantomData<fn(A, B)>,
 }
 
-impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A, B> for CoFlatMapStage<A, B, O, F> {
+impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A, B>
+    for CoFlatMapStage<A, B, O, F>
+{
     fn push1(&mut self, batch: &mut Vec<A>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);

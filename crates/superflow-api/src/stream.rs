@@ -6,20 +6,25 @@ use std::sync::{Arc, Mutex};
 
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_connectors::{PrintSink, SinkFunction, TextFileSink, WriteMode};
-use superflow_core::{subtask_for_key, Data, ExchangeData, JobError, Key, RecordDisplay, UserError};
+use superflow_core::{
+    subtask_for_key, Data, ExchangeData, JobError, Key, RecordDisplay, UserError,
+};
 use superflow_runtime::exchange::{rescale_targets, round_robin};
 use superflow_runtime::{
-    side_output_tag, Attach, ChainingStrategy, InputEdge, NodeId, NodeKind, PartitionKind, Partitioner,
+    side_output_tag, Attach, ChainingStrategy, InputEdge, NodeId, NodeKind, PartitionKind,
+    Partitioner,
 };
 
 use crate::env::{NodeSpec, StreamExecutionEnvironment};
 use crate::functions::{
-    CoFlatMapFunction, CoMapFunction, FilterFunction, FlatMapFunction, KeySelector, MapFunction, OutputTag,
-    Partitioner as CustomPartitioner, ProcessFunction,
+    CoFlatMapFunction, CoMapFunction, FilterFunction, FlatMapFunction, KeySelector, MapFunction,
+    OutputTag, Partitioner as CustomPartitioner, ProcessFunction,
 };
 use crate::keyed::KeyedStream;
 use crate::nodes::{BinaryNode, SideOutputNode, StageFactory, StageNode, UnionNode};
-use crate::stages::{CoFlatMapStage, CoMapStage, FilterStage, FlatMapStage, MapStage, ProcessStage, SinkStage};
+use crate::stages::{
+    CoFlatMapStage, CoMapStage, FilterStage, FlatMapStage, MapStage, ProcessStage, SinkStage,
+};
 
 /// A stream of records of type `T`, as Flink's `DataStream`. Methods that configure
 /// the operator that produced it (`name`, `set_parallelism`, ...) return the stream.
@@ -44,8 +49,18 @@ impl<T> Clone for DataStream<T> {
 }
 
 impl<T: Data> DataStream<T> {
-    pub(crate) fn new(env: StreamExecutionEnvironment, id: NodeId, attach: Arc<dyn Attach<T>>) -> Self {
-        DataStream { env, id, attach, partitioner: Partitioner::forward(), explicit_forward: false }
+    pub(crate) fn new(
+        env: StreamExecutionEnvironment,
+        id: NodeId,
+        attach: Arc<dyn Attach<T>>,
+    ) -> Self {
+        DataStream {
+            env,
+            id,
+            attach,
+            partitioner: Partitioner::forward(),
+            explicit_forward: false,
+        }
     }
 
     /// The environment this stream belongs to.
@@ -68,8 +83,19 @@ impl<T: Data> DataStream<T> {
     }
 
     /// Adds a one-input node fed by this stream.
-    pub(crate) fn one_input<O: Data>(&self, name: &str, kind: NodeKind, make: StageFactory<T, O>) -> DataStream<O> {
-        let spec = NodeSpec { name: name.to_string(), kind, inputs: vec![self.input_edge()], max_parallelism: None, prepare: None };
+    pub(crate) fn one_input<O: Data>(
+        &self,
+        name: &str,
+        kind: NodeKind,
+        make: StageFactory<T, O>,
+    ) -> DataStream<O> {
+        let spec = NodeSpec {
+            name: name.to_string(),
+            kind,
+            inputs: vec![self.input_edge()],
+            max_parallelism: None,
+            prepare: None,
+        };
         let input = Arc::clone(&self.attach);
         let (id, node) = self.env.add_node(spec, |id| StageNode { id, input, make });
         DataStream::new(self.env.clone(), id, node)
@@ -79,36 +105,43 @@ impl<T: Data> DataStream<T> {
 
     /// Sets the parallelism of the operator that produces this stream.
     pub fn set_parallelism(self, parallelism: usize) -> Self {
-        self.env.update_node(self.id, |node| node.parallelism = Some(parallelism));
+        self.env
+            .update_node(self.id, |node| node.parallelism = Some(parallelism));
         self
     }
 
     /// The parallelism set on this stream's operator, if any (else the job default).
     pub fn get_parallelism(&self) -> usize {
-        self.env.node_parallelism(self.id).unwrap_or_else(|| self.env.get_parallelism())
+        self.env
+            .node_parallelism(self.id)
+            .unwrap_or_else(|| self.env.get_parallelism())
     }
 
     /// Names the operator (shown in metrics, logs and errors).
     pub fn name(self, name: &str) -> Self {
-        self.env.update_node(self.id, |node| node.name = name.to_string());
+        self.env
+            .update_node(self.id, |node| node.name = name.to_string());
         self
     }
 
     /// Sets the operator's stable id, used to match its state across job versions.
     pub fn uid(self, uid: &str) -> Self {
-        self.env.update_node(self.id, |node| node.uid = Some(uid.to_string()));
+        self.env
+            .update_node(self.id, |node| node.uid = Some(uid.to_string()));
         self
     }
 
     /// Keeps the operator out of any chain.
     pub fn disable_chaining(self) -> Self {
-        self.env.update_node(self.id, |node| node.chaining = ChainingStrategy::Never);
+        self.env
+            .update_node(self.id, |node| node.chaining = ChainingStrategy::Never);
         self
     }
 
     /// Starts a new chain at this operator.
     pub fn start_new_chain(self) -> Self {
-        self.env.update_node(self.id, |node| node.chaining = ChainingStrategy::Head);
+        self.env
+            .update_node(self.id, |node| node.chaining = ChainingStrategy::Head);
         self
     }
 
@@ -121,7 +154,13 @@ impl<T: Data> DataStream<T> {
             "Map",
             NodeKind::Operator,
             Arc::new(move |ctx, _chain, next| {
-                Box::new(MapStage { ctx: ctx.clone(), f: Arc::clone(&f), out: Vec::new(), next, _in: PhantomData })
+                Box::new(MapStage {
+                    ctx: ctx.clone(),
+                    f: Arc::clone(&f),
+                    out: Vec::new(),
+                    next,
+                    _in: PhantomData,
+                })
             }),
         )
     }
@@ -132,7 +171,13 @@ impl<T: Data> DataStream<T> {
         self.one_input(
             "Filter",
             NodeKind::Operator,
-            Arc::new(move |ctx, _chain, next| Box::new(FilterStage { ctx: ctx.clone(), f: Arc::clone(&f), next })),
+            Arc::new(move |ctx, _chain, next| {
+                Box::new(FilterStage {
+                    ctx: ctx.clone(),
+                    f: Arc::clone(&f),
+                    next,
+                })
+            }),
         )
     }
 
@@ -143,7 +188,13 @@ impl<T: Data> DataStream<T> {
             "Flat Map",
             NodeKind::Operator,
             Arc::new(move |ctx, _chain, next| {
-                Box::new(FlatMapStage { ctx: ctx.clone(), f: Arc::clone(&f), out: Vec::new(), next, _in: PhantomData })
+                Box::new(FlatMapStage {
+                    ctx: ctx.clone(),
+                    f: Arc::clone(&f),
+                    out: Vec::new(),
+                    next,
+                    _in: PhantomData,
+                })
             }),
         )
     }
@@ -154,7 +205,13 @@ impl<T: Data> DataStream<T> {
             "Process",
             NodeKind::Operator,
             Arc::new(move |ctx, chain, next| {
-                Box::new(ProcessStage::new(ctx.clone(), ctx.node, function.clone(), chain.side_output_sink(), next))
+                Box::new(ProcessStage::new(
+                    ctx.clone(),
+                    ctx.node,
+                    function.clone(),
+                    chain.side_output_sink(),
+                    next,
+                ))
             }),
         )
     }
@@ -175,7 +232,12 @@ impl<T: Data> DataStream<T> {
         };
         let parallelism = self.env.node_parallelism(self.id);
         let (from, tag) = (self.id, side_output_tag(self.id, tag.id()));
-        let (id, node) = self.env.add_node(spec, |id| SideOutputNode::<S> { id, from, tag, _type: PhantomData });
+        let (id, node) = self.env.add_node(spec, |id| SideOutputNode::<S> {
+            id,
+            from,
+            tag,
+            _type: PhantomData,
+        });
         self.env.update_node(id, |n| n.parallelism = parallelism);
         DataStream::new(self.env.clone(), id, node)
     }
@@ -192,14 +254,26 @@ impl<T: Data> DataStream<T> {
     pub fn union(&self, others: &[&DataStream<T>]) -> DataStream<T> {
         let mut inputs = vec![self.input_edge()];
         inputs.extend(others.iter().map(|s| s.input_edge()));
-        let spec = NodeSpec { name: "Union".into(), kind: NodeKind::Union, inputs, max_parallelism: None, prepare: None };
-        let (id, node) = self.env.add_node(spec, |id| UnionNode::<T> { id, _type: PhantomData });
+        let spec = NodeSpec {
+            name: "Union".into(),
+            kind: NodeKind::Union,
+            inputs,
+            max_parallelism: None,
+            prepare: None,
+        };
+        let (id, node) = self.env.add_node(spec, |id| UnionNode::<T> {
+            id,
+            _type: PhantomData,
+        });
         DataStream::new(self.env.clone(), id, node)
     }
 
     /// Connects this stream with another, for a co-map or co-flat-map over both.
     pub fn connect<B: Data>(&self, other: &DataStream<B>) -> ConnectedStreams<T, B> {
-        ConnectedStreams { first: self.clone(), second: other.clone() }
+        ConnectedStreams {
+            first: self.clone(),
+            second: other.clone(),
+        }
     }
 
     // ----- partitioning -----
@@ -223,10 +297,13 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(PartitionKind::Rebalance, |ctx| {
-            let mut next = round_robin(ctx);
-            move |_: &T| next()
-        }))
+        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+            PartitionKind::Rebalance,
+            |ctx| {
+                let mut next = round_robin(ctx);
+                move |_: &T| next()
+            },
+        ))
     }
 
     /// Round-robin over a local subset of the downstream subtasks.
@@ -234,15 +311,18 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(PartitionKind::Rescale, |ctx| {
-            let targets = rescale_targets(ctx);
-            let mut next = 0usize;
-            move |_: &T| {
-                let target = targets.start + next % targets.len();
-                next += 1;
-                target
-            }
-        }))
+        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+            PartitionKind::Rescale,
+            |ctx| {
+                let targets = rescale_targets(ctx);
+                let mut next = 0usize;
+                move |_: &T| {
+                    let target = targets.start + next % targets.len();
+                    next += 1;
+                    target
+                }
+            },
+        ))
     }
 
     /// Uniformly random partitioning.
@@ -250,17 +330,20 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(PartitionKind::Shuffle, |ctx| {
-            // xorshift64*, seeded per worker: cheap and good enough to spread load.
-            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ ((ctx.worker as u64 + 1) << 17);
-            let n = ctx.target_parallelism as u64;
-            move |_: &T| {
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n) as usize
-            }
-        }))
+        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+            PartitionKind::Shuffle,
+            |ctx| {
+                // xorshift64*, seeded per worker: cheap and good enough to spread load.
+                let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ ((ctx.worker as u64 + 1) << 17);
+                let n = ctx.target_parallelism as u64;
+                move |_: &T| {
+                    state ^= state >> 12;
+                    state ^= state << 25;
+                    state ^= state >> 27;
+                    (state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n) as usize
+                }
+            },
+        ))
     }
 
     /// Every record to every downstream subtask.
@@ -269,8 +352,10 @@ impl<T: Data> DataStream<T> {
         T: ExchangeData,
     {
         let factory: superflow_runtime::exchange::RouterFactory = Arc::new(|ctx| {
-            Box::new(BroadcastCopier::<T> { targets: ctx.target_parallelism, _type: PhantomData })
-                as Box<dyn superflow_runtime::exchange::BatchRouter>
+            Box::new(BroadcastCopier::<T> {
+                targets: ctx.target_parallelism,
+                _type: PhantomData,
+            }) as Box<dyn superflow_runtime::exchange::BatchRouter>
         });
         self.with_partitioner(Partitioner {
             kind: PartitionKind::Broadcast,
@@ -284,7 +369,10 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(PartitionKind::Global, |_ctx| |_: &T| 0))
+        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+            PartitionKind::Global,
+            |_ctx| |_: &T| 0,
+        ))
     }
 
     /// Partitions by `partitioner` applied to the key `key_selector` extracts.
@@ -297,11 +385,14 @@ impl<T: Data> DataStream<T> {
     {
         let partitioner = Arc::new(partitioner);
         let key_selector = Arc::new(key_selector);
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(PartitionKind::Custom, move |ctx| {
-            let (p, k) = (Arc::clone(&partitioner), Arc::clone(&key_selector));
-            let n = ctx.target_parallelism;
-            move |x: &T| p.partition(&k.get_key(x), n)
-        }))
+        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+            PartitionKind::Custom,
+            move |ctx| {
+                let (p, k) = (Arc::clone(&partitioner), Arc::clone(&key_selector));
+                let n = ctx.target_parallelism;
+                move |x: &T| p.partition(&k.get_key(x), n)
+            },
+        ))
     }
 
     // ----- sinks -----
@@ -318,7 +409,12 @@ impl<T: Data> DataStream<T> {
                     Ok(sink) => sink.clone(),
                     Err(poisoned) => poisoned.into_inner().clone(),
                 };
-                Box::new(SinkStage { ctx: ctx.clone(), sink, opened: false, _in: PhantomData })
+                Box::new(SinkStage {
+                    ctx: ctx.clone(),
+                    sink,
+                    opened: false,
+                    _in: PhantomData,
+                })
             }),
         )
     }
@@ -349,7 +445,11 @@ impl<T: Data> DataStream<T> {
     }
 
     /// Writes records as text lines, with an explicit overwrite mode.
-    pub fn write_as_text_with_mode(&self, path: impl Into<PathBuf>, mode: WriteMode) -> DataStream<()>
+    pub fn write_as_text_with_mode(
+        &self,
+        path: impl Into<PathBuf>,
+        mode: WriteMode,
+    ) -> DataStream<()>
     where
         T: RecordDisplay,
     {
@@ -367,9 +467,15 @@ impl<T: Data> DataStream<T> {
     /// [`execute_and_collect`](Self::execute_and_collect) with a job name.
     pub fn execute_and_collect_named(&self, job_name: &str) -> Result<Vec<T>, JobError> {
         let results = Arc::new(Mutex::new(Vec::new()));
-        self.add_sink(CollectSink { shared: Arc::clone(&results), local: Vec::new() }).name("Collect Sink");
+        self.add_sink(CollectSink {
+            shared: Arc::clone(&results),
+            local: Vec::new(),
+        })
+        .name("Collect Sink");
         self.env.execute(job_name)?;
-        let mut guard = results.lock().map_err(|_| JobError::Internal("collect sink poisoned".into()))?;
+        let mut guard = results
+            .lock()
+            .map_err(|_| JobError::Internal("collect sink poisoned".into()))?;
         Ok(std::mem::take(&mut *guard))
     }
 }
@@ -382,7 +488,10 @@ struct CollectSink<T> {
 
 impl<T> Clone for CollectSink<T> {
     fn clone(&self) -> Self {
-        CollectSink { shared: Arc::clone(&self.shared), local: Vec::new() }
+        CollectSink {
+            shared: Arc::clone(&self.shared),
+            local: Vec::new(),
+        }
     }
 }
 
@@ -409,7 +518,11 @@ struct BroadcastCopier<T> {
 }
 
 impl<T: ExchangeData> superflow_runtime::exchange::BatchRouter for BroadcastCopier<T> {
-    fn route(&mut self, batch: &mut superflow_runtime::Batch, out: &mut [superflow_runtime::Batch]) {
+    fn route(
+        &mut self,
+        batch: &mut superflow_runtime::Batch,
+        out: &mut [superflow_runtime::Batch],
+    ) {
         let records = batch.take_vec::<T>(None);
         for slot in out.iter_mut().take(self.targets) {
             *slot = superflow_runtime::Batch::exchangeable(records.clone());
@@ -424,7 +537,11 @@ pub struct ConnectedStreams<A, B> {
 }
 
 impl<A: Data, B: Data> ConnectedStreams<A, B> {
-    fn binary<O: Data>(&self, name: &str, make: crate::nodes::BinaryStageFactory<A, B, O>) -> DataStream<O> {
+    fn binary<O: Data>(
+        &self,
+        name: &str,
+        make: crate::nodes::BinaryStageFactory<A, B, O>,
+    ) -> DataStream<O> {
         let spec = NodeSpec {
             name: name.to_string(),
             kind: NodeKind::TwoInput,
@@ -442,7 +559,13 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         self.binary(
             "Co-Map",
             Arc::new(move |ctx, next| {
-                Box::new(CoMapStage { ctx: ctx.clone(), f: f.clone(), out: Vec::new(), next, _in: PhantomData })
+                Box::new(CoMapStage {
+                    ctx: ctx.clone(),
+                    f: f.clone(),
+                    out: Vec::new(),
+                    next,
+                    _in: PhantomData,
+                })
             }),
         )
     }
@@ -452,7 +575,13 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         self.binary(
             "Co-Flat Map",
             Arc::new(move |ctx, next| {
-                Box::new(CoFlatMapStage { ctx: ctx.clone(), f: f.clone(), out: Vec::new(), next, _in: PhantomData })
+                Box::new(CoFlatMapStage {
+                    ctx: ctx.clone(),
+                    f: f.clone(),
+                    out: Vec::new(),
+                    next,
+                    _in: PhantomData,
+                })
             }),
         )
     }
@@ -474,7 +603,9 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
 }
 
 /// The key-group partitioner for key selector `key`.
-pub(crate) fn hash_partitioner<T: ExchangeData, K: Key, KS: KeySelector<T, K>>(key: KS) -> Partitioner {
+pub(crate) fn hash_partitioner<T: ExchangeData, K: Key, KS: KeySelector<T, K>>(
+    key: KS,
+) -> Partitioner {
     let key = Arc::new(key);
     Partitioner::by_target::<T, _, _>(PartitionKind::Hash, move |ctx| {
         let key = Arc::clone(&key);

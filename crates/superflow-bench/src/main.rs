@@ -95,7 +95,8 @@ impl<T: 'static, F: Fn(&T) -> u64 + Clone + Send + 'static> SinkFunction<T> for 
         Ok(())
     }
     fn finish(&mut self) -> Result<(), UserError> {
-        self.records.fetch_add(self.local_records, Ordering::Relaxed);
+        self.records
+            .fetch_add(self.local_records, Ordering::Relaxed);
         self.checksum.fetch_add(self.local_sum, Ordering::Relaxed);
         Ok(())
     }
@@ -126,7 +127,8 @@ impl SinkFunction<(i64, i64)> for KeyedMaxSink {
         Ok(())
     }
     fn finish(&mut self) -> Result<(), UserError> {
-        self.records.fetch_add(self.local_records, Ordering::Relaxed);
+        self.records
+            .fetch_add(self.local_records, Ordering::Relaxed);
         let mut finals = self.finals.lock().map_err(|_| "poisoned")?;
         for (k, v) in self.local.drain() {
             let slot = finals.entry(k).or_insert(v);
@@ -158,9 +160,11 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn default_words_file() -> PathBuf {
-    let home = std::env::var("PEERS_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/superflow-peers")
-    });
+    let home = std::env::var("PEERS_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/superflow-peers")
+        });
     home.join("data/words.txt")
 }
 
@@ -170,10 +174,17 @@ fn run(args: &Args) -> Result<((u64, u64, u64, bool), f64)> {
     let started = Instant::now();
     let mut job_seconds = None;
     let outcome = run_workload(args, &mut job_seconds, started)?;
-    Ok((outcome, job_seconds.unwrap_or_else(|| started.elapsed().as_secs_f64())))
+    Ok((
+        outcome,
+        job_seconds.unwrap_or_else(|| started.elapsed().as_secs_f64()),
+    ))
 }
 
-fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) -> Result<(u64, u64, u64, bool)> {
+fn run_workload(
+    args: &Args,
+    job_seconds: &mut Option<f64>,
+    started: Instant,
+) -> Result<(u64, u64, u64, bool)> {
     let n = args.records;
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(args.parallelism);
@@ -189,7 +200,10 @@ fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) ->
         }
         Workload::W1 => {
             let (sink, records, checksum) = counting(|x: &i64| *x as u64);
-            env.from_sequence(0, n as i64 - 1).map(|i: i64| 2 * i + 1).filter(|x: &i64| x % 3 != 0).add_sink(sink);
+            env.from_sequence(0, n as i64 - 1)
+                .map(|i: i64| 2 * i + 1)
+                .filter(|x: &i64| x % 3 != 0)
+                .add_sink(sink);
             env.execute("w1")?;
             *job_seconds = Some(started.elapsed().as_secs_f64());
             let (mut count, mut sum) = (0u64, 0u64);
@@ -200,7 +214,10 @@ fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) ->
                     sum = sum.wrapping_add(x);
                 }
             }
-            let (out, cks) = (records.load(Ordering::Relaxed), checksum.load(Ordering::Relaxed));
+            let (out, cks) = (
+                records.load(Ordering::Relaxed),
+                checksum.load(Ordering::Relaxed),
+            );
             Ok((n, out, cks, out == count && cks == sum))
         }
         Workload::W2 => {
@@ -222,7 +239,10 @@ fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) ->
             *job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             let finals = finals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            let checksum = finals.values().map(|v| *v as u64).fold(0u64, u64::wrapping_add);
+            let checksum = finals
+                .values()
+                .map(|v| *v as u64)
+                .fold(0u64, u64::wrapping_add);
             let expected = (n as u128 * (n as u128).saturating_sub(1) / 2) as u64;
             Ok((n, out, checksum, out == n && checksum == expected))
         }
@@ -246,7 +266,8 @@ fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) ->
                 .key_by(|t: &(String, i64)| t.0.clone())
                 .reduce(|a: (String, i64), b: (String, i64)| (a.0, a.1 + b.1))
                 .add_sink(sink);
-            env.execute("w4").with_context(|| format!("w4 over {}", input.display()))?;
+            env.execute("w4")
+                .with_context(|| format!("w4 over {}", input.display()))?;
             *job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             Ok((out, out, checksum.load(Ordering::Relaxed), out > 0))
@@ -265,7 +286,10 @@ fn run_workload(args: &Args, job_seconds: &mut Option<f64>, started: Instant) ->
             }
             std::hint::black_box(last);
             *job_seconds = Some(started.elapsed().as_secs_f64());
-            let checksum = sums.values().map(|v| v.1 as u64).fold(0u64, u64::wrapping_add);
+            let checksum = sums
+                .values()
+                .map(|v| v.1 as u64)
+                .fold(0u64, u64::wrapping_add);
             let expected = (n as u128 * (n as u128).saturating_sub(1) / 2) as u64;
             Ok((n, emitted, checksum, checksum == expected))
         }
@@ -279,7 +303,11 @@ fn main() -> Result<()> {
     }
     for _ in 0..args.repeat.max(1) {
         let ((records, output_records, checksum, ok), seconds) = run(&args)?;
-        let parallelism = if matches!(args.workload, Workload::Baseline | Workload::Trivial) { 1 } else { args.parallelism };
+        let parallelism = if matches!(args.workload, Workload::Baseline | Workload::Trivial) {
+            1
+        } else {
+            args.parallelism
+        };
         let rate = records as f64 / seconds;
         let report = Report {
             workload: args.workload,

@@ -14,7 +14,9 @@ pub struct CollectionSource<T> {
 impl<T> CollectionSource<T> {
     /// A source over `items`.
     pub fn new(items: Vec<T>) -> Self {
-        CollectionSource { items: Arc::new(items) }
+        CollectionSource {
+            items: Arc::new(items),
+        }
     }
 }
 
@@ -27,8 +29,15 @@ impl<T: Data + Sync> SourceFunction<T> for CollectionSource<T> {
         Some(1)
     }
 
-    fn create_reader(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn SourceReader<T>>, SourceError> {
-        Ok(Box::new(CollectionReader { items: Arc::clone(&self.items), next: 0 }))
+    fn create_reader(
+        &self,
+        _subtask: usize,
+        _parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+        Ok(Box::new(CollectionReader {
+            items: Arc::clone(&self.items),
+            next: 0,
+        }))
     }
 }
 
@@ -42,6 +51,10 @@ impl<T: Data> SourceReader<T> for CollectionReader<T> {
         let end = (self.next + max).min(self.items.len());
         out.extend_from_slice(&self.items[self.next..end]);
         self.next = end;
-        Ok(if end == self.items.len() { SourcePoll::Finished } else { SourcePoll::Ready })
+        Ok(if end == self.items.len() {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::Ready
+        })
     }
 }

@@ -21,8 +21,15 @@ impl SequenceSource {
 
     /// The half-open index range `[start, end)` of subtask `i` of `p`, as offsets from `from`.
     fn split(&self, i: usize, p: usize) -> (u128, u128) {
-        let total = if self.to < self.from { 0 } else { (self.to as i128 - self.from as i128 + 1) as u128 };
-        (total * i as u128 / p as u128, total * (i as u128 + 1) / p as u128)
+        let total = if self.to < self.from {
+            0
+        } else {
+            (self.to as i128 - self.from as i128 + 1) as u128
+        };
+        (
+            total * i as u128 / p as u128,
+            total * (i as u128 + 1) / p as u128,
+        )
     }
 }
 
@@ -31,10 +38,17 @@ impl SourceFunction<i64> for SequenceSource {
         "Sequence Source".into()
     }
 
-    fn create_reader(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn SourceReader<i64>>, SourceError> {
+    fn create_reader(
+        &self,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<i64>>, SourceError> {
         let (start, end) = self.split(subtask, parallelism);
         let next = (self.from as i128 + start as i128) as i64;
-        Ok(Box::new(SequenceReader { next, remaining: (end - start) as u64 }))
+        Ok(Box::new(SequenceReader {
+            next,
+            remaining: (end - start) as u64,
+        }))
     }
 }
 
@@ -50,7 +64,11 @@ impl SourceReader<i64> for SequenceReader {
         out.extend((0..n as i64).map(|k| start.wrapping_add(k)));
         self.next = start.wrapping_add(n as i64);
         self.remaining -= n;
-        Ok(if self.remaining == 0 { SourcePoll::Finished } else { SourcePoll::Ready })
+        Ok(if self.remaining == 0 {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::Ready
+        })
     }
 }
 
@@ -67,25 +85,36 @@ pub struct DataGeneratorSource<T, F> {
 impl<T, F: Fn(u64) -> T> DataGeneratorSource<T, F> {
     /// A generator of `count` records (`None`: unbounded), at most `rate` per second.
     pub fn new(generate: F, count: Option<u64>, rate: Option<f64>) -> Self {
-        DataGeneratorSource { generate, count, rate, _record: std::marker::PhantomData }
+        DataGeneratorSource {
+            generate,
+            count,
+            rate,
+            _record: std::marker::PhantomData,
+        }
     }
 }
 
-impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T> for DataGeneratorSource<T, F> {
+impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T>
+    for DataGeneratorSource<T, F>
+{
     fn name(&self) -> String {
         "DataGenerator Source".into()
     }
 
     fn prepare(&self) -> Result<(), SourceError> {
         match self.rate {
-            Some(r) if !(r.is_finite() && r > 0.0) => {
-                Err(SourceError::new(format!("the rate limit must be a positive number of records per second, got {r}")))
-            }
+            Some(r) if !(r.is_finite() && r > 0.0) => Err(SourceError::new(format!(
+                "the rate limit must be a positive number of records per second, got {r}"
+            ))),
             _ => Ok(()),
         }
     }
 
-    fn create_reader(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+    fn create_reader(
+        &self,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
         Ok(Box::new(GeneratorReader {
             generate: self.generate.clone(),
             next: subtask as u64,
@@ -140,7 +169,11 @@ mod tests {
 
     fn drain<T>(mut reader: Box<dyn SourceReader<T>>) -> Vec<T> {
         let mut out = Vec::new();
-        while reader.poll(&mut out, 7).map(|p| p != SourcePoll::Finished).unwrap_or(false) {}
+        while reader
+            .poll(&mut out, 7)
+            .map(|p| p != SourcePoll::Finished)
+            .unwrap_or(false)
+        {}
         out
     }
 
@@ -154,7 +187,12 @@ mod tests {
             all.sort();
             assert_eq!(all, (-5..=100).collect::<Vec<_>>(), "parallelism {p}");
         }
-        assert!(drain(SequenceSource::new(3, 2).create_reader(0, 1).unwrap_or_else(|e| panic!("{e}"))).is_empty());
+        assert!(drain(
+            SequenceSource::new(3, 2)
+                .create_reader(0, 1)
+                .unwrap_or_else(|e| panic!("{e}"))
+        )
+        .is_empty());
     }
 
     #[test]

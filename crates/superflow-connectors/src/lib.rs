@@ -4,6 +4,8 @@
 //! sinks implement [`SinkFunction`]. Each parallel source splits its input across
 //! subtasks without overlap.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod collection;
 pub mod generator;
 pub mod sink;

@@ -56,7 +56,10 @@ impl PrintSink {
 
     /// A sink printing to stderr.
     pub fn stderr() -> Self {
-        PrintSink { to_stderr: true, ..PrintSink::default() }
+        PrintSink {
+            to_stderr: true,
+            ..PrintSink::default()
+        }
     }
 }
 
@@ -121,15 +124,24 @@ impl Clone for TextFileSink {
 impl TextFileSink {
     /// A sink writing to `path`.
     pub fn new(path: impl Into<PathBuf>, mode: WriteMode) -> Self {
-        TextFileSink { path: path.into(), mode, writer: None, text: String::new() }
+        TextFileSink {
+            path: path.into(),
+            mode,
+            writer: None,
+            text: String::new(),
+        }
     }
 }
 
 impl<T: RecordDisplay + 'static> SinkFunction<T> for TextFileSink {
     fn open(&mut self, ctx: &SinkContext) -> Result<(), UserError> {
         let file_path = if ctx.parallelism > 1 {
-            std::fs::create_dir_all(&self.path)
-                .map_err(|e| format!("cannot create output directory '{}': {e}", self.path.display()))?;
+            std::fs::create_dir_all(&self.path).map_err(|e| {
+                format!(
+                    "cannot create output directory '{}': {e}",
+                    self.path.display()
+                )
+            })?;
             self.path.join((ctx.subtask + 1).to_string())
         } else {
             self.path.clone()

@@ -23,13 +23,20 @@ pub struct SocketTextSource {
 impl SocketTextSource {
     /// A source reading from `host:port`.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
-        SocketTextSource { host: host.into(), port, connection: Mutex::new(None) }
+        SocketTextSource {
+            host: host.into(),
+            port,
+            connection: Mutex::new(None),
+        }
     }
 
     fn connect(&self) -> Result<TcpStream, SourceError> {
         let address = format!("{}:{}", self.host, self.port);
-        let unreachable = |reason: String| SourceError::new(format!("cannot connect to {address}: {reason}"));
-        let addrs = address.to_socket_addrs().map_err(|e| unreachable(e.to_string()))?;
+        let unreachable =
+            |reason: String| SourceError::new(format!("cannot connect to {address}: {reason}"));
+        let addrs = address
+            .to_socket_addrs()
+            .map_err(|e| unreachable(e.to_string()))?;
         let mut last = String::from("the host name resolved to no address");
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
@@ -58,7 +65,11 @@ impl SourceFunction<String> for SocketTextSource {
         Ok(())
     }
 
-    fn create_reader(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn SourceReader<String>>, SourceError> {
+    fn create_reader(
+        &self,
+        _subtask: usize,
+        _parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
         let prepared = self.connection.lock().ok().and_then(|mut slot| slot.take());
         let stream = match prepared {
             Some(stream) => stream,
@@ -92,7 +103,10 @@ impl SocketReader {
             bytes.pop();
         }
         let text = String::from_utf8(bytes).map_err(|e| {
-            SourceError::new(format!("{} line {}: the line is not valid UTF-8 ({e})", self.address, self.line))
+            SourceError::new(format!(
+                "{} line {}: the line is not valid UTF-8 ({e})",
+                self.address, self.line
+            ))
         })?;
         self.line += 1;
         out.push(text);
@@ -105,7 +119,9 @@ impl SourceReader<String> for SocketReader {
         let mut produced = 0;
         loop {
             while produced < max {
-                let Some(newline) = memchr::memchr(b'\n', &self.pending) else { break };
+                let Some(newline) = memchr::memchr(b'\n', &self.pending) else {
+                    break;
+                };
                 self.take_line(newline, out)?;
                 self.pending.drain(..1);
                 produced += 1;
@@ -122,8 +138,14 @@ impl SourceReader<String> for SocketReader {
                     return Ok(SourcePoll::Finished);
                 }
                 Ok(n) => self.pending.extend_from_slice(&self.buffer[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                    return Ok(if produced > 0 { SourcePoll::Ready } else { SourcePoll::Pending(Duration::from_millis(5)) });
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted =>
+                {
+                    return Ok(if produced > 0 {
+                        SourcePoll::Ready
+                    } else {
+                        SourcePoll::Pending(Duration::from_millis(5))
+                    });
                 }
                 Err(e) => return Err(SourceError::new(format!("socket {}: {e}", self.address))),
             }

@@ -25,18 +25,27 @@ impl TextFileSource {
     /// The files to read, with their sizes, in name order.
     fn files(&self) -> Result<Vec<(PathBuf, u64)>, SourceError> {
         let meta = std::fs::metadata(&self.path).map_err(|e| {
-            SourceError::new(format!("cannot read input path '{}': {e}", self.path.display()))
+            SourceError::new(format!(
+                "cannot read input path '{}': {e}",
+                self.path.display()
+            ))
         })?;
         if meta.is_file() {
             return Ok(vec![(self.path.clone(), meta.len())]);
         }
         let entries = std::fs::read_dir(&self.path).map_err(|e| {
-            SourceError::new(format!("cannot list input directory '{}': {e}", self.path.display()))
+            SourceError::new(format!(
+                "cannot list input directory '{}': {e}",
+                self.path.display()
+            ))
         })?;
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| {
-                SourceError::new(format!("cannot list input directory '{}': {e}", self.path.display()))
+                SourceError::new(format!(
+                    "cannot list input directory '{}': {e}",
+                    self.path.display()
+                ))
             })?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -63,12 +72,17 @@ impl SourceFunction<String> for TextFileSource {
 
     fn prepare(&self) -> Result<(), SourceError> {
         for (file, _) in self.files()? {
-            File::open(&file).map_err(|e| SourceError::new(format!("cannot open '{}': {e}", file.display())))?;
+            File::open(&file)
+                .map_err(|e| SourceError::new(format!("cannot open '{}': {e}", file.display())))?;
         }
         Ok(())
     }
 
-    fn create_reader(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn SourceReader<String>>, SourceError> {
+    fn create_reader(
+        &self,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
         let splits = self
             .files()?
             .into_iter()
@@ -78,7 +92,10 @@ impl SourceFunction<String> for TextFileSource {
                 (start < end).then_some(Split { path, start, end })
             })
             .collect::<Vec<_>>();
-        Ok(Box::new(TextFileReader { splits: splits.into_iter().rev().collect(), current: None }))
+        Ok(Box::new(TextFileReader {
+            splits: splits.into_iter().rev().collect(),
+            current: None,
+        }))
     }
 }
 
@@ -102,12 +119,15 @@ struct TextFileReader {
 }
 
 fn open_split(split: Split) -> Result<OpenSplit, SourceError> {
-    let io_err = |e: std::io::Error| SourceError::new(format!("cannot read '{}': {e}", split.path.display()));
+    let io_err = |e: std::io::Error| {
+        SourceError::new(format!("cannot read '{}': {e}", split.path.display()))
+    };
     let mut file = File::open(&split.path).map_err(io_err)?;
     let mut position = split.start;
     if split.start > 0 {
         // A range starting inside a line leaves that line to the previous range.
-        file.seek(SeekFrom::Start(split.start - 1)).map_err(io_err)?;
+        file.seek(SeekFrom::Start(split.start - 1))
+            .map_err(io_err)?;
         let mut previous = [0u8; 1];
         file.read_exact(&mut previous).map_err(io_err)?;
         let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -115,7 +135,13 @@ fn open_split(split: Split) -> Result<OpenSplit, SourceError> {
             let mut skipped = Vec::new();
             position += reader.read_until(b'\n', &mut skipped).map_err(io_err)? as u64;
         }
-        return Ok(OpenSplit { path: split.path, reader, position, end: split.end, line: Vec::new() });
+        return Ok(OpenSplit {
+            path: split.path,
+            reader,
+            position,
+            end: split.end,
+            line: Vec::new(),
+        });
     }
     Ok(OpenSplit {
         path: split.path,
@@ -151,9 +177,12 @@ impl SourceReader<String> for TextFileReader {
                 continue;
             }
             split.line.clear();
-            let read = split.reader.read_until(b'\n', &mut split.line).map_err(|e| {
-                SourceError::new(format!("cannot read '{}': {e}", split.path.display()))
-            })?;
+            let read = split
+                .reader
+                .read_until(b'\n', &mut split.line)
+                .map_err(|e| {
+                    SourceError::new(format!("cannot read '{}': {e}", split.path.display()))
+                })?;
             if read == 0 {
                 self.current = None;
                 continue;
@@ -226,15 +255,23 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("bad.txt");
         File::create(&path)?.write_all(b"ok\nfine\n\xff\xfe broken\nlast\n")?;
-        let err = read_all(&TextFileSource::new(&path), 1).err().ok_or("expected an error")?;
+        let err = read_all(&TextFileSource::new(&path), 1)
+            .err()
+            .ok_or("expected an error")?;
         let text = err.to_string();
-        assert!(text.contains("bad.txt:3:") && text.contains("not valid UTF-8"), "{text}");
+        assert!(
+            text.contains("bad.txt:3:") && text.contains("not valid UTF-8"),
+            "{text}"
+        );
         Ok(())
     }
 
     #[test]
     fn missing_path_is_reported() {
-        let err = TextFileSource::new("/no/such/file.txt").prepare().err().map(|e| e.to_string());
+        let err = TextFileSource::new("/no/such/file.txt")
+            .prepare()
+            .err()
+            .map(|e| e.to_string());
         let text = err.unwrap_or_default();
         assert!(text.contains("/no/such/file.txt"), "{text}");
     }

@@ -136,9 +136,15 @@ mod tests {
     fn positions_are_checked() {
         assert!(<(String, i64)>::check_position(1, true).is_ok());
         let err = <(String, i64)>::check_position(0, true).unwrap_err();
-        assert!(err.contains("field 0") && err.contains("not numeric"), "{err}");
+        assert!(
+            err.contains("field 0") && err.contains("not numeric"),
+            "{err}"
+        );
         let err = <(String, i64)>::check_position(2, false).unwrap_err();
-        assert!(err.contains("out of range") && err.contains("2 field(s)"), "{err}");
+        assert!(
+            err.contains("out of range") && err.contains("2 field(s)"),
+            "{err}"
+        );
     }
 
     #[test]

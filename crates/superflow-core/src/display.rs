@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn tuples_print_like_the_seed_job_expects() {
         assert_eq!(("a", false).to_record_string(), "(a, false)");
-        assert_eq!((String::from("b"), 3, 1.5).to_record_string(), "(b, 3, 1.5)");
+        assert_eq!(
+            (String::from("b"), 3, 1.5).to_record_string(),
+            "(b, 3, 1.5)"
+        );
         assert_eq!(vec![1, 2].to_record_string(), "[1, 2]");
         assert_eq!(Some(("x", 1)).to_record_string(), "(x, 1)");
         assert_eq!(None::<i32>.to_record_string(), "null");

@@ -39,7 +39,10 @@ impl fmt::Display for OperatorFailure {
 }
 
 /// Why a job could not run, or why it stopped.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same text as `Display`, so `fn main() -> Result<(), JobError>`
+/// shows the user's message, not a struct dump.
+#[derive(thiserror::Error)]
 pub enum JobError {
     /// The job graph is not valid; nothing ran.
     #[error("invalid job: {0}")]
@@ -67,4 +70,10 @@ pub enum JobError {
     /// The engine itself failed; this is a bug in Superflow.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }

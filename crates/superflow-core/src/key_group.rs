@@ -58,14 +58,26 @@ pub fn assign_to_key_group<K: Hash + ?Sized>(key: &K, max_parallelism: usize) ->
 
 /// The subtask that owns a key group.
 #[inline]
-pub fn subtask_for_key_group(key_group: usize, max_parallelism: usize, parallelism: usize) -> usize {
+pub fn subtask_for_key_group(
+    key_group: usize,
+    max_parallelism: usize,
+    parallelism: usize,
+) -> usize {
     key_group * parallelism / max_parallelism
 }
 
 /// The subtask that owns a key.
 #[inline]
-pub fn subtask_for_key<K: Hash + ?Sized>(key: &K, max_parallelism: usize, parallelism: usize) -> usize {
-    subtask_for_key_group(assign_to_key_group(key, max_parallelism), max_parallelism, parallelism)
+pub fn subtask_for_key<K: Hash + ?Sized>(
+    key: &K,
+    max_parallelism: usize,
+    parallelism: usize,
+) -> usize {
+    subtask_for_key_group(
+        assign_to_key_group(key, max_parallelism),
+        max_parallelism,
+        parallelism,
+    )
 }
 
 /// The key groups a subtask owns: the inverse of [`subtask_for_key_group`].
@@ -100,7 +112,10 @@ mod tests {
         }
         let min = *seen.iter().min().unwrap_or(&0);
         let max = *seen.iter().max().unwrap_or(&0);
-        assert!(min > 500 && max < 1100, "uneven spread: min {min} max {max}");
+        assert!(
+            min > 500 && max < 1100,
+            "uneven spread: min {min} max {max}"
+        );
     }
 
     proptest! {

@@ -3,6 +3,8 @@
 //!
 //! Nothing here knows about timely-dataflow; the runtime and the API build on it.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod aggregate;
 pub mod display;
 pub mod error;

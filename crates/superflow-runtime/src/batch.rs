@@ -69,7 +69,9 @@ fn encode_vec<T: Data + Serialize>(data: &(dyn Any + Send)) -> Vec<u8> {
     }
 }
 
-fn decode_vec<T: Data + DeserializeOwned>(bytes: &[u8]) -> Result<Box<dyn Any + Send>, postcard::Error> {
+fn decode_vec<T: Data + DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Box<dyn Any + Send>, postcard::Error> {
     let v: Vec<T> = postcard::from_bytes(bytes)?;
     Ok(Box::new(v))
 }
@@ -183,7 +185,12 @@ impl Batch {
         match &self.inner {
             Inner::Empty => &[],
             Inner::Encoded { bytes, .. } => bytes,
-            Inner::Local { data, encode, encoded, .. } => encoded.get_or_init(|| match encode {
+            Inner::Local {
+                data,
+                encode,
+                encoded,
+                ..
+            } => encoded.get_or_init(|| match encode {
                 Some(encode) => encode(data.as_ref()),
                 None => panic!(
                     "internal error: a batch without a codec was routed to another process; \
@@ -198,16 +205,29 @@ impl Clone for Batch {
     fn clone(&self) -> Self {
         let inner = match &self.inner {
             Inner::Empty => Inner::Empty,
-            Inner::Local { data, len, clone, encode, .. } => Inner::Local {
+            Inner::Local {
+                data,
+                len,
+                clone,
+                encode,
+                ..
+            } => Inner::Local {
                 data: clone(data.as_ref()),
                 len: *len,
                 clone: *clone,
                 encode: *encode,
                 encoded: OnceCell::new(),
             },
-            Inner::Encoded { bytes, len } => Inner::Encoded { bytes: bytes.clone(), len: *len },
+            Inner::Encoded { bytes, len } => Inner::Encoded {
+                bytes: bytes.clone(),
+                len: *len,
+            },
         };
-        Batch { inner, target: self.target, tag: self.tag }
+        Batch {
+            inner,
+            target: self.target,
+            tag: self.tag,
+        }
     }
 }
 
@@ -229,7 +249,14 @@ impl ContainerBytes for Batch {
         if len == 0 {
             return Batch::default();
         }
-        Batch { inner: Inner::Encoded { bytes: raw[16..16 + size].to_vec(), len }, target: None, tag: 0 }
+        Batch {
+            inner: Inner::Encoded {
+                bytes: raw[16..16 + size].to_vec(),
+                len,
+            },
+            target: None,
+            tag: 0,
+        }
     }
 
     fn length_in_bytes(&self) -> usize {
@@ -237,7 +264,10 @@ impl ContainerBytes for Batch {
     }
 
     fn into_bytes<W: Write>(&self, writer: &mut W) {
-        debug_assert_eq!(self.tag, 0, "side-output batches are re-tagged before an exchange");
+        debug_assert_eq!(
+            self.tag, 0,
+            "side-output batches are re-tagged before an exchange"
+        );
         let payload = self.encoded_bytes();
         let padded = (payload.len() + 7) & !7;
         // Writes go to timely's in-memory send buffers.

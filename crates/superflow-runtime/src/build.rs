@@ -68,7 +68,10 @@ pub struct ChainOutput {
 impl ChainOutput {
     /// A new, empty chain output.
     pub fn new() -> ChainOutput {
-        ChainOutput { queue: Rc::new(RefCell::new(Vec::new())), names: Vec::new() }
+        ChainOutput {
+            queue: Rc::new(RefCell::new(Vec::new())),
+            names: Vec::new(),
+        }
     }
 
     /// Records that node `name` is part of the chain (called tail first).
@@ -85,12 +88,17 @@ impl ChainOutput {
 
     /// The consumer that ends a chain whose records leave the operator.
     pub fn tail<T: Data>(&self) -> Box<dyn Consumer<T>> {
-        Box::new(QueueTail { queue: Rc::clone(&self.queue), tag: 0 })
+        Box::new(QueueTail {
+            queue: Rc::clone(&self.queue),
+            tag: 0,
+        })
     }
 
     /// Emits a side output's batch from a stage of this chain.
     pub fn side_output_sink(&self) -> SideOutputSink {
-        SideOutputSink { queue: Rc::clone(&self.queue) }
+        SideOutputSink {
+            queue: Rc::clone(&self.queue),
+        }
     }
 }
 
@@ -108,7 +116,9 @@ struct QueueTail {
 impl<T: Data> Consumer<T> for QueueTail {
     fn push(&mut self, batch: &mut Vec<T>) {
         if !batch.is_empty() {
-            self.queue.borrow_mut().push(Batch::local(std::mem::take(batch)).with_tag(self.tag));
+            self.queue
+                .borrow_mut()
+                .push(Batch::local(std::mem::take(batch)).with_tag(self.tag));
         }
     }
 }
@@ -124,7 +134,9 @@ impl SideOutputSink {
     /// Emits `records` on side output `tag`.
     pub fn emit<T: Data>(&self, tag: u32, records: Vec<T>) {
         if !records.is_empty() {
-            self.queue.borrow_mut().push(Batch::local(records).with_tag(tag));
+            self.queue
+                .borrow_mut()
+                .push(Batch::local(records).with_tag(tag));
         }
     }
 }
@@ -189,7 +201,16 @@ impl<'s> BuildCtx<'s> {
         probe: ProbeHandle<u64>,
         flow: FlowControl,
     ) -> BuildCtx<'s> {
-        BuildCtx { scope, graph, plan, streams: HashMap::new(), control, metrics, probe, flow }
+        BuildCtx {
+            scope,
+            graph,
+            plan,
+            streams: HashMap::new(),
+            control,
+            metrics,
+            probe,
+            flow,
+        }
     }
 
     /// This worker's index.
@@ -273,7 +294,10 @@ impl<'s> BuildCtx<'s> {
         match &partitioner.router {
             None => unary_operator(self.scope, name, input, Pipeline, decode, consumer, queue),
             Some(factory) => {
-                let pact = exchange::pact(&self.routing_factory(&partitioner, factory), &self.route_context(from, id));
+                let pact = exchange::pact(
+                    &self.routing_factory(&partitioner, factory),
+                    &self.route_context(from, id),
+                );
                 unary_operator(self.scope, name, input, pact, decode, consumer, queue)
             }
         }
@@ -288,17 +312,31 @@ impl<'s> BuildCtx<'s> {
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         let input = self.stream(from);
-        unary_operator(self.scope, chain.name(), input, Pipeline, None, consumer, Rc::clone(&chain.queue))
+        unary_operator(
+            self.scope,
+            chain.name(),
+            input,
+            Pipeline,
+            None,
+            consumer,
+            Rc::clone(&chain.queue),
+        )
     }
 
     /// Builds the operator that selects side output `tag` from node `from`'s stream and
     /// turns it into a main output.
-    pub fn build_side_output_selector(&mut self, from: NodeId, tag: u32, name: &str) -> BatchStream<'s> {
+    pub fn build_side_output_selector(
+        &mut self,
+        from: NodeId,
+        tag: u32,
+        name: &str,
+    ) -> BatchStream<'s> {
         let input = self.stream(from);
         let mut builder = OperatorBuilder::new(name.to_string(), self.scope);
         let mut handle = builder.new_input(input, Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output = OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output =
+            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
         builder.build(move |_caps| {
             move |_frontiers| {
                 let mut out = output.activate();
@@ -320,8 +358,14 @@ impl<'s> BuildCtx<'s> {
         consumer: Box<dyn BinaryConsumer<A, B>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
-        let (from1, from2) = (self.graph.nodes[id].inputs[0].from, self.graph.nodes[id].inputs[1].from);
-        let (p1, p2) = (self.plan.edges[id][0].clone(), self.plan.edges[id][1].clone());
+        let (from1, from2) = (
+            self.graph.nodes[id].inputs[0].from,
+            self.graph.nodes[id].inputs[1].from,
+        );
+        let (p1, p2) = (
+            self.plan.edges[id][0].clone(),
+            self.plan.edges[id][1].clone(),
+        );
         let input1 = self.stream(from1);
         let input1 = self.broadcast_fan_out(input1, &p1, from1, id);
         let input2 = self.stream(from2);
@@ -330,7 +374,8 @@ impl<'s> BuildCtx<'s> {
         let handle1 = self.add_input(&mut builder, input1, &p1, from1, id);
         let handle2 = self.add_input(&mut builder, input2, &p2, from2, id);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output = OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output =
+            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
         let queue = Rc::clone(&chain.queue);
         let (d1, d2) = (p1.decode, p2.decode);
         let consumer = Rc::new(RefCell::new(consumer));
@@ -340,22 +385,28 @@ impl<'s> BuildCtx<'s> {
             let mut finished = false;
             move |frontiers| {
                 let mut out = output.activate();
-                handle1.for_each(&mut |cap: &timely::dataflow::operators::InputCapability<u64>, data: &mut Batch| {
-                    if data.tag() != 0 {
-                        return;
-                    }
-                    let mut records = data.take_vec::<A>(d1);
-                    consumer.borrow_mut().push1(&mut records);
-                    drain_queue(&queue, &mut out.session(cap));
-                });
-                handle2.for_each(&mut |cap: &timely::dataflow::operators::InputCapability<u64>, data: &mut Batch| {
-                    if data.tag() != 0 {
-                        return;
-                    }
-                    let mut records = data.take_vec::<B>(d2);
-                    consumer.borrow_mut().push2(&mut records);
-                    drain_queue(&queue, &mut out.session(cap));
-                });
+                handle1.for_each(
+                    &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
+                          data: &mut Batch| {
+                        if data.tag() != 0 {
+                            return;
+                        }
+                        let mut records = data.take_vec::<A>(d1);
+                        consumer.borrow_mut().push1(&mut records);
+                        drain_queue(&queue, &mut out.session(cap));
+                    },
+                );
+                handle2.for_each(
+                    &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
+                          data: &mut Batch| {
+                        if data.tag() != 0 {
+                            return;
+                        }
+                        let mut records = data.take_vec::<B>(d2);
+                        consumer.borrow_mut().push2(&mut records);
+                        drain_queue(&queue, &mut out.session(cap));
+                    },
+                );
                 if !finished && frontiers.iter().all(|f| f.is_empty()) {
                     finished = true;
                     consumer.borrow_mut().finish();
@@ -377,7 +428,10 @@ impl<'s> BuildCtx<'s> {
         match &partitioner.router {
             None => Box::new(builder.new_input(input, Pipeline)),
             Some(factory) => {
-                let pact = exchange::pact(&self.routing_factory(partitioner, factory), &self.route_context(from, to));
+                let pact = exchange::pact(
+                    &self.routing_factory(partitioner, factory),
+                    &self.route_context(from, to),
+                );
                 Box::new(builder.new_input(input, pact))
             }
         }
@@ -385,9 +439,15 @@ impl<'s> BuildCtx<'s> {
 
     /// A broadcast edge routes the tagged copies its fan-out made; other edges use
     /// their own router.
-    fn routing_factory(&self, partitioner: &Partitioner, factory: &exchange::RouterFactory) -> exchange::RouterFactory {
+    fn routing_factory(
+        &self,
+        partitioner: &Partitioner,
+        factory: &exchange::RouterFactory,
+    ) -> exchange::RouterFactory {
         if partitioner.kind == PartitionKind::Broadcast {
-            Arc::new(|_ctx: &RouteContext| Box::new(TaggedBatchRouter) as Box<dyn exchange::BatchRouter>)
+            Arc::new(|_ctx: &RouteContext| {
+                Box::new(TaggedBatchRouter) as Box<dyn exchange::BatchRouter>
+            })
         } else {
             Arc::clone(factory)
         }
@@ -406,14 +466,17 @@ impl<'s> BuildCtx<'s> {
         if partitioner.kind != PartitionKind::Broadcast {
             return input;
         }
-        let Some(factory) = &partitioner.router else { return input };
+        let Some(factory) = &partitioner.router else {
+            return input;
+        };
         let targets = self.parallelism(to);
         // The broadcast router factory copies one batch into one slot per target.
         let mut copier = factory(&self.route_context(from, to));
         let mut builder = OperatorBuilder::new("Broadcast".to_string(), self.scope);
         let mut handle = builder.new_input(input, Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output = OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output =
+            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
         builder.build(move |_caps| {
             move |_frontiers| {
                 let mut out = output.activate();
@@ -435,7 +498,11 @@ impl<'s> BuildCtx<'s> {
     }
 
     /// Builds a source operator for node `id`.
-    pub fn build_source<T: Data>(&mut self, id: NodeId, source: Arc<dyn SourceFunction<T>>) -> BatchStream<'s> {
+    pub fn build_source<T: Data>(
+        &mut self,
+        id: NodeId,
+        source: Arc<dyn SourceFunction<T>>,
+    ) -> BatchStream<'s> {
         let ctx = self.stage_context(id);
         let control = Arc::clone(&self.control);
         let probe = self.probe.clone();
@@ -443,7 +510,8 @@ impl<'s> BuildCtx<'s> {
         let mut builder = OperatorBuilder::new(ctx.name.to_string(), self.scope);
         let activator = self.scope.activator_for(builder.operator_info().address);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output = OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output =
+            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
         builder.build(move |mut capabilities| {
             let mut capability = capabilities.pop();
             if ctx.subtask >= ctx.parallelism {
@@ -455,7 +523,9 @@ impl<'s> BuildCtx<'s> {
             let mut epoch_records = 0usize;
             let mut buffer: Vec<T> = Vec::new();
             move |_frontiers| {
-                let Some(cap) = capability.as_mut() else { return };
+                let Some(cap) = capability.as_mut() else {
+                    return;
+                };
                 if control.should_stop() {
                     capability = None;
                     return;
@@ -467,10 +537,12 @@ impl<'s> BuildCtx<'s> {
                     return;
                 }
                 let reader = reader.get_or_insert_with(|| {
-                    ctx.guard(|| match source.create_reader(ctx.subtask, ctx.parallelism) {
-                        Ok(reader) => reader,
-                        Err(e) => ctx.fail(e),
-                    })
+                    ctx.guard(
+                        || match source.create_reader(ctx.subtask, ctx.parallelism) {
+                            Ok(reader) => reader,
+                            Err(e) => ctx.fail(e),
+                        },
+                    )
                 });
                 let mut out = output.activate();
                 let mut session = out.session(&*cap);
@@ -481,7 +553,10 @@ impl<'s> BuildCtx<'s> {
                     if !buffer.is_empty() {
                         ctx.counters.add_out(buffer.len());
                         epoch_records += buffer.len();
-                        let mut batch = Batch::local(std::mem::replace(&mut buffer, Vec::with_capacity(flow.batch_size)));
+                        let mut batch = Batch::local(std::mem::replace(
+                            &mut buffer,
+                            Vec::with_capacity(flow.batch_size),
+                        ));
                         session.give_container(&mut batch);
                     }
                     match poll {
@@ -505,7 +580,9 @@ impl<'s> BuildCtx<'s> {
                     capability = None;
                     return;
                 }
-                if epoch_records >= flow.max_epoch_records || epoch_started.elapsed() >= flow.epoch_cadence {
+                if epoch_records >= flow.max_epoch_records
+                    || epoch_started.elapsed() >= flow.epoch_cadence
+                {
                     epoch += 1;
                     cap.downgrade(&epoch);
                     epoch_started = Instant::now();
@@ -550,16 +627,23 @@ fn drain_queue<CT: timely::dataflow::operators::CapabilityTrait<u64>>(
 
 /// An input handle whose pact type is erased, for operators with several inputs.
 trait ErasedInput {
-    fn for_each(&mut self, logic: &mut dyn FnMut(&timely::dataflow::operators::InputCapability<u64>, &mut Batch));
+    fn for_each(
+        &mut self,
+        logic: &mut dyn FnMut(&timely::dataflow::operators::InputCapability<u64>, &mut Batch),
+    );
 }
 
-impl<P> ErasedInput
-    for timely::dataflow::operators::generic::InputHandleCore<u64, Batch, P>
+impl<P> ErasedInput for timely::dataflow::operators::generic::InputHandleCore<u64, Batch, P>
 where
     P: timely::communication::Pull<timely::dataflow::channels::Message<u64, Batch>>,
 {
-    fn for_each(&mut self, logic: &mut dyn FnMut(&timely::dataflow::operators::InputCapability<u64>, &mut Batch)) {
-        timely::dataflow::operators::generic::InputHandleCore::for_each(self, |cap, data| logic(&cap, data));
+    fn for_each(
+        &mut self,
+        logic: &mut dyn FnMut(&timely::dataflow::operators::InputCapability<u64>, &mut Batch),
+    ) {
+        timely::dataflow::operators::generic::InputHandleCore::for_each(self, |cap, data| {
+            logic(&cap, data)
+        });
     }
 }
 
@@ -575,7 +659,8 @@ fn unary_operator<'s, I: Data, P: ParallelizationContract<u64, Batch>>(
     let mut builder = OperatorBuilder::new(name, scope);
     let mut handle = builder.new_input(input, pact);
     let (output, stream) = builder.new_output::<Batch>();
-    let mut output = OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+    let mut output =
+        OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
     builder.build(move |_capabilities| {
         let mut finished = false;
         move |frontiers| {

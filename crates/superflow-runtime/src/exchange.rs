@@ -83,7 +83,11 @@ impl std::fmt::Debug for Partitioner {
 impl Partitioner {
     /// The forward partitioner.
     pub fn forward() -> Partitioner {
-        Partitioner { kind: PartitionKind::Forward, router: None, decode: None }
+        Partitioner {
+            kind: PartitionKind::Forward,
+            router: None,
+            decode: None,
+        }
     }
 
     /// A partitioner from a per-record target function (`ctx` in, target subtask out),
@@ -123,7 +127,11 @@ impl Partitioner {
                 wrap: Batch::local::<T>,
             }) as Box<dyn BatchRouter>
         });
-        Partitioner { kind: PartitionKind::Rebalance, router: Some(factory), decode: None }
+        Partitioner {
+            kind: PartitionKind::Rebalance,
+            router: Some(factory),
+            decode: None,
+        }
     }
 
     /// Whether batches on this edge can be sent to another process.
@@ -145,7 +153,11 @@ pub fn round_robin(ctx: &RouteContext) -> impl FnMut() -> usize {
 
 /// The targets of upstream subtask `ctx.worker` under rescale (Flink's pointwise pattern).
 pub fn rescale_targets(ctx: &RouteContext) -> std::ops::Range<usize> {
-    let (s, ps, pt) = (ctx.worker, ctx.source_parallelism.max(1), ctx.target_parallelism.max(1));
+    let (s, ps, pt) = (
+        ctx.worker,
+        ctx.source_parallelism.max(1),
+        ctx.target_parallelism.max(1),
+    );
     if pt >= ps {
         (s * pt / ps)..((s + 1) * pt / ps).max(s * pt / ps + 1)
     } else {
@@ -217,7 +229,12 @@ impl Distributor<Batch> for BatchDistributor {
         }
     }
 
-    fn flush<T: Clone, P: Push<Message<T, Batch>>>(&mut self, _stamp: &Stamp<T>, _pushers: &mut [P]) {}
+    fn flush<T: Clone, P: Push<Message<T, Batch>>>(
+        &mut self,
+        _stamp: &Stamp<T>,
+        _pushers: &mut [P],
+    ) {
+    }
 }
 
 /// The timely pact of an exchange edge.
@@ -226,6 +243,8 @@ pub type BatchPact = DistributorPact<Box<dyn FnOnce(usize) -> BatchDistributor>>
 /// Builds the pact for an edge with router `factory` on the current worker.
 pub fn pact(factory: &RouterFactory, ctx: &RouteContext) -> BatchPact {
     let router = factory(ctx);
-    DistributorPact(Box::new(move |_peers| BatchDistributor { router, out: Vec::new() }))
+    DistributorPact(Box::new(move |_peers| BatchDistributor {
+        router,
+        out: Vec::new(),
+    }))
 }
-

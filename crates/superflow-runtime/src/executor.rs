@@ -38,26 +38,43 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     /// Reads the cluster configuration from the environment; `None` means one process.
     pub fn from_env() -> Result<Option<ClusterConfig>, JobError> {
-        let Ok(processes) = std::env::var(ENV_PROCESSES) else { return Ok(None) };
+        let Ok(processes) = std::env::var(ENV_PROCESSES) else {
+            return Ok(None);
+        };
         let processes: usize = processes.trim().parse().map_err(|_| {
-            JobError::Cluster(format!("{ENV_PROCESSES} must be a positive number, got '{processes}'"))
+            JobError::Cluster(format!(
+                "{ENV_PROCESSES} must be a positive number, got '{processes}'"
+            ))
         })?;
         if processes <= 1 {
             return Ok(None);
         }
-        let id = std::env::var(ENV_PROCESS_ID)
-            .map_err(|_| JobError::Cluster(format!("{ENV_PROCESSES}={processes} needs {ENV_PROCESS_ID}")))?;
+        let id = std::env::var(ENV_PROCESS_ID).map_err(|_| {
+            JobError::Cluster(format!(
+                "{ENV_PROCESSES}={processes} needs {ENV_PROCESS_ID}"
+            ))
+        })?;
         let process_id: usize = id.trim().parse().map_err(|_| {
             JobError::Cluster(format!("{ENV_PROCESS_ID} must be a number, got '{id}'"))
         })?;
         let addresses: Vec<String> = if let Ok(list) = std::env::var(ENV_ADDRESSES) {
-            list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect()
+            list.split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect()
         } else if let Ok(path) = std::env::var(ENV_HOSTFILE) {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| JobError::Cluster(format!("cannot read {ENV_HOSTFILE} '{path}': {e}")))?;
-            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                JobError::Cluster(format!("cannot read {ENV_HOSTFILE} '{path}': {e}"))
+            })?;
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
         } else {
-            (0..processes).map(|i| format!("127.0.0.1:{}", 2101 + i)).collect()
+            (0..processes)
+                .map(|i| format!("127.0.0.1:{}", 2101 + i))
+                .collect()
         };
         if addresses.len() != processes {
             return Err(JobError::Cluster(format!(
@@ -70,7 +87,10 @@ impl ClusterConfig {
                 "{ENV_PROCESS_ID}={process_id} is out of range for {processes} processes"
             )));
         }
-        Ok(Some(ClusterConfig { process_id, addresses }))
+        Ok(Some(ClusterConfig {
+            process_id,
+            addresses,
+        }))
     }
 
     /// The number of processes.
@@ -105,7 +125,9 @@ impl Default for ExecutionSettings {
 
 /// The number of cores: the automatic default parallelism.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// What a finished job reports.
@@ -145,9 +167,19 @@ pub fn execute_graph(
     control: Arc<JobControl>,
 ) -> Result<JobExecutionResult, JobError> {
     install_panic_hook();
-    let processes = settings.cluster.as_ref().map_or(1, ClusterConfig::processes);
-    let default_parallelism = settings.parallelism.unwrap_or_else(|| available_cores() * processes);
-    let plan = JobPlan::new(&graph, default_parallelism, settings.max_parallelism, processes)?;
+    let processes = settings
+        .cluster
+        .as_ref()
+        .map_or(1, ClusterConfig::processes);
+    let default_parallelism = settings
+        .parallelism
+        .unwrap_or_else(|| available_cores() * processes);
+    let plan = JobPlan::new(
+        &graph,
+        default_parallelism,
+        settings.max_parallelism,
+        processes,
+    )?;
     if plan.workers % processes != 0 {
         return Err(JobError::InvalidParallelism(format!(
             "the job's parallelism {} cannot be split evenly over {processes} processes",
@@ -156,7 +188,10 @@ pub fn execute_graph(
     }
     for node in &graph.nodes {
         if let Some(prepare) = &node.prepare {
-            prepare().map_err(|reason| JobError::SourceUnavailable { operator: node.name.clone(), reason })?;
+            prepare().map_err(|reason| JobError::SourceUnavailable {
+                operator: node.name.clone(),
+                reason,
+            })?;
         }
     }
     let threads = plan.workers / processes;
@@ -170,8 +205,16 @@ pub fn execute_graph(
             zerocopy: false,
         },
     };
-    let config = timely::Config { communication, worker: timely::WorkerConfig::default() };
-    tracing::info!(job = job_name, workers = plan.workers, processes, "starting job");
+    let config = timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    };
+    tracing::info!(
+        job = job_name,
+        workers = plan.workers,
+        processes,
+        "starting job"
+    );
 
     let graph = Arc::new(graph);
     let plan = Arc::new(plan);
@@ -222,7 +265,12 @@ pub fn execute_graph(
             records_out: totals[node.id].1,
         })
         .collect();
-    Ok(JobExecutionResult { job_name: job_name.to_string(), net_runtime, parallelism: plan.workers, operators })
+    Ok(JobExecutionResult {
+        job_name: job_name.to_string(),
+        net_runtime,
+        parallelism: plan.workers,
+        operators,
+    })
 }
 
 fn run_worker(
@@ -265,7 +313,9 @@ fn run_worker(
             worker.drop_dataflow(dataflow);
         }
     }
-    WorkerReport { metrics: metrics.snapshot() }
+    WorkerReport {
+        metrics: metrics.snapshot(),
+    }
 }
 
 /// A handle on a job running in the background (`execute_async`).
@@ -300,7 +350,9 @@ impl JobClient {
     pub fn wait(self) -> Result<JobExecutionResult, JobError> {
         match self.handle.join() {
             Ok(result) => result,
-            Err(payload) => Err(JobError::Internal(crate::failure::panic_message(payload.as_ref()))),
+            Err(payload) => Err(JobError::Internal(crate::failure::panic_message(
+                payload.as_ref(),
+            ))),
         }
     }
 }

@@ -28,7 +28,9 @@ pub fn install_panic_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if ON_WORKER.with(|w| w.get()) {
-                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
                 LAST_PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
                 if std::env::var_os("SUPERFLOW_BACKTRACE").is_some() {
                     previous(info);
@@ -60,7 +62,11 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Turns a caught panic payload into the failure of `operator`. A payload that already
 /// is an `OperatorFailure` (raised by an inner operator of the same chain) is kept.
-pub fn failure_from_panic(operator: &str, subtask: usize, payload: Box<dyn Any + Send>) -> OperatorFailure {
+pub fn failure_from_panic(
+    operator: &str,
+    subtask: usize,
+    payload: Box<dyn Any + Send>,
+) -> OperatorFailure {
     match payload.downcast::<OperatorFailure>() {
         Ok(failure) => *failure,
         Err(payload) => OperatorFailure {
@@ -78,7 +84,9 @@ pub fn failure_from_panic(operator: &str, subtask: usize, payload: Box<dyn Any +
 pub fn guard<R>(operator: &str, subtask: usize, f: impl FnOnce() -> R) -> R {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(payload) => panic::resume_unwind(Box::new(failure_from_panic(operator, subtask, payload))),
+        Err(payload) => {
+            panic::resume_unwind(Box::new(failure_from_panic(operator, subtask, payload)))
+        }
     }
 }
 

@@ -203,7 +203,9 @@ impl JobPlan {
             .nodes
             .iter()
             .map(|node| {
-                let [input] = node.inputs.as_slice() else { return false };
+                let [input] = node.inputs.as_slice() else {
+                    return false;
+                };
                 let upstream = &graph.nodes[input.from];
                 matches!(node.kind, NodeKind::Operator | NodeKind::Sink)
                     && matches!(upstream.kind, NodeKind::Operator | NodeKind::TwoInput)
@@ -222,8 +224,21 @@ impl JobPlan {
             ));
         }
 
-        let workers = parallelism.iter().copied().max().unwrap_or(1).max(default_parallelism);
-        Ok(JobPlan { workers, max_parallelism, parallelism, edges, chained_to_input, consumers, sinks })
+        let workers = parallelism
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(default_parallelism);
+        Ok(JobPlan {
+            workers,
+            max_parallelism,
+            parallelism,
+            edges,
+            chained_to_input,
+            consumers,
+            sinks,
+        })
     }
 }
 

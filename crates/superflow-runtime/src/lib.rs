@@ -5,6 +5,8 @@
 //! [`build`] (job graph nodes to timely operators, chaining), [`graph`] (the logical
 //! graph and its physical plan), and [`executor`] (workers, failures, results).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod batch;
 pub mod build;
 pub mod control;
@@ -17,14 +19,16 @@ pub mod source;
 
 pub use batch::Batch;
 pub use build::{
-    side_output_tag, Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer, NodeBuilder, SideOutputSink,
-    StageContext,
+    side_output_tag, Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer,
+    NodeBuilder, SideOutputSink, StageContext,
 };
 pub use control::JobControl;
 pub use exchange::{PartitionKind, Partitioner, RouteContext};
 pub use executor::{
     available_cores, execute_graph, ClusterConfig, ExecutionSettings, JobClient, JobExecutionResult,
 };
-pub use graph::{ChainingStrategy, InputEdge, JobGraph, JobPlan, Node, NodeId, NodeKind, PrepareFn};
+pub use graph::{
+    ChainingStrategy, InputEdge, JobGraph, JobPlan, Node, NodeId, NodeKind, PrepareFn,
+};
 pub use metrics::OperatorMetrics;
 pub use source::{FlowControl, SourceError, SourceFunction, SourcePoll, SourceReader};

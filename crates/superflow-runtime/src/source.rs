@@ -44,7 +44,11 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
 
     /// The reader of subtask `subtask` out of `parallelism`. Readers of different
     /// subtasks read disjoint parts of the input.
-    fn create_reader(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn SourceReader<T>>, SourceError>;
+    fn create_reader(
+        &self,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<T>>, SourceError>;
 }
 
 /// The reader of one subtask of a source.

@@ -18,12 +18,12 @@
 pub use superflow_api::*;
 pub use superflow_connectors as connectors;
 pub use superflow_core::{
-    impl_record_display_via_display, Data, ExchangeData, FieldAggregate, JobError, Key, OperatorFailure,
-    RecordDisplay, UserError,
+    impl_record_display_via_display, Data, ExchangeData, FieldAggregate, JobError, Key,
+    OperatorFailure, RecordDisplay, UserError,
 };
 pub use superflow_runtime::{
-    ClusterConfig, FlowControl, JobClient, JobExecutionResult, OperatorMetrics, SourceError, SourceFunction,
-    SourcePoll, SourceReader,
+    ClusterConfig, FlowControl, JobClient, JobExecutionResult, OperatorMetrics, SourceError,
+    SourceFunction, SourcePoll, SourceReader,
 };
 
 /// Lower-level pieces, for custom sources, sinks and partitioners.
@@ -39,9 +39,9 @@ pub mod core {
 /// Everything a typical job needs.
 pub mod prelude {
     pub use superflow_api::{
-        CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction, KeySelector,
-        KeyedStream, MapFunction, OutputTag, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
-        StreamExecutionEnvironment,
+        CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction,
+        KeySelector, KeyedStream, MapFunction, OutputTag, ProcessContext, ProcessFunction,
+        ReduceFunction, RuntimeContext, StreamExecutionEnvironment,
     };
     pub use superflow_connectors::{SinkContext, SinkFunction, WriteMode};
     pub use superflow_core::{JobError, RecordDisplay, UserError};

@@ -35,7 +35,10 @@ fn panic_in_map_names_operator_cause_and_location() {
         let err = error_of(env.execute("panicking job"));
         assert!(err.contains("operator 'Fragile Map'"), "{err}");
         assert!(err.contains("cannot handle record 777"), "{err}");
-        assert!(err.contains("failures.rs:"), "the panic location is reported: {err}");
+        assert!(
+            err.contains("failures.rs:"),
+            "the panic location is reported: {err}"
+        );
     }
 }
 
@@ -51,7 +54,10 @@ fn panic_in_a_chained_filter_names_the_filter() {
         .name("Strict Filter")
         .print_to_err();
     let err = error_of(env.execute("chained"));
-    assert!(err.contains("operator 'Strict Filter'") && err.contains("too large"), "{err}");
+    assert!(
+        err.contains("operator 'Strict Filter'") && err.contains("too large"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -68,24 +74,32 @@ fn panic_in_keyed_reduce_after_an_exchange() {
         .name("Summer")
         .print_to_err();
     let err = error_of(env.execute("keyed panic"));
-    assert!(err.contains("operator 'Summer'") && err.contains("overflow at 4321"), "{err}");
+    assert!(
+        err.contains("operator 'Summer'") && err.contains("overflow at 4321"),
+        "{err}"
+    );
 }
 
 #[test]
 fn error_returned_by_a_process_function_fails_the_job() {
     let env = env(2);
     env.from_sequence(1, 100)
-        .process(|x: i64, _ctx: &mut ProcessContext, out: &mut Collector<i64>| {
-            if x == 42 {
-                return Err(format!("record {x} is not allowed").into());
-            }
-            out.collect(x);
-            Ok(())
-        })
+        .process(
+            |x: i64, _ctx: &mut ProcessContext, out: &mut Collector<i64>| {
+                if x == 42 {
+                    return Err(format!("record {x} is not allowed").into());
+                }
+                out.collect(x);
+                Ok(())
+            },
+        )
         .name("Validator")
         .print_to_err();
     let err = error_of(env.execute("returned error"));
-    assert!(err.contains("operator 'Validator'") && err.contains("record 42 is not allowed"), "{err}");
+    assert!(
+        err.contains("operator 'Validator'") && err.contains("record 42 is not allowed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -98,9 +112,14 @@ fn failing_sink_is_reported() {
         }
     }
     let env = env(1);
-    env.from_sequence(7, 9).add_sink(Refusing).name("Refusing Sink");
+    env.from_sequence(7, 9)
+        .add_sink(Refusing)
+        .name("Refusing Sink");
     let err = error_of(env.execute("sink failure"));
-    assert!(err.contains("operator 'Refusing Sink'") && err.contains("sink refused 7"), "{err}");
+    assert!(
+        err.contains("operator 'Refusing Sink'") && err.contains("sink refused 7"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,7 +154,10 @@ fn missing_input_file_is_reported_before_running() {
     let env = env(2);
     env.read_text_file("/definitely/not/here.txt").print();
     let err = error_of(env.execute("missing file"));
-    assert!(err.contains("cannot start") && err.contains("/definitely/not/here.txt"), "{err}");
+    assert!(
+        err.contains("cannot start") && err.contains("/definitely/not/here.txt"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -145,7 +167,10 @@ fn unreachable_socket_is_reported_before_running() -> Result<(), std::io::Error>
     let env = env(1);
     env.socket_text_stream("127.0.0.1", port).print();
     let err = error_of(env.execute("no socket"));
-    assert!(err.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -154,13 +179,22 @@ fn invalid_parallelism_is_reported_before_running() {
     let env = env(0);
     env.from_sequence(0, 1).print();
     let err = error_of(env.execute("zero"));
-    assert!(err.contains("invalid parallelism") && err.contains("at least 1, got 0"), "{err}");
+    assert!(
+        err.contains("invalid parallelism") && err.contains("at least 1, got 0"),
+        "{err}"
+    );
 
     let env = self::env(2);
     env.set_max_parallelism(4);
-    env.from_sequence(0, 1).map(|x: i64| x).set_parallelism(8).print();
+    env.from_sequence(0, 1)
+        .map(|x: i64| x)
+        .set_parallelism(8)
+        .print();
     let err = error_of(env.execute("too wide"));
-    assert!(err.contains("operator 'Map' is 8, which exceeds the max parallelism 4"), "{err}");
+    assert!(
+        err.contains("operator 'Map' is 8, which exceeds the max parallelism 4"),
+        "{err}"
+    );
 
     let env = self::env(2);
     env.from_elements(vec![1, 2]).set_parallelism(2).print();
@@ -179,14 +213,26 @@ fn job_without_sink_is_rejected() {
 #[test]
 fn sum_of_a_text_field_is_rejected_when_the_job_is_built() {
     let env = env(1);
-    env.from_elements(vec![("a".to_string(), 1i64)]).key_by(|t: &(String, i64)| t.0.clone()).sum(0).print();
+    env.from_elements(vec![("a".to_string(), 1i64)])
+        .key_by(|t: &(String, i64)| t.0.clone())
+        .sum(0)
+        .print();
     let err = error_of(env.execute("bad sum"));
-    assert!(err.contains("sum(0)") && err.contains("not numeric"), "{err}");
+    assert!(
+        err.contains("sum(0)") && err.contains("not numeric"),
+        "{err}"
+    );
 
     let env = self::env(1);
-    env.from_elements(vec![("a".to_string(), 1i64)]).key_by(|t: &(String, i64)| t.0.clone()).max(5).print();
+    env.from_elements(vec![("a".to_string(), 1i64)])
+        .key_by(|t: &(String, i64)| t.0.clone())
+        .max(5)
+        .print();
     let err = error_of(env.execute("bad max"));
-    assert!(err.contains("max(5)") && err.contains("out of range"), "{err}");
+    assert!(
+        err.contains("max(5)") && err.contains("out of range"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -197,7 +243,10 @@ fn invalid_utf8_input_names_file_and_line() -> Result<(), std::io::Error> {
     let env = env(1);
     env.read_text_file(&path).print_to_err();
     let err = error_of(env.execute("bad utf8"));
-    assert!(err.contains("input.txt:3:") && err.contains("not valid UTF-8"), "{err}");
+    assert!(
+        err.contains("input.txt:3:") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
     Ok(())
 }
 

@@ -14,10 +14,12 @@ fn env(p: usize) -> StreamExecutionEnvironment {
 
 /// Tags each record with the subtask that received it.
 fn tag_subtask(stream: &DataStream<i64>) -> DataStream<(usize, i64)> {
-    stream.process(|x: i64, ctx: &mut ProcessContext, out: &mut Collector<(usize, i64)>| {
-        out.collect((ctx.runtime_context().index_of_this_subtask(), x));
-        Ok(())
-    })
+    stream.process(
+        |x: i64, ctx: &mut ProcessContext, out: &mut Collector<(usize, i64)>| {
+            out.collect((ctx.runtime_context().index_of_this_subtask(), x));
+            Ok(())
+        },
+    )
 }
 
 fn by_subtask(records: &[(usize, i64)]) -> BTreeMap<usize, Vec<i64>> {
@@ -41,10 +43,14 @@ fn forward_keeps_records_on_their_subtask() -> Result<(), JobError> {
         let source = tag_subtask(&env.from_sequence(0, 99));
         let out = source
             .forward()
-            .process(|(s, x): (usize, i64), ctx: &mut ProcessContext, out: &mut Collector<(usize, usize, i64)>| {
-                out.collect((s, ctx.runtime_context().index_of_this_subtask(), x));
-                Ok(())
-            })
+            .process(
+                |(s, x): (usize, i64),
+                 ctx: &mut ProcessContext,
+                 out: &mut Collector<(usize, usize, i64)>| {
+                    out.collect((s, ctx.runtime_context().index_of_this_subtask(), x));
+                    Ok(())
+                },
+            )
             .execute_and_collect()?;
         assert_eq!(out.len(), 100);
         assert!(out.iter().all(|(a, b, _)| a == b), "p={p}");
@@ -55,10 +61,24 @@ fn forward_keeps_records_on_their_subtask() -> Result<(), JobError> {
 #[test]
 fn forward_rejects_a_parallelism_change() {
     let env = env(2);
-    env.from_sequence(0, 9).forward().map(|x: i64| x).set_parallelism(1).print();
-    let err = env.execute("bad forward").err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("forward partitioning does not allow a change of parallelism"), "{err}");
-    assert!(err.contains("'Sequence Source' has parallelism 2") && err.contains("'Map' has 1"), "{err}");
+    env.from_sequence(0, 9)
+        .forward()
+        .map(|x: i64| x)
+        .set_parallelism(1)
+        .print();
+    let err = env
+        .execute("bad forward")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("forward partitioning does not allow a change of parallelism"),
+        "{err}"
+    );
+    assert!(
+        err.contains("'Sequence Source' has parallelism 2") && err.contains("'Map' has 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -81,7 +101,11 @@ fn implicit_rebalance_between_different_parallelism() -> Result<(), JobError> {
     let source = env.from_elements((0..100i64).collect());
     let out = tag_subtask(&source.map(|x: i64| x)).execute_and_collect()?;
     assert_eq!(values(&out), (0..100).collect::<Vec<_>>());
-    assert_eq!(by_subtask(&out).len(), 4, "the map at parallelism 4 gets records from a source at parallelism 1");
+    assert_eq!(
+        by_subtask(&out).len(),
+        4,
+        "the map at parallelism 4 gets records from a source at parallelism 1"
+    );
     Ok(())
 }
 
@@ -91,10 +115,14 @@ fn rescale_stays_within_local_groups() -> Result<(), JobError> {
     let source = tag_subtask(&env.from_sequence(0, 399).set_parallelism(2)).set_parallelism(2);
     let out = source
         .rescale()
-        .process(|(s, x): (usize, i64), ctx: &mut ProcessContext, out: &mut Collector<(usize, usize, i64)>| {
-            out.collect((s, ctx.runtime_context().index_of_this_subtask(), x));
-            Ok(())
-        })
+        .process(
+            |(s, x): (usize, i64),
+             ctx: &mut ProcessContext,
+             out: &mut Collector<(usize, usize, i64)>| {
+                out.collect((s, ctx.runtime_context().index_of_this_subtask(), x));
+                Ok(())
+            },
+        )
         .execute_and_collect()?;
     assert_eq!(out.len(), 400);
     for (from, to, _) in &out {
@@ -148,7 +176,10 @@ fn global_sends_everything_to_subtask_zero() -> Result<(), JobError> {
 fn key_by_puts_each_key_on_the_subtask_of_its_key_group() -> Result<(), JobError> {
     for p in PARALLELISMS {
         let env = env(p);
-        let keyed = env.from_sequence(0, 999).key_by(|x: &i64| x % 37).as_stream();
+        let keyed = env
+            .from_sequence(0, 999)
+            .key_by(|x: &i64| x % 37)
+            .as_stream();
         let out = tag_subtask(&keyed).execute_and_collect()?;
         assert_eq!(values(&out), (0..1000).collect::<Vec<_>>());
         for (subtask, x) in &out {
@@ -178,7 +209,16 @@ fn custom_partitioner_decides() -> Result<(), JobError> {
 #[test]
 fn custom_partitioner_out_of_range_fails_the_job() {
     let env = env(2);
-    env.from_sequence(0, 9).partition_custom(|_k: &i64, n: usize| n + 3, |x: &i64| *x).print();
-    let err = env.execute("bad partitioner").err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(err.contains("partitioner chose subtask 5, but only 2 exist"), "{err}");
+    env.from_sequence(0, 9)
+        .partition_custom(|_k: &i64, n: usize| n + 3, |x: &i64| *x)
+        .print();
+    let err = env
+        .execute("bad partitioner")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("partitioner chose subtask 5, but only 2 exist"),
+        "{err}"
+    );
 }

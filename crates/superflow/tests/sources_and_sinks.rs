@@ -23,7 +23,9 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 #[test]
 fn from_elements_keeps_order_at_parallelism_one() -> Result<(), JobError> {
     let env = env(1);
-    let out = env.from_elements(vec!["c", "a", "b"]).execute_and_collect()?;
+    let out = env
+        .from_elements(vec!["c", "a", "b"])
+        .execute_and_collect()?;
     assert_eq!(out, vec!["c", "a", "b"]);
     Ok(())
 }
@@ -36,8 +38,14 @@ fn sequence_and_generator_split_without_duplicates() -> Result<(), JobError> {
         assert_eq!(sorted(out), (-50..=1000).collect::<Vec<_>>(), "p={p}");
 
         let env = self::env(p);
-        let out = env.from_generator(|i| format!("r{i}"), Some(500), None).execute_and_collect()?;
-        assert_eq!(sorted(out), sorted((0..500).map(|i| format!("r{i}")).collect::<Vec<_>>()), "p={p}");
+        let out = env
+            .from_generator(|i| format!("r{i}"), Some(500), None)
+            .execute_and_collect()?;
+        assert_eq!(
+            sorted(out),
+            sorted((0..500).map(|i| format!("r{i}")).collect::<Vec<_>>()),
+            "p={p}"
+        );
     }
     Ok(())
 }
@@ -45,7 +53,9 @@ fn sequence_and_generator_split_without_duplicates() -> Result<(), JobError> {
 #[test]
 fn rate_limited_generator_emits_everything() -> Result<(), JobError> {
     let env = env(2);
-    let out = env.from_generator(|i| i, Some(300), Some(3000.0)).execute_and_collect()?;
+    let out = env
+        .from_generator(|i| i, Some(300), Some(3000.0))
+        .execute_and_collect()?;
     assert_eq!(sorted(out), (0..300).collect::<Vec<u64>>());
     Ok(())
 }
@@ -70,7 +80,8 @@ fn read_text_file_reads_every_line_of_a_directory() -> Result<(), Box<dyn std::e
 }
 
 #[test]
-fn socket_text_stream_reads_lines_until_the_peer_closes() -> Result<(), Box<dyn std::error::Error>> {
+fn socket_text_stream_reads_lines_until_the_peer_closes() -> Result<(), Box<dyn std::error::Error>>
+{
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let server = std::thread::spawn(move || -> std::io::Result<()> {
@@ -82,7 +93,10 @@ fn socket_text_stream_reads_lines_until_the_peer_closes() -> Result<(), Box<dyn 
         Ok(())
     });
     let env = env(2);
-    let out = env.socket_text_stream("127.0.0.1", port).map(|l: String| l.to_uppercase()).execute_and_collect()?;
+    let out = env
+        .socket_text_stream("127.0.0.1", port)
+        .map(|l: String| l.to_uppercase())
+        .execute_and_collect()?;
     server.join().map_err(|_| "server thread panicked")??;
     let mut expected: Vec<String> = (0..100).map(|i| format!("LINE {i}")).collect();
     expected.push("LAST WITHOUT NEWLINE".into());
@@ -91,11 +105,13 @@ fn socket_text_stream_reads_lines_until_the_peer_closes() -> Result<(), Box<dyn 
 }
 
 #[test]
-fn write_as_text_writes_a_file_or_a_directory_per_subtask() -> Result<(), Box<dyn std::error::Error>> {
+fn write_as_text_writes_a_file_or_a_directory_per_subtask() -> Result<(), Box<dyn std::error::Error>>
+{
     let dir = tempfile::tempdir()?;
     let single = dir.path().join("single.txt");
     let env = env(1);
-    env.from_elements(vec![("a", 1), ("b", 2)]).write_as_text(&single);
+    env.from_elements(vec![("a", 1), ("b", 2)])
+        .write_as_text(&single);
     env.execute("write one")?;
     assert_eq!(std::fs::read_to_string(&single)?, "(a, 1)\n(b, 2)\n");
 
@@ -106,7 +122,11 @@ fn write_as_text_writes_a_file_or_a_directory_per_subtask() -> Result<(), Box<dy
     let mut lines = Vec::new();
     for name in ["1", "2"] {
         let text = std::fs::read_to_string(many.join(name))?;
-        lines.extend(text.lines().map(|l| l.parse::<i64>()).collect::<Result<Vec<_>, _>>()?);
+        lines.extend(
+            text.lines()
+                .map(|l| l.parse::<i64>())
+                .collect::<Result<Vec<_>, _>>()?,
+        );
     }
     assert_eq!(sorted(lines), (1..=100).collect::<Vec<_>>());
     Ok(())
@@ -122,7 +142,10 @@ struct SlowSink {
 impl SinkFunction<u64> for SlowSink {
     fn invoke(&mut self, _value: u64) -> Result<(), UserError> {
         let consumed = self.consumed.fetch_add(1, Ordering::SeqCst) + 1;
-        let in_flight = self.produced.load(Ordering::SeqCst).saturating_sub(consumed);
+        let in_flight = self
+            .produced
+            .load(Ordering::SeqCst)
+            .saturating_sub(consumed);
         self.max_in_flight.fetch_max(in_flight, Ordering::SeqCst);
         if consumed % 500 == 0 {
             std::thread::sleep(Duration::from_millis(2));
@@ -171,7 +194,10 @@ fn a_slow_sink_holds_back_the_source() -> Result<(), JobError> {
     // second subtask runs thousands of records ahead.
     let bound = 2 * 3 * 1100;
     let seen = sink.max_in_flight.load(Ordering::SeqCst);
-    assert!(seen <= bound, "{seen} records were in flight, more than the bound {bound}");
+    assert!(
+        seen <= bound,
+        "{seen} records were in flight, more than the bound {bound}"
+    );
     Ok(())
 }
 
@@ -180,7 +206,8 @@ fn execute_async_can_be_cancelled() -> Result<(), JobError> {
     let env = env(2);
     let seen = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&seen);
-    env.from_generator(|i| i, None, Some(20_000.0)).add_sink(CountingSink(counter));
+    env.from_generator(|i| i, None, Some(20_000.0))
+        .add_sink(CountingSink(counter));
     let client = env.execute_async("endless")?;
     while seen.load(Ordering::SeqCst) < 100 {
         std::thread::sleep(Duration::from_millis(5));

@@ -23,7 +23,11 @@ fn seed_job_maps_every_element() -> Result<(), JobError> {
         let env = env(p);
         let data = env.from_elements(vec![("a", 1), ("a", 2), ("b", 3), ("b", 4)]);
         let out = data.map(|(k, v)| (k, v % 2 == 0)).execute_and_collect()?;
-        assert_eq!(sorted(out), vec![("a", false), ("a", true), ("b", false), ("b", true)], "p={p}");
+        assert_eq!(
+            sorted(out),
+            vec![("a", false), ("a", true), ("b", false), ("b", true)],
+            "p={p}"
+        );
     }
     Ok(())
 }
@@ -41,7 +45,11 @@ fn map_filter_flat_map() -> Result<(), JobError> {
                 out.collect(-x);
             })
             .execute_and_collect()?;
-        let mut expected: Vec<i64> = (1..=100).map(|x| x * 3).filter(|x| x % 2 == 0).flat_map(|x| [x, -x]).collect();
+        let mut expected: Vec<i64> = (1..=100)
+            .map(|x| x * 3)
+            .filter(|x| x % 2 == 0)
+            .flat_map(|x| [x, -x])
+            .collect();
         expected.sort();
         assert_eq!(sorted(out), expected, "p={p}");
     }
@@ -51,15 +59,27 @@ fn map_filter_flat_map() -> Result<(), JobError> {
 #[test]
 fn chained_operators_form_one_operator() -> Result<(), JobError> {
     let env = env(2);
-    env.from_sequence(1, 10).map(|x: i64| x + 1).filter(|x: &i64| *x > 0).map(|x: i64| x * 2).print();
+    env.from_sequence(1, 10)
+        .map(|x: i64| x + 1)
+        .filter(|x: &i64| *x > 0)
+        .map(|x: i64| x * 2)
+        .print();
     let plan = env.get_execution_plan()?;
     assert_eq!(
         plan,
-        vec!["Sequence Source (parallelism 2)", "Map -> Filter -> Map -> Print to Std. Out (parallelism 2)"]
+        vec![
+            "Sequence Source (parallelism 2)",
+            "Map -> Filter -> Map -> Print to Std. Out (parallelism 2)"
+        ]
     );
 
     let env = self::env(2);
-    env.from_sequence(1, 10).map(|x: i64| x + 1).disable_chaining().filter(|x: &i64| *x > 0).start_new_chain().print();
+    env.from_sequence(1, 10)
+        .map(|x: i64| x + 1)
+        .disable_chaining()
+        .filter(|x: &i64| *x > 0)
+        .start_new_chain()
+        .print();
     let plan = env.get_execution_plan()?;
     assert_eq!(
         plan,
@@ -71,7 +91,11 @@ fn chained_operators_form_one_operator() -> Result<(), JobError> {
     );
 
     let env = self::env(2);
-    env.from_sequence(1, 10).map(|x: i64| x + 1).set_parallelism(1).filter(|x: &i64| *x > 0).print();
+    env.from_sequence(1, 10)
+        .map(|x: i64| x + 1)
+        .set_parallelism(1)
+        .filter(|x: &i64| *x > 0)
+        .print();
     let plan = env.get_execution_plan()?;
     assert_eq!(
         plan,
@@ -96,7 +120,12 @@ impl ProcessFunction<i64, i64> for EvenOdd {
         Ok(())
     }
 
-    fn process_element(&mut self, value: i64, ctx: &mut ProcessContext, out: &mut Collector<i64>) -> Result<(), UserError> {
+    fn process_element(
+        &mut self,
+        value: i64,
+        ctx: &mut ProcessContext,
+        out: &mut Collector<i64>,
+    ) -> Result<(), UserError> {
         if !self.opened {
             return Err("process_element before open".into());
         }
@@ -114,12 +143,22 @@ fn process_function_with_side_output() -> Result<(), JobError> {
     for p in PARALLELISMS {
         let env = env(p);
         let odd = OutputTag::<String>::new("odd");
-        let main = env.from_sequence(1, 20).process(EvenOdd { odd: odd.clone(), opened: false });
+        let main = env.from_sequence(1, 20).process(EvenOdd {
+            odd: odd.clone(),
+            opened: false,
+        });
         let side = main.get_side_output(&odd);
         let evens = main.map(|x: i64| format!("even {x}"));
         let out = evens.union(&[&side]).execute_and_collect()?;
-        let mut expected: Vec<String> =
-            (1..=20).map(|x| if x % 2 == 0 { format!("even {x}") } else { format!("odd {x}") }).collect();
+        let mut expected: Vec<String> = (1..=20)
+            .map(|x| {
+                if x % 2 == 0 {
+                    format!("even {x}")
+                } else {
+                    format!("odd {x}")
+                }
+            })
+            .collect();
         expected.sort();
         assert_eq!(sorted(out), expected, "p={p}");
     }
@@ -131,10 +170,12 @@ fn process_closure() -> Result<(), JobError> {
     let env = env(2);
     let out = env
         .from_sequence(1, 5)
-        .process(|x: i64, _ctx: &mut ProcessContext, out: &mut Collector<String>| {
-            out.collect(x.to_string());
-            Ok(())
-        })
+        .process(
+            |x: i64, _ctx: &mut ProcessContext, out: &mut Collector<String>| {
+                out.collect(x.to_string());
+                Ok(())
+            },
+        )
         .execute_and_collect()?;
     assert_eq!(sorted(out), vec!["1", "2", "3", "4", "5"]);
     Ok(())
@@ -161,9 +202,16 @@ fn connect_co_map_and_co_flat_map() -> Result<(), JobError> {
         let words = env.from_elements(vec!["x".to_string(), "yy".to_string()]);
         let out = numbers
             .connect(&words)
-            .map((|n: i64| format!("n{n}"), |w: String| format!("w{}", w.len())))
+            .map((
+                |n: i64| format!("n{n}"),
+                |w: String| format!("w{}", w.len()),
+            ))
             .execute_and_collect()?;
-        assert_eq!(sorted(out), vec!["n1", "n2", "n3", "n4", "n5", "w1", "w2"], "p={p}");
+        assert_eq!(
+            sorted(out),
+            vec!["n1", "n2", "n3", "n4", "n5", "w1", "w2"],
+            "p={p}"
+        );
 
         let env = self::env(p);
         let numbers = env.from_sequence(1, 3);
@@ -176,10 +224,16 @@ fn connect_co_map_and_co_flat_map() -> Result<(), JobError> {
                         out.collect(n.to_string())
                     }
                 },
-                |w: String, out: &mut Collector<String>| w.chars().for_each(|c| out.collect(c.to_string())),
+                |w: String, out: &mut Collector<String>| {
+                    w.chars().for_each(|c| out.collect(c.to_string()))
+                },
             ))
             .execute_and_collect()?;
-        assert_eq!(sorted(out), vec!["1", "2", "2", "3", "3", "3", "a", "b"], "p={p}");
+        assert_eq!(
+            sorted(out),
+            vec!["1", "2", "2", "3", "3", "3", "a", "b"],
+            "p={p}"
+        );
     }
     Ok(())
 }
@@ -201,7 +255,10 @@ fn connected_streams_keyed_meet_by_key() -> Result<(), JobError> {
     let b = env.from_collection((0..40).map(|i| (format!("k{}", i % 5), i)));
     let out = a
         .connect(&b)
-        .key_by(|x: &(String, i64)| x.0.clone(), |x: &(String, i64)| x.0.clone())
+        .key_by(
+            |x: &(String, i64)| x.0.clone(),
+            |x: &(String, i64)| x.0.clone(),
+        )
         .map(Tagger)
         .execute_and_collect()?;
     assert_eq!(out.len(), 80);
@@ -225,43 +282,92 @@ fn keyed_rolling_reduce_emits_every_update() -> Result<(), JobError> {
     for p in PARALLELISMS {
         let env = env(p);
         let out = env
-            .from_collection(vec![("a".to_string(), 1i64), ("b".into(), 10), ("a".into(), 2), ("a".into(), 3), ("b".into(), 20)])
+            .from_collection(vec![
+                ("a".to_string(), 1i64),
+                ("b".into(), 10),
+                ("a".into(), 2),
+                ("a".into(), 3),
+                ("b".into(), 20),
+            ])
             .key_by(|t: &(String, i64)| t.0.clone())
             .reduce(|a: (String, i64), b: (String, i64)| (a.0, a.1 + b.1))
             .execute_and_collect()?;
-        let expected = vec![("a".to_string(), 1), ("a".into(), 3), ("a".into(), 6), ("b".into(), 10), ("b".into(), 30)];
+        let expected = vec![
+            ("a".to_string(), 1),
+            ("a".into(), 3),
+            ("a".into(), 6),
+            ("b".into(), 10),
+            ("b".into(), 30),
+        ];
         assert_eq!(sorted(out), expected, "p={p}");
     }
     Ok(())
 }
 
+type Triple = (String, i64, i64);
+type Triples = KeyedStream<Triple, String, fn(&Triple) -> String>;
+
 #[test]
 fn rolling_aggregations_by_position() -> Result<(), JobError> {
-    let input = vec![("a".to_string(), 5i64, 1i64), ("a".into(), 3, 2), ("a".into(), 7, 3), ("b".into(), 1, 4)];
+    let input = vec![
+        ("a".to_string(), 5i64, 1i64),
+        ("a".into(), 3, 2),
+        ("a".into(), 7, 3),
+        ("b".into(), 1, 4),
+    ];
     for p in PARALLELISMS {
-        let run = |agg: &dyn Fn(&KeyedStream<(String, i64, i64), String, fn(&(String, i64, i64)) -> String>) -> DataStream<(String, i64, i64)>| {
+        let run = |agg: &dyn Fn(&Triples) -> DataStream<Triple>| {
             let env = env(p);
-            let keyed = env.from_collection(input.clone()).key_by((|t: &(String, i64, i64)| t.0.clone()) as fn(&_) -> String);
+            let keyed = env
+                .from_collection(input.clone())
+                .key_by((|t: &(String, i64, i64)| t.0.clone()) as fn(&_) -> String);
             agg(&keyed).execute_and_collect()
         };
-        let last_a = |v: Vec<(String, i64, i64)>| v.into_iter().filter(|t| t.0 == "a").collect::<Vec<_>>();
+        let last_a =
+            |v: Vec<(String, i64, i64)>| v.into_iter().filter(|t| t.0 == "a").collect::<Vec<_>>();
         let mut sums = last_a(run(&|k| k.sum(1))?);
         sums.sort_by_key(|t| t.1);
-        assert_eq!(sums.iter().map(|t| t.1).collect::<Vec<_>>(), vec![5, 8, 15], "sum p={p}");
-        assert!(sums.iter().all(|t| t.2 == 1), "sum keeps the first record's other fields: {sums:?}");
+        assert_eq!(
+            sums.iter().map(|t| t.1).collect::<Vec<_>>(),
+            vec![5, 8, 15],
+            "sum p={p}"
+        );
+        assert!(
+            sums.iter().all(|t| t.2 == 1),
+            "sum keeps the first record's other fields: {sums:?}"
+        );
 
         let mins = last_a(run(&|k| k.min(1))?);
-        assert_eq!(sorted(mins.iter().map(|t| t.1).collect()), vec![3, 3, 5], "min p={p}");
-        assert!(mins.iter().all(|t| t.2 == 1), "min keeps the first record's other fields");
+        assert_eq!(
+            sorted(mins.iter().map(|t| t.1).collect()),
+            vec![3, 3, 5],
+            "min p={p}"
+        );
+        assert!(
+            mins.iter().all(|t| t.2 == 1),
+            "min keeps the first record's other fields"
+        );
 
         let maxs = last_a(run(&|k| k.max(1))?);
-        assert_eq!(sorted(maxs.iter().map(|t| t.1).collect()), vec![5, 5, 7], "max p={p}");
+        assert_eq!(
+            sorted(maxs.iter().map(|t| t.1).collect()),
+            vec![5, 5, 7],
+            "max p={p}"
+        );
 
         let min_by = last_a(run(&|k| k.min_by(1))?);
-        assert_eq!(sorted(min_by), vec![("a".into(), 3, 2), ("a".into(), 3, 2), ("a".into(), 5, 1)], "min_by p={p}");
+        assert_eq!(
+            sorted(min_by),
+            vec![("a".into(), 3, 2), ("a".into(), 3, 2), ("a".into(), 5, 1)],
+            "min_by p={p}"
+        );
 
         let max_by = last_a(run(&|k| k.max_by(1))?);
-        assert_eq!(sorted(max_by), vec![("a".into(), 5, 1), ("a".into(), 5, 1), ("a".into(), 7, 3)], "max_by p={p}");
+        assert_eq!(
+            sorted(max_by),
+            vec![("a".into(), 5, 1), ("a".into(), 5, 1), ("a".into(), 7, 3)],
+            "max_by p={p}"
+        );
     }
     Ok(())
 }
@@ -269,8 +375,16 @@ fn rolling_aggregations_by_position() -> Result<(), JobError> {
 #[test]
 fn keyed_sum_of_scalars() -> Result<(), JobError> {
     let env = env(2);
-    let out = env.from_sequence(1, 10).key_by(|x: &i64| x % 2).sum(0).execute_and_collect()?;
-    let finals = final_per_key(&out.iter().map(|x| (x % 2 == 0, *x, *x as usize)).collect::<Vec<_>>());
+    let out = env
+        .from_sequence(1, 10)
+        .key_by(|x: &i64| x % 2)
+        .sum(0)
+        .execute_and_collect()?;
+    let finals = final_per_key(
+        &out.iter()
+            .map(|x| (x % 2 == 0, *x, *x as usize))
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(finals.get(&false), Some(&25));
     assert_eq!(finals.get(&true), Some(&30));
     Ok(())
@@ -279,11 +393,19 @@ fn keyed_sum_of_scalars() -> Result<(), JobError> {
 #[test]
 fn result_reports_operator_record_counts() -> Result<(), JobError> {
     let env = env(2);
-    env.from_sequence(1, 1000).filter(|x: &i64| x % 10 == 0).name("tens").print_to_err();
+    env.from_sequence(1, 1000)
+        .filter(|x: &i64| x % 10 == 0)
+        .name("tens")
+        .print_to_err();
     let result = env.execute("counts")?;
-    let tens = result.operator("tens").ok_or_else(|| JobError::Internal("no metrics".into()))?;
+    let tens = result
+        .operator("tens")
+        .ok_or_else(|| JobError::Internal("no metrics".into()))?;
     assert_eq!((tens.records_in, tens.records_out), (1000, 100));
-    assert_eq!(result.operator("Sequence Source").map(|o| o.records_out), Some(1000));
+    assert_eq!(
+        result.operator("Sequence Source").map(|o| o.records_out),
+        Some(1000)
+    );
     assert_eq!(result.parallelism, 2);
     Ok(())
 }

@@ -28,7 +28,9 @@ fn final_counts(records: &[(String, i64)]) -> std::collections::BTreeMap<String,
 
 #[test]
 fn two_process_child() -> Result<(), Box<dyn std::error::Error>> {
-    let Ok(out) = std::env::var("SUPERFLOW_TEST_CHILD") else { return Ok(()) };
+    let Ok(out) = std::env::var("SUPERFLOW_TEST_CHILD") else {
+        return Ok(());
+    };
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(4);
     let records = build_job(&env).execute_and_collect()?;
@@ -54,15 +56,28 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     let single = build_job(&env).execute_and_collect()?;
 
     let ports: Vec<u16> = (0..2)
-        .map(|_| TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()))
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+        })
         .collect::<Result<_, _>>()?;
-    let addresses = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let addresses = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let children: Vec<_> = (0..2)
         .map(|id| {
             Command::new(&exe)
-                .args(["--exact", "two_process_child", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "two_process_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")))
                 .env("SUPERFLOW_PROCESSES", "2")
                 .env("SUPERFLOW_PROCESS_ID", id.to_string())
@@ -72,11 +87,17 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
         .collect::<Result<_, _>>()?;
     for mut child in children {
         let status = child.wait()?;
-        assert!(status.success(), "a process of the cluster failed: {status}");
+        assert!(
+            status.success(),
+            "a process of the cluster failed: {status}"
+        );
     }
     let mut both = read_records(&dir.path().join("out-0"))?;
     let second = read_records(&dir.path().join("out-1"))?;
-    assert!(!both.is_empty() && !second.is_empty(), "both processes did part of the work");
+    assert!(
+        !both.is_empty() && !second.is_empty(),
+        "both processes did part of the work"
+    );
     both.extend(second);
     assert_eq!(both.len(), single.len());
     assert_eq!(final_counts(&both), final_counts(&single));
