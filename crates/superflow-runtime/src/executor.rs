@@ -12,7 +12,9 @@ use timely::dataflow::operators::Probe;
 
 use crate::build::BuildCtx;
 use crate::control::JobControl;
-use crate::failure::{failure_from_panic, install_panic_hook, mark_worker_thread};
+use crate::failure::{
+    failure_from_panic, install_panic_hook, mark_worker_thread, peer_lost, quietly,
+};
 use crate::graph::{JobGraph, JobPlan};
 use crate::metrics::{OperatorMetrics, WorkerMetrics};
 use crate::source::FlowControl;
@@ -227,7 +229,17 @@ pub fn execute_graph(
         run_worker(worker, &worker_graph, &worker_plan, &worker_control, &flow)
     })
     .map_err(JobError::Cluster)?;
-    let reports = guards.join();
+    // Joining re-raises the panic of a timely network thread whose peer process died.
+    let reports = match quietly(move || guards.join()) {
+        Ok(reports) => reports,
+        Err(payload) => {
+            let reason =
+                peer_lost().unwrap_or_else(|| crate::failure::panic_message(payload.as_ref()));
+            return Err(JobError::Cluster(format!(
+                "lost the connection to another process of the job ({reason})"
+            )));
+        }
+    };
     let net_runtime = started.elapsed();
 
     let mut totals = vec![(0u64, 0u64); graph.nodes.len()];
@@ -248,6 +260,9 @@ pub fn execute_graph(
         }
     }
     if let Some(failure) = control.failure() {
+        if failure.operator == "<network>" {
+            return Err(JobError::Cluster(failure.cause));
+        }
         return Err(JobError::OperatorFailed(failure));
     }
     if control.is_cancelled() {
@@ -301,6 +316,14 @@ fn run_worker(
         });
         while worker.has_dataflows() && !control.has_failed() {
             worker.step_or_park(Some(Duration::from_millis(20)));
+            if let Some(reason) = peer_lost() {
+                control.fail(OperatorFailure {
+                    operator: "<network>".into(),
+                    subtask: index,
+                    cause: format!("lost the connection to another process of the job ({reason})"),
+                    location: None,
+                });
+            }
         }
     }));
     if let Err(payload) = outcome {

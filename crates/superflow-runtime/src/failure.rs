@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use superflow_core::OperatorFailure;
 
@@ -20,6 +20,14 @@ thread_local! {
 }
 
 static HOOK: Once = Once::new();
+
+/// Set when a timely network thread panicked: another process of the job is gone.
+static PEER_LOST: Mutex<Option<String>> = Mutex::new(None);
+
+/// Why the connection to another process was lost, if it was.
+pub fn peer_lost() -> Option<String> {
+    PEER_LOST.lock().ok().and_then(|lost| lost.clone())
+}
 
 /// Installs the panic hook once per process. Panics on threads that are not Superflow
 /// workers go to the previously installed hook unchanged.
@@ -35,6 +43,16 @@ pub fn install_panic_hook() {
                 if std::env::var_os("SUPERFLOW_BACKTRACE").is_some() {
                     previous(info);
                 }
+            } else if std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("timely:send-") || n.starts_with("timely:recv-"))
+            {
+                // A peer process closed its connection (it failed or was killed). The
+                // workers notice, stop, and the job reports it; no backtrace needed.
+                if let Ok(mut lost) = PEER_LOST.lock() {
+                    let message = panic_message(info.payload());
+                    lost.get_or_insert(message);
+                }
             } else {
                 previous(info);
             }
@@ -45,6 +63,15 @@ pub fn install_panic_hook() {
 /// Marks the current thread as a worker thread (its panics are reported as job errors).
 pub fn mark_worker_thread() {
     ON_WORKER.with(|w| w.set(true));
+}
+
+/// Runs `f` with this thread's panics reported as job errors instead of printed (for
+/// joining the workers, when timely re-raises a network thread's panic).
+pub fn quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let was = ON_WORKER.with(|w| w.replace(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    ON_WORKER.with(|w| w.set(was));
+    result
 }
 
 /// The text of a panic payload.

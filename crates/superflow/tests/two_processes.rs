@@ -104,3 +104,92 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     assert_eq!(final_counts(&single).len(), 97);
     Ok(())
 }
+
+/// Writes a marker file when the first records arrive, then keeps going.
+#[derive(Clone)]
+struct MarkWhenRunning(std::path::PathBuf);
+
+impl SinkFunction<i64> for MarkWhenRunning {
+    fn invoke(&mut self, _value: i64) -> Result<(), UserError> {
+        if !self.0.exists() {
+            std::fs::write(&self.0, "running")?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn endless_child() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(marker) = std::env::var("SUPERFLOW_TEST_ENDLESS") else {
+        return Ok(());
+    };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.from_generator(|i| i as i64, None, Some(50_000.0))
+        .key_by(|x: &i64| x % 10)
+        .sum(0)
+        .add_sink(MarkWhenRunning(marker.into()));
+    let err = env.execute("endless").err().ok_or("an endless job ended")?;
+    Err(err.to_string().into())
+}
+
+#[test]
+fn a_killed_process_fails_the_other_instead_of_hanging() -> Result<(), Box<dyn std::error::Error>> {
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+        })
+        .collect::<Result<_, _>>()?;
+    let addresses = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut children: Vec<_> = (0..2)
+        .map(|id| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "endless_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(
+                    "SUPERFLOW_TEST_ENDLESS",
+                    dir.path().join(format!("running-{id}")),
+                )
+                .env("SUPERFLOW_PROCESSES", "2")
+                .env("SUPERFLOW_PROCESS_ID", id.to_string())
+                .env("SUPERFLOW_ADDRESSES", &addresses)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    // Both processes are past start-up once records reach a sink of each.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(dir.path().join("running-0").exists() && dir.path().join("running-1").exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    children[1].kill()?;
+    children[1].wait()?;
+    let survivor = children.remove(0);
+    // The survivor must end by itself; a hang would time out the whole test run.
+    let output = survivor.wait_with_output()?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        text.contains("lost the connection to another process of the job"),
+        "{text}"
+    );
+    Ok(())
+}
