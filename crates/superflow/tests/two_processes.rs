@@ -193,3 +193,48 @@ fn a_killed_process_fails_the_other_instead_of_hanging() -> Result<(), Box<dyn s
     );
     Ok(())
 }
+
+#[test]
+fn ctrl_c_child() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(marker) = std::env::var("SUPERFLOW_TEST_CTRL_C") else {
+        return Ok(());
+    };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.from_generator(|i| i as i64, None, Some(50_000.0))
+        .add_sink(MarkWhenRunning(marker.into()));
+    let result = env.execute("until ctrl-c")?;
+    println!("job '{}' stopped cleanly", result.job_name);
+    Ok(())
+}
+
+#[test]
+fn ctrl_c_stops_an_unbounded_job_cleanly() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let marker = dir.path().join("running");
+    let child = Command::new(std::env::current_exe()?)
+        .args(["--exact", "ctrl_c_child", "--nocapture", "--test-threads=1"])
+        .env("SUPERFLOW_TEST_CTRL_C", &marker)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let output = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("job 'until ctrl-c' stopped cleanly"),
+        "{text}"
+    );
+    Ok(())
+}
