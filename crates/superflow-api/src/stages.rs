@@ -16,6 +16,14 @@ use crate::functions::{
     MapFunction, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
 };
 
+/// Counts a stage's output and hands it to the next stage, keeping the buffer for reuse.
+#[inline]
+fn emit<O: 'static>(ctx: &StageContext, out: &mut Vec<O>, next: &mut Box<dyn Consumer<O>>) {
+    ctx.counters.add_out(out.len());
+    next.push(out);
+    out.clear();
+}
+
 fn runtime_context(ctx: &StageContext) -> RuntimeContext {
     RuntimeContext {
         task_name: ctx.name.to_string(),
@@ -38,9 +46,7 @@ impl<I: Data, O: Data, F: MapFunction<I, O>> Consumer<I> for MapStage<I, O, F> {
         let (f, out) = (&self.f, &mut self.out);
         self.ctx
             .guard(|| out.extend(batch.drain(..).map(|x| f.map(x))));
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn finish(&mut self) {
         self.next.finish();
@@ -84,9 +90,7 @@ impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I,
                 f.flat_map(x, &mut collector);
             }
         });
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn finish(&mut self) {
         self.next.finish();
@@ -150,10 +154,8 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
         if let Err(e) = result {
             self.ctx.fail(e);
         }
-        self.ctx.counters.add_out(self.out.len());
         self.context.flush_side_outputs();
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
@@ -198,9 +200,7 @@ where
                 *slot = Some(next);
             }
         });
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn finish(&mut self) {
         self.next.finish();
@@ -267,18 +267,14 @@ impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
         let (f, out) = (&mut self.f, &mut self.out);
         self.ctx
             .guard(|| out.extend(batch.drain(..).map(|x| f.map1(x))));
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn push2(&mut self, batch: &mut Vec<B>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
         self.ctx
             .guard(|| out.extend(batch.drain(..).map(|x| f.map2(x))));
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn finish(&mut self) {
         self.next.finish();
@@ -305,9 +301,7 @@ impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A,
                 f.flat_map1(x, &mut collector);
             }
         });
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn push2(&mut self, batch: &mut Vec<B>) {
         self.ctx.counters.add_in(batch.len());
@@ -318,9 +312,7 @@ impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A,
                 f.flat_map2(x, &mut collector);
             }
         });
-        self.ctx.counters.add_out(self.out.len());
-        self.next.push(&mut self.out);
-        self.out.clear();
+        emit(&self.ctx, &mut self.out, &mut self.next);
     }
     fn finish(&mut self) {
         self.next.finish();

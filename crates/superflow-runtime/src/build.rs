@@ -32,6 +32,9 @@ use crate::source::{FlowControl, SourceFunction, SourcePoll};
 /// A physical stream of a Superflow dataflow.
 pub type BatchStream<'s> = Stream<'s, u64, Batch>;
 
+/// The output handle of every Superflow operator.
+type BatchOutput = OutputBuilder<u64, timely::container::CapacityContainerBuilder<Batch>>;
+
 /// Builds a node's physical operator(s). Implemented by the API for each node kind.
 pub trait NodeBuilder: Send + Sync {
     /// Builds this node, whose output nothing has built yet, and returns its stream.
@@ -335,8 +338,7 @@ impl<'s> BuildCtx<'s> {
         let mut builder = OperatorBuilder::new(name.to_string(), self.scope);
         let mut handle = builder.new_input(input, Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output =
-            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output = BatchOutput::from(output);
         builder.build(move |_caps| {
             move |_frontiers| {
                 let mut out = output.activate();
@@ -374,8 +376,7 @@ impl<'s> BuildCtx<'s> {
         let handle1 = self.add_input(&mut builder, input1, &p1, from1, id);
         let handle2 = self.add_input(&mut builder, input2, &p2, from2, id);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output =
-            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output = BatchOutput::from(output);
         let queue = Rc::clone(&chain.queue);
         let (d1, d2) = (p1.decode, p2.decode);
         let consumer = Rc::new(RefCell::new(consumer));
@@ -475,8 +476,7 @@ impl<'s> BuildCtx<'s> {
         let mut builder = OperatorBuilder::new("Broadcast".to_string(), self.scope);
         let mut handle = builder.new_input(input, Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output =
-            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output = BatchOutput::from(output);
         builder.build(move |_caps| {
             move |_frontiers| {
                 let mut out = output.activate();
@@ -510,8 +510,7 @@ impl<'s> BuildCtx<'s> {
         let mut builder = OperatorBuilder::new(ctx.name.to_string(), self.scope);
         let activator = self.scope.activator_for(builder.operator_info().address);
         let (output, stream) = builder.new_output::<Batch>();
-        let mut output =
-            OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+        let mut output = BatchOutput::from(output);
         builder.build(move |mut capabilities| {
             let mut capability = capabilities.pop();
             if ctx.subtask >= ctx.parallelism {
@@ -659,8 +658,7 @@ fn unary_operator<'s, I: Data, P: ParallelizationContract<u64, Batch>>(
     let mut builder = OperatorBuilder::new(name, scope);
     let mut handle = builder.new_input(input, pact);
     let (output, stream) = builder.new_output::<Batch>();
-    let mut output =
-        OutputBuilder::<u64, timely::container::CapacityContainerBuilder<Batch>>::from(output);
+    let mut output = BatchOutput::from(output);
     builder.build(move |_capabilities| {
         let mut finished = false;
         move |frontiers| {

@@ -116,13 +116,9 @@ impl Partitioner {
     /// Flink inserts between operators of different parallelism.
     pub fn local_rebalance<T: Data>() -> Partitioner {
         let factory: RouterFactory = Arc::new(move |ctx: &RouteContext| {
-            let mut next = ctx.worker;
-            let targets = ctx.target_parallelism;
+            let mut next = round_robin(ctx);
             Box::new(RecordRouter::<T, _> {
-                select: move |_: &T| {
-                    next = (next + 1) % targets;
-                    next
-                },
+                select: move |_: &T| next(),
                 buffers: Vec::new(),
                 wrap: Batch::local::<T>,
             }) as Box<dyn BatchRouter>
