@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
 use superflow_core::{Data, UserError};
-use superflow_runtime::{side_output_tag, NodeId, SideOutputSink};
+use superflow_runtime::{side_output_tag, NodeId, Records, SideOutputSink};
 
 /// `map`: one record in, one out.
 pub trait MapFunction<I, O>: Send + Sync + 'static {
@@ -167,7 +167,7 @@ trait SideBuffer: Any {
     fn flush(&mut self, tag: u32, sink: &SideOutputSink);
 }
 
-struct TypedSideBuffer<T>(Vec<T>);
+struct TypedSideBuffer<T>(Records<T>);
 
 impl<T: Data> SideBuffer for TypedSideBuffer<T> {
     fn as_any_mut(&mut self) -> &mut dyn Any {
@@ -178,12 +178,15 @@ impl<T: Data> SideBuffer for TypedSideBuffer<T> {
     }
 }
 
-/// The context of `ProcessFunction::process_element`: side outputs and runtime info.
+/// The context of `ProcessFunction::process_element`: the record's timestamp, the
+/// current watermark, side outputs and runtime info.
 pub struct ProcessContext {
     node: NodeId,
     runtime: RuntimeContext,
     side: FxHashMap<u32, Box<dyn SideBuffer>>,
     sink: SideOutputSink,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) watermark: i64,
 }
 
 impl ProcessContext {
@@ -193,7 +196,24 @@ impl ProcessContext {
             runtime,
             side: FxHashMap::default(),
             sink,
+            timestamp: None,
+            watermark: i64::MIN,
         }
+    }
+
+    /// The event timestamp of the current record, if the stream has timestamps.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// The operator's current event-time watermark (`i64::MIN` before the first).
+    pub fn current_watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The wall clock, in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        superflow_runtime::processing_time_now()
     }
 
     /// Emits `value` on the side output `tag`.
@@ -202,9 +222,9 @@ impl ProcessContext {
         let buffer = self
             .side
             .entry(key)
-            .or_insert_with(|| Box::new(TypedSideBuffer::<S>(Vec::new())));
+            .or_insert_with(|| Box::new(TypedSideBuffer::<S>(Records::default())));
         match buffer.as_any_mut().downcast_mut::<TypedSideBuffer<S>>() {
-            Some(typed) => typed.0.push(value),
+            Some(typed) => typed.0.push(value, self.timestamp),
             None => panic!(
                 "side output '{}' is used with two record types; give each type its own tag",
                 tag.id

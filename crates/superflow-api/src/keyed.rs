@@ -63,7 +63,7 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
                     key: Arc::new(SharedKey(Arc::clone(&key))),
                     reduce: Arc::clone(&reduce),
                     state: FxHashMap::default(),
-                    out: Vec::new(),
+                    out: superflow_runtime::Records::default(),
                     next,
                 })
             }),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::Data;
-use superflow_runtime::{BinaryConsumer, Consumer, SideOutputSink, StageContext};
+use superflow_runtime::{
+    forward_time_signals, BinaryConsumer, Consumer, Records, SideOutputSink, StageContext,
+};
 
 use crate::functions::{
     CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,
@@ -18,7 +20,14 @@ use crate::functions::{
 
 /// Counts a stage's output and hands it to the next stage, keeping the buffer for reuse.
 #[inline]
-fn emit<O: 'static>(ctx: &StageContext, out: &mut Vec<O>, next: &mut Box<dyn Consumer<O>>) {
+pub(crate) fn emit<O: 'static>(
+    ctx: &StageContext,
+    out: &mut Records<O>,
+    next: &mut Box<dyn Consumer<O>>,
+) {
+    if out.is_empty() {
+        return;
+    }
     ctx.counters.add_out(out.len());
     next.push(out);
     out.clear();
@@ -35,19 +44,22 @@ fn runtime_context(ctx: &StageContext) -> RuntimeContext {
 pub(crate) struct MapStage<I, O, F> {
     pub ctx: StageContext,
     pub f: Arc<F>,
-    pub out: Vec<O>,
+    pub out: Records<O>,
     pub next: Box<dyn Consumer<O>>,
     pub _in: PhantomData<fn(I)>,
 }
 
 impl<I: Data, O: Data, F: MapFunction<I, O>> Consumer<I> for MapStage<I, O, F> {
-    fn push(&mut self, batch: &mut Vec<I>) {
+    fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&self.f, &mut self.out);
         self.ctx
-            .guard(|| out.extend(batch.drain(..).map(|x| f.map(x))));
+            .guard(|| out.values.extend(batch.values.drain(..).map(|x| f.map(x))));
+        // A map keeps each record's timestamp.
+        std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -60,13 +72,13 @@ pub(crate) struct FilterStage<T, F> {
 }
 
 impl<T: Data, F: FilterFunction<T>> Consumer<T> for FilterStage<T, F> {
-    fn push(&mut self, batch: &mut Vec<T>) {
+    fn push(&mut self, batch: &mut Records<T>) {
         self.ctx.counters.add_in(batch.len());
         let f = &self.f;
         self.ctx.guard(|| batch.retain(|x| f.filter(x)));
-        self.ctx.counters.add_out(batch.len());
-        self.next.push(batch);
+        emit(&self.ctx, batch, &mut self.next);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -75,23 +87,24 @@ impl<T: Data, F: FilterFunction<T>> Consumer<T> for FilterStage<T, F> {
 pub(crate) struct FlatMapStage<I, O, F> {
     pub ctx: StageContext,
     pub f: Arc<F>,
-    pub out: Vec<O>,
+    pub out: Records<O>,
     pub next: Box<dyn Consumer<O>>,
     pub _in: PhantomData<fn(I)>,
 }
 
 impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I, O, F> {
-    fn push(&mut self, batch: &mut Vec<I>) {
+    fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&self.f, &mut self.out);
         self.ctx.guard(|| {
-            let mut collector = Collector::new(out);
-            for x in batch.drain(..) {
-                f.flat_map(x, &mut collector);
+            for (x, t) in batch.drain() {
+                f.flat_map(x, &mut Collector::new(&mut out.values));
+                out.stamp_new(t);
             }
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -102,7 +115,7 @@ pub(crate) struct ProcessStage<I, O, P> {
     pub function: P,
     pub opened: bool,
     pub context: ProcessContext,
-    pub out: Vec<O>,
+    pub out: Records<O>,
     pub next: Box<dyn Consumer<O>>,
     pub _in: PhantomData<fn(I)>,
 }
@@ -121,7 +134,7 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
             function,
             opened: false,
             context,
-            out: Vec::new(),
+            out: Records::default(),
             next,
             _in: PhantomData,
         }
@@ -140,14 +153,15 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
 }
 
 impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I, O, P> {
-    fn push(&mut self, batch: &mut Vec<I>) {
+    fn push(&mut self, batch: &mut Records<I>) {
         self.open();
         self.ctx.counters.add_in(batch.len());
         let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
         let result = self.ctx.guard(|| {
-            let mut collector = Collector::new(out);
-            for x in batch.drain(..) {
-                function.process_element(x, context, &mut collector)?;
+            for (x, t) in batch.drain() {
+                context.timestamp = t;
+                function.process_element(x, context, &mut Collector::new(&mut out.values))?;
+                out.stamp_new(t);
             }
             Ok::<(), superflow_core::UserError>(())
         });
@@ -156,6 +170,15 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
         }
         self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
+    }
+    fn watermark(&mut self, event: superflow_runtime::WatermarkEvent) {
+        if let superflow_runtime::WatermarkEvent::Watermark(w) = event {
+            self.context.watermark = w;
+        }
+        self.next.watermark(event);
+    }
+    fn on_processing_time(&mut self, now: i64) {
+        self.next.on_processing_time(now);
     }
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
@@ -175,7 +198,7 @@ pub(crate) struct KeyedReduceStage<T, K, KS, R> {
     pub key: Arc<KS>,
     pub reduce: Arc<R>,
     pub state: FxHashMap<K, Option<T>>,
-    pub out: Vec<T>,
+    pub out: Records<T>,
     pub next: Box<dyn Consumer<T>>,
 }
 
@@ -186,22 +209,25 @@ where
     KS: KeySelector<T, K>,
     R: ReduceFunction<T>,
 {
-    fn push(&mut self, batch: &mut Vec<T>) {
+    fn push(&mut self, batch: &mut Records<T>) {
         self.ctx.counters.add_in(batch.len());
         let (key, reduce, state, out) = (&self.key, &self.reduce, &mut self.state, &mut self.out);
         self.ctx.guard(|| {
-            for value in batch.drain(..) {
+            for value in batch.values.drain(..) {
                 let slot = state.entry(key.get_key(&value)).or_insert(None);
                 let next = match slot.take() {
                     Some(accumulated) => reduce.reduce(accumulated, value),
                     None => value,
                 };
-                out.push(next.clone());
+                out.values.push(next.clone());
                 *slot = Some(next);
             }
         });
+        // One output per input: each keeps its input's timestamp.
+        std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -231,15 +257,17 @@ impl<T: Data, S: SinkFunction<T>> SinkStage<T, S> {
 }
 
 impl<T: Data, S: SinkFunction<T>> Consumer<T> for SinkStage<T, S> {
-    fn push(&mut self, batch: &mut Vec<T>) {
+    fn push(&mut self, batch: &mut Records<T>) {
         self.open();
         self.ctx.counters.add_in(batch.len());
         let sink = &mut self.sink;
-        if let Err(e) = self.ctx.guard(|| sink.invoke_batch(batch)) {
+        if let Err(e) = self.ctx.guard(|| sink.invoke_batch(&mut batch.values)) {
             self.ctx.fail(e);
         }
         batch.clear();
     }
+    fn watermark(&mut self, _event: superflow_runtime::WatermarkEvent) {}
+    fn on_processing_time(&mut self, _now: i64) {}
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();
@@ -254,7 +282,7 @@ impl<T: Data, S: SinkFunction<T>> Consumer<T> for SinkStage<T, S> {
 pub(crate) struct CoMapStage<A, B, O, F> {
     pub ctx: StageContext,
     pub f: F,
-    pub out: Vec<O>,
+    pub out: Records<O>,
     pub next: Box<dyn Consumer<O>>,
     pub _in: PhantomData<fn(A, B)>,
 }
@@ -262,20 +290,23 @@ pub(crate) struct CoMapStage<A, B, O, F> {
 impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
     for CoMapStage<A, B, O, F>
 {
-    fn push1(&mut self, batch: &mut Vec<A>) {
+    fn push1(&mut self, batch: &mut Records<A>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
         self.ctx
-            .guard(|| out.extend(batch.drain(..).map(|x| f.map1(x))));
+            .guard(|| out.values.extend(batch.values.drain(..).map(|x| f.map1(x))));
+        std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    fn push2(&mut self, batch: &mut Vec<B>) {
+    fn push2(&mut self, batch: &mut Records<B>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
         self.ctx
-            .guard(|| out.extend(batch.drain(..).map(|x| f.map2(x))));
+            .guard(|| out.values.extend(batch.values.drain(..).map(|x| f.map2(x))));
+        std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -284,7 +315,7 @@ impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
 pub(crate) struct CoFlatMapStage<A, B, O, F> {
     pub ctx: StageContext,
     pub f: F,
-    pub out: Vec<O>,
+    pub out: Records<O>,
     pub next: Box<dyn Consumer<O>>,
     pub _in: PhantomData<fn(A, B)>,
 }
@@ -292,28 +323,29 @@ pub(crate) struct CoFlatMapStage<A, B, O, F> {
 impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A, B>
     for CoFlatMapStage<A, B, O, F>
 {
-    fn push1(&mut self, batch: &mut Vec<A>) {
+    fn push1(&mut self, batch: &mut Records<A>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
         self.ctx.guard(|| {
-            let mut collector = Collector::new(out);
-            for x in batch.drain(..) {
-                f.flat_map1(x, &mut collector);
+            for (x, t) in batch.drain() {
+                f.flat_map1(x, &mut Collector::new(&mut out.values));
+                out.stamp_new(t);
             }
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    fn push2(&mut self, batch: &mut Vec<B>) {
+    fn push2(&mut self, batch: &mut Records<B>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&mut self.f, &mut self.out);
         self.ctx.guard(|| {
-            let mut collector = Collector::new(out);
-            for x in batch.drain(..) {
-                f.flat_map2(x, &mut collector);
+            for (x, t) in batch.drain() {
+                f.flat_map2(x, &mut Collector::new(&mut out.values));
+                out.stamp_new(t);
             }
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -325,9 +357,10 @@ pub(crate) struct Identity<T> {
 }
 
 impl<T: Data> Consumer<T> for Identity<T> {
-    fn push(&mut self, batch: &mut Vec<T>) {
+    fn push(&mut self, batch: &mut Records<T>) {
         self.next.push(batch);
     }
+    forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
     }

@@ -157,7 +157,7 @@ impl<T: Data> DataStream<T> {
                 Box::new(MapStage {
                     ctx: ctx.clone(),
                     f: Arc::clone(&f),
-                    out: Vec::new(),
+                    out: superflow_runtime::Records::default(),
                     next,
                     _in: PhantomData,
                 })
@@ -191,7 +191,7 @@ impl<T: Data> DataStream<T> {
                 Box::new(FlatMapStage {
                     ctx: ctx.clone(),
                     f: Arc::clone(&f),
-                    out: Vec::new(),
+                    out: superflow_runtime::Records::default(),
                     next,
                     _in: PhantomData,
                 })
@@ -523,9 +523,9 @@ impl<T: ExchangeData> superflow_runtime::exchange::BatchRouter for BroadcastCopi
         batch: &mut superflow_runtime::Batch,
         out: &mut [superflow_runtime::Batch],
     ) {
-        let records = batch.take_vec::<T>(None);
+        let records = batch.take_records::<T>(None);
         for slot in out.iter_mut().take(self.targets) {
-            *slot = superflow_runtime::Batch::exchangeable(records.clone());
+            *slot = superflow_runtime::Batch::exchangeable_records(records.clone());
         }
     }
 }
@@ -562,7 +562,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
                 Box::new(CoMapStage {
                     ctx: ctx.clone(),
                     f: f.clone(),
-                    out: Vec::new(),
+                    out: superflow_runtime::Records::default(),
                     next,
                     _in: PhantomData,
                 })
@@ -578,7 +578,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
                 Box::new(CoFlatMapStage {
                     ctx: ctx.clone(),
                     f: f.clone(),
-                    out: Vec::new(),
+                    out: superflow_runtime::Records::default(),
                     next,
                     _in: PhantomData,
                 })

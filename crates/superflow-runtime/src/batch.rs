@@ -12,6 +12,8 @@ use std::io::Write;
 
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::Data;
+
+use crate::time::WatermarkMessage;
 use timely::container::Accountable;
 use timely::dataflow::channels::ContainerBytes;
 
@@ -20,10 +22,12 @@ type EncodeFn = fn(&(dyn Any + Send)) -> Vec<u8>;
 /// Decodes an encoded batch into a `Vec<T>` boxed as `Any`.
 pub type DecodeFn = fn(&[u8]) -> Result<Box<dyn Any + Send>, postcard::Error>;
 
-/// A batch of records of one type, erased.
+/// A batch of records of one type, erased, or a watermark.
 #[derive(Default)]
 pub struct Batch {
     inner: Inner,
+    /// The records' event timestamps, parallel to the records, when the stream has them.
+    timestamps: Option<Vec<i64>>,
     /// The worker this batch is addressed to, set by a broadcast fan-out.
     target: Option<usize>,
     /// Which output of its operator the batch belongs to: 0 is the main output, other
@@ -46,6 +50,110 @@ enum Inner {
         bytes: Vec<u8>,
         len: usize,
     },
+    /// A watermark (or idleness) message of one upstream channel. It counts as `copies`
+    /// records for progress tracking: an exchange splits it into one copy per worker.
+    Watermark {
+        message: WatermarkMessage,
+        copies: usize,
+    },
+}
+
+/// Records of one type and, when the stream carries event time, their timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Records<T> {
+    /// The records.
+    pub values: Vec<T>,
+    /// One event timestamp per record, or `None` when the stream has no timestamps.
+    pub timestamps: Option<Vec<i64>>,
+}
+
+impl<T> Default for Records<T> {
+    fn default() -> Self {
+        Records {
+            values: Vec::new(),
+            timestamps: None,
+        }
+    }
+}
+
+impl<T> Records<T> {
+    /// Records without timestamps.
+    pub fn untimed(values: Vec<T>) -> Records<T> {
+        Records {
+            values,
+            timestamps: None,
+        }
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.values.clear();
+        if let Some(ts) = &mut self.timestamps {
+            ts.clear();
+        }
+    }
+
+    /// Appends one record with its timestamp (`None`: the stream has no timestamps).
+    #[inline]
+    pub fn push(&mut self, value: T, timestamp: Option<i64>) {
+        self.values.push(value);
+        if let Some(t) = timestamp {
+            self.timestamps
+                .get_or_insert_with(|| Vec::with_capacity(self.values.capacity()))
+                .push(t);
+        }
+    }
+
+    /// Stamps the records appended since the last stamp with `timestamp` (they were
+    /// produced from one input record, or fired by one timer).
+    #[inline]
+    pub fn stamp_new(&mut self, timestamp: Option<i64>) {
+        if let Some(t) = timestamp {
+            let ts = self.timestamps.get_or_insert_with(Vec::new);
+            ts.resize(self.values.len(), t);
+        }
+    }
+
+    /// Keeps the records for which `keep` is true, with their timestamps.
+    #[inline]
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        match &mut self.timestamps {
+            None => self.values.retain(keep),
+            Some(ts) => {
+                let mut index = 0;
+                let mut kept = 0;
+                self.values.retain(|v| {
+                    let k = keep(v);
+                    if k {
+                        ts[kept] = ts[index];
+                        kept += 1;
+                    }
+                    index += 1;
+                    k
+                });
+                ts.truncate(kept);
+            }
+        }
+    }
+
+    /// Iterates over records and their timestamps, emptying the batch.
+    pub fn drain(&mut self) -> impl Iterator<Item = (T, Option<i64>)> + '_ {
+        let ts = self.timestamps.as_mut();
+        let mut ts_iter = ts.map(|t| t.drain(..));
+        self.values
+            .drain(..)
+            .map(move |v| (v, ts_iter.as_mut().and_then(|t| t.next())))
+    }
 }
 
 fn clone_vec<T: Data>(data: &(dyn Any + Send)) -> Box<dyn Any + Send> {
@@ -84,30 +192,81 @@ pub fn decoder_for<T: Data + DeserializeOwned>() -> DecodeFn {
 impl Batch {
     /// Wraps records that stay in this process.
     pub fn local<T: Data>(records: Vec<T>) -> Batch {
+        Batch::from_records(Records::untimed(records), None)
+    }
+
+    /// Wraps records that may be sent to another process.
+    pub fn exchangeable<T: Data + Serialize>(records: Vec<T>) -> Batch {
+        Batch::from_records(Records::untimed(records), Some(encode_vec::<T>))
+    }
+
+    /// Wraps records (with their timestamps) that stay in this process.
+    pub fn local_records<T: Data>(records: Records<T>) -> Batch {
+        Batch::from_records(records, None)
+    }
+
+    /// Wraps records (with their timestamps) that may be sent to another process.
+    pub fn exchangeable_records<T: Data + Serialize>(records: Records<T>) -> Batch {
+        Batch::from_records(records, Some(encode_vec::<T>))
+    }
+
+    fn from_records<T: Data>(records: Records<T>, encode: Option<EncodeFn>) -> Batch {
         if records.is_empty() {
             return Batch::default();
         }
-        let len = records.len();
+        let len = records.values.len();
         Batch {
             inner: Inner::Local {
-                data: Box::new(records),
+                data: Box::new(records.values),
                 len,
                 clone: clone_vec::<T>,
-                encode: None,
+                encode,
                 encoded: OnceCell::new(),
             },
+            timestamps: records.timestamps,
             target: None,
             tag: 0,
         }
     }
 
-    /// Wraps records that may be sent to another process.
-    pub fn exchangeable<T: Data + Serialize>(records: Vec<T>) -> Batch {
-        let mut batch = Batch::local(records);
-        if let Inner::Local { encode, .. } = &mut batch.inner {
-            *encode = Some(encode_vec::<T>);
+    /// A watermark message, counted as `copies` records (the number of workers, so that an
+    /// exchange can hand one copy to each).
+    pub fn watermark(message: WatermarkMessage, copies: usize) -> Batch {
+        Batch {
+            inner: Inner::Watermark { message, copies },
+            timestamps: None,
+            target: None,
+            tag: 0,
         }
-        batch
+    }
+
+    /// The watermark message this batch carries, if it is one.
+    pub fn as_watermark(&self) -> Option<&WatermarkMessage> {
+        match &self.inner {
+            Inner::Watermark { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// One receiver's copy of a watermark batch (counted as one record).
+    pub fn watermark_copy(&self) -> Batch {
+        match &self.inner {
+            Inner::Watermark { message, .. } => Batch::watermark(*message, 1),
+            _ => Batch::default(),
+        }
+    }
+
+    /// Sets the channel a watermark batch comes from (the operator that sends it).
+    pub fn stamp_watermark_origin(&mut self, origin: u32, subtask: u32, copies: usize) {
+        if let Inner::Watermark {
+            message,
+            copies: count,
+        } = &mut self.inner
+        {
+            message.origin = origin;
+            message.subtask = subtask;
+            *count = copies;
+        }
     }
 
     /// Addresses the batch to one worker (see `TaggedBatchRouter`).
@@ -132,27 +291,34 @@ impl Batch {
         self.tag
     }
 
-    /// The number of records.
+    /// The number of records (0 for a watermark).
     pub fn len(&self) -> usize {
         match &self.inner {
-            Inner::Empty => 0,
+            Inner::Empty | Inner::Watermark { .. } => 0,
             Inner::Local { len, .. } | Inner::Encoded { len, .. } => *len,
         }
     }
 
-    /// Whether the batch holds no record.
+    /// Whether the batch holds no record and is not a watermark.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        matches!(self.inner, Inner::Empty)
     }
 
-    /// Takes the records out as a `Vec<T>`, leaving the batch empty. `decode` is needed
-    /// only for batches that arrived from another process.
+    /// Takes the records out as a `Vec<T>`, dropping any timestamps. See
+    /// [`Batch::take_records`].
+    pub fn take_vec<T: Data>(&mut self, decode: Option<DecodeFn>) -> Vec<T> {
+        self.take_records(decode).values
+    }
+
+    /// Takes the records and their timestamps out, leaving the batch empty. `decode` is
+    /// needed only for batches that arrived from another process.
     ///
     /// Panics if the batch holds another type: that is a bug in the graph builder, which
     /// pairs every edge's producer and consumer by type.
-    pub fn take_vec<T: Data>(&mut self, decode: Option<DecodeFn>) -> Vec<T> {
-        match std::mem::take(&mut self.inner) {
-            Inner::Empty => Vec::new(),
+    pub fn take_records<T: Data>(&mut self, decode: Option<DecodeFn>) -> Records<T> {
+        let timestamps = self.timestamps.take();
+        let values = match std::mem::take(&mut self.inner) {
+            Inner::Empty | Inner::Watermark { .. } => Vec::new(),
             Inner::Local { data, .. } => match data.downcast::<Vec<T>>() {
                 Ok(v) => *v,
                 Err(_) => panic!(
@@ -178,12 +344,13 @@ impl Batch {
                     ),
                 }
             }
-        }
+        };
+        Records { values, timestamps }
     }
 
     fn encoded_bytes(&self) -> &[u8] {
         match &self.inner {
-            Inner::Empty => &[],
+            Inner::Empty | Inner::Watermark { .. } => &[],
             Inner::Encoded { bytes, .. } => bytes,
             Inner::Local {
                 data,
@@ -222,9 +389,14 @@ impl Clone for Batch {
                 bytes: bytes.clone(),
                 len: *len,
             },
+            Inner::Watermark { message, copies } => Inner::Watermark {
+                message: *message,
+                copies: *copies,
+            },
         };
         Batch {
             inner,
+            timestamps: self.timestamps.clone(),
             target: self.target,
             tag: self.tag,
         }
@@ -233,34 +405,72 @@ impl Clone for Batch {
 
 impl Accountable for Batch {
     fn record_count(&self) -> i64 {
-        self.len() as i64
+        match &self.inner {
+            Inner::Watermark { copies, .. } => *copies as i64,
+            _ => self.len() as i64,
+        }
     }
 }
 
+const KIND_RECORDS: u64 = 0;
+const KIND_WATERMARK: u64 = 1;
+const HEADER: usize = 32;
+
+fn read_u64(raw: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&raw[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn padded(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// The wire format: a header of four little-endian words, then the payload.
+/// Records: `[0, len, payload size, timestamp count]`, the postcard payload padded to 8
+/// bytes, then the timestamps. A watermark: `[1, origin | subtask << 32, value, idle]`.
 impl ContainerBytes for Batch {
     fn from_bytes(bytes: timely::bytes::arc::Bytes) -> Self {
         let raw: &[u8] = &bytes[..];
-        let mut len_bytes = [0u8; 8];
-        len_bytes.copy_from_slice(&raw[..8]);
-        let len = u64::from_le_bytes(len_bytes) as usize;
-        let mut size_bytes = [0u8; 8];
-        size_bytes.copy_from_slice(&raw[8..16]);
-        let size = u64::from_le_bytes(size_bytes) as usize;
+        if read_u64(raw, 0) == KIND_WATERMARK {
+            let channel = read_u64(raw, 8);
+            let message = WatermarkMessage {
+                origin: channel as u32,
+                subtask: (channel >> 32) as u32,
+                value: read_u64(raw, 16) as i64,
+                idle: read_u64(raw, 24) != 0,
+            };
+            return Batch::watermark(message, 1);
+        }
+        let len = read_u64(raw, 8) as usize;
+        let size = read_u64(raw, 16) as usize;
+        let ts_count = read_u64(raw, 24) as usize;
         if len == 0 {
             return Batch::default();
         }
+        let ts_start = HEADER + padded(size);
+        let timestamps = (ts_count > 0).then(|| {
+            (0..ts_count)
+                .map(|i| read_u64(raw, ts_start + 8 * i) as i64)
+                .collect()
+        });
         Batch {
             inner: Inner::Encoded {
-                bytes: raw[16..16 + size].to_vec(),
+                bytes: raw[HEADER..HEADER + size].to_vec(),
                 len,
             },
+            timestamps,
             target: None,
             tag: 0,
         }
     }
 
     fn length_in_bytes(&self) -> usize {
-        16 + ((self.encoded_bytes().len() + 7) & !7)
+        if self.as_watermark().is_some() {
+            return HEADER;
+        }
+        let ts = self.timestamps.as_ref().map_or(0, Vec::len);
+        HEADER + padded(self.encoded_bytes().len()) + 8 * ts
     }
 
     fn into_bytes<W: Write>(&self, writer: &mut W) {
@@ -268,13 +478,34 @@ impl ContainerBytes for Batch {
             self.tag, 0,
             "side-output batches are re-tagged before an exchange"
         );
-        let payload = self.encoded_bytes();
-        let padded = (payload.len() + 7) & !7;
         // Writes go to timely's in-memory send buffers.
-        let _ = writer.write_all(&(self.len() as u64).to_le_bytes());
-        let _ = writer.write_all(&(payload.len() as u64).to_le_bytes());
+        if let Some(message) = self.as_watermark() {
+            let channel = u64::from(message.origin) | (u64::from(message.subtask) << 32);
+            for word in [
+                KIND_WATERMARK,
+                channel,
+                message.value as u64,
+                u64::from(message.idle),
+            ] {
+                let _ = writer.write_all(&word.to_le_bytes());
+            }
+            return;
+        }
+        let payload = self.encoded_bytes();
+        let ts: &[i64] = self.timestamps.as_deref().unwrap_or(&[]);
+        for word in [
+            KIND_RECORDS,
+            self.len() as u64,
+            payload.len() as u64,
+            ts.len() as u64,
+        ] {
+            let _ = writer.write_all(&word.to_le_bytes());
+        }
         let _ = writer.write_all(payload);
-        let _ = writer.write_all(&[0u8; 8][..padded - payload.len()]);
+        let _ = writer.write_all(&[0u8; 8][..padded(payload.len()) - payload.len()]);
+        for t in ts {
+            let _ = writer.write_all(&t.to_le_bytes());
+        }
     }
 }
 
@@ -303,5 +534,51 @@ mod tests {
         assert_eq!(back.len(), 2);
         let v: Vec<(String, i64)> = back.take_vec(Some(decoder_for::<(String, i64)>()));
         assert_eq!(v, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn timestamps_and_watermarks_survive_bytes() {
+        let records = Records {
+            values: vec![7u32, 8, 9],
+            timestamps: Some(vec![-5, 0, i64::MAX]),
+        };
+        let b = Batch::exchangeable_records(records.clone());
+        let mut buf = Vec::new();
+        b.into_bytes(&mut buf);
+        assert_eq!(buf.len(), b.length_in_bytes());
+        let mut back = Batch::from_bytes(timely::bytes::arc::BytesMut::from(buf).freeze());
+        assert_eq!(
+            back.take_records::<u32>(Some(decoder_for::<u32>())),
+            records
+        );
+
+        let message = WatermarkMessage {
+            origin: 3,
+            subtask: 1,
+            value: i64::MIN + 1,
+            idle: true,
+        };
+        let w = Batch::watermark(message, 4);
+        assert_eq!(w.record_count(), 4);
+        let mut buf = Vec::new();
+        w.into_bytes(&mut buf);
+        assert_eq!(buf.len(), w.length_in_bytes());
+        let back = Batch::from_bytes(timely::bytes::arc::BytesMut::from(buf).freeze());
+        assert_eq!(back.as_watermark(), Some(&message));
+        assert_eq!(back.record_count(), 1);
+    }
+
+    #[test]
+    fn retain_and_drain_keep_timestamps_aligned() {
+        let mut r = Records {
+            values: vec![1, 2, 3, 4, 5],
+            timestamps: Some(vec![10, 20, 30, 40, 50]),
+        };
+        r.retain(|v| v % 2 == 1);
+        assert_eq!(r.values, vec![1, 3, 5]);
+        assert_eq!(r.timestamps, Some(vec![10, 30, 50]));
+        let drained: Vec<_> = r.drain().collect();
+        assert_eq!(drained, vec![(1, Some(10)), (3, Some(30)), (5, Some(50))]);
+        assert!(r.is_empty());
     }
 }

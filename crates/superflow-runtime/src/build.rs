@@ -8,26 +8,32 @@
 //! exchange `Vec`s (reused where possible), one dynamic call per stage per batch.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use superflow_core::Data;
 use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::Concatenate;
+use timely::dataflow::operators::{Capability, Concatenate};
 use timely::dataflow::{Scope, Stream};
+use timely::progress::frontier::MutableAntichain;
+use timely::scheduling::Activator;
 
-use crate::batch::{Batch, DecodeFn};
+use crate::batch::{Batch, DecodeFn, Records};
 use crate::control::JobControl;
 use crate::exchange::{self, PartitionKind, Partitioner, RouteContext, TaggedBatchRouter};
 use crate::failure::{guard, raise};
 use crate::graph::{JobGraph, JobPlan, NodeId};
 use crate::metrics::{OperatorCounters, WorkerMetrics};
 use crate::source::{FlowControl, SourceFunction, SourcePoll};
+use crate::time::{
+    processing_time_now, ChannelId, WakeUp, WatermarkEvent, WatermarkMessage, WatermarkTracker,
+    MAX_WATERMARK,
+};
 
 /// A physical stream of a Superflow dataflow.
 pub type BatchStream<'s> = Stream<'s, u64, Batch>;
@@ -54,18 +60,39 @@ pub trait Attach<T>: Send + Sync {
     ) -> BatchStream<'s>;
 }
 
-/// One stage of a chain, seen from upstream: it takes batches of `T`.
+/// One stage of a chain, seen from upstream: it takes batches of `T`, and the time
+/// signals of its operator. Every stage passes the signals it does not consume on to
+/// the next stage ([`forward_time_signals!`](crate::forward_time_signals) does that).
 pub trait Consumer<T>: 'static {
     /// Consumes the records of `batch` (leaving it empty, its capacity for reuse).
-    fn push(&mut self, batch: &mut Vec<T>);
+    fn push(&mut self, batch: &mut Records<T>);
+    /// The operator's combined input watermark advanced (or all its inputs went idle).
+    fn watermark(&mut self, event: WatermarkEvent);
+    /// Processing time reached a time some stage asked for (see [`WakeUp`]).
+    fn on_processing_time(&mut self, now: i64);
     /// The input is exhausted: flush and close.
-    fn finish(&mut self) {}
+    fn finish(&mut self);
+}
+
+/// Implements [`Consumer::watermark`] and [`Consumer::on_processing_time`] for a stage
+/// that only passes them on to the stage in field `$next`.
+#[macro_export]
+macro_rules! forward_time_signals {
+    ($next:ident) => {
+        fn watermark(&mut self, event: $crate::time::WatermarkEvent) {
+            self.$next.watermark(event)
+        }
+        fn on_processing_time(&mut self, now: i64) {
+            self.$next.on_processing_time(now)
+        }
+    };
 }
 
 /// Where a chain's last stage puts its output, and the chain's name.
 pub struct ChainOutput {
     queue: Rc<RefCell<Vec<Batch>>>,
     names: Vec<String>,
+    wake: WakeUp,
 }
 
 impl ChainOutput {
@@ -74,7 +101,13 @@ impl ChainOutput {
         ChainOutput {
             queue: Rc::new(RefCell::new(Vec::new())),
             names: Vec::new(),
+            wake: WakeUp::default(),
         }
+    }
+
+    /// Where the chain's stages ask for processing-time calls.
+    pub fn wake_up(&self) -> WakeUp {
+        self.wake.clone()
     }
 
     /// Records that node `name` is part of the chain (called tail first).
@@ -117,13 +150,28 @@ struct QueueTail {
 }
 
 impl<T: Data> Consumer<T> for QueueTail {
-    fn push(&mut self, batch: &mut Vec<T>) {
+    fn push(&mut self, batch: &mut Records<T>) {
         if !batch.is_empty() {
             self.queue
                 .borrow_mut()
-                .push(Batch::local(std::mem::take(batch)).with_tag(self.tag));
+                .push(Batch::local_records(std::mem::take(batch)).with_tag(self.tag));
         }
     }
+    fn watermark(&mut self, event: WatermarkEvent) {
+        // The operator stamps the channel (origin, subtask) when it sends the batch.
+        let message = WatermarkMessage {
+            origin: 0,
+            subtask: 0,
+            value: match event {
+                WatermarkEvent::Watermark(w) => w,
+                WatermarkEvent::Idle => i64::MIN,
+            },
+            idle: event == WatermarkEvent::Idle,
+        };
+        self.queue.borrow_mut().push(Batch::watermark(message, 0));
+    }
+    fn on_processing_time(&mut self, _now: i64) {}
+    fn finish(&mut self) {}
 }
 
 /// Where a stage puts side-output records: batches tagged with the side output's tag,
@@ -135,11 +183,11 @@ pub struct SideOutputSink {
 
 impl SideOutputSink {
     /// Emits `records` on side output `tag`.
-    pub fn emit<T: Data>(&self, tag: u32, records: Vec<T>) {
+    pub fn emit<T: Data>(&self, tag: u32, records: Records<T>) {
         if !records.is_empty() {
             self.queue
                 .borrow_mut()
-                .push(Batch::local(records).with_tag(tag));
+                .push(Batch::local_records(records).with_tag(tag));
         }
     }
 }
@@ -182,16 +230,29 @@ impl StageContext {
     }
 }
 
+/// The channels (producing operator, subtask) that send batches, and so watermarks, on a
+/// physical stream, across all workers.
+type Channels = Vec<(u32, u32)>;
+
 /// Per-worker state while the dataflow is built.
 pub struct BuildCtx<'s> {
     scope: Scope<'s, u64>,
     graph: Arc<JobGraph>,
     plan: Arc<JobPlan>,
     streams: HashMap<NodeId, BatchStream<'s>>,
+    channels: BTreeMap<(usize, usize), Channels>,
     control: Arc<JobControl>,
     metrics: Rc<WorkerMetrics>,
     probe: ProbeHandle<u64>,
     flow: FlowControl,
+}
+
+/// How an operator input is connected, for watermark tracking.
+struct InputChannels {
+    /// The producers of the input stream, on all workers.
+    producers: Channels,
+    /// Whether the input is a pipeline (it then only receives from this worker).
+    pipeline: bool,
 }
 
 impl<'s> BuildCtx<'s> {
@@ -209,6 +270,7 @@ impl<'s> BuildCtx<'s> {
             graph,
             plan,
             streams: HashMap::new(),
+            channels: BTreeMap::new(),
             control,
             metrics,
             probe,
@@ -264,9 +326,61 @@ impl<'s> BuildCtx<'s> {
         stream
     }
 
+    fn stream_key(stream: &BatchStream<'s>) -> (usize, usize) {
+        (stream.name().node, stream.name().port)
+    }
+
+    fn producers(&self, stream: &BatchStream<'s>) -> Channels {
+        self.channels
+            .get(&Self::stream_key(stream))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_producers(&mut self, stream: &BatchStream<'s>, producers: Channels) {
+        self.channels.insert(Self::stream_key(stream), producers);
+    }
+
+    /// The channels an operator's output has: every subtask that receives input on a
+    /// pipeline, or subtasks `0..parallelism` behind an exchange.
+    fn output_producers(origin: u32, inputs: &[InputChannels], parallelism: usize) -> Channels {
+        let mut subtasks = BTreeSet::new();
+        for input in inputs {
+            if input.pipeline {
+                subtasks.extend(input.producers.iter().map(|&(_, s)| s));
+            } else {
+                subtasks.extend(0..parallelism as u32);
+            }
+        }
+        subtasks.into_iter().map(|s| (origin, s)).collect()
+    }
+
+    /// The channels this worker's subtask of an operator hears watermarks from.
+    fn expected_channels(&self, inputs: &[InputChannels]) -> Vec<ChannelId> {
+        let worker = self.worker() as u32;
+        let mut expected = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            for &(origin, subtask) in &input.producers {
+                if !input.pipeline || subtask == worker {
+                    expected.push(ChannelId {
+                        input: index as u8,
+                        origin,
+                        subtask,
+                    });
+                }
+            }
+        }
+        expected
+    }
+
     /// Merges the outputs of several nodes (a union).
     pub fn concatenate(&mut self, streams: Vec<BatchStream<'s>>) -> BatchStream<'s> {
-        self.scope.concatenate(streams)
+        let mut producers: Channels = streams.iter().flat_map(|s| self.producers(s)).collect();
+        producers.sort_unstable();
+        producers.dedup();
+        let stream = self.scope.concatenate(streams);
+        self.set_producers(&stream, producers);
+        stream
     }
 
     fn route_context(&self, from: NodeId, to: NodeId) -> RouteContext {
@@ -291,17 +405,28 @@ impl<'s> BuildCtx<'s> {
         let partitioner = self.plan.edges[id][input_index].clone();
         let input = self.stream(from);
         let input = self.broadcast_fan_out(input, &partitioner, from, id);
-        let name = chain.name();
-        let queue = Rc::clone(&chain.queue);
+        let channels = InputChannels {
+            producers: self.producers(&input),
+            pipeline: partitioner.router.is_none(),
+        };
         let decode = partitioner.decode;
+        let parallelism = self.parallelism(id);
         match &partitioner.router {
-            None => unary_operator(self.scope, name, input, Pipeline, decode, consumer, queue),
+            None => self.unary_operator(
+                input,
+                Pipeline,
+                decode,
+                consumer,
+                chain,
+                channels,
+                parallelism,
+            ),
             Some(factory) => {
                 let pact = exchange::pact(
                     &self.routing_factory(&partitioner, factory),
                     &self.route_context(from, id),
                 );
-                unary_operator(self.scope, name, input, pact, decode, consumer, queue)
+                self.unary_operator(input, pact, decode, consumer, chain, channels, parallelism)
             }
         }
     }
@@ -315,19 +440,25 @@ impl<'s> BuildCtx<'s> {
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         let input = self.stream(from);
-        unary_operator(
-            self.scope,
-            chain.name(),
+        let channels = InputChannels {
+            producers: self.producers(&input),
+            pipeline: true,
+        };
+        let parallelism = self.parallelism(from);
+        self.unary_operator(
             input,
             Pipeline,
             None,
             consumer,
-            Rc::clone(&chain.queue),
+            chain,
+            channels,
+            parallelism,
         )
     }
 
     /// Builds the operator that selects side output `tag` from node `from`'s stream and
-    /// turns it into a main output.
+    /// turns it into a main output. Watermarks pass through: a side output has the event
+    /// time of its operator.
     pub fn build_side_output_selector(
         &mut self,
         from: NodeId,
@@ -336,20 +467,24 @@ impl<'s> BuildCtx<'s> {
     ) -> BatchStream<'s> {
         let input = self.stream(from);
         let mut builder = OperatorBuilder::new(name.to_string(), self.scope);
-        let mut handle = builder.new_input(input, Pipeline);
+        let mut handle = builder.new_input(input.clone(), Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
         builder.build(move |_caps| {
             move |_frontiers| {
                 let mut out = output.activate();
                 handle.for_each(|cap, data| {
-                    if data.tag() == tag {
+                    if data.as_watermark().is_some() {
+                        out.session(&cap).give_container(data);
+                    } else if data.tag() == tag {
                         let mut batch = std::mem::take(data).with_tag(0);
                         out.session(&cap).give_container(&mut batch);
                     }
                 });
             }
         });
+        let producers = self.producers(&input);
+        self.set_producers(&stream, producers);
         stream
     }
 
@@ -372,49 +507,74 @@ impl<'s> BuildCtx<'s> {
         let input1 = self.broadcast_fan_out(input1, &p1, from1, id);
         let input2 = self.stream(from2);
         let input2 = self.broadcast_fan_out(input2, &p2, from2, id);
+        let inputs = [
+            InputChannels {
+                producers: self.producers(&input1),
+                pipeline: p1.router.is_none(),
+            },
+            InputChannels {
+                producers: self.producers(&input2),
+                pipeline: p2.router.is_none(),
+            },
+        ];
         let mut builder = OperatorBuilder::new(chain.name(), self.scope);
+        let activator = self.scope.activator_for(builder.operator_info().address);
         let handle1 = self.add_input(&mut builder, input1, &p1, from1, id);
         let handle2 = self.add_input(&mut builder, input2, &p2, from2, id);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
-        let queue = Rc::clone(&chain.queue);
+        let origin = stream.name().node as u32;
+        let mut core = OperatorCore::new(self, chain, activator, origin, &inputs);
         let (d1, d2) = (p1.decode, p2.decode);
         let consumer = Rc::new(RefCell::new(consumer));
-        builder.build(move |_capabilities| {
+        builder.build(move |mut capabilities| {
             let mut handle1 = handle1;
             let mut handle2 = handle2;
-            let mut finished = false;
+            core.held = capabilities.pop();
             move |frontiers| {
                 let mut out = output.activate();
                 handle1.for_each(
                     &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
                           data: &mut Batch| {
-                        if data.tag() != 0 {
+                        if let Some(message) = data.as_watermark() {
+                            match core.tracker.update(0, message) {
+                                Some(event) => consumer.borrow_mut().watermark(event),
+                                None => return,
+                            }
+                        } else if data.tag() == 0 {
+                            let mut records = data.take_records::<A>(d1);
+                            consumer.borrow_mut().push1(&mut records);
+                        } else {
                             return;
                         }
-                        let mut records = data.take_vec::<A>(d1);
-                        consumer.borrow_mut().push1(&mut records);
-                        drain_queue(&queue, &mut out.session(cap));
+                        core.drain(&mut out.session(cap));
                     },
                 );
                 handle2.for_each(
                     &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
                           data: &mut Batch| {
-                        if data.tag() != 0 {
+                        if let Some(message) = data.as_watermark() {
+                            match core.tracker.update(1, message) {
+                                Some(event) => consumer.borrow_mut().watermark(event),
+                                None => return,
+                            }
+                        } else if data.tag() == 0 {
+                            let mut records = data.take_records::<B>(d2);
+                            consumer.borrow_mut().push2(&mut records);
+                        } else {
                             return;
                         }
-                        let mut records = data.take_vec::<B>(d2);
-                        consumer.borrow_mut().push2(&mut records);
-                        drain_queue(&queue, &mut out.session(cap));
+                        core.drain(&mut out.session(cap));
                     },
                 );
-                if !finished && frontiers.iter().all(|f| f.is_empty()) {
-                    finished = true;
-                    consumer.borrow_mut().finish();
-                    queue.borrow_mut().clear();
-                }
+                core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
+                    Signal::ProcessingTime(now) => consumer.borrow_mut().on_processing_time(now),
+                    Signal::Finish => consumer.borrow_mut().finish(),
+                });
             }
         });
+        let producers = Self::output_producers(origin, &inputs, self.parallelism(id));
+        self.set_producers(&stream, producers);
         stream
     }
 
@@ -456,7 +616,7 @@ impl<'s> BuildCtx<'s> {
 
     /// For a broadcast edge, inserts the operator that copies each batch once per
     /// target (the copies are counted as records there, which keeps progress tracking
-    /// exact across the exchange).
+    /// exact across the exchange). Watermarks pass through; the exchange copies them.
     fn broadcast_fan_out(
         &mut self,
         input: BatchStream<'s>,
@@ -474,13 +634,17 @@ impl<'s> BuildCtx<'s> {
         // The broadcast router factory copies one batch into one slot per target.
         let mut copier = factory(&self.route_context(from, to));
         let mut builder = OperatorBuilder::new("Broadcast".to_string(), self.scope);
-        let mut handle = builder.new_input(input, Pipeline);
+        let mut handle = builder.new_input(input.clone(), Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
         builder.build(move |_caps| {
             move |_frontiers| {
                 let mut out = output.activate();
                 handle.for_each(|cap, data| {
+                    if data.as_watermark().is_some() {
+                        out.session(&cap).give_container(data);
+                        return;
+                    }
                     if data.tag() != 0 {
                         return;
                     }
@@ -494,10 +658,13 @@ impl<'s> BuildCtx<'s> {
                 });
             }
         });
+        let producers = self.producers(&input);
+        self.set_producers(&stream, producers);
         stream
     }
 
-    /// Builds a source operator for node `id`.
+    /// Builds a source operator for node `id`. When a bounded source ends, it sends the
+    /// maximum watermark, so every pending event-time window and timer fires.
     pub fn build_source<T: Data>(
         &mut self,
         id: NodeId,
@@ -507,10 +674,12 @@ impl<'s> BuildCtx<'s> {
         let control = Arc::clone(&self.control);
         let probe = self.probe.clone();
         let flow = self.flow.clone();
+        let peers = self.scope.peers();
         let mut builder = OperatorBuilder::new(ctx.name.to_string(), self.scope);
         let activator = self.scope.activator_for(builder.operator_info().address);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
+        let origin = stream.name().node as u32;
         builder.build(move |mut capabilities| {
             let mut capability = capabilities.pop();
             if ctx.subtask >= ctx.parallelism {
@@ -574,11 +743,19 @@ impl<'s> BuildCtx<'s> {
                         break;
                     }
                 }
-                drop(session);
                 if finished {
+                    let end = WatermarkMessage {
+                        origin,
+                        subtask: ctx.subtask as u32,
+                        value: MAX_WATERMARK,
+                        idle: false,
+                    };
+                    session.give_container(&mut Batch::watermark(end, peers));
+                    drop(session);
                     capability = None;
                     return;
                 }
+                drop(session);
                 if epoch_records >= flow.max_epoch_records
                     || epoch_started.elapsed() >= flow.epoch_cadence
                 {
@@ -593,6 +770,58 @@ impl<'s> BuildCtx<'s> {
                 }
             }
         });
+        let producers = (0..self.parallelism(id) as u32)
+            .map(|s| (origin, s))
+            .collect();
+        self.set_producers(&stream, producers);
+        stream
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unary_operator<I: Data, P: ParallelizationContract<u64, Batch>>(
+        &mut self,
+        input: BatchStream<'s>,
+        pact: P,
+        decode: Option<DecodeFn>,
+        mut consumer: Box<dyn Consumer<I>>,
+        chain: &ChainOutput,
+        channels: InputChannels,
+        parallelism: usize,
+    ) -> BatchStream<'s> {
+        let mut builder = OperatorBuilder::new(chain.name(), self.scope);
+        let activator = self.scope.activator_for(builder.operator_info().address);
+        let mut handle = builder.new_input(input, pact);
+        let (output, stream) = builder.new_output::<Batch>();
+        let mut output = BatchOutput::from(output);
+        let origin = stream.name().node as u32;
+        let inputs = [channels];
+        let mut core = OperatorCore::new(self, chain, activator, origin, &inputs);
+        builder.build(move |mut capabilities| {
+            core.held = capabilities.pop();
+            move |frontiers| {
+                let mut out = output.activate();
+                handle.for_each(|cap, data| {
+                    if let Some(message) = data.as_watermark() {
+                        match core.tracker.update(0, message) {
+                            Some(event) => consumer.watermark(event),
+                            None => return,
+                        }
+                    } else if data.tag() == 0 {
+                        let mut records = data.take_records::<I>(decode);
+                        consumer.push(&mut records);
+                    } else {
+                        return;
+                    }
+                    core.drain(&mut out.session(&cap));
+                });
+                core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
+                    Signal::ProcessingTime(now) => consumer.on_processing_time(now),
+                    Signal::Finish => consumer.finish(),
+                });
+            }
+        });
+        let producers = Self::output_producers(origin, &inputs, parallelism);
+        self.set_producers(&stream, producers);
         stream
     }
 }
@@ -600,28 +829,132 @@ impl<'s> BuildCtx<'s> {
 /// The logic of a two-input operator.
 pub trait BinaryConsumer<A, B>: 'static {
     /// Consumes records of the first input.
-    fn push1(&mut self, batch: &mut Vec<A>);
+    fn push1(&mut self, batch: &mut Records<A>);
     /// Consumes records of the second input.
-    fn push2(&mut self, batch: &mut Vec<B>);
+    fn push2(&mut self, batch: &mut Records<B>);
+    /// The combined watermark of both inputs advanced (or both went idle).
+    fn watermark(&mut self, event: WatermarkEvent);
+    /// Processing time reached a time some stage asked for.
+    fn on_processing_time(&mut self, now: i64);
     /// Both inputs are exhausted.
-    fn finish(&mut self) {}
+    fn finish(&mut self);
 }
 
-fn drain_queue<CT: timely::dataflow::operators::CapabilityTrait<u64>>(
-    queue: &Rc<RefCell<Vec<Batch>>>,
-    session: &mut timely::dataflow::operators::generic::Session<
-        '_,
-        '_,
-        u64,
-        timely::container::CapacityContainerBuilder<Batch>,
-        CT,
-    >,
-) {
-    let mut queue = queue.borrow_mut();
-    for batch in queue.iter_mut() {
-        session.give_container(batch);
+/// A call into an operator's stages that no input batch carries.
+enum Signal {
+    ProcessingTime(i64),
+    Finish,
+}
+
+/// What every Superflow operator does besides running its stages: it sends what the
+/// chain queued (stamping watermarks with its channel), combines input watermarks,
+/// holds a capability at its input frontier so that timers and the end of input can
+/// still emit, and schedules itself for processing-time wake-ups.
+struct OperatorCore {
+    queue: Rc<RefCell<Vec<Batch>>>,
+    wake: WakeUp,
+    activator: Activator,
+    scheduled: Option<i64>,
+    tracker: WatermarkTracker,
+    held: Option<Capability<u64>>,
+    finished: bool,
+    origin: u32,
+    subtask: u32,
+    peers: usize,
+}
+
+impl OperatorCore {
+    fn new(
+        ctx: &BuildCtx<'_>,
+        chain: &ChainOutput,
+        activator: Activator,
+        origin: u32,
+        inputs: &[InputChannels],
+    ) -> OperatorCore {
+        OperatorCore {
+            queue: Rc::clone(&chain.queue),
+            wake: chain.wake.clone(),
+            activator,
+            scheduled: None,
+            tracker: WatermarkTracker::new(ctx.expected_channels(inputs)),
+            held: None,
+            finished: false,
+            origin,
+            subtask: ctx.worker() as u32,
+            peers: ctx.scope.peers(),
+        }
     }
-    queue.clear();
+
+    fn drain<CT: timely::dataflow::operators::CapabilityTrait<u64>>(
+        &self,
+        session: &mut timely::dataflow::operators::generic::Session<
+            '_,
+            '_,
+            u64,
+            timely::container::CapacityContainerBuilder<Batch>,
+            CT,
+        >,
+    ) {
+        let mut queue = self.queue.borrow_mut();
+        for batch in queue.iter_mut() {
+            batch.stamp_watermark_origin(self.origin, self.subtask, self.peers);
+            session.give_container(batch);
+        }
+        queue.clear();
+    }
+
+    fn after_inputs(
+        &mut self,
+        frontiers: &[MutableAntichain<u64>],
+        out: &mut timely::dataflow::operators::generic::OutputBuilderSession<
+            '_,
+            u64,
+            timely::container::CapacityContainerBuilder<Batch>,
+        >,
+        signal: &mut dyn FnMut(Signal),
+    ) {
+        if self.held.is_none() {
+            return;
+        }
+        let least = frontiers
+            .iter()
+            .filter_map(|f| f.frontier().iter().min().copied())
+            .min();
+        let Some(least) = least else {
+            if !self.finished {
+                self.finished = true;
+                signal(Signal::Finish);
+                if let Some(held) = &self.held {
+                    self.drain(&mut out.session(held));
+                }
+            }
+            self.held = None;
+            return;
+        };
+        if let Some(held) = &mut self.held {
+            if *held.time() < least {
+                held.downgrade(&least);
+            }
+        }
+        if self.wake.next().is_none() {
+            return;
+        }
+        let now = processing_time_now();
+        if self.wake.take_due(now) {
+            signal(Signal::ProcessingTime(now));
+            if let Some(held) = &self.held {
+                self.drain(&mut out.session(held));
+            }
+        }
+        if let Some(at) = self.wake.next() {
+            let stale = self.scheduled.is_none_or(|s| s <= now || at < s);
+            if stale {
+                self.scheduled = Some(at);
+                self.activator
+                    .activate_after(Duration::from_millis((at - now).max(0) as u64));
+            }
+        }
+    }
 }
 
 /// An input handle whose pact type is erased, for operators with several inputs.
@@ -644,40 +977,4 @@ where
             logic(&cap, data)
         });
     }
-}
-
-fn unary_operator<'s, I: Data, P: ParallelizationContract<u64, Batch>>(
-    scope: Scope<'s, u64>,
-    name: String,
-    input: BatchStream<'s>,
-    pact: P,
-    decode: Option<DecodeFn>,
-    mut consumer: Box<dyn Consumer<I>>,
-    queue: Rc<RefCell<Vec<Batch>>>,
-) -> BatchStream<'s> {
-    let mut builder = OperatorBuilder::new(name, scope);
-    let mut handle = builder.new_input(input, pact);
-    let (output, stream) = builder.new_output::<Batch>();
-    let mut output = BatchOutput::from(output);
-    builder.build(move |_capabilities| {
-        let mut finished = false;
-        move |frontiers| {
-            let mut out = output.activate();
-            handle.for_each(|cap, data| {
-                if data.tag() != 0 {
-                    return;
-                }
-                let mut records = data.take_vec::<I>(decode);
-                consumer.push(&mut records);
-                drain_queue(&queue, &mut out.session(&cap));
-            });
-            if !finished && frontiers[0].is_empty() {
-                finished = true;
-                consumer.finish();
-                // Output produced while closing has no epoch left to belong to.
-                queue.borrow_mut().clear();
-            }
-        }
-    });
-    stream
 }

@@ -15,7 +15,7 @@ use timely::dataflow::channels::pushers::exchange::Distributor;
 use timely::dataflow::channels::Message;
 use timely::progress::Stamp;
 
-use crate::batch::{Batch, DecodeFn};
+use crate::batch::{Batch, DecodeFn, Records};
 
 /// The partitioning scheme of an edge, as the user chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,7 @@ impl Partitioner {
             Box::new(RecordRouter::<T, F> {
                 select: make(ctx),
                 buffers: Vec::new(),
-                wrap: Batch::exchangeable::<T>,
+                wrap: Batch::exchangeable_records::<T>,
             }) as Box<dyn BatchRouter>
         });
         Partitioner {
@@ -120,7 +120,7 @@ impl Partitioner {
             Box::new(RecordRouter::<T, _> {
                 select: move |_: &T| next(),
                 buffers: Vec::new(),
-                wrap: Batch::local::<T>,
+                wrap: Batch::local_records::<T>,
             }) as Box<dyn BatchRouter>
         });
         Partitioner {
@@ -164,23 +164,42 @@ pub fn rescale_targets(ctx: &RouteContext) -> std::ops::Range<usize> {
 
 struct RecordRouter<T, F> {
     select: F,
-    buffers: Vec<Vec<T>>,
-    wrap: fn(Vec<T>) -> Batch,
+    buffers: Vec<Records<T>>,
+    wrap: fn(Records<T>) -> Batch,
+}
+
+impl<T: Data, F: FnMut(&T) -> usize + 'static> RecordRouter<T, F> {
+    #[inline]
+    fn target(&mut self, record: &T, workers: usize) -> usize {
+        let target = (self.select)(record);
+        // A custom partitioner may return an index out of range: Flink fails the job.
+        if target >= workers {
+            panic!("partitioner chose subtask {target}, but only {workers} exist");
+        }
+        target
+    }
 }
 
 impl<T: Data, F: FnMut(&T) -> usize + 'static> BatchRouter for RecordRouter<T, F> {
     fn route(&mut self, batch: &mut Batch, out: &mut [Batch]) {
         if self.buffers.len() != out.len() {
-            self.buffers = (0..out.len()).map(|_| Vec::new()).collect();
+            self.buffers = (0..out.len()).map(|_| Records::default()).collect();
         }
         let workers = out.len();
-        for record in batch.take_vec::<T>(None) {
-            let target = (self.select)(&record);
-            // A custom partitioner may return an index out of range: Flink fails the job.
-            if target >= workers {
-                panic!("partitioner chose subtask {target}, but only {workers} exist");
+        let records = batch.take_records::<T>(None);
+        match records.timestamps {
+            None => {
+                for record in records.values {
+                    let target = self.target(&record, workers);
+                    self.buffers[target].values.push(record);
+                }
             }
-            self.buffers[target].push(record);
+            Some(timestamps) => {
+                for (record, t) in records.values.into_iter().zip(timestamps) {
+                    let target = self.target(&record, workers);
+                    self.buffers[target].push(record, Some(t));
+                }
+            }
         }
         for (slot, buffer) in out.iter_mut().zip(self.buffers.iter_mut()) {
             if !buffer.is_empty() {
@@ -214,6 +233,14 @@ impl Distributor<Batch> for BatchDistributor {
         stamp: &Stamp<T>,
         pushers: &mut [P],
     ) {
+        if container.as_watermark().is_some() {
+            // Every receiver tracks every sender's watermark.
+            for pusher in pushers.iter_mut() {
+                let mut copy = container.watermark_copy();
+                Message::push_at(&mut copy, stamp.clone(), pusher);
+            }
+            return;
+        }
         if self.out.len() != pushers.len() {
             self.out = (0..pushers.len()).map(|_| Batch::default()).collect();
         }

@@ -1,7 +1,7 @@
 //! Superflow's execution layer, on timely-dataflow.
 //!
 //! Layers, bottom up: [`batch`] (the erased container on every edge), [`exchange`]
-//! (partitioners as timely pacts), [`source`] (the source contract and flow control),
+//! (partitioners as timely pacts), [`time`] (watermarks, channels, the clock), [`source`] (the source contract and flow control),
 //! [`build`] (job graph nodes to timely operators, chaining), [`graph`] (the logical
 //! graph and its physical plan), and [`executor`] (workers, failures, results).
 
@@ -16,8 +16,9 @@ pub mod failure;
 pub mod graph;
 pub mod metrics;
 pub mod source;
+pub mod time;
 
-pub use batch::Batch;
+pub use batch::{Batch, Records};
 pub use build::{
     side_output_tag, Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer,
     NodeBuilder, SideOutputSink, StageContext,
@@ -32,3 +33,4 @@ pub use graph::{
 };
 pub use metrics::OperatorMetrics;
 pub use source::{FlowControl, SourceError, SourceFunction, SourcePoll, SourceReader};
+pub use time::{processing_time_now, WakeUp, WatermarkEvent, MAX_WATERMARK};
