@@ -4,7 +4,9 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use superflow_connectors::{
     CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource,
@@ -18,8 +20,8 @@ use superflow_runtime::{
 
 use crate::nodes::SourceNode;
 use crate::stream::DataStream;
+use crate::watermark::{TimestampAssigner, WatermarkStrategy};
 
-#[derive(Default)]
 struct EnvState {
     graph: JobGraph,
     parallelism: Option<usize>,
@@ -27,7 +29,27 @@ struct EnvState {
     flow: FlowControl,
     cluster: Option<ClusterConfig>,
     problems: Vec<String>,
+    /// Milliseconds between periodic watermarks; read by the stages when the job runs, so
+    /// it may be set after the streams are built.
+    watermark_interval: Arc<AtomicU64>,
 }
+
+impl Default for EnvState {
+    fn default() -> Self {
+        EnvState {
+            graph: JobGraph::default(),
+            parallelism: None,
+            max_parallelism: None,
+            flow: FlowControl::default(),
+            cluster: None,
+            problems: Vec::new(),
+            watermark_interval: Arc::new(AtomicU64::new(DEFAULT_WATERMARK_INTERVAL_MS)),
+        }
+    }
+}
+
+/// Flink's default auto-watermark interval.
+const DEFAULT_WATERMARK_INTERVAL_MS: u64 = 200;
 
 /// The context in which a streaming job is built and executed, as in Flink.
 #[derive(Clone, Default)]
@@ -63,6 +85,31 @@ impl StreamExecutionEnvironment {
         state
             .parallelism
             .unwrap_or_else(|| superflow_runtime::available_cores() * processes)
+    }
+
+    /// Sets how often watermark generators are asked for a periodic watermark (default
+    /// 200 ms). Zero turns periodic watermarks off: only punctuated watermarks and the
+    /// final watermark of a bounded input remain.
+    pub fn set_auto_watermark_interval(&self, interval: Duration) -> &Self {
+        self.state
+            .borrow()
+            .watermark_interval
+            .store(interval.as_millis() as u64, Ordering::Relaxed);
+        self
+    }
+
+    /// The auto-watermark interval.
+    pub fn get_auto_watermark_interval(&self) -> Duration {
+        Duration::from_millis(
+            self.state
+                .borrow()
+                .watermark_interval
+                .load(Ordering::Relaxed),
+        )
+    }
+
+    pub(crate) fn watermark_interval_handle(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.state.borrow().watermark_interval)
     }
 
     /// Sets the max parallelism: the number of key groups (default 128).
@@ -160,6 +207,24 @@ impl StreamExecutionEnvironment {
     /// Same as [`from_source`](Self::from_source), as Flink's `addSource`.
     pub fn add_source<T: Data, S: SourceFunction<T>>(&self, source: S) -> DataStream<T> {
         self.from_source(source)
+    }
+
+    /// A stream from a source, with event timestamps and watermarks from `strategy`
+    /// (Flink's `fromSource(source, strategy, name)`).
+    pub fn from_source_with_watermarks<T, S, A>(
+        &self,
+        source: S,
+        strategy: WatermarkStrategy<T, A>,
+        name: &str,
+    ) -> DataStream<T>
+    where
+        T: Data,
+        S: SourceFunction<T>,
+        A: TimestampAssigner<T>,
+    {
+        self.from_source(source)
+            .name(name)
+            .assign_timestamps_and_watermarks(strategy)
     }
 
     /// A non-parallel source emitting `elements` in order.

@@ -4,12 +4,16 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use superflow_core::{ExchangeData, FieldAggregate, Key};
+use superflow_core::{Data, ExchangeData, FieldAggregate, Key};
 use superflow_runtime::NodeKind;
 
 use crate::functions::{KeySelector, ReduceFunction};
+use crate::keyed_process::{KeyedProcessFunction, KeyedProcessStage};
 use crate::stages::KeyedReduceStage;
 use crate::stream::{hash_partitioner, DataStream};
+use crate::window::{
+    CountEvictor, CountTrigger, GlobalWindows, PurgingTrigger, WindowAssigner, WindowedStream,
+};
 
 /// A stream partitioned by key (Flink's `KeyedStream`). Aggregations are per key and
 /// rolling: every record emits the key's updated result.
@@ -20,7 +24,7 @@ pub struct KeyedStream<T, K, KS> {
 }
 
 /// Shares one key selector between the partitioner and the operator.
-struct SharedKey<KS>(Arc<KS>);
+pub(crate) struct SharedKey<KS>(pub(crate) Arc<KS>);
 
 impl<T, K, KS: KeySelector<T, K>> KeySelector<T, K> for SharedKey<KS> {
     #[inline]
@@ -45,6 +49,59 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
     /// The keyed stream as a plain stream (still partitioned by key for the next operator).
     pub fn as_stream(&self) -> DataStream<T> {
         self.input.clone()
+    }
+
+    /// Runs a keyed process function: per record, with the key in context, timers and
+    /// side outputs (Flink's `KeyedStream.process`).
+    pub fn process<O: Data, P: KeyedProcessFunction<K, T, O>>(&self, function: P) -> DataStream<O> {
+        let key = Arc::clone(&self.key_selector);
+        self.input.one_input(
+            "KeyedProcess",
+            NodeKind::Operator,
+            Arc::new(move |ctx, chain, next| {
+                Box::new(KeyedProcessStage::new(
+                    ctx,
+                    chain,
+                    Arc::new(SharedKey(Arc::clone(&key))),
+                    function.clone(),
+                    next,
+                ))
+            }),
+        )
+    }
+
+    /// Cuts each key's records into windows.
+    pub fn window<A: WindowAssigner<T>>(
+        &self,
+        assigner: A,
+    ) -> WindowedStream<T, K, KS, A, A::DefaultTrigger> {
+        WindowedStream::new(
+            self.input.clone(),
+            Arc::clone(&self.key_selector),
+            assigner,
+            false,
+        )
+    }
+
+    /// Windows of `size` records per key, each fired once full (Flink's `countWindow(n)`).
+    pub fn count_window(
+        &self,
+        size: u64,
+    ) -> WindowedStream<T, K, KS, GlobalWindows, PurgingTrigger<CountTrigger>> {
+        self.window(GlobalWindows::create())
+            .trigger(PurgingTrigger::of(CountTrigger::of(size)))
+    }
+
+    /// The last `size` records per key, fired every `slide` records (Flink's
+    /// `countWindow(size, slide)`).
+    pub fn count_window_sliding(
+        &self,
+        size: u64,
+        slide: u64,
+    ) -> WindowedStream<T, K, KS, GlobalWindows, CountTrigger, CountEvictor> {
+        self.window(GlobalWindows::create())
+            .evictor(CountEvictor::of(size as usize))
+            .trigger(CountTrigger::of(slide))
     }
 
     /// Rolling reduce: `f(previous result, record)` per key; emits every new result.

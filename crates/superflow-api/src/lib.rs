@@ -10,9 +10,12 @@
 pub mod env;
 pub mod functions;
 pub mod keyed;
+pub mod keyed_process;
 mod nodes;
 mod stages;
 pub mod stream;
+pub mod watermark;
+pub mod window;
 
 pub use env::StreamExecutionEnvironment;
 pub use functions::{
@@ -21,4 +24,16 @@ pub use functions::{
     RuntimeContext,
 };
 pub use keyed::KeyedStream;
+pub use keyed_process::{KeyedProcessContext, KeyedProcessFunction, KeyedTimerService};
 pub use stream::{ConnectedStreams, DataStream};
+pub use superflow_state::TimeDomain;
+pub use watermark::{
+    BoundedOutOfOrderness, TimestampAssigner, WatermarkGenerator, WatermarkOutput,
+    WatermarkStrategy,
+};
+pub use window::{
+    AggregateFunction, EventTimeSessionWindows, GlobalWindows, ProcessWindowContext,
+    ProcessWindowFunction, ProcessingTimeSessionWindows, SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows, TimeWindow, TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows, WindowedStream,
+};

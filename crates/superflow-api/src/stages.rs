@@ -33,7 +33,7 @@ pub(crate) fn emit<O: 'static>(
     out.clear();
 }
 
-fn runtime_context(ctx: &StageContext) -> RuntimeContext {
+pub(crate) fn runtime_context(ctx: &StageContext) -> RuntimeContext {
     RuntimeContext {
         task_name: ctx.name.to_string(),
         subtask: ctx.subtask,

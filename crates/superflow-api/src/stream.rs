@@ -25,6 +25,10 @@ use crate::nodes::{BinaryNode, SideOutputNode, StageFactory, StageNode, UnionNod
 use crate::stages::{
     CoFlatMapStage, CoMapStage, FilterStage, FlatMapStage, MapStage, ProcessStage, SinkStage,
 };
+use crate::watermark::{TimestampAssigner, WatermarkStrategy};
+use crate::window::{
+    AllWindowedStream, CountTrigger, GlobalWindows, PurgingTrigger, WindowAssigner, WindowedStream,
+};
 
 /// A stream of records of type `T`, as Flink's `DataStream`. Methods that configure
 /// the operator that produced it (`name`, `set_parallelism`, ...) return the stream.
@@ -199,6 +203,23 @@ impl<T: Data> DataStream<T> {
         )
     }
 
+    /// Assigns event timestamps to the records and generates watermarks (Flink's
+    /// `assignTimestampsAndWatermarks`). Watermarks from upstream are replaced by the
+    /// new ones, except the final watermark of a bounded input.
+    pub fn assign_timestamps_and_watermarks<A: TimestampAssigner<T>>(
+        &self,
+        strategy: WatermarkStrategy<T, A>,
+    ) -> DataStream<T> {
+        let interval = self.env.watermark_interval_handle();
+        self.one_input(
+            "Timestamps/Watermarks",
+            NodeKind::Operator,
+            Arc::new(move |ctx, chain, next| {
+                Box::new(strategy.stage(ctx, chain.wake_up(), &interval, next))
+            }),
+        )
+    }
+
     /// A process function: outputs, side outputs, and open/close hooks.
     pub fn process<O: Data, P: ProcessFunction<T, O>>(&self, function: P) -> DataStream<O> {
         self.one_input(
@@ -240,6 +261,31 @@ impl<T: Data> DataStream<T> {
         });
         self.env.update_node(id, |n| n.parallelism = parallelism);
         DataStream::new(self.env.clone(), id, node)
+    }
+
+    /// Cuts the whole stream into windows, evaluated by one subtask (Flink's `windowAll`).
+    pub fn window_all<A: WindowAssigner<T>>(
+        &self,
+        assigner: A,
+    ) -> AllWindowedStream<T, A, A::DefaultTrigger>
+    where
+        T: ExchangeData,
+    {
+        let all: fn(&T) = |_| ();
+        let keyed = self.key_by(all);
+        WindowedStream::new(keyed.as_stream(), Arc::new(all), assigner, true)
+    }
+
+    /// Windows of `size` records over the whole stream (Flink's `countWindowAll`).
+    pub fn count_window_all(
+        &self,
+        size: u64,
+    ) -> AllWindowedStream<T, GlobalWindows, PurgingTrigger<CountTrigger>>
+    where
+        T: ExchangeData,
+    {
+        self.window_all(GlobalWindows::create())
+            .trigger(PurgingTrigger::of(CountTrigger::of(size)))
     }
 
     /// Partitions the stream by key; aggregations on the result are per key.

@@ -158,7 +158,7 @@ impl JobExecutionResult {
 }
 
 struct WorkerReport {
-    metrics: std::collections::BTreeMap<usize, (u64, u64)>,
+    metrics: std::collections::BTreeMap<usize, (u64, u64, u64)>,
 }
 
 /// Validates, plans and runs a job graph to its end; blocks.
@@ -242,13 +242,14 @@ pub fn execute_graph(
     };
     let net_runtime = started.elapsed();
 
-    let mut totals = vec![(0u64, 0u64); graph.nodes.len()];
+    let mut totals = vec![(0u64, 0u64, 0u64); graph.nodes.len()];
     for report in reports {
         match report {
             Ok(report) => {
-                for (id, (records_in, records_out)) in report.metrics {
+                for (id, (records_in, records_out, late)) in report.metrics {
                     totals[id].0 += records_in;
                     totals[id].1 += records_out;
+                    totals[id].2 += late;
                 }
             }
             Err(message) => control.fail(OperatorFailure {
@@ -278,6 +279,7 @@ pub fn execute_graph(
             parallelism: plan.parallelism[node.id],
             records_in: totals[node.id].0,
             records_out: totals[node.id].1,
+            late_records_dropped: totals[node.id].2,
         })
         .collect();
     Ok(JobExecutionResult {

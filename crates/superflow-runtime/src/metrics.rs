@@ -12,9 +12,18 @@ pub struct OperatorCounters {
     pub records_in: Cell<u64>,
     /// Records the operator emitted.
     pub records_out: Cell<u64>,
+    /// Records dropped because they arrived after their windows closed (Flink's
+    /// `numLateRecordsDropped`).
+    pub late_records_dropped: Cell<u64>,
 }
 
 impl OperatorCounters {
+    /// Counts `n` late records dropped.
+    #[inline]
+    pub fn add_late_dropped(&self, n: usize) {
+        self.late_records_dropped
+            .set(self.late_records_dropped.get() + n as u64);
+    }
     /// Adds `n` to the input count.
     #[inline]
     pub fn add_in(&self, n: usize) {
@@ -39,12 +48,21 @@ impl WorkerMetrics {
         Rc::clone(self.counters.borrow_mut().entry(id).or_default())
     }
 
-    /// A snapshot: node id to (records in, records out).
-    pub fn snapshot(&self) -> BTreeMap<usize, (u64, u64)> {
+    /// A snapshot: node id to (records in, records out, late records dropped).
+    pub fn snapshot(&self) -> BTreeMap<usize, (u64, u64, u64)> {
         self.counters
             .borrow()
             .iter()
-            .map(|(id, c)| (*id, (c.records_in.get(), c.records_out.get())))
+            .map(|(id, c)| {
+                (
+                    *id,
+                    (
+                        c.records_in.get(),
+                        c.records_out.get(),
+                        c.late_records_dropped.get(),
+                    ),
+                )
+            })
             .collect()
     }
 }
@@ -64,4 +82,6 @@ pub struct OperatorMetrics {
     pub records_in: u64,
     /// Records the operator emitted.
     pub records_out: u64,
+    /// Late records the operator dropped (windows without a late-data side output).
+    pub late_records_dropped: u64,
 }

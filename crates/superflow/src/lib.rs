@@ -38,10 +38,21 @@ pub mod core {
 
 /// Everything a typical job needs.
 pub mod prelude {
+    pub use superflow_api::window::{
+        AggregateFunction, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger,
+        CountEvictor, CountTrigger, EventTimeSessionWindows, EventTimeTrigger, Evictor,
+        GlobalWindow, GlobalWindows, ProcessWindowContext, ProcessWindowFunction,
+        ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger,
+        SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor, TimeWindow, Trigger,
+        TriggerContext, TriggerResult, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
+        Window,
+    };
     pub use superflow_api::{
         CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction,
-        KeySelector, KeyedStream, MapFunction, OutputTag, ProcessContext, ProcessFunction,
-        ReduceFunction, RuntimeContext, StreamExecutionEnvironment,
+        KeySelector, KeyedProcessContext, KeyedProcessFunction, KeyedStream, MapFunction,
+        OutputTag, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
+        StreamExecutionEnvironment, TimeDomain, WatermarkGenerator, WatermarkOutput,
+        WatermarkStrategy,
     };
     pub use superflow_connectors::{SinkContext, SinkFunction, WriteMode};
     pub use superflow_core::{JobError, RecordDisplay, UserError};

@@ -1,0 +1,306 @@
+//! `KeyedProcessFunction`: per-record logic on a keyed stream with event-time and
+//! processing-time timers, and the stage that runs it. Timers live in the operator's
+//! keyed state ([`superflow_state::TimerService`]), deduplicated per key and time.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use superflow_core::{Data, Key, UserError};
+use superflow_runtime::{
+    processing_time_now, Consumer, Records, StageContext, WakeUp, WatermarkEvent,
+};
+use superflow_state::{TimeDomain, TimerService};
+
+use crate::functions::{Collector, KeySelector, OutputTag, ProcessContext, RuntimeContext};
+use crate::stages::emit;
+
+/// A keyed process function (Flink's `KeyedProcessFunction`): handles each record with
+/// its key in context, and timers it registered for that key. Each subtask has its own
+/// clone.
+pub trait KeyedProcessFunction<K, I, O>: Clone + Send + Sync + 'static {
+    /// Called once per subtask before the first record.
+    fn open(&mut self, _ctx: &RuntimeContext) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Handles one record.
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut KeyedProcessContext<K>,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError>;
+
+    /// A timer registered for `ctx.get_current_key()` fired at `timestamp`.
+    fn on_timer(
+        &mut self,
+        _timestamp: i64,
+        _ctx: &mut KeyedProcessContext<K>,
+        _out: &mut Collector<O>,
+    ) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Called once when the input has ended.
+    fn close(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+/// The context of a keyed process function: the current key and timestamp, timers,
+/// side outputs and the clocks.
+pub struct KeyedProcessContext<K> {
+    base: ProcessContext,
+    key: Option<K>,
+    timers: TimerService<K, ()>,
+    domain: Option<TimeDomain>,
+    wake: WakeUp,
+}
+
+/// Registers and deletes the current key's timers (Flink's `TimerService`).
+pub struct KeyedTimerService<'a, K> {
+    ctx: &'a mut KeyedProcessContext<K>,
+}
+
+impl<K: Key> KeyedProcessContext<K> {
+    /// The key of the record (or timer) being handled.
+    pub fn get_current_key(&self) -> &K {
+        match &self.key {
+            Some(k) => k,
+            None => panic!("get_current_key() called outside process_element/on_timer"),
+        }
+    }
+
+    /// The event timestamp of the current record, or the time of the firing event-time
+    /// timer; `None` for records without timestamps and for processing-time timers.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.base.timestamp()
+    }
+
+    /// In `on_timer`: which clock the firing timer follows.
+    pub fn time_domain(&self) -> Option<TimeDomain> {
+        self.domain
+    }
+
+    /// The operator's current watermark.
+    pub fn current_watermark(&self) -> i64 {
+        self.base.current_watermark()
+    }
+
+    /// The wall clock, in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        processing_time_now()
+    }
+
+    /// The timers of the current key.
+    pub fn timer_service(&mut self) -> KeyedTimerService<'_, K> {
+        KeyedTimerService { ctx: self }
+    }
+
+    /// Emits `value` on side output `tag`, with the current timestamp.
+    pub fn output<S: Data>(&mut self, tag: &OutputTag<S>, value: S) {
+        self.base.output(tag, value);
+    }
+
+    /// Where the function runs.
+    pub fn runtime_context(&self) -> &RuntimeContext {
+        self.base.runtime_context()
+    }
+
+    fn current_key(&self) -> K {
+        self.get_current_key().clone()
+    }
+}
+
+impl<K: Key> KeyedTimerService<'_, K> {
+    /// The operator's current watermark.
+    pub fn current_watermark(&self) -> i64 {
+        self.ctx.current_watermark()
+    }
+
+    /// The wall clock, in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        processing_time_now()
+    }
+
+    /// Calls `on_timer` when the watermark reaches `time` (once per key and time).
+    pub fn register_event_time_timer(&mut self, time: i64) {
+        let key = self.ctx.current_key();
+        self.ctx
+            .timers
+            .register(TimeDomain::EventTime, key, (), time);
+    }
+
+    /// Calls `on_timer` when the wall clock reaches `time` (once per key and time).
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        let key = self.ctx.current_key();
+        self.ctx
+            .timers
+            .register(TimeDomain::ProcessingTime, key, (), time);
+        self.ctx.wake.request(time);
+    }
+
+    /// Deletes the current key's event-time timer at `time`, if any.
+    pub fn delete_event_time_timer(&mut self, time: i64) {
+        let key = self.ctx.current_key();
+        self.ctx
+            .timers
+            .delete(TimeDomain::EventTime, &key, &(), time);
+    }
+
+    /// Deletes the current key's processing-time timer at `time`, if any.
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        let key = self.ctx.current_key();
+        self.ctx
+            .timers
+            .delete(TimeDomain::ProcessingTime, &key, &(), time);
+    }
+}
+
+/// Runs a keyed process function.
+pub(crate) struct KeyedProcessStage<K, I, O, P, KS> {
+    ctx: StageContext,
+    key_selector: Arc<KS>,
+    function: P,
+    opened: bool,
+    context: KeyedProcessContext<K>,
+    out: Records<O>,
+    next: Box<dyn Consumer<O>>,
+    _in: PhantomData<fn(I)>,
+}
+
+impl<K, I, O, P, KS> KeyedProcessStage<K, I, O, P, KS>
+where
+    K: Key,
+    I: Data,
+    O: Data,
+    P: KeyedProcessFunction<K, I, O>,
+    KS: KeySelector<I, K>,
+{
+    pub(crate) fn new(
+        ctx: &StageContext,
+        chain: &superflow_runtime::ChainOutput,
+        key_selector: Arc<KS>,
+        function: P,
+        next: Box<dyn Consumer<O>>,
+    ) -> Self {
+        let base = ProcessContext::new(
+            ctx.node,
+            crate::stages::runtime_context(ctx),
+            chain.side_output_sink(),
+        );
+        KeyedProcessStage {
+            ctx: ctx.clone(),
+            key_selector,
+            function,
+            opened: false,
+            context: KeyedProcessContext {
+                base,
+                key: None,
+                timers: TimerService::new(),
+                domain: None,
+                wake: chain.wake_up(),
+            },
+            out: Records::default(),
+            next,
+            _in: PhantomData,
+        }
+    }
+
+    fn open(&mut self) {
+        if !self.opened {
+            self.opened = true;
+            let runtime = crate::stages::runtime_context(&self.ctx);
+            let function = &mut self.function;
+            if let Err(e) = self.ctx.guard(|| function.open(&runtime)) {
+                self.ctx.fail(format!("open() failed: {e}"));
+            }
+        }
+    }
+
+    /// Fires the due timers of `domain`, including those registered while firing.
+    fn fire(&mut self, domain: TimeDomain, until: i64) {
+        self.open();
+        let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
+        let result = self.ctx.guard(|| {
+            while let Some((time, due)) = context.timers.pop_due(domain, until) {
+                let timestamp = (domain == TimeDomain::EventTime).then_some(time);
+                for (key, ()) in due {
+                    context.key = Some(key);
+                    context.domain = Some(domain);
+                    context.base.timestamp = timestamp;
+                    function.on_timer(time, context, &mut Collector::new(&mut out.values))?;
+                    out.stamp_new(timestamp);
+                }
+            }
+            context.domain = None;
+            Ok::<(), UserError>(())
+        });
+        if let Err(e) = result {
+            self.ctx.fail(e);
+        }
+        self.context.base.flush_side_outputs();
+        emit(&self.ctx, &mut self.out, &mut self.next);
+    }
+}
+
+impl<K, I, O, P, KS> Consumer<I> for KeyedProcessStage<K, I, O, P, KS>
+where
+    K: Key,
+    I: Data,
+    O: Data,
+    P: KeyedProcessFunction<K, I, O>,
+    KS: KeySelector<I, K>,
+{
+    fn push(&mut self, batch: &mut Records<I>) {
+        self.open();
+        self.ctx.counters.add_in(batch.len());
+        let (function, context, out, keys) = (
+            &mut self.function,
+            &mut self.context,
+            &mut self.out,
+            &self.key_selector,
+        );
+        let result = self.ctx.guard(|| {
+            for (x, t) in batch.drain() {
+                context.key = Some(keys.get_key(&x));
+                context.base.timestamp = t;
+                function.process_element(x, context, &mut Collector::new(&mut out.values))?;
+                out.stamp_new(t);
+            }
+            Ok::<(), UserError>(())
+        });
+        if let Err(e) = result {
+            self.ctx.fail(e);
+        }
+        self.context.base.flush_side_outputs();
+        emit(&self.ctx, &mut self.out, &mut self.next);
+    }
+
+    fn watermark(&mut self, event: WatermarkEvent) {
+        if let WatermarkEvent::Watermark(w) = event {
+            self.context.base.watermark = w;
+            self.fire(TimeDomain::EventTime, w);
+        }
+        self.next.watermark(event);
+    }
+
+    fn on_processing_time(&mut self, now: i64) {
+        self.fire(TimeDomain::ProcessingTime, now);
+        if let Some(next) = self.context.timers.next_processing_time() {
+            self.context.wake.request(next);
+        }
+        self.next.on_processing_time(now);
+    }
+
+    fn finish(&mut self) {
+        if self.ctx.subtask < self.ctx.parallelism {
+            self.open();
+            let function = &mut self.function;
+            if let Err(e) = self.ctx.guard(|| function.close()) {
+                self.ctx.fail(format!("close() failed: {e}"));
+            }
+        }
+        self.next.finish();
+    }
+}

@@ -1,0 +1,553 @@
+//! Triggers: when a window's function runs (fires) and when its contents are dropped
+//! (purged). The built-in triggers mirror Flink's: event time, processing time, count,
+//! continuous event/processing time, purging, and never (for global windows).
+
+use std::time::Duration;
+
+use superflow_runtime::processing_time_now;
+
+use super::assigners::Window;
+
+/// What a trigger decides for a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerResult {
+    /// Nothing happens.
+    Continue,
+    /// The window function runs; the contents stay.
+    Fire,
+    /// The contents are dropped without running the window function.
+    Purge,
+    /// The window function runs, then the contents are dropped.
+    FireAndPurge,
+}
+
+impl TriggerResult {
+    /// Whether the window function runs.
+    pub fn is_fire(self) -> bool {
+        matches!(self, TriggerResult::Fire | TriggerResult::FireAndPurge)
+    }
+
+    /// Whether the contents are dropped.
+    pub fn is_purge(self) -> bool {
+        matches!(self, TriggerResult::Purge | TriggerResult::FireAndPurge)
+    }
+}
+
+/// A timer request a trigger makes, applied by the window operator for the current key
+/// and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerOp {
+    RegisterEvent(i64),
+    RegisterProcessing(i64),
+    DeleteEvent(i64),
+    DeleteProcessing(i64),
+}
+
+/// A trigger's own state for one key and window: named 64-bit values (a count, the
+/// next firing time...). It lives with the window's contents in the operator's state.
+pub type TriggerState = Vec<(&'static str, i64)>;
+
+/// What a trigger can see and do for the current key and window.
+pub struct TriggerContext<'a> {
+    pub(crate) watermark: i64,
+    pub(crate) ops: &'a mut Vec<TimerOp>,
+    pub(crate) state: &'a mut TriggerState,
+    pub(crate) merged: &'a [TriggerState],
+}
+
+impl TriggerContext<'_> {
+    /// The operator's current watermark.
+    pub fn current_watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The wall clock, in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        processing_time_now()
+    }
+
+    /// Calls `on_event_time` when the watermark reaches `time`.
+    pub fn register_event_time_timer(&mut self, time: i64) {
+        self.ops.push(TimerOp::RegisterEvent(time));
+    }
+
+    /// Calls `on_processing_time` when the wall clock reaches `time`.
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        self.ops.push(TimerOp::RegisterProcessing(time));
+    }
+
+    /// Deletes an event-time timer of this window.
+    pub fn delete_event_time_timer(&mut self, time: i64) {
+        self.ops.push(TimerOp::DeleteEvent(time));
+    }
+
+    /// Deletes a processing-time timer of this window.
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        self.ops.push(TimerOp::DeleteProcessing(time));
+    }
+
+    /// The trigger's value `name` for this key and window.
+    pub fn get_state(&self, name: &'static str) -> Option<i64> {
+        self.state.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+
+    /// Sets the trigger's value `name` for this key and window.
+    pub fn set_state(&mut self, name: &'static str, value: i64) {
+        match self.state.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.state.push((name, value)),
+        }
+    }
+
+    /// Clears the trigger's value `name` for this key and window.
+    pub fn clear_state(&mut self, name: &'static str) {
+        self.state.retain(|(n, _)| *n != name);
+    }
+
+    /// In `on_merge`: combines value `name` of the merged windows into this window's.
+    pub fn merge_state(&mut self, name: &'static str, combine: impl Fn(i64, i64) -> i64) {
+        let merged = self
+            .merged
+            .iter()
+            .filter_map(|s| s.iter().find(|(n, _)| *n == name).map(|&(_, v)| v))
+            .chain(self.get_state(name))
+            .reduce(combine);
+        if let Some(value) = merged {
+            self.set_state(name, value);
+        }
+    }
+}
+
+/// Decides when a window fires (Flink's `Trigger`).
+pub trait Trigger<T, W: Window>: Send + Sync + 'static {
+    /// A record was added to `window`.
+    fn on_element(
+        &self,
+        element: &T,
+        timestamp: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult;
+
+    /// An event-time timer of `window` fired.
+    fn on_event_time(&self, time: i64, window: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult;
+
+    /// A processing-time timer of `window` fired.
+    fn on_processing_time(
+        &self,
+        time: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult;
+
+    /// Whether the trigger supports merging windows (sessions).
+    fn can_merge(&self) -> bool {
+        false
+    }
+
+    /// Windows merged into `window`; re-register timers and merge state.
+    fn on_merge(&self, _window: &W, _ctx: &mut TriggerContext<'_>) {}
+
+    /// The window is removed: delete its timers and state.
+    fn clear(&self, window: &W, ctx: &mut TriggerContext<'_>);
+}
+
+/// Fires when the watermark passes the end of the window (the default of event-time
+/// windows); a record arriving later, within the allowed lateness, fires it again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventTimeTrigger;
+
+impl<T, W: Window> Trigger<T, W> for EventTimeTrigger {
+    #[inline]
+    fn on_element(&self, _: &T, _: i64, window: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        if window.max_timestamp() <= ctx.watermark {
+            TriggerResult::Fire
+        } else {
+            ctx.register_event_time_timer(window.max_timestamp());
+            TriggerResult::Continue
+        }
+    }
+    fn on_event_time(&self, time: i64, window: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        if time == window.max_timestamp() {
+            TriggerResult::Fire
+        } else {
+            TriggerResult::Continue
+        }
+    }
+    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn on_merge(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        if window.max_timestamp() > ctx.watermark {
+            ctx.register_event_time_timer(window.max_timestamp());
+        }
+    }
+    fn clear(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.delete_event_time_timer(window.max_timestamp());
+    }
+}
+
+/// Fires when the wall clock passes the end of the window (the default of
+/// processing-time windows).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessingTimeTrigger;
+
+impl<T, W: Window> Trigger<T, W> for ProcessingTimeTrigger {
+    fn on_element(&self, _: &T, _: i64, window: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        ctx.register_processing_time_timer(window.max_timestamp());
+        TriggerResult::Continue
+    }
+    fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Fire
+    }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn on_merge(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        if window.max_timestamp() > ctx.current_processing_time() {
+            ctx.register_processing_time_timer(window.max_timestamp());
+        }
+    }
+    fn clear(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.delete_processing_time_timer(window.max_timestamp());
+    }
+}
+
+/// Fires every `n` records of a window.
+#[derive(Debug, Clone, Copy)]
+pub struct CountTrigger {
+    max_count: i64,
+}
+
+impl CountTrigger {
+    /// Fires when a window holds `n` new records.
+    pub fn of(n: u64) -> Self {
+        assert!(n > 0, "a count trigger needs a count above zero");
+        CountTrigger {
+            max_count: n as i64,
+        }
+    }
+}
+
+const COUNT: &str = "count";
+
+impl<T, W: Window> Trigger<T, W> for CountTrigger {
+    fn on_element(&self, _: &T, _: i64, _: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        let count = ctx.get_state(COUNT).unwrap_or(0) + 1;
+        if count >= self.max_count {
+            ctx.clear_state(COUNT);
+            TriggerResult::Fire
+        } else {
+            ctx.set_state(COUNT, count);
+            TriggerResult::Continue
+        }
+    }
+    fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn on_merge(&self, _: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.merge_state(COUNT, |a, b| a + b);
+    }
+    fn clear(&self, _: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.clear_state(COUNT);
+    }
+}
+
+/// Turns every firing of the wrapped trigger into fire-and-purge.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgingTrigger<TR> {
+    inner: TR,
+}
+
+impl<TR> PurgingTrigger<TR> {
+    /// Wraps `trigger`.
+    pub fn of(trigger: TR) -> Self {
+        PurgingTrigger { inner: trigger }
+    }
+}
+
+fn purging(result: TriggerResult) -> TriggerResult {
+    if result.is_fire() {
+        TriggerResult::FireAndPurge
+    } else {
+        result
+    }
+}
+
+impl<T, W: Window, TR: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<TR> {
+    fn on_element(&self, e: &T, t: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        purging(self.inner.on_element(e, t, w, ctx))
+    }
+    fn on_event_time(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        purging(self.inner.on_event_time(time, w, ctx))
+    }
+    fn on_processing_time(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        purging(self.inner.on_processing_time(time, w, ctx))
+    }
+    fn can_merge(&self) -> bool {
+        self.inner.can_merge()
+    }
+    fn on_merge(&self, w: &W, ctx: &mut TriggerContext<'_>) {
+        self.inner.on_merge(w, ctx)
+    }
+    fn clear(&self, w: &W, ctx: &mut TriggerContext<'_>) {
+        self.inner.clear(w, ctx)
+    }
+}
+
+const NEXT_FIRE: &str = "next-fire";
+
+/// Fires every `interval` of event time, and at the end of the window.
+#[derive(Debug, Clone, Copy)]
+pub struct ContinuousEventTimeTrigger {
+    interval: i64,
+}
+
+impl ContinuousEventTimeTrigger {
+    /// Fires every `interval` of event time.
+    pub fn of(interval: Duration) -> Self {
+        assert!(
+            !interval.is_zero(),
+            "a continuous trigger needs an interval"
+        );
+        ContinuousEventTimeTrigger {
+            interval: interval.as_millis() as i64,
+        }
+    }
+
+    fn register_next(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) {
+        let next = (time + self.interval).min(window_max);
+        ctx.set_state(NEXT_FIRE, next);
+        ctx.register_event_time_timer(next);
+    }
+}
+
+impl<T, W: Window> Trigger<T, W> for ContinuousEventTimeTrigger {
+    fn on_element(&self, _: &T, t: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        if w.max_timestamp() <= ctx.watermark {
+            return TriggerResult::Fire;
+        }
+        ctx.register_event_time_timer(w.max_timestamp());
+        if ctx.get_state(NEXT_FIRE).is_none() {
+            self.register_next(t - t.rem_euclid(self.interval), w.max_timestamp(), ctx);
+        }
+        TriggerResult::Continue
+    }
+    fn on_event_time(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        if time == w.max_timestamp() {
+            return TriggerResult::Fire;
+        }
+        if ctx.get_state(NEXT_FIRE) == Some(time) {
+            ctx.clear_state(NEXT_FIRE);
+            self.register_next(time, w.max_timestamp(), ctx);
+            return TriggerResult::Fire;
+        }
+        TriggerResult::Continue
+    }
+    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn on_merge(&self, w: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.merge_state(NEXT_FIRE, i64::min);
+        if let Some(next) = ctx.get_state(NEXT_FIRE) {
+            ctx.register_event_time_timer(next);
+        }
+        if w.max_timestamp() > ctx.watermark {
+            ctx.register_event_time_timer(w.max_timestamp());
+        }
+    }
+    fn clear(&self, w: &W, ctx: &mut TriggerContext<'_>) {
+        if let Some(next) = ctx.get_state(NEXT_FIRE) {
+            ctx.delete_event_time_timer(next);
+        }
+        ctx.delete_event_time_timer(w.max_timestamp());
+        ctx.clear_state(NEXT_FIRE);
+    }
+}
+
+/// Fires every `interval` of processing time while the window receives records.
+#[derive(Debug, Clone, Copy)]
+pub struct ContinuousProcessingTimeTrigger {
+    interval: i64,
+}
+
+impl ContinuousProcessingTimeTrigger {
+    /// Fires every `interval` of processing time.
+    pub fn of(interval: Duration) -> Self {
+        assert!(
+            !interval.is_zero(),
+            "a continuous trigger needs an interval"
+        );
+        ContinuousProcessingTimeTrigger {
+            interval: interval.as_millis() as i64,
+        }
+    }
+
+    fn register_next(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) {
+        let next = (time + self.interval).min(window_max);
+        ctx.set_state(NEXT_FIRE, next);
+        ctx.register_processing_time_timer(next);
+    }
+}
+
+impl<T, W: Window> Trigger<T, W> for ContinuousProcessingTimeTrigger {
+    fn on_element(&self, _: &T, _: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        if ctx.get_state(NEXT_FIRE).is_none() {
+            let now = ctx.current_processing_time();
+            self.register_next(now - now.rem_euclid(self.interval), w.max_timestamp(), ctx);
+        }
+        TriggerResult::Continue
+    }
+    fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn on_processing_time(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        if ctx.get_state(NEXT_FIRE) == Some(time) {
+            ctx.clear_state(NEXT_FIRE);
+            self.register_next(time, w.max_timestamp(), ctx);
+            return TriggerResult::Fire;
+        }
+        TriggerResult::Continue
+    }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn on_merge(&self, _: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.merge_state(NEXT_FIRE, i64::min);
+        if let Some(next) = ctx.get_state(NEXT_FIRE) {
+            ctx.register_processing_time_timer(next);
+        }
+    }
+    fn clear(&self, _: &W, ctx: &mut TriggerContext<'_>) {
+        if let Some(next) = ctx.get_state(NEXT_FIRE) {
+            ctx.delete_processing_time_timer(next);
+        }
+        ctx.clear_state(NEXT_FIRE);
+    }
+}
+
+/// Never fires: the default of global windows, which need a trigger of their own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NeverTrigger;
+
+impl<T, W: Window> Trigger<T, W> for NeverTrigger {
+    fn on_element(&self, _: &T, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn clear(&self, _: &W, _: &mut TriggerContext<'_>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::assigners::TimeWindow;
+    use super::*;
+
+    struct Harness {
+        ops: Vec<TimerOp>,
+        state: TriggerState,
+        watermark: i64,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Harness {
+                ops: Vec::new(),
+                state: Vec::new(),
+                watermark: i64::MIN,
+            }
+        }
+        fn ctx(&mut self) -> TriggerContext<'_> {
+            TriggerContext {
+                watermark: self.watermark,
+                ops: &mut self.ops,
+                state: &mut self.state,
+                merged: &[],
+            }
+        }
+    }
+
+    #[test]
+    fn event_time_trigger_registers_the_window_end_and_fires_late_records_at_once() {
+        let w = TimeWindow::new(0, 10);
+        let mut h = Harness::new();
+        let r = Trigger::<u8, _>::on_element(&EventTimeTrigger, &1, 5, &w, &mut h.ctx());
+        assert_eq!(r, TriggerResult::Continue);
+        assert_eq!(h.ops, vec![TimerOp::RegisterEvent(9)]);
+        assert_eq!(
+            Trigger::<u8, _>::on_event_time(&EventTimeTrigger, 9, &w, &mut h.ctx()),
+            TriggerResult::Fire
+        );
+        h.watermark = 20;
+        assert_eq!(
+            Trigger::<u8, _>::on_element(&EventTimeTrigger, &1, 5, &w, &mut h.ctx()),
+            TriggerResult::Fire
+        );
+    }
+
+    #[test]
+    fn count_trigger_fires_every_n_and_purging_purges() {
+        let w = TimeWindow::new(0, 10);
+        let t = PurgingTrigger::of(CountTrigger::of(3));
+        let mut h = Harness::new();
+        let results: Vec<_> = (0..6)
+            .map(|i| Trigger::<u8, _>::on_element(&t, &1, i, &w, &mut h.ctx()))
+            .collect();
+        use TriggerResult::*;
+        assert_eq!(
+            results,
+            vec![
+                Continue,
+                Continue,
+                FireAndPurge,
+                Continue,
+                Continue,
+                FireAndPurge
+            ]
+        );
+    }
+
+    #[test]
+    fn continuous_event_time_trigger_fires_every_interval_and_at_the_end() {
+        let w = TimeWindow::new(0, 100);
+        let t = ContinuousEventTimeTrigger::of(Duration::from_millis(30));
+        let mut h = Harness::new();
+        Trigger::<u8, _>::on_element(&t, &1, 5, &w, &mut h.ctx());
+        assert_eq!(
+            h.ops,
+            vec![TimerOp::RegisterEvent(99), TimerOp::RegisterEvent(30)]
+        );
+        assert_eq!(
+            Trigger::<u8, _>::on_event_time(&t, 30, &w, &mut h.ctx()),
+            TriggerResult::Fire
+        );
+        assert_eq!(h.ops.last(), Some(&TimerOp::RegisterEvent(60)));
+        assert_eq!(
+            Trigger::<u8, _>::on_event_time(&t, 99, &w, &mut h.ctx()),
+            TriggerResult::Fire
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Keyed state of one operator subtask: values addressed by (key, namespace), where the
+//! namespace is a window for window operators and `()` for plain keyed state, and the
+//! event-time and processing-time timers registered per (key, namespace).
+//!
+//! Window contents, trigger state and process-function timers all live here, so that
+//! snapshots and restores (the checkpoint issue) have one place to read and write.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod keyed;
+pub mod timers;
+
+pub use keyed::KeyedStore;
+pub use timers::{TimeDomain, TimerService};

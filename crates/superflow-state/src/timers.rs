@@ -1,0 +1,132 @@
+//! `TimerService`: event-time and processing-time timers of one operator subtask,
+//! deduplicated per (key, namespace, time) as in Flink, and fired in time order.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use rustc_hash::FxHashSet;
+
+/// Which clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeDomain {
+    /// Fires when the watermark reaches the timer's time.
+    EventTime,
+    /// Fires when the wall clock reaches the timer's time.
+    ProcessingTime,
+}
+
+/// The timers of one domain, grouped by time.
+type TimerQueue<K, N> = BTreeMap<i64, FxHashSet<(K, N)>>;
+
+/// Timers of one operator subtask, per key and namespace.
+#[derive(Debug, Clone)]
+pub struct TimerService<K, N> {
+    event: TimerQueue<K, N>,
+    processing: TimerQueue<K, N>,
+}
+
+impl<K, N> Default for TimerService<K, N> {
+    fn default() -> Self {
+        TimerService {
+            event: BTreeMap::new(),
+            processing: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerService<K, N> {
+    /// No timers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn queue(&mut self, domain: TimeDomain) -> &mut TimerQueue<K, N> {
+        match domain {
+            TimeDomain::EventTime => &mut self.event,
+            TimeDomain::ProcessingTime => &mut self.processing,
+        }
+    }
+
+    /// Registers a timer; registering the same (key, namespace, time) twice keeps one.
+    #[inline]
+    pub fn register(&mut self, domain: TimeDomain, key: K, namespace: N, time: i64) {
+        self.queue(domain)
+            .entry(time)
+            .or_default()
+            .insert((key, namespace));
+    }
+
+    /// Deletes a timer, if it exists.
+    pub fn delete(&mut self, domain: TimeDomain, key: &K, namespace: &N, time: i64) {
+        let queue = self.queue(domain);
+        if let Some(set) = queue.get_mut(&time) {
+            set.remove(&(key.clone(), namespace.clone()));
+            if set.is_empty() {
+                queue.remove(&time);
+            }
+        }
+    }
+
+    /// Takes the earliest timers at or before `until` (all of one time), if any. Call it
+    /// in a loop: firing a timer may register another that is also due.
+    pub fn pop_due(&mut self, domain: TimeDomain, until: i64) -> Option<(i64, Vec<(K, N)>)> {
+        let queue = self.queue(domain);
+        let (&time, _) = queue.first_key_value()?;
+        if time > until {
+            return None;
+        }
+        let set = queue.remove(&time)?;
+        Some((time, set.into_iter().collect()))
+    }
+
+    /// The earliest processing-time timer.
+    pub fn next_processing_time(&self) -> Option<i64> {
+        self.processing.keys().next().copied()
+    }
+
+    /// The number of timers of `domain`.
+    pub fn len(&self, domain: TimeDomain) -> usize {
+        match domain {
+            TimeDomain::EventTime => self.event.values().map(FxHashSet::len).sum(),
+            TimeDomain::ProcessingTime => self.processing.values().map(FxHashSet::len).sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_in_time_order_once_each() {
+        let mut t: TimerService<&str, ()> = TimerService::new();
+        t.register(TimeDomain::EventTime, "a", (), 20);
+        t.register(TimeDomain::EventTime, "a", (), 20);
+        t.register(TimeDomain::EventTime, "b", (), 10);
+        t.register(TimeDomain::EventTime, "c", (), 30);
+        t.delete(TimeDomain::EventTime, &"c", &(), 30);
+        assert_eq!(t.len(TimeDomain::EventTime), 2);
+        assert_eq!(
+            t.pop_due(TimeDomain::EventTime, 25),
+            Some((10, vec![("b", ())]))
+        );
+        assert_eq!(
+            t.pop_due(TimeDomain::EventTime, 25),
+            Some((20, vec![("a", ())]))
+        );
+        assert_eq!(t.pop_due(TimeDomain::EventTime, 25), None);
+        assert_eq!(t.pop_due(TimeDomain::EventTime, i64::MAX), None);
+    }
+
+    #[test]
+    fn processing_time_is_kept_apart() {
+        let mut t: TimerService<u32, u32> = TimerService::new();
+        t.register(TimeDomain::ProcessingTime, 1, 0, 500);
+        assert_eq!(t.next_processing_time(), Some(500));
+        assert_eq!(t.pop_due(TimeDomain::EventTime, i64::MAX), None);
+        assert_eq!(
+            t.pop_due(TimeDomain::ProcessingTime, 500),
+            Some((500, vec![(1, 0)]))
+        );
+    }
+}

@@ -1,0 +1,701 @@
+//! Event time: watermarks, windows, triggers, evictors, lateness and keyed timers,
+//! checked against plain computations at parallelism 1, 2 and 4.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use superflow::prelude::*;
+use superflow::{SourceError, SourceFunction, SourcePoll, SourceReader};
+
+/// Appends every record to a shared vector as it arrives.
+#[derive(Clone)]
+struct SharedSink(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+
+impl SinkFunction<u64> for SharedSink {
+    fn invoke(&mut self, value: u64) -> Result<(), UserError> {
+        self.0.lock().map_err(|_| "poisoned")?.push(value);
+        Ok(())
+    }
+}
+
+const PARALLELISMS: [usize; 3] = [1, 2, 4];
+
+fn env(p: usize) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(p);
+    env
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// (key, timestamp) events, out of order by up to `bound` ms, deterministic.
+fn events(n: u64, keys: u64, bound: i64) -> Vec<(u64, i64)> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let jitter = (state % (bound as u64 + 1)) as i64;
+            (state % keys, (i as i64) * 3 - jitter)
+        })
+        .collect()
+}
+
+fn strategy(
+    bound: i64,
+) -> WatermarkStrategy<(u64, i64), impl superflow::TimestampAssigner<(u64, i64)>> {
+    WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(bound as u64))
+        .with_timestamp_assigner(|e: &(u64, i64), _| e.1)
+}
+
+/// Expected tumbling counts: (key, window end) -> count.
+fn tumbling_counts(events: &[(u64, i64)], size: i64) -> Vec<(u64, i64, u64)> {
+    let mut counts: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    for &(k, t) in events {
+        let start = t - t.rem_euclid(size);
+        *counts.entry((k, start + size)).or_default() += 1;
+    }
+    counts.into_iter().map(|((k, e), c)| (k, e, c)).collect()
+}
+
+fn count_per_window<W: Window>(
+    key: &u64,
+    ctx: &mut ProcessWindowContext<'_, u64, W>,
+    elements: &[u64],
+    out: &mut Collector<(u64, i64, u64)>,
+) -> Result<(), UserError> {
+    let end = ctx.window().max_timestamp() + 1;
+    out.collect((*key, end, elements.iter().sum()));
+    Ok(())
+}
+
+struct Count;
+impl AggregateFunction<(u64, i64), u64, u64> for Count {
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+    fn add(&self, _: (u64, i64), acc: &mut u64) {
+        *acc += 1;
+    }
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+    fn merge(&self, acc: &mut u64, other: u64) {
+        *acc += other;
+    }
+}
+
+#[test]
+fn tumbling_event_time_counts_equal_batch_counts() -> Result<(), JobError> {
+    let input = events(20_000, 17, 40);
+    let expected = tumbling_counts(&input, 100);
+    for p in PARALLELISMS {
+        let env = env(p);
+        let out = env
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(strategy(40))
+            .key_by(|e: &(u64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+            .aggregate_with_process(Count, count_per_window)
+            .execute_and_collect()?;
+        assert_eq!(sorted(out), expected, "p={p}");
+    }
+    Ok(())
+}
+
+#[test]
+fn results_do_not_depend_on_epoch_cadence_or_watermark_interval() -> Result<(), JobError> {
+    let input = events(5_000, 5, 20);
+    let expected = tumbling_counts(&input, 50);
+    for (cadence_ms, epoch_records, interval_ms) in [(1, 64, 0), (50, 65_536, 1), (5, 500, 200)] {
+        let env = env(2);
+        let mut flow = env.flow_control();
+        flow.epoch_cadence = Duration::from_millis(cadence_ms);
+        flow.max_epoch_records = epoch_records;
+        flow.batch_size = 100;
+        env.set_flow_control(flow);
+        env.set_auto_watermark_interval(Duration::from_millis(interval_ms));
+        let out = env
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(strategy(20))
+            .key_by(|e: &(u64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(50)))
+            .aggregate_with_process(Count, count_per_window)
+            .execute_and_collect()?;
+        assert_eq!(sorted(out), expected, "cadence {cadence_ms} ms");
+    }
+    Ok(())
+}
+
+#[test]
+fn window_results_carry_the_window_end_as_timestamp() -> Result<(), JobError> {
+    let env = env(2);
+    let stamps = env
+        .from_elements(vec![(1u64, 5i64), (1, 15), (2, 25)])
+        .assign_timestamps_and_watermarks(strategy(0))
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+        .reduce(|a: (u64, i64), _b: (u64, i64)| a)
+        .process(
+            |v: (u64, i64), ctx: &mut ProcessContext, out: &mut Collector<(u64, Option<i64>)>| {
+                out.collect((v.0, ctx.timestamp()));
+                Ok(())
+            },
+        )
+        .execute_and_collect()?;
+    assert_eq!(
+        sorted(stamps),
+        vec![(1, Some(9)), (1, Some(19)), (2, Some(29))]
+    );
+    Ok(())
+}
+
+#[test]
+fn sliding_windows_match_a_plain_computation_with_and_without_panes() -> Result<(), JobError> {
+    let input = events(6_000, 7, 30);
+    let (size, slide) = (60i64, 20i64);
+    let mut expected: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    for &(k, t) in &input {
+        let last = t - t.rem_euclid(slide);
+        let mut start = last;
+        while start > t - size {
+            *expected.entry((k, start + size)).or_default() += 1;
+            start -= slide;
+        }
+    }
+    let expected: Vec<(u64, i64, u64)> =
+        expected.into_iter().map(|((k, e), c)| (k, e, c)).collect();
+    for p in PARALLELISMS {
+        // reduce: pre-aggregated per pane.
+        let windows = SlidingEventTimeWindows::of(
+            Duration::from_millis(size as u64),
+            Duration::from_millis(slide as u64),
+        );
+        let panes = self::env(p)
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(strategy(30))
+            .map(|e: (u64, i64)| (e.0, 1u64))
+            .key_by(|e: &(u64, u64)| e.0)
+            .window(windows)
+            .reduce_with_process(
+                |a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1),
+                |k: &u64,
+                 ctx: &mut ProcessWindowContext<'_, u64, TimeWindow>,
+                 e: &[(u64, u64)],
+                 out: &mut Collector<(u64, i64, u64)>| {
+                    out.collect((*k, ctx.window().end, e[0].1));
+                    Ok(())
+                },
+            )
+            .execute_and_collect()?;
+        assert_eq!(sorted(panes), expected, "panes, p={p}");
+        // process over all elements: one copy per window.
+        let listed = self::env(p)
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(strategy(30))
+            .map(|e: (u64, i64)| (e.0, 1u64))
+            .key_by(|e: &(u64, u64)| e.0)
+            .window(windows)
+            .process(
+                |k: &u64,
+                 ctx: &mut ProcessWindowContext<'_, u64, TimeWindow>,
+                 e: &[(u64, u64)],
+                 out: &mut Collector<(u64, i64, u64)>| {
+                    out.collect((*k, ctx.window().end, e.len() as u64));
+                    Ok(())
+                },
+            )
+            .execute_and_collect()?;
+        assert_eq!(sorted(listed), expected, "list, p={p}");
+    }
+    Ok(())
+}
+
+#[test]
+fn late_records_go_to_the_side_output_or_are_counted_as_dropped() -> Result<(), JobError> {
+    // Watermark = max - 0 - 1 with a monotonous strategy, emitted after every batch.
+    let input = vec![(1u64, 10i64), (1, 30), (1, 5), (1, 31), (1, 12)];
+    for p in PARALLELISMS {
+        let env = env(p);
+        env.set_auto_watermark_interval(Duration::ZERO);
+        let mut flow = env.flow_control();
+        flow.batch_size = 1;
+        env.set_flow_control(flow);
+        let late = OutputTag::<(u64, i64)>::new("late");
+        // One watermark generator sees the records in order: the watermark follows each.
+        let windowed = env
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                    .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+            )
+            .set_parallelism(1)
+            .key_by(|e: &(u64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+            .side_output_late_data(&late)
+            .aggregate(Count);
+        let late_records = windowed.get_side_output(&late).execute_and_collect()?;
+        assert_eq!(sorted(late_records), vec![(1, 5), (1, 12)], "p={p}");
+    }
+    // Without a side output, the operator's metrics count them.
+    let env = env(1);
+    env.set_auto_watermark_interval(Duration::ZERO);
+    let mut flow = env.flow_control();
+    flow.batch_size = 1;
+    env.set_flow_control(flow);
+    env.from_collection(input)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+        )
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+        .aggregate(Count)
+        .name("Counts")
+        .print();
+    let result = env.execute("late")?;
+    assert_eq!(
+        result.operator("Counts").map(|o| o.late_records_dropped),
+        Some(2)
+    );
+    Ok(())
+}
+
+/// Emits a watermark right behind every record (a punctuated generator).
+#[derive(Default)]
+struct PunctuatedEveryRecord;
+
+impl<T> WatermarkGenerator<T> for PunctuatedEveryRecord {
+    fn on_event(&mut self, _: &T, timestamp: i64, output: &mut WatermarkOutput) {
+        output.emit_watermark(timestamp - 1);
+    }
+    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
+}
+
+fn punctuated_env() -> StreamExecutionEnvironment {
+    let env = env(1);
+    env.set_auto_watermark_interval(Duration::ZERO);
+    let mut flow = env.flow_control();
+    flow.batch_size = 1;
+    env.set_flow_control(flow);
+    env
+}
+
+#[test]
+fn allowed_lateness_fires_the_window_again_with_the_updated_result() -> Result<(), JobError> {
+    let env = punctuated_env();
+    let out = env
+        .from_elements(vec![(1u64, 1i64), (1, 2), (1, 25), (1, 3), (1, 40), (1, 4)])
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+        )
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+        .allowed_lateness(Duration::from_millis(20))
+        .aggregate_with_process(Count, count_per_window)
+        .execute_and_collect()?;
+    // [0,10) fires at watermark 24 with 2, again for the late 3 (within lateness), and is
+    // gone when 4 arrives at watermark 39 (10 + 20 <= 39): 4 is dropped.
+    assert_eq!(out, vec![(1, 10, 2), (1, 10, 3), (1, 30, 1), (1, 50, 1)]);
+    Ok(())
+}
+
+#[test]
+fn session_windows_merge_when_a_bridging_record_arrives() -> Result<(), JobError> {
+    for p in PARALLELISMS {
+        let env = env(p);
+        let input = vec![
+            (1u64, 0i64),
+            (1, 5),
+            (1, 22),
+            (1, 25),
+            (2, 100),
+            (1, 14), // bridges [0,15) and [22,35) with gap 10 -> [0,35)
+            (1, 80),
+        ];
+        let out = env
+            .from_collection(input)
+            .assign_timestamps_and_watermarks(strategy(100))
+            .key_by(|e: &(u64, i64)| e.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(10)))
+            .process(
+                |k: &u64,
+                 ctx: &mut ProcessWindowContext<'_, u64, TimeWindow>,
+                 e: &[(u64, i64)],
+                 out: &mut Collector<(u64, i64, i64, usize)>| {
+                    out.collect((*k, ctx.window().start, ctx.window().end, e.len()));
+                    Ok(())
+                },
+            )
+            .execute_and_collect()?;
+        assert_eq!(
+            sorted(out),
+            vec![(1, 0, 35, 5), (1, 80, 90, 1), (2, 100, 110, 1)],
+            "p={p}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn dynamic_session_gaps_come_from_the_record() -> Result<(), JobError> {
+    let env = env(2);
+    let out = env
+        .from_elements(vec![(1u64, 0i64), (1, 15), (2, 0), (2, 15)])
+        .assign_timestamps_and_watermarks(strategy(50))
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(EventTimeSessionWindows::with_dynamic_gap(
+            |e: &(u64, i64)| Duration::from_millis(if e.0 == 1 { 20 } else { 5 }),
+        ))
+        .aggregate(Count)
+        .execute_and_collect()?;
+    assert_eq!(sorted(out), vec![1, 1, 2]);
+    Ok(())
+}
+
+#[test]
+fn count_windows_fire_per_key() -> Result<(), JobError> {
+    for p in PARALLELISMS {
+        let env = env(p);
+        let input: Vec<(u64, i64)> = (0..23i64).map(|i| ((i % 2) as u64, i)).collect();
+        let tumbling = env
+            .from_collection(input.clone())
+            .key_by(|e: &(u64, i64)| e.0)
+            .count_window(5)
+            .sum(1)
+            .execute_and_collect()?;
+        // Key 0: 0,2,..,22 (12 records) -> two windows; key 1: 11 records -> two windows.
+        assert_eq!(
+            sorted(tumbling),
+            vec![(0, 20), (0, 70), (1, 25), (1, 75)],
+            "p={p}"
+        );
+        let env = self::env(p);
+        let sliding = env
+            .from_collection(input)
+            .key_by(|e: &(u64, i64)| e.0)
+            .count_window_sliding(3, 2)
+            .sum(1)
+            .execute_and_collect()?;
+        // Key 1 sees 1,3,5,7,...: fires every 2 records over the last 3.
+        let key1: Vec<i64> = sorted(sliding)
+            .into_iter()
+            .filter(|e| e.0 == 1)
+            .map(|e| e.1)
+            .collect();
+        assert_eq!(key1, vec![4, 15, 27, 39, 51], "p={p}");
+    }
+    Ok(())
+}
+
+#[test]
+fn continuous_event_time_trigger_fires_early_results() -> Result<(), JobError> {
+    let env = punctuated_env();
+    let out = env
+        .from_elements(vec![(1u64, 1i64), (1, 12), (1, 25), (1, 61), (1, 150)])
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+        )
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .trigger(ContinuousEventTimeTrigger::of(Duration::from_millis(20)))
+        .aggregate(Count)
+        .execute_and_collect()?;
+    // A record is added before the watermark that follows it. [0,100) fires early at 20
+    // (3 records: 25 came before watermark 24), 40 and 60 (4), 80 (4) and at its end (4);
+    // [100,200) at 160, 180 and its end, when the input ends.
+    assert_eq!(out, vec![3, 4, 4, 4, 4, 1, 1, 1]);
+    Ok(())
+}
+
+#[test]
+fn evictors_and_custom_triggers() -> Result<(), JobError> {
+    /// Fires when a record with value 0 arrives.
+    #[derive(Clone)]
+    struct OnZero;
+    impl Trigger<(u64, i64), GlobalWindow> for OnZero {
+        fn on_element(
+            &self,
+            e: &(u64, i64),
+            _: i64,
+            _: &GlobalWindow,
+            _: &mut TriggerContext<'_>,
+        ) -> TriggerResult {
+            if e.1 == 0 {
+                TriggerResult::FireAndPurge
+            } else {
+                TriggerResult::Continue
+            }
+        }
+        fn on_event_time(
+            &self,
+            _: i64,
+            _: &GlobalWindow,
+            _: &mut TriggerContext<'_>,
+        ) -> TriggerResult {
+            TriggerResult::Continue
+        }
+        fn on_processing_time(
+            &self,
+            _: i64,
+            _: &GlobalWindow,
+            _: &mut TriggerContext<'_>,
+        ) -> TriggerResult {
+            TriggerResult::Continue
+        }
+        fn clear(&self, _: &GlobalWindow, _: &mut TriggerContext<'_>) {}
+    }
+    let env = env(2);
+    let out = env
+        .from_elements(vec![(1u64, 5i64), (1, 6), (1, 7), (1, 0), (1, 9), (1, 0)])
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(GlobalWindows::create())
+        .trigger(OnZero)
+        .evictor(TimeEvictor::of(Duration::from_millis(1)))
+        .sum(1)
+        .execute_and_collect();
+    // Records without timestamps cannot use a time evictor's notion of "newest" in event
+    // time, but processing order stands in: global windows need no timestamps.
+    let out = out?;
+    assert_eq!(out.len(), 2);
+    let env = self::env(2);
+    let counted = env
+        .from_elements(vec![(1u64, 5i64), (1, 6), (1, 7), (1, 0), (1, 9), (1, 0)])
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(GlobalWindows::create())
+        .trigger(OnZero)
+        .evictor(CountEvictor::of(2))
+        .sum(1)
+        .execute_and_collect()?;
+    assert_eq!(counted, vec![(1, 7), (1, 9)]);
+    Ok(())
+}
+
+#[test]
+fn event_time_windows_without_timestamps_fail_with_a_clear_message() {
+    let env = env(1);
+    env.from_elements(vec![(1u64, 1i64)])
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .aggregate(Count)
+        .name("Per-second counts")
+        .print();
+    let err = env.execute("no timestamps").err().map(|e| e.to_string());
+    let err = err.unwrap_or_default();
+    assert!(err.contains("Per-second counts"), "{err}");
+    assert!(err.contains("assign_timestamps_and_watermarks"), "{err}");
+}
+
+#[test]
+fn window_all_sees_every_record_in_one_subtask() -> Result<(), JobError> {
+    let input = events(3_000, 9, 10);
+    let mut expected: BTreeMap<i64, u64> = BTreeMap::new();
+    for &(_, t) in &input {
+        *expected.entry(t - t.rem_euclid(100)).or_default() += 1;
+    }
+    let expected: Vec<u64> = expected.into_values().collect();
+    let env = env(4);
+    let out = env
+        .from_collection(input)
+        .assign_timestamps_and_watermarks(strategy(10))
+        .window_all(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .aggregate(Count)
+        .execute_and_collect()?;
+    assert_eq!(sorted(out), sorted(expected));
+    Ok(())
+}
+
+#[test]
+fn keyed_process_function_timers_fire_per_key_in_event_time() -> Result<(), JobError> {
+    /// Counts each key's records and reports the count 10 ms after the key's first one.
+    #[derive(Clone, Default)]
+    struct ReportAfter {
+        counts: BTreeMap<u64, u64>,
+    }
+    impl KeyedProcessFunction<u64, (u64, i64), (u64, i64, u64)> for ReportAfter {
+        fn process_element(
+            &mut self,
+            value: (u64, i64),
+            ctx: &mut KeyedProcessContext<u64>,
+            _: &mut Collector<(u64, i64, u64)>,
+        ) -> Result<(), UserError> {
+            let count = self.counts.entry(value.0).or_default();
+            if *count == 0 {
+                let at = ctx.timestamp().unwrap_or_default() + 10;
+                ctx.timer_service().register_event_time_timer(at);
+                // Registering twice keeps one timer.
+                ctx.timer_service().register_event_time_timer(at);
+            }
+            *count += 1;
+            Ok(())
+        }
+        fn on_timer(
+            &mut self,
+            timestamp: i64,
+            ctx: &mut KeyedProcessContext<u64>,
+            out: &mut Collector<(u64, i64, u64)>,
+        ) -> Result<(), UserError> {
+            let key = *ctx.get_current_key();
+            assert_eq!(ctx.time_domain(), Some(TimeDomain::EventTime));
+            out.collect((key, timestamp, self.counts.remove(&key).unwrap_or(0)));
+            Ok(())
+        }
+    }
+    for p in PARALLELISMS {
+        let env = env(p);
+        env.set_auto_watermark_interval(Duration::ZERO);
+        let mut flow = env.flow_control();
+        flow.batch_size = 1;
+        env.set_flow_control(flow);
+        let out = env
+            .from_elements(vec![
+                (1u64, 0i64),
+                (2, 3),
+                (1, 4),
+                (1, 9),
+                (1, 10),
+                (2, 14),
+                (1, 30),
+            ])
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                    .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+            )
+            .set_parallelism(1)
+            .key_by(|e: &(u64, i64)| e.0)
+            .process(ReportAfter::default())
+            .execute_and_collect()?;
+        assert_eq!(
+            sorted(out),
+            vec![(1, 10, 4), (1, 40, 1), (2, 13, 2)],
+            "p={p}"
+        );
+    }
+    Ok(())
+}
+
+/// Emits `count` records, one key per record mod 3, then stays open for `linger` before
+/// it finishes, so that processing-time windows close while the job still runs.
+struct LingeringSource {
+    count: i64,
+    linger: Duration,
+}
+
+struct LingeringReader {
+    next: i64,
+    count: i64,
+    linger_until: Option<std::time::Instant>,
+    linger: Duration,
+}
+
+impl SourceFunction<(i64, u64)> for LingeringSource {
+    fn name(&self) -> String {
+        "Lingering Source".into()
+    }
+    fn max_parallelism(&self) -> Option<usize> {
+        Some(1)
+    }
+    fn create_reader(
+        &self,
+        _: usize,
+        _: usize,
+    ) -> Result<Box<dyn SourceReader<(i64, u64)>>, SourceError> {
+        Ok(Box::new(LingeringReader {
+            next: 0,
+            count: self.count,
+            linger_until: None,
+            linger: self.linger,
+        }))
+    }
+}
+
+impl SourceReader<(i64, u64)> for LingeringReader {
+    fn poll(&mut self, out: &mut Vec<(i64, u64)>, max: usize) -> Result<SourcePoll, SourceError> {
+        if self.next < self.count {
+            let end = (self.next + max as i64).min(self.count);
+            out.extend((self.next..end).map(|x| (x % 3, 1)));
+            self.next = end;
+            return Ok(SourcePoll::Ready);
+        }
+        let until = *self
+            .linger_until
+            .get_or_insert_with(|| std::time::Instant::now() + self.linger);
+        if std::time::Instant::now() >= until {
+            Ok(SourcePoll::Finished)
+        } else {
+            Ok(SourcePoll::Pending(Duration::from_millis(5)))
+        }
+    }
+}
+
+#[test]
+fn processing_time_windows_fire_on_the_wall_clock() -> Result<(), JobError> {
+    for p in [1, 2] {
+        let env = env(p);
+        let out = env
+            .from_source(LingeringSource {
+                count: 10_000,
+                linger: Duration::from_millis(300),
+            })
+            .key_by(|e: &(i64, u64)| e.0)
+            .window(TumblingProcessingTimeWindows::of(Duration::from_millis(20)))
+            .sum(1)
+            .execute_and_collect()?;
+        // Every record is counted once, in windows that closed while the source lingered.
+        let mut per_key: BTreeMap<i64, u64> = BTreeMap::new();
+        for (k, c) in out {
+            *per_key.entry(k).or_default() += c;
+        }
+        assert_eq!(
+            per_key,
+            BTreeMap::from([(0, 3334), (1, 3333), (2, 3333)]),
+            "p={p}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn an_idle_source_does_not_stall_windows() -> Result<(), JobError> {
+    // One input of the union never sends a record and never ends; with idleness, the
+    // windows of the other input still fire while the job runs.
+    let env = env(2);
+    let data: Vec<(u64, i64)> = (0..1000i64).map(|i| ((i % 4) as u64, i * 10)).collect();
+    let active = env
+        .from_collection(data)
+        .assign_timestamps_and_watermarks(strategy(0).with_idleness(Duration::from_millis(50)));
+    let idle = env
+        .from_source(LingeringSource {
+            count: 0,
+            linger: Duration::from_secs(3600),
+        })
+        .map(|e: (i64, u64)| (e.1, e.0))
+        .assign_timestamps_and_watermarks(strategy(0).with_idleness(Duration::from_millis(50)));
+    let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = std::sync::Arc::clone(&sink);
+    active
+        .union(&[&idle])
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(1000)))
+        .aggregate(Count)
+        .add_sink(SharedSink(shared));
+    env.set_auto_watermark_interval(Duration::from_millis(10));
+    let client = env.execute_async("idle")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Windows [0,1000) .. [8000,9000) of 4 keys close once the watermark reaches 9990.
+    while sink.lock().map(|v| v.len()).unwrap_or(0) < 36 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    client.cancel();
+    client.wait()?;
+    let fired = sink.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(fired.len() >= 36, "only {} windows fired", fired.len());
+    assert!(fired.iter().take(36).all(|&c| c == 25));
+    Ok(())
+}
