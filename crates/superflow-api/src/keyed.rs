@@ -8,6 +8,7 @@ use superflow_core::{Data, ExchangeData, FieldAggregate, Key};
 use superflow_runtime::NodeKind;
 
 use crate::functions::{KeySelector, ReduceFunction};
+use crate::join::{IntervalJoin, KeyedConnectedStreams};
 use crate::keyed_process::{KeyedProcessFunction, KeyedProcessStage};
 use crate::stages::KeyedReduceStage;
 use crate::stream::{hash_partitioner, DataStream};
@@ -18,13 +19,13 @@ use crate::window::{
 /// A stream partitioned by key (Flink's `KeyedStream`). Aggregations are per key and
 /// rolling: every record emits the key's updated result.
 pub struct KeyedStream<T, K, KS> {
-    input: DataStream<T>,
-    key_selector: Arc<KS>,
+    pub(crate) input: DataStream<T>,
+    pub(crate) key_selector: Arc<KS>,
     _key: PhantomData<fn() -> K>,
 }
 
-/// Shares one key selector between the partitioner and the operator.
-pub(crate) struct SharedKey<KS>(pub(crate) Arc<KS>);
+/// One key selector shared by a partitioner and the operator after it.
+pub struct SharedKey<KS>(pub(crate) Arc<KS>);
 
 impl<T, K, KS: KeySelector<T, K>> KeySelector<T, K> for SharedKey<KS> {
     #[inline]
@@ -68,6 +69,32 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
                 ))
             }),
         )
+    }
+
+    /// Connects with another keyed stream, for a keyed co-process function.
+    pub fn connect<B: ExchangeData, KB: KeySelector<B, K>>(
+        &self,
+        other: &KeyedStream<B, K, KB>,
+    ) -> KeyedConnectedStreams<T, B, K, SharedKey<KS>, SharedKey<KB>> {
+        self.input.connect(&other.input).key_by(
+            SharedKey(Arc::clone(&self.key_selector)),
+            SharedKey(Arc::clone(&other.key_selector)),
+        )
+    }
+
+    /// Joins with `other` on key and time interval (Flink's `intervalJoin`): continue
+    /// with `between`.
+    pub fn interval_join<B: ExchangeData, KB: KeySelector<B, K>>(
+        &self,
+        other: &KeyedStream<B, K, KB>,
+    ) -> IntervalJoin<T, B, K, KS, KB> {
+        IntervalJoin {
+            left: self.input.clone(),
+            right: other.input.clone(),
+            key_a: Arc::clone(&self.key_selector),
+            key_b: Arc::clone(&other.key_selector),
+            _key: PhantomData,
+        }
     }
 
     /// Cuts each key's records into windows.

@@ -110,6 +110,64 @@ impl<K: Key> KeyedProcessContext<K> {
     fn current_key(&self) -> K {
         self.get_current_key().clone()
     }
+
+    pub(crate) fn new(ctx: &StageContext, chain: &superflow_runtime::ChainOutput) -> Self {
+        let base = ProcessContext::new(
+            ctx.node,
+            crate::stages::runtime_context(ctx),
+            chain.side_output_sink(),
+        );
+        KeyedProcessContext {
+            base,
+            key: None,
+            timers: TimerService::new(),
+            domain: None,
+            wake: chain.wake_up(),
+        }
+    }
+
+    /// Sets the record being handled.
+    #[inline]
+    pub(crate) fn set_current(&mut self, key: K, timestamp: Option<i64>) {
+        self.key = Some(key);
+        self.base.timestamp = timestamp;
+    }
+
+    pub(crate) fn set_watermark(&mut self, watermark: i64) {
+        self.base.watermark = watermark;
+    }
+
+    /// Fires the due timers of `domain`, including those registered while firing, calling
+    /// `on_timer(time, ctx)` with the timer's key current.
+    pub(crate) fn fire_timers(
+        &mut self,
+        domain: TimeDomain,
+        until: i64,
+        on_timer: &mut dyn FnMut(i64, &mut Self) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        while let Some((time, due)) = self.timers.pop_due(domain, until) {
+            let timestamp = (domain == TimeDomain::EventTime).then_some(time);
+            for (key, ()) in due {
+                self.set_current(key, timestamp);
+                self.domain = Some(domain);
+                let result = on_timer(time, self);
+                self.domain = None;
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules the operator for the next processing-time timer.
+    pub(crate) fn request_next_wake_up(&self) {
+        if let Some(next) = self.timers.next_processing_time() {
+            self.wake.request(next);
+        }
+    }
+
+    pub(crate) fn flush_side_outputs(&mut self) {
+        self.base.flush_side_outputs();
+    }
 }
 
 impl<K: Key> KeyedTimerService<'_, K> {
@@ -184,23 +242,12 @@ where
         function: P,
         next: Box<dyn Consumer<O>>,
     ) -> Self {
-        let base = ProcessContext::new(
-            ctx.node,
-            crate::stages::runtime_context(ctx),
-            chain.side_output_sink(),
-        );
         KeyedProcessStage {
             ctx: ctx.clone(),
             key_selector,
             function,
             opened: false,
-            context: KeyedProcessContext {
-                base,
-                key: None,
-                timers: TimerService::new(),
-                domain: None,
-                wake: chain.wake_up(),
-            },
+            context: KeyedProcessContext::new(ctx, chain),
             out: Records::default(),
             next,
             _in: PhantomData,
@@ -223,23 +270,16 @@ where
         self.open();
         let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
         let result = self.ctx.guard(|| {
-            while let Some((time, due)) = context.timers.pop_due(domain, until) {
-                let timestamp = (domain == TimeDomain::EventTime).then_some(time);
-                for (key, ()) in due {
-                    context.key = Some(key);
-                    context.domain = Some(domain);
-                    context.base.timestamp = timestamp;
-                    function.on_timer(time, context, &mut Collector::new(&mut out.values))?;
-                    out.stamp_new(timestamp);
-                }
-            }
-            context.domain = None;
-            Ok::<(), UserError>(())
+            context.fire_timers(domain, until, &mut |time, ctx| {
+                function.on_timer(time, ctx, &mut Collector::new(&mut out.values))?;
+                out.stamp_new(ctx.timestamp());
+                Ok(())
+            })
         });
         if let Err(e) = result {
             self.ctx.fail(e);
         }
-        self.context.base.flush_side_outputs();
+        self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
 }
@@ -263,8 +303,7 @@ where
         );
         let result = self.ctx.guard(|| {
             for (x, t) in batch.drain() {
-                context.key = Some(keys.get_key(&x));
-                context.base.timestamp = t;
+                context.set_current(keys.get_key(&x), t);
                 function.process_element(x, context, &mut Collector::new(&mut out.values))?;
                 out.stamp_new(t);
             }
@@ -279,7 +318,7 @@ where
 
     fn watermark(&mut self, event: WatermarkEvent) {
         if let WatermarkEvent::Watermark(w) = event {
-            self.context.base.watermark = w;
+            self.context.set_watermark(w);
             self.fire(TimeDomain::EventTime, w);
         }
         self.next.watermark(event);
@@ -287,9 +326,7 @@ where
 
     fn on_processing_time(&mut self, now: i64) {
         self.fire(TimeDomain::ProcessingTime, now);
-        if let Some(next) = self.context.timers.next_processing_time() {
-            self.context.wake.request(next);
-        }
+        self.context.request_next_wake_up();
         self.next.on_processing_time(now);
     }
 

@@ -9,6 +9,7 @@
 
 pub mod env;
 pub mod functions;
+pub mod join;
 pub mod keyed;
 pub mod keyed_process;
 mod nodes;
@@ -22,6 +23,10 @@ pub use functions::{
     CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,
     MapFunction, OutputTag, Partitioner, ProcessContext, ProcessFunction, ReduceFunction,
     RuntimeContext,
+};
+pub use join::{
+    CoGroupFunction, IntervalJoin, JoinFunction, KeyedCoProcessFunction, KeyedConnectedStreams,
+    ProcessJoinContext, ProcessJoinFunction, TaggedUnion,
 };
 pub use keyed::KeyedStream;
 pub use keyed_process::{KeyedProcessContext, KeyedProcessFunction, KeyedTimerService};

@@ -113,8 +113,11 @@ impl<T: Data> Attach<T> for UnionNode<T> {
 }
 
 /// Makes the stage of a two-input node around its downstream consumer.
-pub(crate) type BinaryStageFactory<A, B, O> =
-    Arc<dyn Fn(&StageContext, Box<dyn Consumer<O>>) -> Box<dyn BinaryConsumer<A, B>> + Send + Sync>;
+pub(crate) type BinaryStageFactory<A, B, O> = Arc<
+    dyn Fn(&StageContext, &ChainOutput, Box<dyn Consumer<O>>) -> Box<dyn BinaryConsumer<A, B>>
+        + Send
+        + Sync,
+>;
 
 /// A two-input transformation (connect + co-map / co-flat-map).
 pub(crate) struct BinaryNode<A, B, O> {
@@ -131,7 +134,7 @@ impl<A: Data, B: Data, O: Data> Attach<O> for BinaryNode<A, B, O> {
     ) -> BatchStream<'s> {
         chain.add_name(&ctx.graph().nodes[self.id].name);
         let stage_ctx = ctx.stage_context(self.id);
-        let consumer = (self.make)(&stage_ctx, downstream);
+        let consumer = (self.make)(&stage_ctx, chain, downstream);
         ctx.build_binary(self.id, consumer, chain)
     }
 }

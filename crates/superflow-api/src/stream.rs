@@ -20,7 +20,8 @@ use crate::functions::{
     CoFlatMapFunction, CoMapFunction, FilterFunction, FlatMapFunction, KeySelector, MapFunction,
     OutputTag, Partitioner as CustomPartitioner, ProcessFunction,
 };
-use crate::keyed::KeyedStream;
+use crate::join::{KeyedConnectedStreams, TwoInputWindowing};
+use crate::keyed::{KeyedStream, SharedKey};
 use crate::nodes::{BinaryNode, SideOutputNode, StageFactory, StageNode, UnionNode};
 use crate::stages::{
     CoFlatMapStage, CoMapStage, FilterStage, FlatMapStage, MapStage, ProcessStage, SinkStage,
@@ -288,6 +289,27 @@ impl<T: Data> DataStream<T> {
             .trigger(PurgingTrigger::of(CountTrigger::of(size)))
     }
 
+    /// Joins this stream with `other` per key and window (Flink's `join`): continue with
+    /// `where_`, `equal_to`, `window` and `apply`.
+    pub fn join<B: ExchangeData>(&self, other: &DataStream<B>) -> TwoInputWindowing<T, B>
+    where
+        T: ExchangeData,
+    {
+        TwoInputWindowing {
+            first: self.clone(),
+            second: other.clone(),
+        }
+    }
+
+    /// Co-groups this stream with `other` per key and window (Flink's `coGroup`):
+    /// continue with `where_`, `equal_to`, `window` and `co_group`.
+    pub fn co_group<B: ExchangeData>(&self, other: &DataStream<B>) -> TwoInputWindowing<T, B>
+    where
+        T: ExchangeData,
+    {
+        self.join(other)
+    }
+
     /// Partitions the stream by key; aggregations on the result are per key.
     pub fn key_by<K: Key, KS: KeySelector<T, K>>(&self, key_selector: KS) -> KeyedStream<T, K, KS>
     where
@@ -324,7 +346,7 @@ impl<T: Data> DataStream<T> {
 
     // ----- partitioning -----
 
-    fn with_partitioner(&self, partitioner: Partitioner) -> DataStream<T> {
+    pub(crate) fn with_partitioner(&self, partitioner: Partitioner) -> DataStream<T> {
         let mut stream = self.clone();
         stream.partitioner = partitioner;
         stream.explicit_forward = false;
@@ -578,12 +600,12 @@ impl<T: ExchangeData> superflow_runtime::exchange::BatchRouter for BroadcastCopi
 
 /// Two streams connected for a co-map or co-flat-map.
 pub struct ConnectedStreams<A, B> {
-    first: DataStream<A>,
-    second: DataStream<B>,
+    pub(crate) first: DataStream<A>,
+    pub(crate) second: DataStream<B>,
 }
 
 impl<A: Data, B: Data> ConnectedStreams<A, B> {
-    fn binary<O: Data>(
+    pub(crate) fn binary<O: Data>(
         &self,
         name: &str,
         make: crate::nodes::BinaryStageFactory<A, B, O>,
@@ -604,7 +626,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
     pub fn map<O: Data, F: CoMapFunction<A, B, O>>(&self, f: F) -> DataStream<O> {
         self.binary(
             "Co-Map",
-            Arc::new(move |ctx, next| {
+            Arc::new(move |ctx, _chain, next| {
                 Box::new(CoMapStage {
                     ctx: ctx.clone(),
                     f: f.clone(),
@@ -620,7 +642,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
     pub fn flat_map<O: Data, F: CoFlatMapFunction<A, B, O>>(&self, f: F) -> DataStream<O> {
         self.binary(
             "Co-Flat Map",
-            Arc::new(move |ctx, next| {
+            Arc::new(move |ctx, _chain, next| {
                 Box::new(CoFlatMapStage {
                     ctx: ctx.clone(),
                     f: f.clone(),
@@ -633,7 +655,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
     }
 
     /// Partitions both inputs by key, so records with equal keys meet in one subtask.
-    pub fn key_by<K, KA, KB>(&self, key_a: KA, key_b: KB) -> ConnectedStreams<A, B>
+    pub fn key_by<K, KA, KB>(&self, key_a: KA, key_b: KB) -> KeyedConnectedStreams<A, B, K, KA, KB>
     where
         A: ExchangeData,
         B: ExchangeData,
@@ -641,9 +663,19 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         KA: KeySelector<A, K>,
         KB: KeySelector<B, K>,
     {
-        ConnectedStreams {
-            first: self.first.with_partitioner(hash_partitioner(key_a)),
-            second: self.second.with_partitioner(hash_partitioner(key_b)),
+        let (key_a, key_b) = (Arc::new(key_a), Arc::new(key_b));
+        KeyedConnectedStreams {
+            streams: ConnectedStreams {
+                first: self
+                    .first
+                    .with_partitioner(hash_partitioner(SharedKey(Arc::clone(&key_a)))),
+                second: self
+                    .second
+                    .with_partitioner(hash_partitioner(SharedKey(Arc::clone(&key_b)))),
+            },
+            key_a,
+            key_b,
+            _key: PhantomData,
         }
     }
 }

@@ -699,3 +699,306 @@ fn an_idle_source_does_not_stall_windows() -> Result<(), JobError> {
     assert!(fired.iter().take(36).all(|&c| c == 25));
     Ok(())
 }
+
+mod joins {
+    use super::*;
+    use superflow::{KeyedCoProcessFunction, ProcessJoinContext};
+
+    type Left = (u64, i64, char);
+    type Right = (u64, i64, i64);
+
+    fn lefts() -> Vec<Left> {
+        vec![
+            (1, 0, 'a'),
+            (1, 12, 'b'),
+            (2, 5, 'c'),
+            (1, 25, 'd'),
+            (3, 7, 'e'),
+        ]
+    }
+
+    fn rights() -> Vec<Right> {
+        vec![
+            (1, 2, 100),
+            (1, 14, 200),
+            (2, 9, 300),
+            (1, 40, 400),
+            (2, 15, 500),
+        ]
+    }
+
+    fn left_strategy() -> WatermarkStrategy<Left, impl superflow::TimestampAssigner<Left>> {
+        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(50))
+            .with_timestamp_assigner(|e: &Left, _| e.1)
+    }
+
+    fn right_strategy() -> WatermarkStrategy<Right, impl superflow::TimestampAssigner<Right>> {
+        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(50))
+            .with_timestamp_assigner(|e: &Right, _| e.1)
+    }
+
+    #[test]
+    fn tumbling_window_join_pairs_records_of_a_key_and_window() -> Result<(), JobError> {
+        let mut expected = Vec::new();
+        for l in lefts() {
+            for r in rights() {
+                if l.0 == r.0 && l.1 / 10 == r.1 / 10 {
+                    expected.push((l.2, r.2));
+                }
+            }
+        }
+        for p in PARALLELISMS {
+            let env = env(p);
+            let left = env
+                .from_collection(lefts())
+                .assign_timestamps_and_watermarks(left_strategy());
+            let right = env
+                .from_collection(rights())
+                .assign_timestamps_and_watermarks(right_strategy());
+            let out = left
+                .join(&right)
+                .where_(|l: &Left| l.0)
+                .equal_to(|r: &Right| r.0)
+                .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+                .apply(|l: &Left, r: &Right| (l.2, r.2))
+                .execute_and_collect()?;
+            assert_eq!(sorted(out), sorted(expected.clone()), "p={p}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn co_group_sees_both_sides_even_when_one_is_empty() -> Result<(), JobError> {
+        let env = env(2);
+        let left = env
+            .from_collection(lefts())
+            .assign_timestamps_and_watermarks(left_strategy());
+        let right = env
+            .from_collection(rights())
+            .assign_timestamps_and_watermarks(right_strategy());
+        let out = left
+            .co_group(&right)
+            .where_(|l: &Left| l.0)
+            .equal_to(|r: &Right| r.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(20)))
+            .co_group(
+                |l: &[Left], r: &[Right], out: &mut Collector<(usize, usize)>| {
+                    out.collect((l.len(), r.len()));
+                    Ok(())
+                },
+            )
+            .execute_and_collect()?;
+        // Key 1: [0,20) 2+2, [20,40) 1+0, [40,60) 0+1; key 2: [0,20) 1+2; key 3: [0,20) 1+0.
+        assert_eq!(sorted(out), vec![(0, 1), (1, 0), (1, 0), (1, 2), (2, 2)]);
+        Ok(())
+    }
+
+    #[test]
+    fn sliding_and_session_window_joins() -> Result<(), JobError> {
+        let env = env(2);
+        let left = env
+            .from_collection(lefts())
+            .assign_timestamps_and_watermarks(left_strategy());
+        let right = env
+            .from_collection(rights())
+            .assign_timestamps_and_watermarks(right_strategy());
+        let sliding = left
+            .join(&right)
+            .where_(|l: &Left| l.0)
+            .equal_to(|r: &Right| r.0)
+            .window(SlidingEventTimeWindows::of(
+                Duration::from_millis(20),
+                Duration::from_millis(10),
+            ))
+            .apply(|l: &Left, r: &Right| (l.2, r.2))
+            .execute_and_collect()?;
+        let mut expected = Vec::new();
+        for start in (-10..50).step_by(10) {
+            for l in lefts() {
+                for r in rights() {
+                    let inside = |t: i64| t >= start && t < start + 20;
+                    if l.0 == r.0 && inside(l.1) && inside(r.1) {
+                        expected.push((l.2, r.2));
+                    }
+                }
+            }
+        }
+        assert_eq!(sorted(sliding), sorted(expected));
+
+        let env = self::env(2);
+        let left = env
+            .from_collection(lefts())
+            .assign_timestamps_and_watermarks(left_strategy());
+        let right = env
+            .from_collection(rights())
+            .assign_timestamps_and_watermarks(right_strategy());
+        let sessions = left
+            .join(&right)
+            .where_(|l: &Left| l.0)
+            .equal_to(|r: &Right| r.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_millis(5)))
+            .apply(|l: &Left, r: &Right| (l.2, r.2))
+            .execute_and_collect()?;
+        // Key 1 sessions (gap 5): {0,2} {12,14} {25} {40}; key 2: {5,9} {15}.
+        assert_eq!(sorted(sessions), vec![('a', 100), ('b', 200), ('c', 300)]);
+        Ok(())
+    }
+
+    #[test]
+    fn interval_join_bounds_are_inclusive_by_default() -> Result<(), JobError> {
+        for p in PARALLELISMS {
+            let env = env(p);
+            let left = env
+                .from_collection(lefts())
+                .assign_timestamps_and_watermarks(left_strategy());
+            let right = env
+                .from_collection(rights())
+                .assign_timestamps_and_watermarks(right_strategy());
+            let out = left
+                .key_by(|l: &Left| l.0)
+                .interval_join(&right.key_by(|r: &Right| r.0))
+                .between(-2, 2)
+                .process(
+                    |l: &Left,
+                     r: &Right,
+                     ctx: &ProcessJoinContext,
+                     out: &mut Collector<(char, i64, i64)>| {
+                        out.collect((l.2, r.2, ctx.timestamp()));
+                        Ok(())
+                    },
+                )
+                .execute_and_collect()?;
+            // a@0 ~ 100@2 (|2| inclusive), b@12 ~ 200@14; c@5 and 300@9 are 4 apart.
+            assert_eq!(sorted(out), vec![('a', 100, 2), ('b', 200, 14)], "p={p}");
+
+            let env = self::env(p);
+            let left = env
+                .from_collection(lefts())
+                .assign_timestamps_and_watermarks(left_strategy());
+            let right = env
+                .from_collection(rights())
+                .assign_timestamps_and_watermarks(right_strategy());
+            let exclusive = left
+                .key_by(|l: &Left| l.0)
+                .interval_join(&right.key_by(|r: &Right| r.0))
+                .between(-2, 2)
+                .upper_bound_exclusive()
+                .process(
+                    |l: &Left,
+                     r: &Right,
+                     _: &ProcessJoinContext,
+                     out: &mut Collector<(char, i64)>| {
+                        out.collect((l.2, r.2));
+                        Ok(())
+                    },
+                )
+                .execute_and_collect()?;
+            assert!(exclusive.is_empty(), "p={p}: {exclusive:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn keyed_co_process_shares_timers_across_both_inputs() -> Result<(), JobError> {
+        /// Emits, per key, how many records of each input arrived before the key's
+        /// first record plus 10 ms of event time.
+        #[derive(Clone, Default)]
+        struct Tally {
+            seen: BTreeMap<u64, (u32, u32)>,
+        }
+        impl KeyedCoProcessFunction<u64, Left, Right, (u64, u32, u32)> for Tally {
+            fn process_element1(
+                &mut self,
+                v: Left,
+                ctx: &mut KeyedProcessContext<u64>,
+                _: &mut Collector<(u64, u32, u32)>,
+            ) -> Result<(), UserError> {
+                let entry = self.seen.entry(v.0).or_default();
+                if *entry == (0, 0) {
+                    ctx.timer_service().register_event_time_timer(v.1 + 10);
+                }
+                entry.0 += 1;
+                Ok(())
+            }
+            fn process_element2(
+                &mut self,
+                v: Right,
+                ctx: &mut KeyedProcessContext<u64>,
+                _: &mut Collector<(u64, u32, u32)>,
+            ) -> Result<(), UserError> {
+                let entry = self.seen.entry(v.0).or_default();
+                if *entry == (0, 0) {
+                    ctx.timer_service().register_event_time_timer(v.1 + 10);
+                }
+                entry.1 += 1;
+                Ok(())
+            }
+            fn on_timer(
+                &mut self,
+                _: i64,
+                ctx: &mut KeyedProcessContext<u64>,
+                out: &mut Collector<(u64, u32, u32)>,
+            ) -> Result<(), UserError> {
+                let key = *ctx.get_current_key();
+                let (l, r) = self.seen.remove(&key).unwrap_or_default();
+                out.collect((key, l, r));
+                Ok(())
+            }
+        }
+        for p in PARALLELISMS {
+            let env = env(p);
+            let left = env
+                .from_collection(lefts())
+                .assign_timestamps_and_watermarks(left_strategy());
+            let right = env
+                .from_collection(rights())
+                .assign_timestamps_and_watermarks(right_strategy());
+            let out = left
+                .key_by(|l: &Left| l.0)
+                .connect(&right.key_by(|r: &Right| r.0))
+                .process(Tally::default())
+                .execute_and_collect()?;
+            // With a 50 ms bound, every timer fires at the end of input: all records count.
+            assert_eq!(sorted(out), vec![(1, 3, 3), (2, 1, 2), (3, 1, 0)], "p={p}");
+        }
+        Ok(())
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// With any out-of-orderness inside the bound, a tumbling-window count equals
+        /// the batch count per (key, window), whatever the parallelism.
+        #[test]
+        fn tumbling_counts_match_batch_counts_within_the_bound(
+            raw in proptest::collection::vec((0u64..6, 0i64..400, 0i64..30), 1..400),
+            size in 10i64..120,
+        ) {
+            // Event i happens at i * 2 and is delivered up to 30 ms early or late.
+            let input: Vec<(u64, i64)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(k, _, jitter))| (k, (i as i64) * 2 + jitter - 15))
+                .collect();
+            let expected = tumbling_counts(&input, size);
+            for p in PARALLELISMS {
+                let env = env(p);
+                env.set_auto_watermark_interval(Duration::from_millis(1));
+                let out = env
+                    .from_collection(input.clone())
+                    .assign_timestamps_and_watermarks(strategy(30))
+                    .key_by(|e: &(u64, i64)| e.0)
+                    .window(TumblingEventTimeWindows::of(Duration::from_millis(size as u64)))
+                    .aggregate_with_process(Count, count_per_window)
+                    .execute_and_collect()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(sorted(out), expected.clone(), "p={}", p);
+            }
+        }
+    }
+}

@@ -1,0 +1,740 @@
+//! Two keyed inputs together: `KeyedCoProcessFunction` on connected keyed streams, the
+//! interval join (`key_by(..).interval_join(..).between(..)`), and window joins and
+//! co-groups (`join(..).where_(..).equal_to(..).window(..).apply(..)`), built as Flink
+//! builds them: a tagged union of both inputs, keyed and windowed.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use superflow_core::{Data, ExchangeData, Key, UserError};
+use superflow_runtime::{BinaryConsumer, Consumer, Records, StageContext, WatermarkEvent};
+use superflow_state::{KeyedStore, TimeDomain, TimerService};
+
+use crate::functions::{Collector, KeySelector};
+use crate::keyed::SharedKey;
+use crate::keyed_process::KeyedProcessContext;
+use crate::stages::emit;
+use crate::stream::{hash_partitioner, ConnectedStreams, DataStream};
+use crate::window::{ProcessWindowContext, WindowAssigner};
+
+// ----- keyed co-process -----
+
+/// A process function over two keyed inputs with shared keyed timers (Flink's
+/// `KeyedCoProcessFunction`). Each subtask has its own clone.
+pub trait KeyedCoProcessFunction<K, A, B, O>: Clone + Send + Sync + 'static {
+    /// Handles a record of the first input.
+    fn process_element1(
+        &mut self,
+        value: A,
+        ctx: &mut KeyedProcessContext<K>,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError>;
+
+    /// Handles a record of the second input.
+    fn process_element2(
+        &mut self,
+        value: B,
+        ctx: &mut KeyedProcessContext<K>,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError>;
+
+    /// A timer registered for `ctx.get_current_key()` fired at `timestamp`.
+    fn on_timer(
+        &mut self,
+        _timestamp: i64,
+        _ctx: &mut KeyedProcessContext<K>,
+        _out: &mut Collector<O>,
+    ) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+/// Two connected streams, both partitioned by key.
+pub struct KeyedConnectedStreams<A, B, K, KA, KB> {
+    pub(crate) streams: ConnectedStreams<A, B>,
+    pub(crate) key_a: Arc<KA>,
+    pub(crate) key_b: Arc<KB>,
+    pub(crate) _key: PhantomData<fn() -> K>,
+}
+
+impl<A, B, K, KA, KB> KeyedConnectedStreams<A, B, K, KA, KB>
+where
+    A: ExchangeData,
+    B: ExchangeData,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    /// Maps records of both inputs to one output type.
+    pub fn map<O: Data, F: crate::CoMapFunction<A, B, O>>(&self, f: F) -> DataStream<O> {
+        self.streams.map(f)
+    }
+
+    /// Flat-maps records of both inputs to one output type.
+    pub fn flat_map<O: Data, F: crate::CoFlatMapFunction<A, B, O>>(&self, f: F) -> DataStream<O> {
+        self.streams.flat_map(f)
+    }
+
+    /// Runs a keyed co-process function over both inputs.
+    pub fn process<O: Data, P: KeyedCoProcessFunction<K, A, B, O>>(
+        &self,
+        function: P,
+    ) -> DataStream<O> {
+        let (key_a, key_b) = (Arc::clone(&self.key_a), Arc::clone(&self.key_b));
+        self.streams.binary(
+            "KeyedCoProcess",
+            Arc::new(move |ctx, chain, next| {
+                Box::new(KeyedCoProcessStage {
+                    ctx: ctx.clone(),
+                    key_a: Arc::clone(&key_a),
+                    key_b: Arc::clone(&key_b),
+                    function: function.clone(),
+                    context: KeyedProcessContext::new(ctx, chain),
+                    out: Records::default(),
+                    next,
+                    _in: PhantomData,
+                })
+            }),
+        )
+    }
+}
+
+struct KeyedCoProcessStage<K, A, B, O, P, KA, KB> {
+    ctx: StageContext,
+    key_a: Arc<KA>,
+    key_b: Arc<KB>,
+    function: P,
+    context: KeyedProcessContext<K>,
+    out: Records<O>,
+    next: Box<dyn Consumer<O>>,
+    _in: PhantomData<fn(A, B)>,
+}
+
+impl<K, A, B, O, P, KA, KB> KeyedCoProcessStage<K, A, B, O, P, KA, KB>
+where
+    K: Key,
+    A: Data,
+    B: Data,
+    O: Data,
+    P: KeyedCoProcessFunction<K, A, B, O>,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    fn run(&mut self, f: impl FnOnce(&mut Self) -> Result<(), UserError>) {
+        let ctx = self.ctx.clone();
+        if let Err(e) = ctx.guard(|| f(self)) {
+            ctx.fail(e);
+        }
+        self.context.flush_side_outputs();
+        emit(&self.ctx, &mut self.out, &mut self.next);
+    }
+}
+
+impl<K, A, B, O, P, KA, KB> BinaryConsumer<A, B> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
+where
+    K: Key,
+    A: Data,
+    B: Data,
+    O: Data,
+    P: KeyedCoProcessFunction<K, A, B, O>,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    fn push1(&mut self, batch: &mut Records<A>) {
+        self.ctx.counters.add_in(batch.len());
+        self.run(|s| {
+            for (x, t) in batch.drain() {
+                s.context.set_current(s.key_a.get_key(&x), t);
+                s.function.process_element1(
+                    x,
+                    &mut s.context,
+                    &mut Collector::new(&mut s.out.values),
+                )?;
+                s.out.stamp_new(t);
+            }
+            Ok(())
+        });
+    }
+
+    fn push2(&mut self, batch: &mut Records<B>) {
+        self.ctx.counters.add_in(batch.len());
+        self.run(|s| {
+            for (x, t) in batch.drain() {
+                s.context.set_current(s.key_b.get_key(&x), t);
+                s.function.process_element2(
+                    x,
+                    &mut s.context,
+                    &mut Collector::new(&mut s.out.values),
+                )?;
+                s.out.stamp_new(t);
+            }
+            Ok(())
+        });
+    }
+
+    fn watermark(&mut self, event: WatermarkEvent) {
+        if let WatermarkEvent::Watermark(w) = event {
+            self.context.set_watermark(w);
+            self.run(|s| {
+                s.context
+                    .fire_timers(TimeDomain::EventTime, w, &mut |time, ctx| {
+                        s.function
+                            .on_timer(time, ctx, &mut Collector::new(&mut s.out.values))?;
+                        s.out.stamp_new(Some(time));
+                        Ok(())
+                    })
+            });
+        }
+        self.next.watermark(event);
+    }
+
+    fn on_processing_time(&mut self, now: i64) {
+        self.run(|s| {
+            s.context
+                .fire_timers(TimeDomain::ProcessingTime, now, &mut |time, ctx| {
+                    s.function
+                        .on_timer(time, ctx, &mut Collector::new(&mut s.out.values))?;
+                    s.out.stamp_new(None);
+                    Ok(())
+                })
+        });
+        self.context.request_next_wake_up();
+        self.next.on_processing_time(now);
+    }
+
+    fn finish(&mut self) {
+        self.next.finish();
+    }
+}
+
+// ----- interval join -----
+
+/// What a process join function sees besides the two records.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessJoinContext {
+    /// The left record's timestamp.
+    pub left_timestamp: i64,
+    /// The right record's timestamp.
+    pub right_timestamp: i64,
+}
+
+impl ProcessJoinContext {
+    /// The timestamp of the joined result: the larger of the two.
+    pub fn timestamp(&self) -> i64 {
+        self.left_timestamp.max(self.right_timestamp)
+    }
+}
+
+/// Handles one joined pair of an interval join (Flink's `ProcessJoinFunction`).
+pub trait ProcessJoinFunction<A, B, O>: Clone + Send + Sync + 'static {
+    /// Emits the results of joining `left` and `right`.
+    fn process_element(
+        &mut self,
+        left: &A,
+        right: &B,
+        ctx: &ProcessJoinContext,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError>;
+}
+
+impl<A, B, O, F> ProcessJoinFunction<A, B, O> for F
+where
+    F: FnMut(&A, &B, &ProcessJoinContext, &mut Collector<O>) -> Result<(), UserError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn process_element(
+        &mut self,
+        left: &A,
+        right: &B,
+        ctx: &ProcessJoinContext,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError> {
+        self(left, right, ctx, out)
+    }
+}
+
+/// Two keyed streams to join on time intervals: `left.interval_join(&right)`.
+pub struct IntervalJoin<A, B, K, KA, KB> {
+    pub(crate) left: DataStream<A>,
+    pub(crate) right: DataStream<B>,
+    pub(crate) key_a: Arc<KA>,
+    pub(crate) key_b: Arc<KB>,
+    pub(crate) _key: PhantomData<fn() -> K>,
+}
+
+impl<A, B, K, KA, KB> IntervalJoin<A, B, K, KA, KB>
+where
+    A: ExchangeData,
+    B: ExchangeData,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    /// Joins a left record at `t` with the right records of its key in
+    /// `[t + lower_ms, t + upper_ms]`, both bounds inclusive (Flink's `between`).
+    pub fn between(self, lower_ms: i64, upper_ms: i64) -> IntervalJoined<A, B, K, KA, KB> {
+        if lower_ms > upper_ms {
+            self.left.env.record_problem(format!(
+                "interval join: the lower bound ({lower_ms} ms) is above the upper bound ({upper_ms} ms)"
+            ));
+        }
+        IntervalJoined {
+            join: self,
+            lower: lower_ms,
+            upper: upper_ms,
+        }
+    }
+}
+
+/// An interval join with its bounds.
+pub struct IntervalJoined<A, B, K, KA, KB> {
+    join: IntervalJoin<A, B, K, KA, KB>,
+    lower: i64,
+    upper: i64,
+}
+
+impl<A, B, K, KA, KB> IntervalJoined<A, B, K, KA, KB>
+where
+    A: ExchangeData,
+    B: ExchangeData,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    /// Excludes the lower bound.
+    pub fn lower_bound_exclusive(mut self) -> Self {
+        self.lower += 1;
+        self
+    }
+
+    /// Excludes the upper bound.
+    pub fn upper_bound_exclusive(mut self) -> Self {
+        self.upper -= 1;
+        self
+    }
+
+    /// Emits the results of `function` for every pair; results carry the larger of the
+    /// two timestamps.
+    pub fn process<O: Data, P: ProcessJoinFunction<A, B, O>>(self, function: P) -> DataStream<O> {
+        let IntervalJoin {
+            left,
+            right,
+            key_a,
+            key_b,
+            ..
+        } = self.join;
+        let streams = left
+            .with_partitioner(hash_partitioner(SharedKey(Arc::clone(&key_a))))
+            .connect(&right.with_partitioner(hash_partitioner(SharedKey(Arc::clone(&key_b)))));
+        let (lower, upper) = (self.lower, self.upper);
+        streams.binary(
+            "IntervalJoin",
+            Arc::new(move |ctx, _chain, next| {
+                Box::new(IntervalJoinStage {
+                    ctx: ctx.clone(),
+                    key_a: Arc::clone(&key_a),
+                    key_b: Arc::clone(&key_b),
+                    function: function.clone(),
+                    lower,
+                    upper,
+                    left: KeyedStore::new(),
+                    right: KeyedStore::new(),
+                    timers: TimerService::new(),
+                    watermark: i64::MIN,
+                    out: Records::default(),
+                    next,
+                })
+            }),
+        )
+    }
+}
+
+/// Buffered records of one side of one key, by timestamp.
+type Buffer<T> = BTreeMap<i64, Vec<T>>;
+
+const LEFT: u8 = 0;
+const RIGHT: u8 = 1;
+
+struct IntervalJoinStage<A, B, K, KA, KB, P, O> {
+    ctx: StageContext,
+    key_a: Arc<KA>,
+    key_b: Arc<KB>,
+    function: P,
+    lower: i64,
+    upper: i64,
+    left: KeyedStore<K, (), Buffer<A>>,
+    right: KeyedStore<K, (), Buffer<B>>,
+    /// Cleanup timers: namespace is the side whose buffer entry expires.
+    timers: TimerService<K, u8>,
+    watermark: i64,
+    out: Records<O>,
+    next: Box<dyn Consumer<O>>,
+}
+
+impl<A, B, K, KA, KB, P, O> IntervalJoinStage<A, B, K, KA, KB, P, O>
+where
+    A: Data,
+    B: Data,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+    P: ProcessJoinFunction<A, B, O>,
+    O: Data,
+{
+    fn is_late(&self, timestamp: i64) -> bool {
+        self.watermark != i64::MIN && timestamp < self.watermark
+    }
+
+    fn missing_timestamp(&self) -> UserError {
+        "an interval join needs event timestamps on both inputs: call \
+         assign_timestamps_and_watermarks upstream"
+            .into()
+    }
+
+    fn add_left(&mut self, value: A, t: i64) -> Result<(), UserError> {
+        if self.is_late(t) {
+            self.ctx.counters.add_late_dropped(1);
+            return Ok(());
+        }
+        let key = self.key_a.get_key(&value);
+        if let Some(rights) = self.right.get(&key, &()) {
+            for (&rt, values) in rights.range(t + self.lower..=t + self.upper) {
+                let ctx = ProcessJoinContext {
+                    left_timestamp: t,
+                    right_timestamp: rt,
+                };
+                for r in values {
+                    self.function.process_element(
+                        &value,
+                        r,
+                        &ctx,
+                        &mut Collector::new(&mut self.out.values),
+                    )?;
+                    self.out.stamp_new(Some(ctx.timestamp()));
+                }
+            }
+        }
+        let cleanup = t.saturating_add(self.upper);
+        let (buffer, _) = self.left.get_or_insert_with(key.clone(), (), BTreeMap::new);
+        buffer.entry(t).or_default().push(value);
+        self.timers
+            .register(TimeDomain::EventTime, key, LEFT, cleanup);
+        Ok(())
+    }
+
+    fn add_right(&mut self, value: B, t: i64) -> Result<(), UserError> {
+        if self.is_late(t) {
+            self.ctx.counters.add_late_dropped(1);
+            return Ok(());
+        }
+        let key = self.key_b.get_key(&value);
+        if let Some(lefts) = self.left.get(&key, &()) {
+            for (&lt, values) in lefts.range(t - self.upper..=t - self.lower) {
+                let ctx = ProcessJoinContext {
+                    left_timestamp: lt,
+                    right_timestamp: t,
+                };
+                for l in values {
+                    self.function.process_element(
+                        l,
+                        &value,
+                        &ctx,
+                        &mut Collector::new(&mut self.out.values),
+                    )?;
+                    self.out.stamp_new(Some(ctx.timestamp()));
+                }
+            }
+        }
+        let cleanup = t.saturating_sub(self.lower);
+        let (buffer, _) = self
+            .right
+            .get_or_insert_with(key.clone(), (), BTreeMap::new);
+        buffer.entry(t).or_default().push(value);
+        self.timers
+            .register(TimeDomain::EventTime, key, RIGHT, cleanup);
+        Ok(())
+    }
+
+    /// Drops buffered records no future record can join with.
+    fn clean_up(&mut self, watermark: i64) {
+        while let Some((_, due)) = self.timers.pop_due(TimeDomain::EventTime, watermark) {
+            for (key, side) in due {
+                if side == LEFT {
+                    let horizon = watermark.saturating_sub(self.upper);
+                    if let Some(buffer) = self.left.get_mut(&key, &()) {
+                        *buffer = buffer.split_off(&horizon.saturating_add(1));
+                        if buffer.is_empty() {
+                            self.left.remove(&key, &());
+                        }
+                    }
+                } else {
+                    let horizon = watermark.saturating_add(self.lower);
+                    if let Some(buffer) = self.right.get_mut(&key, &()) {
+                        *buffer = buffer.split_off(&horizon.saturating_add(1));
+                        if buffer.is_empty() {
+                            self.right.remove(&key, &());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, f: impl FnOnce(&mut Self) -> Result<(), UserError>) {
+        let ctx = self.ctx.clone();
+        if let Err(e) = ctx.guard(|| f(self)) {
+            ctx.fail(e);
+        }
+        emit(&self.ctx, &mut self.out, &mut self.next);
+    }
+}
+
+impl<A, B, K, KA, KB, P, O> BinaryConsumer<A, B> for IntervalJoinStage<A, B, K, KA, KB, P, O>
+where
+    A: Data,
+    B: Data,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+    P: ProcessJoinFunction<A, B, O>,
+    O: Data,
+{
+    fn push1(&mut self, batch: &mut Records<A>) {
+        self.ctx.counters.add_in(batch.len());
+        self.run(|s| {
+            for (x, t) in batch.drain() {
+                let t = t.ok_or_else(|| s.missing_timestamp())?;
+                s.add_left(x, t)?;
+            }
+            Ok(())
+        });
+    }
+
+    fn push2(&mut self, batch: &mut Records<B>) {
+        self.ctx.counters.add_in(batch.len());
+        self.run(|s| {
+            for (x, t) in batch.drain() {
+                let t = t.ok_or_else(|| s.missing_timestamp())?;
+                s.add_right(x, t)?;
+            }
+            Ok(())
+        });
+    }
+
+    fn watermark(&mut self, event: WatermarkEvent) {
+        if let WatermarkEvent::Watermark(w) = event {
+            self.watermark = w;
+            self.clean_up(w);
+        }
+        self.next.watermark(event);
+    }
+
+    fn on_processing_time(&mut self, now: i64) {
+        self.next.on_processing_time(now);
+    }
+
+    fn finish(&mut self) {
+        self.next.finish();
+    }
+}
+
+// ----- window join and co-group -----
+
+/// A record of either input of a window join, as Flink's `TaggedUnion`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum TaggedUnion<A, B> {
+    /// From the first input.
+    One(A),
+    /// From the second input.
+    Two(B),
+}
+
+/// Joins the pairs of one key and window (Flink's `JoinFunction` / `FlatJoinFunction`).
+pub trait JoinFunction<A, B, O>: Clone + Send + Sync + 'static {
+    /// Emits the results of one pair.
+    fn join(&mut self, first: &A, second: &B, out: &mut Collector<O>) -> Result<(), UserError>;
+}
+
+impl<A, B, O, F> JoinFunction<A, B, O> for F
+where
+    F: FnMut(&A, &B) -> O + Clone + Send + Sync + 'static,
+{
+    fn join(&mut self, first: &A, second: &B, out: &mut Collector<O>) -> Result<(), UserError> {
+        out.collect(self(first, second));
+        Ok(())
+    }
+}
+
+/// Handles all records of both inputs of one key and window (Flink's `CoGroupFunction`).
+pub trait CoGroupFunction<A, B, O>: Clone + Send + Sync + 'static {
+    /// Emits the results of one group; either side may be empty.
+    fn co_group(
+        &mut self,
+        first: &[A],
+        second: &[B],
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError>;
+}
+
+impl<A, B, O, F> CoGroupFunction<A, B, O> for F
+where
+    F: FnMut(&[A], &[B], &mut Collector<O>) -> Result<(), UserError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn co_group(
+        &mut self,
+        first: &[A],
+        second: &[B],
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError> {
+        self(first, second, out)
+    }
+}
+
+/// `first.join(&second)` or `first.co_group(&second)`, before the keys are chosen.
+pub struct TwoInputWindowing<A, B> {
+    pub(crate) first: DataStream<A>,
+    pub(crate) second: DataStream<B>,
+}
+
+impl<A: ExchangeData, B: ExchangeData> TwoInputWindowing<A, B> {
+    /// The key of the first input.
+    pub fn where_<K: Key, KA: KeySelector<A, K>>(self, key: KA) -> TwoInputWhere<A, B, K, KA> {
+        TwoInputWhere {
+            inputs: self,
+            key_a: Arc::new(key),
+            _key: PhantomData,
+        }
+    }
+}
+
+/// A window join or co-group with the first input's key.
+pub struct TwoInputWhere<A, B, K, KA> {
+    inputs: TwoInputWindowing<A, B>,
+    key_a: Arc<KA>,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<A: ExchangeData, B: ExchangeData, K: Key, KA: KeySelector<A, K>> TwoInputWhere<A, B, K, KA> {
+    /// The key of the second input.
+    pub fn equal_to<KB: KeySelector<B, K>>(self, key: KB) -> TwoInputKeyed<A, B, K, KA, KB> {
+        TwoInputKeyed {
+            inputs: self.inputs,
+            key_a: self.key_a,
+            key_b: Arc::new(key),
+            _key: PhantomData,
+        }
+    }
+}
+
+/// A window join or co-group with both keys.
+pub struct TwoInputKeyed<A, B, K, KA, KB> {
+    inputs: TwoInputWindowing<A, B>,
+    key_a: Arc<KA>,
+    key_b: Arc<KB>,
+    _key: PhantomData<fn() -> K>,
+}
+
+/// The key selector of the tagged union.
+struct UnionKey<KA, KB>(Arc<KA>, Arc<KB>);
+
+impl<A, B, K, KA: KeySelector<A, K>, KB: KeySelector<B, K>> KeySelector<TaggedUnion<A, B>, K>
+    for UnionKey<KA, KB>
+{
+    #[inline]
+    fn get_key(&self, value: &TaggedUnion<A, B>) -> K {
+        match value {
+            TaggedUnion::One(a) => self.0.get_key(a),
+            TaggedUnion::Two(b) => self.1.get_key(b),
+        }
+    }
+}
+
+impl<A, B, K, KA, KB> TwoInputKeyed<A, B, K, KA, KB>
+where
+    A: ExchangeData,
+    B: ExchangeData,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    /// The windows both inputs are cut into.
+    pub fn window<WA: WindowAssigner<TaggedUnion<A, B>>>(
+        self,
+        assigner: WA,
+    ) -> TwoInputWindowed<A, B, K, KA, KB, WA> {
+        TwoInputWindowed {
+            keyed: self,
+            assigner,
+        }
+    }
+}
+
+/// A window join or co-group, ready for its function.
+pub struct TwoInputWindowed<A, B, K, KA, KB, WA> {
+    keyed: TwoInputKeyed<A, B, K, KA, KB>,
+    assigner: WA,
+}
+
+impl<A, B, K, KA, KB, WA> TwoInputWindowed<A, B, K, KA, KB, WA>
+where
+    A: ExchangeData,
+    B: ExchangeData,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+    WA: WindowAssigner<TaggedUnion<A, B>>,
+{
+    /// Co-groups each key and window: `f` sees both sides' records (either may be empty).
+    pub fn co_group<O: Data, F: CoGroupFunction<A, B, O>>(self, mut f: F) -> DataStream<O> {
+        let TwoInputKeyed {
+            inputs,
+            key_a,
+            key_b,
+            ..
+        } = self.keyed;
+        let union = inputs
+            .first
+            .map(TaggedUnion::<A, B>::One)
+            .union(&[&inputs.second.map(TaggedUnion::<A, B>::Two)]);
+        union
+            .key_by(UnionKey(key_a, key_b))
+            .window(self.assigner)
+            .process(
+                move |_key: &K,
+                      _ctx: &mut ProcessWindowContext<'_, K, WA::W>,
+                      elements: &[TaggedUnion<A, B>],
+                      out: &mut Collector<O>| {
+                    let mut first = Vec::new();
+                    let mut second = Vec::new();
+                    for e in elements {
+                        match e {
+                            TaggedUnion::One(a) => first.push(a.clone()),
+                            TaggedUnion::Two(b) => second.push(b.clone()),
+                        }
+                    }
+                    f.co_group(&first, &second, out)
+                },
+            )
+    }
+
+    /// Joins each key and window: `f` runs for every pair of records, one from each input.
+    pub fn apply<O: Data, F: JoinFunction<A, B, O>>(self, mut f: F) -> DataStream<O> {
+        self.co_group(move |first: &[A], second: &[B], out: &mut Collector<O>| {
+            for a in first {
+                for b in second {
+                    f.join(a, b, out)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
