@@ -18,9 +18,10 @@ use clap::{Parser, ValueEnum};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use superflow::prelude::*;
+use superflow::Data;
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 enum Workload {
     /// One record from source to sink: start-up and shut-down cost.
     Trivial,
@@ -32,6 +33,35 @@ enum Workload {
     W4,
     /// W2's result computed by a hand-written single-threaded loop.
     Baseline,
+    /// Keyed tumbling-window count in event time (1 s windows, 1,000 events per ms):
+    /// the cost of timestamps, watermarks, window state and timers. Use `--keys`.
+    WindowCount,
+    /// The Nexmark source alone: the generator's own rate.
+    NexmarkGen,
+    /// Nexmark q0: pass-through.
+    NexmarkQ0,
+    /// Nexmark q1: currency conversion.
+    NexmarkQ1,
+    /// Nexmark q2: selection.
+    NexmarkQ2,
+    /// Nexmark q3: local item suggestion (join).
+    NexmarkQ3,
+    /// Nexmark q4: average price per category.
+    NexmarkQ4,
+    /// Nexmark q5: hot items (sliding windows).
+    NexmarkQ5,
+    /// Nexmark q6: average selling price per seller.
+    NexmarkQ6,
+    /// Nexmark q7: highest bid (tumbling windows).
+    NexmarkQ7,
+    /// Nexmark q8: monitor new users (window join).
+    NexmarkQ8,
+    /// Nexmark q9: winning bids.
+    NexmarkQ9,
+    /// Nexmark q11: user sessions.
+    NexmarkQ11,
+    /// Nexmark q12: processing-time windows.
+    NexmarkQ12,
 }
 
 #[derive(Debug, Parser)]
@@ -49,9 +79,12 @@ struct Args {
     /// Input file for w4 (default: the peers' words file).
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Distinct keys for w2.
+    /// Distinct keys for w2 and window-count.
     #[arg(long, default_value_t = 1000)]
     keys: u64,
+    /// Nexmark: events per second of event time (timestamps' density).
+    #[arg(long, default_value_t = 10_000_000)]
+    event_rate: usize,
     /// Runs of the workload (one JSON line each).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
@@ -271,6 +304,88 @@ fn run_workload(
             *job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             Ok((out, out, checksum.load(Ordering::Relaxed), out > 0))
+        }
+        Workload::WindowCount => {
+            let keys = args.keys as i64;
+            let (sink, records, checksum) = counting(|t: &(i64, u64)| t.1);
+            env.from_sequence(0, n as i64 - 1)
+                .map(move |i: i64| (i % keys, i))
+                .assign_timestamps_and_watermarks(
+                    WatermarkStrategy::for_monotonous_timestamps()
+                        .with_timestamp_assigner(|t: &(i64, i64), _| t.1 / 1000),
+                )
+                .key_by(|t: &(i64, i64)| t.0)
+                .window(TumblingEventTimeWindows::of(
+                    std::time::Duration::from_secs(1),
+                ))
+                .aggregate(superflow_nexmark::queries::CountAggregate)
+                .map(|count: u64| (0i64, count))
+                .add_sink(sink);
+            env.execute("window-count")?;
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let (out, total) = (
+                records.load(Ordering::Relaxed),
+                checksum.load(Ordering::Relaxed),
+            );
+            // Each window of 1,000,000 consecutive records holds min(keys, 1e6) keys.
+            let windows = n.div_ceil(1_000_000);
+            let per_window = (args.keys).min(1_000_000);
+            let expected_out = if n % 1_000_000 == 0 {
+                windows * per_window
+            } else {
+                out
+            };
+            Ok((n, out, total, total == n && out == expected_out))
+        }
+        Workload::NexmarkGen
+        | Workload::NexmarkQ0
+        | Workload::NexmarkQ1
+        | Workload::NexmarkQ2
+        | Workload::NexmarkQ3
+        | Workload::NexmarkQ4
+        | Workload::NexmarkQ5
+        | Workload::NexmarkQ6
+        | Workload::NexmarkQ7
+        | Workload::NexmarkQ8
+        | Workload::NexmarkQ9
+        | Workload::NexmarkQ11
+        | Workload::NexmarkQ12 => {
+            use superflow_nexmark::queries as q;
+            let settings = superflow_nexmark::NexmarkSettings {
+                events: n,
+                events_per_second: args.event_rate,
+                ..Default::default()
+            };
+            let events = superflow_nexmark::event_stream(&env, &settings);
+            let (sink, records, _) = counting(|_: &()| 0u64);
+            fn unit<T: Data>(s: DataStream<T>) -> DataStream<()> {
+                s.map(|_: T| ())
+            }
+            let out = match args.workload {
+                Workload::NexmarkQ0 => unit(q::q0(&events)),
+                Workload::NexmarkQ1 => unit(q::q1(&events)),
+                Workload::NexmarkQ2 => unit(q::q2(&events)),
+                Workload::NexmarkQ3 => unit(q::q3(&events)),
+                Workload::NexmarkQ4 => unit(q::q4(&events)),
+                Workload::NexmarkQ5 => unit(q::q5(&events)),
+                Workload::NexmarkQ6 => unit(q::q6(&events)),
+                Workload::NexmarkQ7 => unit(q::q7(&events)),
+                Workload::NexmarkQ8 => unit(q::q8(&events)),
+                Workload::NexmarkQ9 => unit(q::q9(&events)),
+                Workload::NexmarkQ11 => unit(q::q11(&events)),
+                Workload::NexmarkQ12 => unit(q::q12(&events, std::time::Duration::from_secs(10))),
+                _ => unit(events),
+            };
+            out.add_sink(sink);
+            env.execute("nexmark")?;
+            *job_seconds = Some(started.elapsed().as_secs_f64());
+            let out = records.load(Ordering::Relaxed);
+            let ok = match args.workload {
+                Workload::NexmarkGen => out == n,
+                Workload::NexmarkQ0 | Workload::NexmarkQ1 => out > 0 && out <= n,
+                _ => true,
+            };
+            Ok((n, out, 0, ok))
         }
         Workload::Baseline => {
             let keys = args.keys as i64;
