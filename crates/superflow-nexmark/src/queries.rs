@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use superflow::prelude::*;
 use superflow::KeyedCoProcessFunction;
 
-use crate::source::{auctions, bids, persons};
+use crate::source::{bids, split};
 
 /// q0, pass-through: every bid's auction, bidder, price, time and extra.
 pub type Q0 = (usize, usize, usize, u64, String);
@@ -57,8 +57,11 @@ pub const Q3_STATES: [&str; 3] = ["or", "id", "ca"];
 /// q3, local item suggestion: auctions of category 10 by sellers in OR, ID or CA, as an
 /// unwindowed join of persons and auctions on the seller.
 pub fn q3(events: &DataStream<Event>) -> DataStream<Q3> {
-    let sellers = persons(events).filter(|p: &Person| Q3_STATES.contains(&p.state.as_str()));
-    let items = auctions(events).filter(|a: &Auction| a.category == 10);
+    let split = split(events);
+    let sellers = split
+        .persons
+        .filter(|p: &Person| Q3_STATES.contains(&p.state.as_str()));
+    let items = split.auctions.filter(|a: &Auction| a.category == 10);
     sellers
         .key_by(|p: &Person| p.id)
         .connect(&items.key_by(|a: &Auction| a.seller))
@@ -124,9 +127,11 @@ pub fn beats(b: &Bid, best: &Bid) -> bool {
 /// Joins auctions with their bids and emits each auction's winning bid when the
 /// auction ends (event time reaches `expires`). Shared by q4, q6 and q9.
 pub fn winning_bids(events: &DataStream<Event>) -> DataStream<Winner> {
-    auctions(events)
+    let split = split(events);
+    split
+        .auctions
         .key_by(|a: &Auction| a.id)
-        .connect(&bids(events).key_by(|b: &Bid| b.auction))
+        .connect(&split.bids.key_by(|b: &Bid| b.auction))
         .process(WinningBids::default())
         .name("Winning Bids")
 }
@@ -441,8 +446,10 @@ pub type Q8 = (usize, String, i64);
 
 /// q8, monitor new users: persons who joined and opened an auction in one 10 s window.
 pub fn q8(events: &DataStream<Event>) -> DataStream<Q8> {
-    persons(events)
-        .co_group(&auctions(events))
+    let split = split(events);
+    split
+        .persons
+        .co_group(&split.auctions)
         .where_(|p: &Person| p.id)
         .equal_to(|a: &Auction| a.seller)
         .window(TumblingEventTimeWindows::of(TUMBLE))

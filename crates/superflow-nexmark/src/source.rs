@@ -146,6 +146,41 @@ pub fn event_stream(
     )
 }
 
+/// An event stream split by kind in one operator, so that a query reading two kinds
+/// does not copy the whole stream for each.
+pub struct SplitEvents {
+    /// The persons.
+    pub persons: DataStream<Person>,
+    /// The auctions.
+    pub auctions: DataStream<Auction>,
+    /// The bids.
+    pub bids: DataStream<Bid>,
+}
+
+/// Splits an event stream into persons, auctions and bids.
+pub fn split(events: &DataStream<Event>) -> SplitEvents {
+    let person_tag = OutputTag::<Person>::new("persons");
+    let auction_tag = OutputTag::<Auction>::new("auctions");
+    let (p, a) = (person_tag.clone(), auction_tag.clone());
+    let bids = events
+        .process(
+            move |e: Event, ctx: &mut ProcessContext, out: &mut Collector<Bid>| {
+                match e {
+                    Event::Person(person) => ctx.output(&p, person),
+                    Event::Auction(auction) => ctx.output(&a, auction),
+                    Event::Bid(bid) => out.collect(bid),
+                }
+                Ok(())
+            },
+        )
+        .name("Split Events");
+    SplitEvents {
+        persons: bids.get_side_output(&person_tag),
+        auctions: bids.get_side_output(&auction_tag),
+        bids,
+    }
+}
+
 /// The bids of an event stream.
 pub fn bids(events: &DataStream<Event>) -> DataStream<Bid> {
     events

@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::cell::OnceCell;
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::Data;
@@ -18,6 +19,7 @@ use timely::container::Accountable;
 use timely::dataflow::channels::ContainerBytes;
 
 type CloneFn = fn(&(dyn Any + Send)) -> Box<dyn Any + Send>;
+type SharedRecords = Arc<Mutex<Option<Box<dyn Any + Send>>>>;
 type EncodeFn = fn(&(dyn Any + Send)) -> Vec<u8>;
 /// Decodes an encoded batch into a `Vec<T>` boxed as `Any`.
 pub type DecodeFn = fn(&[u8]) -> Result<Box<dyn Any + Send>, postcard::Error>;
@@ -39,8 +41,11 @@ pub struct Batch {
 enum Inner {
     #[default]
     Empty,
+    /// Records of this process. Clones share them (a tee to several consumers costs
+    /// nothing); a consumer that takes records shared with another copies them, and
+    /// the last one takes them as they are.
     Local {
-        data: Box<dyn Any + Send>,
+        data: SharedRecords,
         len: usize,
         clone: CloneFn,
         encode: Option<EncodeFn>,
@@ -217,7 +222,7 @@ impl Batch {
         let len = records.values.len();
         Batch {
             inner: Inner::Local {
-                data: Box::new(records.values),
+                data: Arc::new(Mutex::new(Some(Box::new(records.values)))),
                 len,
                 clone: clone_vec::<T>,
                 encode,
@@ -319,13 +324,23 @@ impl Batch {
         let timestamps = self.timestamps.take();
         let values = match std::mem::take(&mut self.inner) {
             Inner::Empty | Inner::Watermark { .. } => Vec::new(),
-            Inner::Local { data, .. } => match data.downcast::<Vec<T>>() {
-                Ok(v) => *v,
-                Err(_) => panic!(
-                    "internal error: a batch does not hold records of type {}",
-                    std::any::type_name::<T>()
-                ),
-            },
+            Inner::Local { data, clone, .. } => {
+                let boxed = match Arc::try_unwrap(data) {
+                    Ok(unique) => unique.into_inner().unwrap_or_else(PoisonError::into_inner),
+                    Err(shared) => {
+                        let guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                        guard.as_deref().map(clone)
+                    }
+                };
+                match boxed.map(|b| b.downcast::<Vec<T>>()) {
+                    Some(Ok(v)) => *v,
+                    Some(Err(_)) => panic!(
+                        "internal error: a batch does not hold records of type {}",
+                        std::any::type_name::<T>()
+                    ),
+                    None => Vec::new(),
+                }
+            }
             Inner::Encoded { bytes, .. } => {
                 let decode = decode.unwrap_or_else(|| {
                     panic!(
@@ -358,7 +373,10 @@ impl Batch {
                 encoded,
                 ..
             } => encoded.get_or_init(|| match encode {
-                Some(encode) => encode(data.as_ref()),
+                Some(encode) => {
+                    let guard = data.lock().unwrap_or_else(PoisonError::into_inner);
+                    guard.as_deref().map(encode).unwrap_or_default()
+                }
                 None => panic!(
                     "internal error: a batch without a codec was routed to another process; \
                      the job validation should have rejected this edge"
@@ -379,7 +397,7 @@ impl Clone for Batch {
                 encode,
                 ..
             } => Inner::Local {
-                data: clone(data.as_ref()),
+                data: Arc::clone(data),
                 len: *len,
                 clone: *clone,
                 encode: *encode,

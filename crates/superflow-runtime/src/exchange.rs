@@ -224,6 +224,7 @@ impl BatchRouter for TaggedBatchRouter {
 pub struct BatchDistributor {
     router: Box<dyn BatchRouter>,
     out: Vec<Batch>,
+    worker: usize,
 }
 
 impl Distributor<Batch> for BatchDistributor {
@@ -238,6 +239,14 @@ impl Distributor<Batch> for BatchDistributor {
             for pusher in pushers.iter_mut() {
                 let mut copy = container.watermark_copy();
                 Message::push_at(&mut copy, stamp.clone(), pusher);
+            }
+            return;
+        }
+        if container.tag() != 0 {
+            // A side output's batch on the main output's edge: the consumer skips it, but
+            // progress tracking counts it, so it stays on this worker unrouted.
+            if let Some(pusher) = pushers.get_mut(self.worker) {
+                Message::push_at(container, stamp.clone(), pusher);
             }
             return;
         }
@@ -266,8 +275,10 @@ pub type BatchPact = DistributorPact<Box<dyn FnOnce(usize) -> BatchDistributor>>
 /// Builds the pact for an edge with router `factory` on the current worker.
 pub fn pact(factory: &RouterFactory, ctx: &RouteContext) -> BatchPact {
     let router = factory(ctx);
+    let worker = ctx.worker;
     DistributorPact(Box::new(move |_peers| BatchDistributor {
         router,
         out: Vec::new(),
+        worker,
     }))
 }

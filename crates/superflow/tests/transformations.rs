@@ -442,3 +442,32 @@ mod proptests {
         }
     }
 }
+
+#[test]
+fn side_outputs_coexist_with_a_keyed_exchange_on_the_main_output() -> Result<(), JobError> {
+    for p in PARALLELISMS {
+        let env = env(p);
+        let odd = OutputTag::<String>::new("odd");
+        let tag = odd.clone();
+        let evens = env.from_sequence(1, 1000).process(
+            move |x: i64, ctx: &mut ProcessContext, out: &mut Collector<(i64, i64)>| {
+                if x % 2 == 0 {
+                    out.collect((x % 7, x));
+                } else {
+                    ctx.output(&tag, format!("odd {x}"));
+                }
+                Ok(())
+            },
+        );
+        let side = evens.get_side_output(&odd).map(|s: String| s.len() as i64);
+        let sums = evens
+            .key_by(|t: &(i64, i64)| t.0)
+            .sum(1)
+            .map(|t: (i64, i64)| t.1)
+            .union(&[&side.key_by(|x: &i64| *x).as_stream()])
+            .execute_and_collect()?;
+        // 500 odd strings and 500 rolling sums.
+        assert_eq!(sums.len(), 1000, "p={p}");
+    }
+    Ok(())
+}
