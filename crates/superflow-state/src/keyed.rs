@@ -1,19 +1,28 @@
 //! `KeyedStore`: the in-memory store of one kind of keyed state of one operator subtask.
+//!
+//! Values are grouped by namespace first, then by key. Time windows are namespaces
+//! shared by every key, so the records of the current window update a small table
+//! that stays in cache, and a window that fires is read from its own table; one table
+//! keyed by (key, window) was measured at a third of the speed, every access a cache
+//! miss once a few hundred thousand windows were open.
 
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use rustc_hash::FxHashMap;
+use crate::hashing::StateHashMap;
 
 /// Values of one state, addressed by key and namespace (a window, or `()`).
 #[derive(Debug, Clone)]
 pub struct KeyedStore<K, N, V> {
-    entries: FxHashMap<(K, N), V>,
+    namespaces: StateHashMap<N, StateHashMap<K, V>>,
+    len: usize,
 }
 
 impl<K, N, V> Default for KeyedStore<K, N, V> {
     fn default() -> Self {
         KeyedStore {
-            entries: FxHashMap::default(),
+            namespaces: StateHashMap::default(),
+            len: 0,
         }
     }
 }
@@ -26,14 +35,12 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
 
     /// The value of `key` in `namespace`.
     pub fn get(&self, key: &K, namespace: &N) -> Option<&V> {
-        // Tuples of references cannot borrow-look-up a tuple key, so clone the parts; keys
-        // are small (ids, short strings) on every path that matters.
-        self.entries.get(&(key.clone(), namespace.clone()))
+        self.namespaces.get(namespace)?.get(key)
     }
 
     /// The value of `key` in `namespace`, for update.
     pub fn get_mut(&mut self, key: &K, namespace: &N) -> Option<&mut V> {
-        self.entries.get_mut(&(key.clone(), namespace.clone()))
+        self.namespaces.get_mut(namespace)?.get_mut(key)
     }
 
     /// The value of `key` in `namespace`, created by `init` if absent. The flag says
@@ -45,59 +52,66 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
         namespace: N,
         init: impl FnOnce() -> V,
     ) -> (&mut V, bool) {
-        use std::collections::hash_map::Entry;
-        match self.entries.entry((key, namespace)) {
+        match self.entry(key, namespace) {
             Entry::Occupied(e) => (e.into_mut(), false),
             Entry::Vacant(e) => (e.insert(init()), true),
         }
     }
 
-    /// The entry of `key` in `namespace`, to insert or update with one lookup.
+    /// The entry of `key` in `namespace`, to insert or update with one lookup. An entry
+    /// left vacant leaves an empty namespace behind until the namespace is removed.
     #[inline]
-    pub fn entry(
-        &mut self,
-        key: K,
-        namespace: N,
-    ) -> std::collections::hash_map::Entry<'_, (K, N), V> {
-        self.entries.entry((key, namespace))
-    }
-
-    /// Keeps the entries for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &N, &mut V) -> bool) {
-        self.entries.retain(|(k, n), v| keep(k, n, v));
+    pub fn entry(&mut self, key: K, namespace: N) -> Entry<'_, K, V> {
+        let values = self.namespaces.entry(namespace).or_default();
+        let entry = values.entry(key);
+        if matches!(entry, Entry::Vacant(_)) {
+            // Counted as if inserted: callers insert into vacant entries they ask for.
+            self.len += 1;
+        }
+        entry
     }
 
     /// Sets the value of `key` in `namespace`.
     pub fn insert(&mut self, key: K, namespace: N, value: V) -> Option<V> {
-        self.entries.insert((key, namespace), value)
+        let previous = self
+            .namespaces
+            .entry(namespace)
+            .or_default()
+            .insert(key, value);
+        if previous.is_none() {
+            self.len += 1;
+        }
+        previous
     }
 
     /// Removes and returns the value of `key` in `namespace`.
     pub fn remove(&mut self, key: &K, namespace: &N) -> Option<V> {
-        self.entries.remove(&(key.clone(), namespace.clone()))
+        let values = self.namespaces.get_mut(namespace)?;
+        let removed = values.remove(key);
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        if values.is_empty() {
+            self.namespaces.remove(namespace);
+        }
+        removed
     }
 
     /// The number of (key, namespace) entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &N, &V)> {
-        self.entries.iter().map(|((k, n), v)| (k, n, v))
-    }
-
-    /// The namespaces `key` has an entry in.
-    pub fn namespaces_of<'a>(&'a self, key: &'a K) -> impl Iterator<Item = &'a N> + 'a {
-        self.entries
-            .keys()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, n)| n)
+        self.namespaces
+            .iter()
+            .flat_map(|(n, values)| values.iter().map(move |(k, v)| (k, n, v)))
     }
 }
 
@@ -115,9 +129,14 @@ mod tests {
         assert!(!created);
         assert_eq!(*v, 5);
         store.insert("a".into(), 2, 7);
+        store.insert("b".into(), 2, 8);
         assert_eq!(store.get(&"a".into(), &2), Some(&7));
-        assert_eq!(store.len(), 2);
+        assert_eq!(store.len(), 3);
         assert_eq!(store.remove(&"a".into(), &1), Some(5));
         assert_eq!(store.get(&"a".into(), &1), None);
+        assert_eq!(store.len(), 2);
+        let mut all: Vec<_> = store.iter().map(|(k, n, v)| (k.clone(), *n, *v)).collect();
+        all.sort();
+        assert_eq!(all, vec![("a".into(), 2, 7), ("b".into(), 2, 8)]);
     }
 }

@@ -7,6 +7,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod hashing;
 pub mod keyed;
 pub mod timers;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use rustc_hash::FxHashSet;
+use crate::hashing::StateHashSet;
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,7 +16,7 @@ pub enum TimeDomain {
 }
 
 /// The timers of one domain, grouped by time.
-type TimerQueue<K, N> = BTreeMap<i64, FxHashSet<(K, N)>>;
+type TimerQueue<K, N> = BTreeMap<i64, StateHashSet<(K, N)>>;
 
 /// Timers of one operator subtask, per key and namespace.
 #[derive(Debug, Clone)]
@@ -87,8 +87,8 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerService<K, N> {
     /// The number of timers of `domain`.
     pub fn len(&self, domain: TimeDomain) -> usize {
         match domain {
-            TimeDomain::EventTime => self.event.values().map(FxHashSet::len).sum(),
-            TimeDomain::ProcessingTime => self.processing.values().map(FxHashSet::len).sum(),
+            TimeDomain::EventTime => self.event.values().map(StateHashSet::len).sum(),
+            TimeDomain::ProcessingTime => self.processing.values().map(StateHashSet::len).sum(),
         }
     }
 }
