@@ -16,13 +16,20 @@ use crate::hashing::StateHashMap;
 pub struct KeyedStore<K, N, V> {
     namespaces: StateHashMap<N, StateHashMap<K, V>>,
     len: usize,
+    /// Emptied tables of removed namespaces, kept for the next namespaces: a new
+    /// window then starts with the capacity the last one grew to.
+    spare: Vec<StateHashMap<K, V>>,
 }
+
+/// How many emptied tables a store keeps for reuse.
+const SPARE_TABLES: usize = 16;
 
 impl<K, N, V> Default for KeyedStore<K, N, V> {
     fn default() -> Self {
         KeyedStore {
             namespaces: StateHashMap::default(),
             len: 0,
+            spare: Vec::new(),
         }
     }
 }
@@ -62,7 +69,11 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
     /// left vacant leaves an empty namespace behind until the namespace is removed.
     #[inline]
     pub fn entry(&mut self, key: K, namespace: N) -> Entry<'_, K, V> {
-        let values = self.namespaces.entry(namespace).or_default();
+        let spare = &mut self.spare;
+        let values = self
+            .namespaces
+            .entry(namespace)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
         let entry = values.entry(key);
         if matches!(entry, Entry::Vacant(_)) {
             // Counted as if inserted: callers insert into vacant entries they ask for.
@@ -73,10 +84,11 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
 
     /// Sets the value of `key` in `namespace`.
     pub fn insert(&mut self, key: K, namespace: N, value: V) -> Option<V> {
+        let spare = &mut self.spare;
         let previous = self
             .namespaces
             .entry(namespace)
-            .or_default()
+            .or_insert_with(|| spare.pop().unwrap_or_default())
             .insert(key, value);
         if previous.is_none() {
             self.len += 1;
@@ -92,9 +104,27 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
             self.len -= 1;
         }
         if values.is_empty() {
-            self.namespaces.remove(namespace);
+            if let Some(table) = self.namespaces.remove(namespace) {
+                if self.spare.len() < SPARE_TABLES {
+                    self.spare.push(table);
+                }
+            }
         }
         removed
+    }
+
+    /// The number of keys with a value in `namespace`.
+    pub fn namespace_len(&self, namespace: &N) -> usize {
+        self.namespaces
+            .get(namespace)
+            .map_or(0, |values| values.len())
+    }
+
+    /// Removes every value of `namespace` at once (a window that fires for all its keys).
+    pub fn take_namespace(&mut self, namespace: &N) -> std::collections::hash_map::IntoIter<K, V> {
+        let values = self.namespaces.remove(namespace).unwrap_or_default();
+        self.len -= values.len();
+        values.into_iter()
     }
 
     /// The number of (key, namespace) entries.

@@ -190,6 +190,7 @@ where
             Arc::new(self.trigger.clone()),
         );
         let (lateness, late_name) = (self.allowed_lateness, self.late_tag.clone());
+        let default_trigger = !self.custom_trigger;
         let stream = self.input.one_input(
             if self.non_parallel {
                 "Window All"
@@ -204,6 +205,7 @@ where
                     allowed_lateness: lateness,
                     late_tag: late_name.as_ref().map(|n| side_output_tag(ctx.node, n)),
                     panes,
+                    default_trigger,
                 };
                 let key = Arc::new(SharedKey(Arc::clone(&key)));
                 match &evictor {

@@ -51,6 +51,9 @@ pub(crate) struct WindowSpec<A, TR> {
     pub late_tag: Option<u32>,
     /// Use panes (sliding event-time windows with the default trigger and no evictor).
     pub panes: Option<Panes>,
+    /// Whether the trigger is the assigner's default, whose timers are exactly one per
+    /// window and key: a time whose timers cover a whole window fires it in one pass.
+    pub default_trigger: bool,
 }
 
 /// Pane geometry of sliding windows.
@@ -553,9 +556,21 @@ where
                 return Ok(());
             }
         }
-        let Some(mut slot) = self.windows.remove(&key, &window) else {
+        let Some(slot) = self.windows.remove(&key, &window) else {
             return Ok(());
         };
+        self.on_timer_slot(domain, time, key, window, slot)
+    }
+
+    /// A timer of `key` and `window` fired; `slot` is the window's state, taken out.
+    fn on_timer_slot(
+        &mut self,
+        domain: TimeDomain,
+        time: i64,
+        key: K,
+        window: A::W,
+        mut slot: WindowSlot<F::Acc>,
+    ) -> Result<(), UserError> {
         if domain == TimeDomain::EventTime && slot.event_timer == time {
             slot.event_timer = i64::MIN;
         }
@@ -613,6 +628,12 @@ where
         let ctx = self.ctx.clone();
         let result = ctx.guard(|| {
             while let Some((time, due)) = self.clock.timers.pop_due(domain, until) {
+                if let Some(window) = self.whole_window(&due) {
+                    for (key, slot) in self.windows.take_namespace(&window) {
+                        self.on_timer_slot(domain, time, key, window.clone(), slot)?;
+                    }
+                    continue;
+                }
                 for (key, window) in due {
                     self.on_timer(domain, time, key, window)?;
                 }
@@ -623,6 +644,21 @@ where
             ctx.fail(e);
         }
         self.flush();
+    }
+
+    /// The window whose every key is in `due`, if `due` is exactly that: then the
+    /// window's state is taken in one piece instead of key by key.
+    fn whole_window(&self, due: &[(K, A::W)]) -> Option<A::W> {
+        if !self.spec.default_trigger
+            || self.spec.panes.is_some()
+            || self.spec.assigner.is_merging()
+            || due.len() < 2
+        {
+            return None;
+        }
+        let window = &due[0].1;
+        let same = due.iter().all(|(_, w)| w == window);
+        (same && self.windows.namespace_len(window) == due.len()).then(|| window.clone())
     }
 
     fn flush(&mut self) {
