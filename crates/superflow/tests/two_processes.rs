@@ -9,12 +9,27 @@ use std::process::Command;
 
 use superflow::prelude::*;
 
-/// Word count by key across an exchange, tagged with the subtask that counted.
+/// Word count by key across an exchange, and a count per word and 1 s event-time
+/// window (watermarks cross the processes too).
 fn build_job(env: &StreamExecutionEnvironment) -> DataStream<(String, i64)> {
-    env.from_sequence(0, 9_999)
-        .map(|i: i64| (format!("w{}", i % 97), 1i64))
+    let words = env
+        .from_sequence(0, 9_999)
+        .map(|i: i64| (format!("w{}", i % 97), i));
+    let counts = words
+        .map(|t: (String, i64)| (t.0, 1i64))
         .key_by(|t: &(String, i64)| t.0.clone())
-        .sum(1)
+        .sum(1);
+    let windowed = words
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_bounded_out_of_orderness(std::time::Duration::from_millis(50))
+                .with_timestamp_assigner(|t: &(String, i64), _| t.1),
+        )
+        .map(|t: (String, i64)| (t.0, 1i64, t.1))
+        .key_by(|t: &(String, i64, i64)| t.0.clone())
+        .window(TumblingEventTimeWindows::of(std::time::Duration::from_secs(1)))
+        .reduce(|a: (String, i64, i64), b: (String, i64, i64)| (a.0, a.1 + b.1, a.2.min(b.2)))
+        .map(|t: (String, i64, i64)| (format!("{}@{}", t.0, t.2 / 1000), t.1));
+    counts.union(&[&windowed])
 }
 
 fn final_counts(records: &[(String, i64)]) -> std::collections::BTreeMap<String, i64> {
@@ -101,7 +116,8 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     both.extend(second);
     assert_eq!(both.len(), single.len());
     assert_eq!(final_counts(&both), final_counts(&single));
-    assert_eq!(final_counts(&single).len(), 97);
+    // 97 words, and 97 words in each of 10 windows of 1 s.
+    assert_eq!(final_counts(&single).len(), 97 + 970);
     Ok(())
 }
 
