@@ -255,14 +255,10 @@ where
     }
 
     fn open(&mut self) {
-        if !self.opened {
-            self.opened = true;
-            let runtime = crate::stages::runtime_context(&self.ctx);
-            let function = &mut self.function;
-            if let Err(e) = self.ctx.guard(|| function.open(&runtime)) {
-                self.ctx.fail(format!("open() failed: {e}"));
-            }
-        }
+        let function = &mut self.function;
+        crate::stages::open_once(&self.ctx, &mut self.opened, |runtime| {
+            function.open(runtime)
+        });
     }
 
     /// Fires the due timers of `domain`, including those registered while firing.

@@ -141,13 +141,24 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
     }
 
     fn open(&mut self) {
-        if !self.opened {
-            self.opened = true;
-            let runtime = runtime_context(&self.ctx);
-            let function = &mut self.function;
-            if let Err(e) = self.ctx.guard(|| function.open(&runtime)) {
-                self.ctx.fail(format!("open() failed: {e}"));
-            }
+        let function = &mut self.function;
+        open_once(&self.ctx, &mut self.opened, |runtime| {
+            function.open(runtime)
+        });
+    }
+}
+
+/// Runs a function's `open` hook once, before its first record; an error fails the job.
+pub(crate) fn open_once(
+    ctx: &StageContext,
+    opened: &mut bool,
+    open: impl FnOnce(&RuntimeContext) -> Result<(), superflow_core::UserError>,
+) {
+    if !*opened {
+        *opened = true;
+        let runtime = runtime_context(ctx);
+        if let Err(e) = ctx.guard(|| open(&runtime)) {
+            ctx.fail(format!("open() failed: {e}"));
         }
     }
 }

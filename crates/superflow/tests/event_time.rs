@@ -737,6 +737,16 @@ mod joins {
             .with_timestamp_assigner(|e: &Right, _| e.1)
     }
 
+    /// Both inputs, with timestamps and watermarks.
+    fn inputs(env: &StreamExecutionEnvironment) -> (DataStream<Left>, DataStream<Right>) {
+        (
+            env.from_collection(lefts())
+                .assign_timestamps_and_watermarks(left_strategy()),
+            env.from_collection(rights())
+                .assign_timestamps_and_watermarks(right_strategy()),
+        )
+    }
+
     #[test]
     fn tumbling_window_join_pairs_records_of_a_key_and_window() -> Result<(), JobError> {
         let mut expected = Vec::new();
@@ -749,12 +759,7 @@ mod joins {
         }
         for p in PARALLELISMS {
             let env = env(p);
-            let left = env
-                .from_collection(lefts())
-                .assign_timestamps_and_watermarks(left_strategy());
-            let right = env
-                .from_collection(rights())
-                .assign_timestamps_and_watermarks(right_strategy());
+            let (left, right) = inputs(&env);
             let out = left
                 .join(&right)
                 .where_(|l: &Left| l.0)
@@ -770,12 +775,7 @@ mod joins {
     #[test]
     fn co_group_sees_both_sides_even_when_one_is_empty() -> Result<(), JobError> {
         let env = env(2);
-        let left = env
-            .from_collection(lefts())
-            .assign_timestamps_and_watermarks(left_strategy());
-        let right = env
-            .from_collection(rights())
-            .assign_timestamps_and_watermarks(right_strategy());
+        let (left, right) = inputs(&env);
         let out = left
             .co_group(&right)
             .where_(|l: &Left| l.0)
@@ -796,12 +796,7 @@ mod joins {
     #[test]
     fn sliding_and_session_window_joins() -> Result<(), JobError> {
         let env = env(2);
-        let left = env
-            .from_collection(lefts())
-            .assign_timestamps_and_watermarks(left_strategy());
-        let right = env
-            .from_collection(rights())
-            .assign_timestamps_and_watermarks(right_strategy());
+        let (left, right) = inputs(&env);
         let sliding = left
             .join(&right)
             .where_(|l: &Left| l.0)
@@ -826,12 +821,7 @@ mod joins {
         assert_eq!(sorted(sliding), sorted(expected));
 
         let env = self::env(2);
-        let left = env
-            .from_collection(lefts())
-            .assign_timestamps_and_watermarks(left_strategy());
-        let right = env
-            .from_collection(rights())
-            .assign_timestamps_and_watermarks(right_strategy());
+        let (left, right) = inputs(&env);
         let sessions = left
             .join(&right)
             .where_(|l: &Left| l.0)
@@ -848,12 +838,7 @@ mod joins {
     fn interval_join_bounds_are_inclusive_by_default() -> Result<(), JobError> {
         for p in PARALLELISMS {
             let env = env(p);
-            let left = env
-                .from_collection(lefts())
-                .assign_timestamps_and_watermarks(left_strategy());
-            let right = env
-                .from_collection(rights())
-                .assign_timestamps_and_watermarks(right_strategy());
+            let (left, right) = inputs(&env);
             let out = left
                 .key_by(|l: &Left| l.0)
                 .interval_join(&right.key_by(|r: &Right| r.0))
@@ -872,12 +857,7 @@ mod joins {
             assert_eq!(sorted(out), vec![('a', 100, 2), ('b', 200, 14)], "p={p}");
 
             let env = self::env(p);
-            let left = env
-                .from_collection(lefts())
-                .assign_timestamps_and_watermarks(left_strategy());
-            let right = env
-                .from_collection(rights())
-                .assign_timestamps_and_watermarks(right_strategy());
+            let (left, right) = inputs(&env);
             let exclusive = left
                 .key_by(|l: &Left| l.0)
                 .interval_join(&right.key_by(|r: &Right| r.0))
@@ -906,6 +886,20 @@ mod joins {
         struct Tally {
             seen: BTreeMap<u64, (u32, u32)>,
         }
+        impl Tally {
+            /// Counts a record of input `first` (or the second) at `ts`.
+            fn saw(&mut self, key: u64, ts: i64, first: bool, ctx: &mut KeyedProcessContext<u64>) {
+                let entry = self.seen.entry(key).or_default();
+                if *entry == (0, 0) {
+                    ctx.timer_service().register_event_time_timer(ts + 10);
+                }
+                if first {
+                    entry.0 += 1;
+                } else {
+                    entry.1 += 1;
+                }
+            }
+        }
         impl KeyedCoProcessFunction<u64, Left, Right, (u64, u32, u32)> for Tally {
             fn process_element1(
                 &mut self,
@@ -913,11 +907,7 @@ mod joins {
                 ctx: &mut KeyedProcessContext<u64>,
                 _: &mut Collector<(u64, u32, u32)>,
             ) -> Result<(), UserError> {
-                let entry = self.seen.entry(v.0).or_default();
-                if *entry == (0, 0) {
-                    ctx.timer_service().register_event_time_timer(v.1 + 10);
-                }
-                entry.0 += 1;
+                self.saw(v.0, v.1, true, ctx);
                 Ok(())
             }
             fn process_element2(
@@ -926,11 +916,7 @@ mod joins {
                 ctx: &mut KeyedProcessContext<u64>,
                 _: &mut Collector<(u64, u32, u32)>,
             ) -> Result<(), UserError> {
-                let entry = self.seen.entry(v.0).or_default();
-                if *entry == (0, 0) {
-                    ctx.timer_service().register_event_time_timer(v.1 + 10);
-                }
-                entry.1 += 1;
+                self.saw(v.0, v.1, false, ctx);
                 Ok(())
             }
             fn on_timer(
@@ -947,12 +933,7 @@ mod joins {
         }
         for p in PARALLELISMS {
             let env = env(p);
-            let left = env
-                .from_collection(lefts())
-                .assign_timestamps_and_watermarks(left_strategy());
-            let right = env
-                .from_collection(rights())
-                .assign_timestamps_and_watermarks(right_strategy());
+            let (left, right) = inputs(&env);
             let out = left
                 .key_by(|l: &Left| l.0)
                 .connect(&right.key_by(|r: &Right| r.0))

@@ -26,7 +26,9 @@ fn build_job(env: &StreamExecutionEnvironment) -> DataStream<(String, i64)> {
         )
         .map(|t: (String, i64)| (t.0, 1i64, t.1))
         .key_by(|t: &(String, i64, i64)| t.0.clone())
-        .window(TumblingEventTimeWindows::of(std::time::Duration::from_secs(1)))
+        .window(TumblingEventTimeWindows::of(
+            std::time::Duration::from_secs(1),
+        ))
         .reduce(|a: (String, i64, i64), b: (String, i64, i64)| (a.0, a.1 + b.1, a.2.min(b.2)))
         .map(|t: (String, i64, i64)| (format!("{}@{}", t.0, t.2 / 1000), t.1));
     counts.union(&[&windowed])
