@@ -72,6 +72,27 @@ enum Workload {
     NexmarkQ12,
 }
 
+impl Workload {
+    fn is_nexmark(self) -> bool {
+        matches!(
+            self,
+            Workload::NexmarkGen
+                | Workload::NexmarkQ0
+                | Workload::NexmarkQ1
+                | Workload::NexmarkQ2
+                | Workload::NexmarkQ3
+                | Workload::NexmarkQ4
+                | Workload::NexmarkQ5
+                | Workload::NexmarkQ6
+                | Workload::NexmarkQ7
+                | Workload::NexmarkQ8
+                | Workload::NexmarkQ9
+                | Workload::NexmarkQ11
+                | Workload::NexmarkQ12
+        )
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Superflow benchmark workloads; prints one JSON line per run")]
 struct Args {
@@ -109,6 +130,9 @@ struct Report {
     seconds: f64,
     records_per_sec: f64,
     records_per_sec_per_core: f64,
+    /// For Nexmark workloads: events per second per core (the records are events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events_per_sec_per_core: Option<f64>,
     peak_rss_mb: f64,
     output_records: u64,
     checksum: u64,
@@ -481,6 +505,10 @@ fn main() -> Result<()> {
             seconds,
             records_per_sec: rate,
             records_per_sec_per_core: rate / parallelism as f64,
+            events_per_sec_per_core: args
+                .workload
+                .is_nexmark()
+                .then_some(rate / parallelism as f64),
             peak_rss_mb: peak_rss_mb(),
             output_records,
             checksum,

@@ -662,6 +662,55 @@ fn processing_time_windows_fire_on_the_wall_clock() -> Result<(), JobError> {
 }
 
 #[test]
+fn keyed_process_functions_fire_processing_time_timers() -> Result<(), JobError> {
+    /// Reports each key 20 ms of wall-clock time after its first record.
+    #[derive(Clone, Default)]
+    struct Later {
+        armed: std::collections::BTreeSet<i64>,
+    }
+    impl KeyedProcessFunction<i64, (i64, u64), (i64, bool)> for Later {
+        fn process_element(
+            &mut self,
+            v: (i64, u64),
+            ctx: &mut KeyedProcessContext<i64>,
+            _: &mut Collector<(i64, bool)>,
+        ) -> Result<(), UserError> {
+            if self.armed.insert(v.0) {
+                let at = ctx.current_processing_time() + 20;
+                ctx.timer_service().register_processing_time_timer(at);
+                // A deleted timer never fires.
+                ctx.timer_service().register_processing_time_timer(at + 1);
+                ctx.timer_service().delete_processing_time_timer(at + 1);
+            }
+            Ok(())
+        }
+        fn on_timer(
+            &mut self,
+            _: i64,
+            ctx: &mut KeyedProcessContext<i64>,
+            out: &mut Collector<(i64, bool)>,
+        ) -> Result<(), UserError> {
+            let processing = ctx.time_domain() == Some(TimeDomain::ProcessingTime);
+            out.collect((*ctx.get_current_key(), processing));
+            Ok(())
+        }
+    }
+    for p in [1, 2] {
+        let env = env(p);
+        let out = env
+            .from_source(LingeringSource {
+                count: 300,
+                linger: Duration::from_millis(200),
+            })
+            .key_by(|e: &(i64, u64)| e.0)
+            .process(Later::default())
+            .execute_and_collect()?;
+        assert_eq!(sorted(out), vec![(0, true), (1, true), (2, true)], "p={p}");
+    }
+    Ok(())
+}
+
+#[test]
 fn an_idle_source_does_not_stall_windows() -> Result<(), JobError> {
     // One input of the union never sends a record and never ends; with idleness, the
     // windows of the other input still fire while the job runs.

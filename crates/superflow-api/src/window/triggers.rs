@@ -531,6 +531,33 @@ mod tests {
     }
 
     #[test]
+    fn continuous_processing_time_trigger_fires_on_its_own_timer_only() {
+        let w = TimeWindow::new(0, i64::MAX);
+        let t = ContinuousProcessingTimeTrigger::of(Duration::from_millis(1000));
+        let mut h = Harness::new();
+        Trigger::<u8, _>::on_element(&t, &1, 5, &w, &mut h.ctx());
+        let Some(&TimerOp::RegisterProcessing(first)) = h.ops.last() else {
+            panic!("no processing-time timer: {:?}", h.ops);
+        };
+        assert_eq!(first % 1000, 0);
+        // A second record does not register another timer.
+        Trigger::<u8, _>::on_element(&t, &1, 6, &w, &mut h.ctx());
+        assert_eq!(h.ops.len(), 1);
+        assert_eq!(
+            Trigger::<u8, _>::on_processing_time(&t, first + 1, &w, &mut h.ctx()),
+            TriggerResult::Continue
+        );
+        assert_eq!(
+            Trigger::<u8, _>::on_processing_time(&t, first, &w, &mut h.ctx()),
+            TriggerResult::Fire
+        );
+        assert_eq!(
+            h.ops.last(),
+            Some(&TimerOp::RegisterProcessing(first + 1000))
+        );
+    }
+
+    #[test]
     fn continuous_event_time_trigger_fires_every_interval_and_at_the_end() {
         let w = TimeWindow::new(0, 100);
         let t = ContinuousEventTimeTrigger::of(Duration::from_millis(30));
