@@ -17,7 +17,9 @@ use crate::keyed::SharedKey;
 use crate::keyed_process::KeyedProcessContext;
 use crate::stages::emit;
 use crate::stream::{hash_partitioner, ConnectedStreams, DataStream};
-use crate::window::{ProcessWindowContext, WindowAssigner};
+use crate::window::{
+    Evictor, NoEvictor, ProcessWindowContext, Trigger, WindowAssigner, WindowedStream,
+};
 
 // ----- keyed co-process -----
 
@@ -643,8 +645,8 @@ pub struct TwoInputKeyed<A, B, K, KA, KB> {
     _key: PhantomData<fn() -> K>,
 }
 
-/// The key selector of the tagged union.
-struct UnionKey<KA, KB>(Arc<KA>, Arc<KB>);
+/// The key selector of a window join's tagged union: each input's own selector.
+pub struct UnionKey<KA, KB>(Arc<KA>, Arc<KB>);
 
 impl<A, B, K, KA: KeySelector<A, K>, KB: KeySelector<B, K>> KeySelector<TaggedUnion<A, B>, K>
     for UnionKey<KA, KB>
@@ -670,21 +672,27 @@ where
     pub fn window<WA: WindowAssigner<TaggedUnion<A, B>>>(
         self,
         assigner: WA,
-    ) -> TwoInputWindowed<A, B, K, KA, KB, WA> {
+    ) -> TwoInputWindowed<A, B, K, KA, KB, WA, WA::DefaultTrigger> {
+        let inputs = self.inputs;
+        let union = inputs
+            .first
+            .map(TaggedUnion::<A, B>::One)
+            .union(&[&inputs.second.map(TaggedUnion::<A, B>::Two)]);
         TwoInputWindowed {
-            keyed: self,
-            assigner,
+            windowed: union
+                .key_by(UnionKey(self.key_a, self.key_b))
+                .window(assigner),
         }
     }
 }
 
-/// A window join or co-group, ready for its function.
-pub struct TwoInputWindowed<A, B, K, KA, KB, WA> {
-    keyed: TwoInputKeyed<A, B, K, KA, KB>,
-    assigner: WA,
+/// A window join or co-group, ready for its function; the trigger, evictor and allowed
+/// lateness can be set as on any windowed stream.
+pub struct TwoInputWindowed<A, B, K, KA, KB, WA, TR, EV = NoEvictor> {
+    windowed: WindowedStream<TaggedUnion<A, B>, K, UnionKey<KA, KB>, WA, TR, EV>,
 }
 
-impl<A, B, K, KA, KB, WA> TwoInputWindowed<A, B, K, KA, KB, WA>
+impl<A, B, K, KA, KB, WA, TR, EV> TwoInputWindowed<A, B, K, KA, KB, WA, TR, EV>
 where
     A: ExchangeData,
     B: ExchangeData,
@@ -692,38 +700,54 @@ where
     KA: KeySelector<A, K>,
     KB: KeySelector<B, K>,
     WA: WindowAssigner<TaggedUnion<A, B>>,
+    TR: Trigger<TaggedUnion<A, B>, WA::W> + Clone,
+    EV: Evictor<TaggedUnion<A, B>, WA::W>,
 {
+    /// Replaces the windows' default trigger.
+    pub fn trigger<TR2: Trigger<TaggedUnion<A, B>, WA::W> + Clone>(
+        self,
+        trigger: TR2,
+    ) -> TwoInputWindowed<A, B, K, KA, KB, WA, TR2, EV> {
+        TwoInputWindowed {
+            windowed: self.windowed.trigger(trigger),
+        }
+    }
+
+    /// Removes records of both inputs before or after the function runs.
+    pub fn evictor<EV2: Evictor<TaggedUnion<A, B>, WA::W>>(
+        self,
+        evictor: EV2,
+    ) -> TwoInputWindowed<A, B, K, KA, KB, WA, TR, EV2> {
+        TwoInputWindowed {
+            windowed: self.windowed.evictor(evictor),
+        }
+    }
+
+    /// Keeps windows `lateness` past their end; late records fire them again.
+    pub fn allowed_lateness(self, lateness: std::time::Duration) -> Self {
+        TwoInputWindowed {
+            windowed: self.windowed.allowed_lateness(lateness),
+        }
+    }
+
     /// Co-groups each key and window: `f` sees both sides' records (either may be empty).
     pub fn co_group<O: Data, F: CoGroupFunction<A, B, O>>(self, mut f: F) -> DataStream<O> {
-        let TwoInputKeyed {
-            inputs,
-            key_a,
-            key_b,
-            ..
-        } = self.keyed;
-        let union = inputs
-            .first
-            .map(TaggedUnion::<A, B>::One)
-            .union(&[&inputs.second.map(TaggedUnion::<A, B>::Two)]);
-        union
-            .key_by(UnionKey(key_a, key_b))
-            .window(self.assigner)
-            .process(
-                move |_key: &K,
-                      _ctx: &mut ProcessWindowContext<'_, K, WA::W>,
-                      elements: &[TaggedUnion<A, B>],
-                      out: &mut Collector<O>| {
-                    let mut first = Vec::new();
-                    let mut second = Vec::new();
-                    for e in elements {
-                        match e {
-                            TaggedUnion::One(a) => first.push(a.clone()),
-                            TaggedUnion::Two(b) => second.push(b.clone()),
-                        }
+        self.windowed.process(
+            move |_key: &K,
+                  _ctx: &mut ProcessWindowContext<'_, K, WA::W>,
+                  elements: &[TaggedUnion<A, B>],
+                  out: &mut Collector<O>| {
+                let mut first = Vec::new();
+                let mut second = Vec::new();
+                for e in elements {
+                    match e {
+                        TaggedUnion::One(a) => first.push(a.clone()),
+                        TaggedUnion::Two(b) => second.push(b.clone()),
                     }
-                    f.co_group(&first, &second, out)
-                },
-            )
+                }
+                f.co_group(&first, &second, out)
+            },
+        )
     }
 
     /// Joins each key and window: `f` runs for every pair of records, one from each input.

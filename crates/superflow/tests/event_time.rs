@@ -1,7 +1,7 @@
 //! Event time: watermarks, windows, triggers, evictors, lateness and keyed timers,
 //! checked against plain computations at parallelism 1, 2 and 4.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use superflow::prelude::*;
@@ -818,6 +818,32 @@ mod joins {
                 .execute_and_collect()?;
             assert_eq!(sorted(out), sorted(expected.clone()), "p={p}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn window_joins_take_a_custom_trigger_and_lateness() -> Result<(), JobError> {
+        let mut expected = BTreeSet::new();
+        for l in lefts() {
+            for r in rights() {
+                if l.0 == r.0 && l.1 / 10 == r.1 / 10 {
+                    expected.insert((l.2, r.2));
+                }
+            }
+        }
+        let env = env(2);
+        let (left, right) = inputs(&env);
+        // Firing on every record, the last firing of each window holds all its pairs.
+        let out = left
+            .join(&right)
+            .where_(|l: &Left| l.0)
+            .equal_to(|r: &Right| r.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+            .trigger(CountTrigger::of(1))
+            .allowed_lateness(Duration::from_millis(5))
+            .apply(|l: &Left, r: &Right| (l.2, r.2))
+            .execute_and_collect()?;
+        assert_eq!(out.into_iter().collect::<BTreeSet<_>>(), expected);
         Ok(())
     }
 
