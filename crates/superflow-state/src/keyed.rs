@@ -21,8 +21,10 @@ pub struct KeyedStore<K, N, V> {
     spare: Vec<StateHashMap<K, V>>,
 }
 
-/// How many emptied tables a store keeps for reuse.
+/// How many emptied tables a store keeps for reuse, and up to which capacity: a few
+/// small tables save their regrowth; large ones would hold memory for nothing.
 const SPARE_TABLES: usize = 16;
+const SPARE_TABLE_CAPACITY: usize = 16 * 1024;
 
 impl<K, N, V> Default for KeyedStore<K, N, V> {
     fn default() -> Self {
@@ -105,7 +107,7 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
         }
         if values.is_empty() {
             if let Some(table) = self.namespaces.remove(namespace) {
-                if self.spare.len() < SPARE_TABLES {
+                if self.spare.len() < SPARE_TABLES && table.capacity() <= SPARE_TABLE_CAPACITY {
                     self.spare.push(table);
                 }
             }
