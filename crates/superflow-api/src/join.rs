@@ -17,8 +17,9 @@ use crate::keyed::SharedKey;
 use crate::keyed_process::KeyedProcessContext;
 use crate::stages::emit;
 use crate::stream::{hash_partitioner, ConnectedStreams, DataStream};
+use crate::window::functions::WindowEmit;
 use crate::window::{
-    Evictor, NoEvictor, ProcessWindowContext, Trigger, WindowAssigner, WindowedStream,
+    Evictor, ListFold, NoEvictor, ProcessWindowContext, Trigger, WindowAssigner, WindowedStream,
 };
 
 // ----- keyed co-process -----
@@ -686,6 +687,43 @@ where
     }
 }
 
+/// Splits a window's tagged records by input (moving them) and runs the co-group function.
+struct CoGroupEmit<F, A, B>(F, PhantomData<fn(A, B)>);
+
+impl<F: Clone, A, B> Clone for CoGroupEmit<F, A, B> {
+    fn clone(&self) -> Self {
+        CoGroupEmit(self.0.clone(), PhantomData)
+    }
+}
+
+impl<K, W, A, B, O, F> WindowEmit<K, W, TaggedUnion<A, B>, O> for CoGroupEmit<F, A, B>
+where
+    K: 'static,
+    W: 'static,
+    A: 'static,
+    B: 'static,
+    O: 'static,
+    F: CoGroupFunction<A, B, O>,
+{
+    fn emit(
+        &mut self,
+        _key: &K,
+        _ctx: &mut ProcessWindowContext<'_, K, W>,
+        elements: &mut Vec<TaggedUnion<A, B>>,
+        out: &mut Vec<O>,
+    ) -> Result<(), UserError> {
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        for e in elements.drain(..) {
+            match e {
+                TaggedUnion::One(a) => first.push(a),
+                TaggedUnion::Two(b) => second.push(b),
+            }
+        }
+        self.0.co_group(&first, &second, &mut Collector::new(out))
+    }
+}
+
 /// A window join or co-group, ready for its function; the trigger, evictor and allowed
 /// lateness can be set as on any windowed stream.
 pub struct TwoInputWindowed<A, B, K, KA, KB, WA, TR, EV = NoEvictor> {
@@ -731,23 +769,9 @@ where
     }
 
     /// Co-groups each key and window: `f` sees both sides' records (either may be empty).
-    pub fn co_group<O: Data, F: CoGroupFunction<A, B, O>>(self, mut f: F) -> DataStream<O> {
-        self.windowed.process(
-            move |_key: &K,
-                  _ctx: &mut ProcessWindowContext<'_, K, WA::W>,
-                  elements: &[TaggedUnion<A, B>],
-                  out: &mut Collector<O>| {
-                let mut first = Vec::new();
-                let mut second = Vec::new();
-                for e in elements {
-                    match e {
-                        TaggedUnion::One(a) => first.push(a.clone()),
-                        TaggedUnion::Two(b) => second.push(b.clone()),
-                    }
-                }
-                f.co_group(&first, &second, out)
-            },
-        )
+    pub fn co_group<O: Data, F: CoGroupFunction<A, B, O>>(self, f: F) -> DataStream<O> {
+        self.windowed
+            .build(ListFold::new(), CoGroupEmit(f, PhantomData), false)
     }
 
     /// Joins each key and window: `f` runs for every pair of records, one from each input.

@@ -266,6 +266,18 @@ pub trait WindowFold<T, W>: Send + Sync + 'static {
         ctx: &EvictorContext,
         out: &mut Vec<Self::Out>,
     );
+    /// The window function's input, when the window fires for the last time: the
+    /// contents are dropped afterwards, so they can be moved instead of copied.
+    fn take_results(
+        &self,
+        acc: Self::Acc,
+        window: &W,
+        ctx: &EvictorContext,
+        out: &mut Vec<Self::Out>,
+    ) {
+        let mut acc = acc;
+        self.results(&mut acc, window, ctx, out);
+    }
     /// After the window function ran.
     fn after_fire(&self, _acc: &mut Self::Acc, _window: &W, _ctx: &EvictorContext) {}
 }
@@ -309,6 +321,9 @@ impl<T: Data, W, R: ReduceFunction<T>> WindowFold<T, W> for ReduceFold<T, R> {
     }
     fn results(&self, acc: &mut Option<T>, _: &W, _: &EvictorContext, out: &mut Vec<T>) {
         out.extend(acc.iter().cloned());
+    }
+    fn take_results(&self, acc: Option<T>, _: &W, _: &EvictorContext, out: &mut Vec<T>) {
+        out.extend(acc);
     }
 }
 
@@ -378,6 +393,9 @@ impl<T: Data, W> WindowFold<T, W> for ListFold<T> {
     }
     fn results(&self, acc: &mut Self::Acc, _: &W, _: &EvictorContext, out: &mut Vec<T>) {
         out.extend(acc.iter().map(|(v, _)| v.clone()));
+    }
+    fn take_results(&self, acc: Self::Acc, _: &W, _: &EvictorContext, out: &mut Vec<T>) {
+        out.extend(acc.into_iter().map(|(v, _)| v));
     }
 }
 

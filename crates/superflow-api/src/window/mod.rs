@@ -33,9 +33,9 @@ pub use triggers::{
     NeverTrigger, ProcessingTimeTrigger, PurgingTrigger, Trigger, TriggerContext, TriggerResult,
 };
 
+pub(crate) use functions::ListFold;
 use functions::{
-    AggregateFold, EvictingFold, ListFold, PassThrough, ReduceFold, UserProcess, WindowEmit,
-    WindowFold,
+    AggregateFold, EvictingFold, PassThrough, ReduceFold, UserProcess, WindowEmit, WindowFold,
 };
 use operator::{Panes, WindowSpec, WindowStage};
 
@@ -175,7 +175,7 @@ where
         (size > slide).then(|| Panes::new(size, slide, offset))
     }
 
-    fn build<F, E, O>(self, fold: F, emitter: E, incremental: bool) -> DataStream<O>
+    pub(crate) fn build<F, E, O>(self, fold: F, emitter: E, incremental: bool) -> DataStream<O>
     where
         F: WindowFold<T, A::W>,
         E: WindowEmit<K, A::W, F::Out, O> + Clone + Send + Sync,

@@ -174,6 +174,30 @@ where
         self.results.clear();
         self.fold
             .results(acc, window, &evictor_ctx, &mut self.results);
+        self.emit_results(key, window, watermark)?;
+        self.fold.after_fire(acc, window, &evictor_ctx);
+        Ok(())
+    }
+
+    /// Runs the window function over contents that are dropped afterwards.
+    fn fire_last<T>(
+        &mut self,
+        key: &K,
+        window: &W,
+        acc: F::Acc,
+        watermark: i64,
+    ) -> Result<(), UserError>
+    where
+        F: WindowFold<T, W, Out = IN>,
+    {
+        let evictor_ctx = EvictorContext { watermark };
+        self.results.clear();
+        self.fold
+            .take_results(acc, window, &evictor_ctx, &mut self.results);
+        self.emit_results(key, window, watermark)
+    }
+
+    fn emit_results(&mut self, key: &K, window: &W, watermark: i64) -> Result<(), UserError> {
         let timestamp = window.max_timestamp();
         self.side.timestamp = Some(timestamp);
         let mut ctx = ProcessWindowContext {
@@ -187,7 +211,6 @@ where
         self.emitter
             .emit(key, &mut ctx, &mut self.results, &mut self.out.values)?;
         self.out.stamp_new(Some(timestamp));
-        self.fold.after_fire(acc, window, &evictor_ctx);
         Ok(())
     }
 
@@ -585,15 +608,21 @@ where
             }
         };
         self.clock.apply_ops(&mut slot.event_timer, &key, &window);
+        let cleanup = domain == self.cleanup_domain() && time == self.cleanup_time(&window);
         if result.is_fire() {
-            if let Some(acc) = slot.acc.as_mut() {
+            if result.is_purge() || cleanup {
+                if let Some(acc) = slot.acc.take() {
+                    self.firing
+                        .fire_last(&key, &window, acc, self.clock.watermark)?;
+                }
+            } else if let Some(acc) = slot.acc.as_mut() {
                 self.firing.fire(&key, &window, acc, self.clock.watermark)?;
             }
         }
         if result.is_purge() {
             slot.acc = None;
         }
-        if domain == self.cleanup_domain() && time == self.cleanup_time(&window) {
+        if cleanup {
             self.clear_window(&key, &window, &mut slot)
         } else {
             self.windows.insert(key, window, slot);
