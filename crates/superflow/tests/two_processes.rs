@@ -99,14 +99,20 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
                 .env("SUPERFLOW_PROCESSES", "2")
                 .env("SUPERFLOW_PROCESS_ID", id.to_string())
                 .env("SUPERFLOW_ADDRESSES", &addresses)
+                // The children's own test report must not mix into this one's.
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
         })
         .collect::<Result<_, _>>()?;
-    for mut child in children {
-        let status = child.wait()?;
+    for child in children {
+        let output = child.wait_with_output()?;
         assert!(
-            status.success(),
-            "a process of the cluster failed: {status}"
+            output.status.success(),
+            "a process of the cluster failed: {}\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
         );
     }
     let mut both = read_records(&dir.path().join("out-0"))?;
