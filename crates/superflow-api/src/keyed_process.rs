@@ -11,8 +11,15 @@ use superflow_runtime::{
 };
 use superflow_state::{TimeDomain, TimerService};
 
+use std::hash::Hash;
+
 use crate::functions::{Collector, KeySelector, OutputTag, ProcessContext, RuntimeContext};
 use crate::stages::emit;
+use crate::state::{
+    AggregatingState, AggregatingStateDescriptor, KeyedStateBackend, ListState,
+    ListStateDescriptor, MapState, MapStateDescriptor, ReducingState, ReducingStateDescriptor,
+    ValueState, ValueStateDescriptor,
+};
 
 /// A keyed process function (Flink's `KeyedProcessFunction`): handles each record with
 /// its key in context, and timers it registered for that key. Each subtask has its own
@@ -52,6 +59,7 @@ pub trait KeyedProcessFunction<K, I, O>: Clone + Send + Sync + 'static {
 pub struct KeyedProcessContext<K> {
     base: ProcessContext,
     key: Option<K>,
+    state: KeyedStateBackend<K>,
     timers: TimerService<K, ()>,
     domain: Option<TimeDomain>,
     wake: WakeUp,
@@ -97,6 +105,53 @@ impl<K: Key> KeyedProcessContext<K> {
         KeyedTimerService { ctx: self }
     }
 
+    fn key_ref(key: &Option<K>) -> &K {
+        match key {
+            Some(k) => k,
+            None => panic!("keyed state used outside process_element/on_timer"),
+        }
+    }
+
+    /// The value state `descriptor` of the current key.
+    pub fn get_state<T: Clone + 'static>(
+        &mut self,
+        descriptor: &ValueStateDescriptor<T>,
+    ) -> ValueState<'_, K, T> {
+        self.state.value(descriptor, Self::key_ref(&self.key))
+    }
+
+    /// The list state `descriptor` of the current key.
+    pub fn get_list_state<T: Clone + 'static>(
+        &mut self,
+        descriptor: &ListStateDescriptor<T>,
+    ) -> ListState<'_, K, T> {
+        self.state.list(descriptor, Self::key_ref(&self.key))
+    }
+
+    /// The map state `descriptor` of the current key.
+    pub fn get_map_state<MK: Hash + Eq + Clone + 'static, MV: Clone + 'static>(
+        &mut self,
+        descriptor: &MapStateDescriptor<MK, MV>,
+    ) -> MapState<'_, K, MK, MV> {
+        self.state.map(descriptor, Self::key_ref(&self.key))
+    }
+
+    /// The reducing state `descriptor` of the current key.
+    pub fn get_reducing_state<'a, T: Clone + 'static>(
+        &'a mut self,
+        descriptor: &'a ReducingStateDescriptor<T>,
+    ) -> ReducingState<'a, K, T> {
+        self.state.reducing(descriptor, Self::key_ref(&self.key))
+    }
+
+    /// The aggregating state `descriptor` of the current key.
+    pub fn get_aggregating_state<'a, IN, ACC: 'static, OUT>(
+        &'a mut self,
+        descriptor: &'a AggregatingStateDescriptor<IN, ACC, OUT>,
+    ) -> AggregatingState<'a, K, IN, ACC, OUT> {
+        self.state.aggregating(descriptor, Self::key_ref(&self.key))
+    }
+
     /// Emits `value` on side output `tag`, with the current timestamp.
     pub fn output<S: Data>(&mut self, tag: &OutputTag<S>, value: S) {
         self.base.output(tag, value);
@@ -120,6 +175,7 @@ impl<K: Key> KeyedProcessContext<K> {
         KeyedProcessContext {
             base,
             key: None,
+            state: KeyedStateBackend::default(),
             timers: TimerService::new(),
             domain: None,
             wake: chain.wake_up(),

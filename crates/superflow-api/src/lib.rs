@@ -14,6 +14,7 @@ pub mod keyed;
 pub mod keyed_process;
 mod nodes;
 mod stages;
+pub mod state;
 pub mod stream;
 pub mod watermark;
 pub mod window;
@@ -30,6 +31,10 @@ pub use join::{
 };
 pub use keyed::KeyedStream;
 pub use keyed_process::{KeyedProcessContext, KeyedProcessFunction, KeyedTimerService};
+pub use state::{
+    AggregatingState, AggregatingStateDescriptor, ListState, ListStateDescriptor, MapState,
+    MapStateDescriptor, ReducingState, ReducingStateDescriptor, ValueState, ValueStateDescriptor,
+};
 pub use stream::{ConnectedStreams, DataStream};
 pub use superflow_state::TimeDomain;
 pub use watermark::{

@@ -48,6 +48,10 @@ pub mod prelude {
         Window,
     };
     pub use superflow_api::{
+        AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+        ReducingStateDescriptor, ValueStateDescriptor,
+    };
+    pub use superflow_api::{
         CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction,
         KeySelector, KeyedProcessContext, KeyedProcessFunction, KeyedStream, MapFunction,
         OutputTag, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,

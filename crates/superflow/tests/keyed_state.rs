@@ -1,0 +1,171 @@
+//! Keyed state in keyed process functions: value, list, map, reducing and aggregating
+//! state, always scoped to the current key, at parallelism 1, 2 and 4.
+
+use std::collections::BTreeMap;
+
+use superflow::prelude::*;
+
+const PARALLELISMS: [usize; 3] = [1, 2, 4];
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// Sum of the first `n` values of key `k`, where record `i` has key `i % 7` and value `i`.
+fn expected(records: i64) -> BTreeMap<i64, (i64, usize, i64, i64, usize)> {
+    let mut per_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for i in 0..records {
+        per_key.entry(i % 7).or_default().push(i);
+    }
+    per_key
+        .into_iter()
+        .map(|(k, vs)| {
+            let sum = vs.iter().sum::<i64>();
+            let max = vs.iter().copied().max().unwrap_or(0);
+            let distinct = vs
+                .iter()
+                .map(|v| v % 10)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            (k, (sum, vs.len(), max, sum, distinct))
+        })
+        .collect()
+}
+
+struct Sum;
+impl AggregateFunction<i64, i64, i64> for Sum {
+    fn create_accumulator(&self) -> i64 {
+        0
+    }
+    fn add(&self, v: i64, acc: &mut i64) {
+        *acc += v;
+    }
+    fn get_result(&self, acc: &i64) -> i64 {
+        *acc
+    }
+    fn merge(&self, acc: &mut i64, other: i64) {
+        *acc += other;
+    }
+}
+
+/// Keeps every kind of state per key and reports them all when the input ends.
+#[derive(Clone)]
+struct AllStates {
+    sum: ValueStateDescriptor<i64>,
+    seen: ListStateDescriptor<i64>,
+    digits: MapStateDescriptor<i64, u32>,
+    max: ReducingStateDescriptor<i64>,
+    total: AggregatingStateDescriptor<i64, i64, i64>,
+}
+
+impl AllStates {
+    fn new() -> Self {
+        AllStates {
+            sum: ValueStateDescriptor::new("sum"),
+            seen: ListStateDescriptor::new("seen"),
+            digits: MapStateDescriptor::new("digits"),
+            max: ReducingStateDescriptor::new("max", |a: i64, b: i64| a.max(b)),
+            total: AggregatingStateDescriptor::new("total", Sum),
+        }
+    }
+}
+
+type Report = (i64, (i64, usize, i64, i64, usize));
+
+impl KeyedProcessFunction<i64, i64, Report> for AllStates {
+    fn process_element(
+        &mut self,
+        v: i64,
+        ctx: &mut KeyedProcessContext<i64>,
+        _: &mut Collector<Report>,
+    ) -> Result<(), UserError> {
+        let mut sum = ctx.get_state(&self.sum);
+        let s = sum.value().unwrap_or(0) + v;
+        sum.update(s);
+        ctx.get_list_state(&self.seen).add(v);
+        let mut digits = ctx.get_map_state(&self.digits);
+        let n = digits.get(&(v % 10)).unwrap_or(0);
+        digits.put(v % 10, n + 1);
+        ctx.get_reducing_state(&self.max).add(v);
+        ctx.get_aggregating_state(&self.total).add(v);
+        // Report once, at the end of input.
+        ctx.timer_service().register_event_time_timer(i64::MAX - 1);
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        _: i64,
+        ctx: &mut KeyedProcessContext<i64>,
+        out: &mut Collector<Report>,
+    ) -> Result<(), UserError> {
+        let key = *ctx.get_current_key();
+        let sum = ctx.get_state(&self.sum).value().unwrap_or(0);
+        let count = ctx.get_list_state(&self.seen).get().len();
+        let max = ctx.get_reducing_state(&self.max).get().unwrap_or(0);
+        let total = ctx.get_aggregating_state(&self.total).get().unwrap_or(0);
+        let distinct = ctx.get_map_state(&self.digits).entries().len();
+        out.collect((key, (sum, count, max, total, distinct)));
+        ctx.get_state(&self.sum).clear();
+        ctx.get_list_state(&self.seen).clear();
+        Ok(())
+    }
+}
+
+#[test]
+fn every_kind_of_keyed_state_is_kept_per_key() -> Result<(), JobError> {
+    for p in PARALLELISMS {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(p);
+        let out = env
+            .from_sequence(0, 999)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|v: &i64, _| *v),
+            )
+            .key_by(|v: &i64| v % 7)
+            .process(AllStates::new())
+            .execute_and_collect()?;
+        assert_eq!(
+            sorted(out),
+            expected(1000).into_iter().collect::<Vec<_>>(),
+            "p={p}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_state_name_used_with_two_types_fails_with_its_name() {
+    #[derive(Clone)]
+    struct Confused;
+    impl KeyedProcessFunction<i64, i64, i64> for Confused {
+        fn process_element(
+            &mut self,
+            v: i64,
+            ctx: &mut KeyedProcessContext<i64>,
+            _: &mut Collector<i64>,
+        ) -> Result<(), UserError> {
+            ctx.get_state(&ValueStateDescriptor::<i64>::new("count"))
+                .update(v);
+            ctx.get_state(&ValueStateDescriptor::<String>::new("count"))
+                .update(v.to_string());
+            Ok(())
+        }
+    }
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(1);
+    env.from_sequence(0, 3)
+        .key_by(|v: &i64| *v)
+        .process(Confused)
+        .name("Confused counter")
+        .print();
+    let err = env
+        .execute("confused")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("Confused counter"), "{err}");
+    assert!(err.contains("state 'count'"), "{err}");
+}
