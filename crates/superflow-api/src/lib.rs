@@ -33,7 +33,8 @@ pub use keyed::KeyedStream;
 pub use keyed_process::{KeyedProcessContext, KeyedProcessFunction, KeyedTimerService};
 pub use state::{
     AggregatingState, AggregatingStateDescriptor, ListState, ListStateDescriptor, MapState,
-    MapStateDescriptor, ReducingState, ReducingStateDescriptor, ValueState, ValueStateDescriptor,
+    MapStateDescriptor, ReducingState, ReducingStateDescriptor, StateTtlConfig, StateVisibility,
+    UpdateType, ValueState, ValueStateDescriptor,
 };
 pub use stream::{ConnectedStreams, DataStream};
 pub use superflow_state::TimeDomain;

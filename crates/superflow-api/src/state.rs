@@ -17,78 +17,191 @@ use superflow_state::KeyedStore;
 use crate::functions::ReduceFunction;
 use crate::window::AggregateFunction;
 
+/// When a value's time to live restarts (Flink's `StateTtlConfig.UpdateType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateType {
+    /// On creation and on every write.
+    OnCreateAndWrite,
+    /// On creation, writes and reads.
+    OnReadAndWrite,
+}
+
+/// Whether an expired value that is still stored may be returned (Flink's
+/// `StateTtlConfig.StateVisibility`). Either way, reading it removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateVisibility {
+    /// Expired values are never returned.
+    NeverReturnExpired,
+    /// An expired value is returned by the read that removes it.
+    ReturnExpiredIfNotCleanedUp,
+}
+
+type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Time to live of keyed state (Flink's `StateTtlConfig`), in processing time.
+/// Expired values are removed when read, and, with `cleanup_incrementally(n)`, by a
+/// sweep of the whole state every `n` accesses that also gives the memory back.
+#[derive(Clone)]
+pub struct StateTtlConfig {
+    ttl: i64,
+    update_type: UpdateType,
+    visibility: StateVisibility,
+    cleanup_every: Option<u64>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for StateTtlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateTtlConfig")
+            .field("ttl_ms", &self.ttl)
+            .field("update_type", &self.update_type)
+            .field("visibility", &self.visibility)
+            .field("cleanup_every", &self.cleanup_every)
+            .finish()
+    }
+}
+
+impl StateTtlConfig {
+    /// Values live `ttl` after their last write.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        StateTtlConfig {
+            ttl: ttl.as_millis() as i64,
+            update_type: UpdateType::OnCreateAndWrite,
+            visibility: StateVisibility::NeverReturnExpired,
+            cleanup_every: None,
+            clock: Arc::new(superflow_runtime::processing_time_now),
+        }
+    }
+
+    /// When the time to live restarts.
+    pub fn set_update_type(mut self, update_type: UpdateType) -> Self {
+        self.update_type = update_type;
+        self
+    }
+
+    /// Whether expired values may be returned.
+    pub fn set_state_visibility(mut self, visibility: StateVisibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+
+    /// Sweeps the whole state for expired values every `accesses` accesses.
+    pub fn cleanup_incrementally(mut self, accesses: u64) -> Self {
+        self.cleanup_every = Some(accesses.max(1));
+        self
+    }
+
+    /// Reads time from `clock` (milliseconds) instead of the wall clock: for tests.
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn expired(&self, stamp: i64, now: i64) -> bool {
+        stamp.saturating_add(self.ttl) <= now
+    }
+}
+
+/// A stored value and when its time to live last restarted.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamped<T> {
+    value: T,
+    stamp: i64,
+}
+
+/// The TTL of one declared state, and its access count for incremental cleanup.
+#[derive(Clone)]
+struct Ttl {
+    config: Option<StateTtlConfig>,
+}
+
+impl Ttl {
+    fn now(&self) -> i64 {
+        self.config.as_ref().map_or(0, |c| (c.clock)())
+    }
+
+    /// Whether a value stamped `stamp` is expired at `now`.
+    fn expired(&self, stamp: i64, now: i64) -> bool {
+        self.config.as_ref().is_some_and(|c| c.expired(stamp, now))
+    }
+
+    fn returns_expired(&self) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.visibility == StateVisibility::ReturnExpiredIfNotCleanedUp)
+    }
+
+    fn renews_on_read(&self) -> bool {
+        self.config
+            .as_ref()
+            .is_some_and(|c| c.update_type == UpdateType::OnReadAndWrite)
+    }
+}
+
 /// Declares a value state: one value per key.
 #[derive(Debug)]
 pub struct ValueStateDescriptor<T> {
     name: String,
+    ttl: Option<StateTtlConfig>,
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T> ValueStateDescriptor<T> {
-    /// A value state called `name`.
-    pub fn new(name: impl Into<String>) -> Self {
-        ValueStateDescriptor {
-            name: name.into(),
-            _type: PhantomData,
-        }
-    }
-}
-
-impl<T> Clone for ValueStateDescriptor<T> {
-    fn clone(&self) -> Self {
-        Self::new(self.name.clone())
-    }
-}
-
-/// Declares a list state: a list of values per key.
+/// Declares a list state: a list of values per key (with TTL, each element expires on
+/// its own).
 #[derive(Debug)]
 pub struct ListStateDescriptor<T> {
     name: String,
+    ttl: Option<StateTtlConfig>,
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T> ListStateDescriptor<T> {
-    /// A list state called `name`.
-    pub fn new(name: impl Into<String>) -> Self {
-        ListStateDescriptor {
-            name: name.into(),
-            _type: PhantomData,
-        }
-    }
-}
-
-impl<T> Clone for ListStateDescriptor<T> {
-    fn clone(&self) -> Self {
-        Self::new(self.name.clone())
-    }
-}
-
-/// Declares a map state: a map per key.
+/// Declares a map state: a map per key (with TTL, each entry expires on its own).
 #[derive(Debug)]
 pub struct MapStateDescriptor<MK, MV> {
     name: String,
+    ttl: Option<StateTtlConfig>,
     _type: PhantomData<fn() -> (MK, MV)>,
 }
 
-impl<MK, MV> MapStateDescriptor<MK, MV> {
-    /// A map state called `name`.
-    pub fn new(name: impl Into<String>) -> Self {
-        MapStateDescriptor {
-            name: name.into(),
-            _type: PhantomData,
+macro_rules! plain_descriptor {
+    ($name:ident, $kind:literal, $($param:ident),+) => {
+        impl<$($param),+> $name<$($param),+> {
+            #[doc = concat!("A ", $kind, " called `name`.")]
+            pub fn new(name: impl Into<String>) -> Self {
+                $name {
+                    name: name.into(),
+                    ttl: None,
+                    _type: PhantomData,
+                }
+            }
+
+            /// Lets values expire (Flink's `enableTimeToLive`).
+            pub fn enable_time_to_live(mut self, ttl: StateTtlConfig) -> Self {
+                self.ttl = Some(ttl);
+                self
+            }
         }
-    }
+
+        impl<$($param),+> Clone for $name<$($param),+> {
+            fn clone(&self) -> Self {
+                $name {
+                    name: self.name.clone(),
+                    ttl: self.ttl.clone(),
+                    _type: PhantomData,
+                }
+            }
+        }
+    };
 }
 
-impl<MK, MV> Clone for MapStateDescriptor<MK, MV> {
-    fn clone(&self) -> Self {
-        Self::new(self.name.clone())
-    }
-}
+plain_descriptor!(ValueStateDescriptor, "value state", T);
+plain_descriptor!(ListStateDescriptor, "list state", T);
+plain_descriptor!(MapStateDescriptor, "map state", MK, MV);
 
 /// Declares a reducing state: values added to it are combined by a reduce function.
 pub struct ReducingStateDescriptor<T> {
     name: String,
+    ttl: Option<StateTtlConfig>,
     reduce: Arc<dyn ReduceFunction<T>>,
 }
 
@@ -97,8 +210,15 @@ impl<T> ReducingStateDescriptor<T> {
     pub fn new<R: ReduceFunction<T>>(name: impl Into<String>, reduce: R) -> Self {
         ReducingStateDescriptor {
             name: name.into(),
+            ttl: None,
             reduce: Arc::new(reduce),
         }
+    }
+
+    /// Lets the value expire.
+    pub fn enable_time_to_live(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
     }
 }
 
@@ -106,6 +226,7 @@ impl<T> Clone for ReducingStateDescriptor<T> {
     fn clone(&self) -> Self {
         ReducingStateDescriptor {
             name: self.name.clone(),
+            ttl: self.ttl.clone(),
             reduce: Arc::clone(&self.reduce),
         }
     }
@@ -114,6 +235,7 @@ impl<T> Clone for ReducingStateDescriptor<T> {
 /// Declares an aggregating state: values added to it go into an accumulator.
 pub struct AggregatingStateDescriptor<IN, ACC, OUT> {
     name: String,
+    ttl: Option<StateTtlConfig>,
     aggregate: Arc<dyn AggregateFunction<IN, ACC, OUT>>,
 }
 
@@ -122,8 +244,15 @@ impl<IN, ACC, OUT> AggregatingStateDescriptor<IN, ACC, OUT> {
     pub fn new<F: AggregateFunction<IN, ACC, OUT>>(name: impl Into<String>, aggregate: F) -> Self {
         AggregatingStateDescriptor {
             name: name.into(),
+            ttl: None,
             aggregate: Arc::new(aggregate),
         }
+    }
+
+    /// Lets the accumulator expire.
+    pub fn enable_time_to_live(mut self, ttl: StateTtlConfig) -> Self {
+        self.ttl = Some(ttl);
+        self
     }
 }
 
@@ -131,9 +260,16 @@ impl<IN, ACC, OUT> Clone for AggregatingStateDescriptor<IN, ACC, OUT> {
     fn clone(&self) -> Self {
         AggregatingStateDescriptor {
             name: self.name.clone(),
+            ttl: self.ttl.clone(),
             aggregate: Arc::clone(&self.aggregate),
         }
     }
+}
+
+/// One declared state: its values and how many times it was accessed.
+struct DeclaredState<K, S> {
+    store: KeyedStore<K, (), S>,
+    accesses: u64,
 }
 
 /// The keyed states a function declared on one operator subtask, by name.
@@ -152,36 +288,88 @@ impl<K> Default for KeyedStateBackend<K> {
 }
 
 impl<K: Key> KeyedStateBackend<K> {
-    /// The store of state `name`, holding values of type `S`.
-    fn store<S: 'static>(&mut self, name: &str, kind: &str) -> &mut KeyedStore<K, (), S> {
-        let slot = self
-            .states
-            .entry(name.to_string())
-            .or_insert_with(|| Box::new(KeyedStore::<K, (), S>::new()));
-        match slot.downcast_mut::<KeyedStore<K, (), S>>() {
-            Some(store) => store,
-            None => panic!(
+    /// The store of state `name`, holding values of type `S`; every `n`-th access
+    /// sweeps expired values out with `live` when the state has incremental cleanup.
+    fn store<S: 'static>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        ttl: &Ttl,
+        live: fn(&mut S, &Ttl, i64) -> bool,
+    ) -> &mut KeyedStore<K, (), S> {
+        let slot = self.states.entry(name.to_string()).or_insert_with(|| {
+            Box::new(DeclaredState::<K, S> {
+                store: KeyedStore::new(),
+                accesses: 0,
+            })
+        });
+        let Some(state) = slot.downcast_mut::<DeclaredState<K, S>>() else {
+            panic!(
                 "state '{name}' is declared twice with different types (here as {kind}); give each state its own name"
-            ),
+            )
+        };
+        state.accesses += 1;
+        if let Some(every) = ttl.config.as_ref().and_then(|c| c.cleanup_every) {
+            if state.accesses % every == 0 {
+                let now = ttl.now();
+                state.store.retain(|_, _, v| live(v, ttl, now));
+            }
         }
+        &mut state.store
     }
+}
+
+fn live_value<T>(v: &mut Stamped<T>, ttl: &Ttl, now: i64) -> bool {
+    !ttl.expired(v.stamp, now)
+}
+
+fn live_list<T>(list: &mut Vec<Stamped<T>>, ttl: &Ttl, now: i64) -> bool {
+    list.retain(|e| !ttl.expired(e.stamp, now));
+    !list.is_empty()
+}
+
+fn live_map<MK, MV>(map: &mut HashMap<MK, Stamped<MV>>, ttl: &Ttl, now: i64) -> bool {
+    map.retain(|_, e| !ttl.expired(e.stamp, now));
+    !map.is_empty()
+}
+
+/// Reads the stamped value of `key`, applying TTL: an expired value is removed (and
+/// returned only if the visibility allows); a live one is renewed on read if asked.
+fn read_stamped<K: Key, T: Clone>(
+    store: &mut KeyedStore<K, (), Stamped<T>>,
+    key: &K,
+    ttl: &Ttl,
+) -> Option<T> {
+    let now = ttl.now();
+    let entry = store.get_mut(key, &())?;
+    if ttl.expired(entry.stamp, now) {
+        let expired = store.remove(key, &())?;
+        return ttl.returns_expired().then_some(expired.value);
+    }
+    if ttl.renews_on_read() {
+        entry.stamp = now;
+    }
+    Some(entry.value.clone())
 }
 
 /// A value state of the current key.
 pub struct ValueState<'a, K, T> {
-    store: &'a mut KeyedStore<K, (), T>,
+    store: &'a mut KeyedStore<K, (), Stamped<T>>,
     key: &'a K,
+    ttl: Ttl,
 }
 
 impl<K: Key, T: Clone> ValueState<'_, K, T> {
-    /// The value, if one was set.
-    pub fn value(&self) -> Option<T> {
-        self.store.get(self.key, &()).cloned()
+    /// The value, if one was set (and has not expired).
+    pub fn value(&mut self) -> Option<T> {
+        read_stamped(self.store, self.key, &self.ttl)
     }
 
     /// Sets the value.
     pub fn update(&mut self, value: T) {
-        self.store.insert(self.key.clone(), (), value);
+        let stamp = self.ttl.now();
+        self.store
+            .insert(self.key.clone(), (), Stamped { value, stamp });
     }
 
     /// Removes the value.
@@ -192,38 +380,62 @@ impl<K: Key, T: Clone> ValueState<'_, K, T> {
 
 /// A list state of the current key.
 pub struct ListState<'a, K, T> {
-    store: &'a mut KeyedStore<K, (), Vec<T>>,
+    store: &'a mut KeyedStore<K, (), Vec<Stamped<T>>>,
     key: &'a K,
+    ttl: Ttl,
 }
 
 impl<K: Key, T: Clone> ListState<'_, K, T> {
-    /// The values, in the order they were added (empty if none).
-    pub fn get(&self) -> Vec<T> {
-        self.store.get(self.key, &()).cloned().unwrap_or_default()
+    /// The values that have not expired, in the order they were added.
+    pub fn get(&mut self) -> Vec<T> {
+        let now = self.ttl.now();
+        let (ttl, key) = (&self.ttl, self.key);
+        let Some(list) = self.store.get_mut(key, &()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(list.len());
+        list.retain_mut(|e| {
+            if ttl.expired(e.stamp, now) {
+                if ttl.returns_expired() {
+                    out.push(e.value.clone());
+                }
+                return false;
+            }
+            if ttl.renews_on_read() {
+                e.stamp = now;
+            }
+            out.push(e.value.clone());
+            true
+        });
+        if list.is_empty() {
+            self.store.remove(key, &());
+        }
+        out
     }
 
     /// Appends a value.
     pub fn add(&mut self, value: T) {
+        let stamp = self.ttl.now();
         self.store
             .get_or_insert_with(self.key.clone(), (), Vec::new)
             .0
-            .push(value);
+            .push(Stamped { value, stamp });
     }
 
     /// Appends values.
     pub fn add_all(&mut self, values: impl IntoIterator<Item = T>) {
+        let stamp = self.ttl.now();
         self.store
             .get_or_insert_with(self.key.clone(), (), Vec::new)
             .0
-            .extend(values);
+            .extend(values.into_iter().map(|value| Stamped { value, stamp }));
     }
 
     /// Replaces the values.
     pub fn update(&mut self, values: Vec<T>) {
-        if values.is_empty() {
-            self.clear();
-        } else {
-            self.store.insert(self.key.clone(), (), values);
+        self.clear();
+        if !values.is_empty() {
+            self.add_all(values);
         }
     }
 
@@ -235,22 +447,37 @@ impl<K: Key, T: Clone> ListState<'_, K, T> {
 
 /// A map state of the current key.
 pub struct MapState<'a, K, MK, MV> {
-    store: &'a mut KeyedStore<K, (), HashMap<MK, MV>>,
+    store: &'a mut KeyedStore<K, (), HashMap<MK, Stamped<MV>>>,
     key: &'a K,
+    ttl: Ttl,
 }
 
 impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
-    /// The value of `map_key`.
-    pub fn get(&self, map_key: &MK) -> Option<MV> {
-        self.store.get(self.key, &())?.get(map_key).cloned()
+    /// The value of `map_key`, if set and not expired.
+    pub fn get(&mut self, map_key: &MK) -> Option<MV> {
+        let now = self.ttl.now();
+        let map = self.store.get_mut(self.key, &())?;
+        let entry = map.get_mut(map_key)?;
+        if self.ttl.expired(entry.stamp, now) {
+            let expired = map.remove(map_key)?;
+            if map.is_empty() {
+                self.store.remove(self.key, &());
+            }
+            return self.ttl.returns_expired().then_some(expired.value);
+        }
+        if self.ttl.renews_on_read() {
+            entry.stamp = now;
+        }
+        Some(entry.value.clone())
     }
 
     /// Sets the value of `map_key`.
     pub fn put(&mut self, map_key: MK, value: MV) {
+        let stamp = self.ttl.now();
         self.store
             .get_or_insert_with(self.key.clone(), (), HashMap::new)
             .0
-            .insert(map_key, value);
+            .insert(map_key, Stamped { value, stamp });
     }
 
     /// Removes `map_key`.
@@ -263,24 +490,41 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
         }
     }
 
-    /// Whether `map_key` has a value.
-    pub fn contains(&self, map_key: &MK) -> bool {
-        self.store
-            .get(self.key, &())
-            .is_some_and(|m| m.contains_key(map_key))
+    /// Whether `map_key` has a value that has not expired.
+    pub fn contains(&mut self, map_key: &MK) -> bool {
+        self.get(map_key).is_some()
     }
 
-    /// Every entry, in no particular order.
-    pub fn entries(&self) -> Vec<(MK, MV)> {
-        self.store
-            .get(self.key, &())
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
+    /// The entries that have not expired, in no particular order.
+    pub fn entries(&mut self) -> Vec<(MK, MV)> {
+        let now = self.ttl.now();
+        let (ttl, key) = (&self.ttl, self.key);
+        let Some(map) = self.store.get_mut(key, &()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(map.len());
+        map.retain(|k, e| {
+            if ttl.expired(e.stamp, now) {
+                if ttl.returns_expired() {
+                    out.push((k.clone(), e.value.clone()));
+                }
+                return false;
+            }
+            if ttl.renews_on_read() {
+                e.stamp = now;
+            }
+            out.push((k.clone(), e.value.clone()));
+            true
+        });
+        if map.is_empty() {
+            self.store.remove(key, &());
+        }
+        out
     }
 
-    /// Whether the map is empty.
-    pub fn is_empty(&self) -> bool {
-        self.store.get(self.key, &()).is_none_or(HashMap::is_empty)
+    /// Whether the map has no live entry.
+    pub fn is_empty(&mut self) -> bool {
+        self.entries().is_empty()
     }
 
     /// Removes every entry.
@@ -291,24 +535,35 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
 
 /// A reducing state of the current key.
 pub struct ReducingState<'a, K, T> {
-    store: &'a mut KeyedStore<K, (), T>,
+    store: &'a mut KeyedStore<K, (), Stamped<T>>,
     key: &'a K,
+    ttl: Ttl,
     reduce: &'a dyn ReduceFunction<T>,
 }
 
 impl<K: Key, T: Clone + 'static> ReducingState<'_, K, T> {
-    /// The combined value, if any value was added.
-    pub fn get(&self) -> Option<T> {
-        self.store.get(self.key, &()).cloned()
+    /// The combined value, if any value was added (and it has not expired).
+    pub fn get(&mut self) -> Option<T> {
+        read_stamped(self.store, self.key, &self.ttl)
     }
 
     /// Combines `value` into the state.
     pub fn add(&mut self, value: T) {
+        let now = self.ttl.now();
         let combined = match self.store.remove(self.key, &()) {
-            Some(current) => self.reduce.reduce(current, value),
-            None => value,
+            Some(current) if !self.ttl.expired(current.stamp, now) => {
+                self.reduce.reduce(current.value, value)
+            }
+            _ => value,
         };
-        self.store.insert(self.key.clone(), (), combined);
+        self.store.insert(
+            self.key.clone(),
+            (),
+            Stamped {
+                value: combined,
+                stamp: now,
+            },
+        );
     }
 
     /// Removes the value.
@@ -319,26 +574,38 @@ impl<K: Key, T: Clone + 'static> ReducingState<'_, K, T> {
 
 /// An aggregating state of the current key.
 pub struct AggregatingState<'a, K, IN, ACC, OUT> {
-    store: &'a mut KeyedStore<K, (), ACC>,
+    store: &'a mut KeyedStore<K, (), Stamped<ACC>>,
     key: &'a K,
+    ttl: Ttl,
     aggregate: &'a dyn AggregateFunction<IN, ACC, OUT>,
 }
 
-impl<K: Key, IN: 'static, ACC: 'static, OUT: 'static> AggregatingState<'_, K, IN, ACC, OUT> {
-    /// The aggregate's result, if any value was added.
-    pub fn get(&self) -> Option<OUT> {
-        self.store
-            .get(self.key, &())
-            .map(|acc| self.aggregate.get_result(acc))
+impl<K: Key, IN: 'static, ACC: Clone + 'static, OUT: 'static>
+    AggregatingState<'_, K, IN, ACC, OUT>
+{
+    /// The aggregate's result, if any value was added (and it has not expired).
+    pub fn get(&mut self) -> Option<OUT> {
+        let acc = read_stamped(self.store, self.key, &self.ttl)?;
+        Some(self.aggregate.get_result(&acc))
     }
 
     /// Adds `value` to the accumulator.
     pub fn add(&mut self, value: IN) {
+        let now = self.ttl.now();
         let aggregate = self.aggregate;
-        let (acc, _) = self
-            .store
-            .get_or_insert_with(self.key.clone(), (), || aggregate.create_accumulator());
-        aggregate.add(value, acc);
+        let mut acc = match self.store.remove(self.key, &()) {
+            Some(current) if !self.ttl.expired(current.stamp, now) => current.value,
+            _ => aggregate.create_accumulator(),
+        };
+        aggregate.add(value, &mut acc);
+        self.store.insert(
+            self.key.clone(),
+            (),
+            Stamped {
+                value: acc,
+                stamp: now,
+            },
+        );
     }
 
     /// Removes the accumulator.
@@ -354,9 +621,13 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &ValueStateDescriptor<T>,
         key: &'a K,
     ) -> ValueState<'a, K, T> {
+        let ttl = Ttl {
+            config: descriptor.ttl.clone(),
+        };
         ValueState {
-            store: self.store(&descriptor.name, "a value state"),
+            store: self.store(&descriptor.name, "a value state", &ttl, live_value),
             key,
+            ttl,
         }
     }
 
@@ -366,9 +637,13 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &ListStateDescriptor<T>,
         key: &'a K,
     ) -> ListState<'a, K, T> {
+        let ttl = Ttl {
+            config: descriptor.ttl.clone(),
+        };
         ListState {
-            store: self.store(&descriptor.name, "a list state"),
+            store: self.store(&descriptor.name, "a list state", &ttl, live_list),
             key,
+            ttl,
         }
     }
 
@@ -378,9 +653,13 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &MapStateDescriptor<MK, MV>,
         key: &'a K,
     ) -> MapState<'a, K, MK, MV> {
+        let ttl = Ttl {
+            config: descriptor.ttl.clone(),
+        };
         MapState {
-            store: self.store(&descriptor.name, "a map state"),
+            store: self.store(&descriptor.name, "a map state", &ttl, live_map),
             key,
+            ttl,
         }
     }
 
@@ -390,9 +669,13 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &'a ReducingStateDescriptor<T>,
         key: &'a K,
     ) -> ReducingState<'a, K, T> {
+        let ttl = Ttl {
+            config: descriptor.ttl.clone(),
+        };
         ReducingState {
-            store: self.store(&descriptor.name, "a reducing state"),
+            store: self.store(&descriptor.name, "a reducing state", &ttl, live_value),
             key,
+            ttl,
             reduce: descriptor.reduce.as_ref(),
         }
     }
@@ -403,10 +686,173 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &'a AggregatingStateDescriptor<IN, ACC, OUT>,
         key: &'a K,
     ) -> AggregatingState<'a, K, IN, ACC, OUT> {
+        let ttl = Ttl {
+            config: descriptor.ttl.clone(),
+        };
         AggregatingState {
-            store: self.store(&descriptor.name, "an aggregating state"),
+            store: self.store(&descriptor.name, "an aggregating state", &ttl, live_value),
             key,
+            ttl,
             aggregate: descriptor.aggregate.as_ref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
+
+    struct Clocked {
+        now: Arc<AtomicI64>,
+    }
+
+    impl Clocked {
+        fn new() -> Self {
+            Clocked {
+                now: Arc::new(AtomicI64::new(1_000)),
+            }
+        }
+        fn ttl(&self, ms: u64) -> StateTtlConfig {
+            let now = Arc::clone(&self.now);
+            StateTtlConfig::new(Duration::from_millis(ms))
+                .with_clock(move || now.load(Ordering::Relaxed))
+        }
+        fn advance(&self, ms: i64) {
+            self.now.fetch_add(ms, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn values_expire_after_their_ttl_since_the_last_write() {
+        let clock = Clocked::new();
+        let d = ValueStateDescriptor::<u32>::new("v").enable_time_to_live(clock.ttl(100));
+        let mut backend = KeyedStateBackend::<u8>::default();
+        backend.value(&d, &1).update(7);
+        clock.advance(99);
+        assert_eq!(backend.value(&d, &1).value(), Some(7));
+        backend.value(&d, &1).update(8);
+        clock.advance(99);
+        assert_eq!(
+            backend.value(&d, &1).value(),
+            Some(8),
+            "a write restarts the TTL"
+        );
+        clock.advance(1);
+        assert_eq!(backend.value(&d, &1).value(), None);
+    }
+
+    #[test]
+    fn reads_renew_with_on_read_and_write_and_expired_values_may_be_returned_once() {
+        let clock = Clocked::new();
+        let renewing = ValueStateDescriptor::<u32>::new("r")
+            .enable_time_to_live(clock.ttl(100).set_update_type(UpdateType::OnReadAndWrite));
+        let lenient = ValueStateDescriptor::<u32>::new("l").enable_time_to_live(
+            clock
+                .ttl(100)
+                .set_state_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp),
+        );
+        let mut backend = KeyedStateBackend::<u8>::default();
+        backend.value(&renewing, &1).update(1);
+        backend.value(&lenient, &1).update(2);
+        for _ in 0..5 {
+            clock.advance(60);
+            assert_eq!(backend.value(&renewing, &1).value(), Some(1));
+        }
+        assert_eq!(
+            backend.value(&lenient, &1).value(),
+            Some(2),
+            "expired, returned once"
+        );
+        assert_eq!(backend.value(&lenient, &1).value(), None, "and then gone");
+    }
+
+    #[test]
+    fn list_elements_and_map_entries_expire_one_by_one() {
+        let clock = Clocked::new();
+        let list = ListStateDescriptor::<u32>::new("list").enable_time_to_live(clock.ttl(100));
+        let map = MapStateDescriptor::<u32, u32>::new("map").enable_time_to_live(clock.ttl(100));
+        let mut backend = KeyedStateBackend::<u8>::default();
+        backend.list(&list, &1).add(1);
+        backend.map(&map, &1).put(1, 10);
+        clock.advance(50);
+        backend.list(&list, &1).add(2);
+        backend.map(&map, &1).put(2, 20);
+        clock.advance(50);
+        assert_eq!(backend.list(&list, &1).get(), vec![2]);
+        assert_eq!(backend.map(&map, &1).get(&1), None);
+        assert_eq!(backend.map(&map, &1).entries(), vec![(2, 20)]);
+        clock.advance(50);
+        assert!(backend.list(&list, &1).get().is_empty());
+        assert!(backend.map(&map, &1).is_empty());
+    }
+
+    #[test]
+    fn reducing_and_aggregating_state_start_over_after_expiry() {
+        struct Count;
+        impl AggregateFunction<u32, u64, u64> for Count {
+            fn create_accumulator(&self) -> u64 {
+                0
+            }
+            fn add(&self, _: u32, acc: &mut u64) {
+                *acc += 1;
+            }
+            fn get_result(&self, acc: &u64) -> u64 {
+                *acc
+            }
+            fn merge(&self, acc: &mut u64, other: u64) {
+                *acc += other;
+            }
+        }
+        let clock = Clocked::new();
+        let sum = ReducingStateDescriptor::new("sum", |a: u32, b: u32| a + b)
+            .enable_time_to_live(clock.ttl(100));
+        let count =
+            AggregatingStateDescriptor::new("count", Count).enable_time_to_live(clock.ttl(100));
+        let mut backend = KeyedStateBackend::<u8>::default();
+        for v in [1, 2, 3] {
+            backend.reducing(&sum, &1).add(v);
+            backend.aggregating(&count, &1).add(v);
+        }
+        assert_eq!(backend.reducing(&sum, &1).get(), Some(6));
+        assert_eq!(backend.aggregating(&count, &1).get(), Some(3));
+        clock.advance(100);
+        backend.reducing(&sum, &1).add(10);
+        backend.aggregating(&count, &1).add(10);
+        assert_eq!(backend.reducing(&sum, &1).get(), Some(10));
+        assert_eq!(backend.aggregating(&count, &1).get(), Some(1));
+    }
+
+    #[test]
+    fn incremental_cleanup_removes_expired_keys_and_gives_memory_back() {
+        let clock = Clocked::new();
+        let d = ValueStateDescriptor::<u64>::new("v")
+            .enable_time_to_live(clock.ttl(100).cleanup_incrementally(1_000));
+        let mut backend = KeyedStateBackend::<u64>::default();
+        for key in 0..100_000u64 {
+            backend.value(&d, &key).update(key);
+        }
+        let store_of = |backend: &mut KeyedStateBackend<u64>| {
+            backend
+                .states
+                .get_mut("v")
+                .and_then(|s| s.downcast_mut::<DeclaredState<u64, Stamped<u64>>>())
+                .map(|s| (s.store.len(), s.store.capacity()))
+                .unwrap_or_default()
+        };
+        let (len, capacity_before) = store_of(&mut backend);
+        assert_eq!(len, 100_000);
+        clock.advance(100);
+        // Accesses to one key sweep the whole state every 1,000 accesses.
+        for _ in 0..1_000 {
+            backend.value(&d, &7).update(7);
+        }
+        let (len, capacity_after) = store_of(&mut backend);
+        assert_eq!(len, 1, "only the key written after the clock moved is left");
+        assert!(
+            capacity_after * 100 < capacity_before,
+            "the table shrank: {capacity_before} -> {capacity_after}"
+        );
     }
 }

@@ -129,9 +129,37 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> KeyedStore<K, N, V> {
         values.into_iter()
     }
 
+    /// Keeps the entries for which `keep` is true; tables left mostly empty are shrunk,
+    /// so that memory the dropped values held is given back.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &N, &mut V) -> bool) {
+        let mut removed = 0;
+        self.namespaces.retain(|n, values| {
+            let before = values.len();
+            values.retain(|k, v| keep(k, n, v));
+            removed += before - values.len();
+            if values.len() * 4 < values.capacity() {
+                values.shrink_to_fit();
+            }
+            !values.is_empty()
+        });
+        self.len -= removed;
+        if self.namespaces.len() * 4 < self.namespaces.capacity() {
+            self.namespaces.shrink_to_fit();
+        }
+    }
+
     /// The number of (key, namespace) entries.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many entries the store's tables have room for: the memory it holds, in
+    /// entries.
+    pub fn capacity(&self) -> usize {
+        self.namespaces
+            .values()
+            .map(|values| values.capacity())
+            .sum()
     }
 
     /// Whether the store is empty.

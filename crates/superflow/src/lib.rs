@@ -49,7 +49,7 @@ pub mod prelude {
     };
     pub use superflow_api::{
         AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
-        ReducingStateDescriptor, ValueStateDescriptor,
+        ReducingStateDescriptor, StateTtlConfig, StateVisibility, UpdateType, ValueStateDescriptor,
     };
     pub use superflow_api::{
         CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction,
