@@ -9,7 +9,9 @@
 
 mod hashing;
 pub mod keyed;
+pub mod snapshot;
 pub mod timers;
 
 pub use keyed::KeyedStore;
+pub use snapshot::{Compression, SnapshotError};
 pub use timers::{TimeDomain, TimerService};

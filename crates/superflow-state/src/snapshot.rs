@@ -1,0 +1,238 @@
+//! The snapshot format of keyed state: a store written per key group, so that a
+//! snapshot taken at one parallelism restores at another (each subtask reads the key
+//! groups of its range from every part). Values are encoded with postcard, the payload
+//! can be compressed with lz4, and a CRC32 checksum covers it, so a damaged part is
+//! detected instead of restored.
+
+use std::hash::Hash;
+
+use serde::{de::DeserializeOwned, Serialize};
+use superflow_core::{assign_to_key_group, KeyGroupRange};
+
+use crate::keyed::KeyedStore;
+
+/// How a snapshot's payload is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Stored as encoded.
+    None,
+    /// LZ4 block compression (fast, pure Rust).
+    Lz4,
+}
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes end before the header or the payload does.
+    #[error("the snapshot is truncated ({0} bytes)")]
+    Truncated(usize),
+    /// The format marker or version is not this one.
+    #[error("not a Superflow state snapshot, or a version this build cannot read")]
+    UnknownFormat,
+    /// The checksum does not match the payload.
+    #[error("the snapshot is damaged: checksum {stored:08x} stored, {computed:08x} computed")]
+    Checksum {
+        /// The checksum in the header.
+        stored: u32,
+        /// The checksum of the payload read.
+        computed: u32,
+    },
+    /// The payload does not decompress or decode.
+    #[error("the snapshot's payload cannot be decoded: {0}")]
+    Decode(String),
+    /// Values could not be encoded.
+    #[error("state could not be encoded: {0}")]
+    Encode(String),
+}
+
+const MAGIC: &[u8; 4] = b"SFKS";
+const VERSION: u8 = 1;
+const HEADER: usize = 4 + 1 + 1 + 4 + 8;
+
+/// One key group's entries, as stored.
+type GroupEntries<K, N, V> = (u32, Vec<(K, N, V)>);
+
+impl<K, N, V> KeyedStore<K, N, V>
+where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    N: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    V: Clone + Serialize + DeserializeOwned,
+{
+    /// Writes the store, its entries grouped by key group (of `max_parallelism`).
+    pub fn snapshot(
+        &self,
+        max_parallelism: usize,
+        compression: Compression,
+    ) -> Result<Vec<u8>, SnapshotError> {
+        let mut groups: std::collections::BTreeMap<u32, Vec<(K, N, V)>> =
+            std::collections::BTreeMap::new();
+        for (k, n, v) in self.iter() {
+            let group = assign_to_key_group(k, max_parallelism) as u32;
+            groups
+                .entry(group)
+                .or_default()
+                .push((k.clone(), n.clone(), v.clone()));
+        }
+        let groups: Vec<GroupEntries<K, N, V>> = groups.into_iter().collect();
+        let encoded =
+            postcard::to_stdvec(&groups).map_err(|e| SnapshotError::Encode(e.to_string()))?;
+        let payload = match compression {
+            Compression::None => encoded,
+            Compression::Lz4 => lz4_flex::compress_prepend_size(&encoded),
+        };
+        let mut out = Vec::with_capacity(HEADER + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.push(match compression {
+            Compression::None => 0,
+            Compression::Lz4 => 1,
+        });
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    /// Adds the entries of `snapshot` whose key groups fall in `range` (a subtask's
+    /// share at the new parallelism). The checksum is verified first.
+    pub fn restore(
+        &mut self,
+        snapshot: &[u8],
+        range: KeyGroupRange,
+    ) -> Result<usize, SnapshotError> {
+        if snapshot.len() < HEADER {
+            return Err(SnapshotError::Truncated(snapshot.len()));
+        }
+        if &snapshot[..4] != MAGIC || snapshot[4] != VERSION || snapshot[5] > 1 {
+            return Err(SnapshotError::UnknownFormat);
+        }
+        let mut word = [0u8; 4];
+        word.copy_from_slice(&snapshot[6..10]);
+        let stored = u32::from_le_bytes(word);
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&snapshot[10..18]);
+        let size = u64::from_le_bytes(size) as usize;
+        let payload = snapshot
+            .get(HEADER..HEADER + size)
+            .ok_or(SnapshotError::Truncated(snapshot.len()))?;
+        let computed = crc32fast::hash(payload);
+        if computed != stored {
+            return Err(SnapshotError::Checksum { stored, computed });
+        }
+        let decompressed;
+        let encoded = if snapshot[5] == 1 {
+            decompressed = lz4_flex::decompress_size_prepended(payload)
+                .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+            &decompressed[..]
+        } else {
+            payload
+        };
+        let groups: Vec<GroupEntries<K, N, V>> =
+            postcard::from_bytes(encoded).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        let mut restored = 0;
+        for (group, entries) in groups {
+            if range.contains(group as usize) {
+                for (k, n, v) in entries {
+                    self.insert(k, n, v);
+                    restored += 1;
+                }
+            }
+        }
+        Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use superflow_core::{key_group_range_for_subtask, subtask_for_key};
+
+    fn store_of(keys: std::ops::Range<u64>) -> KeyedStore<u64, u32, String> {
+        let mut store = KeyedStore::new();
+        for k in keys {
+            store.insert(k, (k % 3) as u32, format!("value {k}"));
+        }
+        store
+    }
+
+    fn entries(store: &KeyedStore<u64, u32, String>) -> Vec<(u64, u32, String)> {
+        let mut v: Vec<_> = store.iter().map(|(k, n, v)| (*k, *n, v.clone())).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_snapshot_at_four_restores_at_one_two_and_eight() {
+        let max = 128;
+        let all = store_of(0..10_000);
+        // Four subtasks, each holding its own keys, each writing its part.
+        let parts: Vec<Vec<u8>> = (0..4)
+            .map(|s| {
+                let mut mine = KeyedStore::new();
+                for (k, n, v) in all.iter() {
+                    if subtask_for_key(k, max, 4) == s {
+                        mine.insert(*k, *n, v.clone());
+                    }
+                }
+                mine.snapshot(max, Compression::Lz4)
+            })
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for p in [1, 2, 8] {
+            let mut union = KeyedStore::new();
+            for s in 0..p {
+                let range = key_group_range_for_subtask(max, p, s);
+                let mut restored: KeyedStore<u64, u32, String> = KeyedStore::new();
+                for part in &parts {
+                    restored.restore(part, range).unwrap();
+                }
+                for (k, n, v) in restored.iter() {
+                    assert_eq!(subtask_for_key(k, max, p), s, "key {k} restored at p={p}");
+                    union.insert(*k, *n, v.clone());
+                }
+            }
+            assert_eq!(entries(&union), entries(&all), "p={p}");
+        }
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let store = store_of(0..100);
+        for compression in [Compression::None, Compression::Lz4] {
+            let bytes = store.snapshot(128, compression).unwrap();
+            let everything = KeyGroupRange { start: 0, end: 127 };
+            let mut flipped = bytes.clone();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 0x40;
+            assert!(matches!(
+                KeyedStore::<u64, u32, String>::new().restore(&flipped, everything),
+                Err(SnapshotError::Checksum { .. })
+            ));
+            assert!(matches!(
+                KeyedStore::<u64, u32, String>::new()
+                    .restore(&bytes[..bytes.len() / 2], everything),
+                Err(SnapshotError::Truncated(_))
+            ));
+            assert!(matches!(
+                KeyedStore::<u64, u32, String>::new().restore(b"not a snapshot at all", everything),
+                Err(SnapshotError::UnknownFormat)
+            ));
+            let mut back = KeyedStore::new();
+            assert_eq!(back.restore(&bytes, everything).unwrap(), 100);
+            assert_eq!(entries(&back), entries(&store));
+        }
+    }
+
+    #[test]
+    fn lz4_makes_repetitive_state_smaller() {
+        let store = store_of(0..10_000);
+        let plain = store.snapshot(128, Compression::None).unwrap();
+        let packed = store.snapshot(128, Compression::Lz4).unwrap();
+        assert!(
+            packed.len() * 3 < plain.len() * 2,
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
+    }
+}
