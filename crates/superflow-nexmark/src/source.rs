@@ -191,25 +191,3 @@ pub fn bids(events: &DataStream<Event>) -> DataStream<Bid> {
         })
         .name("Bids")
 }
-
-/// The auctions of an event stream.
-pub fn auctions(events: &DataStream<Event>) -> DataStream<Auction> {
-    events
-        .flat_map(|e: Event, out: &mut Collector<Auction>| {
-            if let Event::Auction(a) = e {
-                out.collect(a);
-            }
-        })
-        .name("Auctions")
-}
-
-/// The persons of an event stream.
-pub fn persons(events: &DataStream<Event>) -> DataStream<Person> {
-    events
-        .flat_map(|e: Event, out: &mut Collector<Person>| {
-            if let Event::Person(p) = e {
-                out.collect(p);
-            }
-        })
-        .name("Persons")
-}
