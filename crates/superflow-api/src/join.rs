@@ -363,6 +363,40 @@ type Buffer<T> = BTreeMap<i64, Vec<T>>;
 const LEFT: u8 = 0;
 const RIGHT: u8 = 1;
 
+/// The buffered records of one key with timestamps in `[from, to]`.
+fn in_range<T>(
+    buffer: Option<&Buffer<T>>,
+    from: i64,
+    to: i64,
+) -> impl Iterator<Item = (&i64, &Vec<T>)> {
+    buffer.into_iter().flat_map(move |b| b.range(from..=to))
+}
+
+/// Buffers `value` of `key` at `t` on `side`, until the watermark reaches `expires`.
+fn buffer<K: Key, T>(
+    store: &mut KeyedStore<K, (), Buffer<T>>,
+    timers: &mut TimerService<K, u8>,
+    key: K,
+    side: u8,
+    t: i64,
+    value: T,
+    expires: i64,
+) {
+    let (buffer, _) = store.get_or_insert_with(key.clone(), (), BTreeMap::new);
+    buffer.entry(t).or_default().push(value);
+    timers.register(TimeDomain::EventTime, key, side, expires);
+}
+
+/// Drops the records of `key` at or before `horizon`.
+fn trim<K: Key, T>(store: &mut KeyedStore<K, (), Buffer<T>>, key: &K, horizon: i64) {
+    if let Some(buffer) = store.get_mut(key, &()) {
+        *buffer = buffer.split_off(&horizon.saturating_add(1));
+        if buffer.is_empty() {
+            store.remove(key, &());
+        }
+    }
+}
+
 struct IntervalJoinStage<A, B, K, KA, KB, P, O> {
     ctx: StageContext,
     key_a: Arc<KA>,
@@ -405,28 +439,31 @@ where
             return Ok(());
         }
         let key = self.key_a.get_key(&value);
-        if let Some(rights) = self.right.get(&key, &()) {
-            for (&rt, values) in rights.range(t + self.lower..=t + self.upper) {
-                let ctx = ProcessJoinContext {
-                    left_timestamp: t,
-                    right_timestamp: rt,
-                };
-                for r in values {
-                    self.function.process_element(
-                        &value,
-                        r,
-                        &ctx,
-                        &mut Collector::new(&mut self.out.values),
-                    )?;
-                    self.out.stamp_new(Some(ctx.timestamp()));
-                }
+        for (&rt, values) in in_range(self.right.get(&key, &()), t + self.lower, t + self.upper) {
+            let ctx = ProcessJoinContext {
+                left_timestamp: t,
+                right_timestamp: rt,
+            };
+            for r in values {
+                self.function.process_element(
+                    &value,
+                    r,
+                    &ctx,
+                    &mut Collector::new(&mut self.out.values),
+                )?;
+                self.out.stamp_new(Some(ctx.timestamp()));
             }
         }
-        let cleanup = t.saturating_add(self.upper);
-        let (buffer, _) = self.left.get_or_insert_with(key.clone(), (), BTreeMap::new);
-        buffer.entry(t).or_default().push(value);
-        self.timers
-            .register(TimeDomain::EventTime, key, LEFT, cleanup);
+        let expires = t.saturating_add(self.upper);
+        buffer(
+            &mut self.left,
+            &mut self.timers,
+            key,
+            LEFT,
+            t,
+            value,
+            expires,
+        );
         Ok(())
     }
 
@@ -436,30 +473,31 @@ where
             return Ok(());
         }
         let key = self.key_b.get_key(&value);
-        if let Some(lefts) = self.left.get(&key, &()) {
-            for (&lt, values) in lefts.range(t - self.upper..=t - self.lower) {
-                let ctx = ProcessJoinContext {
-                    left_timestamp: lt,
-                    right_timestamp: t,
-                };
-                for l in values {
-                    self.function.process_element(
-                        l,
-                        &value,
-                        &ctx,
-                        &mut Collector::new(&mut self.out.values),
-                    )?;
-                    self.out.stamp_new(Some(ctx.timestamp()));
-                }
+        for (&lt, values) in in_range(self.left.get(&key, &()), t - self.upper, t - self.lower) {
+            let ctx = ProcessJoinContext {
+                left_timestamp: lt,
+                right_timestamp: t,
+            };
+            for l in values {
+                self.function.process_element(
+                    l,
+                    &value,
+                    &ctx,
+                    &mut Collector::new(&mut self.out.values),
+                )?;
+                self.out.stamp_new(Some(ctx.timestamp()));
             }
         }
-        let cleanup = t.saturating_sub(self.lower);
-        let (buffer, _) = self
-            .right
-            .get_or_insert_with(key.clone(), (), BTreeMap::new);
-        buffer.entry(t).or_default().push(value);
-        self.timers
-            .register(TimeDomain::EventTime, key, RIGHT, cleanup);
+        let expires = t.saturating_sub(self.lower);
+        buffer(
+            &mut self.right,
+            &mut self.timers,
+            key,
+            RIGHT,
+            t,
+            value,
+            expires,
+        );
         Ok(())
     }
 
@@ -468,21 +506,9 @@ where
         while let Some((_, due)) = self.timers.pop_due(TimeDomain::EventTime, watermark) {
             for (key, side) in due {
                 if side == LEFT {
-                    let horizon = watermark.saturating_sub(self.upper);
-                    if let Some(buffer) = self.left.get_mut(&key, &()) {
-                        *buffer = buffer.split_off(&horizon.saturating_add(1));
-                        if buffer.is_empty() {
-                            self.left.remove(&key, &());
-                        }
-                    }
+                    trim(&mut self.left, &key, watermark.saturating_sub(self.upper));
                 } else {
-                    let horizon = watermark.saturating_add(self.lower);
-                    if let Some(buffer) = self.right.get_mut(&key, &()) {
-                        *buffer = buffer.split_off(&horizon.saturating_add(1));
-                        if buffer.is_empty() {
-                            self.right.remove(&key, &());
-                        }
-                    }
+                    trim(&mut self.right, &key, watermark.saturating_add(self.lower));
                 }
             }
         }
