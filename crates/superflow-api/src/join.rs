@@ -363,13 +363,17 @@ type Buffer<T> = BTreeMap<i64, Vec<T>>;
 const LEFT: u8 = 0;
 const RIGHT: u8 = 1;
 
-/// The buffered records of one key with timestamps in `[from, to]`.
+/// The buffered records of one key with timestamps in `[from, to]` (none when the
+/// interval is empty, as exclusive bounds can make it).
 fn in_range<T>(
     buffer: Option<&Buffer<T>>,
     from: i64,
     to: i64,
 ) -> impl Iterator<Item = (&i64, &Vec<T>)> {
-    buffer.into_iter().flat_map(move |b| b.range(from..=to))
+    buffer
+        .filter(|_| from <= to)
+        .into_iter()
+        .flat_map(move |b| b.range(from..=to))
 }
 
 /// Buffers `value` of `key` at `t` on `side`, until the watermark reaches `expires`.

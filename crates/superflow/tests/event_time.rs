@@ -1058,3 +1058,37 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_interval_join_whose_exclusive_bounds_leave_nothing_joins_nothing() -> Result<(), JobError> {
+    let env = env(1);
+    let strategy = || {
+        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(10))
+            .with_timestamp_assigner(|e: &(u64, i64), _| e.1)
+    };
+    let left = env
+        .from_elements(vec![(1u64, 5i64)])
+        .assign_timestamps_and_watermarks(strategy());
+    let right = env
+        .from_elements(vec![(1u64, 5i64)])
+        .assign_timestamps_and_watermarks(strategy());
+    // [t, t] with both bounds excluded is empty.
+    let out = left
+        .key_by(|e: &(u64, i64)| e.0)
+        .interval_join(&right.key_by(|e: &(u64, i64)| e.0))
+        .between(0, 0)
+        .lower_bound_exclusive()
+        .upper_bound_exclusive()
+        .process(
+            |l: &(u64, i64),
+             r: &(u64, i64),
+             _: &superflow::ProcessJoinContext,
+             out: &mut Collector<(i64, i64)>| {
+                out.collect((l.1, r.1));
+                Ok(())
+            },
+        )
+        .execute_and_collect()?;
+    assert!(out.is_empty(), "{out:?}");
+    Ok(())
+}
