@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use superflow_runtime::processing_time_now;
+use superflow_state::TimeDomain;
 
 use super::assigners::Window;
 
@@ -309,28 +310,88 @@ impl<T, W: Window, TR: Trigger<T, W>> Trigger<T, W> for PurgingTrigger<TR> {
 
 const NEXT_FIRE: &str = "next-fire";
 
+/// The schedule of a continuous trigger: the window's next firing time, kept in the
+/// trigger's state, and its timer in one clock.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    interval: i64,
+    domain: TimeDomain,
+}
+
+impl Schedule {
+    fn new(interval: Duration, domain: TimeDomain) -> Self {
+        assert!(
+            !interval.is_zero(),
+            "a continuous trigger needs an interval"
+        );
+        Schedule {
+            interval: interval.as_millis() as i64,
+            domain,
+        }
+    }
+
+    fn register(&self, time: i64, ctx: &mut TriggerContext<'_>) {
+        match self.domain {
+            TimeDomain::EventTime => ctx.register_event_time_timer(time),
+            TimeDomain::ProcessingTime => ctx.register_processing_time_timer(time),
+        }
+    }
+
+    /// Schedules the firing after `time` (never past the window's end).
+    fn schedule_after(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) {
+        let next = (time + self.interval).min(window_max);
+        ctx.set_state(NEXT_FIRE, next);
+        self.register(next, ctx);
+    }
+
+    /// Starts the schedule, aligned to the interval, if the window has none.
+    fn start(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) {
+        if ctx.get_state(NEXT_FIRE).is_none() {
+            self.schedule_after(time - time.rem_euclid(self.interval), window_max, ctx);
+        }
+    }
+
+    /// Whether `time` is the scheduled firing; if so, schedules the next one.
+    fn fires_at(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) -> bool {
+        if ctx.get_state(NEXT_FIRE) != Some(time) {
+            return false;
+        }
+        ctx.clear_state(NEXT_FIRE);
+        self.schedule_after(time, window_max, ctx);
+        true
+    }
+
+    /// Windows merged: the earliest next firing of theirs.
+    fn merge(&self, ctx: &mut TriggerContext<'_>) {
+        ctx.merge_state(NEXT_FIRE, i64::min);
+        if let Some(next) = ctx.get_state(NEXT_FIRE) {
+            self.register(next, ctx);
+        }
+    }
+
+    fn clear(&self, ctx: &mut TriggerContext<'_>) {
+        if let Some(next) = ctx.get_state(NEXT_FIRE) {
+            match self.domain {
+                TimeDomain::EventTime => ctx.delete_event_time_timer(next),
+                TimeDomain::ProcessingTime => ctx.delete_processing_time_timer(next),
+            }
+        }
+        ctx.clear_state(NEXT_FIRE);
+    }
+}
+
 /// Fires every `interval` of event time, and at the end of the window.
 #[derive(Debug, Clone, Copy)]
 pub struct ContinuousEventTimeTrigger {
-    interval: i64,
+    schedule: Schedule,
 }
 
 impl ContinuousEventTimeTrigger {
     /// Fires every `interval` of event time.
     pub fn of(interval: Duration) -> Self {
-        assert!(
-            !interval.is_zero(),
-            "a continuous trigger needs an interval"
-        );
         ContinuousEventTimeTrigger {
-            interval: interval.as_millis() as i64,
+            schedule: Schedule::new(interval, TimeDomain::EventTime),
         }
-    }
-
-    fn register_next(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) {
-        let next = (time + self.interval).min(window_max);
-        ctx.set_state(NEXT_FIRE, next);
-        ctx.register_event_time_timer(next);
     }
 }
 
@@ -340,21 +401,15 @@ impl<T, W: Window> Trigger<T, W> for ContinuousEventTimeTrigger {
             return TriggerResult::Fire;
         }
         ctx.register_event_time_timer(w.max_timestamp());
-        if ctx.get_state(NEXT_FIRE).is_none() {
-            self.register_next(t - t.rem_euclid(self.interval), w.max_timestamp(), ctx);
-        }
+        self.schedule.start(t, w.max_timestamp(), ctx);
         TriggerResult::Continue
     }
     fn on_event_time(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
-        if time == w.max_timestamp() {
-            return TriggerResult::Fire;
+        if time == w.max_timestamp() || self.schedule.fires_at(time, w.max_timestamp(), ctx) {
+            TriggerResult::Fire
+        } else {
+            TriggerResult::Continue
         }
-        if ctx.get_state(NEXT_FIRE) == Some(time) {
-            ctx.clear_state(NEXT_FIRE);
-            self.register_next(time, w.max_timestamp(), ctx);
-            return TriggerResult::Fire;
-        }
-        TriggerResult::Continue
     }
     fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
         TriggerResult::Continue
@@ -363,81 +418,56 @@ impl<T, W: Window> Trigger<T, W> for ContinuousEventTimeTrigger {
         true
     }
     fn on_merge(&self, w: &W, ctx: &mut TriggerContext<'_>) {
-        ctx.merge_state(NEXT_FIRE, i64::min);
-        if let Some(next) = ctx.get_state(NEXT_FIRE) {
-            ctx.register_event_time_timer(next);
-        }
+        self.schedule.merge(ctx);
         if w.max_timestamp() > ctx.watermark {
             ctx.register_event_time_timer(w.max_timestamp());
         }
     }
     fn clear(&self, w: &W, ctx: &mut TriggerContext<'_>) {
-        if let Some(next) = ctx.get_state(NEXT_FIRE) {
-            ctx.delete_event_time_timer(next);
-        }
+        self.schedule.clear(ctx);
         ctx.delete_event_time_timer(w.max_timestamp());
-        ctx.clear_state(NEXT_FIRE);
     }
 }
 
 /// Fires every `interval` of processing time while the window receives records.
 #[derive(Debug, Clone, Copy)]
 pub struct ContinuousProcessingTimeTrigger {
-    interval: i64,
+    schedule: Schedule,
 }
 
 impl ContinuousProcessingTimeTrigger {
     /// Fires every `interval` of processing time.
     pub fn of(interval: Duration) -> Self {
-        assert!(
-            !interval.is_zero(),
-            "a continuous trigger needs an interval"
-        );
         ContinuousProcessingTimeTrigger {
-            interval: interval.as_millis() as i64,
+            schedule: Schedule::new(interval, TimeDomain::ProcessingTime),
         }
-    }
-
-    fn register_next(&self, time: i64, window_max: i64, ctx: &mut TriggerContext<'_>) {
-        let next = (time + self.interval).min(window_max);
-        ctx.set_state(NEXT_FIRE, next);
-        ctx.register_processing_time_timer(next);
     }
 }
 
 impl<T, W: Window> Trigger<T, W> for ContinuousProcessingTimeTrigger {
     fn on_element(&self, _: &T, _: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
-        if ctx.get_state(NEXT_FIRE).is_none() {
-            let now = ctx.current_processing_time();
-            self.register_next(now - now.rem_euclid(self.interval), w.max_timestamp(), ctx);
-        }
+        let now = ctx.current_processing_time();
+        self.schedule.start(now, w.max_timestamp(), ctx);
         TriggerResult::Continue
     }
     fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
         TriggerResult::Continue
     }
     fn on_processing_time(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
-        if ctx.get_state(NEXT_FIRE) == Some(time) {
-            ctx.clear_state(NEXT_FIRE);
-            self.register_next(time, w.max_timestamp(), ctx);
-            return TriggerResult::Fire;
+        if self.schedule.fires_at(time, w.max_timestamp(), ctx) {
+            TriggerResult::Fire
+        } else {
+            TriggerResult::Continue
         }
-        TriggerResult::Continue
     }
     fn can_merge(&self) -> bool {
         true
     }
     fn on_merge(&self, _: &W, ctx: &mut TriggerContext<'_>) {
-        ctx.merge_state(NEXT_FIRE, i64::min);
-        if let Some(next) = ctx.get_state(NEXT_FIRE) {
-            ctx.register_processing_time_timer(next);
-        }
+        self.schedule.merge(ctx);
     }
     fn clear(&self, _: &W, ctx: &mut TriggerContext<'_>) {
-        if let Some(next) = ctx.get_state(NEXT_FIRE) {
-            ctx.delete_processing_time_timer(next);
-        }
-        ctx.clear_state(NEXT_FIRE);
+        self.schedule.clear(ctx);
     }
 }
 
