@@ -116,6 +116,25 @@ struct Ttl {
 }
 
 impl Ttl {
+    fn of(config: &Option<StateTtlConfig>) -> Ttl {
+        Ttl {
+            config: config.clone(),
+        }
+    }
+
+    /// What a read of an element stamped `stamp` does at `now`: whether the element
+    /// stays stored, and whether the read sees it. A live element is renewed if reads
+    /// renew; an expired one goes, seen only if the visibility allows.
+    fn read(&self, stamp: &mut i64, now: i64) -> (bool, bool) {
+        if self.expired(*stamp, now) {
+            return (false, self.returns_expired());
+        }
+        if self.renews_on_read() {
+            *stamp = now;
+        }
+        (true, true)
+    }
+
     fn now(&self) -> i64 {
         self.config.as_ref().map_or(0, |c| (c.clock)())
     }
@@ -342,14 +361,12 @@ fn read_stamped<K: Key, T: Clone>(
 ) -> Option<T> {
     let now = ttl.now();
     let entry = store.get_mut(key, &())?;
-    if ttl.expired(entry.stamp, now) {
-        let expired = store.remove(key, &())?;
-        return ttl.returns_expired().then_some(expired.value);
+    let (stays, seen) = ttl.read(&mut entry.stamp, now);
+    let value = seen.then(|| entry.value.clone());
+    if !stays {
+        store.remove(key, &());
     }
-    if ttl.renews_on_read() {
-        entry.stamp = now;
-    }
-    Some(entry.value.clone())
+    value
 }
 
 /// A value state of the current key.
@@ -395,17 +412,11 @@ impl<K: Key, T: Clone> ListState<'_, K, T> {
         };
         let mut out = Vec::with_capacity(list.len());
         list.retain_mut(|e| {
-            if ttl.expired(e.stamp, now) {
-                if ttl.returns_expired() {
-                    out.push(e.value.clone());
-                }
-                return false;
+            let (stays, seen) = ttl.read(&mut e.stamp, now);
+            if seen {
+                out.push(e.value.clone());
             }
-            if ttl.renews_on_read() {
-                e.stamp = now;
-            }
-            out.push(e.value.clone());
-            true
+            stays
         });
         if list.is_empty() {
             self.store.remove(key, &());
@@ -458,17 +469,15 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
         let now = self.ttl.now();
         let map = self.store.get_mut(self.key, &())?;
         let entry = map.get_mut(map_key)?;
-        if self.ttl.expired(entry.stamp, now) {
-            let expired = map.remove(map_key)?;
+        let (stays, seen) = self.ttl.read(&mut entry.stamp, now);
+        let value = seen.then(|| entry.value.clone());
+        if !stays {
+            map.remove(map_key);
             if map.is_empty() {
                 self.store.remove(self.key, &());
             }
-            return self.ttl.returns_expired().then_some(expired.value);
         }
-        if self.ttl.renews_on_read() {
-            entry.stamp = now;
-        }
-        Some(entry.value.clone())
+        value
     }
 
     /// Sets the value of `map_key`.
@@ -504,17 +513,11 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
         };
         let mut out = Vec::with_capacity(map.len());
         map.retain(|k, e| {
-            if ttl.expired(e.stamp, now) {
-                if ttl.returns_expired() {
-                    out.push((k.clone(), e.value.clone()));
-                }
-                return false;
+            let (stays, seen) = ttl.read(&mut e.stamp, now);
+            if seen {
+                out.push((k.clone(), e.value.clone()));
             }
-            if ttl.renews_on_read() {
-                e.stamp = now;
-            }
-            out.push((k.clone(), e.value.clone()));
-            true
+            stays
         });
         if map.is_empty() {
             self.store.remove(key, &());
@@ -621,9 +624,7 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &ValueStateDescriptor<T>,
         key: &'a K,
     ) -> ValueState<'a, K, T> {
-        let ttl = Ttl {
-            config: descriptor.ttl.clone(),
-        };
+        let ttl = Ttl::of(&descriptor.ttl);
         ValueState {
             store: self.store(&descriptor.name, "a value state", &ttl, live_value),
             key,
@@ -637,9 +638,7 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &ListStateDescriptor<T>,
         key: &'a K,
     ) -> ListState<'a, K, T> {
-        let ttl = Ttl {
-            config: descriptor.ttl.clone(),
-        };
+        let ttl = Ttl::of(&descriptor.ttl);
         ListState {
             store: self.store(&descriptor.name, "a list state", &ttl, live_list),
             key,
@@ -653,9 +652,7 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &MapStateDescriptor<MK, MV>,
         key: &'a K,
     ) -> MapState<'a, K, MK, MV> {
-        let ttl = Ttl {
-            config: descriptor.ttl.clone(),
-        };
+        let ttl = Ttl::of(&descriptor.ttl);
         MapState {
             store: self.store(&descriptor.name, "a map state", &ttl, live_map),
             key,
@@ -669,9 +666,7 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &'a ReducingStateDescriptor<T>,
         key: &'a K,
     ) -> ReducingState<'a, K, T> {
-        let ttl = Ttl {
-            config: descriptor.ttl.clone(),
-        };
+        let ttl = Ttl::of(&descriptor.ttl);
         ReducingState {
             store: self.store(&descriptor.name, "a reducing state", &ttl, live_value),
             key,
@@ -686,9 +681,7 @@ impl<K: Key> KeyedStateBackend<K> {
         descriptor: &'a AggregatingStateDescriptor<IN, ACC, OUT>,
         key: &'a K,
     ) -> AggregatingState<'a, K, IN, ACC, OUT> {
-        let ttl = Ttl {
-            config: descriptor.ttl.clone(),
-        };
+        let ttl = Ttl::of(&descriptor.ttl);
         AggregatingState {
             store: self.store(&descriptor.name, "an aggregating state", &ttl, live_value),
             key,
