@@ -386,9 +386,7 @@ where
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();
             let function = &mut self.function;
-            if let Err(e) = self.ctx.guard(|| function.close()) {
-                self.ctx.fail(format!("close() failed: {e}"));
-            }
+            crate::stages::close_at_end(&self.ctx, || function.close());
         }
         self.next.finish();
     }

@@ -148,6 +148,16 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
     }
 }
 
+/// Runs a function's `close` hook when its input ends; an error fails the job.
+pub(crate) fn close_at_end(
+    ctx: &StageContext,
+    close: impl FnOnce() -> Result<(), superflow_core::UserError>,
+) {
+    if let Err(e) = ctx.guard(close) {
+        ctx.fail(format!("close() failed: {e}"));
+    }
+}
+
 /// Runs a function's `open` hook once, before its first record; an error fails the job.
 pub(crate) fn open_once(
     ctx: &StageContext,
@@ -195,9 +205,7 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();
             let function = &mut self.function;
-            if let Err(e) = self.ctx.guard(|| function.close()) {
-                self.ctx.fail(format!("close() failed: {e}"));
-            }
+            close_at_end(&self.ctx, || function.close());
         }
         self.next.finish();
     }

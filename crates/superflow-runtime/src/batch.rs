@@ -112,11 +112,7 @@ impl<T> Records<T> {
     #[inline]
     pub fn push(&mut self, value: T, timestamp: Option<i64>) {
         self.values.push(value);
-        if let Some(t) = timestamp {
-            self.timestamps
-                .get_or_insert_with(|| Vec::with_capacity(self.values.capacity()))
-                .push(t);
-        }
+        self.stamp_new(timestamp);
     }
 
     /// Stamps the records appended since the last stamp with `timestamp` (they were
