@@ -12,6 +12,7 @@ use superflow_connectors::{
     CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource,
 };
 use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
+use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
 use superflow_runtime::{
     execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge,
     JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node, NodeBuilder, NodeId,
@@ -29,6 +30,10 @@ struct EnvState {
     flow: FlowControl,
     cluster: Option<ClusterConfig>,
     problems: Vec<String>,
+    checkpointing: Option<CheckpointConfig>,
+    restart: Option<RestartStrategy>,
+    restore_from: Option<PathBuf>,
+    allow_non_restored_state: bool,
     /// Milliseconds between periodic watermarks; read by the stages when the job runs, so
     /// it may be set after the streams are built.
     watermark_interval: Arc<AtomicU64>,
@@ -43,6 +48,10 @@ impl Default for EnvState {
             flow: FlowControl::default(),
             cluster: None,
             problems: Vec::new(),
+            checkpointing: None,
+            restart: None,
+            restore_from: None,
+            allow_non_restored_state: false,
             watermark_interval: Arc::new(AtomicU64::new(DEFAULT_WATERMARK_INTERVAL_MS)),
         }
     }
@@ -110,6 +119,54 @@ impl StreamExecutionEnvironment {
 
     pub(crate) fn watermark_interval_handle(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.state.borrow().watermark_interval)
+    }
+
+    /// Takes a checkpoint every `interval` (Flink's `enableCheckpointing`), exactly-once,
+    /// into `superflow-checkpoints` unless [`configure_checkpoints`](Self::configure_checkpoints)
+    /// says otherwise. With checkpoints, a failed job restarts from the last one (up to
+    /// 10 times, with exponential delay, unless a restart strategy is set).
+    pub fn enable_checkpointing(&self, interval: Duration) -> &Self {
+        let mut state = self.state.borrow_mut();
+        match &mut state.checkpointing {
+            Some(config) => config.interval = interval,
+            None => state.checkpointing = Some(CheckpointConfig::new(interval)),
+        }
+        self
+    }
+
+    /// Changes the checkpoint settings (mode, timeout, pause, storage...); enables
+    /// checkpoints every 10 s if they were not enabled.
+    pub fn configure_checkpoints(&self, configure: impl FnOnce(&mut CheckpointConfig)) -> &Self {
+        let mut state = self.state.borrow_mut();
+        let config = state
+            .checkpointing
+            .get_or_insert_with(|| CheckpointConfig::new(Duration::from_secs(10)));
+        configure(config);
+        self
+    }
+
+    /// The checkpoint settings, if checkpoints are enabled.
+    pub fn get_checkpoint_config(&self) -> Option<CheckpointConfig> {
+        self.state.borrow().checkpointing.clone()
+    }
+
+    /// Sets what happens when the job fails (Flink's restart strategies).
+    pub fn set_restart_strategy(&self, strategy: RestartStrategy) -> &Self {
+        self.state.borrow_mut().restart = Some(strategy);
+        self
+    }
+
+    /// Starts the next job from a checkpoint or savepoint: its directory, or a checkpoint
+    /// storage directory (then its newest sound checkpoint), as Flink's `-s path`.
+    pub fn set_restore_path(&self, path: impl Into<PathBuf>) -> &Self {
+        self.state.borrow_mut().restore_from = Some(path.into());
+        self
+    }
+
+    /// Whether a restore may skip state that matches no operator (default: it is an error).
+    pub fn set_allow_non_restored_state(&self, allow: bool) -> &Self {
+        self.state.borrow_mut().allow_non_restored_state = allow;
+        self
     }
 
     /// Sets the max parallelism: the number of key groups (default 128).
@@ -312,6 +369,10 @@ impl StreamExecutionEnvironment {
             max_parallelism: state.max_parallelism.unwrap_or(DEFAULT_MAX_PARALLELISM),
             flow: state.flow.clone(),
             cluster,
+            checkpointing: state.checkpointing.clone(),
+            restart: state.restart.clone(),
+            restore_from: state.restore_from.clone(),
+            allow_non_restored_state: state.allow_non_restored_state,
         };
         Ok((graph, settings))
     }

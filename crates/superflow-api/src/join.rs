@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use superflow_core::{Data, ExchangeData, Key, UserError};
+use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{BinaryConsumer, Consumer, Records, StageContext, WatermarkEvent};
 use superflow_state::{KeyedStore, TimeDomain, TimerService};
 
@@ -138,8 +139,8 @@ where
 impl<K, A, B, O, P, KA, KB> BinaryConsumer<A, B> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
 where
     K: Key,
-    A: Data,
-    B: Data,
+    A: ExchangeData,
+    B: ExchangeData,
     O: Data,
     P: KeyedCoProcessFunction<K, A, B, O>,
     KA: KeySelector<A, K>,
@@ -209,6 +210,11 @@ where
 
     fn finish(&mut self) {
         self.next.finish();
+    }
+
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        self.context.snapshot(&self.ctx, out);
+        self.next.snapshot(out);
     }
 }
 
@@ -345,9 +351,9 @@ where
                     function: function.clone(),
                     lower,
                     upper,
-                    left: KeyedStore::new(),
-                    right: KeyedStore::new(),
-                    timers: TimerService::new(),
+                    left: restored_store(ctx, LEFT_STATE),
+                    right: restored_store(ctx, RIGHT_STATE),
+                    timers: crate::keyed_process::restored_timers(ctx),
                     watermark: i64::MIN,
                     out: Records::default(),
                     next,
@@ -527,10 +533,25 @@ where
     }
 }
 
+/// The names of the interval join's buffers in checkpoints.
+const LEFT_STATE: &str = "left-buffer";
+const RIGHT_STATE: &str = "right-buffer";
+
+/// A keyed store holding this subtask's key groups of state `name` in the checkpoint the
+/// job restores from.
+pub(crate) fn restored_store<K: Key, N: Key, V: serde::Serialize + serde::de::DeserializeOwned>(
+    ctx: &StageContext,
+    name: &str,
+) -> KeyedStore<K, N, V> {
+    let mut store = KeyedStore::new();
+    ctx.restore_keyed(name, |bytes, range| store.restore(bytes, range));
+    store
+}
+
 impl<A, B, K, KA, KB, P, O> BinaryConsumer<A, B> for IntervalJoinStage<A, B, K, KA, KB, P, O>
 where
-    A: Data,
-    B: Data,
+    A: ExchangeData,
+    B: ExchangeData,
     K: Key,
     KA: KeySelector<A, K>,
     KB: KeySelector<B, K>,
@@ -573,6 +594,13 @@ where
 
     fn finish(&mut self) {
         self.next.finish();
+    }
+
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        crate::stages::snapshot_keyed(&self.ctx, out, LEFT_STATE, self.left.iter());
+        crate::stages::snapshot_keyed(&self.ctx, out, RIGHT_STATE, self.right.iter());
+        crate::keyed_process::snapshot_timers(&self.ctx, &self.timers, out);
+        self.next.snapshot(out);
     }
 }
 

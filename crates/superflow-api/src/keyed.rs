@@ -142,11 +142,17 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
             name,
             NodeKind::Operator,
             Arc::new(move |ctx, _chain, next| {
+                let mut state = FxHashMap::default();
+                ctx.restore_keyed(KeyedReduceStage::<T, K, KS, R>::STATE, |bytes, range| {
+                    superflow_state::read_keyed_snapshot(bytes, range, |k, (): (), v| {
+                        state.insert(k, Some(v));
+                    })
+                });
                 Box::new(KeyedReduceStage {
                     ctx: ctx.clone(),
                     key: Arc::new(SharedKey(Arc::clone(&key))),
                     reduce: Arc::clone(&reduce),
-                    state: FxHashMap::default(),
+                    state,
                     out: superflow_runtime::Records::default(),
                     next,
                 })

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use superflow_core::{Data, Key, UserError};
+use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{
     processing_time_now, Consumer, Records, StageContext, WakeUp, WatermarkEvent,
 };
@@ -18,7 +19,7 @@ use crate::stages::emit;
 use crate::state::{
     AggregatingState, AggregatingStateDescriptor, KeyedStateBackend, ListState,
     ListStateDescriptor, MapState, MapStateDescriptor, ReducingState, ReducingStateDescriptor,
-    ValueState, ValueStateDescriptor,
+    StateValue, ValueState, ValueStateDescriptor,
 };
 
 /// A keyed process function (Flink's `KeyedProcessFunction`): handles each record with
@@ -113,7 +114,7 @@ impl<K: Key> KeyedProcessContext<K> {
     }
 
     /// The value state `descriptor` of the current key.
-    pub fn get_state<T: Clone + 'static>(
+    pub fn get_state<T: StateValue>(
         &mut self,
         descriptor: &ValueStateDescriptor<T>,
     ) -> ValueState<'_, K, T> {
@@ -121,7 +122,7 @@ impl<K: Key> KeyedProcessContext<K> {
     }
 
     /// The list state `descriptor` of the current key.
-    pub fn get_list_state<T: Clone + 'static>(
+    pub fn get_list_state<T: StateValue>(
         &mut self,
         descriptor: &ListStateDescriptor<T>,
     ) -> ListState<'_, K, T> {
@@ -129,7 +130,7 @@ impl<K: Key> KeyedProcessContext<K> {
     }
 
     /// The map state `descriptor` of the current key.
-    pub fn get_map_state<MK: Hash + Eq + Clone + 'static, MV: Clone + 'static>(
+    pub fn get_map_state<MK: StateValue + Hash + Eq, MV: StateValue>(
         &mut self,
         descriptor: &MapStateDescriptor<MK, MV>,
     ) -> MapState<'_, K, MK, MV> {
@@ -137,7 +138,7 @@ impl<K: Key> KeyedProcessContext<K> {
     }
 
     /// The reducing state `descriptor` of the current key.
-    pub fn get_reducing_state<'a, T: Clone + 'static>(
+    pub fn get_reducing_state<'a, T: StateValue>(
         &'a mut self,
         descriptor: &'a ReducingStateDescriptor<T>,
     ) -> ReducingState<'a, K, T> {
@@ -145,7 +146,7 @@ impl<K: Key> KeyedProcessContext<K> {
     }
 
     /// The aggregating state `descriptor` of the current key.
-    pub fn get_aggregating_state<'a, IN, ACC: 'static, OUT>(
+    pub fn get_aggregating_state<'a, IN, ACC: StateValue, OUT>(
         &'a mut self,
         descriptor: &'a AggregatingStateDescriptor<IN, ACC, OUT>,
     ) -> AggregatingState<'a, K, IN, ACC, OUT> {
@@ -172,14 +173,16 @@ impl<K: Key> KeyedProcessContext<K> {
             crate::stages::runtime_context(ctx),
             chain.side_output_sink(),
         );
-        KeyedProcessContext {
+        let context = KeyedProcessContext {
             base,
             key: None,
-            state: KeyedStateBackend::default(),
-            timers: TimerService::new(),
+            state: KeyedStateBackend::restored(ctx),
+            timers: restored_timers(ctx),
             domain: None,
             wake: chain.wake_up(),
-        }
+        };
+        context.request_next_wake_up();
+        context
     }
 
     /// Sets the record being handled.
@@ -215,6 +218,12 @@ impl<K: Key> KeyedProcessContext<K> {
     }
 
     /// Schedules the operator for the next processing-time timer.
+    /// Writes the keyed state and timers into a checkpoint.
+    pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
+        self.state.snapshot(ctx, out);
+        snapshot_timers(ctx, &self.timers, out);
+    }
+
     pub(crate) fn request_next_wake_up(&self) {
         if let Some(next) = self.timers.next_processing_time() {
             self.wake.request(next);
@@ -268,6 +277,28 @@ impl<K: Key> KeyedTimerService<'_, K> {
         self.ctx
             .timers
             .delete(TimeDomain::ProcessingTime, &key, &(), time);
+    }
+}
+
+/// The name of a keyed function's timers in checkpoints.
+pub(crate) const TIMERS_STATE: &str = "timers";
+
+/// The timers of this subtask's key groups in the checkpoint the job restores from.
+pub(crate) fn restored_timers<K: Key, N: Key>(ctx: &StageContext) -> TimerService<K, N> {
+    let mut timers = TimerService::new();
+    ctx.restore_keyed(TIMERS_STATE, |bytes, range| timers.restore(bytes, range));
+    timers
+}
+
+/// Writes `timers` into a checkpoint.
+pub(crate) fn snapshot_timers<K: Key, N: Key>(
+    ctx: &StageContext,
+    timers: &TimerService<K, N>,
+    out: &mut OperatorSnapshot,
+) {
+    match timers.snapshot(ctx.max_parallelism, superflow_state::Compression::None) {
+        Ok(bytes) => out.add_keyed(ctx.state_id(TIMERS_STATE), bytes),
+        Err(e) => ctx.fail(format!("cannot write timers to a checkpoint: {e}")),
     }
 }
 
@@ -389,5 +420,10 @@ where
             crate::stages::close_at_end(&self.ctx, || function.close());
         }
         self.next.finish();
+    }
+
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        self.context.snapshot(&self.ctx, out);
+        self.next.snapshot(out);
     }
 }

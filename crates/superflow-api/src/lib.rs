@@ -16,6 +16,7 @@ mod nodes;
 mod stages;
 pub mod state;
 pub mod stream;
+mod two_phase;
 pub mod watermark;
 pub mod window;
 
@@ -33,8 +34,8 @@ pub use keyed::KeyedStream;
 pub use keyed_process::{KeyedProcessContext, KeyedProcessFunction, KeyedTimerService};
 pub use state::{
     AggregatingState, AggregatingStateDescriptor, ListState, ListStateDescriptor, MapState,
-    MapStateDescriptor, ReducingState, ReducingStateDescriptor, StateTtlConfig, StateVisibility,
-    UpdateType, ValueState, ValueStateDescriptor,
+    MapStateDescriptor, ReducingState, ReducingStateDescriptor, StateTtlConfig, StateValue,
+    StateVisibility, UpdateType, ValueState, ValueStateDescriptor,
 };
 pub use stream::{ConnectedStreams, DataStream};
 pub use superflow_state::TimeDomain;

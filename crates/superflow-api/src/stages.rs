@@ -2,15 +2,16 @@
 //! user function over every record (inlined: the function type is a generic
 //! parameter), and pushes its output batch to the next stage.
 
-use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use superflow_connectors::{SinkContext, SinkFunction};
-use superflow_core::Data;
+use superflow_core::{Data, ExchangeData, Key};
+use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{
-    forward_time_signals, BinaryConsumer, Consumer, Records, SideOutputSink, StageContext,
+    forward_snapshot, forward_time_signals, BinaryConsumer, Consumer, Records, SideOutputSink,
+    StageContext,
 };
 
 use crate::functions::{
@@ -60,6 +61,7 @@ impl<I: Data, O: Data, F: MapFunction<I, O>> Consumer<I> for MapStage<I, O, F> {
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
     forward_time_signals!(next);
+    forward_snapshot!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -79,6 +81,7 @@ impl<T: Data, F: FilterFunction<T>> Consumer<T> for FilterStage<T, F> {
         emit(&self.ctx, batch, &mut self.next);
     }
     forward_time_signals!(next);
+    forward_snapshot!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -105,6 +108,7 @@ impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I,
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
     forward_time_signals!(next);
+    forward_snapshot!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -201,6 +205,7 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
     fn on_processing_time(&mut self, now: i64) {
         self.next.on_processing_time(now);
     }
+    forward_snapshot!(next);
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();
@@ -221,10 +226,15 @@ pub(crate) struct KeyedReduceStage<T, K, KS, R> {
     pub next: Box<dyn Consumer<T>>,
 }
 
+impl<T, K, KS, R> KeyedReduceStage<T, K, KS, R> {
+    /// The name of the per-key results in checkpoints.
+    pub const STATE: &'static str = "reduce";
+}
+
 impl<T, K, KS, R> Consumer<T> for KeyedReduceStage<T, K, KS, R>
 where
-    T: Data,
-    K: Data + Hash + Eq,
+    T: ExchangeData,
+    K: Key,
     KS: KeySelector<T, K>,
     R: ReduceFunction<T>,
 {
@@ -249,6 +259,36 @@ where
     forward_time_signals!(next);
     fn finish(&mut self) {
         self.next.finish();
+    }
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        let entries = self
+            .state
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, &(), v)));
+        snapshot_keyed(&self.ctx, out, Self::STATE, entries);
+        self.next.snapshot(out);
+    }
+}
+
+/// Writes keyed state `name` of a stage into a checkpoint; failing to encode it fails the
+/// job, naming the state.
+pub(crate) fn snapshot_keyed<'a, K, N, V>(
+    ctx: &StageContext,
+    out: &mut OperatorSnapshot,
+    name: &str,
+    entries: impl Iterator<Item = (&'a K, &'a N, &'a V)>,
+) where
+    K: Key + 'a,
+    N: serde::Serialize + 'a,
+    V: serde::Serialize + 'a,
+{
+    match superflow_state::write_keyed_snapshot(
+        entries,
+        ctx.max_parallelism,
+        superflow_state::Compression::None,
+    ) {
+        Ok(bytes) => out.add_keyed(ctx.state_id(name), bytes),
+        Err(e) => ctx.fail(format!("cannot write state '{name}' to a checkpoint: {e}")),
     }
 }
 
@@ -287,6 +327,9 @@ impl<T: Data, S: SinkFunction<T>> Consumer<T> for SinkStage<T, S> {
     }
     fn watermark(&mut self, _event: superflow_runtime::WatermarkEvent) {}
     fn on_processing_time(&mut self, _now: i64) {}
+    // A plain sink writes as records come (at least once after a restore); exactly-once
+    // output goes through a `TwoPhaseCommitSink`.
+    fn snapshot(&mut self, _out: &mut superflow_runtime::checkpoint::OperatorSnapshot) {}
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();
@@ -326,6 +369,7 @@ impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
     forward_time_signals!(next);
+    forward_snapshot!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -365,6 +409,7 @@ impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A,
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
     forward_time_signals!(next);
+    forward_snapshot!(next);
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -380,6 +425,7 @@ impl<T: Data> Consumer<T> for Identity<T> {
         self.next.push(batch);
     }
     forward_time_signals!(next);
+    forward_snapshot!(next);
     fn finish(&mut self) {
         self.next.finish();
     }

@@ -11,8 +11,11 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use superflow_core::Key;
-use superflow_state::KeyedStore;
+use serde::{de::DeserializeOwned, Serialize};
+use superflow_core::{Key, KeyGroupRange};
+use superflow_runtime::checkpoint::OperatorSnapshot;
+use superflow_runtime::StageContext;
+use superflow_state::{Compression, KeyedStore, SnapshotError};
 
 use crate::functions::ReduceFunction;
 use crate::window::AggregateFunction;
@@ -47,6 +50,7 @@ pub struct StateTtlConfig {
     update_type: UpdateType,
     visibility: StateVisibility,
     cleanup_every: Option<u64>,
+    cleanup_full_snapshot: bool,
     clock: Clock,
 }
 
@@ -69,6 +73,7 @@ impl StateTtlConfig {
             update_type: UpdateType::OnCreateAndWrite,
             visibility: StateVisibility::NeverReturnExpired,
             cleanup_every: None,
+            cleanup_full_snapshot: false,
             clock: Arc::new(superflow_runtime::processing_time_now),
         }
     }
@@ -91,6 +96,13 @@ impl StateTtlConfig {
         self
     }
 
+    /// Leaves expired values out of checkpoints (and drops them from memory when one is
+    /// taken), as Flink's `cleanupFullSnapshot`.
+    pub fn cleanup_full_snapshot(mut self) -> Self {
+        self.cleanup_full_snapshot = true;
+        self
+    }
+
     /// Reads time from `clock` (milliseconds) instead of the wall clock: for tests.
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -102,8 +114,9 @@ impl StateTtlConfig {
     }
 }
 
-/// A stored value and when its time to live last restarted.
-#[derive(Debug, Clone)]
+/// A stored value and when its time to live last restarted (kept in checkpoints, so
+/// the time to live goes on after a restore).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Stamped<T> {
     value: T,
     stamp: i64,
@@ -285,15 +298,65 @@ impl<IN, ACC, OUT> Clone for AggregatingStateDescriptor<IN, ACC, OUT> {
     }
 }
 
-/// One declared state: its values and how many times it was accessed.
+/// The `&'static str` for a state name read from a checkpoint. Names come from code (a
+/// handful per job), so each distinct one is leaked once and shared.
+pub(crate) fn intern(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = match NAMES.lock() {
+        Ok(names) => names,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
+/// A value kept in keyed state: cloned on read, serialized into checkpoints.
+pub trait StateValue: Clone + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Serialize + DeserializeOwned + 'static> StateValue for T {}
+
+/// One declared state: its values, how many times it was accessed, and how expired
+/// values are swept out.
 struct DeclaredState<K, S> {
     store: KeyedStore<K, (), S>,
     accesses: u64,
+    ttl: Ttl,
+    live: fn(&mut S, &Ttl, i64) -> bool,
 }
 
-/// The keyed states a function declared on one operator subtask, by name.
+/// A declared state whose value type is erased: what the backend needs for checkpoints.
+trait ErasedState {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn snapshot(&mut self, max_parallelism: usize) -> Result<Vec<u8>, SnapshotError>;
+}
+
+impl<K: Key, S: Serialize + DeserializeOwned + 'static> ErasedState for DeclaredState<K, S> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn snapshot(&mut self, max_parallelism: usize) -> Result<Vec<u8>, SnapshotError> {
+        if self
+            .ttl
+            .config
+            .as_ref()
+            .is_some_and(|c| c.cleanup_full_snapshot)
+        {
+            let (ttl, live, now) = (&self.ttl, self.live, self.ttl.now());
+            self.store.retain(|_, _, v| live(v, ttl, now));
+        }
+        self.store.snapshot(max_parallelism, Compression::None)
+    }
+}
+
+/// The keyed states a function declared on one operator subtask, by name, and the
+/// restored states it has not declared yet (carried into checkpoints as they are).
 pub struct KeyedStateBackend<K> {
-    states: HashMap<String, Box<dyn Any>>,
+    states: HashMap<String, Box<dyn ErasedState>>,
+    carried: HashMap<String, Vec<Vec<u8>>>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -301,28 +364,89 @@ impl<K> Default for KeyedStateBackend<K> {
     fn default() -> Self {
         KeyedStateBackend {
             states: HashMap::new(),
+            carried: HashMap::new(),
             _key: PhantomData,
         }
     }
 }
 
+/// The prefix of declared states' names in checkpoints.
+const STATE_PREFIX: &str = "state/";
+
 impl<K: Key> KeyedStateBackend<K> {
+    /// A backend holding this subtask's key groups of the declared states in the
+    /// checkpoint the job restores from.
+    pub(crate) fn restored(ctx: &StageContext) -> Self {
+        let mut backend = KeyedStateBackend::default();
+        let Some(restored) = ctx.restored.as_ref() else {
+            return backend;
+        };
+        let prefix = ctx.state_id(STATE_PREFIX);
+        let range = ctx.key_group_range();
+        for id in restored.states() {
+            let Some(name) = id.strip_prefix(&prefix) else {
+                continue;
+            };
+            for part in restored.keyed_parts(id) {
+                match superflow_state::filter_keyed_snapshot(part, range) {
+                    Ok(mine) => backend
+                        .carried
+                        .entry(name.to_string())
+                        .or_default()
+                        .push(mine),
+                    Err(e) => ctx.fail(format!("cannot restore state '{name}': {e}")),
+                }
+            }
+        }
+        backend
+    }
+
+    /// Writes every state into a checkpoint.
+    pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
+        for (name, state) in &mut self.states {
+            match state.snapshot(ctx.max_parallelism) {
+                Ok(bytes) => out.add_keyed(ctx.state_id(&format!("{STATE_PREFIX}{name}")), bytes),
+                Err(e) => ctx.fail(format!("cannot write state '{name}' to a checkpoint: {e}")),
+            }
+        }
+        for (name, parts) in &self.carried {
+            for part in parts {
+                out.add_keyed(ctx.state_id(&format!("{STATE_PREFIX}{name}")), part.clone());
+            }
+        }
+    }
+
     /// The store of state `name`, holding values of type `S`; every `n`-th access
     /// sweeps expired values out with `live` when the state has incremental cleanup.
-    fn store<S: 'static>(
+    fn store<S: Serialize + DeserializeOwned + 'static>(
         &mut self,
         name: &str,
         kind: &str,
         ttl: &Ttl,
         live: fn(&mut S, &Ttl, i64) -> bool,
     ) -> &mut KeyedStore<K, (), S> {
-        let slot = self.states.entry(name.to_string()).or_insert_with(|| {
-            Box::new(DeclaredState::<K, S> {
-                store: KeyedStore::new(),
-                accesses: 0,
-            })
-        });
-        let Some(state) = slot.downcast_mut::<DeclaredState<K, S>>() else {
+        if !self.states.contains_key(name) {
+            let mut store = KeyedStore::new();
+            for part in self.carried.remove(name).unwrap_or_default() {
+                if let Err(e) = store.restore(&part, KeyGroupRange::all()) {
+                    panic!("state '{name}' cannot be restored as {kind}: {e}");
+                }
+            }
+            self.states.insert(
+                name.to_string(),
+                Box::new(DeclaredState::<K, S> {
+                    store,
+                    accesses: 0,
+                    ttl: ttl.clone(),
+                    live,
+                }),
+            );
+        }
+        let Some(state) = self
+            .states
+            .get_mut(name)
+            .and_then(|s| s.as_any_mut().downcast_mut::<DeclaredState<K, S>>())
+        else {
             panic!(
                 "state '{name}' is declared twice with different types (here as {kind}); give each state its own name"
             )
@@ -619,7 +743,7 @@ impl<K: Key, IN: 'static, ACC: Clone + 'static, OUT: 'static>
 
 impl<K: Key> KeyedStateBackend<K> {
     /// The value state `descriptor` of `key`.
-    pub fn value<'a, T: 'static>(
+    pub fn value<'a, T: StateValue>(
         &'a mut self,
         descriptor: &ValueStateDescriptor<T>,
         key: &'a K,
@@ -633,7 +757,7 @@ impl<K: Key> KeyedStateBackend<K> {
     }
 
     /// The list state `descriptor` of `key`.
-    pub fn list<'a, T: 'static>(
+    pub fn list<'a, T: StateValue>(
         &'a mut self,
         descriptor: &ListStateDescriptor<T>,
         key: &'a K,
@@ -647,7 +771,7 @@ impl<K: Key> KeyedStateBackend<K> {
     }
 
     /// The map state `descriptor` of `key`.
-    pub fn map<'a, MK: 'static, MV: 'static>(
+    pub fn map<'a, MK: StateValue + Hash + Eq, MV: StateValue>(
         &'a mut self,
         descriptor: &MapStateDescriptor<MK, MV>,
         key: &'a K,
@@ -661,7 +785,7 @@ impl<K: Key> KeyedStateBackend<K> {
     }
 
     /// The reducing state `descriptor` of `key`.
-    pub fn reducing<'a, T: 'static>(
+    pub fn reducing<'a, T: StateValue>(
         &'a mut self,
         descriptor: &'a ReducingStateDescriptor<T>,
         key: &'a K,
@@ -676,7 +800,7 @@ impl<K: Key> KeyedStateBackend<K> {
     }
 
     /// The aggregating state `descriptor` of `key`.
-    pub fn aggregating<'a, IN, ACC: 'static, OUT>(
+    pub fn aggregating<'a, IN, ACC: StateValue, OUT>(
         &'a mut self,
         descriptor: &'a AggregatingStateDescriptor<IN, ACC, OUT>,
         key: &'a K,
@@ -830,7 +954,10 @@ mod tests {
             backend
                 .states
                 .get_mut("v")
-                .and_then(|s| s.downcast_mut::<DeclaredState<u64, Stamped<u64>>>())
+                .and_then(|s| {
+                    s.as_any_mut()
+                        .downcast_mut::<DeclaredState<u64, Stamped<u64>>>()
+                })
                 .map(|s| (s.store.len(), s.store.capacity()))
                 .unwrap_or_default()
         };

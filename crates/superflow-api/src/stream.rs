@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::{de::DeserializeOwned, Serialize};
-use superflow_connectors::{PrintSink, SinkFunction, TextFileSink, WriteMode};
+use superflow_connectors::{PrintSink, SinkFunction, TextFileSink, TwoPhaseCommitSink, WriteMode};
 use superflow_core::{
     subtask_for_key, Data, ExchangeData, JobError, Key, RecordDisplay, UserError,
 };
@@ -483,6 +483,28 @@ impl<T: Data> DataStream<T> {
                     opened: false,
                     _in: PhantomData,
                 })
+            }),
+        )
+    }
+
+    /// Writes every record to a transactional sink (Flink's `sinkTo` with a
+    /// `TwoPhaseCommitSinkFunction`): exactly-once output with checkpoints; without
+    /// them, the output is committed when the job finishes.
+    pub fn sink_to<S: TwoPhaseCommitSink<T> + Clone>(&self, sink: S) -> DataStream<()> {
+        let prototype = Mutex::new(sink);
+        self.one_input(
+            "Transactional Sink",
+            NodeKind::Sink,
+            Arc::new(move |ctx, chain, _next| {
+                let sink = match prototype.lock() {
+                    Ok(sink) => sink.clone(),
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
+                Box::new(crate::two_phase::TwoPhaseCommitStage::new(
+                    ctx,
+                    chain.wake_up(),
+                    sink,
+                ))
             }),
         )
     }

@@ -382,6 +382,10 @@ impl<T: Data, A: TimestampAssigner<T>> Consumer<T> for TimestampsAndWatermarksSt
     fn finish(&mut self) {
         self.next.finish();
     }
+
+    // The generator starts afresh after a restore, as in Flink: the replayed records
+    // bring the watermark back.
+    superflow_runtime::forward_snapshot!(next);
 }
 
 #[cfg(test)]

@@ -39,6 +39,23 @@ impl<T: Data + Sync> SourceFunction<T> for CollectionSource<T> {
             next: 0,
         }))
     }
+
+    fn restore_reader(
+        &self,
+        splits: Vec<Vec<u8>>,
+        _subtask: usize,
+        _parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+        // One split at most: the index of the next element. No split: all were read.
+        let next = match splits.first() {
+            Some(bytes) => crate::decode_split::<u64>(bytes)? as usize,
+            None => self.items.len(),
+        };
+        Ok(Box::new(CollectionReader {
+            items: Arc::clone(&self.items),
+            next: next.min(self.items.len()),
+        }))
+    }
 }
 
 struct CollectionReader<T> {
@@ -56,5 +73,9 @@ impl<T: Data> SourceReader<T> for CollectionReader<T> {
         } else {
             SourcePoll::Ready
         })
+    }
+
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        crate::encode_splits(&[self.next as u64])
     }
 }

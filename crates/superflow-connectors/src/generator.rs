@@ -46,29 +46,53 @@ impl SourceFunction<i64> for SequenceSource {
         let (start, end) = self.split(subtask, parallelism);
         let next = (self.from as i128 + start as i128) as i64;
         Ok(Box::new(SequenceReader {
-            next,
-            remaining: (end - start) as u64,
+            ranges: vec![(next, (end - start) as u64)],
         }))
+    }
+
+    fn restore_reader(
+        &self,
+        splits: Vec<Vec<u8>>,
+        _subtask: usize,
+        _parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<i64>>, SourceError> {
+        let mut ranges = splits
+            .iter()
+            .map(|bytes| crate::decode_split::<(i64, u64)>(bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        ranges.reverse();
+        Ok(Box::new(SequenceReader { ranges }))
     }
 }
 
+/// Reads ranges `(next, remaining)`, the last one first.
 struct SequenceReader {
-    next: i64,
-    remaining: u64,
+    ranges: Vec<(i64, u64)>,
 }
 
 impl SourceReader<i64> for SequenceReader {
     fn poll(&mut self, out: &mut Vec<i64>, max: usize) -> Result<SourcePoll, SourceError> {
-        let n = (max as u64).min(self.remaining);
-        let start = self.next;
+        while self.ranges.last().is_some_and(|r| r.1 == 0) {
+            self.ranges.pop();
+        }
+        let Some((next, remaining)) = self.ranges.last_mut() else {
+            return Ok(SourcePoll::Finished);
+        };
+        let n = (max as u64).min(*remaining);
+        let start = *next;
         out.extend((0..n as i64).map(|k| start.wrapping_add(k)));
-        self.next = start.wrapping_add(n as i64);
-        self.remaining -= n;
-        Ok(if self.remaining == 0 {
+        *next = start.wrapping_add(n as i64);
+        *remaining -= n;
+        Ok(if self.ranges.iter().all(|r| r.1 == 0) {
             SourcePoll::Finished
         } else {
             SourcePoll::Ready
         })
+    }
+
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        let live: Vec<(i64, u64)> = self.ranges.iter().rev().copied().collect();
+        crate::encode_splits(&live)
     }
 }
 
@@ -117,8 +141,29 @@ impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T>
     ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
         Ok(Box::new(GeneratorReader {
             generate: self.generate.clone(),
-            next: subtask as u64,
-            step: parallelism as u64,
+            splits: vec![(subtask as u64, parallelism as u64)],
+            turn: 0,
+            count: self.count,
+            rate: self.rate.map(|r| r / parallelism as f64),
+            started: Instant::now(),
+            emitted: 0,
+        }))
+    }
+
+    fn restore_reader(
+        &self,
+        splits: Vec<Vec<u8>>,
+        _subtask: usize,
+        parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+        let splits = splits
+            .iter()
+            .map(|bytes| crate::decode_split::<(u64, u64)>(bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::new(GeneratorReader {
+            generate: self.generate.clone(),
+            splits,
+            turn: 0,
             count: self.count,
             rate: self.rate.map(|r| r / parallelism as f64),
             started: Instant::now(),
@@ -127,10 +172,11 @@ impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T>
     }
 }
 
+/// Generates the indexes of its splits `(next, step)`, taking turns between them.
 struct GeneratorReader<F> {
     generate: F,
-    next: u64,
-    step: u64,
+    splits: Vec<(u64, u64)>,
+    turn: usize,
     count: Option<u64>,
     rate: Option<f64>,
     started: Instant,
@@ -148,18 +194,32 @@ impl<T, F: Fn(u64) -> T> SourceReader<T> for GeneratorReader<F> {
                 return Ok(SourcePoll::Pending(wait));
             }
         }
+        if let Some(count) = self.count {
+            self.splits.retain(|&(next, _)| next < count);
+        }
         for _ in 0..budget {
-            if self.count.is_some_and(|c| self.next >= c) {
+            if self.splits.is_empty() {
                 return Ok(SourcePoll::Finished);
             }
-            out.push((self.generate)(self.next));
-            self.next += self.step;
+            self.turn %= self.splits.len();
+            let (next, step) = &mut self.splits[self.turn];
+            out.push((self.generate)(*next));
+            *next += *step;
+            if self.count.is_some_and(|c| *next >= c) {
+                self.splits.remove(self.turn);
+            } else {
+                self.turn += 1;
+            }
             self.emitted += 1;
         }
-        if self.count.is_some_and(|c| self.next >= c) {
+        if self.splits.is_empty() {
             return Ok(SourcePoll::Finished);
         }
         Ok(SourcePoll::Ready)
+    }
+
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        crate::encode_splits(&self.splits)
     }
 }
 

@@ -11,9 +11,29 @@ pub mod generator;
 pub mod sink;
 pub mod socket;
 pub mod text_file;
+pub mod transactional;
 
 pub use collection::CollectionSource;
 pub use generator::{DataGeneratorSource, SequenceSource};
 pub use sink::{PrintSink, SinkContext, SinkFunction, TextFileSink, WriteMode};
 pub use socket::SocketTextSource;
 pub use text_file::TextFileSource;
+pub use transactional::{
+    FileSink, FileTransaction, RollingPolicy, TransactionContext, TwoPhaseCommitSink,
+};
+
+/// Encodes a reader's splits for a checkpoint.
+pub(crate) fn encode_splits<S: serde::Serialize>(splits: &[S]) -> Option<Vec<Vec<u8>>> {
+    splits.iter().map(|s| postcard::to_stdvec(s).ok()).collect()
+}
+
+/// Decodes one split written by [`encode_splits`].
+pub(crate) fn decode_split<S: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<S, superflow_runtime::SourceError> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        superflow_runtime::SourceError::new(format!(
+            "the source's position in the checkpoint cannot be read: {e}"
+        ))
+    })
+}

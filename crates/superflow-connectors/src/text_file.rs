@@ -97,8 +97,38 @@ impl SourceFunction<String> for TextFileSource {
             current: None,
         }))
     }
+
+    fn restore_reader(
+        &self,
+        splits: Vec<Vec<u8>>,
+        _subtask: usize,
+        _parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
+        let mut restored = Vec::with_capacity(splits.len());
+        for bytes in &splits {
+            let (path, start, end) = crate::decode_split::<(PathBuf, u64, u64)>(bytes)?;
+            let len = std::fs::metadata(&path)
+                .map_err(|e| {
+                    SourceError::new(format!("cannot resume reading '{}': {e}", path.display()))
+                })?
+                .len();
+            if len < end {
+                return Err(SourceError::new(format!(
+                    "cannot resume reading '{}': it has {len} bytes, fewer than the {end} it had when the checkpoint was taken",
+                    path.display()
+                )));
+            }
+            restored.push(Split { path, start, end });
+        }
+        Ok(Box::new(TextFileReader {
+            splits: restored.into_iter().rev().collect(),
+            current: None,
+        }))
+    }
 }
 
+/// A byte range of a file; its first line starts at `start` or after it (a range
+/// that starts inside a line leaves that line to the range before).
 struct Split {
     path: PathBuf,
     start: u64,
@@ -162,6 +192,22 @@ fn line_number(path: &Path, offset: u64) -> Option<u64> {
 }
 
 impl SourceReader<String> for TextFileReader {
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        // The open split resumes at the line after the last one read: its position is
+        // a line start, so reopening it skips nothing.
+        let current = self
+            .current
+            .as_ref()
+            .map(|s| (s.path.clone(), s.position, s.end));
+        let pending = self
+            .splits
+            .iter()
+            .rev()
+            .map(|s| (s.path.clone(), s.start, s.end));
+        let all: Vec<(PathBuf, u64, u64)> = current.into_iter().chain(pending).collect();
+        crate::encode_splits(&all)
+    }
+
     fn poll(&mut self, out: &mut Vec<String>, max: usize) -> Result<SourcePoll, SourceError> {
         let mut produced = 0;
         while produced < max {

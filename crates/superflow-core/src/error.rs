@@ -64,6 +64,9 @@ pub enum JobError {
     /// The cluster configuration (processes, addresses) is wrong, or the network failed.
     #[error("cluster error: {0}")]
     Cluster(String),
+    /// A checkpoint or savepoint could not be restored, or checkpointing is misconfigured.
+    #[error("checkpoint error: {0}")]
+    Checkpoint(String),
     /// The job was cancelled before it finished.
     #[error("job was cancelled")]
     Cancelled,

@@ -22,6 +22,14 @@ pub struct KeyGroupRange {
 }
 
 impl KeyGroupRange {
+    /// Every key group.
+    pub fn all() -> KeyGroupRange {
+        KeyGroupRange {
+            start: 0,
+            end: usize::MAX,
+        }
+    }
+
     /// Whether `key_group` falls in this range.
     pub fn contains(&self, key_group: usize) -> bool {
         key_group >= self.start && key_group <= self.end

@@ -14,6 +14,7 @@ impl<T: Clone + Send + 'static> Data for T {}
 pub trait ExchangeData: Data + Serialize + DeserializeOwned {}
 impl<T: Data + Serialize + DeserializeOwned> ExchangeData for T {}
 
-/// A key of a keyed stream: hashed into a key group, compared for equality.
-pub trait Key: Data + Hash + Eq {}
-impl<T: Data + Hash + Eq> Key for T {}
+/// A key of a keyed stream: hashed into a key group, compared for equality, and
+/// serialized with the keyed state it addresses in checkpoints.
+pub trait Key: Data + Hash + Eq + Serialize + DeserializeOwned {}
+impl<T: Data + Hash + Eq + Serialize + DeserializeOwned> Key for T {}

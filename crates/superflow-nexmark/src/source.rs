@@ -72,10 +72,10 @@ impl NexmarkSource {
     }
 }
 
+/// Generates the events of its splits (`next, next + step, ...` each), taking turns.
 struct NexmarkReader {
-    generator: EventGenerator,
-    next: u64,
-    step: u64,
+    splits: Vec<NexmarkSplit>,
+    turn: usize,
     total: u64,
     linger: Duration,
     done_at: Option<Instant>,
@@ -91,13 +91,32 @@ impl SourceFunction<Event> for NexmarkSource {
         subtask: usize,
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<Event>>, SourceError> {
-        let generator = EventGenerator::new(self.settings.config())
-            .with_offset(subtask as u64)
-            .with_step(parallelism as u64);
         Ok(Box::new(NexmarkReader {
-            generator,
-            next: subtask as u64,
-            step: parallelism as u64,
+            splits: vec![self.split(subtask as u64, parallelism as u64)],
+            turn: 0,
+            total: self.settings.events,
+            linger: self.settings.linger,
+            done_at: None,
+        }))
+    }
+
+    fn restore_reader(
+        &self,
+        splits: Vec<Vec<u8>>,
+        _subtask: usize,
+        _parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<Event>>, SourceError> {
+        let splits = splits
+            .iter()
+            .map(|bytes| {
+                postcard::from_bytes::<(u64, u64)>(bytes)
+                    .map(|(next, step)| self.split(next, step))
+                    .map_err(|e| SourceError::new(format!("bad Nexmark position: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::new(NexmarkReader {
+            splits,
+            turn: 0,
             total: self.settings.events,
             linger: self.settings.linger,
             done_at: None,
@@ -105,18 +124,46 @@ impl SourceFunction<Event> for NexmarkSource {
     }
 }
 
+/// Events `next, next + step, ...` of the generator.
+struct NexmarkSplit {
+    generator: EventGenerator,
+    next: u64,
+    step: u64,
+}
+
+impl NexmarkSource {
+    fn split(&self, next: u64, step: u64) -> NexmarkSplit {
+        NexmarkSplit {
+            generator: EventGenerator::new(self.settings.config())
+                .with_offset(next)
+                .with_step(step),
+            next,
+            step,
+        }
+    }
+}
+
 impl SourceReader<Event> for NexmarkReader {
     fn poll(&mut self, out: &mut Vec<Event>, max: usize) -> Result<SourcePoll, SourceError> {
+        let total = self.total;
+        self.splits.retain(|s| s.next < total);
         let mut made = 0;
-        while made < max && self.next < self.total {
-            match self.generator.next() {
+        while made < max && !self.splits.is_empty() {
+            self.turn %= self.splits.len();
+            let split = &mut self.splits[self.turn];
+            match split.generator.next() {
                 Some(event) => out.push(event),
                 None => return Ok(SourcePoll::Finished),
             }
-            self.next += self.step;
+            split.next += split.step;
+            if split.next >= total {
+                self.splits.remove(self.turn);
+            } else {
+                self.turn += 1;
+            }
             made += 1;
         }
-        if self.next < self.total {
+        if !self.splits.is_empty() {
             return Ok(SourcePoll::Ready);
         }
         let done_at = *self.done_at.get_or_insert_with(Instant::now);
@@ -125,6 +172,13 @@ impl SourceReader<Event> for NexmarkReader {
         } else {
             Ok(SourcePoll::Pending(Duration::from_millis(10)))
         }
+    }
+
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        self.splits
+            .iter()
+            .map(|s| postcard::to_stdvec(&(s.next, s.step)).ok())
+            .collect()
     }
 }
 

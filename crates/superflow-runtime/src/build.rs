@@ -24,6 +24,10 @@ use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
 use crate::batch::{Batch, DecodeFn, Records};
+use crate::checkpoint::{
+    checkpoint_epoch, checkpoint_of_epoch, CheckpointCoordinator, InstanceId, OperatorSnapshot,
+    PartReport, RestoredState,
+};
 use crate::control::JobControl;
 use crate::exchange::{self, PartitionKind, Partitioner, RouteContext, TaggedBatchRouter};
 use crate::failure::{guard, raise};
@@ -72,6 +76,19 @@ pub trait Consumer<T>: 'static {
     fn on_processing_time(&mut self, now: i64);
     /// The input is exhausted: flush and close.
     fn finish(&mut self);
+    /// Writes the stage's state for a checkpoint, then asks the next stage to
+    /// ([`forward_snapshot!`](crate::forward_snapshot) does that for stateless stages).
+    fn snapshot(&mut self, out: &mut OperatorSnapshot);
+}
+
+/// Implements [`Consumer::snapshot`] for a stage without state of its own.
+#[macro_export]
+macro_rules! forward_snapshot {
+    ($next:ident) => {
+        fn snapshot(&mut self, out: &mut $crate::checkpoint::OperatorSnapshot) {
+            self.$next.snapshot(out)
+        }
+    };
 }
 
 /// Implements [`Consumer::watermark`] and [`Consumer::on_processing_time`] for a stage
@@ -172,6 +189,7 @@ impl<T: Data> Consumer<T> for QueueTail {
     }
     fn on_processing_time(&mut self, _now: i64) {}
     fn finish(&mut self) {}
+    fn snapshot(&mut self, _out: &mut OperatorSnapshot) {}
 }
 
 /// Where a stage puts side-output records: batches tagged with the side output's tag,
@@ -215,6 +233,13 @@ pub struct StageContext {
     pub max_parallelism: usize,
     /// The operator's record counters on this worker.
     pub counters: Rc<OperatorCounters>,
+    /// The name its state is stored under: the node's uid, or one derived from its
+    /// position and name.
+    pub uid: Arc<str>,
+    /// The checkpoint the job restores from, if any.
+    pub restored: Option<Arc<RestoredState>>,
+    /// The job's checkpoint coordinator.
+    pub checkpoints: Arc<CheckpointCoordinator>,
 }
 
 impl StageContext {
@@ -227,6 +252,64 @@ impl StageContext {
     /// Fails the job with an error of this operator.
     pub fn fail(&self, cause: impl std::fmt::Display) -> ! {
         raise(&self.name, self.subtask, cause)
+    }
+
+    /// The id of this operator's state `name` in checkpoints.
+    pub fn state_id(&self, name: &str) -> String {
+        format!("{}/{name}", self.uid)
+    }
+
+    /// The key groups this subtask owns.
+    pub fn key_group_range(&self) -> superflow_core::KeyGroupRange {
+        superflow_core::key_group_range_for_subtask(
+            self.max_parallelism,
+            self.parallelism,
+            self.subtask,
+        )
+    }
+
+    /// The latest completed checkpoint (transactional sinks commit up to it).
+    pub fn completed_checkpoint(&self) -> u64 {
+        self.checkpoints.completed()
+    }
+
+    /// The elements of list state `name` this subtask restores (none on a fresh start).
+    /// A state that cannot be decoded fails the job, naming it.
+    pub fn restore_list<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<Vec<T>> {
+        let restored = self.restored.as_ref()?;
+        let id = self.state_id(name);
+        if !restored.contains(&id) {
+            return None;
+        }
+        match restored.list(&id, self.subtask, self.parallelism) {
+            Ok(items) => Some(items),
+            Err(e) => self.fail(format!(
+                "cannot restore from {}: {e}",
+                restored.path.display()
+            )),
+        }
+    }
+
+    /// Restores keyed state `name` with `restore`, called with each old part and this
+    /// subtask's key groups; an error fails the job, naming the state.
+    pub fn restore_keyed<E: std::fmt::Display>(
+        &self,
+        name: &str,
+        mut restore: impl FnMut(&[u8], superflow_core::KeyGroupRange) -> Result<usize, E>,
+    ) {
+        let Some(restored) = self.restored.as_ref() else {
+            return;
+        };
+        let id = self.state_id(name);
+        let range = self.key_group_range();
+        for part in restored.keyed_parts(&id) {
+            if let Err(e) = restore(part, range) {
+                self.fail(format!(
+                    "cannot restore state '{id}' from {}: {e}",
+                    restored.path.display()
+                ));
+            }
+        }
     }
 }
 
@@ -241,10 +324,19 @@ pub struct BuildCtx<'s> {
     plan: Arc<JobPlan>,
     streams: HashMap<NodeId, BatchStream<'s>>,
     channels: BTreeMap<(usize, usize), Channels>,
-    control: Arc<JobControl>,
+    run: JobRun,
     metrics: Rc<WorkerMetrics>,
     probe: ProbeHandle<u64>,
-    flow: FlowControl,
+    instances: Vec<InstanceId>,
+}
+
+/// What every worker of one run of a job shares.
+#[derive(Clone)]
+pub(crate) struct JobRun {
+    pub(crate) control: Arc<JobControl>,
+    pub(crate) flow: FlowControl,
+    pub(crate) checkpoints: Arc<CheckpointCoordinator>,
+    pub(crate) restored: Option<Arc<RestoredState>>,
 }
 
 /// How an operator input is connected, for watermark tracking.
@@ -260,10 +352,9 @@ impl<'s> BuildCtx<'s> {
         scope: Scope<'s, u64>,
         graph: Arc<JobGraph>,
         plan: Arc<JobPlan>,
-        control: Arc<JobControl>,
+        run: JobRun,
         metrics: Rc<WorkerMetrics>,
         probe: ProbeHandle<u64>,
-        flow: FlowControl,
     ) -> BuildCtx<'s> {
         BuildCtx {
             scope,
@@ -271,11 +362,16 @@ impl<'s> BuildCtx<'s> {
             plan,
             streams: HashMap::new(),
             channels: BTreeMap::new(),
-            control,
+            run,
             metrics,
             probe,
-            flow,
+            instances: Vec::new(),
         }
+    }
+
+    /// The operators of this worker that take part in checkpoints.
+    pub(crate) fn take_instances(&mut self) -> Vec<InstanceId> {
+        std::mem::take(&mut self.instances)
     }
 
     /// This worker's index.
@@ -312,6 +408,9 @@ impl<'s> BuildCtx<'s> {
             parallelism: self.parallelism(id),
             max_parallelism: self.plan.max_parallelism,
             counters: self.metrics.counters(id),
+            uid: Arc::from(self.graph.nodes[id].state_uid().as_str()),
+            restored: self.run.restored.clone(),
+            checkpoints: Arc::clone(&self.run.checkpoints),
         }
     }
 
@@ -410,23 +509,14 @@ impl<'s> BuildCtx<'s> {
             pipeline: partitioner.router.is_none(),
         };
         let decode = partitioner.decode;
-        let parallelism = self.parallelism(id);
         match &partitioner.router {
-            None => self.unary_operator(
-                input,
-                Pipeline,
-                decode,
-                consumer,
-                chain,
-                channels,
-                parallelism,
-            ),
+            None => self.unary_operator(input, Pipeline, decode, consumer, chain, channels, id),
             Some(factory) => {
                 let pact = exchange::pact(
                     &self.routing_factory(&partitioner, factory),
                     &self.route_context(from, id),
                 );
-                self.unary_operator(input, pact, decode, consumer, chain, channels, parallelism)
+                self.unary_operator(input, pact, decode, consumer, chain, channels, id)
             }
         }
     }
@@ -444,16 +534,7 @@ impl<'s> BuildCtx<'s> {
             producers: self.producers(&input),
             pipeline: true,
         };
-        let parallelism = self.parallelism(from);
-        self.unary_operator(
-            input,
-            Pipeline,
-            None,
-            consumer,
-            chain,
-            channels,
-            parallelism,
-        )
+        self.unary_operator(input, Pipeline, None, consumer, chain, channels, from)
     }
 
     /// Builds the operator that selects side output `tag` from node `from`'s stream and
@@ -524,52 +605,36 @@ impl<'s> BuildCtx<'s> {
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
         let origin = stream.name().node as u32;
-        let mut core = OperatorCore::new(self, chain, activator, origin, &inputs);
+        let mut tracker = WatermarkTracker::new(self.expected_channels(&inputs));
+        let mut core = OperatorCore::new(self, chain, activator, origin, id);
         let (d1, d2) = (p1.decode, p2.decode);
-        let consumer = Rc::new(RefCell::new(consumer));
+        let mut consumer = consumer;
         builder.build(move |mut capabilities| {
             let mut handle1 = handle1;
             let mut handle2 = handle2;
             core.held = capabilities.pop();
             move |frontiers| {
                 let mut out = output.activate();
-                handle1.for_each(
-                    &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
-                          data: &mut Batch| {
-                        if let Some(message) = data.as_watermark() {
-                            match core.tracker.update(0, message) {
-                                Some(event) => consumer.borrow_mut().watermark(event),
-                                None => return,
+                for (input, handle) in [(0, &mut handle1), (1, &mut handle2)] {
+                    handle.for_each(
+                        &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
+                              data: &mut Batch| {
+                            if core.defer(cap.least().copied().unwrap_or(0), input, data) {
+                                return;
                             }
-                        } else if data.tag() == 0 {
-                            let mut records = data.take_records::<A>(d1);
-                            consumer.borrow_mut().push1(&mut records);
-                        } else {
-                            return;
-                        }
-                        core.drain(&mut out.session(cap));
-                    },
-                );
-                handle2.for_each(
-                    &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
-                          data: &mut Batch| {
-                        if let Some(message) = data.as_watermark() {
-                            match core.tracker.update(1, message) {
-                                Some(event) => consumer.borrow_mut().watermark(event),
-                                None => return,
+                            if deliver_two(&mut tracker, &mut *consumer, input, data, (d1, d2)) {
+                                core.drain(&mut out.session(cap));
                             }
-                        } else if data.tag() == 0 {
-                            let mut records = data.take_records::<B>(d2);
-                            consumer.borrow_mut().push2(&mut records);
-                        } else {
-                            return;
-                        }
-                        core.drain(&mut out.session(cap));
-                    },
-                );
+                        },
+                    );
+                }
                 core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
-                    Signal::ProcessingTime(now) => consumer.borrow_mut().on_processing_time(now),
-                    Signal::Finish => consumer.borrow_mut().finish(),
+                    Signal::ProcessingTime(now) => consumer.on_processing_time(now),
+                    Signal::Finish => consumer.finish(),
+                    Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
+                    Signal::Replay(input, batch) => {
+                        deliver_two(&mut tracker, &mut *consumer, input, batch, (d1, d2));
+                    }
                 });
             }
         });
@@ -671,22 +736,29 @@ impl<'s> BuildCtx<'s> {
         source: Arc<dyn SourceFunction<T>>,
     ) -> BatchStream<'s> {
         let ctx = self.stage_context(id);
-        let control = Arc::clone(&self.control);
+        let control = Arc::clone(&self.run.control);
         let probe = self.probe.clone();
-        let flow = self.flow.clone();
+        let flow = self.run.flow.clone();
         let peers = self.scope.peers();
         let mut builder = OperatorBuilder::new(ctx.name.to_string(), self.scope);
         let activator = self.scope.activator_for(builder.operator_info().address);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
         let origin = stream.name().node as u32;
+        let instance = InstanceId {
+            operator: origin as usize,
+            worker: self.worker(),
+        };
+        self.instances.push(instance);
+        let coordinator = Arc::clone(&self.run.checkpoints);
         builder.build(move |mut capabilities| {
             let mut capability = capabilities.pop();
-            if ctx.subtask >= ctx.parallelism {
-                capability = None;
+            let mut reader: Option<Box<dyn crate::source::SourceReader<T>>> = None;
+            let mut done = coordinator.base();
+            let mut epoch: u64 = checkpoint_epoch(done);
+            if let Some(cap) = capability.as_mut() {
+                cap.downgrade(&epoch);
             }
-            let mut reader = None;
-            let mut epoch: u64 = 0;
             let mut epoch_started = Instant::now();
             let mut epoch_records = 0usize;
             let mut buffer: Vec<T> = Vec::new();
@@ -694,30 +766,68 @@ impl<'s> BuildCtx<'s> {
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
-                if control.should_stop() {
+                if ctx.subtask >= ctx.parallelism || control.should_stop() {
+                    coordinator.report_final(source_part(&ctx, instance, reader.as_deref(), None));
                     capability = None;
                     return;
                 }
-                if epoch + 1 >= flow.max_epochs_in_flight
+                let reader_ref = reader.get_or_insert_with(|| {
+                    ctx.guard(|| {
+                        let created = match ctx.restore_list::<Vec<u8>>(SOURCE_SPLITS) {
+                            Some(splits) => {
+                                source.restore_reader(splits, ctx.subtask, ctx.parallelism)
+                            }
+                            None => source.create_reader(ctx.subtask, ctx.parallelism),
+                        };
+                        match created {
+                            Ok(reader) => reader,
+                            Err(e) => ctx.fail(e),
+                        }
+                    })
+                });
+                let triggered = coordinator.triggered();
+                if triggered > done {
+                    // The position after every record sent so far closes each checkpoint
+                    // triggered since the last look.
+                    for id in done + 1..=triggered {
+                        coordinator.report(
+                            id,
+                            source_part(&ctx, instance, Some(&**reader_ref), Some(id)),
+                        );
+                    }
+                    done = triggered;
+                    epoch = checkpoint_epoch(done);
+                    cap.downgrade(&epoch);
+                    epoch_started = Instant::now();
+                    epoch_records = 0;
+                    if done >= coordinator.stop_after() {
+                        // Stop with a savepoint: end here, without the final watermark.
+                        coordinator.report_final(source_part(
+                            &ctx,
+                            instance,
+                            reader.as_deref(),
+                            None,
+                        ));
+                        capability = None;
+                        return;
+                    }
+                }
+                let sub_epoch = epoch - checkpoint_epoch(done);
+                if sub_epoch + 1 >= flow.max_epochs_in_flight
                     && probe.less_than(&(epoch + 1 - flow.max_epochs_in_flight))
                 {
                     activator.activate_after(flow.blocked_poll);
                     return;
                 }
-                let reader = reader.get_or_insert_with(|| {
-                    ctx.guard(
-                        || match source.create_reader(ctx.subtask, ctx.parallelism) {
-                            Ok(reader) => reader,
-                            Err(e) => ctx.fail(e),
-                        },
-                    )
-                });
+                let Some(reader_mut) = reader.as_mut() else {
+                    return;
+                };
                 let mut out = output.activate();
                 let mut session = out.session(&*cap);
                 let mut finished = false;
                 let mut wait = None;
                 for _ in 0..flow.batches_per_activation {
-                    let poll = ctx.guard(|| reader.poll(&mut buffer, flow.batch_size));
+                    let poll = ctx.guard(|| reader_mut.poll(&mut buffer, flow.batch_size));
                     if !buffer.is_empty() {
                         ctx.counters.add_out(buffer.len());
                         epoch_records += buffer.len();
@@ -752,6 +862,7 @@ impl<'s> BuildCtx<'s> {
                     };
                     session.give_container(&mut Batch::watermark(end, peers));
                     drop(session);
+                    coordinator.report_final(source_part(&ctx, instance, reader.as_deref(), None));
                     capability = None;
                     return;
                 }
@@ -786,8 +897,9 @@ impl<'s> BuildCtx<'s> {
         mut consumer: Box<dyn Consumer<I>>,
         chain: &ChainOutput,
         channels: InputChannels,
-        parallelism: usize,
+        head: NodeId,
     ) -> BatchStream<'s> {
+        let parallelism = self.parallelism(head);
         let mut builder = OperatorBuilder::new(chain.name(), self.scope);
         let activator = self.scope.activator_for(builder.operator_info().address);
         let mut handle = builder.new_input(input, pact);
@@ -795,28 +907,27 @@ impl<'s> BuildCtx<'s> {
         let mut output = BatchOutput::from(output);
         let origin = stream.name().node as u32;
         let inputs = [channels];
-        let mut core = OperatorCore::new(self, chain, activator, origin, &inputs);
+        let mut tracker = WatermarkTracker::new(self.expected_channels(&inputs));
+        let mut core = OperatorCore::new(self, chain, activator, origin, head);
         builder.build(move |mut capabilities| {
             core.held = capabilities.pop();
             move |frontiers| {
                 let mut out = output.activate();
                 handle.for_each(|cap, data| {
-                    if let Some(message) = data.as_watermark() {
-                        match core.tracker.update(0, message) {
-                            Some(event) => consumer.watermark(event),
-                            None => return,
-                        }
-                    } else if data.tag() == 0 {
-                        let mut records = data.take_records::<I>(decode);
-                        consumer.push(&mut records);
-                    } else {
+                    if core.defer(cap.least().copied().unwrap_or(0), 0, data) {
                         return;
                     }
-                    core.drain(&mut out.session(&cap));
+                    if deliver_one(&mut tracker, &mut *consumer, data, decode) {
+                        core.drain(&mut out.session(&cap));
+                    }
                 });
                 core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
                     Signal::ProcessingTime(now) => consumer.on_processing_time(now),
                     Signal::Finish => consumer.finish(),
+                    Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
+                    Signal::Replay(_, batch) => {
+                        deliver_one(&mut tracker, &mut *consumer, batch, decode);
+                    }
                 });
             }
         });
@@ -838,51 +949,199 @@ pub trait BinaryConsumer<A, B>: 'static {
     fn on_processing_time(&mut self, now: i64);
     /// Both inputs are exhausted.
     fn finish(&mut self);
+    /// Writes the operator's state for a checkpoint, then asks the next stage to.
+    fn snapshot(&mut self, out: &mut OperatorSnapshot);
+}
+
+/// A source subtask's part of a checkpoint: the position of its reader's splits.
+fn source_part<T>(
+    ctx: &StageContext,
+    instance: InstanceId,
+    reader: Option<&dyn crate::source::SourceReader<T>>,
+    checkpoint: Option<u64>,
+) -> PartReport {
+    let mut snapshot =
+        checkpoint.map_or_else(OperatorSnapshot::new, OperatorSnapshot::for_checkpoint);
+    if let Some(splits) = reader.and_then(|r| r.snapshot_splits()) {
+        if let Err(e) = snapshot.add_list(ctx.state_id(SOURCE_SPLITS), &splits, false) {
+            ctx.fail(format!("cannot write the source's position: {e}"));
+        }
+    }
+    PartReport {
+        instance,
+        operator: ctx.name.to_string(),
+        node: ctx.node,
+        subtask: ctx.subtask,
+        parallelism: ctx.parallelism,
+        snapshot,
+        sync: Duration::ZERO,
+        alignment: Duration::ZERO,
+    }
+}
+
+/// The state name of a source's positions.
+const SOURCE_SPLITS: &str = "splits";
+
+/// Hands one input batch of a one-input operator to its stages: a watermark through the
+/// tracker, records of the main output to `push`. Returns whether the stages ran.
+fn deliver_one<I: Data>(
+    tracker: &mut WatermarkTracker,
+    consumer: &mut dyn Consumer<I>,
+    data: &mut Batch,
+    decode: Option<DecodeFn>,
+) -> bool {
+    if let Some(message) = data.as_watermark() {
+        match tracker.update(0, message) {
+            Some(event) => consumer.watermark(event),
+            None => return false,
+        }
+    } else if data.tag() == 0 {
+        let mut records = data.take_records::<I>(decode);
+        consumer.push(&mut records);
+    } else {
+        return false;
+    }
+    true
+}
+
+/// [`deliver_one`] for input `input` of a two-input operator.
+fn deliver_two<A: Data, B: Data>(
+    tracker: &mut WatermarkTracker,
+    consumer: &mut dyn BinaryConsumer<A, B>,
+    input: usize,
+    data: &mut Batch,
+    decode: (Option<DecodeFn>, Option<DecodeFn>),
+) -> bool {
+    if let Some(message) = data.as_watermark() {
+        match tracker.update(input as u8, message) {
+            Some(event) => consumer.watermark(event),
+            None => return false,
+        }
+    } else if data.tag() == 0 {
+        if input == 0 {
+            let mut records = data.take_records::<A>(decode.0);
+            consumer.push1(&mut records);
+        } else {
+            let mut records = data.take_records::<B>(decode.1);
+            consumer.push2(&mut records);
+        }
+    } else {
+        return false;
+    }
+    true
 }
 
 /// A call into an operator's stages that no input batch carries.
-enum Signal {
+enum Signal<'a> {
     ProcessingTime(i64),
     Finish,
+    /// Write the stages' state for a checkpoint.
+    Snapshot(&'a mut OperatorSnapshot),
+    /// A batch of input `usize` held back for alignment, to process now.
+    Replay(usize, &'a mut Batch),
 }
 
 /// What every Superflow operator does besides running its stages: it sends what the
-/// chain queued (stamping watermarks with its channel), combines input watermarks,
-/// holds a capability at its input frontier so that timers and the end of input can
-/// still emit, and schedules itself for processing-time wake-ups.
+/// chain queued (stamping watermarks with its channel), holds a capability at its input
+/// frontier so that timers and the end of input can still emit, schedules itself for
+/// processing-time wake-ups, and takes its part in checkpoints.
 struct OperatorCore {
     queue: Rc<RefCell<Vec<Batch>>>,
     wake: WakeUp,
     activator: Activator,
     scheduled: Option<i64>,
-    tracker: WatermarkTracker,
     held: Option<Capability<u64>>,
     finished: bool,
     origin: u32,
     subtask: u32,
     peers: usize,
+    checkpoints: CheckpointPart,
+}
+
+/// An operator subtask's part in checkpoints: when its input frontier passes a
+/// checkpoint's epoch it snapshots its stages; in exactly-once mode it holds back the
+/// batches of later epochs until then (alignment).
+struct CheckpointPart {
+    coordinator: Arc<CheckpointCoordinator>,
+    aligned: bool,
+    /// The checkpoints up to this one are taken: batches of epochs up to its interval
+    /// are processed as they come.
+    done: u64,
+    deferred: Vec<(u64, usize, Batch)>,
+    deferred_since: Option<Instant>,
+    instance: InstanceId,
+    operator: String,
+    node: NodeId,
+    subtask: usize,
+    parallelism: usize,
+}
+
+impl CheckpointPart {
+    fn report(&self, snapshot: OperatorSnapshot, sync: Duration) -> PartReport {
+        PartReport {
+            instance: self.instance,
+            operator: self.operator.clone(),
+            node: self.node,
+            subtask: self.subtask,
+            parallelism: self.parallelism,
+            snapshot,
+            sync,
+            alignment: self
+                .deferred_since
+                .map_or(Duration::ZERO, |since| since.elapsed()),
+        }
+    }
 }
 
 impl OperatorCore {
     fn new(
-        ctx: &BuildCtx<'_>,
+        ctx: &mut BuildCtx<'_>,
         chain: &ChainOutput,
         activator: Activator,
         origin: u32,
-        inputs: &[InputChannels],
+        head: NodeId,
     ) -> OperatorCore {
+        let instance = InstanceId {
+            operator: origin as usize,
+            worker: ctx.worker(),
+        };
+        ctx.instances.push(instance);
+        let coordinator = Arc::clone(&ctx.run.checkpoints);
         OperatorCore {
             queue: Rc::clone(&chain.queue),
             wake: chain.wake.clone(),
             activator,
             scheduled: None,
-            tracker: WatermarkTracker::new(ctx.expected_channels(inputs)),
             held: None,
             finished: false,
             origin,
             subtask: ctx.worker() as u32,
             peers: ctx.scope.peers(),
+            checkpoints: CheckpointPart {
+                aligned: coordinator.aligned(),
+                done: coordinator.base(),
+                coordinator,
+                deferred: Vec::new(),
+                deferred_since: None,
+                instance,
+                operator: chain.name(),
+                node: head,
+                subtask: ctx.worker(),
+                parallelism: ctx.parallelism(head),
+            },
         }
+    }
+
+    /// Holds back `data` (received at `epoch` on input `input`) if it comes after a
+    /// checkpoint this subtask has not taken yet; returns whether it did.
+    fn defer(&mut self, epoch: u64, input: usize, data: &mut Batch) -> bool {
+        let part = &mut self.checkpoints;
+        if !part.aligned || checkpoint_of_epoch(epoch) <= part.done {
+            return false;
+        }
+        part.deferred.push((epoch, input, std::mem::take(data)));
+        part.deferred_since.get_or_insert_with(Instant::now);
+        true
     }
 
     fn drain<CT: timely::dataflow::operators::CapabilityTrait<u64>>(
@@ -903,6 +1162,55 @@ impl OperatorCore {
         queue.clear();
     }
 
+    /// Takes every checkpoint whose epoch the input frontier (`least`, `None` when the
+    /// input ended) has passed, each followed by the held-back batches it releases.
+    fn take_checkpoints(
+        &mut self,
+        least: Option<u64>,
+        out: &mut timely::dataflow::operators::generic::OutputBuilderSession<
+            '_,
+            u64,
+            timely::container::CapacityContainerBuilder<Batch>,
+        >,
+        signal: &mut dyn FnMut(Signal),
+    ) {
+        loop {
+            let next = self.checkpoints.done + 1;
+            let passed = match least {
+                Some(least) => checkpoint_of_epoch(least) >= next,
+                None => self
+                    .checkpoints
+                    .deferred
+                    .iter()
+                    .any(|(epoch, _, _)| checkpoint_of_epoch(*epoch) >= next),
+            };
+            if !passed {
+                return;
+            }
+            let started = Instant::now();
+            let mut snapshot = OperatorSnapshot::for_checkpoint(next);
+            signal(Signal::Snapshot(&mut snapshot));
+            let report = self.checkpoints.report(snapshot, started.elapsed());
+            self.checkpoints.coordinator.report(next, report);
+            self.checkpoints.done = next;
+            let deferred = std::mem::take(&mut self.checkpoints.deferred);
+            let (mut due, later): (Vec<_>, Vec<_>) = deferred
+                .into_iter()
+                .partition(|(epoch, _, _)| checkpoint_of_epoch(*epoch) <= next);
+            self.checkpoints.deferred = later;
+            self.checkpoints.deferred_since =
+                (!self.checkpoints.deferred.is_empty()).then(Instant::now);
+            due.sort_by_key(|(epoch, _, _)| *epoch);
+            for (epoch, input, mut batch) in due {
+                signal(Signal::Replay(input, &mut batch));
+                if let Some(held) = &self.held {
+                    let cap = held.delayed(&epoch.max(*held.time()));
+                    self.drain(&mut out.session(&cap));
+                }
+            }
+        }
+    }
+
     fn after_inputs(
         &mut self,
         frontiers: &[MutableAntichain<u64>],
@@ -920,6 +1228,7 @@ impl OperatorCore {
             .iter()
             .filter_map(|f| f.frontier().iter().min().copied())
             .min();
+        self.take_checkpoints(least, out, signal);
         let Some(least) = least else {
             if !self.finished {
                 self.finished = true;
@@ -927,6 +1236,11 @@ impl OperatorCore {
                 if let Some(held) = &self.held {
                     self.drain(&mut out.session(held));
                 }
+                let started = Instant::now();
+                let mut snapshot = OperatorSnapshot::new();
+                signal(Signal::Snapshot(&mut snapshot));
+                let report = self.checkpoints.report(snapshot, started.elapsed());
+                self.checkpoints.coordinator.report_final(report);
             }
             self.held = None;
             return;

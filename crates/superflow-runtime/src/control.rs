@@ -1,10 +1,12 @@
 //! `JobControl`: the flags every worker of a running job watches (cancel, fail), the
-//! first failure, and Ctrl-C handling.
+//! first failure, the current run's checkpoint coordinator, and Ctrl-C handling.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 
 use superflow_core::OperatorFailure;
+
+use crate::checkpoint::CheckpointCoordinator;
 
 /// Shared by the workers of one job on one process, and by the job's client handle.
 #[derive(Debug, Default)]
@@ -12,6 +14,7 @@ pub struct JobControl {
     cancelled: AtomicBool,
     failed: AtomicBool,
     failure: Mutex<Option<OperatorFailure>>,
+    checkpoints: Mutex<Option<Arc<CheckpointCoordinator>>>,
 }
 
 impl JobControl {
@@ -55,6 +58,25 @@ impl JobControl {
     /// The first failure, if any.
     pub fn failure(&self) -> Option<OperatorFailure> {
         self.failure.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    /// Clears the failure before the job restarts.
+    pub(crate) fn clear_failure(&self) {
+        if let Ok(mut slot) = self.failure.lock() {
+            *slot = None;
+        }
+        self.failed.store(false, Ordering::SeqCst);
+    }
+
+    /// The checkpoint coordinator of the current run.
+    pub fn checkpoints(&self) -> Option<Arc<CheckpointCoordinator>> {
+        self.checkpoints.lock().ok().and_then(|c| c.clone())
+    }
+
+    pub(crate) fn set_checkpoints(&self, coordinator: Option<Arc<CheckpointCoordinator>>) {
+        if let Ok(mut slot) = self.checkpoints.lock() {
+            *slot = coordinator;
+        }
     }
 }
 

@@ -10,7 +10,11 @@ use superflow_core::{JobError, OperatorFailure, DEFAULT_MAX_PARALLELISM};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::Probe;
 
-use crate::build::BuildCtx;
+use crate::build::{BuildCtx, JobRun};
+use crate::checkpoint::{
+    find_restorable, CheckpointConfig, CheckpointCoordinator, CheckpointStats, CheckpointStorage,
+    CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState, RunOutcome,
+};
 use crate::control::JobControl;
 use crate::failure::{
     failure_from_panic, install_panic_hook, mark_worker_thread, peer_lost, quietly,
@@ -112,6 +116,17 @@ pub struct ExecutionSettings {
     pub flow: FlowControl,
     /// Processes; `None` = this process only.
     pub cluster: Option<ClusterConfig>,
+    /// Periodic checkpoints; `None` = off.
+    pub checkpointing: Option<CheckpointConfig>,
+    /// What happens on failure; `None` = none without checkpoints, and up to 10
+    /// restarts with exponential delay with them.
+    pub restart: Option<RestartStrategy>,
+    /// A checkpoint or savepoint directory, or a checkpoint storage directory (its
+    /// newest sound checkpoint), to start from.
+    pub restore_from: Option<std::path::PathBuf>,
+    /// Whether state in the restored checkpoint that matches no operator is skipped
+    /// (otherwise it is an error).
+    pub allow_non_restored_state: bool,
 }
 
 impl Default for ExecutionSettings {
@@ -121,6 +136,10 @@ impl Default for ExecutionSettings {
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             flow: FlowControl::default(),
             cluster: None,
+            checkpointing: None,
+            restart: None,
+            restore_from: None,
+            allow_non_restored_state: false,
         }
     }
 }
@@ -141,8 +160,14 @@ pub struct JobExecutionResult {
     pub net_runtime: Duration,
     /// The job's parallelism (number of workers over all processes).
     pub parallelism: usize,
-    /// Per-operator record counts (of this process's workers).
+    /// Per-operator record counts (of this process's workers, in the last run).
     pub operators: Vec<OperatorMetrics>,
+    /// Every checkpoint and savepoint taken, over all runs.
+    pub checkpoints: Vec<CheckpointStats>,
+    /// How many times the job restarted after a failure.
+    pub restarts: u32,
+    /// The checkpoint the first run restored from.
+    pub restored_from: Option<std::path::PathBuf>,
 }
 
 impl JobExecutionResult {
@@ -196,7 +221,194 @@ pub fn execute_graph(
             })?;
         }
     }
+    if settings.checkpointing.is_some() || settings.restore_from.is_some() {
+        if processes > 1 {
+            return Err(JobError::Checkpoint(
+                "checkpoints and restores of jobs on several processes are not supported yet; run the job on one process".into(),
+            ));
+        }
+        let unnamed: Vec<String> = graph
+            .nodes
+            .iter()
+            .filter(|n| n.uid.is_none() && n.kind != crate::graph::NodeKind::Internal)
+            .map(|n| format!("'{}'", n.name))
+            .collect();
+        if !unnamed.is_empty() {
+            tracing::warn!(
+                job = job_name,
+                "operators without a uid: {}; their state is matched to checkpoints by position, so changing the job's shape loses it. Set .uid(...) on stateful operators",
+                unnamed.join(", ")
+            );
+        }
+    }
     let threads = plan.workers / processes;
+    let graph = Arc::new(graph);
+    let plan = Arc::new(plan);
+    let restart = settings
+        .restart
+        .clone()
+        .unwrap_or(if settings.checkpointing.is_some() {
+            RestartStrategy::exponential_delay(10)
+        } else {
+            RestartStrategy::None
+        });
+    let mut backoff = RestartBackoff::new(restart);
+    let mut restore_from = settings.restore_from.clone();
+    let mut history = Vec::new();
+    let mut first_restore = None;
+    loop {
+        let restored = match &restore_from {
+            Some(path) => {
+                let state = restore(path, &graph, &plan, settings)?;
+                tracing::info!(job = job_name, checkpoint = state.checkpoint, path = %state.path.display(), "restoring");
+                first_restore.get_or_insert_with(|| state.path.clone());
+                Some(Arc::new(state))
+            }
+            None => None,
+        };
+        let storage_max = settings
+            .checkpointing
+            .as_ref()
+            .and_then(|c| {
+                CheckpointStorage::new(&c.storage)
+                    .checkpoint_ids()
+                    .last()
+                    .copied()
+            })
+            .unwrap_or(0);
+        let base = restored
+            .as_ref()
+            .map_or(0, |r| r.checkpoint)
+            .max(storage_max);
+        let coordinator = CheckpointCoordinator::start(
+            CoordinatorSettings {
+                config: settings.checkpointing.clone(),
+                job: job_name.to_string(),
+                max_parallelism: plan.max_parallelism,
+                workers: threads,
+                base,
+                history: std::mem::take(&mut history),
+            },
+            Arc::clone(&control),
+        );
+        control.set_checkpoints(Some(Arc::clone(&coordinator)));
+        let run = JobRun {
+            control: Arc::clone(&control),
+            flow: settings.flow.clone(),
+            checkpoints: Arc::clone(&coordinator),
+            restored,
+        };
+        let started = Instant::now();
+        let outcome = run_once(job_name, &graph, &plan, settings, threads, run);
+        let run_outcome = match &outcome {
+            Err(_) => RunOutcome::Failed,
+            Ok(_) if control.is_cancelled() => RunOutcome::Cancelled,
+            Ok(_) => RunOutcome::Finished,
+        };
+        control.set_checkpoints(None);
+        history = coordinator.shutdown(run_outcome);
+        let end_errors = coordinator.end_errors();
+        if !end_errors.is_empty() {
+            return Err(JobError::Checkpoint(format!(
+                "the job finished, but its output could not be committed: {}",
+                end_errors.join("; ")
+            )));
+        }
+        match outcome {
+            Ok(mut result) => {
+                result.checkpoints = history;
+                result.restarts = backoff.restarts();
+                result.restored_from = first_restore;
+                return Ok(result);
+            }
+            Err(error) => {
+                let restartable = matches!(error, JobError::OperatorFailed(_))
+                    && processes == 1
+                    && !control.is_cancelled();
+                let delay = if restartable {
+                    backoff.on_failure(started.elapsed())
+                } else {
+                    None
+                };
+                let Some(delay) = delay else {
+                    return Err(error);
+                };
+                let from = settings.checkpointing.as_ref().and_then(|c| {
+                    let storage = CheckpointStorage::new(&c.storage);
+                    storage
+                        .checkpoint_ids()
+                        .iter()
+                        .any(|&id| storage.is_complete(id))
+                        .then(|| c.storage.clone())
+                });
+                restore_from = from.or_else(|| settings.restore_from.clone());
+                tracing::warn!(
+                    job = job_name,
+                    restart = backoff.restarts(),
+                    "{error}; restarting in {delay:?} from {}",
+                    restore_from
+                        .as_ref()
+                        .map_or("the beginning".to_string(), |p| p.display().to_string())
+                );
+                std::thread::sleep(delay);
+                control.clear_failure();
+            }
+        }
+    }
+}
+
+/// Loads what `path` points to and checks that it fits the job.
+fn restore(
+    path: &std::path::Path,
+    graph: &JobGraph,
+    plan: &JobPlan,
+    settings: &ExecutionSettings,
+) -> Result<RestoredState, JobError> {
+    let (_, state) = find_restorable(path).map_err(JobError::Checkpoint)?;
+    if state.max_parallelism != plan.max_parallelism {
+        return Err(JobError::Checkpoint(format!(
+            "{} was written with max parallelism {}, the job has {}; keyed state can only be restored with the same max parallelism",
+            state.path.display(),
+            state.max_parallelism,
+            plan.max_parallelism
+        )));
+    }
+    if !settings.allow_non_restored_state {
+        let uids: std::collections::HashSet<String> =
+            graph.nodes.iter().map(|n| n.state_uid()).collect();
+        let mut orphans: Vec<&str> = state
+            .states()
+            .filter(|id| {
+                let uid = id.rsplit_once('/').map_or(*id, |(uid, _)| uid);
+                !uids.contains(uid)
+            })
+            .collect();
+        orphans.sort_unstable();
+        if !orphans.is_empty() {
+            return Err(JobError::Checkpoint(format!(
+                "{} holds state that matches no operator of the job: {}; give the operators the uids they had, or allow non-restored state",
+                state.path.display(),
+                orphans.join(", ")
+            )));
+        }
+    }
+    Ok(state)
+}
+
+/// One run of the job, from the start of the workers to their end.
+fn run_once(
+    job_name: &str,
+    graph: &Arc<JobGraph>,
+    plan: &Arc<JobPlan>,
+    settings: &ExecutionSettings,
+    threads: usize,
+    run: JobRun,
+) -> Result<JobExecutionResult, JobError> {
+    let control = Arc::clone(&run.control);
+    let processes = settings
+        .cluster
+        .as_ref()
+        .map_or(1, ClusterConfig::processes);
     let communication = match &settings.cluster {
         None => timely::CommunicationConfig::Process(threads),
         Some(cluster) => timely::CommunicationConfig::Cluster {
@@ -218,15 +430,11 @@ pub fn execute_graph(
         "starting job"
     );
 
-    let graph = Arc::new(graph);
-    let plan = Arc::new(plan);
     let started = Instant::now();
-    let worker_graph = Arc::clone(&graph);
-    let worker_plan = Arc::clone(&plan);
-    let worker_control = Arc::clone(&control);
-    let flow = settings.flow.clone();
+    let worker_graph = Arc::clone(graph);
+    let worker_plan = Arc::clone(plan);
     let guards = timely::execute(config, move |worker| {
-        run_worker(worker, &worker_graph, &worker_plan, &worker_control, &flow)
+        run_worker(worker, &worker_graph, &worker_plan, &run)
     })
     .map_err(JobError::Cluster)?;
     // Joining re-raises the panic of a timely network thread whose peer process died.
@@ -287,6 +495,9 @@ pub fn execute_graph(
         net_runtime,
         parallelism: plan.workers,
         operators,
+        checkpoints: Vec::new(),
+        restarts: 0,
+        restored_from: None,
     })
 }
 
@@ -294,9 +505,9 @@ fn run_worker(
     worker: &mut timely::worker::Worker,
     graph: &Arc<JobGraph>,
     plan: &Arc<JobPlan>,
-    control: &Arc<JobControl>,
-    flow: &FlowControl,
+    run: &JobRun,
 ) -> WorkerReport {
+    let control = &run.control;
     mark_worker_thread();
     let metrics = Rc::new(WorkerMetrics::default());
     let index = worker.index();
@@ -307,14 +518,14 @@ fn run_worker(
                 scope,
                 Arc::clone(graph),
                 Arc::clone(plan),
-                Arc::clone(control),
+                run.clone(),
                 Rc::clone(&metrics),
                 probe.clone(),
-                flow.clone(),
             );
             for &sink in &plan.sinks {
                 ctx.stream(sink).probe_with(&probe);
             }
+            run.checkpoints.register(ctx.take_instances());
         });
         while worker.has_dataflows() && !control.has_failed() {
             worker.step_or_park(Some(Duration::from_millis(20)));
@@ -364,6 +575,44 @@ impl JobClient {
     /// Stops the job's sources; the job drains and ends. `wait` returns its result.
     pub fn cancel(&self) {
         self.control.cancel();
+    }
+
+    /// Takes a savepoint into `dir` while the job runs; returns its directory.
+    pub fn trigger_savepoint(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, JobError> {
+        self.savepoint(dir.into(), false)
+    }
+
+    /// Takes a savepoint into `dir` and stops the job there (sources stop at the
+    /// savepoint; `wait` then returns the result).
+    pub fn stop_with_savepoint(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, JobError> {
+        self.savepoint(dir.into(), true)
+    }
+
+    fn savepoint(
+        &self,
+        dir: std::path::PathBuf,
+        stop: bool,
+    ) -> Result<std::path::PathBuf, JobError> {
+        // The coordinator appears once the workers start; a savepoint asked for before
+        // that waits for it.
+        let coordinator = loop {
+            if let Some(c) = self.control.checkpoints() {
+                break c;
+            }
+            if self.handle.is_finished() {
+                return Err(JobError::Checkpoint("the job is not running".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        coordinator
+            .savepoint(dir, stop)
+            .map_err(JobError::Checkpoint)
     }
 
     /// Whether the job has ended.

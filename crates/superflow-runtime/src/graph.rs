@@ -82,6 +82,16 @@ pub struct Node {
 /// A check run before the job starts; the error says what is missing.
 pub type PrepareFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+impl Node {
+    /// The name the node's state is stored under in checkpoints: its uid, or one made
+    /// of its id and name (which changes when the program's shape does).
+    pub fn state_uid(&self) -> String {
+        self.uid
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.id, self.name))
+    }
+}
+
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node")

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod build;
+pub mod checkpoint;
 pub mod control;
 pub mod exchange;
 pub mod executor;

@@ -49,12 +49,35 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
         subtask: usize,
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<T>>, SourceError>;
+
+    /// A reader that resumes the splits a checkpoint recorded ([`SourceReader::snapshot_splits`]),
+    /// for subtask `subtask` out of `parallelism`; at another parallelism than the one
+    /// they were written at, a subtask gets some of the old splits (possibly none).
+    fn restore_reader(
+        &self,
+        splits: Vec<Vec<u8>>,
+        subtask: usize,
+        parallelism: usize,
+    ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+        let _ = (splits, subtask, parallelism);
+        Err(SourceError::new(format!(
+            "source '{}' cannot resume from a checkpoint",
+            self.name()
+        )))
+    }
 }
 
 /// The reader of one subtask of a source.
 pub trait SourceReader<T> {
     /// Appends up to `max` records to `out`.
     fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Result<SourcePoll, SourceError>;
+
+    /// The reader's position for a checkpoint: one entry per split it reads, holding
+    /// what it needs to resume after the records it has returned. `None` for a source
+    /// that cannot replay (after a restore it starts afresh).
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        None
+    }
 }
 
 /// How sources pace themselves (ARCHITECTURE §2: flow control comes from epochs).

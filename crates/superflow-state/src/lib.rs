@@ -13,5 +13,7 @@ pub mod snapshot;
 pub mod timers;
 
 pub use keyed::KeyedStore;
-pub use snapshot::{Compression, SnapshotError};
+pub use snapshot::{
+    filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, Compression, SnapshotError,
+};
 pub use timers::{TimeDomain, TimerService};

@@ -1,8 +1,9 @@
-//! The snapshot format of keyed state: a store written per key group, so that a
+//! The snapshot format of keyed state: entries written per key group, so that a
 //! snapshot taken at one parallelism restores at another (each subtask reads the key
-//! groups of its range from every part). Values are encoded with postcard, the payload
-//! can be compressed with lz4, and a CRC32 checksum covers it, so a damaged part is
-//! detected instead of restored.
+//! groups of its range from every part). Each group's entries are encoded with postcard
+//! on their own (a range can be cut out without decoding them), the payload can be
+//! compressed with lz4, and a CRC32 checksum covers it, so a damaged part is detected
+//! instead of restored.
 
 use std::hash::Hash;
 
@@ -46,17 +47,133 @@ pub enum SnapshotError {
 }
 
 const MAGIC: &[u8; 4] = b"SFKS";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER: usize = 4 + 1 + 1 + 4 + 8;
 
-/// One key group's entries, as stored.
-type GroupEntries<K, N, V> = (u32, Vec<(K, N, V)>);
+/// The payload: each key group with its entries encoded on their own, so that the key
+/// groups of a range can be cut out without knowing the entries' types.
+type Groups = Vec<(u32, Vec<u8>)>;
+
+/// Writes entries `(key, namespace, value)` as a keyed snapshot, grouped by the key
+/// group of each key (of `max_parallelism`).
+pub fn write_keyed_snapshot<'a, K, N, V>(
+    entries: impl Iterator<Item = (&'a K, &'a N, &'a V)>,
+    max_parallelism: usize,
+    compression: Compression,
+) -> Result<Vec<u8>, SnapshotError>
+where
+    K: Hash + Serialize + 'a,
+    N: Serialize + 'a,
+    V: Serialize + 'a,
+{
+    let mut groups: std::collections::BTreeMap<u32, Vec<(&K, &N, &V)>> =
+        std::collections::BTreeMap::new();
+    for (k, n, v) in entries {
+        let group = assign_to_key_group(k, max_parallelism) as u32;
+        groups.entry(group).or_default().push((k, n, v));
+    }
+    let groups: Groups = groups
+        .into_iter()
+        .map(|(group, entries)| Ok((group, postcard::to_stdvec(&entries)?)))
+        .collect::<Result<_, postcard::Error>>()
+        .map_err(|e| SnapshotError::Encode(e.to_string()))?;
+    encode_groups(&groups, compression)
+}
+
+fn encode_groups(groups: &Groups, compression: Compression) -> Result<Vec<u8>, SnapshotError> {
+    let encoded = postcard::to_stdvec(groups).map_err(|e| SnapshotError::Encode(e.to_string()))?;
+    let payload = match compression {
+        Compression::None => encoded,
+        Compression::Lz4 => lz4_flex::compress_prepend_size(&encoded),
+    };
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.push(match compression {
+        Compression::None => 0,
+        Compression::Lz4 => 1,
+    });
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+fn decode_groups(snapshot: &[u8]) -> Result<Groups, SnapshotError> {
+    if snapshot.len() < HEADER {
+        return Err(SnapshotError::Truncated(snapshot.len()));
+    }
+    if &snapshot[..4] != MAGIC || snapshot[4] != VERSION || snapshot[5] > 1 {
+        return Err(SnapshotError::UnknownFormat);
+    }
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&snapshot[6..10]);
+    let stored = u32::from_le_bytes(word);
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&snapshot[10..18]);
+    let size = u64::from_le_bytes(size) as usize;
+    let payload = snapshot
+        .get(HEADER..HEADER.saturating_add(size))
+        .ok_or(SnapshotError::Truncated(snapshot.len()))?;
+    let computed = crc32fast::hash(payload);
+    if computed != stored {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    let decompressed;
+    let encoded = if snapshot[5] == 1 {
+        decompressed = lz4_flex::decompress_size_prepended(payload)
+            .map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        &decompressed[..]
+    } else {
+        payload
+    };
+    postcard::from_bytes(encoded).map_err(|e| SnapshotError::Decode(e.to_string()))
+}
+
+/// Calls `insert` with every entry of `snapshot` whose key group falls in `range`, after
+/// verifying the checksum. Returns the number of entries.
+pub fn read_keyed_snapshot<K, N, V>(
+    snapshot: &[u8],
+    range: KeyGroupRange,
+    mut insert: impl FnMut(K, N, V),
+) -> Result<usize, SnapshotError>
+where
+    K: DeserializeOwned,
+    N: DeserializeOwned,
+    V: DeserializeOwned,
+{
+    let mut restored = 0;
+    for (group, bytes) in decode_groups(snapshot)? {
+        if range.contains(group as usize) {
+            let entries: Vec<(K, N, V)> =
+                postcard::from_bytes(&bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+            restored += entries.len();
+            for (k, n, v) in entries {
+                insert(k, n, v);
+            }
+        }
+    }
+    Ok(restored)
+}
+
+/// The key groups of `snapshot` that fall in `range`, as a snapshot of their own: for
+/// state that is carried into the next checkpoint without being read.
+pub fn filter_keyed_snapshot(
+    snapshot: &[u8],
+    range: KeyGroupRange,
+) -> Result<Vec<u8>, SnapshotError> {
+    let groups: Groups = decode_groups(snapshot)?
+        .into_iter()
+        .filter(|(group, _)| range.contains(*group as usize))
+        .collect();
+    encode_groups(&groups, Compression::None)
+}
 
 impl<K, N, V> KeyedStore<K, N, V>
 where
     K: Hash + Eq + Clone + Serialize + DeserializeOwned,
     N: Hash + Eq + Clone + Serialize + DeserializeOwned,
-    V: Clone + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
 {
     /// Writes the store, its entries grouped by key group (of `max_parallelism`).
     pub fn snapshot(
@@ -64,33 +181,7 @@ where
         max_parallelism: usize,
         compression: Compression,
     ) -> Result<Vec<u8>, SnapshotError> {
-        let mut groups: std::collections::BTreeMap<u32, Vec<(K, N, V)>> =
-            std::collections::BTreeMap::new();
-        for (k, n, v) in self.iter() {
-            let group = assign_to_key_group(k, max_parallelism) as u32;
-            groups
-                .entry(group)
-                .or_default()
-                .push((k.clone(), n.clone(), v.clone()));
-        }
-        let groups: Vec<GroupEntries<K, N, V>> = groups.into_iter().collect();
-        let encoded =
-            postcard::to_stdvec(&groups).map_err(|e| SnapshotError::Encode(e.to_string()))?;
-        let payload = match compression {
-            Compression::None => encoded,
-            Compression::Lz4 => lz4_flex::compress_prepend_size(&encoded),
-        };
-        let mut out = Vec::with_capacity(HEADER + payload.len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.push(match compression {
-            Compression::None => 0,
-            Compression::Lz4 => 1,
-        });
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&payload);
-        Ok(out)
+        write_keyed_snapshot(self.iter(), max_parallelism, compression)
     }
 
     /// Adds the entries of `snapshot` whose key groups fall in `range` (a subtask's
@@ -100,45 +191,9 @@ where
         snapshot: &[u8],
         range: KeyGroupRange,
     ) -> Result<usize, SnapshotError> {
-        if snapshot.len() < HEADER {
-            return Err(SnapshotError::Truncated(snapshot.len()));
-        }
-        if &snapshot[..4] != MAGIC || snapshot[4] != VERSION || snapshot[5] > 1 {
-            return Err(SnapshotError::UnknownFormat);
-        }
-        let mut word = [0u8; 4];
-        word.copy_from_slice(&snapshot[6..10]);
-        let stored = u32::from_le_bytes(word);
-        let mut size = [0u8; 8];
-        size.copy_from_slice(&snapshot[10..18]);
-        let size = u64::from_le_bytes(size) as usize;
-        let payload = snapshot
-            .get(HEADER..HEADER + size)
-            .ok_or(SnapshotError::Truncated(snapshot.len()))?;
-        let computed = crc32fast::hash(payload);
-        if computed != stored {
-            return Err(SnapshotError::Checksum { stored, computed });
-        }
-        let decompressed;
-        let encoded = if snapshot[5] == 1 {
-            decompressed = lz4_flex::decompress_size_prepended(payload)
-                .map_err(|e| SnapshotError::Decode(e.to_string()))?;
-            &decompressed[..]
-        } else {
-            payload
-        };
-        let groups: Vec<GroupEntries<K, N, V>> =
-            postcard::from_bytes(encoded).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        let mut restored = 0;
-        for (group, entries) in groups {
-            if range.contains(group as usize) {
-                for (k, n, v) in entries {
-                    self.insert(k, n, v);
-                    restored += 1;
-                }
-            }
-        }
-        Ok(restored)
+        read_keyed_snapshot(snapshot, range, |k, n, v| {
+            self.insert(k, n, v);
+        })
     }
 }
 
@@ -221,6 +276,21 @@ mod tests {
             assert_eq!(back.restore(&bytes, everything).unwrap(), 100);
             assert_eq!(entries(&back), entries(&store));
         }
+    }
+
+    #[test]
+    fn a_filtered_snapshot_keeps_only_its_range() {
+        let store = store_of(0..1000);
+        let bytes = store.snapshot(128, Compression::Lz4).unwrap();
+        let range = KeyGroupRange { start: 0, end: 63 };
+        let filtered = filter_keyed_snapshot(&bytes, range).unwrap();
+        let mut direct = KeyedStore::new();
+        direct.restore(&bytes, range).unwrap();
+        let mut through = KeyedStore::new();
+        let everything = KeyGroupRange { start: 0, end: 127 };
+        through.restore(&filtered, everything).unwrap();
+        assert_eq!(entries(&through), entries(&direct));
+        assert!(!entries(&direct).is_empty());
     }
 
     #[test]

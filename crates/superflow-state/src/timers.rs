@@ -93,6 +93,50 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerService<K, N> {
     }
 }
 
+impl<K, N> TimerService<K, N>
+where
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    N: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    /// Writes every timer as keyed state (key, namespace, (domain, time)), so a restore
+    /// at another parallelism gives each subtask the timers of its key groups.
+    pub fn snapshot(
+        &self,
+        max_parallelism: usize,
+        compression: crate::Compression,
+    ) -> Result<Vec<u8>, crate::SnapshotError> {
+        let mut timers: Vec<(&K, &N, (bool, i64))> = Vec::new();
+        for (processing, queue) in [(false, &self.event), (true, &self.processing)] {
+            for (time, set) in queue {
+                for (k, n) in set {
+                    timers.push((k, n, (processing, *time)));
+                }
+            }
+        }
+        crate::write_keyed_snapshot(
+            timers.iter().map(|(k, n, t)| (*k, *n, t)),
+            max_parallelism,
+            compression,
+        )
+    }
+
+    /// Registers the timers of `snapshot` whose key groups fall in `range`.
+    pub fn restore(
+        &mut self,
+        snapshot: &[u8],
+        range: superflow_core::KeyGroupRange,
+    ) -> Result<usize, crate::SnapshotError> {
+        crate::read_keyed_snapshot(snapshot, range, |k, n, (processing, time): (bool, i64)| {
+            let domain = if processing {
+                TimeDomain::ProcessingTime
+            } else {
+                TimeDomain::EventTime
+            };
+            self.register(domain, k, n, time);
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +160,28 @@ mod tests {
         );
         assert_eq!(t.pop_due(TimeDomain::EventTime, 25), None);
         assert_eq!(t.pop_due(TimeDomain::EventTime, i64::MAX), None);
+    }
+
+    #[test]
+    fn timers_restore_by_key_group() {
+        let mut t: TimerService<u64, u32> = TimerService::new();
+        for k in 0..100 {
+            t.register(TimeDomain::EventTime, k, 1, k as i64);
+            t.register(TimeDomain::ProcessingTime, k, 2, 1000 + k as i64);
+        }
+        let bytes = t.snapshot(128, crate::Compression::None).unwrap();
+        let mut total = 0;
+        for s in 0..3 {
+            let range = superflow_core::key_group_range_for_subtask(128, 3, s);
+            let mut back: TimerService<u64, u32> = TimerService::new();
+            back.restore(&bytes, range).unwrap();
+            total += back.len(TimeDomain::EventTime);
+            assert_eq!(
+                back.len(TimeDomain::EventTime),
+                back.len(TimeDomain::ProcessingTime)
+            );
+        }
+        assert_eq!(total, 100);
     }
 
     #[test]

@@ -58,7 +58,14 @@ pub mod prelude {
         StreamExecutionEnvironment, TimeDomain, WatermarkGenerator, WatermarkOutput,
         WatermarkStrategy,
     };
-    pub use superflow_connectors::{SinkContext, SinkFunction, WriteMode};
+    pub use superflow_connectors::{
+        FileSink, RollingPolicy, SinkContext, SinkFunction, TransactionContext, TwoPhaseCommitSink,
+        WriteMode,
+    };
     pub use superflow_core::{JobError, RecordDisplay, UserError};
+    pub use superflow_runtime::checkpoint::{
+        CheckpointConfig, CheckpointStats, CheckpointStatus, CheckpointingMode,
+        ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression,
+    };
     pub use superflow_runtime::JobExecutionResult;
 }

@@ -6,12 +6,14 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::triggers::{EventTimeTrigger, NeverTrigger, ProcessingTimeTrigger};
 
 /// A window: a group of records a window function sees together.
-pub trait Window: Clone + Hash + Eq + Ord + Debug + Send + Sync + 'static {
+pub trait Window:
+    Clone + Hash + Eq + Ord + Debug + Send + Sync + Serialize + DeserializeOwned + 'static
+{
     /// The largest timestamp that belongs to the window; results carry it.
     fn max_timestamp(&self) -> i64;
 

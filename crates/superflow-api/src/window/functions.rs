@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
-use superflow_core::{Data, UserError};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use superflow_core::{Data, ExchangeData, UserError};
 use superflow_runtime::processing_time_now;
 use superflow_state::KeyedStore;
 
@@ -27,21 +28,94 @@ pub trait AggregateFunction<IN, ACC, OUT>: Send + Sync + 'static {
     fn merge(&self, accumulator: &mut ACC, other: ACC);
 }
 
+/// A state value of a process window function, with its type erased: it can still be
+/// written into a checkpoint.
+trait BagValue: Any + Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn encode(&self) -> Result<Vec<u8>, postcard::Error>;
+}
+
+impl<V: Serialize + Send + 'static> BagValue for V {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_stdvec(self)
+    }
+}
+
+/// A value as held: in use, or as restored from a checkpoint and not read yet (its type
+/// is known only when the function asks for it).
+enum BagSlot {
+    Live(Box<dyn BagValue>),
+    Restored(Vec<u8>),
+}
+
 /// Named state values of a process window function, one set per key and window (or
 /// per key, for global state).
 #[derive(Default)]
-pub struct StateBag(FxHashMap<&'static str, Box<dyn Any + Send>>);
+pub struct StateBag(FxHashMap<&'static str, BagSlot>);
 
 impl StateBag {
-    fn get<V: Default + Send + 'static>(&mut self, name: &'static str) -> &mut V {
-        let slot = self.0.entry(name).or_insert_with(|| Box::new(V::default()));
-        if !slot.is::<V>() {
-            *slot = Box::new(V::default());
+    fn get<V: Default + Serialize + DeserializeOwned + Send + 'static>(
+        &mut self,
+        name: &'static str,
+    ) -> &mut V {
+        let slot = self
+            .0
+            .entry(name)
+            .or_insert_with(|| BagSlot::Live(Box::new(V::default())));
+        let fresh = match slot {
+            BagSlot::Restored(bytes) => {
+                let value: V = postcard::from_bytes(bytes).unwrap_or_else(|e| {
+                    panic!("window state '{name}' cannot be restored as the type asked for: {e}")
+                });
+                Some(value)
+            }
+            BagSlot::Live(v) => (!v.as_any_mut().is::<V>()).then(V::default),
+        };
+        if let Some(value) = fresh {
+            *slot = BagSlot::Live(Box::new(value));
         }
-        match slot.downcast_mut::<V>() {
-            Some(v) => v,
-            None => unreachable!("the slot was just given type V"),
+        match slot {
+            BagSlot::Live(v) => match v.as_any_mut().downcast_mut::<V>() {
+                Some(v) => v,
+                None => unreachable!("the slot was just given type V"),
+            },
+            BagSlot::Restored(_) => unreachable!("the slot was just decoded"),
         }
+    }
+}
+
+impl Serialize for StateBag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, slot) in &self.0 {
+            match slot {
+                BagSlot::Live(v) => {
+                    let bytes = v.encode().map_err(S::Error::custom)?;
+                    map.serialize_entry(name, &bytes)?;
+                }
+                BagSlot::Restored(bytes) => map.serialize_entry(name, bytes)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for StateBag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries: Vec<(String, Vec<u8>)> =
+            FxHashMap::<String, Vec<u8>>::deserialize(deserializer)?
+                .into_iter()
+                .collect();
+        Ok(StateBag(
+            entries
+                .into_iter()
+                .map(|(name, bytes)| (crate::state::intern(name), BagSlot::Restored(bytes)))
+                .collect(),
+        ))
     }
 }
 
@@ -74,7 +148,10 @@ impl<K: superflow_core::Key, W: Window> ProcessWindowContext<'_, K, W> {
 
     /// State `name` of this key and window, created with `Default` on first use and
     /// dropped when the window is cleared.
-    pub fn window_state<V: Default + Send + 'static>(&mut self, name: &'static str) -> &mut V {
+    pub fn window_state<V: Default + Serialize + DeserializeOwned + Send + 'static>(
+        &mut self,
+        name: &'static str,
+    ) -> &mut V {
         let (bag, _) = self.window_states.get_or_insert_with(
             self.key.clone(),
             self.window.clone(),
@@ -84,7 +161,10 @@ impl<K: superflow_core::Key, W: Window> ProcessWindowContext<'_, K, W> {
     }
 
     /// State `name` of this key, across all its windows.
-    pub fn global_state<V: Default + Send + 'static>(&mut self, name: &'static str) -> &mut V {
+    pub fn global_state<V: Default + Serialize + DeserializeOwned + Send + 'static>(
+        &mut self,
+        name: &'static str,
+    ) -> &mut V {
         let (bag, _) =
             self.global_states
                 .get_or_insert_with(self.key.clone(), (), StateBag::default);
@@ -249,7 +329,7 @@ pub struct NoEvictor;
 /// How a window keeps its contents: incrementally (reduce, aggregate) or as a list.
 pub trait WindowFold<T, W>: Send + Sync + 'static {
     /// The contents of one window.
-    type Acc: Data;
+    type Acc: ExchangeData;
     /// What the window function receives.
     type Out: Data;
     /// Contents holding one element.
@@ -297,7 +377,7 @@ impl<T, R> ReduceFold<T, R> {
     }
 }
 
-impl<T: Data, W, R: ReduceFunction<T>> WindowFold<T, W> for ReduceFold<T, R> {
+impl<T: ExchangeData, W, R: ReduceFunction<T>> WindowFold<T, W> for ReduceFold<T, R> {
     type Acc = Option<T>;
     type Out = T;
     #[inline]
@@ -345,7 +425,7 @@ impl<T, ACC, OUT, F> AggregateFold<T, ACC, OUT, F> {
 impl<T, ACC, OUT, W, F> WindowFold<T, W> for AggregateFold<T, ACC, OUT, F>
 where
     T: Data,
-    ACC: Data,
+    ACC: ExchangeData,
     OUT: Data,
     F: AggregateFunction<T, ACC, OUT>,
 {
@@ -379,7 +459,7 @@ impl<T> ListFold<T> {
     }
 }
 
-impl<T: Data, W> WindowFold<T, W> for ListFold<T> {
+impl<T: ExchangeData, W> WindowFold<T, W> for ListFold<T> {
     type Acc = Vec<(T, i64)>;
     type Out = T;
     fn create(&self, value: T, timestamp: i64) -> Self::Acc {
@@ -412,7 +492,9 @@ impl<F, E> EvictingFold<F, E> {
     }
 }
 
-impl<T: Data, W, F: WindowFold<T, W>, E: Evictor<T, W>> WindowFold<T, W> for EvictingFold<F, E> {
+impl<T: ExchangeData, W, F: WindowFold<T, W>, E: Evictor<T, W>> WindowFold<T, W>
+    for EvictingFold<F, E>
+{
     type Acc = Vec<(T, i64)>;
     type Out = F::Out;
     fn create(&self, value: T, timestamp: i64) -> Self::Acc {

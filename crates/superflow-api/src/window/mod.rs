@@ -257,7 +257,7 @@ where
     /// Aggregates each window's records with an accumulator; emits one result per window.
     pub fn aggregate<ACC, OUT, F>(self, f: F) -> DataStream<OUT>
     where
-        ACC: Data,
+        ACC: ExchangeData,
         OUT: Data,
         F: AggregateFunction<T, ACC, OUT>,
     {
@@ -267,7 +267,7 @@ where
     /// Aggregates each window's records, then hands the result to `process`.
     pub fn aggregate_with_process<ACC, V, F, P, O>(self, f: F, process: P) -> DataStream<O>
     where
-        ACC: Data,
+        ACC: ExchangeData,
         V: Data,
         F: AggregateFunction<T, ACC, V>,
         P: ProcessWindowFunction<V, O, K, A::W>,

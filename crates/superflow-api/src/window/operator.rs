@@ -20,17 +20,45 @@ use super::assigners::{TimeWindow, Window, WindowAssigner};
 use super::functions::{EvictorContext, ProcessWindowContext, StateBag, WindowEmit, WindowFold};
 use super::triggers::{TimerOp, Trigger, TriggerContext, TriggerState};
 use crate::functions::{KeySelector, ProcessContext};
-use crate::stages::emit;
+use crate::join::restored_store;
+use crate::keyed_process::{restored_timers, snapshot_timers};
+use crate::stages::{emit, snapshot_keyed};
+use superflow_runtime::checkpoint::OperatorSnapshot;
 
 /// The state of one window of one key: its contents (none after a purge), the trigger's
 /// state, and the event-time timer last registered for it (so that a trigger asking for
 /// the same timer on every record costs no timer-queue lookup).
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WindowSlot<Acc> {
     acc: Option<Acc>,
+    #[serde(with = "trigger_state_format")]
     trigger: TriggerState,
     event_timer: i64,
 }
+
+/// Trigger state names are `&'static str` in memory and strings in checkpoints.
+mod trigger_state_format {
+    use super::TriggerState;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(state: &TriggerState, s: S) -> Result<S::Ok, S::Error> {
+        state.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TriggerState, D::Error> {
+        let named: Vec<(String, i64)> = Vec::deserialize(d)?;
+        Ok(named
+            .into_iter()
+            .map(|(name, value)| (crate::state::intern(name), value))
+            .collect())
+    }
+}
+
+/// The names of the window operator's state in checkpoints.
+const WINDOWS_STATE: &str = "windows";
+const SESSIONS_STATE: &str = "sessions";
+const WINDOW_STATES: &str = "window-state";
+const GLOBAL_STATES: &str = "global-state";
 
 impl<Acc> WindowSlot<Acc> {
     fn new() -> Self {
@@ -274,14 +302,14 @@ where
             crate::stages::runtime_context(ctx),
             chain.side_output_sink(),
         );
-        WindowStage {
+        let stage = WindowStage {
             ctx: ctx.clone(),
             key_selector,
             spec,
-            windows: KeyedStore::new(),
-            sessions: KeyedStore::new(),
+            windows: restored_store(ctx, WINDOWS_STATE),
+            sessions: restored_store(ctx, SESSIONS_STATE),
             clock: Clock {
-                timers: TimerService::new(),
+                timers: restored_timers(ctx),
                 wake: chain.wake_up(),
                 ops: Vec::new(),
                 watermark: i64::MIN,
@@ -289,8 +317,8 @@ where
             firing: Firing {
                 fold,
                 emitter,
-                window_states: KeyedStore::new(),
-                global_states: KeyedStore::new(),
+                window_states: restored_store(ctx, WINDOW_STATES),
+                global_states: restored_store(ctx, GLOBAL_STATES),
                 side,
                 results: Vec::new(),
                 out: Records::default(),
@@ -299,7 +327,11 @@ where
             late: Records::default(),
             assigned: Vec::new(),
             next,
+        };
+        if let Some(at) = stage.clock.timers.next_processing_time() {
+            stage.clock.wake.request(at);
         }
+        stage
     }
 
     fn event_time(&self) -> bool {
@@ -759,5 +791,24 @@ where
     fn finish(&mut self) {
         self.flush();
         self.next.finish();
+    }
+
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        snapshot_keyed(&self.ctx, out, WINDOWS_STATE, self.windows.iter());
+        snapshot_keyed(&self.ctx, out, SESSIONS_STATE, self.sessions.iter());
+        snapshot_keyed(
+            &self.ctx,
+            out,
+            WINDOW_STATES,
+            self.firing.window_states.iter(),
+        );
+        snapshot_keyed(
+            &self.ctx,
+            out,
+            GLOBAL_STATES,
+            self.firing.global_states.iter(),
+        );
+        snapshot_timers(&self.ctx, &self.clock.timers, out);
+        self.next.snapshot(out);
     }
 }

@@ -1,0 +1,394 @@
+//! Exactly-once sinks: the [`TwoPhaseCommitSink`] contract (Flink's
+//! `TwoPhaseCommitSinkFunction`), and [`FileSink`], a transactional file sink built on it.
+//!
+//! A sink writes each checkpoint interval's records into a transaction. When a checkpoint
+//! is taken, the transaction is pre-committed (flushed, made durable) and recorded in the
+//! checkpoint; when the checkpoint completes, it is committed (made visible). After a
+//! failure, the restored checkpoint's pre-committed transactions are committed, and
+//! anything a failed run wrote after it is aborted, so the output holds each record once.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use superflow_core::{RecordDisplay, UserError};
+
+/// Where a transactional sink's subtask runs.
+#[derive(Debug, Clone, Copy)]
+pub struct TransactionContext {
+    /// This subtask's index.
+    pub subtask: usize,
+    /// The sink's parallelism.
+    pub parallelism: usize,
+    /// An id unique to this run of the job: names that must not collide with what an
+    /// earlier (failed) run wrote can include it.
+    pub run_id: u64,
+}
+
+/// A sink with exactly-once output through two-phase commit.
+///
+/// `commit` may be called again for a transaction already committed (a restore commits
+/// the restored checkpoint's transactions, which may have been committed before the
+/// failure), so it must be idempotent.
+pub trait TwoPhaseCommitSink<T>: Send + 'static {
+    /// A transaction's handle: stored in checkpoints, so it must be serializable.
+    type Transaction: Serialize + DeserializeOwned + Clone + Send + 'static;
+
+    /// Called once per subtask before anything else. `restored` are the pre-committed
+    /// transactions of the checkpoint the job restores from that this subtask will
+    /// commit next; subtask 0 should clean up what earlier runs left that is not among
+    /// them (`all_restored` lists those of every subtask).
+    fn recover(
+        &mut self,
+        ctx: &TransactionContext,
+        all_restored: &[Self::Transaction],
+    ) -> Result<(), UserError> {
+        let _ = (ctx, all_restored);
+        Ok(())
+    }
+
+    /// Starts a transaction.
+    fn begin_transaction(
+        &mut self,
+        ctx: &TransactionContext,
+    ) -> Result<Self::Transaction, UserError>;
+
+    /// Writes records into the transaction (draining `values`).
+    fn invoke(
+        &mut self,
+        transaction: &mut Self::Transaction,
+        values: &mut Vec<T>,
+    ) -> Result<(), UserError>;
+
+    /// Called now and then (at least every 100 ms while records flow), for time-based
+    /// work such as rolling files.
+    fn tick(&mut self, transaction: &mut Self::Transaction, now: Instant) -> Result<(), UserError> {
+        let _ = (transaction, now);
+        Ok(())
+    }
+
+    /// Makes the transaction durable; after this it can only be committed or aborted.
+    fn pre_commit(&mut self, transaction: &mut Self::Transaction) -> Result<(), UserError>;
+
+    /// Makes the transaction's output visible.
+    fn commit(&mut self, transaction: Self::Transaction) -> Result<(), UserError>;
+
+    /// Discards the transaction's output.
+    fn abort(&mut self, transaction: Self::Transaction) -> Result<(), UserError>;
+}
+
+/// When a [`FileSink`] closes a part file and starts the next (Flink's
+/// `DefaultRollingPolicy`); parts also close at every checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct RollingPolicy {
+    /// A part reaching this many bytes is closed.
+    pub max_part_size: u64,
+    /// A part open this long is closed.
+    pub rollover_interval: Duration,
+}
+
+impl Default for RollingPolicy {
+    fn default() -> Self {
+        RollingPolicy {
+            max_part_size: 128 * 1024 * 1024,
+            rollover_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A part file of a [`FileSink`] transaction: written hidden, renamed on commit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartFile {
+    /// The hidden file being written (`.part-...inprogress`).
+    pub in_progress: PathBuf,
+    /// The name it gets on commit.
+    pub committed: PathBuf,
+}
+
+/// The part files of one [`FileSink`] transaction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct FileTransaction {
+    /// Closed parts, and the open one last.
+    pub parts: Vec<PartFile>,
+}
+
+/// Writes records as lines into part files of a directory, exactly once: a part becomes
+/// visible (renamed from a hidden in-progress name) only when the checkpoint that
+/// covers it completes, or when the job finishes (Flink's `FileSink` in row format).
+///
+/// Part names are `part-<run>-<subtask>-<n>`; readers should skip names starting with
+/// `.` (Flink's convention, which `read_text_file` follows).
+pub struct FileSink {
+    dir: PathBuf,
+    policy: RollingPolicy,
+    ctx: Option<TransactionContext>,
+    counter: u64,
+    open: Option<OpenPart>,
+    text: String,
+}
+
+struct OpenPart {
+    writer: BufWriter<File>,
+    size: u64,
+    opened: Instant,
+}
+
+impl Clone for FileSink {
+    fn clone(&self) -> Self {
+        FileSink::new(self.dir.clone()).with_rolling_policy(self.policy)
+    }
+}
+
+impl FileSink {
+    /// A sink writing part files into `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> FileSink {
+        FileSink {
+            dir: dir.into(),
+            policy: RollingPolicy::default(),
+            ctx: None,
+            counter: 0,
+            open: None,
+            text: String::new(),
+        }
+    }
+
+    /// Sets when parts roll.
+    pub fn with_rolling_policy(mut self, policy: RollingPolicy) -> FileSink {
+        self.policy = policy;
+        self
+    }
+
+    /// The output directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn io_error(path: &Path, what: &str, e: std::io::Error) -> UserError {
+        format!("cannot {what} '{}': {e}", path.display()).into()
+    }
+
+    /// Closes the open part: flushes it and makes it durable.
+    fn close_part(&mut self) -> Result<(), UserError> {
+        if let Some(mut part) = self.open.take() {
+            part.writer
+                .flush()
+                .map_err(|e| Self::io_error(&self.dir, "write to", e))?;
+            let file = part
+                .writer
+                .into_inner()
+                .map_err(|e| Self::io_error(&self.dir, "write to", e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| Self::io_error(&self.dir, "sync a part file in", e))?;
+        }
+        Ok(())
+    }
+
+    fn start_part(&mut self, transaction: &mut FileTransaction) -> Result<(), UserError> {
+        let ctx = self.ctx.ok_or("the file sink was not opened")?;
+        let name = format!("part-{}-{}-{}", ctx.run_id, ctx.subtask, self.counter);
+        self.counter += 1;
+        let part = PartFile {
+            in_progress: self.dir.join(format!(".{name}.inprogress")),
+            committed: self.dir.join(name),
+        };
+        let file = File::create(&part.in_progress)
+            .map_err(|e| Self::io_error(&part.in_progress, "create", e))?;
+        self.open = Some(OpenPart {
+            writer: BufWriter::with_capacity(1 << 16, file),
+            size: 0,
+            opened: Instant::now(),
+        });
+        transaction.parts.push(part);
+        Ok(())
+    }
+}
+
+impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
+    type Transaction = FileTransaction;
+
+    fn recover(
+        &mut self,
+        ctx: &TransactionContext,
+        all_restored: &[FileTransaction],
+    ) -> Result<(), UserError> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Self::io_error(&self.dir, "create output directory", e))?;
+        self.ctx = Some(*ctx);
+        if ctx.subtask != 0 {
+            return Ok(());
+        }
+        // In-progress parts of earlier runs that no restored transaction names were
+        // written after the restored checkpoint: they are replayed, so they go.
+        let keep: std::collections::HashSet<&Path> = all_restored
+            .iter()
+            .flat_map(|t| t.parts.iter().map(|p| p.in_progress.as_path()))
+            .collect();
+        let current = format!("part-{}-", ctx.run_id);
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| Self::io_error(&self.dir, "list output directory", e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let leftover = name.starts_with(".part-")
+                && name.ends_with(".inprogress")
+                && !name[1..].starts_with(&current);
+            if leftover && !keep.contains(entry.path().as_path()) {
+                tracing::debug!(file = %entry.path().display(), "aborting a part of an earlier run");
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| Self::io_error(&entry.path(), "remove", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_transaction(
+        &mut self,
+        ctx: &TransactionContext,
+    ) -> Result<FileTransaction, UserError> {
+        self.ctx = Some(*ctx);
+        Ok(FileTransaction::default())
+    }
+
+    fn invoke(
+        &mut self,
+        transaction: &mut FileTransaction,
+        values: &mut Vec<T>,
+    ) -> Result<(), UserError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        self.text.clear();
+        for value in values.drain(..) {
+            value.fmt_record(&mut self.text)?;
+            self.text.push('\n');
+        }
+        if self.open.is_none() {
+            self.start_part(transaction)?;
+        }
+        let dir = self.dir.clone();
+        if let Some(part) = self.open.as_mut() {
+            part.writer
+                .write_all(self.text.as_bytes())
+                .map_err(|e| Self::io_error(&dir, "write to", e))?;
+            part.size += self.text.len() as u64;
+            if part.size >= self.policy.max_part_size {
+                self.close_part()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, _transaction: &mut FileTransaction, now: Instant) -> Result<(), UserError> {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|p| now.duration_since(p.opened) >= self.policy.rollover_interval)
+        {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, _transaction: &mut FileTransaction) -> Result<(), UserError> {
+        self.close_part()
+    }
+
+    fn commit(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
+        for part in transaction.parts {
+            match std::fs::rename(&part.in_progress, &part.committed) {
+                Ok(()) => {}
+                // Committed before (a restore commits again): nothing to do.
+                Err(_) if part.committed.exists() => {}
+                Err(e) => return Err(Self::io_error(&part.in_progress, "commit", e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
+        self.open = None;
+        for part in transaction.parts {
+            if let Err(e) = std::fs::remove_file(&part.in_progress) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(Self::io_error(&part.in_progress, "abort", e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(run_id: u64) -> TransactionContext {
+        TransactionContext {
+            subtask: 0,
+            parallelism: 1,
+            run_id,
+        }
+    }
+
+    fn visible(dir: &Path) -> Vec<String> {
+        let mut lines: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn output_is_visible_only_after_commit_and_commit_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::new(dir.path());
+        TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(1), &[]).unwrap();
+        let mut txn = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(1)).unwrap();
+        sink.invoke(&mut txn, &mut vec![1i64, 2]).unwrap();
+        TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut txn).unwrap();
+        assert!(visible(dir.path()).is_empty());
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn).unwrap();
+        assert_eq!(visible(dir.path()), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn parts_roll_by_size_and_a_new_run_aborts_what_it_does_not_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = RollingPolicy {
+            max_part_size: 4,
+            rollover_interval: Duration::from_secs(60),
+        };
+        let mut sink = FileSink::new(dir.path()).with_rolling_policy(policy);
+        TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(1), &[]).unwrap();
+        let mut kept = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(1)).unwrap();
+        sink.invoke(&mut kept, &mut vec![10i64, 11]).unwrap();
+        sink.invoke(&mut kept, &mut vec![12i64]).unwrap();
+        TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut kept).unwrap();
+        assert_eq!(kept.parts.len(), 2);
+        let mut lost = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(1)).unwrap();
+        sink.invoke(&mut lost, &mut vec![99i64]).unwrap();
+        // A new run restores `kept` only: `lost` is removed, `kept` then committed.
+        let mut next = FileSink::new(dir.path());
+        TwoPhaseCommitSink::<i64>::recover(&mut next, &ctx(2), std::slice::from_ref(&kept))
+            .unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut next, kept).unwrap();
+        assert_eq!(visible(dir.path()), vec!["10", "11", "12"]);
+        let hidden = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        assert_eq!(hidden, 0);
+    }
+}

@@ -1,0 +1,833 @@
+//! The `CheckpointCoordinator` of one job run: it triggers checkpoints (interval, min
+//! pause, max concurrent, savepoint requests), collects every operator subtask's part,
+//! writes the parts in the background (one thread per part, so subtasks write in
+//! parallel), writes the metadata last, and keeps the statistics.
+//!
+//! Workers talk to it through atomics they read on their hot path (the triggered and
+//! completed ids) and a channel for parts; it runs on its own thread.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use superflow_core::OperatorFailure;
+
+use super::config::{CheckpointConfig, SnapshotCompression};
+use super::snapshot::OperatorSnapshot;
+use super::storage::{
+    encode_part, write_atomically, write_metadata, CheckpointMetadata, CheckpointStorage,
+    PartMetadata,
+};
+use crate::control::JobControl;
+
+/// One operator subtask of a run: the timely operator and the worker it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId {
+    /// The operator's index in the dataflow (the same on every worker).
+    pub operator: usize,
+    /// The worker.
+    pub worker: usize,
+}
+
+/// A part an operator subtask hands over: its state at a checkpoint, or its final state
+/// once its input ended (which stands for it in every later checkpoint).
+#[derive(Debug)]
+pub struct PartReport {
+    /// Which subtask.
+    pub instance: InstanceId,
+    /// The operator (chain) name.
+    pub operator: String,
+    /// The node id of the chain's head.
+    pub node: usize,
+    /// The subtask index.
+    pub subtask: usize,
+    /// The operator's parallelism.
+    pub parallelism: usize,
+    /// The state.
+    pub snapshot: OperatorSnapshot,
+    /// How long the synchronous copy took.
+    pub sync: Duration,
+    /// How long records of later epochs waited for this checkpoint.
+    pub alignment: Duration,
+}
+
+/// What became of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CheckpointStatus {
+    /// Every part and the metadata are written.
+    Completed,
+    /// It expired or a part could not be written.
+    Failed(String),
+}
+
+/// Per operator figures of one checkpoint.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OperatorCheckpointStats {
+    /// The operator (chain) name.
+    pub operator: String,
+    /// Parts written (subtasks with state).
+    pub parts: usize,
+    /// Bytes written.
+    pub size_bytes: u64,
+    /// The longest synchronous copy of a subtask.
+    pub sync_duration: Duration,
+    /// The longest background write of a subtask.
+    pub async_duration: Duration,
+    /// The longest alignment of a subtask.
+    pub alignment_duration: Duration,
+}
+
+/// What a job reports about one checkpoint (and the REST API will show).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The checkpoint id.
+    pub id: u64,
+    /// Whether it was a savepoint.
+    pub savepoint: bool,
+    /// Completed or failed.
+    pub status: CheckpointStatus,
+    /// When it was triggered, in milliseconds since the Unix epoch.
+    pub trigger_timestamp_ms: i64,
+    /// From trigger to completion (or failure).
+    pub duration: Duration,
+    /// Bytes written over all parts.
+    pub size_bytes: u64,
+    /// Where it is stored.
+    pub path: PathBuf,
+    /// Per operator figures.
+    pub operators: Vec<OperatorCheckpointStats>,
+}
+
+enum Message {
+    Register(Vec<InstanceId>),
+    Part(u64, Arc<PartReport>),
+    Final(Arc<PartReport>),
+    Written(u64, InstanceId, Result<Option<PartMetadata>, String>),
+    Savepoint {
+        dir: PathBuf,
+        stop: bool,
+        reply: Sender<Result<PathBuf, String>>,
+    },
+    Shutdown(RunOutcome),
+}
+
+/// How a run ended, which decides what happens to its checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The job finished: checkpoints are deleted (savepoints stay).
+    Finished,
+    /// The job was cancelled: checkpoints are kept or deleted per the retention.
+    Cancelled,
+    /// The run failed: checkpoints are kept, to restore from.
+    Failed,
+}
+
+/// What a transactional sink leaves to do when the job has finished: commit the
+/// transactions it pre-committed at the end of its input.
+pub type EndAction = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+struct Shared {
+    triggered: AtomicU64,
+    completed: AtomicU64,
+    stop_after: AtomicU64,
+    stats: Mutex<Vec<CheckpointStats>>,
+    end_actions: Mutex<Vec<EndAction>>,
+    end_errors: Mutex<Vec<String>>,
+}
+
+/// Triggers and completes the checkpoints of one run of a job.
+pub struct CheckpointCoordinator {
+    shared: Arc<Shared>,
+    sender: Sender<Message>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    config: Option<CheckpointConfig>,
+    base: u64,
+    run_id: u64,
+}
+
+impl std::fmt::Debug for CheckpointCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointCoordinator")
+            .field("triggered", &self.triggered())
+            .field("completed", &self.completed())
+            .finish()
+    }
+}
+
+/// What the coordinator of a run is started with.
+pub struct CoordinatorSettings {
+    /// Periodic checkpoints; `None` = only savepoints.
+    pub config: Option<CheckpointConfig>,
+    /// The job's name (written into the metadata).
+    pub job: String,
+    /// The job's max parallelism.
+    pub max_parallelism: usize,
+    /// Workers that will register their operators.
+    pub workers: usize,
+    /// The id the run starts after (its epochs start at `base << 32`).
+    pub base: u64,
+    /// Statistics of earlier runs of the job.
+    pub history: Vec<CheckpointStats>,
+}
+
+impl CheckpointCoordinator {
+    /// Starts the coordinator's thread.
+    pub fn start(settings: CoordinatorSettings, control: Arc<JobControl>) -> Arc<Self> {
+        let shared = Arc::new(Shared {
+            triggered: AtomicU64::new(settings.base),
+            completed: AtomicU64::new(settings.base),
+            stop_after: AtomicU64::new(u64::MAX),
+            stats: Mutex::new(settings.history.clone()),
+            end_actions: Mutex::new(Vec::new()),
+            end_errors: Mutex::new(Vec::new()),
+        });
+        let (sender, receiver) = mpsc::channel();
+        let config = settings.config.clone();
+        let base = settings.base;
+        let mut state = CoordinatorThread {
+            shared: Arc::clone(&shared),
+            sender: sender.clone(),
+            control,
+            storage: settings
+                .config
+                .as_ref()
+                .map(|c| CheckpointStorage::new(&c.storage)),
+            settings,
+            registered: 0,
+            instances: HashSet::new(),
+            pending: BTreeMap::new(),
+            finals: HashMap::new(),
+            next_trigger: None,
+            last_completion: None,
+            consecutive_failures: 0,
+            savepoints: Vec::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("superflow-checkpoints".into())
+            .spawn(move || state.run(receiver))
+            .ok();
+        if thread.is_none() {
+            tracing::error!(
+                "cannot start the checkpoint coordinator thread; no checkpoints will be taken"
+            );
+        }
+        Arc::new(CheckpointCoordinator {
+            shared,
+            sender,
+            thread: Mutex::new(thread),
+            config,
+            base,
+            run_id: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        })
+    }
+
+    /// The checkpoint settings, if checkpointing is enabled.
+    pub fn config(&self) -> Option<&CheckpointConfig> {
+        self.config.as_ref()
+    }
+
+    /// The id this run started after.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// An id unique to this run (its start time in nanoseconds), for names of files a
+    /// run writes that a later run must tell apart.
+    pub fn run_id(&self) -> u64 {
+        self.run_id
+    }
+
+    /// Runs `action` if the job finishes, after its final checkpoint is written (so a
+    /// crash before then restores the transactions and commits them on restart).
+    pub fn on_finish(&self, action: EndAction) {
+        if let Ok(mut actions) = self.shared.end_actions.lock() {
+            actions.push(action);
+        }
+    }
+
+    /// What went wrong in the actions run when the job finished.
+    pub fn end_errors(&self) -> Vec<String> {
+        self.shared
+            .end_errors
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether operators align on checkpoint epochs (exactly-once).
+    pub fn aligned(&self) -> bool {
+        self.config
+            .as_ref()
+            .is_none_or(|c| c.mode == super::CheckpointingMode::ExactlyOnce)
+    }
+
+    /// The latest checkpoint triggered: sources jump to its epoch.
+    #[inline]
+    pub fn triggered(&self) -> u64 {
+        self.shared.triggered.load(Ordering::Acquire)
+    }
+
+    /// The latest checkpoint completed: transactional sinks commit up to it.
+    #[inline]
+    pub fn completed(&self) -> u64 {
+        self.shared.completed.load(Ordering::Acquire)
+    }
+
+    /// After a stop-with-savepoint: sources stop once they reached this checkpoint.
+    #[inline]
+    pub fn stop_after(&self) -> u64 {
+        self.shared.stop_after.load(Ordering::Acquire)
+    }
+
+    /// A worker's operators that take part in checkpoints (called once per worker).
+    pub fn register(&self, instances: Vec<InstanceId>) {
+        let _ = self.sender.send(Message::Register(instances));
+    }
+
+    /// An operator subtask's state at `checkpoint`.
+    pub fn report(&self, checkpoint: u64, report: PartReport) {
+        let _ = self
+            .sender
+            .send(Message::Part(checkpoint, Arc::new(report)));
+    }
+
+    /// An operator subtask's state once its input ended.
+    pub fn report_final(&self, report: PartReport) {
+        let _ = self.sender.send(Message::Final(Arc::new(report)));
+    }
+
+    /// Triggers a savepoint into `dir`; with `stop`, sources stop at it and the job
+    /// ends. Blocks until it completes or fails.
+    pub fn savepoint(&self, dir: PathBuf, stop: bool) -> Result<PathBuf, String> {
+        let (reply, answer) = mpsc::channel();
+        self.sender
+            .send(Message::Savepoint { dir, stop, reply })
+            .map_err(|_| "the job is not running".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the job ended before the savepoint completed".to_string())?
+    }
+
+    /// Statistics of every checkpoint so far.
+    pub fn stats(&self) -> Vec<CheckpointStats> {
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ends the run: pending checkpoints are abandoned, and the run's checkpoints kept
+    /// or deleted per `outcome`. Returns the statistics.
+    pub fn shutdown(&self, outcome: RunOutcome) -> Vec<CheckpointStats> {
+        let _ = self.sender.send(Message::Shutdown(outcome));
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        self.stats()
+    }
+}
+
+/// A savepoint asked for: its directory, whether the job stops at it, and who waits.
+type SavepointRequest = (PathBuf, bool, Sender<Result<PathBuf, String>>);
+
+struct Pending {
+    started: Instant,
+    trigger_ms: i64,
+    dir: PathBuf,
+    savepoint: bool,
+    reply: Option<Sender<Result<PathBuf, String>>>,
+    requested: HashSet<InstanceId>,
+    written: HashMap<InstanceId, Option<PartMetadata>>,
+}
+
+struct CoordinatorThread {
+    shared: Arc<Shared>,
+    sender: Sender<Message>,
+    control: Arc<JobControl>,
+    storage: Option<CheckpointStorage>,
+    settings: CoordinatorSettings,
+    registered: usize,
+    instances: HashSet<InstanceId>,
+    pending: BTreeMap<u64, Pending>,
+    finals: HashMap<InstanceId, Arc<PartReport>>,
+    next_trigger: Option<Instant>,
+    last_completion: Option<Instant>,
+    consecutive_failures: u32,
+    savepoints: Vec<SavepointRequest>,
+}
+
+impl CoordinatorThread {
+    fn run(&mut self, receiver: Receiver<Message>) {
+        loop {
+            let wait = self
+                .next_trigger
+                .map_or(Duration::from_millis(50), |t| {
+                    t.saturating_duration_since(Instant::now())
+                })
+                .clamp(Duration::from_millis(1), Duration::from_millis(50));
+            match receiver.recv_timeout(wait) {
+                Ok(Message::Shutdown(outcome)) => {
+                    self.shut_down(outcome);
+                    return;
+                }
+                Ok(message) => self.handle(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.expire();
+            self.maybe_trigger();
+        }
+    }
+
+    fn compression(&self) -> SnapshotCompression {
+        self.settings
+            .config
+            .as_ref()
+            .map_or(SnapshotCompression::None, |c| c.compression)
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Register(instances) => {
+                self.instances.extend(instances);
+                self.registered += 1;
+                if self.registered == self.settings.workers {
+                    if let Some(config) = &self.settings.config {
+                        self.next_trigger = Some(Instant::now() + config.interval);
+                    }
+                }
+            }
+            Message::Part(id, report) => self.write_part(id, report),
+            Message::Final(report) => {
+                let ids: Vec<u64> = self.pending.keys().copied().collect();
+                for id in ids {
+                    self.write_part(id, Arc::clone(&report));
+                }
+                self.finals.insert(report.instance, report);
+            }
+            Message::Written(id, instance, result) => match result {
+                Ok(part) => {
+                    let Some(pending) = self.pending.get_mut(&id) else {
+                        return;
+                    };
+                    pending.written.insert(instance, part);
+                    if pending.written.len() == self.instances.len() {
+                        self.complete(id);
+                    }
+                }
+                Err(e) => self.fail(id, format!("a part could not be written: {e}")),
+            },
+            Message::Savepoint { dir, stop, reply } => self.savepoints.push((dir, stop, reply)),
+            Message::Shutdown(_) => {}
+        }
+    }
+
+    fn write_part(&mut self, id: u64, report: Arc<PartReport>) {
+        let compression = self.compression();
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if !pending.requested.insert(report.instance) {
+            return;
+        }
+        let dir = pending.dir.clone();
+        let sender = self.sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name("superflow-checkpoint-writer".into())
+            .spawn(move || {
+                let instance = report.instance;
+                let result = write_part_file(&dir, &report, compression);
+                let _ = sender.send(Message::Written(id, instance, result));
+            });
+        if let Err(e) = spawned {
+            self.fail(id, format!("cannot start a writer thread: {e}"));
+        }
+    }
+
+    fn maybe_trigger(&mut self) {
+        if self.registered < self.settings.workers || self.control.should_stop() {
+            return;
+        }
+        let now = Instant::now();
+        if let Some((dir, stop, reply)) = self.savepoints.pop() {
+            self.trigger(Some(dir), stop, Some(reply));
+            return;
+        }
+        let Some(config) = self.settings.config.clone() else {
+            return;
+        };
+        let Some(next) = self.next_trigger else {
+            return;
+        };
+        let running = self.pending.values().filter(|p| !p.savepoint).count();
+        let paused = self
+            .last_completion
+            .is_some_and(|t| now < t + config.min_pause);
+        if now >= next && running < config.max_concurrent.max(1) && !paused {
+            self.trigger(None, false, None);
+            self.next_trigger = Some(now + config.interval);
+        }
+    }
+
+    fn trigger(
+        &mut self,
+        savepoint_dir: Option<PathBuf>,
+        stop: bool,
+        reply: Option<Sender<Result<PathBuf, String>>>,
+    ) {
+        let id = self.shared.triggered.load(Ordering::Acquire) + 1;
+        let savepoint = savepoint_dir.is_some();
+        let dir = match (savepoint_dir, &self.storage) {
+            (Some(dir), _) => dir,
+            (None, Some(storage)) => storage.checkpoint_dir(id),
+            (None, None) => return,
+        };
+        tracing::debug!(checkpoint = id, savepoint, "triggering checkpoint");
+        self.pending.insert(
+            id,
+            Pending {
+                started: Instant::now(),
+                trigger_ms: crate::time::processing_time_now(),
+                dir,
+                savepoint,
+                reply,
+                requested: HashSet::new(),
+                written: HashMap::new(),
+            },
+        );
+        if stop {
+            self.shared.stop_after.store(id, Ordering::Release);
+        }
+        self.shared.triggered.store(id, Ordering::Release);
+        let finals: Vec<Arc<PartReport>> = self.finals.values().cloned().collect();
+        for report in finals {
+            self.write_part(id, report);
+        }
+        if self.instances.is_empty() {
+            self.complete(id);
+        }
+    }
+
+    fn complete(&mut self, id: u64) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let mut parts: Vec<PartMetadata> = pending.written.into_values().flatten().collect();
+        parts.sort_by_key(|p| (p.node, p.subtask));
+        let metadata = CheckpointMetadata {
+            id,
+            job: self.settings.job.clone(),
+            savepoint: pending.savepoint,
+            trigger_timestamp_ms: pending.trigger_ms,
+            max_parallelism: self.settings.max_parallelism,
+            parts,
+        };
+        if let Err(e) = write_metadata(&pending.dir, &metadata) {
+            let reason = format!("the metadata could not be written: {e}");
+            self.record(
+                id,
+                &pending.dir,
+                &metadata,
+                pending.started,
+                pending.savepoint,
+                Some(reason.clone()),
+            );
+            if let Some(reply) = pending.reply {
+                let _ = reply.send(Err(reason));
+            }
+            return;
+        }
+        self.record(
+            id,
+            &pending.dir,
+            &metadata,
+            pending.started,
+            pending.savepoint,
+            None,
+        );
+        if !pending.savepoint {
+            self.shared.completed.store(id, Ordering::Release);
+            self.last_completion = Some(Instant::now());
+            self.consecutive_failures = 0;
+            self.retain(id);
+        } else {
+            // A savepoint also completes the epochs before it: sinks may commit.
+            self.shared.completed.fetch_max(id, Ordering::AcqRel);
+        }
+        tracing::info!(
+            checkpoint = id,
+            savepoint = pending.savepoint,
+            path = %pending.dir.display(),
+            "checkpoint complete"
+        );
+        if let Some(reply) = pending.reply {
+            let _ = reply.send(Ok(pending.dir));
+        }
+    }
+
+    /// Deletes complete checkpoints older than the last `retained`.
+    fn retain(&self, newest: u64) {
+        let (Some(storage), Some(config)) = (&self.storage, &self.settings.config) else {
+            return;
+        };
+        let complete: Vec<u64> = storage
+            .checkpoint_ids()
+            .into_iter()
+            .filter(|&id| id <= newest && storage.is_complete(id))
+            .collect();
+        let keep = config.retained.max(1);
+        if complete.len() > keep {
+            for &id in &complete[..complete.len() - keep] {
+                storage.delete(id);
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let Some(timeout) = self.settings.config.as_ref().map(|c| c.timeout) else {
+            return;
+        };
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.started.elapsed() > timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.fail(id, format!("it expired after {timeout:?}"));
+        }
+    }
+
+    fn fail(&mut self, id: u64, reason: String) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        tracing::warn!(checkpoint = id, "checkpoint failed: {reason}");
+        let metadata = CheckpointMetadata {
+            id,
+            job: self.settings.job.clone(),
+            savepoint: pending.savepoint,
+            trigger_timestamp_ms: pending.trigger_ms,
+            max_parallelism: self.settings.max_parallelism,
+            parts: pending.written.into_values().flatten().collect(),
+        };
+        self.record(
+            id,
+            &pending.dir,
+            &metadata,
+            pending.started,
+            pending.savepoint,
+            Some(reason.clone()),
+        );
+        if let Err(e) = std::fs::remove_dir_all(&pending.dir) {
+            tracing::debug!("cannot remove {}: {e}", pending.dir.display());
+        }
+        if let Some(reply) = pending.reply {
+            let _ = reply.send(Err(reason.clone()));
+            return;
+        }
+        self.consecutive_failures += 1;
+        let tolerable = self
+            .settings
+            .config
+            .as_ref()
+            .map_or(0, |c| c.tolerable_failures);
+        if self.consecutive_failures > tolerable {
+            self.control.fail(OperatorFailure {
+                operator: "<checkpoint coordinator>".into(),
+                subtask: 0,
+                cause: format!(
+                    "checkpoint {id} failed ({reason}); the job tolerates {tolerable} failed checkpoints in a row"
+                ),
+                location: None,
+            });
+        }
+    }
+
+    fn record(
+        &self,
+        id: u64,
+        dir: &std::path::Path,
+        metadata: &CheckpointMetadata,
+        started: Instant,
+        savepoint: bool,
+        failure: Option<String>,
+    ) {
+        let mut operators: BTreeMap<String, OperatorCheckpointStats> = BTreeMap::new();
+        for part in &metadata.parts {
+            let entry =
+                operators
+                    .entry(part.operator.clone())
+                    .or_insert_with(|| OperatorCheckpointStats {
+                        operator: part.operator.clone(),
+                        parts: 0,
+                        size_bytes: 0,
+                        sync_duration: Duration::ZERO,
+                        async_duration: Duration::ZERO,
+                        alignment_duration: Duration::ZERO,
+                    });
+            entry.parts += 1;
+            entry.size_bytes += part.size;
+            entry.sync_duration = entry
+                .sync_duration
+                .max(Duration::from_micros(part.sync_micros));
+            entry.async_duration = entry
+                .async_duration
+                .max(Duration::from_micros(part.async_micros));
+            entry.alignment_duration = entry
+                .alignment_duration
+                .max(Duration::from_micros(part.alignment_micros));
+        }
+        let stats = CheckpointStats {
+            id,
+            savepoint,
+            status: failure.map_or(CheckpointStatus::Completed, CheckpointStatus::Failed),
+            trigger_timestamp_ms: metadata.trigger_timestamp_ms,
+            duration: started.elapsed(),
+            size_bytes: metadata.parts.iter().map(|p| p.size).sum(),
+            path: dir.to_path_buf(),
+            operators: operators.into_values().collect(),
+        };
+        if let Ok(mut all) = self.shared.stats.lock() {
+            all.push(stats);
+        }
+    }
+
+    fn shut_down(&mut self, outcome: RunOutcome) {
+        let abandoned: Vec<u64> = self.pending.keys().copied().collect();
+        for id in abandoned {
+            if let Some(pending) = self.pending.remove(&id) {
+                if !pending.savepoint {
+                    let _ = std::fs::remove_dir_all(&pending.dir);
+                }
+                if let Some(reply) = pending.reply {
+                    let _ = reply.send(Err("the job ended before the savepoint completed".into()));
+                }
+            }
+        }
+        for (_, _, reply) in self.savepoints.drain(..) {
+            let _ = reply.send(Err("the job ended before the savepoint was taken".into()));
+        }
+        if outcome == RunOutcome::Finished {
+            self.finish_job();
+        }
+        let (Some(storage), Some(config)) = (&self.storage, &self.settings.config) else {
+            return;
+        };
+        let delete = match outcome {
+            RunOutcome::Finished => true,
+            RunOutcome::Cancelled => {
+                config.retention == super::ExternalizedCheckpointRetention::DeleteOnCancellation
+            }
+            RunOutcome::Failed => false,
+        };
+        if delete {
+            for id in storage.checkpoint_ids() {
+                if id > self.settings.base || outcome == RunOutcome::Finished {
+                    storage.delete(id);
+                }
+            }
+        }
+    }
+}
+
+impl CoordinatorThread {
+    /// The job finished: writes the final checkpoint (every subtask's final state), then
+    /// runs the end actions (transactional sinks commit), each once.
+    fn finish_job(&mut self) {
+        let actions = self
+            .shared
+            .end_actions
+            .lock()
+            .map(|mut a| std::mem::take(&mut *a))
+            .unwrap_or_default();
+        if let Some(storage) = &self.storage {
+            if !actions.is_empty() {
+                let id = self.shared.triggered.load(Ordering::Acquire) + 1;
+                let dir = storage.checkpoint_dir(id);
+                let compression = self.compression();
+                let mut parts = Vec::new();
+                for report in self.finals.values() {
+                    match write_part_file(&dir, report, compression) {
+                        Ok(part) => parts.extend(part),
+                        Err(e) => {
+                            tracing::warn!("the final checkpoint could not be written: {e}");
+                            return self.end_error(format!(
+                                "the final checkpoint could not be written ({e}); the output of the end of the job is not committed"
+                            ));
+                        }
+                    }
+                }
+                parts.sort_by_key(|p| (p.node, p.subtask));
+                let metadata = CheckpointMetadata {
+                    id,
+                    job: self.settings.job.clone(),
+                    savepoint: false,
+                    trigger_timestamp_ms: crate::time::processing_time_now(),
+                    max_parallelism: self.settings.max_parallelism,
+                    parts,
+                };
+                if let Err(e) = write_metadata(&dir, &metadata) {
+                    return self.end_error(format!(
+                        "the final checkpoint could not be written ({e}); the output of the end of the job is not committed"
+                    ));
+                }
+            }
+        }
+        for action in actions {
+            if let Err(e) = action() {
+                self.end_error(e);
+            }
+        }
+    }
+
+    fn end_error(&self, error: String) {
+        if let Ok(mut errors) = self.shared.end_errors.lock() {
+            errors.push(error);
+        }
+    }
+}
+
+fn write_part_file(
+    dir: &std::path::Path,
+    report: &PartReport,
+    compression: SnapshotCompression,
+) -> Result<Option<PartMetadata>, String> {
+    if report.snapshot.is_empty() {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let bytes = encode_part(report.snapshot.sections(), compression)?;
+    let file = format!(
+        "{}-{}.part",
+        report.instance.operator, report.instance.worker
+    );
+    write_atomically(&dir.join(&file), &bytes)
+        .map_err(|e| format!("{}: {e}", dir.join(&file).display()))?;
+    Ok(Some(PartMetadata {
+        file,
+        operator: report.operator.clone(),
+        node: report.node,
+        subtask: report.subtask,
+        parallelism: report.parallelism,
+        size: bytes.len() as u64,
+        crc32: crc32fast::hash(&bytes),
+        states: report
+            .snapshot
+            .sections()
+            .iter()
+            .map(|s| (s.state.clone(), s.kind))
+            .collect(),
+        sync_micros: report.sync.as_micros() as u64,
+        async_micros: started.elapsed().as_micros() as u64,
+        alignment_micros: report.alignment.as_micros() as u64,
+    }))
+}

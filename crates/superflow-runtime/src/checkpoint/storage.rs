@@ -1,0 +1,304 @@
+//! Checkpoint files in a local directory: one part per operator subtask, written in
+//! the background, and a metadata file written last that makes the checkpoint complete.
+//! The metadata holds each part's size and CRC32, so a missing, truncated or damaged
+//! part is detected on restore, and the restore falls back to the previous checkpoint.
+//!
+//! Layout: `<storage>/chk-<id>/<node>-<worker>.part` and `<storage>/chk-<id>/_metadata`
+//! (JSON, for people and tools). A savepoint has the same layout in its own directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::SnapshotCompression;
+use super::snapshot::{RestoredState, SectionKind, StateSection};
+
+const PART_MAGIC: &[u8; 4] = b"SFCP";
+const PART_VERSION: u8 = 1;
+/// The metadata file's name.
+pub const METADATA_FILE: &str = "_metadata";
+
+/// What the metadata records about one part.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartMetadata {
+    /// The file name inside the checkpoint's directory.
+    pub file: String,
+    /// The operator (chain) name.
+    pub operator: String,
+    /// The node id of the chain's head.
+    pub node: usize,
+    /// The subtask index.
+    pub subtask: usize,
+    /// The operator's parallelism when written.
+    pub parallelism: usize,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC32 of the whole file.
+    pub crc32: u32,
+    /// The states in the part, with their kinds.
+    pub states: Vec<(String, SectionKind)>,
+    /// Time the data path stopped for the synchronous copy, in microseconds.
+    pub sync_micros: u64,
+    /// Time spent compressing and writing in the background, in microseconds.
+    pub async_micros: u64,
+    /// Time records of later epochs were held back for alignment, in microseconds.
+    pub alignment_micros: u64,
+}
+
+/// The metadata of a complete checkpoint or savepoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointMetadata {
+    /// The checkpoint id.
+    pub id: u64,
+    /// The job's name.
+    pub job: String,
+    /// Whether this is a savepoint.
+    pub savepoint: bool,
+    /// When it was triggered (milliseconds since the Unix epoch).
+    pub trigger_timestamp_ms: i64,
+    /// The max parallelism (number of key groups) of the job.
+    pub max_parallelism: usize,
+    /// Every part.
+    pub parts: Vec<PartMetadata>,
+}
+
+/// A directory holding a job's checkpoints.
+#[derive(Debug, Clone)]
+pub struct CheckpointStorage {
+    root: PathBuf,
+}
+
+impl CheckpointStorage {
+    /// Storage under `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> CheckpointStorage {
+        CheckpointStorage { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of checkpoint `id`.
+    pub fn checkpoint_dir(&self, id: u64) -> PathBuf {
+        self.root.join(format!("chk-{id}"))
+    }
+
+    /// The ids of the checkpoint directories present, complete or not, ascending.
+    pub fn checkpoint_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("chk-"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Whether checkpoint `id` has its metadata (it may still be damaged).
+    pub fn is_complete(&self, id: u64) -> bool {
+        self.checkpoint_dir(id).join(METADATA_FILE).is_file()
+    }
+
+    /// Deletes checkpoint `id`.
+    pub fn delete(&self, id: u64) {
+        let dir = self.checkpoint_dir(id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %dir.display(), "cannot delete checkpoint: {e}");
+            }
+        }
+    }
+}
+
+/// Encodes a part's sections into its file format.
+pub(crate) fn encode_part(
+    sections: &[StateSection],
+    compression: SnapshotCompression,
+) -> Result<Vec<u8>, String> {
+    let encoded = postcard::to_stdvec(sections).map_err(|e| e.to_string())?;
+    let (flag, payload) = match compression {
+        SnapshotCompression::None => (0u8, encoded),
+        SnapshotCompression::Lz4 => (1u8, lz4_flex::compress_prepend_size(&encoded)),
+    };
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    out.extend_from_slice(PART_MAGIC);
+    out.push(PART_VERSION);
+    out.push(flag);
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+fn decode_part(bytes: &[u8]) -> Result<Vec<StateSection>, String> {
+    if bytes.len() < 6 || &bytes[..4] != PART_MAGIC || bytes[4] != PART_VERSION {
+        return Err("not a Superflow checkpoint part, or a version this build cannot read".into());
+    }
+    let decompressed;
+    let payload = match bytes[5] {
+        0 => &bytes[6..],
+        1 => {
+            decompressed = lz4_flex::decompress_size_prepended(&bytes[6..])
+                .map_err(|e| format!("cannot decompress: {e}"))?;
+            &decompressed[..]
+        }
+        other => return Err(format!("unknown compression {other}")),
+    };
+    postcard::from_bytes(payload).map_err(|e| format!("cannot decode: {e}"))
+}
+
+/// Writes `bytes` to `path` through a temporary file, so a reader never sees half a file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes a checkpoint's metadata: the last file, which makes it complete.
+pub(crate) fn write_metadata(dir: &Path, metadata: &CheckpointMetadata) -> Result<(), String> {
+    let json = serde_json::to_vec_pretty(metadata).map_err(|e| e.to_string())?;
+    write_atomically(&dir.join(METADATA_FILE), &json).map_err(|e| e.to_string())
+}
+
+/// Reads and verifies the checkpoint or savepoint in `dir`: every part must be present
+/// with the size and checksum its metadata records.
+pub fn load_checkpoint(dir: &Path) -> Result<(CheckpointMetadata, RestoredState), String> {
+    let metadata_path = dir.join(METADATA_FILE);
+    let text = std::fs::read(&metadata_path)
+        .map_err(|e| format!("cannot read {}: {e}", metadata_path.display()))?;
+    let metadata: CheckpointMetadata = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is damaged: {e}", metadata_path.display()))?;
+    let mut state = RestoredState::new(metadata.id, metadata.max_parallelism, dir.to_path_buf());
+    for part in &metadata.parts {
+        let path = dir.join(&part.file);
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("part {} is missing: {e}", path.display()))?;
+        if bytes.len() as u64 != part.size {
+            return Err(format!(
+                "part {} has {} bytes, the metadata says {}",
+                path.display(),
+                bytes.len(),
+                part.size
+            ));
+        }
+        let crc = crc32fast::hash(&bytes);
+        if crc != part.crc32 {
+            return Err(format!(
+                "part {} is damaged: checksum {crc:08x}, the metadata says {:08x}",
+                path.display(),
+                part.crc32
+            ));
+        }
+        let sections = decode_part(&bytes).map_err(|e| format!("part {}: {e}", path.display()))?;
+        for section in sections {
+            state.add(part.subtask, section);
+        }
+    }
+    Ok((metadata, state))
+}
+
+/// Finds what to restore from `path`: a checkpoint or savepoint directory (its own
+/// metadata; damage is an error), or a storage root, where the newest complete
+/// checkpoint that verifies is taken, skipping damaged ones with a warning.
+pub fn find_restorable(path: &Path) -> Result<(CheckpointMetadata, RestoredState), String> {
+    if path.join(METADATA_FILE).is_file() {
+        return load_checkpoint(path);
+    }
+    let storage = CheckpointStorage::new(path);
+    let ids = storage.checkpoint_ids();
+    for &id in ids.iter().rev() {
+        let dir = storage.checkpoint_dir(id);
+        if !storage.is_complete(id) {
+            tracing::warn!(path = %dir.display(), "skipping checkpoint {id}: it has no metadata (it never completed)");
+            continue;
+        }
+        match load_checkpoint(&dir) {
+            Ok(found) => return Ok(found),
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), "skipping damaged checkpoint {id}: {e}")
+            }
+        }
+    }
+    Err(format!(
+        "no complete checkpoint to restore from in {}",
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::OperatorSnapshot;
+
+    fn write_checkpoint(storage: &CheckpointStorage, id: u64, value: u64) {
+        let mut snapshot = OperatorSnapshot::new();
+        snapshot
+            .add_list("src/pos".into(), &[value], false)
+            .unwrap();
+        let bytes = encode_part(snapshot.sections(), SnapshotCompression::Lz4).unwrap();
+        let dir = storage.checkpoint_dir(id);
+        write_atomically(&dir.join("0-0.part"), &bytes).unwrap();
+        let metadata = CheckpointMetadata {
+            id,
+            job: "test".into(),
+            savepoint: false,
+            trigger_timestamp_ms: 0,
+            max_parallelism: 128,
+            parts: vec![PartMetadata {
+                file: "0-0.part".into(),
+                operator: "Source".into(),
+                node: 0,
+                subtask: 0,
+                parallelism: 1,
+                size: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+                states: vec![("src/pos".into(), SectionKind::List)],
+                sync_micros: 0,
+                async_micros: 0,
+                alignment_micros: 0,
+            }],
+        };
+        write_metadata(&dir, &metadata).unwrap();
+    }
+
+    #[test]
+    fn the_newest_sound_checkpoint_is_found_past_damage() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = CheckpointStorage::new(root.path());
+        write_checkpoint(&storage, 1, 10);
+        write_checkpoint(&storage, 2, 20);
+        write_checkpoint(&storage, 3, 30);
+        // 3: a flipped byte; 2: truncated; 4: never completed.
+        let part3 = storage.checkpoint_dir(3).join("0-0.part");
+        let mut bytes = std::fs::read(&part3).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&part3, bytes).unwrap();
+        let part2 = storage.checkpoint_dir(2).join("0-0.part");
+        let bytes = std::fs::read(&part2).unwrap();
+        std::fs::write(&part2, &bytes[..bytes.len() / 2]).unwrap();
+        std::fs::create_dir_all(storage.checkpoint_dir(4)).unwrap();
+
+        let (metadata, state) = find_restorable(root.path()).unwrap();
+        assert_eq!(metadata.id, 1);
+        assert_eq!(state.list::<u64>("src/pos", 0, 1).unwrap(), vec![10]);
+        assert!(load_checkpoint(&storage.checkpoint_dir(3))
+            .unwrap_err()
+            .contains("damaged"));
+    }
+
+    #[test]
+    fn no_checkpoint_is_a_clear_error() {
+        let root = tempfile::tempdir().unwrap();
+        let err = find_restorable(root.path()).unwrap_err();
+        assert!(err.contains("no complete checkpoint"), "{err}");
+    }
+}

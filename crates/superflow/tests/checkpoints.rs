@@ -1,0 +1,288 @@
+//! Checkpoints and recovery: a job that fails restarts from its last checkpoint, with
+//! its keyed state, window contents, timers, join buffers and source positions as they
+//! were, and its transactional file sink's output exactly as if it had never failed.
+//!
+//! The crash job (keyed counts, a tumbling-window sum and an interval join, from a
+//! replayable generator into a `FileSink`) runs here with a panic injected at a
+//! seeded record, and as a child process killed with SIGKILL at seeded moments and
+//! restarted from its checkpoints. `SUPERFLOW_SOAK_SEEDS=n` runs more seeds.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use superflow::prelude::*;
+
+/// Records of the crash job.
+const RECORDS: u64 = 12_000;
+
+/// Record `i`: key `i % 13`, value `i`, event time `i` ms.
+fn record(i: u64) -> (u64, u64) {
+    (i % 13, i)
+}
+
+/// Builds the crash job: its output lines go to a `FileSink` in `out`. The map before
+/// the keyed operators calls `inject` with every value (to panic on purpose).
+fn crash_job(
+    env: &StreamExecutionEnvironment,
+    out: &Path,
+    rate: Option<f64>,
+    inject: impl Fn(u64) + Clone + Send + Sync + 'static,
+) {
+    let source = env
+        .from_generator(record, Some(RECORDS), rate)
+        .set_parallelism(1)
+        .uid("generator")
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(0))
+                .with_timestamp_assigner(|r: &(u64, u64), _| r.1 as i64),
+        )
+        .map(move |r: (u64, u64)| {
+            inject(r.1);
+            r
+        })
+        .uid("inject");
+    let counts = source
+        .map(|r: (u64, u64)| (r.0, 1u64))
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
+        .uid("counts")
+        .map(|(k, n): (u64, u64)| format!("count {k} {n}"));
+    let windows = source
+        .key_by(|r: &(u64, u64)| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(500)))
+        .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
+        .uid("window-sum")
+        .map(|(k, s): (u64, u64)| format!("window {k} {s}"));
+    let evens = source.filter(|r: &(u64, u64)| r.1 % 2 == 0);
+    let odds = source.filter(|r: &(u64, u64)| r.1 % 2 == 1);
+    let joined = evens
+        .key_by(|r: &(u64, u64)| r.0)
+        .interval_join(&odds.key_by(|r: &(u64, u64)| r.0))
+        .between(-30, 30)
+        .process(
+            |a: &(u64, u64),
+             b: &(u64, u64),
+             _: &superflow::ProcessJoinContext,
+             out: &mut Collector<String>| {
+                out.collect(format!("join {} {}", a.1, b.1));
+                Ok(())
+            },
+        )
+        .uid("join");
+    counts
+        .union(&[&windows, &joined])
+        .sink_to(FileSink::new(out).with_rolling_policy(RollingPolicy {
+            max_part_size: 64 * 1024,
+            rollover_interval: Duration::from_millis(200),
+        }))
+        .uid("file-sink");
+}
+
+/// The committed lines of a `FileSink` directory, sorted; hidden (in-progress) parts
+/// are not output.
+fn committed_lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .flat_map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    lines.sort();
+    lines
+}
+
+/// The output of a run that never fails (computed once).
+fn expected_output() -> &'static Vec<String> {
+    static EXPECTED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(2);
+        crash_job(&env, dir.path(), None, |_| {});
+        env.execute("crash job, no failure")
+            .unwrap_or_else(|e| panic!("{e}"));
+        committed_lines(dir.path())
+    })
+}
+
+/// A small seeded generator (splitmix64), so seeds reproduce.
+fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |bound| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % bound.max(1)
+    }
+}
+
+fn seeds(default: u64) -> u64 {
+    std::env::var("SUPERFLOW_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn the_expected_output_has_every_kind_of_line() {
+    let expected = expected_output();
+    assert_eq!(
+        expected.iter().filter(|l| l.starts_with("count ")).count(),
+        RECORDS as usize
+    );
+    assert!(expected.iter().any(|l| l.starts_with("window ")));
+    assert!(expected.iter().any(|l| l.starts_with("join ")));
+}
+
+#[test]
+fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() {
+    let expected = expected_output();
+    for seed in 0..seeds(3) {
+        let mut random = seeded(seed);
+        let panic_at = 2_000 + random(RECORDS - 4_000);
+        let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(2);
+        env.enable_checkpointing(Duration::from_millis(40));
+        let storage = checkpoints.path().to_path_buf();
+        env.configure_checkpoints(move |c| c.storage = storage);
+        env.set_restart_strategy(RestartStrategy::fixed_delay(3, Duration::ZERO));
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&failed);
+        crash_job(&env, out.path(), Some(20_000.0), move |value| {
+            if value == panic_at && !flag.swap(true, Ordering::SeqCst) {
+                panic!("injected failure at record {value}");
+            }
+        });
+        let result = env
+            .execute("crash job, panic")
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(
+            failed.load(Ordering::SeqCst),
+            "seed {seed}: the panic fired"
+        );
+        assert_eq!(result.restarts, 1, "seed {seed}");
+        assert!(
+            result
+                .checkpoints
+                .iter()
+                .any(|c| c.status == CheckpointStatus::Completed),
+            "seed {seed}: checkpoints completed: {:?}",
+            result.checkpoints
+        );
+        let actual = committed_lines(out.path());
+        assert_eq!(
+            actual.len(),
+            expected.len(),
+            "seed {seed}: panic at {panic_at}"
+        );
+        assert!(&actual == expected, "seed {seed}: the output differs");
+    }
+}
+
+#[test]
+fn without_a_restart_strategy_the_panic_fails_the_job_naming_the_operator() {
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.enable_checkpointing(Duration::from_millis(40));
+    let storage = checkpoints.path().to_path_buf();
+    env.configure_checkpoints(move |c| c.storage = storage);
+    env.set_restart_strategy(RestartStrategy::None);
+    crash_job(&env, out.path(), None, |value| {
+        if value == 5_000 {
+            panic!("bad record {value}");
+        }
+    });
+    let err = env.execute("fails").err().map(|e| e.to_string());
+    let err = err.unwrap_or_default();
+    assert!(err.contains("bad record 5000"), "{err}");
+    assert!(err.contains("Map"), "{err}");
+}
+
+/// The crash job as a child process: checkpoints into `SUPERFLOW_CRASH_CHECKPOINTS`,
+/// output into `SUPERFLOW_CRASH_OUT`, restoring from the checkpoints if there are any.
+#[test]
+fn crash_child() -> Result<(), Box<dyn std::error::Error>> {
+    let (Ok(out), Ok(checkpoints)) = (
+        std::env::var("SUPERFLOW_CRASH_OUT"),
+        std::env::var("SUPERFLOW_CRASH_CHECKPOINTS"),
+    ) else {
+        return Ok(());
+    };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.enable_checkpointing(Duration::from_millis(40));
+    let storage = PathBuf::from(&checkpoints);
+    env.configure_checkpoints(move |c| c.storage = storage);
+    if std::fs::read_dir(&checkpoints)?
+        .flatten()
+        .any(|e| e.path().join("_metadata").exists())
+    {
+        env.set_restore_path(&checkpoints);
+    }
+    crash_job(&env, Path::new(&out), Some(10_000.0), |_| {});
+    env.execute("crash job, child")?;
+    Ok(())
+}
+
+#[test]
+fn a_killed_process_restarts_from_its_checkpoints_with_exactly_once_output() {
+    let expected = expected_output();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    for seed in 0..seeds(2) {
+        let mut random = seeded(100 + seed);
+        let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut kills = 0;
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 20, "seed {seed}: the job never finished");
+            let mut child = std::process::Command::new(&exe)
+                .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+                .env("SUPERFLOW_CRASH_OUT", out.path())
+                .env("SUPERFLOW_CRASH_CHECKPOINTS", checkpoints.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"));
+            if kills < 3 {
+                std::thread::sleep(Duration::from_millis(100 + random(500)));
+                // SIGKILL: the process gets no chance to clean up.
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+                if output.status.success() {
+                    break;
+                }
+                kills += 1;
+                continue;
+            }
+            let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                output.status.success(),
+                "seed {seed}: the restarted job failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            break;
+        }
+        let actual = committed_lines(out.path());
+        assert_eq!(actual.len(), expected.len(), "seed {seed}, {kills} kills");
+        assert!(&actual == expected, "seed {seed}: the output differs");
+    }
+}
