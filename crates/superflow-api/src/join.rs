@@ -597,8 +597,8 @@ where
     }
 
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        crate::stages::snapshot_keyed(&self.ctx, out, LEFT_STATE, self.left.iter());
-        crate::stages::snapshot_keyed(&self.ctx, out, RIGHT_STATE, self.right.iter());
+        crate::stages::snapshot_store(&self.ctx, out, LEFT_STATE, &self.left);
+        crate::stages::snapshot_store(&self.ctx, out, RIGHT_STATE, &self.right);
         crate::keyed_process::snapshot_timers(&self.ctx, &self.timers, out);
         self.next.snapshot(out);
     }

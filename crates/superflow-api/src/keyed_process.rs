@@ -296,10 +296,12 @@ pub(crate) fn snapshot_timers<K: Key, N: Key>(
     timers: &TimerService<K, N>,
     out: &mut OperatorSnapshot,
 ) {
-    match timers.snapshot(ctx.max_parallelism, superflow_state::Compression::None) {
-        Ok(bytes) => out.add_keyed(ctx.state_id(TIMERS_STATE), bytes),
-        Err(e) => ctx.fail(format!("cannot write timers to a checkpoint: {e}")),
-    }
+    let copy = timers.clone();
+    let max_parallelism = ctx.max_parallelism;
+    out.add_keyed_later(ctx.state_id(TIMERS_STATE), move || {
+        copy.snapshot(max_parallelism, superflow_state::Compression::None)
+            .map_err(|e| e.to_string())
+    });
 }
 
 /// Runs a keyed process function.

@@ -261,17 +261,46 @@ where
         self.next.finish();
     }
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        let entries = self
-            .state
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, &(), v)));
-        snapshot_keyed(&self.ctx, out, Self::STATE, entries);
+        // The data path stops only for the copy; the writer thread encodes it.
+        let copy = self.state.clone();
+        let max_parallelism = self.ctx.max_parallelism;
+        out.add_keyed_later(self.ctx.state_id(Self::STATE), move || {
+            let entries = copy
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, &(), v)));
+            superflow_state::write_keyed_snapshot(
+                entries,
+                max_parallelism,
+                superflow_state::Compression::None,
+            )
+            .map_err(|e| e.to_string())
+        });
         self.next.snapshot(out);
     }
 }
 
-/// Writes keyed state `name` of a stage into a checkpoint; failing to encode it fails the
-/// job, naming the state.
+/// Writes a copy of keyed store `name` into a checkpoint; the copy is encoded off the
+/// data path.
+pub(crate) fn snapshot_store<K, N, V>(
+    ctx: &StageContext,
+    out: &mut OperatorSnapshot,
+    name: &str,
+    store: &superflow_state::KeyedStore<K, N, V>,
+) where
+    K: Key,
+    N: Key,
+    V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let copy = store.clone();
+    let max_parallelism = ctx.max_parallelism;
+    out.add_keyed_later(ctx.state_id(name), move || {
+        copy.snapshot(max_parallelism, superflow_state::Compression::None)
+            .map_err(|e| e.to_string())
+    });
+}
+
+/// Writes keyed state `name` of a stage into a checkpoint at once (for state that cannot
+/// be copied); failing to encode it fails the job, naming the state.
 pub(crate) fn snapshot_keyed<'a, K, N, V>(
     ctx: &StageContext,
     out: &mut OperatorSnapshot,

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::{Key, KeyGroupRange};
-use superflow_runtime::checkpoint::OperatorSnapshot;
+use superflow_runtime::checkpoint::{DeferredEncoding, OperatorSnapshot};
 use superflow_runtime::StageContext;
-use superflow_state::{Compression, KeyedStore, SnapshotError};
+use superflow_state::{Compression, KeyedStore};
 
 use crate::functions::ReduceFunction;
 use crate::window::AggregateFunction;
@@ -314,9 +314,9 @@ pub(crate) fn intern(name: String) -> &'static str {
     leaked
 }
 
-/// A value kept in keyed state: cloned on read, serialized into checkpoints.
-pub trait StateValue: Clone + Serialize + DeserializeOwned + 'static {}
-impl<T: Clone + Serialize + DeserializeOwned + 'static> StateValue for T {}
+/// A value kept in keyed state: cloned on read, copied and serialized into checkpoints.
+pub trait StateValue: Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> StateValue for T {}
 
 /// One declared state: its values, how many times it was accessed, and how expired
 /// values are swept out.
@@ -330,15 +330,18 @@ struct DeclaredState<K, S> {
 /// A declared state whose value type is erased: what the backend needs for checkpoints.
 trait ErasedState {
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn snapshot(&mut self, max_parallelism: usize) -> Result<Vec<u8>, SnapshotError>;
+    /// A copy of the state, and what encodes it (off the data path).
+    fn snapshot(&mut self, max_parallelism: usize) -> DeferredEncoding;
 }
 
-impl<K: Key, S: Serialize + DeserializeOwned + 'static> ErasedState for DeclaredState<K, S> {
+impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedState
+    for DeclaredState<K, S>
+{
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 
-    fn snapshot(&mut self, max_parallelism: usize) -> Result<Vec<u8>, SnapshotError> {
+    fn snapshot(&mut self, max_parallelism: usize) -> DeferredEncoding {
         if self
             .ttl
             .config
@@ -348,7 +351,11 @@ impl<K: Key, S: Serialize + DeserializeOwned + 'static> ErasedState for Declared
             let (ttl, live, now) = (&self.ttl, self.live, self.ttl.now());
             self.store.retain(|_, _, v| live(v, ttl, now));
         }
-        self.store.snapshot(max_parallelism, Compression::None)
+        let copy = self.store.clone();
+        Box::new(move || {
+            copy.snapshot(max_parallelism, Compression::None)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -404,10 +411,8 @@ impl<K: Key> KeyedStateBackend<K> {
     /// Writes every state into a checkpoint.
     pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
         for (name, state) in &mut self.states {
-            match state.snapshot(ctx.max_parallelism) {
-                Ok(bytes) => out.add_keyed(ctx.state_id(&format!("{STATE_PREFIX}{name}")), bytes),
-                Err(e) => ctx.fail(format!("cannot write state '{name}' to a checkpoint: {e}")),
-            }
+            let encode = state.snapshot(ctx.max_parallelism);
+            out.add_keyed_later(ctx.state_id(&format!("{STATE_PREFIX}{name}")), encode);
         }
         for (name, parts) in &self.carried {
             for part in parts {
@@ -418,7 +423,7 @@ impl<K: Key> KeyedStateBackend<K> {
 
     /// The store of state `name`, holding values of type `S`; every `n`-th access
     /// sweeps expired values out with `live` when the state has incremental cleanup.
-    fn store<S: Serialize + DeserializeOwned + 'static>(
+    fn store<S: Clone + Send + Serialize + DeserializeOwned + 'static>(
         &mut self,
         name: &str,
         kind: &str,

@@ -121,6 +121,22 @@ struct Args {
     /// Runs of the workload (one JSON line each).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Takes a checkpoint every MS milliseconds (0 or absent: no checkpoints).
+    #[arg(long, value_name = "MS")]
+    checkpoint_interval_ms: Option<u64>,
+    /// Where keyed state lives.
+    #[arg(long, value_enum, default_value_t = StateBackend::Memory)]
+    state_backend: StateBackend,
+}
+
+/// The state backends `--state-backend` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum StateBackend {
+    /// Hash maps in memory (the default).
+    Memory,
+    /// The embedded LSM store, for state larger than memory.
+    Lsm,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +154,60 @@ struct Report {
     output_records: u64,
     checksum: u64,
     ok: bool,
+    /// With `--checkpoint-interval-ms`: checkpoints completed, and the mean size and
+    /// synchronous and asynchronous durations (the slowest subtask's) of each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoints: Option<CheckpointFigures>,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckpointFigures {
+    completed: usize,
+    mean_bytes: f64,
+    mean_sync_ms: f64,
+    mean_async_ms: f64,
+    mean_duration_ms: f64,
+}
+
+impl CheckpointFigures {
+    fn of(stats: &[CheckpointStats]) -> CheckpointFigures {
+        let done: Vec<&CheckpointStats> = stats
+            .iter()
+            .filter(|c| c.status == CheckpointStatus::Completed)
+            .collect();
+        let n = done.len().max(1) as f64;
+        let slowest = |c: &CheckpointStats,
+                       f: fn(
+            &superflow::runtime::checkpoint::OperatorCheckpointStats,
+        ) -> std::time::Duration| {
+            c.operators
+                .iter()
+                .map(f)
+                .max()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1e3
+        };
+        CheckpointFigures {
+            completed: done.len(),
+            mean_bytes: done.iter().map(|c| c.size_bytes as f64).sum::<f64>() / n,
+            mean_sync_ms: done
+                .iter()
+                .map(|c| slowest(c, |o| o.sync_duration))
+                .sum::<f64>()
+                / n,
+            mean_async_ms: done
+                .iter()
+                .map(|c| slowest(c, |o| o.async_duration))
+                .sum::<f64>()
+                / n,
+            mean_duration_ms: done
+                .iter()
+                .map(|c| c.duration.as_secs_f64() * 1e3)
+                .sum::<f64>()
+                / n,
+        }
+    }
 }
 
 /// Counts records at the sink and sums a value, as the peers' `CountingProbe`.
@@ -239,32 +309,65 @@ fn default_words_file() -> PathBuf {
 
 /// Runs one workload; returns (input records, output records, checksum, ok) and the
 /// seconds the job itself took (result checks excluded).
-fn run(args: &Args) -> Result<((u64, u64, u64, bool), f64)> {
+fn run(args: &Args) -> Result<(Checked, f64, Vec<CheckpointStats>)> {
     let started = Instant::now();
-    let mut job_seconds = None;
-    let outcome = run_workload(args, &mut job_seconds, started)?;
+    let mut info = RunInfo::default();
+    let outcome = run_workload(args, &mut info, started);
+    let _ = std::fs::remove_dir_all(checkpoint_dir());
     Ok((
-        outcome,
-        job_seconds.unwrap_or_else(|| started.elapsed().as_secs_f64()),
+        outcome?,
+        info.job_seconds
+            .unwrap_or_else(|| started.elapsed().as_secs_f64()),
+        info.checkpoints,
     ))
 }
 
-fn run_workload(
-    args: &Args,
-    job_seconds: &mut Option<f64>,
-    started: Instant,
-) -> Result<(u64, u64, u64, bool)> {
+/// Where checkpoints of a bench run go (deleted after the run).
+fn checkpoint_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("superflow-bench-{}", std::process::id()))
+}
+
+/// Input records, output records, checksum, and whether the output is right.
+type Checked = (u64, u64, u64, bool);
+
+/// What a run measured besides its output.
+#[derive(Default)]
+struct RunInfo {
+    job_seconds: Option<f64>,
+    checkpoints: Vec<CheckpointStats>,
+}
+
+/// Runs the job, keeping its checkpoint statistics.
+fn execute(
+    env: &StreamExecutionEnvironment,
+    name: &str,
+    run: &mut RunInfo,
+) -> Result<JobExecutionResult, JobError> {
+    let result = env.execute(name)?;
+    run.checkpoints = result.checkpoints.clone();
+    Ok(result)
+}
+
+fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64, u64, u64, bool)> {
     let n = args.records;
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(args.parallelism);
+    if let Some(interval) = args.checkpoint_interval_ms.filter(|ms| *ms > 0) {
+        env.enable_checkpointing(std::time::Duration::from_millis(interval));
+        let storage = checkpoint_dir();
+        env.configure_checkpoints(move |c| c.storage = storage);
+    }
+    if args.state_backend == StateBackend::Lsm {
+        bail!("--state-backend lsm: the embedded LSM backend is not built yet; use memory");
+    }
     env.set_auto_watermark_interval(std::time::Duration::from_millis(args.watermark_interval_ms));
     match args.workload {
         Workload::Trivial => {
             let (sink, records, _) = counting(|_: &i64| 0u64);
             env.set_parallelism(1);
             env.from_sequence(0, 0).add_sink(sink);
-            env.execute("trivial")?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "trivial", run)?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             Ok((1, out, 0, out == 1))
         }
@@ -274,8 +377,8 @@ fn run_workload(
                 .map(|i: i64| 2 * i + 1)
                 .filter(|x: &i64| x % 3 != 0)
                 .add_sink(sink);
-            env.execute("w1")?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "w1", run)?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let (mut count, mut sum) = (0u64, 0u64);
             for i in 0..n {
                 let x = 2 * i + 1;
@@ -305,8 +408,8 @@ fn run_workload(
                 .key_by(|t: &(i64, i64)| t.0)
                 .reduce(|a: (i64, i64), b: (i64, i64)| (a.0, a.1 + b.1))
                 .add_sink(sink);
-            env.execute("w2")?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "w2", run)?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             let finals = finals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             let checksum = finals
@@ -336,9 +439,8 @@ fn run_workload(
                 .key_by(|t: &(String, i64)| t.0.clone())
                 .reduce(|a: (String, i64), b: (String, i64)| (a.0, a.1 + b.1))
                 .add_sink(sink);
-            env.execute("w4")
-                .with_context(|| format!("w4 over {}", input.display()))?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "w4", run).with_context(|| format!("w4 over {}", input.display()))?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             Ok((out, out, checksum.load(Ordering::Relaxed), out > 0))
         }
@@ -370,8 +472,8 @@ fn run_workload(
                     },
                 )
                 .add_sink(sink);
-            env.execute("w3")?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "w3", run)?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let (out, total) = (
                 records.load(Ordering::Relaxed),
                 checksum.load(Ordering::Relaxed),
@@ -404,8 +506,8 @@ fn run_workload(
                 .aggregate(superflow_nexmark::queries::CountAggregate)
                 .map(|count: u64| (0i64, count))
                 .add_sink(sink);
-            env.execute("window-count")?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "window-count", run)?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let (out, total) = (
                 records.load(Ordering::Relaxed),
                 checksum.load(Ordering::Relaxed),
@@ -460,8 +562,8 @@ fn run_workload(
                 _ => unit(events),
             };
             out.add_sink(sink);
-            env.execute("nexmark")?;
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            execute(&env, "nexmark", run)?;
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             let ok = match args.workload {
                 Workload::NexmarkGen => out == n,
@@ -483,7 +585,7 @@ fn run_workload(
                 last = std::hint::black_box(slot.1);
             }
             std::hint::black_box(last);
-            *job_seconds = Some(started.elapsed().as_secs_f64());
+            run.job_seconds = Some(started.elapsed().as_secs_f64());
             let checksum = sums
                 .values()
                 .map(|v| v.1 as u64)
@@ -500,7 +602,7 @@ fn main() -> Result<()> {
         bail!("--parallelism must be at least 1");
     }
     for _ in 0..args.repeat.max(1) {
-        let ((records, output_records, checksum, ok), seconds) = run(&args)?;
+        let ((records, output_records, checksum, ok), seconds, checkpoints) = run(&args)?;
         let parallelism = if matches!(args.workload, Workload::Baseline | Workload::Trivial) {
             1
         } else {
@@ -522,6 +624,10 @@ fn main() -> Result<()> {
             output_records,
             checksum,
             ok,
+            checkpoints: args
+                .checkpoint_interval_ms
+                .filter(|ms| *ms > 0)
+                .map(|_| CheckpointFigures::of(&checkpoints)),
         };
         println!("{}", serde_json::to_string(&report)?);
         if !ok {

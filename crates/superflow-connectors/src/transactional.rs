@@ -98,13 +98,15 @@ impl Default for RollingPolicy {
     }
 }
 
-/// A part file of a [`FileSink`] transaction: written hidden, renamed on commit.
+/// A part file of a [`FileSink`] transaction: written hidden, renamed on commit. Names
+/// are relative to the sink's directory, so a checkpoint restores with the output
+/// directory moved.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartFile {
     /// The hidden file being written (`.part-...inprogress`).
-    pub in_progress: PathBuf,
+    pub in_progress: String,
     /// The name it gets on commit.
-    pub committed: PathBuf,
+    pub committed: String,
 }
 
 /// The part files of one [`FileSink`] transaction.
@@ -190,11 +192,11 @@ impl FileSink {
         let name = format!("part-{}-{}-{}", ctx.run_id, ctx.subtask, self.counter);
         self.counter += 1;
         let part = PartFile {
-            in_progress: self.dir.join(format!(".{name}.inprogress")),
-            committed: self.dir.join(name),
+            in_progress: format!(".{name}.inprogress"),
+            committed: name,
         };
-        let file = File::create(&part.in_progress)
-            .map_err(|e| Self::io_error(&part.in_progress, "create", e))?;
+        let path = self.dir.join(&part.in_progress);
+        let file = File::create(&path).map_err(|e| Self::io_error(&path, "create", e))?;
         self.open = Some(OpenPart {
             writer: BufWriter::with_capacity(1 << 16, file),
             size: 0,
@@ -221,9 +223,9 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         }
         // In-progress parts of earlier runs that no restored transaction names were
         // written after the restored checkpoint: they are replayed, so they go.
-        let keep: std::collections::HashSet<&Path> = all_restored
+        let keep: std::collections::HashSet<&str> = all_restored
             .iter()
-            .flat_map(|t| t.parts.iter().map(|p| p.in_progress.as_path()))
+            .flat_map(|t| t.parts.iter().map(|p| p.in_progress.as_str()))
             .collect();
         let current = format!("part-{}-", ctx.run_id);
         let entries = std::fs::read_dir(&self.dir)
@@ -233,7 +235,7 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
             let leftover = name.starts_with(".part-")
                 && name.ends_with(".inprogress")
                 && !name[1..].starts_with(&current);
-            if leftover && !keep.contains(entry.path().as_path()) {
+            if leftover && !keep.contains(name.as_str()) {
                 tracing::debug!(file = %entry.path().display(), "aborting a part of an earlier run");
                 std::fs::remove_file(entry.path())
                     .map_err(|e| Self::io_error(&entry.path(), "remove", e))?;
@@ -296,11 +298,15 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
 
     fn commit(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
         for part in transaction.parts {
-            match std::fs::rename(&part.in_progress, &part.committed) {
+            let (from, to) = (
+                self.dir.join(&part.in_progress),
+                self.dir.join(&part.committed),
+            );
+            match std::fs::rename(&from, &to) {
                 Ok(()) => {}
                 // Committed before (a restore commits again): nothing to do.
-                Err(_) if part.committed.exists() => {}
-                Err(e) => return Err(Self::io_error(&part.in_progress, "commit", e)),
+                Err(_) if to.exists() => {}
+                Err(e) => return Err(Self::io_error(&from, "commit", e)),
             }
         }
         Ok(())
@@ -309,9 +315,10 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
     fn abort(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
         self.open = None;
         for part in transaction.parts {
-            if let Err(e) = std::fs::remove_file(&part.in_progress) {
+            let path = self.dir.join(&part.in_progress);
+            if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(Self::io_error(&part.in_progress, "abort", e));
+                    return Err(Self::io_error(&path, "abort", e));
                 }
             }
         }

@@ -767,7 +767,7 @@ impl<'s> BuildCtx<'s> {
                     return;
                 };
                 if ctx.subtask >= ctx.parallelism || control.should_stop() {
-                    coordinator.report_final(source_part(&ctx, instance, reader.as_deref(), None));
+                    report_source_final(&coordinator, &ctx, instance, reader.as_deref());
                     capability = None;
                     return;
                 }
@@ -802,12 +802,7 @@ impl<'s> BuildCtx<'s> {
                     epoch_records = 0;
                     if done >= coordinator.stop_after() {
                         // Stop with a savepoint: end here, without the final watermark.
-                        coordinator.report_final(source_part(
-                            &ctx,
-                            instance,
-                            reader.as_deref(),
-                            None,
-                        ));
+                        report_source_final(&coordinator, &ctx, instance, reader.as_deref());
                         capability = None;
                         return;
                     }
@@ -862,7 +857,7 @@ impl<'s> BuildCtx<'s> {
                     };
                     session.give_container(&mut Batch::watermark(end, peers));
                     drop(session);
-                    coordinator.report_final(source_part(&ctx, instance, reader.as_deref(), None));
+                    report_source_final(&coordinator, &ctx, instance, reader.as_deref());
                     capability = None;
                     return;
                 }
@@ -976,6 +971,18 @@ fn source_part<T>(
         snapshot,
         sync: Duration::ZERO,
         alignment: Duration::ZERO,
+    }
+}
+
+/// Reports a source subtask's final position.
+fn report_source_final<T>(
+    coordinator: &CheckpointCoordinator,
+    ctx: &StageContext,
+    instance: InstanceId,
+    reader: Option<&dyn crate::source::SourceReader<T>>,
+) {
+    if let Err(e) = coordinator.report_final(source_part(ctx, instance, reader, None)) {
+        ctx.fail(format!("cannot write the source's final position: {e}"));
     }
 }
 
@@ -1240,7 +1247,13 @@ impl OperatorCore {
                 let mut snapshot = OperatorSnapshot::new();
                 signal(Signal::Snapshot(&mut snapshot));
                 let report = self.checkpoints.report(snapshot, started.elapsed());
-                self.checkpoints.coordinator.report_final(report);
+                if let Err(e) = self.checkpoints.coordinator.report_final(report) {
+                    raise(
+                        &self.checkpoints.operator,
+                        self.checkpoints.subtask,
+                        format!("cannot write the final state: {e}"),
+                    );
+                }
             }
             self.held = None;
             return;

@@ -374,14 +374,14 @@ fn restore(
         )));
     }
     if !settings.allow_non_restored_state {
-        let uids: std::collections::HashSet<String> =
-            graph.nodes.iter().map(|n| n.state_uid()).collect();
+        let prefixes: Vec<String> = graph
+            .nodes
+            .iter()
+            .map(|n| format!("{}/", n.state_uid()))
+            .collect();
         let mut orphans: Vec<&str> = state
             .states()
-            .filter(|id| {
-                let uid = id.rsplit_once('/').map_or(*id, |(uid, _)| uid);
-                !uids.contains(uid)
-            })
+            .filter(|id| !prefixes.iter().any(|p| id.starts_with(p.as_str())))
             .collect();
         orphans.sort_unstable();
         if !orphans.is_empty() {

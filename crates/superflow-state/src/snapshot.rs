@@ -66,15 +66,15 @@ where
     N: Serialize + 'a,
     V: Serialize + 'a,
 {
-    let mut groups: std::collections::BTreeMap<u32, Vec<(&K, &N, &V)>> =
-        std::collections::BTreeMap::new();
+    let mut groups: Vec<Vec<(&K, &N, &V)>> = (0..max_parallelism).map(|_| Vec::new()).collect();
     for (k, n, v) in entries {
-        let group = assign_to_key_group(k, max_parallelism) as u32;
-        groups.entry(group).or_default().push((k, n, v));
+        groups[assign_to_key_group(k, max_parallelism)].push((k, n, v));
     }
     let groups: Groups = groups
         .into_iter()
-        .map(|(group, entries)| Ok((group, postcard::to_stdvec(&entries)?)))
+        .enumerate()
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|(group, entries)| Ok((group as u32, postcard::to_stdvec(&entries)?)))
         .collect::<Result<_, postcard::Error>>()
         .map_err(|e| SnapshotError::Encode(e.to_string()))?;
     encode_groups(&groups, compression)

@@ -64,7 +64,7 @@ pub mod prelude {
     };
     pub use superflow_core::{JobError, RecordDisplay, UserError};
     pub use superflow_runtime::checkpoint::{
-        CheckpointConfig, CheckpointStats, CheckpointStatus, CheckpointingMode,
+        CheckpointConfig, CheckpointStats, CheckpointStatus, CheckpointStorage, CheckpointingMode,
         ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression,
     };
     pub use superflow_runtime::JobExecutionResult;

@@ -22,7 +22,7 @@ use super::triggers::{TimerOp, Trigger, TriggerContext, TriggerState};
 use crate::functions::{KeySelector, ProcessContext};
 use crate::join::restored_store;
 use crate::keyed_process::{restored_timers, snapshot_timers};
-use crate::stages::{emit, snapshot_keyed};
+use crate::stages::{emit, snapshot_keyed, snapshot_store};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 
 /// The state of one window of one key: its contents (none after a purge), the trigger's
@@ -794,8 +794,8 @@ where
     }
 
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        snapshot_keyed(&self.ctx, out, WINDOWS_STATE, self.windows.iter());
-        snapshot_keyed(&self.ctx, out, SESSIONS_STATE, self.sessions.iter());
+        snapshot_store(&self.ctx, out, WINDOWS_STATE, &self.windows);
+        snapshot_store(&self.ctx, out, SESSIONS_STATE, &self.sessions);
         snapshot_keyed(
             &self.ctx,
             out,

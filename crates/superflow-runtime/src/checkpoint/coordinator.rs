@@ -104,7 +104,7 @@ pub struct CheckpointStats {
 
 enum Message {
     Register(Vec<InstanceId>),
-    Part(u64, Arc<PartReport>),
+    Part(u64, Box<PartReport>),
     Final(Arc<PartReport>),
     Written(u64, InstanceId, Result<Option<PartMetadata>, String>),
     Savepoint {
@@ -294,12 +294,15 @@ impl CheckpointCoordinator {
     pub fn report(&self, checkpoint: u64, report: PartReport) {
         let _ = self
             .sender
-            .send(Message::Part(checkpoint, Arc::new(report)));
+            .send(Message::Part(checkpoint, Box::new(report)));
     }
 
-    /// An operator subtask's state once its input ended.
-    pub fn report_final(&self, report: PartReport) {
+    /// An operator subtask's state once its input ended. It stands for the subtask in
+    /// every later checkpoint, so it is encoded here, once.
+    pub fn report_final(&self, mut report: PartReport) -> Result<(), String> {
+        report.snapshot.materialize()?;
         let _ = self.sender.send(Message::Final(Arc::new(report)));
+        Ok(())
     }
 
     /// Triggers a savepoint into `dir`; with `stop`, sources stop at it and the job
@@ -338,6 +341,13 @@ impl CheckpointCoordinator {
 /// A savepoint asked for: its directory, whether the job stops at it, and who waits.
 type SavepointRequest = (PathBuf, bool, Sender<Result<PathBuf, String>>);
 
+/// A part to write: a subtask's own (encoded on the writer thread), or a final one
+/// shared by every later checkpoint.
+enum PartSource {
+    Taken(Box<PartReport>),
+    Final(Arc<PartReport>),
+}
+
 struct Pending {
     started: Instant,
     trigger_ms: i64,
@@ -375,6 +385,7 @@ impl CoordinatorThread {
                 .clamp(Duration::from_millis(1), Duration::from_millis(50));
             match receiver.recv_timeout(wait) {
                 Ok(Message::Shutdown(outcome)) => {
+                    self.finish_writes(&receiver);
                     self.shut_down(outcome);
                     return;
                 }
@@ -384,6 +395,29 @@ impl CoordinatorThread {
             }
             self.expire();
             self.maybe_trigger();
+        }
+    }
+
+    /// Waits for the parts being written when the job ended (a savepoint that stopped
+    /// the job completes then), for at most the checkpoint timeout.
+    fn finish_writes(&mut self, receiver: &Receiver<Message>) {
+        let deadline = Instant::now()
+            + self
+                .settings
+                .config
+                .as_ref()
+                .map_or(Duration::from_secs(60), |c| c.timeout);
+        while self
+            .pending
+            .values()
+            .any(|p| p.requested.len() > p.written.len())
+        {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(wait) {
+                Ok(Message::Shutdown(_)) => {}
+                Ok(message) => self.handle(message),
+                Err(_) => return,
+            }
         }
     }
 
@@ -405,11 +439,11 @@ impl CoordinatorThread {
                     }
                 }
             }
-            Message::Part(id, report) => self.write_part(id, report),
+            Message::Part(id, report) => self.write_part(id, PartSource::Taken(report)),
             Message::Final(report) => {
                 let ids: Vec<u64> = self.pending.keys().copied().collect();
                 for id in ids {
-                    self.write_part(id, Arc::clone(&report));
+                    self.write_part(id, PartSource::Final(Arc::clone(&report)));
                 }
                 self.finals.insert(report.instance, report);
             }
@@ -430,12 +464,16 @@ impl CoordinatorThread {
         }
     }
 
-    fn write_part(&mut self, id: u64, report: Arc<PartReport>) {
+    fn write_part(&mut self, id: u64, report: PartSource) {
         let compression = self.compression();
         let Some(pending) = self.pending.get_mut(&id) else {
             return;
         };
-        if !pending.requested.insert(report.instance) {
+        let instance = match &report {
+            PartSource::Taken(r) => r.instance,
+            PartSource::Final(r) => r.instance,
+        };
+        if !pending.requested.insert(instance) {
             return;
         }
         let dir = pending.dir.clone();
@@ -443,8 +481,16 @@ impl CoordinatorThread {
         let spawned = std::thread::Builder::new()
             .name("superflow-checkpoint-writer".into())
             .spawn(move || {
-                let instance = report.instance;
-                let result = write_part_file(&dir, &report, compression);
+                let started = Instant::now();
+                let result = match report {
+                    PartSource::Taken(mut report) => report
+                        .snapshot
+                        .materialize()
+                        .and_then(|()| write_part_file(&dir, &report, compression, started)),
+                    PartSource::Final(report) => {
+                        write_part_file(&dir, &report, compression, started)
+                    }
+                };
                 let _ = sender.send(Message::Written(id, instance, result));
             });
         if let Err(e) = spawned {
@@ -509,7 +555,7 @@ impl CoordinatorThread {
         self.shared.triggered.store(id, Ordering::Release);
         let finals: Vec<Arc<PartReport>> = self.finals.values().cloned().collect();
         for report in finals {
-            self.write_part(id, report);
+            self.write_part(id, PartSource::Final(report));
         }
         if self.instances.is_empty() {
             self.complete(id);
@@ -756,7 +802,7 @@ impl CoordinatorThread {
                 let compression = self.compression();
                 let mut parts = Vec::new();
                 for report in self.finals.values() {
-                    match write_part_file(&dir, report, compression) {
+                    match write_part_file(&dir, report, compression, Instant::now()) {
                         Ok(part) => parts.extend(part),
                         Err(e) => {
                             tracing::warn!("the final checkpoint could not be written: {e}");
@@ -796,15 +842,17 @@ impl CoordinatorThread {
     }
 }
 
+/// Encodes and writes a part; `started` is when its background work began (encoding
+/// the copied state included).
 fn write_part_file(
     dir: &std::path::Path,
     report: &PartReport,
     compression: SnapshotCompression,
+    started: Instant,
 ) -> Result<Option<PartMetadata>, String> {
     if report.snapshot.is_empty() {
         return Ok(None);
     }
-    let started = Instant::now();
     let bytes = encode_part(report.snapshot.sections(), compression)?;
     let file = format!(
         "{}-{}.part",

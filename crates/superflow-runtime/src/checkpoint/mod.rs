@@ -21,7 +21,7 @@ pub use coordinator::{
     CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings, InstanceId,
     OperatorCheckpointStats, PartReport, RunOutcome,
 };
-pub use snapshot::{OperatorSnapshot, RestoredState, SectionKind, StateSection};
+pub use snapshot::{DeferredEncoding, OperatorSnapshot, RestoredState, SectionKind, StateSection};
 pub use storage::{
     find_restorable, load_checkpoint, CheckpointMetadata, CheckpointStorage, PartMetadata,
 };

@@ -30,12 +30,29 @@ pub struct StateSection {
     pub bytes: Vec<u8>,
 }
 
+/// Encodes a copy of some state, off the data path.
+pub type DeferredEncoding = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
 /// What one operator subtask writes for a checkpoint: a section per state, filled by
-/// the stages of its chain.
-#[derive(Debug, Default)]
+/// the stages of its chain. A stage either encodes its state at once, or hands over a
+/// copy with the function that encodes it, which runs on the part's writer thread: the
+/// data path then stops only for the copy.
+#[derive(Default)]
 pub struct OperatorSnapshot {
     pub(crate) sections: Vec<StateSection>,
+    /// Behind a mutex only so that a final snapshot can be shared between threads.
+    deferred: std::sync::Mutex<Vec<(String, SectionKind, DeferredEncoding)>>,
     checkpoint: Option<u64>,
+}
+
+impl std::fmt::Debug for OperatorSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorSnapshot")
+            .field("sections", &self.sections.len())
+            .field("deferred", &self.deferred.lock().map_or(0, |d| d.len()))
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
 }
 
 impl OperatorSnapshot {
@@ -49,6 +66,7 @@ impl OperatorSnapshot {
     pub fn for_checkpoint(id: u64) -> OperatorSnapshot {
         OperatorSnapshot {
             sections: Vec::new(),
+            deferred: Default::default(),
             checkpoint: Some(id),
         }
     }
@@ -65,6 +83,26 @@ impl OperatorSnapshot {
             kind: SectionKind::Keyed,
             bytes,
         });
+    }
+
+    /// Adds keyed state that `encode` writes later (as `KeyedStore::snapshot` does),
+    /// from a copy the stage made.
+    pub fn add_keyed_later(
+        &mut self,
+        state: String,
+        encode: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+    ) {
+        self.deferred_mut()
+            .push((state, SectionKind::Keyed, Box::new(encode)));
+    }
+
+    /// Runs the deferred encodings.
+    pub fn materialize(&mut self) -> Result<(), String> {
+        for (state, kind, encode) in std::mem::take(self.deferred_mut()) {
+            let bytes = encode().map_err(|e| format!("state '{state}': {e}"))?;
+            self.sections.push(StateSection { state, kind, bytes });
+        }
+        Ok(())
     }
 
     /// Adds operator list state; `union` makes it union list state.
@@ -97,7 +135,14 @@ impl OperatorSnapshot {
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.sections.is_empty()
+        self.sections.is_empty() && self.deferred.lock().map_or(true, |d| d.is_empty())
+    }
+
+    fn deferred_mut(&mut self) -> &mut Vec<(String, SectionKind, DeferredEncoding)> {
+        match self.deferred.get_mut() {
+            Ok(deferred) => deferred,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Total bytes of the sections.

@@ -1,0 +1,317 @@
+//! Restoring at another parallelism, from damaged checkpoints, and from savepoints.
+//!
+//! The job: a parallel generator (its splits are the source's state), a rolling sum per
+//! key (keyed state) and a keyed process function that counts per key in value state and
+//! reports the count from an event-time timer at the end (timers), into a `FileSink`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use superflow::prelude::*;
+
+const RECORDS: u64 = 40_000;
+const KEYS: u64 = 101;
+
+/// Counts records per key; reports `total <key> <count>` when the input ends.
+#[derive(Clone)]
+struct CountPerKey {
+    count: ValueStateDescriptor<u64>,
+}
+
+impl KeyedProcessFunction<u64, (u64, u64), String> for CountPerKey {
+    fn process_element(
+        &mut self,
+        _value: (u64, u64),
+        ctx: &mut KeyedProcessContext<u64>,
+        _out: &mut Collector<String>,
+    ) -> Result<(), UserError> {
+        let mut count = ctx.get_state(&self.count);
+        let n = count.value().unwrap_or(0) + 1;
+        count.update(n);
+        ctx.timer_service().register_event_time_timer(i64::MAX - 1);
+        Ok(())
+    }
+
+    fn on_timer(
+        &mut self,
+        _time: i64,
+        ctx: &mut KeyedProcessContext<u64>,
+        out: &mut Collector<String>,
+    ) -> Result<(), UserError> {
+        let key = *ctx.get_current_key();
+        let n = ctx.get_state(&self.count).value().unwrap_or(0);
+        out.collect(format!("total {key} {n}"));
+        Ok(())
+    }
+}
+
+fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate: f64) {
+    let records = env
+        .from_generator(|i| (i % KEYS, i), Some(RECORDS), Some(rate))
+        .uid("numbers")
+        .map(move |r: (u64, u64)| {
+            if Some(r.1) == fail_at {
+                panic!("failing at {}", r.1);
+            }
+            r
+        })
+        .uid("check");
+    let sums = records
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
+        .uid("sums")
+        .map(|(k, s): (u64, u64)| format!("sum {k} {s}"))
+        .uid("format");
+    let totals = records
+        .key_by(|r: &(u64, u64)| r.0)
+        .process(CountPerKey {
+            count: ValueStateDescriptor::new("count"),
+        })
+        .uid("totals");
+    sums.union(&[&totals])
+        .sink_to(FileSink::new(out))
+        .uid("sink");
+}
+
+fn lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Per key: the largest rolling sum, the number of sum lines, and the reported total.
+fn summary(lines: &[String]) -> BTreeMap<u64, (u64, u64, u64)> {
+    let mut out: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+    for line in lines {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let (Some(kind), Some(k), Some(v)) = (parts.first(), parts.get(1), parts.get(2)) else {
+            panic!("bad line {line}");
+        };
+        let (k, v): (u64, u64) = (
+            k.parse().unwrap_or_else(|e| panic!("{e}")),
+            v.parse().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let entry = out.entry(k).or_default();
+        match *kind {
+            "sum" => {
+                entry.0 = entry.0.max(v);
+                entry.1 += 1;
+            }
+            "total" => entry.2 = v,
+            other => panic!("bad kind {other}"),
+        }
+    }
+    out
+}
+
+fn expected() -> BTreeMap<u64, (u64, u64, u64)> {
+    let mut out: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+    for i in 0..RECORDS {
+        let e = out.entry(i % KEYS).or_default();
+        e.0 += i;
+        e.1 += 1;
+        e.2 += 1;
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// Runs the job at parallelism 4 until it fails at record 24,000, leaving its
+/// checkpoints and its output so far; returns (checkpoints, output) directories.
+fn failed_run(root: &Path, retained: usize) -> (PathBuf, PathBuf) {
+    let (checkpoints, out) = (root.join("checkpoints"), root.join("out"));
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    env.enable_checkpointing(Duration::from_millis(25));
+    let storage = checkpoints.clone();
+    env.configure_checkpoints(move |c| {
+        c.storage = storage;
+        c.retained = retained;
+    });
+    env.set_restart_strategy(RestartStrategy::None);
+    job(&env, &out, Some(24_000), 60_000.0);
+    let err = env.execute("rescale, first run").err();
+    assert!(
+        err.as_ref()
+            .is_some_and(|e| e.to_string().contains("failing at 24000")),
+        "{err:?}"
+    );
+    (checkpoints, out)
+}
+
+/// Restores a copy of `(checkpoints, out)` at `parallelism` and runs it to the end.
+fn resume(
+    root: &Path,
+    from: &(PathBuf, PathBuf),
+    name: &str,
+    parallelism: usize,
+) -> (JobExecutionResult, PathBuf) {
+    let (checkpoints, out) = (
+        root.join(format!("{name}-checkpoints")),
+        root.join(format!("{name}-out")),
+    );
+    copy_dir(&from.0, &checkpoints);
+    copy_dir(&from.1, &out);
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(parallelism);
+    env.enable_checkpointing(Duration::from_millis(25));
+    let storage = checkpoints.clone();
+    env.configure_checkpoints(move |c| c.storage = storage);
+    env.set_restore_path(&checkpoints);
+    job(&env, &out, None, 200_000.0);
+    let result = env
+        .execute("rescale, resumed")
+        .unwrap_or_else(|e| panic!("at parallelism {parallelism}: {e}"));
+    (result, out)
+}
+
+#[test]
+fn a_checkpoint_taken_at_parallelism_four_restores_at_one_two_and_eight() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let first = failed_run(root.path(), 2);
+    let before = summary(&lines(&first.1));
+    assert!(
+        !before.is_empty() && before.values().map(|v| v.1).sum::<u64>() < RECORDS,
+        "the first run committed part of its output"
+    );
+    for parallelism in [1, 2, 8] {
+        let (result, out) = resume(root.path(), &first, &format!("p{parallelism}"), parallelism);
+        assert!(result.restored_from.is_some());
+        // Exactly once: every record's rolling sum once, and the right totals.
+        assert_eq!(
+            summary(&lines(&out)),
+            expected(),
+            "at parallelism {parallelism}"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_skipped_for_the_previous_one() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let first = failed_run(root.path(), 3);
+    let storage = CheckpointStorage::new(&first.0);
+    let complete: Vec<u64> = storage
+        .checkpoint_ids()
+        .into_iter()
+        .filter(|&id| storage.is_complete(id))
+        .collect();
+    assert_eq!(complete.len(), 3, "{complete:?}");
+    let part_of = |id: u64| -> PathBuf {
+        std::fs::read_dir(storage.checkpoint_dir(id))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "part"))
+            .unwrap_or_else(|| panic!("checkpoint {id} has parts"))
+    };
+    // The newest: truncated. The one before: a flipped byte.
+    let newest = part_of(complete[2]);
+    let bytes = std::fs::read(&newest).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
+    let second = part_of(complete[1]);
+    let mut bytes = std::fs::read(&second).unwrap_or_else(|e| panic!("{e}"));
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&second, bytes).unwrap_or_else(|e| panic!("{e}"));
+
+    // Asked for by name, a damaged checkpoint is an error that names it.
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_restore_path(storage.checkpoint_dir(complete[2]));
+    job(&env, &root.path().join("unused"), None, 200_000.0);
+    let err = env
+        .execute("explicit")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("has") && err.contains(".part"), "{err}");
+
+    let (result, out) = resume(root.path(), &first, "fallback", 2);
+    let restored = result.restored_from.unwrap_or_default();
+    assert!(
+        restored.ends_with(format!("chk-{}", complete[0])),
+        "restored from {}",
+        restored.display()
+    );
+    // State is right; output the sink committed after the older checkpoint is written
+    // again (a restore from an older checkpoint replays it, as in Flink).
+    let summary = summary(&lines(&out));
+    let expected = expected();
+    for (key, (max, count, total)) in &expected {
+        let got = summary.get(key).copied().unwrap_or_default();
+        assert_eq!((got.0, got.2), (*max, *total), "key {key}");
+        assert!(got.1 >= *count, "key {key}");
+    }
+}
+
+#[test]
+fn a_savepoint_stops_the_job_and_restores_at_another_parallelism() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = root.path().join("out");
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    job(&env, &out, None, 20_000.0);
+    let client = env
+        .execute_async("savepoints")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(300));
+    let first = client
+        .trigger_savepoint(root.path().join("savepoint-1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.join("_metadata").is_file());
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = client
+        .stop_with_savepoint(root.path().join("savepoint-2"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let result = client.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        result
+            .checkpoints
+            .iter()
+            .filter(|c| c.savepoint && c.status == CheckpointStatus::Completed)
+            .count(),
+        2
+    );
+    let partial = summary(&lines(&out));
+    assert!(
+        partial.values().map(|v| v.1).sum::<u64>() < RECORDS,
+        "the job stopped early"
+    );
+    assert!(
+        partial.values().all(|v| v.2 == 0),
+        "no totals: the input did not end"
+    );
+
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(3);
+    env.set_restore_path(&stopped);
+    job(&env, &out, None, 200_000.0);
+    env.execute("from the savepoint")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary(&lines(&out)), expected());
+}
