@@ -7,6 +7,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod broadcast;
 pub mod env;
 pub mod functions;
 pub mod join;
@@ -20,6 +21,10 @@ mod two_phase;
 pub mod watermark;
 pub mod window;
 
+pub use broadcast::{
+    BroadcastConnectedStream, BroadcastContext, BroadcastProcessFunction, BroadcastStream,
+    KeyedBroadcastProcessFunction, KeyedReadOnlyContext, ReadOnlyBroadcastState, ReadOnlyContext,
+};
 pub use env::StreamExecutionEnvironment;
 pub use functions::{
     CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,

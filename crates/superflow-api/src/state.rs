@@ -212,6 +212,11 @@ macro_rules! plain_descriptor {
                 self.ttl = Some(ttl);
                 self
             }
+
+            /// The state's name.
+            pub fn get_name(&self) -> &str {
+                &self.name
+            }
         }
 
         impl<$($param),+> Clone for $name<$($param),+> {

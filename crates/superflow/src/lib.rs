@@ -52,6 +52,10 @@ pub mod prelude {
         ReducingStateDescriptor, StateTtlConfig, StateVisibility, UpdateType, ValueStateDescriptor,
     };
     pub use superflow_api::{
+        BroadcastContext, BroadcastProcessFunction, KeyedBroadcastProcessFunction,
+        KeyedReadOnlyContext, ReadOnlyContext,
+    };
+    pub use superflow_api::{
         CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction,
         KeySelector, KeyedProcessContext, KeyedProcessFunction, KeyedStream, MapFunction,
         OutputTag, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
