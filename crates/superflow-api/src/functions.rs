@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
 use superflow_core::{Data, UserError};
+use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
 use superflow_runtime::{side_output_tag, NodeId, Records, SideOutputSink};
 
 /// `map`: one record in, one out.
@@ -262,6 +263,20 @@ pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
 
     /// Called once when the input has ended.
     fn close(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Restores the function's operator state (Flink's `CheckpointedFunction`); called
+    /// once, before `open`.
+    fn initialize_state(
+        &mut self,
+        _ctx: &FunctionInitializationContext<'_>,
+    ) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Writes the function's operator state into a checkpoint.
+    fn snapshot_state(&mut self, _ctx: &mut FunctionSnapshotContext<'_>) -> Result<(), UserError> {
         Ok(())
     }
 }

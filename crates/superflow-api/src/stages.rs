@@ -8,7 +8,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::{Data, ExchangeData, Key};
-use superflow_runtime::checkpoint::OperatorSnapshot;
+use superflow_runtime::checkpoint::{
+    FunctionInitializationContext, FunctionSnapshotContext, OperatorSnapshot,
+};
 use superflow_runtime::{
     forward_snapshot, forward_time_signals, BinaryConsumer, Consumer, Records, SideOutputSink,
     StageContext,
@@ -145,10 +147,24 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
     }
 
     fn open(&mut self) {
-        let function = &mut self.function;
+        let (function, ctx) = (&mut self.function, &self.ctx);
         open_once(&self.ctx, &mut self.opened, |runtime| {
+            function.initialize_state(&FunctionInitializationContext::new(ctx))?;
             function.open(runtime)
         });
+    }
+}
+
+/// Asks a function with operator state to write it into a checkpoint; an error fails
+/// the job.
+pub(crate) fn snapshot_function_state(
+    ctx: &StageContext,
+    out: &mut OperatorSnapshot,
+    snapshot: impl FnOnce(&mut FunctionSnapshotContext<'_>) -> Result<(), superflow_core::UserError>,
+) {
+    let result = ctx.guard(|| snapshot(&mut FunctionSnapshotContext::new(ctx, out)));
+    if let Err(e) = result {
+        ctx.fail(format!("snapshot_state() failed: {e}"));
     }
 }
 
@@ -205,7 +221,14 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
     fn on_processing_time(&mut self, now: i64) {
         self.next.on_processing_time(now);
     }
-    forward_snapshot!(next);
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        if self.ctx.subtask < self.ctx.parallelism {
+            self.open();
+            let function = &mut self.function;
+            snapshot_function_state(&self.ctx, out, |c| function.snapshot_state(c));
+        }
+        self.next.snapshot(out);
+    }
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();
@@ -336,8 +359,12 @@ impl<T: Data, S: SinkFunction<T>> SinkStage<T, S> {
                 subtask: self.ctx.subtask,
                 parallelism: self.ctx.parallelism,
             };
-            let sink = &mut self.sink;
-            if let Err(e) = self.ctx.guard(|| sink.open(&info)) {
+            let (sink, ctx) = (&mut self.sink, &self.ctx);
+            let result = ctx.guard(|| {
+                sink.initialize_state(&FunctionInitializationContext::new(ctx))?;
+                sink.open(&info)
+            });
+            if let Err(e) = result {
                 self.ctx.fail(e);
             }
         }
@@ -358,7 +385,13 @@ impl<T: Data, S: SinkFunction<T>> Consumer<T> for SinkStage<T, S> {
     fn on_processing_time(&mut self, _now: i64) {}
     // A plain sink writes as records come (at least once after a restore); exactly-once
     // output goes through a `TwoPhaseCommitSink`.
-    fn snapshot(&mut self, _out: &mut superflow_runtime::checkpoint::OperatorSnapshot) {}
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        if self.ctx.subtask < self.ctx.parallelism {
+            self.open();
+            let sink = &mut self.sink;
+            snapshot_function_state(&self.ctx, out, |c| sink.snapshot_state(c));
+        }
+    }
     fn finish(&mut self) {
         if self.ctx.subtask < self.ctx.parallelism {
             self.open();

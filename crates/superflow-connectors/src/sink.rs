@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use superflow_core::{RecordDisplay, UserError};
+use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
 
 /// Where a sink subtask runs.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +36,20 @@ pub trait SinkFunction<T>: Send + 'static {
 
     /// Called once when the input has ended: flush and close.
     fn finish(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Restores the sink's operator state (Flink's `CheckpointedFunction`); called once,
+    /// before `open`.
+    fn initialize_state(
+        &mut self,
+        _ctx: &FunctionInitializationContext<'_>,
+    ) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Writes the sink's operator state into a checkpoint.
+    fn snapshot_state(&mut self, _ctx: &mut FunctionSnapshotContext<'_>) -> Result<(), UserError> {
         Ok(())
     }
 }

@@ -315,3 +315,98 @@ fn a_savepoint_stops_the_job_and_restores_at_another_parallelism() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary(&lines(&out)), expected());
 }
+
+/// Counts the records it gets in operator list state (Flink's `CheckpointedFunction`)
+/// and adds its count to a shared total when its input ends.
+#[derive(Clone)]
+struct CountingSink {
+    counts: Vec<u64>,
+    total: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    union_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SinkFunction<u64> for CountingSink {
+    fn initialize_state(
+        &mut self,
+        ctx: &superflow::runtime::checkpoint::FunctionInitializationContext<'_>,
+    ) -> Result<(), UserError> {
+        // Each old subtask's count comes back to exactly one new subtask.
+        self.counts = ctx.get_list_state("counts");
+        if self.counts.is_empty() {
+            self.counts.push(0);
+        }
+        let union: Vec<u64> = ctx.get_union_list_state("everyone");
+        self.union_seen
+            .fetch_max(union.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn invoke(&mut self, _value: u64) -> Result<(), UserError> {
+        self.counts[0] += 1;
+        Ok(())
+    }
+
+    fn snapshot_state(
+        &mut self,
+        ctx: &mut superflow::runtime::checkpoint::FunctionSnapshotContext<'_>,
+    ) -> Result<(), UserError> {
+        ctx.put_list_state("counts", &self.counts)?;
+        ctx.put_union_list_state("everyone", &[1u64])?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.total.fetch_add(
+            self.counts.iter().sum::<u64>(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn operator_list_state_is_dealt_and_union_state_shared_on_restore() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let storage = root.path().join("checkpoints");
+    let run = |parallelism: usize, fail_at: Option<u64>, restore: bool| {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(parallelism);
+        env.enable_checkpointing(Duration::from_millis(20));
+        let dir = storage.clone();
+        env.configure_checkpoints(move |c| c.storage = dir);
+        env.set_restart_strategy(RestartStrategy::None);
+        if restore {
+            env.set_restore_path(&storage);
+        }
+        let (total, union_seen) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        env.from_generator(|i| i, Some(10_000), Some(40_000.0))
+            .uid("numbers")
+            .map(move |i: u64| {
+                if Some(i) == fail_at {
+                    panic!("failing at {i}");
+                }
+                i
+            })
+            .uid("check")
+            .add_sink(CountingSink {
+                counts: Vec::new(),
+                total: Arc::clone(&total),
+                union_seen: Arc::clone(&union_seen),
+            })
+            .uid("counting-sink");
+        let outcome = env.execute("operator state");
+        (
+            outcome,
+            total.load(Ordering::SeqCst),
+            union_seen.load(Ordering::SeqCst),
+        )
+    };
+    let (first, _, _) = run(4, Some(6_000), false);
+    assert!(first.is_err());
+    let (second, total, union_seen) = run(3, None, true);
+    second.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(total, 10_000, "every record counted once over the restore");
+    assert_eq!(union_seen, 4, "the union state of all four old subtasks");
+}

@@ -10,6 +10,7 @@
 mod config;
 pub(crate) use config::RestartBackoff;
 mod coordinator;
+mod operator_state;
 mod snapshot;
 mod storage;
 
@@ -21,6 +22,7 @@ pub use coordinator::{
     CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings, InstanceId,
     OperatorCheckpointStats, PartReport, RunOutcome,
 };
+pub use operator_state::{FunctionInitializationContext, FunctionSnapshotContext};
 pub use snapshot::{DeferredEncoding, OperatorSnapshot, RestoredState, SectionKind, StateSection};
 pub use storage::{
     find_restorable, load_checkpoint, CheckpointMetadata, CheckpointStorage, PartMetadata,
