@@ -12,7 +12,7 @@ use superflow_connectors::{
     CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource,
 };
 use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
-use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy};
+use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy, StateBackend};
 use superflow_runtime::{
     execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge,
     JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node, NodeBuilder, NodeId,
@@ -34,6 +34,7 @@ struct EnvState {
     restart: Option<RestartStrategy>,
     restore_from: Option<PathBuf>,
     allow_non_restored_state: bool,
+    state_backend: StateBackend,
     /// Milliseconds between periodic watermarks; read by the stages when the job runs, so
     /// it may be set after the streams are built.
     watermark_interval: Arc<AtomicU64>,
@@ -52,6 +53,7 @@ impl Default for EnvState {
             restart: None,
             restore_from: None,
             allow_non_restored_state: false,
+            state_backend: StateBackend::HashMap,
             watermark_interval: Arc::new(AtomicU64::new(DEFAULT_WATERMARK_INTERVAL_MS)),
         }
     }
@@ -148,6 +150,14 @@ impl StreamExecutionEnvironment {
     /// The checkpoint settings, if checkpoints are enabled.
     pub fn get_checkpoint_config(&self) -> Option<CheckpointConfig> {
         self.state.borrow().checkpointing.clone()
+    }
+
+    /// Sets where keyed state lives (Flink's `setStateBackend`): in memory (the
+    /// default), or with [`StateBackend::embedded_lsm`] partly on disk, for state larger
+    /// than memory.
+    pub fn set_state_backend(&self, backend: StateBackend) -> &Self {
+        self.state.borrow_mut().state_backend = backend;
+        self
     }
 
     /// Sets what happens when the job fails (Flink's restart strategies).
@@ -373,6 +383,7 @@ impl StreamExecutionEnvironment {
             restart: state.restart.clone(),
             restore_from: state.restore_from.clone(),
             allow_non_restored_state: state.allow_non_restored_state,
+            state_backend: state.state_backend.clone(),
         };
         Ok((graph, settings))
     }

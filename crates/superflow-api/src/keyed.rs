@@ -3,7 +3,6 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use superflow_core::{Data, ExchangeData, FieldAggregate, Key};
 use superflow_runtime::NodeKind;
 
@@ -142,12 +141,7 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
             name,
             NodeKind::Operator,
             Arc::new(move |ctx, _chain, next| {
-                let mut state = FxHashMap::default();
-                ctx.restore_keyed(KeyedReduceStage::<T, K, KS, R>::STATE, |bytes, range| {
-                    superflow_state::read_keyed_snapshot(bytes, range, |k, (): (), v| {
-                        state.insert(k, Some(v));
-                    })
-                });
+                let state = ctx.keyed_map(KeyedReduceStage::<T, K, KS, R>::STATE);
                 Box::new(KeyedReduceStage {
                     ctx: ctx.clone(),
                     key: Arc::new(SharedKey(Arc::clone(&key))),

@@ -5,7 +5,6 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::{Data, ExchangeData, Key};
 use superflow_runtime::checkpoint::{
@@ -244,7 +243,7 @@ pub(crate) struct KeyedReduceStage<T, K, KS, R> {
     pub ctx: StageContext,
     pub key: Arc<KS>,
     pub reduce: Arc<R>,
-    pub state: FxHashMap<K, Option<T>>,
+    pub state: superflow_state::SpillingMap<K, Option<T>>,
     pub out: Records<T>,
     pub next: Box<dyn Consumer<T>>,
 }
@@ -266,7 +265,7 @@ where
         let (key, reduce, state, out) = (&self.key, &self.reduce, &mut self.state, &mut self.out);
         self.ctx.guard(|| {
             for value in batch.values.drain(..) {
-                let slot = state.entry(key.get_key(&value)).or_insert(None);
+                let slot = state.get_or_insert_with(key.get_key(&value), || None);
                 let next = match slot.take() {
                     Some(accumulated) => reduce.reduce(accumulated, value),
                     None => value,
@@ -285,19 +284,8 @@ where
     }
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
         // The data path stops only for the copy; the writer thread encodes it.
-        let copy = self.state.clone();
-        let max_parallelism = self.ctx.max_parallelism;
-        out.add_keyed_later(self.ctx.state_id(Self::STATE), move || {
-            let entries = copy
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k, &(), v)));
-            superflow_state::write_keyed_snapshot(
-                entries,
-                max_parallelism,
-                superflow_state::Compression::None,
-            )
-            .map_err(|e| e.to_string())
-        });
+        let encode = self.state.snapshot_later(self.ctx.max_parallelism);
+        out.add_keyed_later(self.ctx.state_id(Self::STATE), encode);
         self.next.snapshot(out);
     }
 }

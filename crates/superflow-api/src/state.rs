@@ -2,8 +2,8 @@
 //! `ReducingState` and `AggregatingState`), declared by descriptors and read through
 //! the context of a keyed function, always for the current key.
 //!
-//! Each declared state is a [`KeyedStore`] of the operator subtask, the store window
-//! contents and timers use too.
+//! Each declared state is a [`SpillingMap`] of the operator subtask: in memory with the
+//! default backend, partly in the embedded LSM store with the other.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::{Key, KeyGroupRange};
 use superflow_runtime::checkpoint::{DeferredEncoding, OperatorSnapshot};
 use superflow_runtime::StageContext;
-use superflow_state::{Compression, KeyedStore};
+use superflow_state::{DiskStateStore, SpillingMap};
 
 use crate::functions::ReduceFunction;
 use crate::window::AggregateFunction;
@@ -326,7 +326,7 @@ impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> StateValue for T 
 /// One declared state: its values, how many times it was accessed, and how expired
 /// values are swept out.
 struct DeclaredState<K, S> {
-    store: KeyedStore<K, (), S>,
+    store: SpillingMap<K, S>,
     accesses: u64,
     ttl: Ttl,
     live: fn(&mut S, &Ttl, i64) -> bool,
@@ -354,13 +354,9 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
             .is_some_and(|c| c.cleanup_full_snapshot)
         {
             let (ttl, live, now) = (&self.ttl, self.live, self.ttl.now());
-            self.store.retain(|_, _, v| live(v, ttl, now));
+            self.store.retain(|_, v| live(v, ttl, now));
         }
-        let copy = self.store.clone();
-        Box::new(move || {
-            copy.snapshot(max_parallelism, Compression::None)
-                .map_err(|e| e.to_string())
-        })
+        self.store.snapshot_later(max_parallelism)
     }
 }
 
@@ -369,6 +365,9 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
 pub struct KeyedStateBackend<K> {
     states: HashMap<String, Box<dyn ErasedState>>,
     carried: HashMap<String, Vec<Vec<u8>>>,
+    /// With the embedded backend: the store, the entries kept in memory, this subtask's
+    /// prefix of partition names, and the max parallelism.
+    spill: Option<(Arc<DiskStateStore>, usize, String, usize)>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -377,6 +376,7 @@ impl<K> Default for KeyedStateBackend<K> {
         KeyedStateBackend {
             states: HashMap::new(),
             carried: HashMap::new(),
+            spill: None,
             _key: PhantomData,
         }
     }
@@ -389,7 +389,17 @@ impl<K: Key> KeyedStateBackend<K> {
     /// A backend holding this subtask's key groups of the declared states in the
     /// checkpoint the job restores from.
     pub(crate) fn restored(ctx: &StageContext) -> Self {
-        let mut backend = KeyedStateBackend::default();
+        let mut backend = KeyedStateBackend {
+            spill: ctx.state_store.as_ref().map(|(store, capacity)| {
+                (
+                    Arc::clone(store),
+                    *capacity,
+                    format!("{}#{}", ctx.state_id(STATE_PREFIX), ctx.subtask),
+                    ctx.max_parallelism,
+                )
+            }),
+            ..KeyedStateBackend::default()
+        };
         let Some(restored) = ctx.restored.as_ref() else {
             return backend;
         };
@@ -434,9 +444,17 @@ impl<K: Key> KeyedStateBackend<K> {
         kind: &str,
         ttl: &Ttl,
         live: fn(&mut S, &Ttl, i64) -> bool,
-    ) -> &mut KeyedStore<K, (), S> {
+    ) -> &mut SpillingMap<K, S> {
         if !self.states.contains_key(name) {
-            let mut store = KeyedStore::new();
+            let mut store = match &self.spill {
+                Some((disk, capacity, prefix, max_parallelism)) => SpillingMap::spilling(
+                    disk,
+                    &format!("{prefix}/{name}"),
+                    *max_parallelism,
+                    *capacity,
+                ),
+                None => SpillingMap::in_memory(),
+            };
             for part in self.carried.remove(name).unwrap_or_default() {
                 if let Err(e) = store.restore(&part, KeyGroupRange::all()) {
                     panic!("state '{name}' cannot be restored as {kind}: {e}");
@@ -465,7 +483,7 @@ impl<K: Key> KeyedStateBackend<K> {
         if let Some(every) = ttl.config.as_ref().and_then(|c| c.cleanup_every) {
             if state.accesses % every == 0 {
                 let now = ttl.now();
-                state.store.retain(|_, _, v| live(v, ttl, now));
+                state.store.retain(|_, v| live(v, ttl, now));
             }
         }
         &mut state.store
@@ -488,29 +506,29 @@ fn live_map<MK, MV>(map: &mut HashMap<MK, Stamped<MV>>, ttl: &Ttl, now: i64) -> 
 
 /// Reads the stamped value of `key`, applying TTL: an expired value is removed (and
 /// returned only if the visibility allows); a live one is renewed on read if asked.
-fn read_stamped<K: Key, T: Clone>(
-    store: &mut KeyedStore<K, (), Stamped<T>>,
+fn read_stamped<K: Key, T: StateValue>(
+    store: &mut SpillingMap<K, Stamped<T>>,
     key: &K,
     ttl: &Ttl,
 ) -> Option<T> {
     let now = ttl.now();
-    let entry = store.get_mut(key, &())?;
+    let entry = store.get_mut(key)?;
     let (stays, seen) = ttl.read(&mut entry.stamp, now);
     let value = seen.then(|| entry.value.clone());
     if !stays {
-        store.remove(key, &());
+        store.remove(key);
     }
     value
 }
 
 /// A value state of the current key.
 pub struct ValueState<'a, K, T> {
-    store: &'a mut KeyedStore<K, (), Stamped<T>>,
+    store: &'a mut SpillingMap<K, Stamped<T>>,
     key: &'a K,
     ttl: Ttl,
 }
 
-impl<K: Key, T: Clone> ValueState<'_, K, T> {
+impl<K: Key, T: StateValue> ValueState<'_, K, T> {
     /// The value, if one was set (and has not expired).
     pub fn value(&mut self) -> Option<T> {
         read_stamped(self.store, self.key, &self.ttl)
@@ -520,28 +538,28 @@ impl<K: Key, T: Clone> ValueState<'_, K, T> {
     pub fn update(&mut self, value: T) {
         let stamp = self.ttl.now();
         self.store
-            .insert(self.key.clone(), (), Stamped { value, stamp });
+            .insert(self.key.clone(), Stamped { value, stamp });
     }
 
     /// Removes the value.
     pub fn clear(&mut self) {
-        self.store.remove(self.key, &());
+        self.store.remove(self.key);
     }
 }
 
 /// A list state of the current key.
 pub struct ListState<'a, K, T> {
-    store: &'a mut KeyedStore<K, (), Vec<Stamped<T>>>,
+    store: &'a mut SpillingMap<K, Vec<Stamped<T>>>,
     key: &'a K,
     ttl: Ttl,
 }
 
-impl<K: Key, T: Clone> ListState<'_, K, T> {
+impl<K: Key, T: StateValue> ListState<'_, K, T> {
     /// The values that have not expired, in the order they were added.
     pub fn get(&mut self) -> Vec<T> {
         let now = self.ttl.now();
         let (ttl, key) = (&self.ttl, self.key);
-        let Some(list) = self.store.get_mut(key, &()) else {
+        let Some(list) = self.store.get_mut(key) else {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(list.len());
@@ -553,7 +571,7 @@ impl<K: Key, T: Clone> ListState<'_, K, T> {
             stays
         });
         if list.is_empty() {
-            self.store.remove(key, &());
+            self.store.remove(key);
         }
         out
     }
@@ -562,8 +580,7 @@ impl<K: Key, T: Clone> ListState<'_, K, T> {
     pub fn add(&mut self, value: T) {
         let stamp = self.ttl.now();
         self.store
-            .get_or_insert_with(self.key.clone(), (), Vec::new)
-            .0
+            .get_or_insert_with(self.key.clone(), Vec::new)
             .push(Stamped { value, stamp });
     }
 
@@ -571,8 +588,7 @@ impl<K: Key, T: Clone> ListState<'_, K, T> {
     pub fn add_all(&mut self, values: impl IntoIterator<Item = T>) {
         let stamp = self.ttl.now();
         self.store
-            .get_or_insert_with(self.key.clone(), (), Vec::new)
-            .0
+            .get_or_insert_with(self.key.clone(), Vec::new)
             .extend(values.into_iter().map(|value| Stamped { value, stamp }));
     }
 
@@ -586,29 +602,29 @@ impl<K: Key, T: Clone> ListState<'_, K, T> {
 
     /// Removes every value.
     pub fn clear(&mut self) {
-        self.store.remove(self.key, &());
+        self.store.remove(self.key);
     }
 }
 
 /// A map state of the current key.
 pub struct MapState<'a, K, MK, MV> {
-    store: &'a mut KeyedStore<K, (), HashMap<MK, Stamped<MV>>>,
+    store: &'a mut SpillingMap<K, HashMap<MK, Stamped<MV>>>,
     key: &'a K,
     ttl: Ttl,
 }
 
-impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
+impl<K: Key, MK: StateValue + Hash + Eq, MV: StateValue> MapState<'_, K, MK, MV> {
     /// The value of `map_key`, if set and not expired.
     pub fn get(&mut self, map_key: &MK) -> Option<MV> {
         let now = self.ttl.now();
-        let map = self.store.get_mut(self.key, &())?;
+        let map = self.store.get_mut(self.key)?;
         let entry = map.get_mut(map_key)?;
         let (stays, seen) = self.ttl.read(&mut entry.stamp, now);
         let value = seen.then(|| entry.value.clone());
         if !stays {
             map.remove(map_key);
             if map.is_empty() {
-                self.store.remove(self.key, &());
+                self.store.remove(self.key);
             }
         }
         value
@@ -618,17 +634,16 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
     pub fn put(&mut self, map_key: MK, value: MV) {
         let stamp = self.ttl.now();
         self.store
-            .get_or_insert_with(self.key.clone(), (), HashMap::new)
-            .0
+            .get_or_insert_with(self.key.clone(), HashMap::new)
             .insert(map_key, Stamped { value, stamp });
     }
 
     /// Removes `map_key`.
     pub fn remove(&mut self, map_key: &MK) {
-        if let Some(map) = self.store.get_mut(self.key, &()) {
+        if let Some(map) = self.store.get_mut(self.key) {
             map.remove(map_key);
             if map.is_empty() {
-                self.store.remove(self.key, &());
+                self.store.remove(self.key);
             }
         }
     }
@@ -642,7 +657,7 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
     pub fn entries(&mut self) -> Vec<(MK, MV)> {
         let now = self.ttl.now();
         let (ttl, key) = (&self.ttl, self.key);
-        let Some(map) = self.store.get_mut(key, &()) else {
+        let Some(map) = self.store.get_mut(key) else {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(map.len());
@@ -654,7 +669,7 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
             stays
         });
         if map.is_empty() {
-            self.store.remove(key, &());
+            self.store.remove(key);
         }
         out
     }
@@ -666,19 +681,19 @@ impl<K: Key, MK: Hash + Eq + Clone, MV: Clone> MapState<'_, K, MK, MV> {
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        self.store.remove(self.key, &());
+        self.store.remove(self.key);
     }
 }
 
 /// A reducing state of the current key.
 pub struct ReducingState<'a, K, T> {
-    store: &'a mut KeyedStore<K, (), Stamped<T>>,
+    store: &'a mut SpillingMap<K, Stamped<T>>,
     key: &'a K,
     ttl: Ttl,
     reduce: &'a dyn ReduceFunction<T>,
 }
 
-impl<K: Key, T: Clone + 'static> ReducingState<'_, K, T> {
+impl<K: Key, T: StateValue> ReducingState<'_, K, T> {
     /// The combined value, if any value was added (and it has not expired).
     pub fn get(&mut self) -> Option<T> {
         read_stamped(self.store, self.key, &self.ttl)
@@ -687,7 +702,7 @@ impl<K: Key, T: Clone + 'static> ReducingState<'_, K, T> {
     /// Combines `value` into the state.
     pub fn add(&mut self, value: T) {
         let now = self.ttl.now();
-        let combined = match self.store.remove(self.key, &()) {
+        let combined = match self.store.remove(self.key) {
             Some(current) if !self.ttl.expired(current.stamp, now) => {
                 self.reduce.reduce(current.value, value)
             }
@@ -695,7 +710,6 @@ impl<K: Key, T: Clone + 'static> ReducingState<'_, K, T> {
         };
         self.store.insert(
             self.key.clone(),
-            (),
             Stamped {
                 value: combined,
                 stamp: now,
@@ -705,21 +719,19 @@ impl<K: Key, T: Clone + 'static> ReducingState<'_, K, T> {
 
     /// Removes the value.
     pub fn clear(&mut self) {
-        self.store.remove(self.key, &());
+        self.store.remove(self.key);
     }
 }
 
 /// An aggregating state of the current key.
 pub struct AggregatingState<'a, K, IN, ACC, OUT> {
-    store: &'a mut KeyedStore<K, (), Stamped<ACC>>,
+    store: &'a mut SpillingMap<K, Stamped<ACC>>,
     key: &'a K,
     ttl: Ttl,
     aggregate: &'a dyn AggregateFunction<IN, ACC, OUT>,
 }
 
-impl<K: Key, IN: 'static, ACC: Clone + 'static, OUT: 'static>
-    AggregatingState<'_, K, IN, ACC, OUT>
-{
+impl<K: Key, IN: 'static, ACC: StateValue, OUT: 'static> AggregatingState<'_, K, IN, ACC, OUT> {
     /// The aggregate's result, if any value was added (and it has not expired).
     pub fn get(&mut self) -> Option<OUT> {
         let acc = read_stamped(self.store, self.key, &self.ttl)?;
@@ -730,14 +742,13 @@ impl<K: Key, IN: 'static, ACC: Clone + 'static, OUT: 'static>
     pub fn add(&mut self, value: IN) {
         let now = self.ttl.now();
         let aggregate = self.aggregate;
-        let mut acc = match self.store.remove(self.key, &()) {
+        let mut acc = match self.store.remove(self.key) {
             Some(current) if !self.ttl.expired(current.stamp, now) => current.value,
             _ => aggregate.create_accumulator(),
         };
         aggregate.add(value, &mut acc);
         self.store.insert(
             self.key.clone(),
-            (),
             Stamped {
                 value: acc,
                 stamp: now,
@@ -747,7 +758,7 @@ impl<K: Key, IN: 'static, ACC: Clone + 'static, OUT: 'static>
 
     /// Removes the accumulator.
     pub fn clear(&mut self) {
-        self.store.remove(self.key, &());
+        self.store.remove(self.key);
     }
 }
 

@@ -127,6 +127,9 @@ struct Args {
     /// Where keyed state lives.
     #[arg(long, value_enum, default_value_t = StateBackend::Memory)]
     state_backend: StateBackend,
+    /// With `--state-backend lsm`: entries per state and subtask kept in memory.
+    #[arg(long, default_value_t = 100_000)]
+    cache_entries: usize,
 }
 
 /// The state backends `--state-backend` names.
@@ -358,7 +361,10 @@ fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64
         env.configure_checkpoints(move |c| c.storage = storage);
     }
     if args.state_backend == StateBackend::Lsm {
-        bail!("--state-backend lsm: the embedded LSM backend is not built yet; use memory");
+        env.set_state_backend(superflow::runtime::checkpoint::StateBackend::EmbeddedLsm {
+            dir: None,
+            cache_entries: args.cache_entries,
+        });
     }
     env.set_auto_watermark_interval(std::time::Duration::from_millis(args.watermark_interval_ms));
     match args.workload {

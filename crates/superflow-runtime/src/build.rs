@@ -240,6 +240,9 @@ pub struct StageContext {
     pub restored: Option<Arc<RestoredState>>,
     /// The job's checkpoint coordinator.
     pub checkpoints: Arc<CheckpointCoordinator>,
+    /// The embedded store of larger-than-memory state, and how many entries per state
+    /// stay in memory; `None` with the in-memory backend.
+    pub state_store: Option<(Arc<superflow_state::DiskStateStore>, usize)>,
 }
 
 impl StageContext {
@@ -271,6 +274,26 @@ impl StageContext {
     /// The latest completed checkpoint (transactional sinks commit up to it).
     pub fn completed_checkpoint(&self) -> u64 {
         self.checkpoints.completed()
+    }
+
+    /// The store of keyed state `name` of this subtask (spilling to the embedded store
+    /// with that backend), holding its key groups of the restored checkpoint.
+    pub fn keyed_map<K, V>(&self, name: &str) -> superflow_state::SpillingMap<K, V>
+    where
+        K: superflow_core::Key,
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let mut map = match &self.state_store {
+            Some((store, capacity)) => superflow_state::SpillingMap::spilling(
+                store,
+                &format!("{}#{}", self.state_id(name), self.subtask),
+                self.max_parallelism,
+                *capacity,
+            ),
+            None => superflow_state::SpillingMap::in_memory(),
+        };
+        self.restore_keyed(name, |bytes, range| map.restore(bytes, range));
+        map
     }
 
     /// The elements of list state `name` this subtask restores (none on a fresh start).
@@ -337,6 +360,7 @@ pub(crate) struct JobRun {
     pub(crate) flow: FlowControl,
     pub(crate) checkpoints: Arc<CheckpointCoordinator>,
     pub(crate) restored: Option<Arc<RestoredState>>,
+    pub(crate) state_store: Option<(Arc<superflow_state::DiskStateStore>, usize)>,
 }
 
 /// How an operator input is connected, for watermark tracking.
@@ -411,6 +435,7 @@ impl<'s> BuildCtx<'s> {
             uid: Arc::from(self.graph.nodes[id].state_uid().as_str()),
             restored: self.run.restored.clone(),
             checkpoints: Arc::clone(&self.run.checkpoints),
+            state_store: self.run.state_store.clone(),
         }
     }
 

@@ -13,7 +13,7 @@ use timely::dataflow::operators::Probe;
 use crate::build::{BuildCtx, JobRun};
 use crate::checkpoint::{
     find_restorable, CheckpointConfig, CheckpointCoordinator, CheckpointStats, CheckpointStorage,
-    CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState, RunOutcome,
+    CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState, RunOutcome, StateBackend,
 };
 use crate::control::JobControl;
 use crate::failure::{
@@ -127,6 +127,8 @@ pub struct ExecutionSettings {
     /// Whether state in the restored checkpoint that matches no operator is skipped
     /// (otherwise it is an error).
     pub allow_non_restored_state: bool,
+    /// Where keyed state lives.
+    pub state_backend: StateBackend,
 }
 
 impl Default for ExecutionSettings {
@@ -140,6 +142,7 @@ impl Default for ExecutionSettings {
             restart: None,
             restore_from: None,
             allow_non_restored_state: false,
+            state_backend: StateBackend::HashMap,
         }
     }
 }
@@ -292,11 +295,27 @@ pub fn execute_graph(
             Arc::clone(&control),
         );
         control.set_checkpoints(Some(Arc::clone(&coordinator)));
+        let state_store = match &settings.state_backend {
+            StateBackend::HashMap => None,
+            StateBackend::EmbeddedLsm { dir, cache_entries } => {
+                let dir = dir.clone().unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!(
+                        "superflow-state-{}-{}",
+                        std::process::id(),
+                        coordinator.run_id()
+                    ))
+                });
+                let store = superflow_state::DiskStateStore::open(&dir)
+                    .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+                Some((store, *cache_entries))
+            }
+        };
         let run = JobRun {
             control: Arc::clone(&control),
             flow: settings.flow.clone(),
             checkpoints: Arc::clone(&coordinator),
             restored,
+            state_store: state_store.clone(),
         };
         let started = Instant::now();
         let outcome = run_once(job_name, &graph, &plan, settings, threads, run);
@@ -307,6 +326,12 @@ pub fn execute_graph(
         };
         control.set_checkpoints(None);
         history = coordinator.shutdown(run_outcome);
+        if let Some((store, _)) = state_store {
+            // The store is a working copy of this run; checkpoints hold what lasts.
+            let dir = store.dir().to_path_buf();
+            drop(store);
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let end_errors = coordinator.end_errors();
         if !end_errors.is_empty() {
             return Err(JobError::Checkpoint(format!(

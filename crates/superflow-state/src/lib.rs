@@ -10,10 +10,13 @@
 mod hashing;
 pub mod keyed;
 pub mod snapshot;
+pub mod spill;
 pub mod timers;
 
 pub use keyed::KeyedStore;
 pub use snapshot::{
-    filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, Compression, SnapshotError,
+    filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, write_raw_keyed_snapshot,
+    Compression, SnapshotError,
 };
+pub use spill::{DiskStateStore, SpillingMap, StoreError};
 pub use timers::{TimeDomain, TimerService};

@@ -80,6 +80,44 @@ where
     encode_groups(&groups, compression)
 }
 
+/// Writes a keyed snapshot from entries already encoded: for each key group in
+/// ascending order, its entries as (encoded key, encoded value). The result is the same
+/// as [`write_keyed_snapshot`]'s over the decoded entries with the namespace `()`
+/// (postcard writes a list as its length then its items, a tuple as its fields, and
+/// `()` as nothing).
+pub fn write_raw_keyed_snapshot<'a, E>(
+    groups: impl Iterator<Item = (u32, E)>,
+    compression: Compression,
+) -> Result<Vec<u8>, SnapshotError>
+where
+    E: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let mut encoded: Groups = Vec::new();
+    for (group, entries) in groups {
+        let mut body = Vec::new();
+        let mut count = 0u64;
+        for (key, value) in entries {
+            body.extend_from_slice(key);
+            body.extend_from_slice(value);
+            count += 1;
+        }
+        let mut bytes = Vec::with_capacity(body.len() + 10);
+        let mut n = count;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                bytes.push(byte);
+                break;
+            }
+            bytes.push(byte | 0x80);
+        }
+        bytes.extend_from_slice(&body);
+        encoded.push((group, bytes));
+    }
+    encode_groups(&encoded, compression)
+}
+
 fn encode_groups(groups: &Groups, compression: Compression) -> Result<Vec<u8>, SnapshotError> {
     let encoded = postcard::to_stdvec(groups).map_err(|e| SnapshotError::Encode(e.to_string()))?;
     let payload = match compression {
@@ -291,6 +329,37 @@ mod tests {
         through.restore(&filtered, everything).unwrap();
         assert_eq!(entries(&through), entries(&direct));
         assert!(!entries(&direct).is_empty());
+    }
+
+    #[test]
+    fn a_raw_snapshot_equals_the_typed_one() {
+        let entries: Vec<(u64, String)> = (0..500).map(|k| (k, format!("v{k}"))).collect();
+        let typed = write_keyed_snapshot(
+            entries.iter().map(|(k, v)| (k, &(), v)),
+            128,
+            Compression::None,
+        )
+        .unwrap();
+        type Encoded = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut by_group: std::collections::BTreeMap<u32, Encoded> =
+            std::collections::BTreeMap::new();
+        for (k, v) in &entries {
+            by_group
+                .entry(assign_to_key_group(k, 128) as u32)
+                .or_default()
+                .push((
+                    postcard::to_stdvec(k).unwrap(),
+                    postcard::to_stdvec(v).unwrap(),
+                ));
+        }
+        let raw = write_raw_keyed_snapshot(
+            by_group
+                .iter()
+                .map(|(g, es)| (*g, es.iter().map(|(k, v)| (&k[..], &v[..])))),
+            Compression::None,
+        )
+        .unwrap();
+        assert_eq!(raw, typed);
     }
 
     #[test]

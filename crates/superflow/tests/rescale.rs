@@ -410,3 +410,44 @@ fn operator_list_state_is_dealt_and_union_state_shared_on_restore() {
     assert_eq!(total, 10_000, "every record counted once over the restore");
     assert_eq!(union_seen, 4, "the union state of all four old subtasks");
 }
+
+#[test]
+fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_back() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (checkpoints, out) = (root.path().join("checkpoints"), root.path().join("out"));
+    // Ten entries per state in memory: nearly all of the 101 keys live in the store.
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.set_state_backend(StateBackend::EmbeddedLsm {
+        dir: Some(root.path().join("lsm")),
+        cache_entries: 10,
+    });
+    env.enable_checkpointing(Duration::from_millis(25));
+    let storage = checkpoints.clone();
+    env.configure_checkpoints(move |c| c.storage = storage);
+    env.set_restart_strategy(RestartStrategy::None);
+    job(&env, &out, Some(24_000), 60_000.0);
+    assert!(env.execute("lsm, first run").is_err());
+    let first = (checkpoints, out);
+    // Restored in memory at 3.
+    let (_, in_memory) = resume(root.path(), &first, "memory", 3);
+    assert_eq!(summary(&lines(&in_memory)), expected());
+    // And into the store again, at 1.
+    let (copy, out) = (
+        root.path().join("lsm-checkpoints"),
+        root.path().join("lsm-out"),
+    );
+    copy_dir(&first.0, &copy);
+    copy_dir(&first.1, &out);
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(1);
+    env.set_state_backend(StateBackend::EmbeddedLsm {
+        dir: None,
+        cache_entries: 5,
+    });
+    env.set_restore_path(&copy);
+    job(&env, &out, None, 200_000.0);
+    env.execute("lsm, resumed")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary(&lines(&out)), expected());
+}

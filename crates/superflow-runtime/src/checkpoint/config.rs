@@ -37,6 +37,35 @@ pub enum SnapshotCompression {
     Lz4,
 }
 
+/// Where keyed state lives (Flink's state backends).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateBackend {
+    /// Hash maps in memory: the fastest; state must fit in memory.
+    #[default]
+    HashMap,
+    /// Up to `cache_entries` entries per state and subtask in memory, the rest in an
+    /// embedded LSM store (fjall) in `dir` (a temporary directory by default): for state
+    /// larger than memory. Keyed function state and rolling aggregations use it; window
+    /// contents, timers and join buffers stay in memory.
+    EmbeddedLsm {
+        /// The store's working directory (wiped when a run starts).
+        dir: Option<PathBuf>,
+        /// Entries per state and subtask kept in memory.
+        cache_entries: usize,
+    },
+}
+
+impl StateBackend {
+    /// The embedded LSM backend in a temporary directory, with 100,000 entries per
+    /// state and subtask in memory.
+    pub fn embedded_lsm() -> StateBackend {
+        StateBackend::EmbeddedLsm {
+            dir: None,
+            cache_entries: 100_000,
+        }
+    }
+}
+
 /// A job's checkpoint settings.
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {

@@ -16,7 +16,7 @@ mod storage;
 
 pub use config::{
     CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategy,
-    SnapshotCompression,
+    SnapshotCompression, StateBackend,
 };
 pub use coordinator::{
     CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings, InstanceId,

@@ -1,0 +1,516 @@
+//! Keyed state larger than memory: a bounded table in memory in front of an embedded
+//! LSM store (fjall), one partition per state of each operator subtask.
+//!
+//! A value is in memory while it is used; when the table is full, the entries it meets
+//! first are written to the store and dropped from memory, and a lookup that misses the
+//! table reads the store. The store is a working copy for one run of the job (its
+//! directory is wiped when it opens): checkpoints, not the store, make state durable.
+//! A snapshot writes the table's entries into the store and encodes an MVCC snapshot of
+//! the partition on the checkpoint writer's thread, straight from the stored bytes (the
+//! store's keys start with the key group, so they come out grouped).
+//!
+//! fjall was chosen over redb by measurement (`docs/state-backends.md`): this table
+//! turns misses into random reads and evictions into random writes, which the LSM
+//! serves at several times redb's write rate.
+
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
+use superflow_core::{assign_to_key_group, KeyGroupRange};
+
+use crate::hashing::StateHashMap;
+use crate::snapshot::{read_keyed_snapshot, write_raw_keyed_snapshot, Compression, SnapshotError};
+
+/// The embedded store of one job run on one process: a fjall keyspace in a local
+/// directory, shared by every subtask's spilling state.
+pub struct DiskStateStore {
+    keyspace: fjall::Keyspace,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for DiskStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStateStore")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// Why the embedded store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the state store in {dir} failed: {reason}")]
+pub struct StoreError {
+    dir: String,
+    reason: String,
+}
+
+impl DiskStateStore {
+    /// Opens a fresh store in `dir` (whatever was there is removed).
+    pub fn open(dir: &Path) -> Result<Arc<DiskStateStore>, StoreError> {
+        let error = |reason: String| StoreError {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| error(e.to_string()))?;
+        }
+        let keyspace = fjall::Config::new(dir)
+            .temporary(true)
+            .open()
+            .map_err(|e| error(e.to_string()))?;
+        Ok(Arc::new(DiskStateStore {
+            keyspace,
+            dir: dir.to_path_buf(),
+        }))
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes the store holds on disk.
+    pub fn disk_space(&self) -> u64 {
+        self.keyspace.disk_space()
+    }
+
+    fn partition(&self, state: &str) -> fjall::PartitionHandle {
+        // Partition names allow few characters: a hash of the state's name stands in.
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = foldhash::fast::FixedState::with_seed(7).build_hasher();
+        hasher.write(state.as_bytes());
+        let name = format!("s{:016x}", hasher.finish());
+        self.keyspace
+            .open_partition(&name, fjall::PartitionCreateOptions::default())
+            .unwrap_or_else(|e| self.fail(e))
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) -> ! {
+        panic!("the state store in {} failed: {e}", self.dir.display())
+    }
+}
+
+/// The stored part of a spilling map.
+struct Disk {
+    store: Arc<DiskStateStore>,
+    partition: fjall::PartitionHandle,
+    max_parallelism: usize,
+}
+
+impl Disk {
+    /// The store's key of `key`: its key group (big-endian, so keys sort by group), then
+    /// its encoding.
+    fn key<K: Hash + Serialize>(&self, key: &K, out: &mut Vec<u8>) {
+        out.clear();
+        let group = assign_to_key_group(key, self.max_parallelism) as u16;
+        out.extend_from_slice(&group.to_be_bytes());
+        if let Err(e) = postcard::to_io(key, &mut *out) {
+            self.store.fail(format!("a key cannot be encoded: {e}"));
+        }
+    }
+}
+
+/// A value in memory, and whether the store may hold an older copy of it.
+#[derive(Clone)]
+struct Slot<V> {
+    value: V,
+    stored: bool,
+}
+
+/// Values of one keyed state by key, in memory up to a number of entries and in the
+/// embedded store beyond (or all in memory, without a store).
+pub struct SpillingMap<K, V> {
+    hot: StateHashMap<K, Slot<V>>,
+    capacity: usize,
+    disk: Option<Disk>,
+    scratch: Vec<u8>,
+}
+
+impl<K, V> Default for SpillingMap<K, V> {
+    fn default() -> Self {
+        SpillingMap {
+            hot: StateHashMap::default(),
+            capacity: usize::MAX,
+            disk: None,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<K, V> SpillingMap<K, V>
+where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    /// A map held in memory only.
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    /// A map keeping at most `capacity` entries in memory and the rest in partition
+    /// `state` of `store`.
+    pub fn spilling(
+        store: &Arc<DiskStateStore>,
+        state: &str,
+        max_parallelism: usize,
+        capacity: usize,
+    ) -> Self {
+        SpillingMap {
+            hot: StateHashMap::default(),
+            capacity: capacity.max(1),
+            disk: Some(Disk {
+                store: Arc::clone(store),
+                partition: store.partition(state),
+                max_parallelism,
+            }),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether entries go to the embedded store.
+    pub fn is_spilling(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Entries in memory.
+    pub fn in_memory_len(&self) -> usize {
+        self.hot.len()
+    }
+
+    /// Writes entries to the store until the table has room for one more.
+    fn make_room(&mut self) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        if self.hot.len() < self.capacity {
+            return;
+        }
+        // An eighth at a time, so a full table is not flushed on every insert.
+        let evict = (self.capacity / 8).max(1);
+        let victims: Vec<K> = self.hot.keys().take(evict).cloned().collect();
+        let mut batch = disk.store.keyspace.batch();
+        let mut value = Vec::new();
+        for key in victims {
+            if let Some(slot) = self.hot.remove(&key) {
+                disk.key(&key, &mut self.scratch);
+                value.clear();
+                if let Err(e) = postcard::to_io(&slot.value, &mut value) {
+                    disk.store.fail(format!("a value cannot be encoded: {e}"));
+                }
+                batch.insert(&disk.partition, self.scratch.as_slice(), value.as_slice());
+            }
+        }
+        if let Err(e) = batch.commit() {
+            disk.store.fail(e);
+        }
+    }
+
+    /// The value of `key`, for update (read from the store on a miss).
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        if !self.hot.contains_key(key) {
+            let disk = self.disk.as_ref()?;
+            disk.key(key, &mut self.scratch);
+            let bytes = match disk.partition.get(&self.scratch) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return None,
+                Err(e) => disk.store.fail(e),
+            };
+            let value: V = postcard::from_bytes(&bytes)
+                .unwrap_or_else(|e| disk.store.fail(format!("a value cannot be decoded: {e}")));
+            self.make_room();
+            self.hot.insert(
+                key.clone(),
+                Slot {
+                    value,
+                    stored: true,
+                },
+            );
+        }
+        self.hot.get_mut(key).map(|slot| &mut slot.value)
+    }
+
+    /// The value of `key`, created by `init` if there is none.
+    #[inline]
+    pub fn get_or_insert_with(&mut self, key: K, init: impl FnOnce() -> V) -> &mut V {
+        if self.disk.is_none() {
+            return &mut self
+                .hot
+                .entry(key)
+                .or_insert_with(|| Slot {
+                    value: init(),
+                    stored: false,
+                })
+                .value;
+        }
+        if self.get_mut(&key).is_none() {
+            self.make_room();
+            self.hot.insert(
+                key.clone(),
+                Slot {
+                    value: init(),
+                    stored: false,
+                },
+            );
+        }
+        match self.hot.get_mut(&key) {
+            Some(slot) => &mut slot.value,
+            None => unreachable!("the key was just inserted"),
+        }
+    }
+
+    /// Sets the value of `key`.
+    pub fn insert(&mut self, key: K, value: V) {
+        match self.hot.get_mut(&key) {
+            Some(slot) => slot.value = value,
+            None => {
+                self.make_room();
+                // The store may hold an older value; the one in memory shadows it.
+                let stored = self.disk.is_some();
+                self.hot.insert(key, Slot { value, stored });
+            }
+        }
+    }
+
+    /// Removes the value of `key`, and returns it.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let (value, stored) = match self.hot.remove(key) {
+            Some(slot) => (Some(slot.value), slot.stored),
+            None => (None, true),
+        };
+        let Some(disk) = &self.disk else {
+            return value;
+        };
+        if !stored {
+            return value;
+        }
+        disk.key(key, &mut self.scratch);
+        let value = match value {
+            Some(value) => Some(value),
+            None => match disk.partition.get(&self.scratch) {
+                Ok(Some(bytes)) => Some(postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+                    disk.store.fail(format!("a value cannot be decoded: {e}"))
+                })),
+                Ok(None) => return None,
+                Err(e) => disk.store.fail(e),
+            },
+        };
+        if let Err(e) = disk.partition.remove(self.scratch.as_slice()) {
+            disk.store.fail(e);
+        }
+        value
+    }
+
+    /// Entries in memory (without a store: all of them).
+    pub fn len(&self) -> usize {
+        self.hot.len()
+    }
+
+    /// Whether no entry is in memory.
+    pub fn is_empty(&self) -> bool {
+        self.hot.is_empty()
+    }
+
+    /// The capacity of the table in memory.
+    pub fn capacity(&self) -> usize {
+        self.hot.capacity()
+    }
+
+    /// Keeps the entries for which `keep` says so (all of them, in the store too).
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        let mut dropped_stored = Vec::new();
+        self.hot.retain(|k, slot| {
+            let kept = keep(k, &mut slot.value);
+            if !kept && slot.stored {
+                dropped_stored.push(k.clone());
+            }
+            kept
+        });
+        for key in dropped_stored {
+            let _ = self.remove(&key);
+        }
+        // A table left mostly empty gives its memory back.
+        if self.hot.len() * 4 < self.hot.capacity() {
+            self.hot.shrink_to_fit();
+        }
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let mut batch = disk.store.keyspace.batch();
+        let mut value_bytes = Vec::new();
+        for item in disk.partition.iter() {
+            let (stored_key, bytes) = item.unwrap_or_else(|e| disk.store.fail(e));
+            let key: K = postcard::from_bytes(&stored_key[2..])
+                .unwrap_or_else(|e| disk.store.fail(format!("a key cannot be decoded: {e}")));
+            if self.hot.contains_key(&key) {
+                continue;
+            }
+            let mut value: V = postcard::from_bytes(&bytes)
+                .unwrap_or_else(|e| disk.store.fail(format!("a value cannot be decoded: {e}")));
+            if keep(&key, &mut value) {
+                value_bytes.clear();
+                if let Err(e) = postcard::to_io(&value, &mut value_bytes) {
+                    disk.store.fail(format!("a value cannot be encoded: {e}"));
+                }
+                if value_bytes.as_slice() != &*bytes {
+                    batch.insert(&disk.partition, &*stored_key, value_bytes.as_slice());
+                }
+            } else {
+                batch.remove(&disk.partition, &*stored_key);
+            }
+        }
+        if let Err(e) = batch.commit() {
+            disk.store.fail(e);
+        }
+    }
+
+    /// Every entry in memory (without a store: every entry).
+    pub fn iter_in_memory(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.hot.iter().map(|(k, slot)| (k, &slot.value))
+    }
+
+    /// Adds the entries of `snapshot` whose key groups fall in `range`.
+    pub fn restore(
+        &mut self,
+        snapshot: &[u8],
+        range: KeyGroupRange,
+    ) -> Result<usize, SnapshotError> {
+        read_keyed_snapshot(snapshot, range, |k, (): (), v| self.insert(k, v))
+    }
+
+    /// A copy of the whole map, and the function that encodes it as a keyed snapshot:
+    /// in memory, a clone of the table; with a store, the table written into the store
+    /// and an MVCC snapshot of the partition.
+    pub fn snapshot_later(
+        &mut self,
+        max_parallelism: usize,
+    ) -> Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>
+    where
+        K: Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        let Some(disk) = &self.disk else {
+            let copy: Vec<(K, V)> = self
+                .hot
+                .iter()
+                .map(|(k, slot)| (k.clone(), slot.value.clone()))
+                .collect();
+            return Box::new(move || {
+                crate::write_keyed_snapshot(
+                    copy.iter().map(|(k, v)| (k, &(), v)),
+                    max_parallelism,
+                    Compression::None,
+                )
+                .map_err(|e| e.to_string())
+            });
+        };
+        let mut batch = disk.store.keyspace.batch();
+        let mut value = Vec::new();
+        for (key, slot) in self.hot.iter_mut() {
+            disk.key(key, &mut self.scratch);
+            value.clear();
+            if let Err(e) = postcard::to_io(&slot.value, &mut value) {
+                disk.store.fail(format!("a value cannot be encoded: {e}"));
+            }
+            batch.insert(&disk.partition, self.scratch.as_slice(), value.as_slice());
+            slot.stored = true;
+        }
+        if let Err(e) = batch.commit() {
+            disk.store.fail(e);
+        }
+        let snapshot = disk.partition.snapshot();
+        Box::new(move || {
+            let mut groups: Vec<(u32, Vec<(fjall::Slice, fjall::Slice)>)> = Vec::new();
+            for item in snapshot.iter() {
+                let (key, value) = item.map_err(|e| e.to_string())?;
+                let group = u16::from_be_bytes([key[0], key[1]]) as u32;
+                if groups.last().is_none_or(|(g, _)| *g != group) {
+                    groups.push((group, Vec::new()));
+                }
+                if let Some((_, entries)) = groups.last_mut() {
+                    entries.push((key, value));
+                }
+            }
+            write_raw_keyed_snapshot(
+                groups.iter().map(|(group, entries)| {
+                    (*group, entries.iter().map(|(k, v)| (&k[2..], &v[..])))
+                }),
+                Compression::None,
+            )
+            .map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Arc<DiskStateStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStateStore::open(&dir.path().join("state")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn values_beyond_the_capacity_go_to_the_store_and_come_back() {
+        let (_dir, store) = store();
+        let mut map: SpillingMap<u64, String> = SpillingMap::spilling(&store, "op/s", 128, 100);
+        for k in 0..10_000u64 {
+            map.insert(k, format!("v{k}"));
+        }
+        assert!(map.in_memory_len() <= 100);
+        for k in (0..10_000u64).step_by(7) {
+            assert_eq!(map.get_mut(&k).cloned(), Some(format!("v{k}")));
+            map.get_mut(&k).unwrap().push('!');
+        }
+        for k in (0..10_000u64).step_by(3) {
+            assert!(map.remove(&k).is_some());
+        }
+        for k in 0..10_000u64 {
+            let expected = (k % 3 != 0).then(|| {
+                if k % 7 == 0 {
+                    format!("v{k}!")
+                } else {
+                    format!("v{k}")
+                }
+            });
+            assert_eq!(map.get_mut(&k).cloned(), expected, "key {k}");
+        }
+    }
+
+    #[test]
+    fn a_spilled_snapshot_equals_the_in_memory_one_and_restores() {
+        let (_dir, store) = store();
+        let mut spilled: SpillingMap<u64, Vec<u32>> =
+            SpillingMap::spilling(&store, "op/a", 128, 50);
+        let mut memory: SpillingMap<u64, Vec<u32>> = SpillingMap::in_memory();
+        for k in 0..2_000u64 {
+            let v = vec![k as u32; (k % 5) as usize];
+            spilled.insert(k, v.clone());
+            memory.insert(k, v);
+        }
+        spilled.retain(|k, _| k % 4 != 1);
+        memory.retain(|k, _| k % 4 != 1);
+        let a = spilled.snapshot_later(128)().unwrap();
+        let b = memory.snapshot_later(128)().unwrap();
+        let decode = |bytes: &[u8]| {
+            let mut all = Vec::new();
+            read_keyed_snapshot(
+                bytes,
+                KeyGroupRange::all(),
+                |k: u64, (): (), v: Vec<u32>| all.push((k, v)),
+            )
+            .unwrap();
+            all.sort();
+            all
+        };
+        assert_eq!(decode(&a), decode(&b));
+        assert_eq!(decode(&a).len(), 1_500);
+        let mut back: SpillingMap<u64, Vec<u32>> = SpillingMap::spilling(&store, "op/b", 128, 10);
+        back.restore(&a, KeyGroupRange::all()).unwrap();
+        assert_eq!(back.get_mut(&8).cloned(), Some(vec![8u32; 3]));
+        assert_eq!(back.get_mut(&9), None);
+    }
+}
