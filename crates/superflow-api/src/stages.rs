@@ -283,10 +283,32 @@ where
         self.next.finish();
     }
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        // The data path stops only for the copy; the writer thread encodes it.
-        let encode = self.state.snapshot_later(self.ctx.max_parallelism);
-        out.add_keyed_later(self.ctx.state_id(Self::STATE), encode);
+        snapshot_spilling(&self.ctx, out, Self::STATE, &mut self.state);
         self.next.snapshot(out);
+    }
+}
+
+/// Writes keyed state `name` held in a `SpillingMap` into a checkpoint: with the
+/// embedded store, its changes since the last checkpoint (incremental); in memory, a
+/// copy. Either way the data path stops only for the copy, and the writer thread
+/// encodes it.
+pub(crate) fn snapshot_spilling<K, V>(
+    ctx: &StageContext,
+    out: &mut OperatorSnapshot,
+    name: &str,
+    map: &mut superflow_state::SpillingMap<K, V>,
+) where
+    K: Key,
+    V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let id = ctx.state_id(name);
+    let incremental = out
+        .checkpoint()
+        .and_then(|checkpoint| Some((checkpoint, ctx.checkpoints.incremental_dir(checkpoint)?)))
+        .and_then(|(checkpoint, shared)| map.snapshot_incremental(checkpoint, shared));
+    match incremental {
+        Some(encode) => out.add_keyed_chain_later(id, encode),
+        None => out.add_keyed_later(id, map.snapshot_later(ctx.max_parallelism)),
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::{Key, KeyGroupRange};
-use superflow_runtime::checkpoint::{DeferredEncoding, OperatorSnapshot};
+use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::StageContext;
 use superflow_state::{DiskStateStore, SpillingMap};
 
@@ -335,8 +335,8 @@ struct DeclaredState<K, S> {
 /// A declared state whose value type is erased: what the backend needs for checkpoints.
 trait ErasedState {
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// A copy of the state, and what encodes it (off the data path).
-    fn snapshot(&mut self, max_parallelism: usize) -> DeferredEncoding;
+    /// Writes the state (a copy, or its changes) into a checkpoint as `name`.
+    fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot, name: &str);
 }
 
 impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedState
@@ -346,7 +346,7 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
         self
     }
 
-    fn snapshot(&mut self, max_parallelism: usize) -> DeferredEncoding {
+    fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot, name: &str) {
         if self
             .ttl
             .config
@@ -356,7 +356,7 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
             let (ttl, live, now) = (&self.ttl, self.live, self.ttl.now());
             self.store.retain(|_, v| live(v, ttl, now));
         }
-        self.store.snapshot_later(max_parallelism)
+        crate::stages::snapshot_spilling(ctx, out, name, &mut self.store);
     }
 }
 
@@ -426,8 +426,7 @@ impl<K: Key> KeyedStateBackend<K> {
     /// Writes every state into a checkpoint.
     pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
         for (name, state) in &mut self.states {
-            let encode = state.snapshot(ctx.max_parallelism);
-            out.add_keyed_later(ctx.state_id(&format!("{STATE_PREFIX}{name}")), encode);
+            state.snapshot(ctx, out, &format!("{STATE_PREFIX}{name}"));
         }
         for (name, parts) in &self.carried {
             for part in parts {

@@ -45,6 +45,10 @@ enum Workload {
     /// subtasks in lock-step as in w3):
     /// the cost of timestamps, watermarks, window state and timers. Use `--keys`.
     WindowCount,
+    /// Checkpoint and restore of `--keys` entries of keyed state (40-byte values) with
+    /// `--state-backend`: the synchronous copy, the encoding and write of the part
+    /// (lz4), and the restore (read, check, decode, insert). Prints its own JSON line.
+    StateSnapshot,
     /// The Nexmark source alone: the generator's own rate.
     NexmarkGen,
     /// Nexmark q0: pass-through.
@@ -578,6 +582,7 @@ fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64
             };
             Ok((n, out, 0, ok))
         }
+        Workload::StateSnapshot => bail!("state-snapshot runs on its own"),
         Workload::Baseline => {
             let keys = args.keys as i64;
             let mut sums: FxHashMap<i64, (i64, i64)> = FxHashMap::default();
@@ -606,6 +611,12 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if args.parallelism == 0 {
         bail!("--parallelism must be at least 1");
+    }
+    if matches!(args.workload, Workload::StateSnapshot) {
+        for _ in 0..args.repeat.max(1) {
+            println!("{}", serde_json::to_string(&state_snapshot(&args)?)?);
+        }
+        return Ok(());
     }
     for _ in 0..args.repeat.max(1) {
         let ((records, output_records, checksum, ok), seconds, checkpoints) = run(&args)?;
@@ -641,4 +652,103 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `state-snapshot` measured.
+#[derive(Debug, Serialize)]
+struct StateSnapshotReport {
+    workload: &'static str,
+    state_backend: StateBackend,
+    keys: u64,
+    /// Encoded state (the part file before compression).
+    state_bytes: u64,
+    part_bytes: u64,
+    fill_seconds: f64,
+    sync_ms: f64,
+    encode_ms: f64,
+    write_ms: f64,
+    restore_ms: f64,
+    peak_rss_mb: f64,
+    ok: bool,
+}
+
+/// Fills a keyed state of `--keys` entries, checkpoints it into a part file and
+/// restores it, with the chosen backend.
+fn state_snapshot(args: &Args) -> Result<StateSnapshotReport> {
+    use superflow::core::KeyGroupRange;
+    use superflow_state::{DiskStateStore, SpillingMap};
+    type Value = (u64, u64, u64, u64, u64);
+    let dir = checkpoint_dir();
+    std::fs::create_dir_all(&dir)?;
+    let store = match args.state_backend {
+        StateBackend::Memory => None,
+        StateBackend::Lsm => Some(DiskStateStore::open(&dir.join("lsm"))?),
+    };
+    let open = |name: &str| -> SpillingMap<u64, Value> {
+        match &store {
+            Some(store) => SpillingMap::spilling(store, name, 128, args.cache_entries),
+            None => SpillingMap::in_memory(),
+        }
+    };
+    let started = Instant::now();
+    let mut map = open("bench/state");
+    for k in 0..args.keys {
+        map.insert(k, state_value(k));
+    }
+    let fill_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let encode = map.snapshot_later(128);
+    let sync_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let bytes = encode().map_err(anyhow::Error::msg)?;
+    let encode_ms = started.elapsed().as_secs_f64() * 1e3;
+    let state_bytes = bytes.len() as u64;
+    let started = Instant::now();
+    let packed = lz4_compress(&bytes);
+    let part = dir.join("part");
+    std::fs::write(&part, &packed)?;
+    let write_ms = started.elapsed().as_secs_f64() * 1e3;
+    drop(bytes);
+    drop(map);
+    let started = Instant::now();
+    let packed = std::fs::read(&part)?;
+    let bytes = lz4_decompress(&packed)?;
+    let mut back = open("bench/restored");
+    let restored = back
+        .restore(&bytes, KeyGroupRange::all())
+        .map_err(anyhow::Error::msg)?;
+    let restore_ms = started.elapsed().as_secs_f64() * 1e3;
+    let ok = restored as u64 == args.keys
+        && back.get_mut(&(args.keys / 2)).copied() == Some(state_value(args.keys / 2));
+    drop(back);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(StateSnapshotReport {
+        workload: "state-snapshot",
+        state_backend: args.state_backend,
+        keys: args.keys,
+        state_bytes,
+        part_bytes: packed.len() as u64,
+        fill_seconds,
+        sync_ms,
+        encode_ms,
+        write_ms,
+        restore_ms,
+        peak_rss_mb: peak_rss_mb(),
+        ok,
+    })
+}
+
+/// The value of key `k`: five full-width numbers (about 50 bytes encoded).
+fn state_value(k: u64) -> (u64, u64, u64, u64, u64) {
+    let x = k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | (1 << 63);
+    (x, x ^ 1, x ^ 2, x ^ 3, x ^ 4)
+}
+
+fn lz4_compress(bytes: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(bytes)
+}
+
+fn lz4_decompress(bytes: &[u8]) -> Result<Vec<u8>> {
+    Ok(lz4_flex::decompress_size_prepended(bytes)?)
 }

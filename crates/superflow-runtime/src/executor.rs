@@ -169,6 +169,8 @@ pub struct JobExecutionResult {
     pub checkpoints: Vec<CheckpointStats>,
     /// How many times the job restarted after a failure.
     pub restarts: u32,
+    /// What failed before each restart.
+    pub restart_causes: Vec<String>,
     /// The checkpoint the first run restored from.
     pub restored_from: Option<std::path::PathBuf>,
 }
@@ -259,6 +261,7 @@ pub fn execute_graph(
     let mut restore_from = settings.restore_from.clone();
     let mut history = Vec::new();
     let mut first_restore = None;
+    let mut causes = Vec::new();
     loop {
         let restored = match &restore_from {
             Some(path) => {
@@ -343,6 +346,7 @@ pub fn execute_graph(
             Ok(mut result) => {
                 result.checkpoints = history;
                 result.restarts = backoff.restarts();
+                result.restart_causes = causes;
                 result.restored_from = first_restore;
                 return Ok(result);
             }
@@ -375,6 +379,7 @@ pub fn execute_graph(
                         .as_ref()
                         .map_or("the beginning".to_string(), |p| p.display().to_string())
                 );
+                causes.push(error.to_string());
                 std::thread::sleep(delay);
                 control.clear_failure();
             }
@@ -522,6 +527,7 @@ fn run_once(
         operators,
         checkpoints: Vec::new(),
         restarts: 0,
+        restart_causes: Vec::new(),
         restored_from: None,
     })
 }

@@ -18,5 +18,5 @@ pub use snapshot::{
     filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, write_raw_keyed_snapshot,
     Compression, SnapshotError,
 };
-pub use spill::{DiskStateStore, SpillingMap, StoreError};
+pub use spill::{read_chain, DiskStateStore, SpillingMap, StoreError};
 pub use timers::{TimeDomain, TimerService};

@@ -47,12 +47,54 @@ pub enum SnapshotError {
 }
 
 const MAGIC: &[u8; 4] = b"SFKS";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 const HEADER: usize = 4 + 1 + 1 + 4 + 8;
 
-/// The payload: each key group with its entries encoded on their own, so that the key
-/// groups of a range can be cut out without knowing the entries' types.
-type Groups = Vec<(u32, Vec<u8>)>;
+/// Builds a snapshot's payload: key group after key group, each as its number (u32 LE),
+/// the length of its entries (u32 LE) and the entries, encoded on their own so that the
+/// groups of a range can be cut out without knowing the entries' types. Without
+/// compression the payload is written in place behind the header.
+struct SnapshotWriter {
+    out: Vec<u8>,
+    compression: Compression,
+}
+
+impl SnapshotWriter {
+    fn new(compression: Compression, capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(HEADER + capacity);
+        out.resize(HEADER, 0);
+        SnapshotWriter { out, compression }
+    }
+
+    fn group(&mut self, group: u32, entries: &[u8]) -> Result<(), SnapshotError> {
+        let len = u32::try_from(entries.len())
+            .map_err(|_| SnapshotError::Encode(format!("key group {group} holds over 4 GiB")))?;
+        self.out.extend_from_slice(&group.to_le_bytes());
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let flag = match self.compression {
+            Compression::None => 0,
+            Compression::Lz4 => {
+                let packed = lz4_flex::compress_prepend_size(&self.out[HEADER..]);
+                self.out.truncate(HEADER);
+                self.out.extend_from_slice(&packed);
+                1
+            }
+        };
+        let crc = crc32fast::hash(&self.out[HEADER..]);
+        let len = (self.out.len() - HEADER) as u64;
+        self.out[..4].copy_from_slice(MAGIC);
+        self.out[4] = VERSION;
+        self.out[5] = flag;
+        self.out[6..10].copy_from_slice(&crc.to_le_bytes());
+        self.out[10..18].copy_from_slice(&len.to_le_bytes());
+        self.out
+    }
+}
 
 /// Writes entries `(key, namespace, value)` as a keyed snapshot, grouped by the key
 /// group of each key (of `max_parallelism`).
@@ -70,14 +112,18 @@ where
     for (k, n, v) in entries {
         groups[assign_to_key_group(k, max_parallelism)].push((k, n, v));
     }
-    let groups: Groups = groups
-        .into_iter()
-        .enumerate()
-        .filter(|(_, entries)| !entries.is_empty())
-        .map(|(group, entries)| Ok((group as u32, postcard::to_stdvec(&entries)?)))
-        .collect::<Result<_, postcard::Error>>()
-        .map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    encode_groups(&groups, compression)
+    let mut writer = SnapshotWriter::new(compression, 0);
+    let mut scratch = Vec::new();
+    for (group, entries) in groups.iter().enumerate() {
+        if entries.is_empty() {
+            continue;
+        }
+        scratch.clear();
+        scratch = postcard::to_extend(entries, scratch)
+            .map_err(|e| SnapshotError::Encode(e.to_string()))?;
+        writer.group(group as u32, &scratch)?;
+    }
+    Ok(writer.finish())
 }
 
 /// Writes a keyed snapshot from entries already encoded: for each key group in
@@ -92,16 +138,18 @@ pub fn write_raw_keyed_snapshot<'a, E>(
 where
     E: Iterator<Item = (&'a [u8], &'a [u8])>,
 {
-    let mut encoded: Groups = Vec::new();
+    let mut writer = SnapshotWriter::new(compression, 0);
+    let mut body = Vec::new();
+    let mut bytes = Vec::new();
     for (group, entries) in groups {
-        let mut body = Vec::new();
+        body.clear();
         let mut count = 0u64;
         for (key, value) in entries {
             body.extend_from_slice(key);
             body.extend_from_slice(value);
             count += 1;
         }
-        let mut bytes = Vec::with_capacity(body.len() + 10);
+        bytes.clear();
         let mut n = count;
         loop {
             let byte = (n & 0x7f) as u8;
@@ -113,31 +161,27 @@ where
             bytes.push(byte | 0x80);
         }
         bytes.extend_from_slice(&body);
-        encoded.push((group, bytes));
+        writer.group(group, &bytes)?;
     }
-    encode_groups(&encoded, compression)
+    Ok(writer.finish())
 }
 
-fn encode_groups(groups: &Groups, compression: Compression) -> Result<Vec<u8>, SnapshotError> {
-    let encoded = postcard::to_stdvec(groups).map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    let payload = match compression {
-        Compression::None => encoded,
-        Compression::Lz4 => lz4_flex::compress_prepend_size(&encoded),
-    };
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.push(VERSION);
-    out.push(match compression {
-        Compression::None => 0,
-        Compression::Lz4 => 1,
-    });
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+/// The payload of a snapshot, checked and decompressed.
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
 }
 
-fn decode_groups(snapshot: &[u8]) -> Result<Groups, SnapshotError> {
+impl Payload<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+fn payload(snapshot: &[u8]) -> Result<Payload<'_>, SnapshotError> {
     if snapshot.len() < HEADER {
         return Err(SnapshotError::Truncated(snapshot.len()));
     }
@@ -157,15 +201,33 @@ fn decode_groups(snapshot: &[u8]) -> Result<Groups, SnapshotError> {
     if computed != stored {
         return Err(SnapshotError::Checksum { stored, computed });
     }
-    let decompressed;
-    let encoded = if snapshot[5] == 1 {
-        decompressed = lz4_flex::decompress_size_prepended(payload)
-            .map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        &decompressed[..]
-    } else {
-        payload
-    };
-    postcard::from_bytes(encoded).map_err(|e| SnapshotError::Decode(e.to_string()))
+    if snapshot[5] == 1 {
+        return lz4_flex::decompress_size_prepended(payload)
+            .map(Payload::Owned)
+            .map_err(|e| SnapshotError::Decode(e.to_string()));
+    }
+    Ok(Payload::Borrowed(payload))
+}
+
+/// Calls `each` with every key group of a payload and its encoded entries.
+fn for_each_group(
+    payload: &[u8],
+    mut each: impl FnMut(u32, &[u8]) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let (head, tail) = rest
+            .split_at_checked(8)
+            .ok_or_else(|| SnapshotError::Decode("a key group's header is cut off".into()))?;
+        let group = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let (entries, tail) = tail
+            .split_at_checked(len)
+            .ok_or_else(|| SnapshotError::Decode(format!("key group {group} is cut off")))?;
+        each(group, entries)?;
+        rest = tail;
+    }
+    Ok(())
 }
 
 /// Calls `insert` with every entry of `snapshot` whose key group falls in `range`, after
@@ -180,17 +242,19 @@ where
     N: DeserializeOwned,
     V: DeserializeOwned,
 {
+    let payload = payload(snapshot)?;
     let mut restored = 0;
-    for (group, bytes) in decode_groups(snapshot)? {
+    for_each_group(payload.bytes(), |group, bytes| {
         if range.contains(group as usize) {
             let entries: Vec<(K, N, V)> =
-                postcard::from_bytes(&bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+                postcard::from_bytes(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
             restored += entries.len();
             for (k, n, v) in entries {
                 insert(k, n, v);
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(restored)
 }
 
@@ -200,11 +264,15 @@ pub fn filter_keyed_snapshot(
     snapshot: &[u8],
     range: KeyGroupRange,
 ) -> Result<Vec<u8>, SnapshotError> {
-    let groups: Groups = decode_groups(snapshot)?
-        .into_iter()
-        .filter(|(group, _)| range.contains(*group as usize))
-        .collect();
-    encode_groups(&groups, Compression::None)
+    let payload = payload(snapshot)?;
+    let mut writer = SnapshotWriter::new(Compression::None, payload.bytes().len());
+    for_each_group(payload.bytes(), |group, bytes| {
+        if range.contains(group as usize) {
+            writer.group(group, bytes)?;
+        }
+        Ok(())
+    })?;
+    Ok(writer.finish())
 }
 
 impl<K, N, V> KeyedStore<K, N, V>

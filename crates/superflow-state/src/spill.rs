@@ -76,15 +76,17 @@ impl DiskStateStore {
         self.keyspace.disk_space()
     }
 
-    fn partition(&self, state: &str) -> fjall::PartitionHandle {
+    fn partition(&self, state: &str) -> (String, fjall::PartitionHandle) {
         // Partition names allow few characters: a hash of the state's name stands in.
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = foldhash::fast::FixedState::with_seed(7).build_hasher();
         hasher.write(state.as_bytes());
         let name = format!("s{:016x}", hasher.finish());
-        self.keyspace
+        let partition = self
+            .keyspace
             .open_partition(&name, fjall::PartitionCreateOptions::default())
-            .unwrap_or_else(|e| self.fail(e))
+            .unwrap_or_else(|e| self.fail(e));
+        (name, partition)
     }
 
     fn fail(&self, e: impl std::fmt::Display) -> ! {
@@ -96,8 +98,22 @@ impl DiskStateStore {
 struct Disk {
     store: Arc<DiskStateStore>,
     partition: fjall::PartitionHandle,
+    name: String,
     max_parallelism: usize,
+    /// Keys written or removed since the last checkpoint.
+    changed: crate::hashing::StateHashSet<K2>,
+    /// The files of the incremental checkpoint chain so far (a full one, then deltas).
+    chain: Vec<String>,
 }
+
+/// A key as the store holds it (key group, then the encoded key).
+type K2 = Vec<u8>;
+
+/// Encodes a copy of state on the checkpoint writer's thread.
+pub type Encoding = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+
+/// Entries of one key group, as stored bytes.
+type RawGroup<'a> = (u32, Vec<(&'a [u8], &'a [u8])>);
 
 impl Disk {
     /// The store's key of `key`: its key group (big-endian, so keys sort by group), then
@@ -157,15 +173,30 @@ where
         max_parallelism: usize,
         capacity: usize,
     ) -> Self {
+        let (name, partition) = store.partition(state);
         SpillingMap {
             hot: StateHashMap::default(),
             capacity: capacity.max(1),
             disk: Some(Disk {
                 store: Arc::clone(store),
-                partition: store.partition(state),
+                partition,
+                name,
                 max_parallelism,
+                changed: Default::default(),
+                chain: Vec::new(),
             }),
             scratch: Vec::new(),
+        }
+    }
+
+    /// Notes that `key` changed since the last checkpoint (with a store).
+    #[inline]
+    fn touch(&mut self, key: &K) {
+        if let Some(disk) = &mut self.disk {
+            disk.key(key, &mut self.scratch);
+            if !disk.changed.contains(&self.scratch) {
+                disk.changed.insert(self.scratch.clone());
+            }
         }
     }
 
@@ -209,6 +240,9 @@ where
 
     /// The value of `key`, for update (read from the store on a miss).
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        if self.disk.is_some() {
+            self.touch(key);
+        }
         if !self.hot.contains_key(key) {
             let disk = self.disk.as_ref()?;
             disk.key(key, &mut self.scratch);
@@ -262,6 +296,9 @@ where
 
     /// Sets the value of `key`.
     pub fn insert(&mut self, key: K, value: V) {
+        if self.disk.is_some() {
+            self.touch(&key);
+        }
         match self.hot.get_mut(&key) {
             Some(slot) => slot.value = value,
             None => {
@@ -275,6 +312,9 @@ where
 
     /// Removes the value of `key`, and returns it.
     pub fn remove(&mut self, key: &K) -> Option<V> {
+        if self.disk.is_some() {
+            self.touch(key);
+        }
         let (value, stored) = match self.hot.remove(key) {
             Some(slot) => (Some(slot.value), slot.stored),
             None => (None, true),
@@ -379,13 +419,81 @@ where
         read_keyed_snapshot(snapshot, range, |k, (): (), v| self.insert(k, v))
     }
 
+    /// For checkpoint `checkpoint` with the embedded store: the changes since the last
+    /// checkpoint (every entry, for the first one and every 8th), and the function that
+    /// writes them as file `<partition>-c<checkpoint>` of `shared` and returns the chain
+    /// of files a restore reads (encoded; see [`read_chain`]). `None` without a store.
+    pub fn snapshot_incremental(
+        &mut self,
+        checkpoint: u64,
+        shared: PathBuf,
+    ) -> Option<Encoding> {
+        let disk = self.disk.as_mut()?;
+        let changed: Vec<K2> = {
+            let mut keys: Vec<K2> = disk.changed.drain().collect();
+            keys.sort_unstable();
+            keys
+        };
+        // Entries changed in memory go to the store; the store then holds the state.
+        let mut batch = disk.store.keyspace.batch();
+        let mut key_bytes = Vec::new();
+        let mut value = Vec::new();
+        for (key, slot) in self.hot.iter_mut() {
+            disk.key(key, &mut key_bytes);
+            if changed.binary_search(&key_bytes).is_err() {
+                continue;
+            }
+            value.clear();
+            if let Err(e) = postcard::to_io(&slot.value, &mut value) {
+                disk.store.fail(format!("a value cannot be encoded: {e}"));
+            }
+            batch.insert(&disk.partition, key_bytes.as_slice(), value.as_slice());
+            slot.stored = true;
+        }
+        if let Err(e) = batch.commit() {
+            disk.store.fail(e);
+        }
+        let full = disk.chain.is_empty() || disk.chain.len() >= 8;
+        let file = format!("{}-c{checkpoint}", disk.name);
+        if full {
+            disk.chain.clear();
+        }
+        disk.chain.push(file.clone());
+        let chain = disk.chain.clone();
+        let snapshot = disk.partition.snapshot();
+        Some(Box::new(move || {
+            let bytes = if full {
+                let mut entries = Vec::new();
+                for item in snapshot.iter() {
+                    let (k, v) = item.map_err(|e| e.to_string())?;
+                    entries.push((k, Some(v)));
+                }
+                encode_delta(entries.iter().map(|(k, v)| (&k[..], v.as_deref())))
+            } else {
+                let mut entries = Vec::with_capacity(changed.len());
+                for key in &changed {
+                    let value = snapshot.get(key).map_err(|e| e.to_string())?;
+                    entries.push((key, value));
+                }
+                encode_delta(entries.iter().map(|(k, v)| (&k[..], v.as_deref())))
+            };
+            std::fs::create_dir_all(&shared).map_err(|e| e.to_string())?;
+            let path = shared.join(&file);
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            postcard::to_stdvec(&chain).map_err(|e| e.to_string())
+        }))
+    }
+
     /// A copy of the whole map, and the function that encodes it as a keyed snapshot:
     /// in memory, a clone of the table; with a store, the table written into the store
     /// and an MVCC snapshot of the partition.
     pub fn snapshot_later(
         &mut self,
         max_parallelism: usize,
-    ) -> Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>
+    ) -> Encoding
     where
         K: Send + 'static,
         V: Clone + Send + 'static,
@@ -443,6 +551,99 @@ where
     }
 }
 
+const DELTA_MAGIC: &[u8; 4] = b"SFKD";
+
+/// Encodes changes of a stored map: each stored key with its value, or none if it was
+/// removed; a CRC32 over them comes first.
+fn encode_delta<'a>(entries: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(DELTA_MAGIC);
+    out.extend_from_slice(&[0u8; 12]);
+    for (key, value) in entries {
+        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        out.extend_from_slice(key);
+        match value {
+            Some(value) => {
+                out.push(1);
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                out.extend_from_slice(value);
+            }
+            None => out.push(0),
+        }
+    }
+    let crc = crc32fast::hash(&out[16..]);
+    let len = (out.len() - 16) as u64;
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    out[8..16].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Reads the files of an incremental chain (a full one, then deltas, in order) and
+/// returns the state they add up to, as a keyed snapshot.
+pub fn read_chain(files: &[Vec<u8>]) -> Result<Vec<u8>, SnapshotError> {
+    let mut state: std::collections::BTreeMap<&[u8], &[u8]> = std::collections::BTreeMap::new();
+    for file in files {
+        if file.len() < 16 || &file[..4] != DELTA_MAGIC {
+            return Err(SnapshotError::UnknownFormat);
+        }
+        let crc = u32::from_le_bytes([file[4], file[5], file[6], file[7]]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&file[8..16]);
+        let len = u64::from_le_bytes(len) as usize;
+        let body = file
+            .get(16..16usize.saturating_add(len))
+            .ok_or(SnapshotError::Truncated(file.len()))?;
+        let computed = crc32fast::hash(body);
+        if computed != crc {
+            return Err(SnapshotError::Checksum {
+                stored: crc,
+                computed,
+            });
+        }
+        let mut rest = body;
+        let cut = || SnapshotError::Decode("a change is cut off".into());
+        let take =
+            |rest: &mut &'_ [u8], n: usize| -> Option<usize> { (rest.len() >= n).then_some(n) };
+        while !rest.is_empty() {
+            take(&mut rest, 4).ok_or_else(cut)?;
+            let klen = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let (key, tail) = rest[4..].split_at_checked(klen).ok_or_else(cut)?;
+            let (&tag, tail) = tail.split_first().ok_or_else(cut)?;
+            if tag == 0 {
+                state.remove(key);
+                rest = tail;
+                continue;
+            }
+            let (vlen, tail) = tail.split_at_checked(4).ok_or_else(cut)?;
+            let vlen = u32::from_le_bytes([vlen[0], vlen[1], vlen[2], vlen[3]]) as usize;
+            let (value, tail) = tail.split_at_checked(vlen).ok_or_else(cut)?;
+            state.insert(key, value);
+            rest = tail;
+        }
+    }
+    let mut groups: Vec<RawGroup<'_>> = Vec::new();
+    for (key, value) in state {
+        if key.len() < 2 {
+            return Err(SnapshotError::Decode(
+                "a stored key has no key group".into(),
+            ));
+        }
+        let group = u16::from_be_bytes([key[0], key[1]]) as u32;
+        if groups.last().is_none_or(|(g, _)| *g != group) {
+            groups.push((group, Vec::new()));
+        }
+        if let Some((_, entries)) = groups.last_mut() {
+            entries.push((&key[2..], value));
+        }
+    }
+    write_raw_keyed_snapshot(
+        groups
+            .iter()
+            .map(|(g, entries)| (*g, entries.iter().copied())),
+        Compression::None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,6 +679,63 @@ mod tests {
             });
             assert_eq!(map.get_mut(&k).cloned(), expected, "key {k}");
         }
+    }
+
+    #[test]
+    fn an_incremental_chain_adds_up_to_the_state() {
+        let (dir, store) = store();
+        let shared = dir.path().join("shared");
+        let mut map: SpillingMap<u64, u64> = SpillingMap::spilling(&store, "op/inc", 128, 20);
+        let mut files = Vec::new();
+        for round in 0..5u64 {
+            for k in 0..200u64 {
+                if (k + round) % 3 == 0 {
+                    map.insert(k, k * 100 + round);
+                }
+                if (k + round) % 7 == 0 {
+                    let _ = map.remove(&k);
+                }
+            }
+            let names: Vec<String> = postcard::from_bytes(
+                &map.snapshot_incremental(round + 1, shared.clone()).unwrap()().unwrap(),
+            )
+            .unwrap();
+            files = names
+                .iter()
+                .map(|n| std::fs::read(shared.join(n)).unwrap())
+                .collect();
+        }
+        assert_eq!(files.len(), 5, "one full file and four deltas");
+        let merged = read_chain(&files).unwrap();
+        let mut memory: SpillingMap<u64, u64> = SpillingMap::in_memory();
+        for round in 0..5u64 {
+            for k in 0..200u64 {
+                if (k + round) % 3 == 0 {
+                    memory.insert(k, k * 100 + round);
+                }
+                if (k + round) % 7 == 0 {
+                    let _ = memory.remove(&k);
+                }
+            }
+        }
+        let decode = |bytes: &[u8]| {
+            let mut all = Vec::new();
+            read_keyed_snapshot(bytes, KeyGroupRange::all(), |k: u64, (): (), v: u64| {
+                all.push((k, v))
+            })
+            .unwrap();
+            all.sort();
+            all
+        };
+        assert_eq!(
+            decode(&merged),
+            decode(&memory.snapshot_later(128)().unwrap())
+        );
+        assert!(!decode(&merged).is_empty());
+        let mut damaged = files.clone();
+        let last = damaged[4].len() - 1;
+        damaged[4][last] ^= 1;
+        assert!(read_chain(&damaged).is_err());
     }
 
     #[test]

@@ -426,8 +426,25 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     let storage = checkpoints.clone();
     env.configure_checkpoints(move |c| c.storage = storage);
     env.set_restart_strategy(RestartStrategy::None);
-    job(&env, &out, Some(24_000), 60_000.0);
-    assert!(env.execute("lsm, first run").is_err());
+    // Slow enough for several checkpoints with nearly every access going to the store.
+    job(&env, &out, Some(16_000), 16_000.0);
+    let err = env
+        .execute("lsm, first run")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("failing at 16000"), "{err}");
+    // The store's state went into the checkpoints incrementally: chains of a full file
+    // and deltas, shared between checkpoints.
+    let (metadata, _) = superflow::runtime::checkpoint::find_restorable(&checkpoints)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let longest = metadata
+        .parts
+        .iter()
+        .map(|p| p.shared.len())
+        .max()
+        .unwrap_or(0);
+    assert!(longest >= 2, "a chain of deltas: {:?}", metadata.parts);
     let first = (checkpoints, out);
     // Restored in memory at 3.
     let (_, in_memory) = resume(root.path(), &first, "memory", 3);

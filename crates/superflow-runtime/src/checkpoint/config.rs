@@ -35,6 +35,8 @@ pub enum SnapshotCompression {
     None,
     /// LZ4: fast, about half the size on typical state.
     Lz4,
+    /// Zstandard (level 1, pure Rust): smaller than LZ4, slower to write.
+    Zstd,
 }
 
 /// Where keyed state lives (Flink's state backends).

@@ -135,6 +135,7 @@ struct Shared {
     completed: AtomicU64,
     stop_after: AtomicU64,
     stats: Mutex<Vec<CheckpointStats>>,
+    savepoints: Mutex<HashSet<u64>>,
     end_actions: Mutex<Vec<EndAction>>,
     end_errors: Mutex<Vec<String>>,
 }
@@ -182,6 +183,7 @@ impl CheckpointCoordinator {
             completed: AtomicU64::new(settings.base),
             stop_after: AtomicU64::new(u64::MAX),
             stats: Mutex::new(settings.history.clone()),
+            savepoints: Mutex::new(HashSet::new()),
             end_actions: Mutex::new(Vec::new()),
             end_errors: Mutex::new(Vec::new()),
         });
@@ -283,6 +285,18 @@ impl CheckpointCoordinator {
     #[inline]
     pub fn stop_after(&self) -> u64 {
         self.shared.stop_after.load(Ordering::Acquire)
+    }
+
+    /// Whether checkpoint `id` is a savepoint (which is self-contained: never incremental).
+    pub fn is_savepoint(&self, id: u64) -> bool {
+        self.shared.savepoints.lock().is_ok_and(|s| s.contains(&id))
+    }
+
+    /// Where incremental state of checkpoint `id` goes: the storage's shared directory;
+    /// `None` for savepoints and without checkpoint storage.
+    pub fn incremental_dir(&self, id: u64) -> Option<PathBuf> {
+        let config = self.config.as_ref()?;
+        (!self.is_savepoint(id)).then(|| config.storage.join(super::storage::SHARED_DIR))
     }
 
     /// A worker's operators that take part in checkpoints (called once per worker).
@@ -549,6 +563,11 @@ impl CoordinatorThread {
                 written: HashMap::new(),
             },
         );
+        if savepoint {
+            if let Ok(mut ids) = self.shared.savepoints.lock() {
+                ids.insert(id);
+            }
+        }
         if stop {
             self.shared.stop_after.store(id, Ordering::Release);
         }
@@ -633,6 +652,43 @@ impl CoordinatorThread {
         if complete.len() > keep {
             for &id in &complete[..complete.len() - keep] {
                 storage.delete(id);
+            }
+        }
+        self.collect_shared_files(storage, newest);
+    }
+
+    /// Deletes the shared files of incremental checkpoints that no kept checkpoint
+    /// refers to (files of checkpoints after `newest` may still be in use).
+    fn collect_shared_files(&self, storage: &CheckpointStorage, newest: u64) {
+        let shared = storage.root().join(super::storage::SHARED_DIR);
+        let Ok(entries) = std::fs::read_dir(&shared) else {
+            return;
+        };
+        let mut referenced = HashSet::new();
+        for id in storage.checkpoint_ids() {
+            let path = storage
+                .checkpoint_dir(id)
+                .join(super::storage::METADATA_FILE);
+            let Ok(text) = std::fs::read(&path) else {
+                continue;
+            };
+            match serde_json::from_slice::<CheckpointMetadata>(&text) {
+                Ok(metadata) => {
+                    for part in metadata.parts {
+                        referenced.extend(part.shared);
+                    }
+                }
+                // Unreadable metadata: keep everything rather than guess.
+                Err(_) => return,
+            }
+        }
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let id = name
+                .rsplit_once("-c")
+                .and_then(|(_, id)| id.parse::<u64>().ok());
+            if id.is_some_and(|id| id <= newest) && !referenced.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
@@ -781,6 +837,7 @@ impl CoordinatorThread {
                     storage.delete(id);
                 }
             }
+            self.collect_shared_files(storage, u64::MAX);
         }
     }
 }
@@ -873,6 +930,16 @@ fn write_part_file(
             .sections()
             .iter()
             .map(|s| (s.state.clone(), s.kind))
+            .collect(),
+        shared: report
+            .snapshot
+            .sections()
+            .iter()
+            .filter(|s| s.kind == super::SectionKind::KeyedChain)
+            .map(super::storage::chain_files)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
             .collect(),
         sync_micros: report.sync.as_micros() as u64,
         async_micros: started.elapsed().as_micros() as u64,

@@ -17,6 +17,10 @@ pub enum SectionKind {
     List,
     /// Union list state: every new subtask gets every element.
     UnionList,
+    /// Keyed state written incrementally: the bytes name a chain of files in the
+    /// storage's `shared` directory (a full one, then deltas); a restore reads them into
+    /// a `Keyed` section.
+    KeyedChain,
 }
 
 /// One named piece of an operator's state in a checkpoint.
@@ -94,6 +98,17 @@ impl OperatorSnapshot {
     ) {
         self.deferred_mut()
             .push((state, SectionKind::Keyed, Box::new(encode)));
+    }
+
+    /// Adds keyed state that `encode` writes incrementally (it writes its file into the
+    /// storage's `shared` directory and returns the chain).
+    pub fn add_keyed_chain_later(
+        &mut self,
+        state: String,
+        encode: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+    ) {
+        self.deferred_mut()
+            .push((state, SectionKind::KeyedChain, Box::new(encode)));
     }
 
     /// Runs the deferred encodings.
