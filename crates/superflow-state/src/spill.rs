@@ -20,7 +20,6 @@ use std::sync::Arc;
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::{assign_to_key_group, KeyGroupRange};
 
-use crate::hashing::StateHashMap;
 use crate::snapshot::{read_keyed_snapshot, write_raw_keyed_snapshot, Compression, SnapshotError};
 
 /// The embedded store of one job run on one process: a fjall keyspace in a local
@@ -138,7 +137,9 @@ struct Slot<V> {
 /// Values of one keyed state by key, in memory up to a number of entries and in the
 /// embedded store beyond (or all in memory, without a store).
 pub struct SpillingMap<K, V> {
-    hot: StateHashMap<K, Slot<V>>,
+    /// FxHash: keys here are whole keys (no window beside them), which it hashes well
+    /// and fastest (w2 ran 15% faster than with foldhash).
+    hot: rustc_hash::FxHashMap<K, Slot<V>>,
     capacity: usize,
     disk: Option<Disk>,
     scratch: Vec<u8>,
@@ -147,7 +148,7 @@ pub struct SpillingMap<K, V> {
 impl<K, V> Default for SpillingMap<K, V> {
     fn default() -> Self {
         SpillingMap {
-            hot: StateHashMap::default(),
+            hot: rustc_hash::FxHashMap::default(),
             capacity: usize::MAX,
             disk: None,
             scratch: Vec::new(),
@@ -175,7 +176,7 @@ where
     ) -> Self {
         let (name, partition) = store.partition(state);
         SpillingMap {
-            hot: StateHashMap::default(),
+            hot: rustc_hash::FxHashMap::default(),
             capacity: capacity.max(1),
             disk: Some(Disk {
                 store: Arc::clone(store),
@@ -423,11 +424,7 @@ where
     /// checkpoint (every entry, for the first one and every 8th), and the function that
     /// writes them as file `<partition>-c<checkpoint>` of `shared` and returns the chain
     /// of files a restore reads (encoded; see [`read_chain`]). `None` without a store.
-    pub fn snapshot_incremental(
-        &mut self,
-        checkpoint: u64,
-        shared: PathBuf,
-    ) -> Option<Encoding> {
+    pub fn snapshot_incremental(&mut self, checkpoint: u64, shared: PathBuf) -> Option<Encoding> {
         let disk = self.disk.as_mut()?;
         let changed: Vec<K2> = {
             let mut keys: Vec<K2> = disk.changed.drain().collect();
@@ -490,10 +487,7 @@ where
     /// A copy of the whole map, and the function that encodes it as a keyed snapshot:
     /// in memory, a clone of the table; with a store, the table written into the store
     /// and an MVCC snapshot of the partition.
-    pub fn snapshot_later(
-        &mut self,
-        max_parallelism: usize,
-    ) -> Encoding
+    pub fn snapshot_later(&mut self, max_parallelism: usize) -> Encoding
     where
         K: Send + 'static,
         V: Clone + Send + 'static,

@@ -777,7 +777,7 @@ impl CoordinatorThread {
                         alignment_duration: Duration::ZERO,
                     });
             entry.parts += 1;
-            entry.size_bytes += part.size;
+            entry.size_bytes += part.size + part.incremental_bytes;
             entry.sync_duration = entry
                 .sync_duration
                 .max(Duration::from_micros(part.sync_micros));
@@ -794,7 +794,11 @@ impl CoordinatorThread {
             status: failure.map_or(CheckpointStatus::Completed, CheckpointStatus::Failed),
             trigger_timestamp_ms: metadata.trigger_timestamp_ms,
             duration: started.elapsed(),
-            size_bytes: metadata.parts.iter().map(|p| p.size).sum(),
+            size_bytes: metadata
+                .parts
+                .iter()
+                .map(|p| p.size + p.incremental_bytes)
+                .sum(),
             path: dir.to_path_buf(),
             operators: operators.into_values().collect(),
         };
@@ -917,6 +921,25 @@ fn write_part_file(
     );
     write_atomically(&dir.join(&file), &bytes)
         .map_err(|e| format!("{}: {e}", dir.join(&file).display()))?;
+    let shared: Vec<String> = report
+        .snapshot
+        .sections()
+        .iter()
+        .filter(|s| s.kind == super::SectionKind::KeyedChain)
+        .map(super::storage::chain_files)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    // This checkpoint's increments are the chain files named after it.
+    let suffix = report.snapshot.checkpoint().map(|id| format!("-c{id}"));
+    let shared_dir = super::storage::shared_dir(dir);
+    let incremental_bytes = shared
+        .iter()
+        .filter(|name| suffix.as_ref().is_some_and(|s| name.ends_with(s.as_str())))
+        .filter_map(|name| std::fs::metadata(shared_dir.join(name)).ok())
+        .map(|m| m.len())
+        .sum();
     Ok(Some(PartMetadata {
         file,
         operator: report.operator.clone(),
@@ -931,16 +954,8 @@ fn write_part_file(
             .iter()
             .map(|s| (s.state.clone(), s.kind))
             .collect(),
-        shared: report
-            .snapshot
-            .sections()
-            .iter()
-            .filter(|s| s.kind == super::SectionKind::KeyedChain)
-            .map(super::storage::chain_files)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect(),
+        shared,
+        incremental_bytes,
         sync_micros: report.sync.as_micros() as u64,
         async_micros: started.elapsed().as_micros() as u64,
         alignment_micros: report.alignment.as_micros() as u64,

@@ -41,6 +41,9 @@ pub struct PartMetadata {
     /// refers to.
     #[serde(default)]
     pub shared: Vec<String>,
+    /// Bytes of the shared files this checkpoint wrote (its increments).
+    #[serde(default)]
+    pub incremental_bytes: u64,
     /// Time the data path stopped for the synchronous copy, in microseconds.
     pub sync_micros: u64,
     /// Time spent compressing and writing in the background, in microseconds.
@@ -335,6 +338,7 @@ mod tests {
                 crc32: crc32fast::hash(&bytes),
                 states: vec![("src/pos".into(), SectionKind::List)],
                 shared: Vec::new(),
+                incremental_bytes: 0,
                 sync_micros: 0,
                 async_micros: 0,
                 alignment_micros: 0,
