@@ -195,6 +195,14 @@ impl<BK: StateValue + Hash + Eq, BV: StateValue> BroadcastState<BK, BV> {
     }
 }
 
+impl<BK: Hash + Eq, BV> BroadcastState<BK, BV> {
+    fn read(&self, descriptor: &MapStateDescriptor<BK, BV>) -> ReadOnlyBroadcastState<'_, BK, BV> {
+        ReadOnlyBroadcastState {
+            map: self.maps.get(descriptor.get_name()),
+        }
+    }
+}
+
 /// Broadcast state as the keyed side sees it: read only.
 pub struct ReadOnlyBroadcastState<'a, BK, BV> {
     map: Option<&'a HashMap<BK, BV>>,
@@ -241,9 +249,7 @@ impl<K, BK: Hash + Eq, BV> KeyedReadOnlyContext<'_, K, BK, BV> {
         &self,
         descriptor: &MapStateDescriptor<BK, BV>,
     ) -> ReadOnlyBroadcastState<'_, BK, BV> {
-        ReadOnlyBroadcastState {
-            map: self.broadcast.maps.get(descriptor.get_name()),
-        }
+        self.broadcast.read(descriptor)
     }
 }
 
@@ -347,9 +353,7 @@ impl<BK: Hash + Eq, BV> ReadOnlyContext<'_, BK, BV> {
         &self,
         descriptor: &MapStateDescriptor<BK, BV>,
     ) -> ReadOnlyBroadcastState<'_, BK, BV> {
-        ReadOnlyBroadcastState {
-            map: self.broadcast.maps.get(descriptor.get_name()),
-        }
+        self.broadcast.read(descriptor)
     }
 
     /// The record's event timestamp, if it has one.

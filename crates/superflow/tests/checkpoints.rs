@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use superflow::prelude::*;
 
+mod common;
+use common::committed_lines;
+
 /// Records of the crash job.
 const RECORDS: u64 = 12_000;
 
@@ -78,28 +81,6 @@ fn crash_job(
             rollover_interval: Duration::from_millis(200),
         }))
         .uid("file-sink");
-}
-
-/// The committed lines of a `FileSink` directory, sorted; hidden (in-progress) parts
-/// are not output.
-fn committed_lines(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .flat_map(|e| {
-                    std::fs::read_to_string(e.path())
-                        .unwrap_or_default()
-                        .lines()
-                        .map(String::from)
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    lines.sort();
-    lines
 }
 
 /// The output of a run that never fails (computed once).

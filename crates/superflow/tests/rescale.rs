@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use superflow::prelude::*;
 
+mod common;
+use common::{committed_lines as lines, copy_dir};
+
 const RECORDS: u64 = 40_000;
 const KEYS: u64 = 101;
 
@@ -74,24 +77,6 @@ fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate:
         .uid("sink");
 }
 
-fn lines(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .flat_map(|e| {
-            std::fs::read_to_string(e.path())
-                .unwrap_or_default()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 /// Per key: the largest rolling sum, the number of sum lines, and the reported total.
 fn summary(lines: &[String]) -> BTreeMap<u64, (u64, u64, u64)> {
     let mut out: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
@@ -126,18 +111,6 @@ fn expected() -> BTreeMap<u64, (u64, u64, u64)> {
         e.2 += 1;
     }
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
 }
 
 /// Runs the job at parallelism 4 until it fails at record 24,000, leaving its

@@ -587,14 +587,7 @@ impl CoordinatorThread {
         };
         let mut parts: Vec<PartMetadata> = pending.written.into_values().flatten().collect();
         parts.sort_by_key(|p| (p.node, p.subtask));
-        let metadata = CheckpointMetadata {
-            id,
-            job: self.settings.job.clone(),
-            savepoint: pending.savepoint,
-            trigger_timestamp_ms: pending.trigger_ms,
-            max_parallelism: self.settings.max_parallelism,
-            parts,
-        };
+        let metadata = self.metadata(id, pending.savepoint, pending.trigger_ms, parts);
         if let Err(e) = write_metadata(&pending.dir, &metadata) {
             let reason = format!("the metadata could not be written: {e}");
             self.record(
@@ -713,14 +706,12 @@ impl CoordinatorThread {
             return;
         };
         tracing::warn!(checkpoint = id, "checkpoint failed: {reason}");
-        let metadata = CheckpointMetadata {
+        let metadata = self.metadata(
             id,
-            job: self.settings.job.clone(),
-            savepoint: pending.savepoint,
-            trigger_timestamp_ms: pending.trigger_ms,
-            max_parallelism: self.settings.max_parallelism,
-            parts: pending.written.into_values().flatten().collect(),
-        };
+            pending.savepoint,
+            pending.trigger_ms,
+            pending.written.into_values().flatten().collect(),
+        );
         self.record(
             id,
             &pending.dir,
@@ -751,6 +742,24 @@ impl CoordinatorThread {
                 ),
                 location: None,
             });
+        }
+    }
+
+    /// The metadata of checkpoint `id`.
+    fn metadata(
+        &self,
+        id: u64,
+        savepoint: bool,
+        trigger_timestamp_ms: i64,
+        parts: Vec<PartMetadata>,
+    ) -> CheckpointMetadata {
+        CheckpointMetadata {
+            id,
+            job: self.settings.job.clone(),
+            savepoint,
+            trigger_timestamp_ms,
+            max_parallelism: self.settings.max_parallelism,
+            parts,
         }
     }
 
@@ -874,14 +883,7 @@ impl CoordinatorThread {
                     }
                 }
                 parts.sort_by_key(|p| (p.node, p.subtask));
-                let metadata = CheckpointMetadata {
-                    id,
-                    job: self.settings.job.clone(),
-                    savepoint: false,
-                    trigger_timestamp_ms: crate::time::processing_time_now(),
-                    max_parallelism: self.settings.max_parallelism,
-                    parts,
-                };
+                let metadata = self.metadata(id, false, crate::time::processing_time_now(), parts);
                 if let Err(e) = write_metadata(&dir, &metadata) {
                     return self.end_error(format!(
                         "the final checkpoint could not be written ({e}); the output of the end of the job is not committed"
