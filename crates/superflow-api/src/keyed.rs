@@ -3,12 +3,13 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use superflow_core::{Data, ExchangeData, FieldAggregate, Key};
+use superflow_core::{Data, ExchangeData, FieldAggregate, Key, UserError};
 use superflow_runtime::NodeKind;
 
+use crate::functions::Collector;
 use crate::functions::{KeySelector, ReduceFunction};
 use crate::join::{IntervalJoin, KeyedConnectedStreams};
-use crate::keyed_process::{KeyedProcessFunction, KeyedProcessStage};
+use crate::keyed_process::{KeyedProcessContext, KeyedProcessFunction, KeyedProcessStage};
 use crate::stages::KeyedReduceStage;
 use crate::stream::{hash_partitioner, DataStream};
 use crate::window::{
@@ -68,6 +69,61 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
                 ))
             }),
         )
+    }
+
+    /// Flink's `keyBy(..).flatMap(RichFlatMapFunction)` with keyed state: `f(value, ctx,
+    /// out)`, where `ctx` reads and writes the state of the record's key
+    /// (`ctx.get_state(&descriptor)`, ...), as `getRuntimeContext().getState(..)` does.
+    pub fn flat_map_with_state<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(T, &mut KeyedProcessContext<K>, &mut Collector<O>) -> Result<(), UserError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.process(f).name("Flat Map")
+    }
+
+    /// Flink's `keyBy(..).map(RichMapFunction)` with keyed state: `f(value, ctx)`.
+    pub fn map_with_state<O, F>(&self, mut f: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(T, &mut KeyedProcessContext<K>) -> Result<O, UserError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.process(
+            move |value: T, ctx: &mut KeyedProcessContext<K>, out: &mut Collector<O>| {
+                out.collect(f(value, ctx)?);
+                Ok(())
+            },
+        )
+        .name("Map")
+    }
+
+    /// Flink's `keyBy(..).filter(RichFilterFunction)` with keyed state: keeps the records
+    /// for which `f(&value, ctx)` is true.
+    pub fn filter_with_state<F>(&self, mut f: F) -> DataStream<T>
+    where
+        F: FnMut(&T, &mut KeyedProcessContext<K>) -> Result<bool, UserError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.process(
+            move |value: T, ctx: &mut KeyedProcessContext<K>, out: &mut Collector<T>| {
+                if f(&value, ctx)? {
+                    out.collect(value);
+                }
+                Ok(())
+            },
+        )
+        .name("Filter")
     }
 
     /// Connects with another keyed stream, for a keyed co-process function.

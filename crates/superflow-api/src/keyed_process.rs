@@ -55,6 +55,24 @@ pub trait KeyedProcessFunction<K, I, O>: Clone + Send + Sync + 'static {
     }
 }
 
+impl<K, I, O, F> KeyedProcessFunction<K, I, O> for F
+where
+    F: FnMut(I, &mut KeyedProcessContext<K>, &mut Collector<O>) -> Result<(), UserError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut KeyedProcessContext<K>,
+        out: &mut Collector<O>,
+    ) -> Result<(), UserError> {
+        self(value, ctx, out)
+    }
+}
+
 /// The context of a keyed process function: the current key and timestamp, timers,
 /// side outputs and the clocks.
 pub struct KeyedProcessContext<K> {

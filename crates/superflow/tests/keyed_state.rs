@@ -169,3 +169,68 @@ fn a_state_name_used_with_two_types_fails_with_its_name() {
     assert!(err.contains("Confused counter"), "{err}");
     assert!(err.contains("state 'count'"), "{err}");
 }
+
+/// Flink's documented managed keyed state example (`CountWindowAverage`): per key, the
+/// count and sum of the values seen in `ValueState`, and every second value the average
+/// is emitted and the state cleared.
+#[test]
+fn flinks_count_window_average_example() -> Result<(), JobError> {
+    let sum = ValueStateDescriptor::<(u64, u64)>::new("average");
+    for parallelism in PARALLELISMS {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(parallelism);
+        let descriptor = sum.clone();
+        let out = env
+            .from_elements(vec![(1u64, 3u64), (1, 5), (1, 7), (1, 4), (1, 2)])
+            .key_by(|v: &(u64, u64)| v.0)
+            .flat_map_with_state(
+                move |input: (u64, u64),
+                      ctx: &mut KeyedProcessContext<u64>,
+                      out: &mut Collector<(u64, u64)>| {
+                    let mut state = ctx.get_state(&descriptor);
+                    let (count, total) = state.value().unwrap_or((0, 0));
+                    let (count, total) = (count + 1, total + input.1);
+                    if count >= 2 {
+                        out.collect((input.0, total / count));
+                        state.clear();
+                    } else {
+                        state.update((count, total));
+                    }
+                    Ok(())
+                },
+            )
+            .execute_and_collect()?;
+        assert_eq!(out, vec![(1, 4), (1, 5)], "parallelism {parallelism}");
+    }
+    Ok(())
+}
+
+#[test]
+fn map_and_filter_with_keyed_state() -> Result<(), JobError> {
+    let seen = ValueStateDescriptor::<u64>::new("seen");
+    let first = ValueStateDescriptor::<bool>::new("first");
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    let numbered = {
+        let seen = seen.clone();
+        env.from_sequence(0, 99)
+            .key_by(|i: &i64| i % 4)
+            .map_with_state(move |i: i64, ctx: &mut KeyedProcessContext<i64>| {
+                let mut n = ctx.get_state(&seen);
+                let next = n.value().unwrap_or(0) + 1;
+                n.update(next);
+                Ok((i % 4, next))
+            })
+    };
+    let firsts = numbered
+        .key_by(|t: &(i64, u64)| t.0)
+        .filter_with_state(move |_t: &(i64, u64), ctx: &mut KeyedProcessContext<i64>| {
+            let mut done = ctx.get_state(&first);
+            let is_first = done.value().is_none();
+            done.update(true);
+            Ok(is_first)
+        })
+        .execute_and_collect()?;
+    assert_eq!(sorted(firsts), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
+    Ok(())
+}
