@@ -55,8 +55,12 @@ impl DiskStateStore {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| error(e.to_string()))?;
         }
+        // A working copy: writes need not reach the OS at once (checkpoints are the
+        // durable copy), and a larger block cache keeps more of the cold state close.
         let keyspace = fjall::Config::new(dir)
             .temporary(true)
+            .manual_journal_persist(true)
+            .cache_size(128 * 1024 * 1024)
             .open()
             .map_err(|e| error(e.to_string()))?;
         Ok(Arc::new(DiskStateStore {
@@ -83,7 +87,12 @@ impl DiskStateStore {
         let name = format!("s{:016x}", hasher.finish());
         let partition = self
             .keyspace
-            .open_partition(&name, fjall::PartitionCreateOptions::default())
+            .open_partition(
+                &name,
+                fjall::PartitionCreateOptions::default()
+                    .manual_journal_persist(true)
+                    .max_memtable_size(4 * 1024 * 1024),
+            )
             .unwrap_or_else(|e| self.fail(e));
         (name, partition)
     }
