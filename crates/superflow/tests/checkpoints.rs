@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use superflow::prelude::*;
+use superflow::FlowControl;
 
 mod common;
 use common::committed_lines;
@@ -266,4 +267,64 @@ fn a_killed_process_restarts_from_its_checkpoints_with_exactly_once_output() {
         assert_eq!(actual.len(), expected.len(), "seed {seed}, {kills} kills");
         assert!(&actual == expected, "seed {seed}: the output differs");
     }
+}
+
+#[test]
+fn a_text_file_source_resumes_at_its_checkpointed_offsets() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("{e}"));
+    // Two files of lines of varying length, so that splits start inside lines.
+    let mut expected = Vec::new();
+    for file in 0..2 {
+        let mut text = String::new();
+        for line in 0..20_000 {
+            let l = format!("file{file} line{line} {}", "x".repeat(line % 17));
+            text.push_str(&l);
+            text.push('\n');
+            expected.push(l);
+        }
+        std::fs::write(input.join(format!("part-{file}.txt")), text)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    expected.sort();
+    let out = dir.path().join("out");
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(3);
+    env.enable_checkpointing(Duration::from_millis(10));
+    let storage = dir.path().join("checkpoints");
+    env.configure_checkpoints(move |c| c.storage = storage);
+    env.set_restart_strategy(RestartStrategy::fixed_delay(2, Duration::ZERO));
+    // Small batches and short epochs, so that checkpoints fall inside the files.
+    env.set_flow_control(FlowControl {
+        batch_size: 64,
+        batches_per_activation: 1,
+        max_epoch_records: 256,
+        ..FlowControl::default()
+    });
+    let failed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&failed);
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    env.read_text_file(&input)
+        .uid("lines")
+        .map(move |line: String| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 25_000 && !flag.swap(true, Ordering::SeqCst) {
+                panic!("injected failure");
+            }
+            // Slow enough that checkpoints complete while the files are read.
+            std::thread::sleep(Duration::from_micros(20));
+            line
+        })
+        .uid("check")
+        .sink_to(FileSink::new(&out))
+        .uid("sink");
+    let result = env.execute("text file").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result.restarts, 1);
+    assert!(result
+        .checkpoints
+        .iter()
+        .any(|c| c.status == CheckpointStatus::Completed));
+    let actual = committed_lines(&out);
+    assert_eq!(actual.len(), expected.len());
+    assert!(actual == expected, "every line exactly once");
 }
