@@ -235,15 +235,20 @@ pub fn execute_graph(
         let unnamed: Vec<String> = graph
             .nodes
             .iter()
-            .filter(|n| n.uid.is_none() && n.kind != crate::graph::NodeKind::Internal)
+            .filter(|n| {
+                n.uid.is_none()
+                    && !matches!(
+                        n.kind,
+                        crate::graph::NodeKind::Internal | crate::graph::NodeKind::Union
+                    )
+            })
             .map(|n| format!("'{}'", n.name))
             .collect();
         if !unnamed.is_empty() {
-            tracing::warn!(
-                job = job_name,
-                "operators without a uid: {}; their state is matched to checkpoints by position, so changing the job's shape loses it. Set .uid(...) on stateful operators",
+            crate::notice::warn_user(format!(
+                "job '{job_name}': operators without a uid: {}; their state is matched to checkpoints by their position in the job, so changing the job's shape loses it. Set .uid(...) on stateful operators",
                 unnamed.join(", ")
-            );
+            ));
         }
     }
     let threads = plan.workers / processes;
@@ -371,14 +376,13 @@ pub fn execute_graph(
                         .then(|| c.storage.clone())
                 });
                 restore_from = from.or_else(|| settings.restore_from.clone());
-                tracing::warn!(
-                    job = job_name,
-                    restart = backoff.restarts(),
-                    "{error}; restarting in {delay:?} from {}",
+                crate::notice::warn_user(format!(
+                    "job '{job_name}': {error}; restart {} in {delay:?} from {}",
+                    backoff.restarts(),
                     restore_from
                         .as_ref()
                         .map_or("the beginning".to_string(), |p| p.display().to_string())
-                );
+                ));
                 causes.push(error.to_string());
                 std::thread::sleep(delay);
                 control.clear_failure();

@@ -16,6 +16,7 @@ pub mod executor;
 pub mod failure;
 pub mod graph;
 pub mod metrics;
+pub mod notice;
 pub mod source;
 pub mod time;
 

@@ -68,13 +68,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_monotonous_timestamps()
                 .with_timestamp_assigner(|e: &(u64, u64, i64), _| e.2),
-        );
+        )
+        .uid("timestamps");
     let counts = events
         .map(|e: (u64, u64, i64)| (e.0, 1u64))
+        .uid("ones")
         .key_by(|c: &(u64, u64)| c.0)
         .sum(1)
         .uid("counts")
-        .map(|(sensor, n): (u64, u64)| format!("count sensor={sensor} n={n}"));
+        .map(|(sensor, n): (u64, u64)| format!("count sensor={sensor} n={n}"))
+        .uid("format-counts");
     let sums = events
         .key_by(|e: &(u64, u64, i64)| e.0)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -82,7 +85,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .uid("window-sums")
         .map(|(sensor, sum, start): (u64, u64, i64)| {
             format!("window sensor={sensor} second={} sum={sum}", start / 1000)
-        });
+        })
+        .uid("format-sums");
     counts
         .union(&[&sums])
         .sink_to(FileSink::new(&output))

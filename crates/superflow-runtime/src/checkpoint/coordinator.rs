@@ -705,7 +705,7 @@ impl CoordinatorThread {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
-        tracing::warn!(checkpoint = id, "checkpoint failed: {reason}");
+        crate::notice::warn_user(format!("checkpoint {id} failed: {reason}"));
         let metadata = self.metadata(
             id,
             pending.savepoint,

@@ -293,14 +293,15 @@ pub fn find_restorable(path: &Path) -> Result<(CheckpointMetadata, RestoredState
     for &id in ids.iter().rev() {
         let dir = storage.checkpoint_dir(id);
         if !storage.is_complete(id) {
-            tracing::warn!(path = %dir.display(), "skipping checkpoint {id}: it has no metadata (it never completed)");
+            crate::notice::warn_user(format!(
+                "skipping checkpoint {id} ({}): it has no metadata (it never completed)",
+                dir.display()
+            ));
             continue;
         }
         match load_checkpoint(&dir) {
             Ok(found) => return Ok(found),
-            Err(e) => {
-                tracing::warn!(path = %dir.display(), "skipping damaged checkpoint {id}: {e}")
-            }
+            Err(e) => crate::notice::warn_user(format!("skipping damaged checkpoint {id}: {e}")),
         }
     }
     Err(format!(
