@@ -441,3 +441,97 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary(&lines(&out)), expected());
 }
+
+#[test]
+fn cancelled_jobs_keep_or_delete_their_checkpoints_as_configured() {
+    for retention in [
+        ExternalizedCheckpointRetention::RetainOnCancellation,
+        ExternalizedCheckpointRetention::DeleteOnCancellation,
+    ] {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (checkpoints, out) = (root.path().join("checkpoints"), root.path().join("out"));
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(2);
+        env.enable_checkpointing(Duration::from_millis(20));
+        let storage = checkpoints.clone();
+        env.configure_checkpoints(move |c| {
+            c.storage = storage;
+            c.retention = retention;
+        });
+        job(&env, &out, None, 20_000.0);
+        let client = env
+            .execute_async("cancelled")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let storage = CheckpointStorage::new(&checkpoints);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !storage
+            .checkpoint_ids()
+            .iter()
+            .any(|&id| storage.is_complete(id))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint completed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        client.cancel();
+        client.wait().unwrap_or_else(|e| panic!("{e}"));
+        let kept = storage
+            .checkpoint_ids()
+            .iter()
+            .any(|&id| storage.is_complete(id));
+        match retention {
+            ExternalizedCheckpointRetention::RetainOnCancellation => {
+                assert!(kept, "retained on cancellation");
+                // And the job resumes from them to the end, exactly once.
+                let env = StreamExecutionEnvironment::get_execution_environment();
+                env.set_parallelism(2);
+                env.set_restore_path(&checkpoints);
+                job(&env, &out, None, 200_000.0);
+                env.execute("resumed after cancel")
+                    .unwrap_or_else(|e| panic!("{e}"));
+                // Exactly once: what the cancelled run did not commit is replayed.
+                assert_eq!(summary(&lines(&out)), expected());
+            }
+            ExternalizedCheckpointRetention::DeleteOnCancellation => {
+                assert!(!kept, "deleted on cancellation");
+            }
+        }
+    }
+}
+
+#[test]
+fn expired_checkpoints_fail_the_job_past_the_tolerable_number() {
+    for tolerable in [0u32, 1_000] {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(2);
+        env.enable_checkpointing(Duration::from_millis(10));
+        let storage = root.path().join("checkpoints");
+        env.configure_checkpoints(move |c| {
+            c.storage = storage;
+            // No checkpoint can complete this fast (the sources see it on their next
+            // activation at the earliest).
+            c.timeout = Duration::from_nanos(1);
+            c.tolerable_failures = tolerable;
+        });
+        env.set_restart_strategy(RestartStrategy::None);
+        job(&env, &root.path().join("out"), None, 40_000.0);
+        let outcome = env.execute("expiring checkpoints");
+        if tolerable == 0 {
+            let err = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains("expired") && err.contains("tolerates 0"),
+                "{err}"
+            );
+        } else {
+            let result = outcome.unwrap_or_else(|e| panic!("{e}"));
+            assert!(result
+                .checkpoints
+                .iter()
+                .all(|c| matches!(c.status, CheckpointStatus::Failed(_))));
+            assert!(!result.checkpoints.is_empty());
+        }
+    }
+}
