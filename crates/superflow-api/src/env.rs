@@ -234,6 +234,7 @@ impl StreamExecutionEnvironment {
             inputs: spec.inputs,
             builder,
             prepare: spec.prepare,
+            replayable: true,
         });
         (id, node)
     }
@@ -257,6 +258,7 @@ impl StreamExecutionEnvironment {
     pub fn from_source<T: Data, S: SourceFunction<T>>(&self, source: S) -> DataStream<T> {
         let name = source.name();
         let max_parallelism = source.max_parallelism();
+        let replayable = source.is_replayable();
         let source: Arc<dyn SourceFunction<T>> = Arc::new(source);
         let check = Arc::clone(&source);
         let prepare: PrepareFn = Arc::new(move || check.prepare().map_err(|e| e.to_string()));
@@ -268,6 +270,7 @@ impl StreamExecutionEnvironment {
             prepare: Some(prepare),
         };
         let (id, node) = self.add_node(spec, |id| SourceNode { id, source });
+        self.update_node(id, |n| n.replayable = replayable);
         DataStream::new(self.clone(), id, node)
     }
 

@@ -21,6 +21,10 @@ impl<T> CollectionSource<T> {
 }
 
 impl<T: Data + Sync> SourceFunction<T> for CollectionSource<T> {
+    fn is_replayable(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "Collection Source".into()
     }

@@ -34,6 +34,10 @@ impl SequenceSource {
 }
 
 impl SourceFunction<i64> for SequenceSource {
+    fn is_replayable(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "Sequence Source".into()
     }
@@ -121,6 +125,10 @@ impl<T, F: Fn(u64) -> T> DataGeneratorSource<T, F> {
 impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T>
     for DataGeneratorSource<T, F>
 {
+    fn is_replayable(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "DataGenerator Source".into()
     }

@@ -66,6 +66,10 @@ impl TextFileSource {
 }
 
 impl SourceFunction<String> for TextFileSource {
+    fn is_replayable(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         format!("TextFile Source: {}", self.path.display())
     }

@@ -82,6 +82,10 @@ struct NexmarkReader {
 }
 
 impl SourceFunction<Event> for NexmarkSource {
+    fn is_replayable(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "Nexmark Source".into()
     }

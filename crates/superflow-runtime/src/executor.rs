@@ -227,6 +227,12 @@ pub fn execute_graph(
         }
     }
     if settings.checkpointing.is_some() || settings.restore_from.is_some() {
+        for node in graph.nodes.iter().filter(|n| !n.replayable) {
+            crate::notice::warn_user(format!(
+                "job '{job_name}': source '{}' cannot replay its input: after a restore it reads on from where it is, and what it read since the checkpoint is lost (at most once)",
+                node.name
+            ));
+        }
         if processes > 1 {
             return Err(JobError::Checkpoint(
                 "checkpoints and restores of jobs on several processes are not supported yet; run the job on one process".into(),

@@ -77,6 +77,8 @@ pub struct Node {
     pub builder: Arc<dyn NodeBuilder>,
     /// Checks, before the job runs, that the node can start (sources).
     pub prepare: Option<PrepareFn>,
+    /// For sources: whether they resume from checkpointed positions.
+    pub replayable: bool,
 }
 
 /// A check run before the job starts; the error says what is missing.

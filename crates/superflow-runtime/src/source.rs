@@ -36,6 +36,14 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
         None
     }
 
+    /// Whether readers record their position for checkpoints
+    /// ([`SourceReader::snapshot_splits`]) and resume from it; a job with checkpoints
+    /// warns about sources that do not (after a restore they read on from where they
+    /// are, so records read since the checkpoint are lost).
+    fn is_replayable(&self) -> bool {
+        false
+    }
+
     /// Checks, before anything runs, that the source can start (files exist, sockets
     /// connect). The error names what is missing.
     fn prepare(&self) -> Result<(), SourceError> {
