@@ -468,7 +468,7 @@ where
                     broadcast: state,
                 };
                 function.on_timer(time, &mut ctx, &mut Collector::new(&mut out.values))?;
-                out.stamp_new((domain == TimeDomain::EventTime).then_some(time));
+                out.stamp_new(ctx.timestamp());
                 Ok(())
             })
         });

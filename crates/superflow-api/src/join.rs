@@ -134,6 +134,18 @@ where
         self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+
+    /// Fires the due timers of `domain`, as the keyed process stage does.
+    fn fire(&mut self, domain: TimeDomain, until: i64) {
+        self.run(|s| {
+            let (function, out) = (&mut s.function, &mut s.out);
+            s.context.fire_timers(domain, until, &mut |time, ctx| {
+                function.on_timer(time, ctx, &mut Collector::new(&mut out.values))?;
+                out.stamp_new(ctx.timestamp());
+                Ok(())
+            })
+        });
+    }
 }
 
 impl<K, A, B, O, P, KA, KB> BinaryConsumer<A, B> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
@@ -181,29 +193,13 @@ where
     fn watermark(&mut self, event: WatermarkEvent) {
         if let WatermarkEvent::Watermark(w) = event {
             self.context.set_watermark(w);
-            self.run(|s| {
-                s.context
-                    .fire_timers(TimeDomain::EventTime, w, &mut |time, ctx| {
-                        s.function
-                            .on_timer(time, ctx, &mut Collector::new(&mut s.out.values))?;
-                        s.out.stamp_new(Some(time));
-                        Ok(())
-                    })
-            });
+            self.fire(TimeDomain::EventTime, w);
         }
         self.next.watermark(event);
     }
 
     fn on_processing_time(&mut self, now: i64) {
-        self.run(|s| {
-            s.context
-                .fire_timers(TimeDomain::ProcessingTime, now, &mut |time, ctx| {
-                    s.function
-                        .on_timer(time, ctx, &mut Collector::new(&mut s.out.values))?;
-                    s.out.stamp_new(None);
-                    Ok(())
-                })
-        });
+        self.fire(TimeDomain::ProcessingTime, now);
         self.context.request_next_wake_up();
         self.next.on_processing_time(now);
     }

@@ -235,13 +235,13 @@ impl<K: Key> KeyedProcessContext<K> {
         Ok(())
     }
 
-    /// Schedules the operator for the next processing-time timer.
     /// Writes the keyed state and timers into a checkpoint.
     pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
         self.state.snapshot(ctx, out);
         snapshot_timers(ctx, &self.timers, out);
     }
 
+    /// Schedules the operator for the next processing-time timer.
     pub(crate) fn request_next_wake_up(&self) {
         if let Some(next) = self.timers.next_processing_time() {
             self.wake.request(next);
