@@ -582,35 +582,19 @@ impl CoordinatorThread {
     }
 
     fn complete(&mut self, id: u64) {
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(mut pending) = self.pending.remove(&id) else {
             return;
         };
-        let mut parts: Vec<PartMetadata> = pending.written.into_values().flatten().collect();
-        parts.sort_by_key(|p| (p.node, p.subtask));
-        let metadata = self.metadata(id, pending.savepoint, pending.trigger_ms, parts);
+        let metadata = self.metadata_of(id, &mut pending);
         if let Err(e) = write_metadata(&pending.dir, &metadata) {
             let reason = format!("the metadata could not be written: {e}");
-            self.record(
-                id,
-                &pending.dir,
-                &metadata,
-                pending.started,
-                pending.savepoint,
-                Some(reason.clone()),
-            );
+            self.record(id, &pending, &metadata, Some(reason.clone()));
             if let Some(reply) = pending.reply {
                 let _ = reply.send(Err(reason));
             }
             return;
         }
-        self.record(
-            id,
-            &pending.dir,
-            &metadata,
-            pending.started,
-            pending.savepoint,
-            None,
-        );
+        self.record(id, &pending, &metadata, None);
         if !pending.savepoint {
             self.shared.completed.store(id, Ordering::Release);
             self.last_completion = Some(Instant::now());
@@ -702,24 +686,12 @@ impl CoordinatorThread {
     }
 
     fn fail(&mut self, id: u64, reason: String) {
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(mut pending) = self.pending.remove(&id) else {
             return;
         };
         crate::notice::warn_user(format!("checkpoint {id} failed: {reason}"));
-        let metadata = self.metadata(
-            id,
-            pending.savepoint,
-            pending.trigger_ms,
-            pending.written.into_values().flatten().collect(),
-        );
-        self.record(
-            id,
-            &pending.dir,
-            &metadata,
-            pending.started,
-            pending.savepoint,
-            Some(reason.clone()),
-        );
+        let metadata = self.metadata_of(id, &mut pending);
+        self.record(id, &pending, &metadata, Some(reason.clone()));
         if let Err(e) = std::fs::remove_dir_all(&pending.dir) {
             tracing::debug!("cannot remove {}: {e}", pending.dir.display());
         }
@@ -763,15 +735,25 @@ impl CoordinatorThread {
         }
     }
 
+    /// The metadata of pending checkpoint `id`, with the parts written so far.
+    fn metadata_of(&self, id: u64, pending: &mut Pending) -> CheckpointMetadata {
+        let mut parts: Vec<PartMetadata> = std::mem::take(&mut pending.written)
+            .into_values()
+            .flatten()
+            .collect();
+        parts.sort_by_key(|p| (p.node, p.subtask));
+        self.metadata(id, pending.savepoint, pending.trigger_ms, parts)
+    }
+
+    /// Records the statistics of checkpoint `id`, completed or failed.
     fn record(
         &self,
         id: u64,
-        dir: &std::path::Path,
+        pending: &Pending,
         metadata: &CheckpointMetadata,
-        started: Instant,
-        savepoint: bool,
         failure: Option<String>,
     ) {
+        let (dir, started, savepoint) = (&pending.dir, pending.started, pending.savepoint);
         let mut operators: BTreeMap<String, OperatorCheckpointStats> = BTreeMap::new();
         for part in &metadata.parts {
             let entry =
