@@ -14,9 +14,9 @@ use superflow_connectors::{
 use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
 use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy, StateBackend};
 use superflow_runtime::{
-    execute_graph, ChainingStrategy, ClusterConfig, ExecutionSettings, FlowControl, InputEdge,
-    JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node, NodeBuilder, NodeId,
-    NodeKind, PrepareFn, SourceFunction,
+    execute_graph, ActivationScope, ChainingStrategy, ClusterConfig, ExecutionSettings,
+    FlowControl, InputEdge, JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node,
+    NodeBuilder, NodeId, NodeKind, PrepareFn, SourceFunction,
 };
 
 use crate::nodes::SourceNode;
@@ -35,6 +35,7 @@ struct EnvState {
     restore_from: Option<PathBuf>,
     allow_non_restored_state: bool,
     state_backend: StateBackend,
+    activation_scope: Option<Arc<dyn ActivationScope>>,
     /// Milliseconds between periodic watermarks; read by the stages when the job runs, so
     /// it may be set after the streams are built.
     watermark_interval: Arc<AtomicU64>,
@@ -54,6 +55,7 @@ impl Default for EnvState {
             restore_from: None,
             allow_non_restored_state: false,
             state_backend: StateBackend::HashMap,
+            activation_scope: None,
             watermark_interval: Arc::new(AtomicU64::new(DEFAULT_WATERMARK_INTERVAL_MS)),
         }
     }
@@ -176,6 +178,13 @@ impl StreamExecutionEnvironment {
     /// Whether a restore may skip state that matches no operator (default: it is an error).
     pub fn set_allow_non_restored_state(&self, allow: bool) -> &Self {
         self.state.borrow_mut().allow_non_restored_state = allow;
+        self
+    }
+
+    /// Runs every operator activation of the job inside `scope`. For runtimes that embed
+    /// Superflow: the Python binding holds the GIL there.
+    pub fn set_activation_scope(&self, scope: Arc<dyn ActivationScope>) -> &Self {
+        self.state.borrow_mut().activation_scope = Some(scope);
         self
     }
 
@@ -387,6 +396,7 @@ impl StreamExecutionEnvironment {
             restore_from: state.restore_from.clone(),
             allow_non_restored_state: state.allow_non_restored_state,
             state_backend: state.state_backend.clone(),
+            activation_scope: state.activation_scope.clone(),
         };
         Ok((graph, settings))
     }

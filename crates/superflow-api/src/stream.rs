@@ -39,6 +39,9 @@ pub struct DataStream<T> {
     pub(crate) attach: Arc<dyn Attach<T>>,
     pub(crate) partitioner: Partitioner,
     pub(crate) explicit_forward: bool,
+    /// The rebalance a change of parallelism after this stream uses; `None` keeps
+    /// records in their process (see [`DataStream::exchangeable`]).
+    pub(crate) implicit_rebalance: Option<Partitioner>,
 }
 
 impl<T> Clone for DataStream<T> {
@@ -49,6 +52,7 @@ impl<T> Clone for DataStream<T> {
             attach: Arc::clone(&self.attach),
             partitioner: self.partitioner.clone(),
             explicit_forward: self.explicit_forward,
+            implicit_rebalance: self.implicit_rebalance.clone(),
         }
     }
 }
@@ -65,6 +69,7 @@ impl<T: Data> DataStream<T> {
             attach,
             partitioner: Partitioner::forward(),
             explicit_forward: false,
+            implicit_rebalance: None,
         }
     }
 
@@ -83,7 +88,10 @@ impl<T: Data> DataStream<T> {
             from: self.id,
             partitioner: self.partitioner.clone(),
             explicit_forward: self.explicit_forward,
-            implicit_rebalance: Partitioner::local_rebalance::<T>(),
+            implicit_rebalance: self
+                .implicit_rebalance
+                .clone()
+                .unwrap_or_else(Partitioner::local_rebalance::<T>),
         }
     }
 
@@ -247,7 +255,10 @@ impl<T: Data> DataStream<T> {
                 from: self.id,
                 partitioner: Partitioner::forward(),
                 explicit_forward: false,
-                implicit_rebalance: Partitioner::local_rebalance::<T>(),
+                implicit_rebalance: self
+                    .implicit_rebalance
+                    .clone()
+                    .unwrap_or_else(Partitioner::local_rebalance::<T>),
             }],
             max_parallelism: None,
             prepare: None,
@@ -365,13 +376,18 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(
-            PartitionKind::Rebalance,
-            |ctx| {
-                let mut next = round_robin(ctx);
-                move |_: &T| next()
-            },
-        ))
+        self.with_partitioner(rebalance_partitioner::<T>())
+    }
+
+    /// Lets the implicit rebalance that a change of parallelism after this stream
+    /// inserts cross processes, serializing the records. Without it, records of a job
+    /// on several processes are only rebalanced through an explicit partitioner.
+    pub fn exchangeable(mut self) -> Self
+    where
+        T: ExchangeData,
+    {
+        self.implicit_rebalance = Some(rebalance_partitioner::<T>());
+        self
     }
 
     /// Round-robin over a local subset of the downstream subtasks.
@@ -568,6 +584,13 @@ impl<T: Data> DataStream<T> {
             .map_err(|_| JobError::Internal("collect sink poisoned".into()))?;
         Ok(std::mem::take(&mut *guard))
     }
+}
+
+fn rebalance_partitioner<T: ExchangeData>() -> Partitioner {
+    Partitioner::by_target::<T, _, _>(PartitionKind::Rebalance, |ctx| {
+        let mut next = round_robin(ctx);
+        move |_: &T| next()
+    })
 }
 
 /// Gathers a subtask's records, and hands them over when the input ends.

@@ -361,6 +361,7 @@ pub(crate) struct JobRun {
     pub(crate) checkpoints: Arc<CheckpointCoordinator>,
     pub(crate) restored: Option<Arc<RestoredState>>,
     pub(crate) state_store: Option<(Arc<superflow_state::DiskStateStore>, usize)>,
+    pub(crate) activation_scope: Option<Arc<dyn crate::ActivationScope>>,
 }
 
 /// How an operator input is connected, for watermark tracking.
@@ -576,17 +577,20 @@ impl<'s> BuildCtx<'s> {
         let mut handle = builder.new_input(input.clone(), Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
+        let scope = self.run.activation_scope.clone();
         builder.build(move |_caps| {
             move |_frontiers| {
-                let mut out = output.activate();
-                handle.for_each(|cap, data| {
-                    if data.as_watermark().is_some() {
-                        out.session(&cap).give_container(data);
-                    } else if data.tag() == tag {
-                        let mut batch = std::mem::take(data).with_tag(0);
-                        out.session(&cap).give_container(&mut batch);
-                    }
-                });
+                crate::activation::in_scope(&scope, &mut || {
+                    let mut out = output.activate();
+                    handle.for_each(|cap, data| {
+                        if data.as_watermark().is_some() {
+                            out.session(&cap).give_container(data);
+                        } else if data.tag() == tag {
+                            let mut batch = std::mem::take(data).with_tag(0);
+                            out.session(&cap).give_container(&mut batch);
+                        }
+                    });
+                })
             }
         });
         let producers = self.producers(&input);
@@ -634,33 +638,37 @@ impl<'s> BuildCtx<'s> {
         let mut core = OperatorCore::new(self, chain, activator, origin, id);
         let (d1, d2) = (p1.decode, p2.decode);
         let mut consumer = consumer;
+        let scope = self.run.activation_scope.clone();
         builder.build(move |mut capabilities| {
             let mut handle1 = handle1;
             let mut handle2 = handle2;
             core.held = capabilities.pop();
             move |frontiers| {
-                let mut out = output.activate();
-                for (input, handle) in [(0, &mut handle1), (1, &mut handle2)] {
-                    handle.for_each(
-                        &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
-                              data: &mut Batch| {
-                            if core.defer(cap.least().copied().unwrap_or(0), input, data) {
-                                return;
-                            }
-                            if deliver_two(&mut tracker, &mut *consumer, input, data, (d1, d2)) {
-                                core.drain(&mut out.session(cap));
-                            }
-                        },
-                    );
-                }
-                core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
-                    Signal::ProcessingTime(now) => consumer.on_processing_time(now),
-                    Signal::Finish => consumer.finish(),
-                    Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
-                    Signal::Replay(input, batch) => {
-                        deliver_two(&mut tracker, &mut *consumer, input, batch, (d1, d2));
+                crate::activation::in_scope(&scope, &mut || {
+                    let mut out = output.activate();
+                    for (input, handle) in [(0, &mut handle1), (1, &mut handle2)] {
+                        handle.for_each(
+                            &mut |cap: &timely::dataflow::operators::InputCapability<u64>,
+                                  data: &mut Batch| {
+                                if core.defer(cap.least().copied().unwrap_or(0), input, data) {
+                                    return;
+                                }
+                                if deliver_two(&mut tracker, &mut *consumer, input, data, (d1, d2))
+                                {
+                                    core.drain(&mut out.session(cap));
+                                }
+                            },
+                        );
                     }
-                });
+                    core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
+                        Signal::ProcessingTime(now) => consumer.on_processing_time(now),
+                        Signal::Finish => consumer.finish(),
+                        Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
+                        Signal::Replay(input, batch) => {
+                            deliver_two(&mut tracker, &mut *consumer, input, batch, (d1, d2));
+                        }
+                    });
+                })
             }
         });
         let producers = Self::output_producers(origin, &inputs, self.parallelism(id));
@@ -727,25 +735,29 @@ impl<'s> BuildCtx<'s> {
         let mut handle = builder.new_input(input.clone(), Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
         let mut output = BatchOutput::from(output);
+        let scope = self.run.activation_scope.clone();
         builder.build(move |_caps| {
             move |_frontiers| {
-                let mut out = output.activate();
-                handle.for_each(|cap, data| {
-                    if data.as_watermark().is_some() {
-                        out.session(&cap).give_container(data);
-                        return;
-                    }
-                    if data.tag() != 0 {
-                        return;
-                    }
-                    let mut copies: Vec<Batch> = (0..targets).map(|_| Batch::default()).collect();
-                    copier.route(data, &mut copies);
-                    let mut session = out.session(&cap);
-                    for (target, copy) in copies.into_iter().enumerate() {
-                        let mut copy = copy.with_target(target);
-                        session.give_container(&mut copy);
-                    }
-                });
+                crate::activation::in_scope(&scope, &mut || {
+                    let mut out = output.activate();
+                    handle.for_each(|cap, data| {
+                        if data.as_watermark().is_some() {
+                            out.session(&cap).give_container(data);
+                            return;
+                        }
+                        if data.tag() != 0 {
+                            return;
+                        }
+                        let mut copies: Vec<Batch> =
+                            (0..targets).map(|_| Batch::default()).collect();
+                        copier.route(data, &mut copies);
+                        let mut session = out.session(&cap);
+                        for (target, copy) in copies.into_iter().enumerate() {
+                            let mut copy = copy.with_target(target);
+                            session.give_container(&mut copy);
+                        }
+                    });
+                })
             }
         });
         let producers = self.producers(&input);
@@ -776,6 +788,7 @@ impl<'s> BuildCtx<'s> {
         };
         self.instances.push(instance);
         let coordinator = Arc::clone(&self.run.checkpoints);
+        let scope = self.run.activation_scope.clone();
         builder.build(move |mut capabilities| {
             let mut capability = capabilities.pop();
             let mut reader: Option<Box<dyn crate::source::SourceReader<T>>> = None;
@@ -788,117 +801,119 @@ impl<'s> BuildCtx<'s> {
             let mut epoch_records = 0usize;
             let mut buffer: Vec<T> = Vec::new();
             move |_frontiers| {
-                let Some(cap) = capability.as_mut() else {
-                    return;
-                };
-                if ctx.subtask >= ctx.parallelism || control.should_stop() {
-                    report_source_final(&coordinator, &ctx, instance, reader.as_deref());
-                    capability = None;
-                    return;
-                }
-                let reader_ref = reader.get_or_insert_with(|| {
-                    ctx.guard(|| {
-                        let created = match ctx.restore_list::<Vec<u8>>(SOURCE_SPLITS) {
-                            Some(splits) => {
-                                source.restore_reader(splits, ctx.subtask, ctx.parallelism)
-                            }
-                            None => source.create_reader(ctx.subtask, ctx.parallelism),
-                        };
-                        match created {
-                            Ok(reader) => reader,
-                            Err(e) => ctx.fail(e),
-                        }
-                    })
-                });
-                let triggered = coordinator.triggered();
-                if triggered > done {
-                    // The position after every record sent so far closes each checkpoint
-                    // triggered since the last look.
-                    for id in done + 1..=triggered {
-                        coordinator.report(
-                            id,
-                            source_part(&ctx, instance, Some(&**reader_ref), Some(id)),
-                        );
-                    }
-                    done = triggered;
-                    epoch = checkpoint_epoch(done);
-                    cap.downgrade(&epoch);
-                    epoch_started = Instant::now();
-                    epoch_records = 0;
-                    if done >= coordinator.stop_after() {
-                        // Stop with a savepoint: end here, without the final watermark.
+                crate::activation::in_scope(&scope, &mut || {
+                    let Some(cap) = capability.as_mut() else {
+                        return;
+                    };
+                    if ctx.subtask >= ctx.parallelism || control.should_stop() {
                         report_source_final(&coordinator, &ctx, instance, reader.as_deref());
                         capability = None;
                         return;
                     }
-                }
-                let sub_epoch = epoch - checkpoint_epoch(done);
-                if sub_epoch + 1 >= flow.max_epochs_in_flight
-                    && probe.less_than(&(epoch + 1 - flow.max_epochs_in_flight))
-                {
-                    activator.activate_after(flow.blocked_poll);
-                    return;
-                }
-                let Some(reader_mut) = reader.as_mut() else {
-                    return;
-                };
-                let mut out = output.activate();
-                let mut session = out.session(&*cap);
-                let mut finished = false;
-                let mut wait = None;
-                for _ in 0..flow.batches_per_activation {
-                    let poll = ctx.guard(|| reader_mut.poll(&mut buffer, flow.batch_size));
-                    if !buffer.is_empty() {
-                        ctx.counters.add_out(buffer.len());
-                        epoch_records += buffer.len();
-                        let mut batch = Batch::local(std::mem::replace(
-                            &mut buffer,
-                            Vec::with_capacity(flow.batch_size),
-                        ));
-                        session.give_container(&mut batch);
-                    }
-                    match poll {
-                        Ok(SourcePoll::Ready) => {}
-                        Ok(SourcePoll::Pending(delay)) => {
-                            wait = Some(delay);
-                            break;
+                    let reader_ref = reader.get_or_insert_with(|| {
+                        ctx.guard(|| {
+                            let created = match ctx.restore_list::<Vec<u8>>(SOURCE_SPLITS) {
+                                Some(splits) => {
+                                    source.restore_reader(splits, ctx.subtask, ctx.parallelism)
+                                }
+                                None => source.create_reader(ctx.subtask, ctx.parallelism),
+                            };
+                            match created {
+                                Ok(reader) => reader,
+                                Err(e) => ctx.fail(e),
+                            }
+                        })
+                    });
+                    let triggered = coordinator.triggered();
+                    if triggered > done {
+                        // The position after every record sent so far closes each checkpoint
+                        // triggered since the last look.
+                        for id in done + 1..=triggered {
+                            coordinator.report(
+                                id,
+                                source_part(&ctx, instance, Some(&**reader_ref), Some(id)),
+                            );
                         }
-                        Ok(SourcePoll::Finished) => {
-                            finished = true;
-                            break;
+                        done = triggered;
+                        epoch = checkpoint_epoch(done);
+                        cap.downgrade(&epoch);
+                        epoch_started = Instant::now();
+                        epoch_records = 0;
+                        if done >= coordinator.stop_after() {
+                            // Stop with a savepoint: end here, without the final watermark.
+                            report_source_final(&coordinator, &ctx, instance, reader.as_deref());
+                            capability = None;
+                            return;
                         }
-                        Err(e) => ctx.fail(e),
                     }
-                    if epoch_records >= flow.max_epoch_records {
-                        break;
+                    let sub_epoch = epoch - checkpoint_epoch(done);
+                    if sub_epoch + 1 >= flow.max_epochs_in_flight
+                        && probe.less_than(&(epoch + 1 - flow.max_epochs_in_flight))
+                    {
+                        activator.activate_after(flow.blocked_poll);
+                        return;
                     }
-                }
-                if finished {
-                    let end = WatermarkMessage {
-                        origin,
-                        subtask: ctx.subtask as u32,
-                        value: MAX_WATERMARK,
-                        idle: false,
+                    let Some(reader_mut) = reader.as_mut() else {
+                        return;
                     };
-                    session.give_container(&mut Batch::watermark(end, peers));
+                    let mut out = output.activate();
+                    let mut session = out.session(&*cap);
+                    let mut finished = false;
+                    let mut wait = None;
+                    for _ in 0..flow.batches_per_activation {
+                        let poll = ctx.guard(|| reader_mut.poll(&mut buffer, flow.batch_size));
+                        if !buffer.is_empty() {
+                            ctx.counters.add_out(buffer.len());
+                            epoch_records += buffer.len();
+                            let mut batch = Batch::local(std::mem::replace(
+                                &mut buffer,
+                                Vec::with_capacity(flow.batch_size),
+                            ));
+                            session.give_container(&mut batch);
+                        }
+                        match poll {
+                            Ok(SourcePoll::Ready) => {}
+                            Ok(SourcePoll::Pending(delay)) => {
+                                wait = Some(delay);
+                                break;
+                            }
+                            Ok(SourcePoll::Finished) => {
+                                finished = true;
+                                break;
+                            }
+                            Err(e) => ctx.fail(e),
+                        }
+                        if epoch_records >= flow.max_epoch_records {
+                            break;
+                        }
+                    }
+                    if finished {
+                        let end = WatermarkMessage {
+                            origin,
+                            subtask: ctx.subtask as u32,
+                            value: MAX_WATERMARK,
+                            idle: false,
+                        };
+                        session.give_container(&mut Batch::watermark(end, peers));
+                        drop(session);
+                        report_source_final(&coordinator, &ctx, instance, reader.as_deref());
+                        capability = None;
+                        return;
+                    }
                     drop(session);
-                    report_source_final(&coordinator, &ctx, instance, reader.as_deref());
-                    capability = None;
-                    return;
-                }
-                drop(session);
-                if epoch_records >= flow.max_epoch_records
-                    || epoch_started.elapsed() >= flow.epoch_cadence
-                {
-                    epoch += 1;
-                    cap.downgrade(&epoch);
-                    epoch_started = Instant::now();
-                    epoch_records = 0;
-                }
-                match wait {
-                    Some(delay) => activator.activate_after(delay.min(flow.epoch_cadence)),
-                    None => activator.activate(),
-                }
+                    if epoch_records >= flow.max_epoch_records
+                        || epoch_started.elapsed() >= flow.epoch_cadence
+                    {
+                        epoch += 1;
+                        cap.downgrade(&epoch);
+                        epoch_started = Instant::now();
+                        epoch_records = 0;
+                    }
+                    match wait {
+                        Some(delay) => activator.activate_after(delay.min(flow.epoch_cadence)),
+                        None => activator.activate(),
+                    }
+                })
             }
         });
         let producers = (0..self.parallelism(id) as u32)
@@ -929,26 +944,29 @@ impl<'s> BuildCtx<'s> {
         let inputs = [channels];
         let mut tracker = WatermarkTracker::new(self.expected_channels(&inputs));
         let mut core = OperatorCore::new(self, chain, activator, origin, head);
+        let scope = self.run.activation_scope.clone();
         builder.build(move |mut capabilities| {
             core.held = capabilities.pop();
             move |frontiers| {
-                let mut out = output.activate();
-                handle.for_each(|cap, data| {
-                    if core.defer(cap.least().copied().unwrap_or(0), 0, data) {
-                        return;
-                    }
-                    if deliver_one(&mut tracker, &mut *consumer, data, decode) {
-                        core.drain(&mut out.session(&cap));
-                    }
-                });
-                core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
-                    Signal::ProcessingTime(now) => consumer.on_processing_time(now),
-                    Signal::Finish => consumer.finish(),
-                    Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
-                    Signal::Replay(_, batch) => {
-                        deliver_one(&mut tracker, &mut *consumer, batch, decode);
-                    }
-                });
+                crate::activation::in_scope(&scope, &mut || {
+                    let mut out = output.activate();
+                    handle.for_each(|cap, data| {
+                        if core.defer(cap.least().copied().unwrap_or(0), 0, data) {
+                            return;
+                        }
+                        if deliver_one(&mut tracker, &mut *consumer, data, decode) {
+                            core.drain(&mut out.session(&cap));
+                        }
+                    });
+                    core.after_inputs(frontiers, &mut out, &mut |signal| match signal {
+                        Signal::ProcessingTime(now) => consumer.on_processing_time(now),
+                        Signal::Finish => consumer.finish(),
+                        Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
+                        Signal::Replay(_, batch) => {
+                            deliver_one(&mut tracker, &mut *consumer, batch, decode);
+                        }
+                    });
+                })
             }
         });
         let producers = Self::output_producers(origin, &inputs, parallelism);

@@ -129,6 +129,8 @@ pub struct ExecutionSettings {
     pub allow_non_restored_state: bool,
     /// Where keyed state lives.
     pub state_backend: StateBackend,
+    /// What every operator activation runs inside (the Python binding's GIL).
+    pub activation_scope: Option<Arc<dyn crate::ActivationScope>>,
 }
 
 impl Default for ExecutionSettings {
@@ -143,6 +145,7 @@ impl Default for ExecutionSettings {
             restore_from: None,
             allow_non_restored_state: false,
             state_backend: StateBackend::HashMap,
+            activation_scope: None,
         }
     }
 }
@@ -330,6 +333,7 @@ pub fn execute_graph(
             checkpoints: Arc::clone(&coordinator),
             restored,
             state_store: state_store.clone(),
+            activation_scope: settings.activation_scope.clone(),
         };
         let started = Instant::now();
         let outcome = run_once(job_name, &graph, &plan, settings, threads, run);
@@ -449,20 +453,6 @@ fn run_once(
         .cluster
         .as_ref()
         .map_or(1, ClusterConfig::processes);
-    let communication = match &settings.cluster {
-        None => timely::CommunicationConfig::Process(threads),
-        Some(cluster) => timely::CommunicationConfig::Cluster {
-            threads,
-            process: cluster.process_id,
-            addresses: cluster.addresses.clone(),
-            report: false,
-            zerocopy: false,
-        },
-    };
-    let config = timely::Config {
-        communication,
-        worker: timely::WorkerConfig::default(),
-    };
     tracing::info!(
         job = job_name,
         workers = plan.workers,
@@ -470,19 +460,61 @@ fn run_once(
         "starting job"
     );
 
+    crate::failure::reset_peer_lost();
     let started = Instant::now();
     let worker_graph = Arc::clone(graph);
     let worker_plan = Arc::clone(plan);
-    let guards = timely::execute(config, move |worker| {
+    let work = move |worker: &mut timely::worker::Worker| {
         run_worker(worker, &worker_graph, &worker_plan, &run)
-    })
+    };
+    let mut network = None;
+    let guards = match &settings.cluster {
+        None => {
+            let config = timely::Config {
+                communication: timely::CommunicationConfig::Process(threads),
+                worker: timely::WorkerConfig::default(),
+            };
+            timely::execute(config, work)
+        }
+        Some(cluster) => {
+            let (builders, guard, links) = crate::cluster::connect(cluster, threads)?;
+            network = Some((guard, links));
+            timely::execute::execute_from(
+                builders,
+                Box::new(()),
+                timely::WorkerConfig::default(),
+                work,
+            )
+        }
+    }
     .map_err(JobError::Cluster)?;
-    // Joining re-raises the panic of a timely network thread whose peer process died.
-    let reports = match quietly(move || guards.join()) {
+    let reports = quietly(move || guards.join());
+    // A peer process gone before this one severed anything: the job failed because of it.
+    let mut lost = peer_lost();
+    if let Some((guard, links)) = network {
+        if control.has_failed() || reports.is_err() {
+            links.sever();
+        }
+        // Joins the network threads, which end when every process closed its side; one
+        // whose peer vanished panics.
+        if let Err(payload) = quietly(move || drop(guard)) {
+            if !control.has_failed() {
+                lost = lost.or_else(|| Some(crate::failure::panic_message(payload.as_ref())));
+            }
+        }
+    }
+    let own_failure = control
+        .failure()
+        .filter(|f| f.operator != "<worker>" && f.operator != "<network>");
+    if let (Some(reason), None) = (&lost, &own_failure) {
+        return Err(JobError::Cluster(format!(
+            "lost the connection to another process of the job ({reason})"
+        )));
+    }
+    let reports = match reports {
         Ok(reports) => reports,
         Err(payload) => {
-            let reason =
-                peer_lost().unwrap_or_else(|| crate::failure::panic_message(payload.as_ref()));
+            let reason = crate::failure::panic_message(payload.as_ref());
             return Err(JobError::Cluster(format!(
                 "lost the connection to another process of the job ({reason})"
             )));

@@ -29,6 +29,14 @@ pub fn peer_lost() -> Option<String> {
     PEER_LOST.lock().ok().and_then(|lost| lost.clone())
 }
 
+/// Forgets a lost connection of an earlier run, whose network threads have ended: a
+/// process that runs several jobs (a test suite, a Python session) starts each afresh.
+pub(crate) fn reset_peer_lost() {
+    if let Ok(mut lost) = PEER_LOST.lock() {
+        *lost = None;
+    }
+}
+
 /// Installs the panic hook once per process. Panics on threads that are not Superflow
 /// workers go to the previously installed hook unchanged.
 pub fn install_panic_hook() {

@@ -7,9 +7,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod activation;
 pub mod batch;
 pub mod build;
 pub mod checkpoint;
+pub mod cluster;
 pub mod control;
 pub mod exchange;
 pub mod executor;
@@ -20,6 +22,7 @@ pub mod notice;
 pub mod source;
 pub mod time;
 
+pub use activation::ActivationScope;
 pub use batch::{Batch, Records};
 pub use build::{
     side_output_tag, Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer,

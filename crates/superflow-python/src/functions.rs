@@ -1,0 +1,523 @@
+//! Python functions behind the Rust function traits. Each call runs inside an operator
+//! activation, which holds the GIL (see [`crate::GilScope`]), so no call takes it. A
+//! Python exception fails the operator with the Python traceback as its cause.
+
+use std::panic;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use superflow_api::{
+    CoFlatMapFunction, CoMapFunction, Collector, KeySelector, KeyedProcessContext,
+    KeyedProcessFunction, OutputTag, ProcessContext, ProcessFunction, ReduceFunction,
+    RuntimeContext, TimeDomain, TimestampAssigner, ValueStateDescriptor,
+};
+use superflow_connectors::{SinkContext, SinkFunction};
+use superflow_core::UserError;
+
+use crate::record::{PyKey, PyObj};
+
+/// The Python traceback of `err`, as Python prints it.
+pub(crate) fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
+        let text: Vec<String> = lines.extract()?;
+        Ok(text.concat())
+    });
+    match formatted {
+        Ok(text) => text.trim_end().to_string(),
+        Err(_) => err.to_string(),
+    }
+}
+
+/// Fails the running operator with the Python exception `err`, from a function whose
+/// Rust signature has no error (map, reduce, key selectors).
+pub(crate) fn raise(py: Python<'_>, err: PyErr) -> ! {
+    panic::resume_unwind(Box::new(describe(py, &err)))
+}
+
+fn user_error(py: Python<'_>, err: PyErr) -> UserError {
+    describe(py, &err).into()
+}
+
+/// What a single-input Python function does with its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OneInputKind {
+    /// The result is the output.
+    Map,
+    /// The result is iterated (None = nothing).
+    FlatMap,
+    /// The record is kept when the result is true.
+    Filter,
+    /// A `ProcessFunction`: `process_element(value, ctx)` yields outputs.
+    Process,
+}
+
+/// A side-output marker: `(OutputTag, value)` yielded by a process function.
+#[derive(Clone)]
+pub(crate) struct SideOutputs {
+    /// `superflow.datastream.OutputTag`.
+    pub tag_class: PyObj,
+}
+
+impl SideOutputs {
+    /// Emits the items of `result` (an iterable or None) to `out`, or to a side output.
+    fn emit_all(
+        &self,
+        py: Python<'_>,
+        result: Bound<'_, PyAny>,
+        out: &mut Collector<PyObj>,
+        side: &mut dyn FnMut(String, PyObj),
+    ) -> PyResult<()> {
+        if result.is_none() {
+            return Ok(());
+        }
+        let tag_class = self.tag_class.bind(py);
+        for item in result.try_iter()? {
+            let item = item?;
+            if let Ok(pair) = item.cast::<PyTuple>() {
+                if pair.len() == 2 {
+                    let first = pair.get_item(0)?;
+                    if first.is_instance(tag_class)? {
+                        let id: String = first.getattr(intern!(py, "tag_id"))?.extract()?;
+                        side(id, PyObj(pair.get_item(1)?.unbind()));
+                        continue;
+                    }
+                }
+            }
+            out.collect(PyObj(item.unbind()));
+        }
+        Ok(())
+    }
+}
+
+/// `map`, `flat_map`, `filter` and `process` with a Python function. `rich` is the
+/// function object when it has `open`/`close` (PyFlink's rich functions).
+#[derive(Clone)]
+pub(crate) struct PyOneInput {
+    pub kind: OneInputKind,
+    pub call: PyObj,
+    pub rich: Option<PyObj>,
+    pub context: Option<PyObj>,
+    pub side: SideOutputs,
+    pub runtime_context_class: PyObj,
+}
+
+/// Makes the Python `RuntimeContext` a function's `open` receives.
+pub(crate) fn python_runtime_context<'py>(
+    py: Python<'py>,
+    class: &PyObj,
+    ctx: &RuntimeContext,
+    keyed: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    class
+        .bind(py)
+        .call1((ctx.task_name.as_str(), ctx.subtask, ctx.parallelism, keyed))
+}
+
+impl ProcessFunction<PyObj, PyObj> for PyOneInput {
+    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        Python::attach(|py| {
+            if let Some(rich) = &self.rich {
+                let context = python_runtime_context(py, &self.runtime_context_class, ctx, false)
+                    .map_err(|e| user_error(py, e))?;
+                rich.bind(py)
+                    .call_method1(intern!(py, "open"), (context,))
+                    .map_err(|e| user_error(py, e))?;
+            }
+            if self.kind == OneInputKind::Process {
+                let module = py
+                    .import("superflow.datastream.functions")
+                    .map_err(|e| user_error(py, e))?;
+                let context = module
+                    .getattr("_ProcessContext")
+                    .and_then(|c| c.call0())
+                    .map_err(|e| user_error(py, e))?;
+                self.context = Some(PyObj(context.unbind()));
+            }
+            Ok(())
+        })
+    }
+
+    fn process_element(
+        &mut self,
+        value: PyObj,
+        ctx: &mut ProcessContext,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let call = self.call.bind(py);
+            let result: PyResult<()> = match self.kind {
+                OneInputKind::Map => call
+                    .call1((value.0,))
+                    .map(|v| out.collect(PyObj(v.unbind()))),
+                OneInputKind::Filter => {
+                    let keep = call
+                        .call1((value.0.clone_ref(py),))
+                        .and_then(|v| v.is_truthy());
+                    keep.map(|keep| {
+                        if keep {
+                            out.collect(value)
+                        }
+                    })
+                }
+                OneInputKind::FlatMap => call
+                    .call1((value.0,))
+                    .and_then(|r| self.side.emit_all(py, r, out, &mut |_, _| {})),
+                OneInputKind::Process => {
+                    let context = self.context.as_ref().map(|c| c.bind(py).clone());
+                    match context {
+                        None => Ok(()),
+                        Some(context) => {
+                            let set = context
+                                .setattr(intern!(py, "_timestamp"), ctx.timestamp())
+                                .and_then(|_| {
+                                    context
+                                        .setattr(intern!(py, "_watermark"), ctx.current_watermark())
+                                });
+                            set.and_then(|_| call.call1((value.0, &context)))
+                                .and_then(|r| {
+                                    self.side.emit_all(py, r, out, &mut |tag, v| {
+                                        ctx.output(&OutputTag::<PyObj>::new(tag), v)
+                                    })
+                                })
+                        }
+                    }
+                }
+            };
+            result.map_err(|e| user_error(py, e))
+        })
+    }
+
+    fn close(&mut self) -> Result<(), UserError> {
+        Python::attach(|py| match &self.rich {
+            Some(rich) => rich
+                .bind(py)
+                .call_method0(intern!(py, "close"))
+                .map(|_| ())
+                .map_err(|e| user_error(py, e)),
+            None => Ok(()),
+        })
+    }
+}
+
+/// A Python key selector: the key is converted to a [`PyKey`].
+pub(crate) struct PyKeySelector {
+    pub call: PyObj,
+}
+
+impl KeySelector<PyObj, PyKey> for PyKeySelector {
+    fn get_key(&self, value: &PyObj) -> PyKey {
+        Python::attach(|py| {
+            match self
+                .call
+                .bind(py)
+                .call1((value.0.clone_ref(py),))
+                .and_then(|k| PyKey::from_py(&k))
+            {
+                Ok(key) => key,
+                Err(e) => raise(py, e),
+            }
+        })
+    }
+}
+
+/// A Python timestamp assigner: `extract_timestamp(value, record_timestamp)`.
+pub(crate) struct PyTimestampAssigner {
+    pub call: PyObj,
+}
+
+impl TimestampAssigner<PyObj> for PyTimestampAssigner {
+    fn extract_timestamp(&self, element: &PyObj, record_timestamp: Option<i64>) -> i64 {
+        Python::attach(|py| {
+            match self
+                .call
+                .bind(py)
+                .call1((
+                    element.0.clone_ref(py),
+                    record_timestamp.unwrap_or(i64::MIN),
+                ))
+                .and_then(|t| t.extract::<i64>())
+            {
+                Ok(t) => t,
+                Err(e) => raise(py, e),
+            }
+        })
+    }
+}
+
+/// A Python reduce function.
+pub(crate) struct PyReduce {
+    pub call: PyObj,
+}
+
+impl ReduceFunction<PyObj> for PyReduce {
+    fn reduce(&self, accumulated: PyObj, value: PyObj) -> PyObj {
+        Python::attach(
+            |py| match self.call.bind(py).call1((accumulated.0, value.0)) {
+                Ok(v) => PyObj(v.unbind()),
+                Err(e) => raise(py, e),
+            },
+        )
+    }
+}
+
+/// `connect(..).map(CoMapFunction)` and `.flat_map(CoFlatMapFunction)`.
+#[derive(Clone)]
+pub(crate) struct PyCoFunction {
+    pub first: PyObj,
+    pub second: PyObj,
+    pub side: SideOutputs,
+}
+
+impl PyCoFunction {
+    fn call(&self, first: bool, value: PyObj) -> PyObj {
+        Python::attach(|py| {
+            let f = if first { &self.first } else { &self.second };
+            match f.bind(py).call1((value.0,)) {
+                Ok(v) => PyObj(v.unbind()),
+                Err(e) => raise(py, e),
+            }
+        })
+    }
+
+    fn flat(&self, first: bool, value: PyObj, out: &mut Collector<PyObj>) {
+        Python::attach(|py| {
+            let f = if first { &self.first } else { &self.second };
+            let result = f
+                .bind(py)
+                .call1((value.0,))
+                .and_then(|r| self.side.emit_all(py, r, out, &mut |_, _| {}));
+            if let Err(e) = result {
+                raise(py, e)
+            }
+        })
+    }
+}
+
+impl CoMapFunction<PyObj, PyObj, PyObj> for PyCoFunction {
+    fn map1(&mut self, value: PyObj) -> PyObj {
+        self.call(true, value)
+    }
+    fn map2(&mut self, value: PyObj) -> PyObj {
+        self.call(false, value)
+    }
+}
+
+impl CoFlatMapFunction<PyObj, PyObj, PyObj> for PyCoFunction {
+    fn flat_map1(&mut self, value: PyObj, out: &mut Collector<PyObj>) {
+        self.flat(true, value, out)
+    }
+    fn flat_map2(&mut self, value: PyObj, out: &mut Collector<PyObj>) {
+        self.flat(false, value, out)
+    }
+}
+
+/// A keyed state a Python function declared in `open`: the Python state object (of
+/// `superflow.datastream.state`) and the Rust descriptor its per-key value lives under.
+/// Before each call the current key's value is loaded into the Python object; after it,
+/// a changed value is written back. List and map states keep a Python list or dict.
+#[derive(Clone)]
+struct DeclaredPyState {
+    handle: PyObj,
+    descriptor: ValueStateDescriptor<PyObj>,
+}
+
+/// A Python `KeyedProcessFunction`.
+#[derive(Clone)]
+pub(crate) struct PyKeyedProcess {
+    pub function: PyObj,
+    pub side: SideOutputs,
+    pub runtime_context_class: PyObj,
+    context: Option<PyObj>,
+    states: Vec<DeclaredPyState>,
+}
+
+impl PyKeyedProcess {
+    pub(crate) fn new(function: PyObj, side: SideOutputs, runtime_context_class: PyObj) -> Self {
+        PyKeyedProcess {
+            function,
+            side,
+            runtime_context_class,
+            context: None,
+            states: Vec::new(),
+        }
+    }
+
+    /// Runs `body` (a call into Python) with the current key's context and state loaded,
+    /// then stores changed state and applies the timer calls it made.
+    fn with_key(&mut self, py: Python<'_>, ctx: &mut KeyedProcessContext<PyKey>) -> PyResult<()> {
+        let Some(context) = self.context.as_ref().map(|c| c.bind(py).clone()) else {
+            return Ok(());
+        };
+        let key = ctx.get_current_key().to_py(py)?;
+        context.setattr(intern!(py, "_key"), key)?;
+        context.setattr(intern!(py, "_timestamp"), ctx.timestamp())?;
+        context.setattr(intern!(py, "_watermark"), ctx.current_watermark())?;
+        let domain = match ctx.time_domain() {
+            Some(TimeDomain::EventTime) => Some("EVENT_TIME"),
+            Some(TimeDomain::ProcessingTime) => Some("PROCESSING_TIME"),
+            None => None,
+        };
+        context.setattr(intern!(py, "_time_domain"), domain)?;
+        for state in &self.states {
+            let value = ctx.get_state(&state.descriptor).value();
+            state
+                .handle
+                .bind(py)
+                .call_method1(intern!(py, "_load"), (value.map(|v| v.0),))?;
+        }
+        Ok(())
+    }
+
+    fn after_call(&mut self, py: Python<'_>, ctx: &mut KeyedProcessContext<PyKey>) -> PyResult<()> {
+        for state in &self.states {
+            let handle = state.handle.bind(py);
+            if !handle.getattr(intern!(py, "_dirty"))?.is_truthy()? {
+                continue;
+            }
+            let stored = handle.call_method0(intern!(py, "_store"))?;
+            let mut slot = ctx.get_state(&state.descriptor);
+            if stored.is_none() {
+                slot.clear();
+            } else {
+                slot.update(PyObj(stored.unbind()));
+            }
+        }
+        let Some(context) = self.context.as_ref().map(|c| c.bind(py).clone()) else {
+            return Ok(());
+        };
+        let ops = context.getattr(intern!(py, "_timer_ops"))?;
+        let ops = ops.cast::<PyList>()?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        for op in ops.iter() {
+            let (what, time): (String, i64) = op.extract()?;
+            let mut timers = ctx.timer_service();
+            match what.as_str() {
+                "register_event_time_timer" => timers.register_event_time_timer(time),
+                "register_processing_time_timer" => timers.register_processing_time_timer(time),
+                "delete_event_time_timer" => timers.delete_event_time_timer(time),
+                _ => timers.delete_processing_time_timer(time),
+            }
+        }
+        ops.call_method0("clear")?;
+        Ok(())
+    }
+}
+
+impl PyKeyedProcess {
+    /// Calls `method(first, ctx)` of the function with the current key's context and
+    /// state, emits what it yields, then stores changed state and applies timer calls.
+    fn call(
+        &mut self,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+        method: &str,
+        first: impl FnOnce(Python<'_>) -> Bound<'_, PyAny>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let result: PyResult<()> = (|| {
+                self.with_key(py, ctx)?;
+                let context = self.context.as_ref().map(|c| c.bind(py).clone());
+                let result = self
+                    .function
+                    .bind(py)
+                    .call_method1(method, (first(py), context))?;
+                self.side.emit_all(py, result, out, &mut |tag, v| {
+                    ctx.output(&OutputTag::<PyObj>::new(tag), v)
+                })?;
+                self.after_call(py, ctx)
+            })();
+            result.map_err(|e| user_error(py, e))
+        })
+    }
+}
+
+impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
+    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let opened: PyResult<()> = (|| {
+                let runtime = python_runtime_context(py, &self.runtime_context_class, ctx, true)?;
+                let function = self.function.bind(py);
+                function.call_method1(intern!(py, "open"), (&runtime,))?;
+                let module = py.import("superflow.datastream.functions")?;
+                self.context = Some(PyObj(module.getattr("_KeyedContext")?.call0()?.unbind()));
+                let declared = runtime.getattr("_states")?;
+                for item in declared.try_iter()? {
+                    let (name, handle, ttl_ms): (String, Bound<'_, PyAny>, Option<u64>) =
+                        item?.extract()?;
+                    let mut descriptor = ValueStateDescriptor::<PyObj>::new(name);
+                    if let Some(ms) = ttl_ms {
+                        descriptor =
+                            descriptor.enable_time_to_live(superflow_api::StateTtlConfig::new(
+                                std::time::Duration::from_millis(ms),
+                            ));
+                    }
+                    self.states.push(DeclaredPyState {
+                        handle: PyObj(handle.unbind()),
+                        descriptor,
+                    });
+                }
+                Ok(())
+            })();
+            opened.map_err(|e| user_error(py, e))
+        })
+    }
+
+    fn process_element(
+        &mut self,
+        value: PyObj,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.call(ctx, out, "process_element", |py| value.0.into_bound(py))
+    }
+
+    fn on_timer(
+        &mut self,
+        timestamp: i64,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.call(ctx, out, "on_timer", |py| {
+            pyo3::types::PyInt::new(py, timestamp).into_any()
+        })
+    }
+
+    fn close(&mut self) -> Result<(), UserError> {
+        Python::attach(|py| {
+            self.function
+                .bind(py)
+                .call_method0(intern!(py, "close"))
+                .map(|_| ())
+                .map_err(|e| user_error(py, e))
+        })
+    }
+}
+
+/// A sink writing each record with a Python function (`add_sink(callable)` or a
+/// `SinkFunction` object's `invoke`).
+#[derive(Clone)]
+pub(crate) struct PySink {
+    pub call: PyObj,
+}
+
+impl SinkFunction<PyObj> for PySink {
+    fn open(&mut self, _ctx: &SinkContext) -> Result<(), UserError> {
+        Ok(())
+    }
+    fn invoke(&mut self, value: PyObj) -> Result<(), UserError> {
+        Python::attach(|py| {
+            self.call
+                .bind(py)
+                .call1((value.0,))
+                .map(|_| ())
+                .map_err(|e| user_error(py, e))
+        })
+    }
+}

@@ -1,0 +1,548 @@
+//! Turns a Python job plan into a Rust job and runs it. The plan is a list of nodes
+//! (dicts made by `superflow.datastream`), each naming its operation, its inputs (the
+//! ids of earlier nodes) and its Python functions. Nodes are read while the GIL is held;
+//! the job is built and run with it released, and the worker takes it per activation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::time::Duration;
+
+use superflow_api::{
+    DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment, WatermarkStrategy,
+};
+use superflow_connectors::SinkFunction;
+use superflow_core::{JobError, UserError};
+use superflow_runtime::{ClusterConfig, JobExecutionResult};
+
+use crate::functions::{
+    raise, OneInputKind, PyCoFunction, PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink,
+    PyTimestampAssigner, SideOutputs,
+};
+use crate::record::{PyKey, PyObj};
+use crate::JobExecutionError;
+
+/// One node of the plan, read out of its Python dict.
+struct PlanNode {
+    id: usize,
+    op: String,
+    inputs: Vec<usize>,
+    function: Option<PyObj>,
+    function2: Option<PyObj>,
+    rich: Option<PyObj>,
+    elements: Vec<PyObj>,
+    text: Option<String>,
+    range: (i64, i64),
+    /// Watermarks: the strategy's kind, bound and idleness (ms).
+    watermarks: (Option<String>, Option<u64>, Option<u64>),
+    name: Option<String>,
+    uid: Option<String>,
+    parallelism: Option<usize>,
+}
+
+fn item<'py, T: FromPyObjectOwned<'py>>(
+    dict: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<Option<T>> {
+    match dict.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.extract().map_err(Into::into)?)),
+        _ => Ok(None),
+    }
+}
+
+impl PlanNode {
+    fn read(node: &Bound<'_, PyAny>) -> PyResult<PlanNode> {
+        let dict = node.cast::<PyDict>()?;
+        let elements = match dict.get_item("elements")? {
+            Some(list) if !list.is_none() => list
+                .try_iter()?
+                .map(|v| v.map(|v| PyObj(v.unbind())))
+                .collect::<PyResult<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
+        Ok(PlanNode {
+            id: item(dict, "id")?.unwrap_or(0),
+            op: item(dict, "op")?.unwrap_or_default(),
+            inputs: item(dict, "inputs")?.unwrap_or_default(),
+            function: item::<Py<PyAny>>(dict, "fn")?.map(PyObj),
+            function2: item::<Py<PyAny>>(dict, "fn2")?.map(PyObj),
+            rich: item::<Py<PyAny>>(dict, "rich")?.map(PyObj),
+            elements,
+            text: item(dict, "text")?,
+            range: (
+                item(dict, "start")?.unwrap_or(0),
+                item(dict, "end")?.unwrap_or(0),
+            ),
+            watermarks: (
+                item(dict, "strategy")?,
+                item(dict, "bound_ms")?,
+                item(dict, "idle_ms")?,
+            ),
+            name: item(dict, "name")?,
+            uid: item(dict, "uid")?,
+            parallelism: item(dict, "parallelism")?,
+        })
+    }
+}
+
+/// Job settings from the Python environment.
+struct PlanSettings {
+    parallelism: usize,
+    max_parallelism: Option<usize>,
+    cluster: Option<ClusterConfig>,
+}
+
+/// Python classes the operators need, looked up once.
+struct PythonClasses {
+    side: SideOutputs,
+    runtime_context: PyObj,
+}
+
+/// What a plan node became.
+enum Built {
+    Stream(DataStream<PyObj>),
+    Keyed(DataStream<PyObj>, PyObj),
+    Sink,
+}
+
+/// The records of each `execute_and_collect` node, by node id.
+type Collected = Arc<Mutex<HashMap<usize, Vec<PyObj>>>>;
+
+/// Gathers a subtask's records and hands them over when the input ends.
+struct CollectSink {
+    node: usize,
+    shared: Collected,
+    local: Vec<PyObj>,
+}
+
+impl Clone for CollectSink {
+    fn clone(&self) -> Self {
+        CollectSink {
+            node: self.node,
+            shared: Arc::clone(&self.shared),
+            local: Vec::new(),
+        }
+    }
+}
+
+impl SinkFunction<PyObj> for CollectSink {
+    fn invoke(&mut self, value: PyObj) -> Result<(), UserError> {
+        self.local.push(value);
+        Ok(())
+    }
+    fn invoke_batch(&mut self, values: &mut Vec<PyObj>) -> Result<(), UserError> {
+        self.local.append(values);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), UserError> {
+        let mut shared = self.shared.lock().map_err(|_| "collect sink poisoned")?;
+        shared.entry(self.node).or_default().append(&mut self.local);
+        Ok(())
+    }
+}
+
+/// What the benchmark's sink saw, over the subtasks of this process.
+#[derive(Default)]
+struct BenchTotals {
+    records: u64,
+    sum: i64,
+    keyed_max_sum: i64,
+}
+
+/// The sink of `python3 -m superflow.bench`: counts records and sums an integer field
+/// (and, with a key field, the largest value per key), in Rust, so that the benchmark
+/// times the Python functions of the job and not a Python sink.
+struct BenchSink {
+    field: Option<usize>,
+    key_field: Option<usize>,
+    shared: Arc<Mutex<BenchTotals>>,
+    local: BenchTotals,
+    max_by_key: rustc_hash::FxHashMap<PyKey, i64>,
+}
+
+impl Clone for BenchSink {
+    fn clone(&self) -> Self {
+        BenchSink {
+            field: self.field,
+            key_field: self.key_field,
+            shared: Arc::clone(&self.shared),
+            local: BenchTotals::default(),
+            max_by_key: Default::default(),
+        }
+    }
+}
+
+impl BenchSink {
+    fn value(&self, record: &Bound<'_, PyAny>) -> PyResult<i64> {
+        match self.field {
+            None => record.extract(),
+            Some(i) => record.get_item(i)?.extract(),
+        }
+    }
+}
+
+impl SinkFunction<PyObj> for BenchSink {
+    fn invoke(&mut self, value: PyObj) -> Result<(), UserError> {
+        Python::attach(|py| -> PyResult<()> {
+            let record = value.bind(py);
+            let v = self.value(record)?;
+            self.local.records += 1;
+            self.local.sum = self.local.sum.wrapping_add(v);
+            if let Some(k) = self.key_field {
+                let key = PyKey::from_py(&record.get_item(k)?)?;
+                let slot = self.max_by_key.entry(key).or_insert(i64::MIN);
+                *slot = (*slot).max(v);
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string().into())
+    }
+    fn finish(&mut self) -> Result<(), UserError> {
+        let mut shared = self.shared.lock().map_err(|_| "bench sink poisoned")?;
+        shared.records += self.local.records;
+        shared.sum = shared.sum.wrapping_add(self.local.sum);
+        let keyed: i64 = self
+            .max_by_key
+            .values()
+            .fold(0i64, |a, b| a.wrapping_add(*b));
+        shared.keyed_max_sum = shared.keyed_max_sum.wrapping_add(keyed);
+        Ok(())
+    }
+}
+
+fn key_selector(py: Python<'_>, f: &PyObj) -> PyKeySelector {
+    PyKeySelector {
+        call: f.clone_ref(py),
+    }
+}
+
+fn need<'a>(node: &'a PlanNode, f: &'a Option<PyObj>) -> Result<&'a PyObj, String> {
+    f.as_ref()
+        .ok_or_else(|| format!("node {} ({}) has no function", node.id, node.op))
+}
+
+/// Builds the Rust job of `nodes` on `env`; returns the collect nodes' shared buffer.
+fn build(
+    env: &StreamExecutionEnvironment,
+    nodes: &[PlanNode],
+    classes: &PythonClasses,
+    bench: &Arc<Mutex<BenchTotals>>,
+) -> Result<Collected, String> {
+    let collected: Collected = Arc::default();
+    let mut built: HashMap<usize, Built> = HashMap::new();
+    for node in nodes {
+        let stream_of = |index: usize| -> Result<DataStream<PyObj>, String> {
+            let id = node
+                .inputs
+                .get(index)
+                .ok_or_else(|| format!("node {} ({}) lacks input {index}", node.id, node.op))?;
+            match built.get(id) {
+                Some(Built::Stream(s)) => Ok(s.clone()),
+                Some(Built::Keyed(s, f)) => {
+                    let selector = Python::attach(|py| key_selector(py, f));
+                    Ok(s.key_by(selector).as_stream())
+                }
+                _ => Err(format!("node {} ({}) reads a sink", node.id, node.op)),
+            }
+        };
+        let keyed_of = || -> Result<KeyedStream<PyObj, PyKey, PyKeySelector>, String> {
+            match node.inputs.first().and_then(|id| built.get(id)) {
+                Some(Built::Keyed(s, f)) => Ok(s.key_by(Python::attach(|py| key_selector(py, f)))),
+                _ => Err(format!("{} needs a keyed stream (key_by first)", node.op)),
+            }
+        };
+        let one_input = |kind: OneInputKind| -> Result<DataStream<PyObj>, String> {
+            let function = Python::attach(|py| PyOneInput {
+                kind,
+                call: node
+                    .function
+                    .as_ref()
+                    .map_or_else(|| PyObj(py.None()), |f| f.clone_ref(py)),
+                rich: node.rich.as_ref().map(|r| r.clone_ref(py)),
+                context: None,
+                side: classes.side.clone(),
+                runtime_context_class: classes.runtime_context.clone_ref(py),
+            });
+            need(node, &node.function)?;
+            Ok(stream_of(0)?.process(function))
+        };
+        let result = match node.op.as_str() {
+            "from_collection" => Built::Stream(env.from_collection(node.elements.clone())),
+            "from_sequence" => {
+                let (start, end) = node.range;
+                Built::Stream(env.from_sequence(start, end).map(|v: i64| {
+                    Python::attach(|py| PyObj(pyo3::types::PyInt::new(py, v).into_any().unbind()))
+                }))
+            }
+            "read_text_file" => {
+                let path = node.text.clone().unwrap_or_default();
+                Built::Stream(env.read_text_file(path).map(|line: String| {
+                    Python::attach(|py| {
+                        PyObj(pyo3::types::PyString::new(py, &line).into_any().unbind())
+                    })
+                }))
+            }
+            "map" => Built::Stream(one_input(OneInputKind::Map)?.name("Map")),
+            "flat_map" => Built::Stream(one_input(OneInputKind::FlatMap)?.name("Flat Map")),
+            "filter" => Built::Stream(one_input(OneInputKind::Filter)?.name("Filter")),
+            "process" => Built::Stream(one_input(OneInputKind::Process)?.name("Process")),
+            "key_by" => {
+                let f = Python::attach(|py| need(node, &node.function).map(|f| f.clone_ref(py)))?;
+                Built::Keyed(stream_of(0)?, f)
+            }
+            "reduce" => {
+                let f = Python::attach(|py| need(node, &node.function).map(|f| f.clone_ref(py)))?;
+                Built::Stream(
+                    keyed_of()?
+                        .reduce(PyReduce { call: f })
+                        .name("Keyed Reduce"),
+                )
+            }
+            "keyed_process" => {
+                let function = Python::attach(|py| {
+                    need(node, &node.function).map(|f| {
+                        PyKeyedProcess::new(
+                            f.clone_ref(py),
+                            classes.side.clone(),
+                            classes.runtime_context.clone_ref(py),
+                        )
+                    })
+                })?;
+                Built::Stream(keyed_of()?.process(function).name("KeyedProcess"))
+            }
+            "union" => {
+                let first = stream_of(0)?;
+                let others = (1..node.inputs.len())
+                    .map(stream_of)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let refs: Vec<&DataStream<PyObj>> = others.iter().collect();
+                Built::Stream(first.union(&refs))
+            }
+            "co_map" | "co_flat_map" => {
+                let (a, b) = (stream_of(0)?, stream_of(1)?);
+                let function = Python::attach(|py| -> Result<PyCoFunction, String> {
+                    Ok(PyCoFunction {
+                        first: need(node, &node.function)?.clone_ref(py),
+                        second: need(node, &node.function2)?.clone_ref(py),
+                        side: classes.side.clone(),
+                    })
+                })?;
+                let connected = a.connect(&b);
+                Built::Stream(if node.op == "co_map" {
+                    connected.map(function).name("Co-Map")
+                } else {
+                    connected.flat_map(function).name("Co-Flat Map")
+                })
+            }
+            "watermarks" => Built::Stream(assign_watermarks(node, stream_of(0)?)?),
+            "side_output" => {
+                let tag = node.text.clone().unwrap_or_default();
+                Built::Stream(stream_of(0)?.get_side_output(&OutputTag::<PyObj>::new(tag)))
+            }
+            "forward" => Built::Stream(stream_of(0)?.forward()),
+            "rebalance" => Built::Stream(stream_of(0)?.rebalance()),
+            "rescale" => Built::Stream(stream_of(0)?.rescale()),
+            "shuffle" => Built::Stream(stream_of(0)?.shuffle()),
+            "broadcast" => Built::Stream(stream_of(0)?.broadcast()),
+            "global" => Built::Stream(stream_of(0)?.global()),
+            "partition_custom" => {
+                let (partitioner, selector) = Python::attach(|py| -> Result<_, String> {
+                    Ok((
+                        need(node, &node.function)?.clone_ref(py),
+                        need(node, &node.function2)?.clone_ref(py),
+                    ))
+                })?;
+                let partition = move |key: &PyObj, n: usize| -> usize {
+                    Python::attach(|py| {
+                        match partitioner
+                            .bind(py)
+                            .call1((key.0.clone_ref(py), n))
+                            .and_then(|p| p.extract::<usize>())
+                        {
+                            Ok(p) => p % n.max(1),
+                            Err(e) => raise(py, e),
+                        }
+                    })
+                };
+                let select = move |value: &PyObj| -> PyObj {
+                    Python::attach(
+                        |py| match selector.bind(py).call1((value.0.clone_ref(py),)) {
+                            Ok(k) => PyObj(k.unbind()),
+                            Err(e) => raise(py, e),
+                        },
+                    )
+                };
+                Built::Stream(stream_of(0)?.partition_custom(partition, select))
+            }
+            "print" => {
+                stream_of(0)?.print();
+                Built::Sink
+            }
+            "collect" => {
+                stream_of(0)?
+                    .add_sink(CollectSink {
+                        node: node.id,
+                        shared: Arc::clone(&collected),
+                        local: Vec::new(),
+                    })
+                    .name("Collect Sink");
+                Built::Sink
+            }
+            "_bench_sink" => {
+                stream_of(0)?
+                    .add_sink(BenchSink {
+                        field: node.range.0.try_into().ok(),
+                        key_field: node.range.1.try_into().ok(),
+                        shared: Arc::clone(bench),
+                        local: BenchTotals::default(),
+                        max_by_key: Default::default(),
+                    })
+                    .name("Bench Sink");
+                Built::Sink
+            }
+            "sink" => {
+                let f = Python::attach(|py| need(node, &node.function).map(|f| f.clone_ref(py)))?;
+                stream_of(0)?.add_sink(PySink { call: f }).name("Sink");
+                Built::Sink
+            }
+            other => return Err(format!("unknown plan operation '{other}'")),
+        };
+        let result = match result {
+            Built::Stream(s) => {
+                let mut s = s.exchangeable();
+                if let Some(name) = &node.name {
+                    s = s.name(name);
+                }
+                if let Some(uid) = &node.uid {
+                    s = s.uid(uid);
+                }
+                if let Some(p) = node.parallelism {
+                    s = s.set_parallelism(p);
+                }
+                Built::Stream(s)
+            }
+            other => other,
+        };
+        built.insert(node.id, result);
+    }
+    Ok(collected)
+}
+
+/// `assign_timestamps_and_watermarks` with a Python `WatermarkStrategy`.
+fn assign_watermarks(
+    node: &PlanNode,
+    stream: DataStream<PyObj>,
+) -> Result<DataStream<PyObj>, String> {
+    let (kind, bound, idle) = &node.watermarks;
+    let mut strategy = match kind.as_deref() {
+        Some("monotonous") => WatermarkStrategy::for_monotonous_timestamps(),
+        Some("none") => WatermarkStrategy::no_watermarks(),
+        Some("bounded") => WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
+            bound.unwrap_or(0),
+        )),
+        other => return Err(format!("unknown watermark strategy {other:?}")),
+    };
+    if let Some(ms) = idle {
+        strategy = strategy.with_idleness(Duration::from_millis(*ms));
+    }
+    Ok(match &node.function {
+        None => stream.assign_timestamps_and_watermarks(strategy),
+        Some(f) => {
+            let assigner = Python::attach(|py| PyTimestampAssigner {
+                call: f.clone_ref(py),
+            });
+            stream.assign_timestamps_and_watermarks(strategy.with_timestamp_assigner(assigner))
+        }
+    })
+}
+
+fn job_error(e: &JobError) -> PyErr {
+    JobExecutionError::new_err(e.to_string())
+}
+
+/// Runs a plan. `settings` holds `parallelism`, and optionally `max_parallelism` and
+/// `cluster` (`(process_id, [addresses])`). Returns a dict with `net_runtime_ms`,
+/// `collected` (node id to its records, of this process) and `operators`.
+#[pyfunction]
+pub(crate) fn execute<'py>(
+    py: Python<'py>,
+    job_name: String,
+    plan: &Bound<'py, PyList>,
+    settings: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let nodes = plan
+        .iter()
+        .map(|n| PlanNode::read(&n))
+        .collect::<PyResult<Vec<_>>>()?;
+    let cluster: Option<(usize, Vec<String>)> = item(settings, "cluster")?;
+    let settings = PlanSettings {
+        parallelism: item(settings, "parallelism")?.unwrap_or(1),
+        max_parallelism: item(settings, "max_parallelism")?,
+        cluster: cluster.map(|(process_id, addresses)| ClusterConfig {
+            process_id,
+            addresses,
+        }),
+    };
+    let functions = py.import("superflow.datastream.functions")?;
+    let classes = PythonClasses {
+        side: SideOutputs {
+            tag_class: PyObj(
+                py.import("superflow.datastream.output_tag")?
+                    .getattr("OutputTag")?
+                    .unbind(),
+            ),
+        },
+        runtime_context: PyObj(functions.getattr("RuntimeContext")?.unbind()),
+    };
+    let outcome = py.detach(move || -> Result<_, PyErr> {
+        let env = StreamExecutionEnvironment::get_execution_environment();
+        env.set_parallelism(settings.parallelism);
+        if let Some(max) = settings.max_parallelism {
+            env.set_max_parallelism(max);
+        }
+        if let Some(cluster) = settings.cluster {
+            env.set_cluster(cluster);
+        }
+        env.set_activation_scope(crate::gil_scope());
+        let totals = Arc::new(Mutex::new(BenchTotals::default()));
+        let collected = build(&env, &nodes, &classes, &totals)
+            .map_err(pyo3::exceptions::PyValueError::new_err)?;
+        let result: JobExecutionResult = env.execute(&job_name).map_err(|e| job_error(&e))?;
+        let collected = std::mem::take(
+            &mut *collected
+                .lock()
+                .map_err(|_| JobExecutionError::new_err("collect sink poisoned"))?,
+        );
+        let bench = totals
+            .lock()
+            .map(|b| (b.records, b.sum, b.keyed_max_sum))
+            .map_err(|_| JobExecutionError::new_err("bench sink poisoned"))?;
+        // The Python objects of the plan are released with the GIL held.
+        Ok((result, collected, bench, nodes, classes))
+    });
+    let (result, collected, bench, nodes, classes) = outcome?;
+    drop((nodes, classes));
+    let out = PyDict::new(py);
+    out.set_item("job_name", &result.job_name)?;
+    out.set_item("net_runtime_ms", result.net_runtime.as_secs_f64() * 1000.0)?;
+    let lists = PyDict::new(py);
+    for (id, records) in collected {
+        let list = PyList::new(py, records.into_iter().map(|r| r.0))?;
+        lists.set_item(id, list)?;
+    }
+    out.set_item("collected", lists)?;
+    out.set_item("bench", bench)?;
+    let operators = PyList::empty(py);
+    for op in &result.operators {
+        let d = PyDict::new(py);
+        d.set_item("name", &op.name)?;
+        d.set_item("parallelism", op.parallelism)?;
+        d.set_item("records_in", op.records_in)?;
+        d.set_item("records_out", op.records_out)?;
+        operators.append(d)?;
+    }
+    out.set_item("operators", operators)?;
+    Ok(out)
+}

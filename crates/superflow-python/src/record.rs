@@ -1,0 +1,221 @@
+//! The two Rust types Python data takes inside the engine: [`PyObj`], a record kept as
+//! a Python object (pickled only where it crosses a process or enters a checkpoint),
+//! and [`PyKey`], a key converted to a Rust value, so that hashing a key into its key
+//! group is the same in every process (Python randomizes `hash(str)` per process).
+
+use std::fmt;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use superflow_core::RecordDisplay;
+
+static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static CLOUD_DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `pickle.dumps(value, protocol=5)`, or `cloudpickle.dumps` for what pickle cannot
+/// write by reference (classes and functions defined inside functions, lambdas).
+pub(crate) fn pickle_dumps(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let dumps = DUMPS.import(py, "pickle", "dumps")?;
+    let bytes = match dumps.call1((value, 5)) {
+        Ok(bytes) => bytes,
+        Err(_) => CLOUD_DUMPS
+            .import(py, "cloudpickle", "dumps")?
+            .call1((value, 5))?,
+    };
+    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
+}
+
+/// `pickle.loads(bytes)`.
+pub(crate) fn pickle_loads<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let loads = LOADS.import(py, "pickle", "loads")?;
+    loads.call1((PyBytes::new(py, bytes),))
+}
+
+/// A record: a Python object.
+pub struct PyObj(pub Py<PyAny>);
+
+impl PyObj {
+    /// The object, bound to the interpreter.
+    #[inline]
+    pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, PyAny> {
+        self.0.bind(py)
+    }
+
+    /// A new reference to the object.
+    #[inline]
+    pub fn clone_ref(&self, py: Python<'_>) -> PyObj {
+        PyObj(self.0.clone_ref(py))
+    }
+}
+
+impl Clone for PyObj {
+    #[inline]
+    fn clone(&self) -> Self {
+        // Free inside an operator activation, which holds the GIL already.
+        Python::attach(|py| PyObj(self.0.clone_ref(py)))
+    }
+}
+
+impl fmt::Debug for PyObj {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&Python::attach(|py| repr_of(self.bind(py))))
+    }
+}
+
+fn repr_of(value: &Bound<'_, PyAny>) -> String {
+    value
+        .repr()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "<unprintable>".into())
+}
+
+impl RecordDisplay for PyObj {
+    fn fmt_record(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        // `print()` shows Python's own text of the record, as PyFlink does.
+        let text = Python::attach(|py| {
+            let value = self.bind(py);
+            value
+                .str()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| repr_of(value))
+        });
+        out.write_str(&text)
+    }
+}
+
+impl Serialize for PyObj {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The serializers' errors drop their message, so a record that cannot be pickled
+        // fails the operator here, naming the record and the reason.
+        let bytes = Python::attach(|py| match pickle_dumps(py, self.bind(py)) {
+            Ok(bytes) => bytes,
+            Err(e) => std::panic::resume_unwind(Box::new(format!(
+                "cannot pickle the record {} to send it to another process or into a \
+                 checkpoint: {e}",
+                repr_of(self.bind(py))
+            ))),
+        });
+        serializer.serialize_bytes(&bytes)
+    }
+}
+
+struct PickleVisitor;
+
+impl Visitor<'_> for PickleVisitor {
+    type Value = PyObj;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a pickled Python object")
+    }
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<PyObj, E> {
+        Python::attach(|py| pickle_loads(py, bytes).map(|v| PyObj(v.unbind())))
+            .map_err(|e| E::custom(format!("cannot unpickle a record: {e}")))
+    }
+    fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<PyObj, E> {
+        self.visit_bytes(&bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for PyObj {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(PickleVisitor)
+    }
+}
+
+/// A key of a keyed stream, as a Rust value. Python's equal values of different types
+/// (`1`, `1.0`) become the same key, as they are the same dict key in Python; values of
+/// other types than `None`, `bool`, `int`, `float`, `str`, `bytes` and tuples of them
+/// are keyed by their pickled bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PyKey {
+    /// `None`.
+    None,
+    /// A `bool`.
+    Bool(bool),
+    /// An `int` that fits 64 bits (or an integral `float`).
+    Int(i64),
+    /// A larger `int`, in decimal.
+    BigInt(String),
+    /// A non-integral `float`, by its bits.
+    Float(u64),
+    /// A `str`.
+    Str(String),
+    /// A `bytes`.
+    Bytes(Vec<u8>),
+    /// A `tuple`.
+    Tuple(Vec<PyKey>),
+    /// Anything else, pickled.
+    Pickled(Vec<u8>),
+}
+
+impl PyKey {
+    /// The key of a Python value.
+    pub fn from_py(value: &Bound<'_, PyAny>) -> PyResult<PyKey> {
+        if value.is_none() {
+            return Ok(PyKey::None);
+        }
+        if let Ok(s) = value.cast::<PyString>() {
+            return Ok(PyKey::Str(s.to_str()?.to_owned()));
+        }
+        if let Ok(b) = value.cast::<PyBool>() {
+            return Ok(PyKey::Bool(b.is_true()));
+        }
+        if let Ok(i) = value.cast::<PyInt>() {
+            return Ok(match i.extract::<i64>() {
+                Ok(v) => PyKey::Int(v),
+                Err(_) => PyKey::BigInt(i.str()?.to_string()),
+            });
+        }
+        if let Ok(f) = value.cast::<PyFloat>() {
+            let v = f.value();
+            if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                return Ok(PyKey::Int(v as i64));
+            }
+            return Ok(PyKey::Float(v.to_bits()));
+        }
+        if let Ok(b) = value.cast::<PyBytes>() {
+            return Ok(PyKey::Bytes(b.as_bytes().to_vec()));
+        }
+        if let Ok(t) = value.cast::<PyTuple>() {
+            let parts = t
+                .iter()
+                .map(|item| PyKey::from_py(&item))
+                .collect::<PyResult<Vec<_>>>()?;
+            return Ok(PyKey::Tuple(parts));
+        }
+        let py = value.py();
+        match pickle_dumps(py, value) {
+            Ok(bytes) => Ok(PyKey::Pickled(bytes)),
+            Err(e) => Err(PyTypeError::new_err(format!(
+                "key {} of type {} cannot be used as a key: {e}",
+                repr_of(value),
+                value.get_type().name()?
+            ))),
+        }
+    }
+
+    /// The key as a Python value.
+    pub fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self {
+            PyKey::None => py.None().into_bound(py),
+            PyKey::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+            PyKey::Int(i) => i.into_pyobject(py)?.into_any(),
+            PyKey::BigInt(s) => py.import("builtins")?.getattr("int")?.call1((s,))?,
+            PyKey::Float(bits) => PyFloat::new(py, f64::from_bits(*bits)).into_any(),
+            PyKey::Str(s) => PyString::new(py, s).into_any(),
+            PyKey::Bytes(b) => PyBytes::new(py, b).into_any(),
+            PyKey::Tuple(parts) => {
+                let items = parts
+                    .iter()
+                    .map(|p| p.to_py(py))
+                    .collect::<PyResult<Vec<_>>>()?;
+                PyTuple::new(py, items)?.into_any()
+            }
+            PyKey::Pickled(bytes) => pickle_loads(py, bytes)?,
+        })
+    }
+}

@@ -1,0 +1,124 @@
+"""Runs a plan on one process, or on several: this process is process 0 and starts the
+others (``python -m superflow._worker``), which connect to each other over loopback
+(timely's cluster mode). Each writes its outcome to a file in a shared job directory;
+the first user error of any process is the one raised here, with its traceback."""
+
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
+
+import cloudpickle
+
+from superflow import _superflow
+
+JobExecutionError = _superflow.JobExecutionError
+
+# How long the other processes may take to end after this one's job ended.
+_CHILD_GRACE_S = 30.0
+
+
+def _free_ports(count: int) -> List[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def run(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
+        processes: int) -> Dict[str, Any]:
+    """Runs the job; returns the driver's result with every process's collected
+    records merged."""
+    if processes <= 1:
+        return _superflow.execute(job_name, nodes, settings)
+    job_dir = tempfile.mkdtemp(prefix="superflow-job-")
+    try:
+        return _run_cluster(job_name, nodes, settings, processes, job_dir)
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
+                 processes: int, job_dir: str) -> Dict[str, Any]:
+    addresses = [f"127.0.0.1:{p}" for p in _free_ports(processes)]
+    try:
+        payload = cloudpickle.dumps({
+            "job_name": job_name, "nodes": nodes, "settings": settings,
+            "addresses": addresses, "sys_path": list(sys.path),
+        })
+    except Exception as e:  # noqa: BLE001 - any pickling failure names the culprit
+        raise JobExecutionError(
+            f"the job cannot be sent to its {processes} worker processes: a function or "
+            f"record of the job cannot be pickled ({type(e).__name__}: {e})") from e
+    job_file = os.path.join(job_dir, "job.pkl")
+    with open(job_file, "wb") as f:
+        f.write(payload)
+    children = []
+    for index in range(1, processes):
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "superflow._worker", job_dir, str(index)],
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+        ))
+    own_error: Optional[BaseException] = None
+    result: Dict[str, Any] = {}
+    try:
+        result = _superflow.execute(job_name, nodes, dict(settings, cluster=(0, addresses)))
+    except BaseException as e:  # noqa: BLE001 - re-raised below, after the children
+        own_error = e
+    outcomes = _wait(children, job_dir, kill=own_error is not None)
+    errors: List[Tuple[int, str]] = [(i, o["error"]) for i, o in outcomes if "error" in o]
+    if own_error is not None or errors:
+        if isinstance(own_error, KeyboardInterrupt):
+            raise own_error
+        raise JobExecutionError(_pick_error(own_error, errors)) from None
+    collected = result.setdefault("collected", {})
+    for _, outcome in outcomes:
+        for node, records in outcome.get("collected", {}).items():
+            collected.setdefault(node, []).extend(records)
+        if outcome.get("bench") and result.get("bench"):
+            result["bench"] = tuple(a + b for a, b in zip(result["bench"], outcome["bench"]))
+    return result
+
+
+def _wait(children: List[subprocess.Popen], job_dir: str, kill: bool
+          ) -> List[Tuple[int, Dict[str, Any]]]:
+    outcomes = []
+    for index, child in enumerate(children, start=1):
+        try:
+            child.wait(timeout=5.0 if kill else _CHILD_GRACE_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        path = os.path.join(job_dir, f"result-{index}.pkl")
+        try:
+            with open(path, "rb") as f:
+                outcomes.append((index, pickle.load(f)))
+        except (OSError, EOFError, pickle.UnpicklingError):
+            outcomes.append((index, {"error": f"worker process {index} exited with code "
+                                              f"{child.returncode} without a result"}))
+    return outcomes
+
+
+def _is_connection_loss(message: str) -> bool:
+    return "lost the connection to another process" in message or "cluster error" in message
+
+
+def _pick_error(own: Optional[BaseException], errors: List[Tuple[int, str]]) -> str:
+    """The error that explains the failure: a user function's over the connection
+    losses it caused in the other processes."""
+    candidates = ([(0, str(own))] if own is not None else []) + errors
+    for index, message in candidates:
+        if not _is_connection_loss(message):
+            return message if index == 0 else f"(in worker process {index}) {message}"
+    return candidates[0][1]

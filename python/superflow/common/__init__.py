@@ -1,0 +1,18 @@
+"""Types, durations, configuration and errors shared by the APIs (``pyflink.common``)."""
+
+from superflow.common.typeinfo import Types, TypeInformation
+from superflow.common.time import Duration, Time
+from superflow.common.configuration import Configuration
+from superflow.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
+from superflow._superflow import JobExecutionError
+
+__all__ = [
+    "Types",
+    "TypeInformation",
+    "Duration",
+    "Time",
+    "Configuration",
+    "JobExecutionError",
+    "TimestampAssigner",
+    "WatermarkStrategy",
+]

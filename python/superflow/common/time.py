@@ -1,0 +1,71 @@
+"""Durations (``pyflink.common.Duration`` and ``pyflink.common.time.Time``), in
+milliseconds."""
+
+
+class Duration:
+    """A length of time, as PyFlink's ``Duration``."""
+
+    def __init__(self, millis: int):
+        if millis < 0:
+            raise ValueError(f"a duration cannot be negative, got {millis} ms")
+        self._millis = int(millis)
+
+    @staticmethod
+    def of_millis(millis: int) -> "Duration":
+        return Duration(millis)
+
+    @staticmethod
+    def of_seconds(seconds: int) -> "Duration":
+        return Duration(seconds * 1000)
+
+    @staticmethod
+    def of_minutes(minutes: int) -> "Duration":
+        return Duration(minutes * 60_000)
+
+    @staticmethod
+    def of_hours(hours: int) -> "Duration":
+        return Duration(hours * 3_600_000)
+
+    @staticmethod
+    def of_days(days: int) -> "Duration":
+        return Duration(days * 86_400_000)
+
+    @staticmethod
+    def zero() -> "Duration":
+        return Duration(0)
+
+    def to_milliseconds(self) -> int:
+        return self._millis
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Duration) and self._millis == other._millis
+
+    def __hash__(self) -> int:
+        return hash(self._millis)
+
+    def __repr__(self) -> str:
+        return f"Duration({self._millis} ms)"
+
+
+class Time(Duration):
+    """A length of time, as PyFlink's (older) ``Time``."""
+
+    @staticmethod
+    def milliseconds(millis: int) -> "Time":
+        return Time(millis)
+
+    @staticmethod
+    def seconds(seconds: int) -> "Time":
+        return Time(seconds * 1000)
+
+    @staticmethod
+    def minutes(minutes: int) -> "Time":
+        return Time(minutes * 60_000)
+
+    @staticmethod
+    def hours(hours: int) -> "Time":
+        return Time(hours * 3_600_000)
+
+    @staticmethod
+    def days(days: int) -> "Time":
+        return Time(days * 86_400_000)

@@ -1,0 +1,57 @@
+"""The DataStream API (``pyflink.datastream``)."""
+
+from superflow.datastream.data_stream import (
+    CloseableIterator,
+    ConnectedStreams,
+    DataStream,
+    DataStreamSink,
+    KeyedStream,
+)
+from superflow.datastream.functions import (
+    AggregateFunction,
+    CoFlatMapFunction,
+    CoMapFunction,
+    FilterFunction,
+    FlatMapFunction,
+    KeyedProcessFunction,
+    KeySelector,
+    MapFunction,
+    Partitioner,
+    ProcessFunction,
+    ReduceFunction,
+    RuntimeContext,
+    SinkFunction,
+    TimeDomain,
+    TimerService,
+)
+from superflow.datastream.output_tag import OutputTag
+from superflow.datastream.stream_execution_environment import (
+    JobExecutionResult,
+    StreamExecutionEnvironment,
+)
+
+__all__ = [
+    "AggregateFunction",
+    "CloseableIterator",
+    "CoFlatMapFunction",
+    "CoMapFunction",
+    "ConnectedStreams",
+    "DataStream",
+    "DataStreamSink",
+    "FilterFunction",
+    "FlatMapFunction",
+    "JobExecutionResult",
+    "KeyedProcessFunction",
+    "KeyedStream",
+    "KeySelector",
+    "MapFunction",
+    "OutputTag",
+    "Partitioner",
+    "ProcessFunction",
+    "ReduceFunction",
+    "RuntimeContext",
+    "SinkFunction",
+    "StreamExecutionEnvironment",
+    "TimeDomain",
+    "TimerService",
+]

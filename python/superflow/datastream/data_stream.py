@@ -1,0 +1,338 @@
+"""``DataStream``, ``KeyedStream`` and ``ConnectedStreams`` (``pyflink.datastream``).
+Each transformation adds a node to the environment's plan; ``execute`` runs the plan
+on the Rust engine."""
+
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, TypeVar, Union
+
+from superflow.common.typeinfo import TypeInformation
+from superflow.datastream import functions as fn
+from superflow.datastream.output_tag import OutputTag
+
+if TYPE_CHECKING:
+    from superflow.datastream.stream_execution_environment import StreamExecutionEnvironment
+
+
+def _callable(function: Any, method: str, what: str) -> Any:
+    """The function to call: a plain callable, or ``function.<method>`` of a function
+    object."""
+    if isinstance(function, fn.Function) or (
+            not callable(function) and hasattr(function, method)):
+        bound = getattr(function, method, None)
+        if bound is None or not callable(bound):
+            raise TypeError(f"{what}: {type(function).__name__} has no method {method}()")
+        return bound
+    if callable(function):
+        return function
+    raise TypeError(f"{what} takes a function or a {what} object, "
+                    f"got {type(function).__name__}")
+
+
+def _rich(function: Any) -> Any:
+    return function if isinstance(function, fn.Function) else None
+
+
+_Self = TypeVar("_Self", bound="_OperatorSettings")
+
+
+class _OperatorSettings:
+    """The settings of the operator behind a stream or a sink."""
+
+    _node: Dict[str, Any]
+
+    def name(self: _Self, name: str) -> _Self:
+        self._node["name"] = name
+        return self
+
+    def uid(self: _Self, uid: str) -> _Self:
+        self._node["uid"] = uid
+        return self
+
+    def set_parallelism(self: _Self, parallelism: int) -> _Self:
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
+            raise ValueError(f"parallelism must be a positive integer, got {parallelism!r}")
+        self._node["parallelism"] = parallelism
+        return self
+
+
+class DataStream(_OperatorSettings):
+    """A stream of Python objects."""
+
+    def __init__(self, env: "StreamExecutionEnvironment", node: Dict[str, Any],
+                 output_type: Optional[TypeInformation] = None):
+        self._env = env
+        self._node = node
+        self._output_type = output_type
+
+    # ----- the operator that produced this stream -----
+
+    def get_name(self) -> Optional[str]:
+        return self._node.get("name")
+
+    def get_parallelism(self) -> int:
+        return self._node.get("parallelism") or self._env.get_parallelism()
+
+    def get_type(self) -> Optional[TypeInformation]:
+        return self._output_type
+
+    def set_description(self, description: str) -> "DataStream":
+        self._node["description"] = description
+        return self
+
+    def _add(self, op: str, inputs: Optional[List["DataStream"]] = None, **fields: Any
+             ) -> Dict[str, Any]:
+        streams = [self] + (inputs or [])
+        return self._env._add_node(op, [s._node["id"] for s in streams], **fields)
+
+    def _one(self, op: str, output_type: Optional[TypeInformation] = None, **fields: Any
+             ) -> "DataStream":
+        return DataStream(self._env, self._add(op, **fields), output_type)
+
+    # ----- transformations -----
+
+    def map(self, func: Union[Callable[[Any], Any], fn.MapFunction],
+            output_type: Optional[TypeInformation] = None) -> "DataStream":
+        """One output per record."""
+        return self._one("map", output_type, fn=_callable(func, "map", "MapFunction"),
+                         rich=_rich(func))
+
+    def flat_map(self, func: Union[Callable[[Any], Any], fn.FlatMapFunction],
+                 output_type: Optional[TypeInformation] = None) -> "DataStream":
+        """Any number of outputs per record: the function returns or yields them."""
+        return self._one("flat_map", output_type,
+                         fn=_callable(func, "flat_map", "FlatMapFunction"), rich=_rich(func))
+
+    def filter(self, func: Union[Callable[[Any], bool], fn.FilterFunction]) -> "DataStream":
+        """Keeps the records for which the function returns true."""
+        return self._one("filter", self._output_type,
+                         fn=_callable(func, "filter", "FilterFunction"), rich=_rich(func))
+
+    def process(self, func: fn.ProcessFunction,
+                output_type: Optional[TypeInformation] = None) -> "DataStream":
+        """Runs a ``ProcessFunction``: ``process_element(value, ctx)`` yields outputs."""
+        if not isinstance(func, fn.ProcessFunction) and not hasattr(func, "process_element"):
+            raise TypeError("process() takes a ProcessFunction")
+        return self._one("process", output_type, fn=func.process_element, rich=func)
+
+    def assign_timestamps_and_watermarks(self, watermark_strategy: Any) -> "DataStream":
+        """Gives records event timestamps and generates watermarks."""
+        from superflow.common.watermark_strategy import WatermarkStrategy
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            raise TypeError("assign_timestamps_and_watermarks takes a WatermarkStrategy")
+        return self._one("watermarks", self._output_type, fn=watermark_strategy._assigner,
+                         strategy=watermark_strategy._kind,
+                         bound_ms=watermark_strategy._bound_ms,
+                         idle_ms=watermark_strategy._idle_ms)
+
+    def key_by(self, key_selector: Union[Callable[[Any], Any], fn.KeySelector],
+               key_type: Optional[TypeInformation] = None) -> "KeyedStream":
+        """Partitions the stream by key."""
+        node = self._add("key_by", fn=_callable(key_selector, "get_key", "KeySelector"))
+        return KeyedStream(self._env, node, self._output_type)
+
+    def union(self, *streams: "DataStream") -> "DataStream":
+        """The records of this stream and of ``streams``."""
+        for s in streams:
+            if not isinstance(s, DataStream):
+                raise TypeError(f"union() takes DataStreams, got {type(s).__name__}")
+        return DataStream(self._env, self._add("union", list(streams)), self._output_type)
+
+    def connect(self, ds: "DataStream") -> "ConnectedStreams":
+        """Two streams handled by one co-function."""
+        if not isinstance(ds, DataStream):
+            raise TypeError(f"connect() takes a DataStream, got {type(ds).__name__}")
+        return ConnectedStreams(self, ds)
+
+    def get_side_output(self, output_tag: OutputTag) -> "DataStream":
+        """The side output ``output_tag`` of this stream's process function."""
+        if not isinstance(output_tag, OutputTag):
+            raise TypeError("get_side_output() takes an OutputTag")
+        return self._one("side_output", output_tag.type_info, text=output_tag.tag_id)
+
+    # ----- partitioning -----
+
+    def forward(self) -> "DataStream":
+        return self._one("forward", self._output_type)
+
+    def rebalance(self) -> "DataStream":
+        return self._one("rebalance", self._output_type)
+
+    def rescale(self) -> "DataStream":
+        return self._one("rescale", self._output_type)
+
+    def shuffle(self) -> "DataStream":
+        return self._one("shuffle", self._output_type)
+
+    def broadcast(self) -> "DataStream":
+        return self._one("broadcast", self._output_type)
+
+    def global_(self) -> "DataStream":
+        """Sends every record to the first subtask (Flink's ``global()``)."""
+        return self._one("global", self._output_type)
+
+    def partition_custom(self, partitioner: Union[Callable[[Any, int], int], fn.Partitioner],
+                         key_selector: Union[Callable[[Any], Any], fn.KeySelector]
+                         ) -> "DataStream":
+        """Sends each record to ``partitioner(key, num_partitions)``."""
+        return self._one("partition_custom", self._output_type,
+                         fn=_callable(partitioner, "partition", "Partitioner"),
+                         fn2=_callable(key_selector, "get_key", "KeySelector"))
+
+    # ----- sinks -----
+
+    def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
+        """Prints each record, prefixed with ``N>`` (the subtask) when the parallelism
+        is above one."""
+        return DataStreamSink(self._add("print", name=sink_identifier))
+
+    def add_sink(self, sink_func: Union[Callable[[Any], None], fn.SinkFunction]
+                 ) -> "DataStreamSink":
+        """Calls the sink function with every record."""
+        return DataStreamSink(self._add(
+            "sink", fn=_callable(sink_func, "invoke", "SinkFunction")))
+
+    def execute_and_collect(self, job_execution_name: Optional[str] = None,
+                            limit: Optional[int] = None) -> "CloseableIterator":
+        """Runs the job and returns this stream's records (of every subtask)."""
+        node = self._add("collect")
+        result = self._env.execute(job_execution_name or "collect")
+        records = result._collected.get(node["id"], [])
+        if limit is not None:
+            records = records[:limit]
+        return CloseableIterator(records)
+
+
+class DataStreamSink(_OperatorSettings):
+    """The end of a stream."""
+
+    def __init__(self, node: Dict[str, Any]):
+        self._node = node
+
+
+class CloseableIterator:
+    """The records ``execute_and_collect`` returns: an iterator and a context manager."""
+
+    def __init__(self, records: List[Any]):
+        self._records = records
+        self._iter = iter(records)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._iter)
+
+    def __enter__(self) -> "CloseableIterator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._iter = iter(())
+
+
+def _sum_reducer(position: Union[int, str]) -> Callable[[Any, Any], Any]:
+    def add(a: Any, b: Any) -> Any:
+        if isinstance(a, tuple):
+            if not isinstance(position, int):
+                raise TypeError(f"sum({position!r}): tuples are summed by an int position")
+            return a[:position] + (a[position] + b[position],) + a[position + 1:]
+        if isinstance(a, list):
+            out = list(a)
+            out[position] = a[position] + b[position]
+            return out
+        if isinstance(a, dict):
+            out = dict(a)
+            out[position] = a[position] + b[position]
+            return out
+        if hasattr(a, "_fields") or hasattr(a, "as_dict"):
+            return a.__class__(*[x + y if i == position else x
+                                 for i, (x, y) in enumerate(zip(a, b))])
+        if position in (0, None):
+            return a + b
+        raise TypeError(f"sum({position!r}) on a {type(a).__name__}: "
+                        "records must be tuples, lists or dicts")
+    return add
+
+
+def _pick(position: Union[int, str], better: Callable[[Any, Any], bool], whole: bool
+          ) -> Callable[[Any, Any], Any]:
+    def pick(a: Any, b: Any) -> Any:
+        av, bv = a[position], b[position]
+        if whole:
+            return b if better(bv, av) else a
+        if not better(bv, av):
+            return a
+        if isinstance(a, tuple):
+            return a[:position] + (bv,) + a[position + 1:]
+        out = a.copy()
+        out[position] = bv
+        return out
+    return pick
+
+
+class KeyedStream(DataStream):
+    """A stream partitioned by key: rolling aggregations, keyed process functions and
+    keyed state."""
+
+    def _one(self, op: str, output_type: Optional[TypeInformation] = None, **fields: Any
+             ) -> "DataStream":
+        return DataStream(self._env, self._add(op, **fields), output_type)
+
+    def reduce(self, func: Union[Callable[[Any, Any], Any], fn.ReduceFunction]
+               ) -> "DataStream":
+        """Rolling reduce: every record emits its key's new result."""
+        return self._one("reduce", self._output_type,
+                         fn=_callable(func, "reduce", "ReduceFunction"))
+
+    def sum(self, position_to_sum: Union[int, str] = 0) -> "DataStream":
+        """Rolling sum of a field (a tuple position or a dict key)."""
+        return self._one("reduce", self._output_type, fn=_sum_reducer(position_to_sum),
+                         name="Keyed Sum")
+
+    def min(self, position_to_min: Union[int, str] = 0) -> "DataStream":
+        return self._one("reduce", self._output_type,
+                         fn=_pick(position_to_min, lambda x, y: x < y, False), name="Min")
+
+    def max(self, position_to_max: Union[int, str] = 0) -> "DataStream":
+        return self._one("reduce", self._output_type,
+                         fn=_pick(position_to_max, lambda x, y: x > y, False), name="Max")
+
+    def min_by(self, position_to_min_by: Union[int, str] = 0) -> "DataStream":
+        return self._one("reduce", self._output_type,
+                         fn=_pick(position_to_min_by, lambda x, y: x < y, True), name="MinBy")
+
+    def max_by(self, position_to_max_by: Union[int, str] = 0) -> "DataStream":
+        return self._one("reduce", self._output_type,
+                         fn=_pick(position_to_max_by, lambda x, y: x > y, True), name="MaxBy")
+
+    def process(self, func: Any, output_type: Optional[TypeInformation] = None
+                ) -> "DataStream":
+        """Runs a ``KeyedProcessFunction`` (state, timers), or a ``ProcessFunction``."""
+        if isinstance(func, fn.KeyedProcessFunction) or (
+                not isinstance(func, fn.ProcessFunction) and hasattr(func, "on_timer")):
+            return self._one("keyed_process", output_type, fn=func)
+        return DataStream.process(self, func, output_type)
+
+
+class ConnectedStreams:
+    """Two streams handled by one co-function."""
+
+    def __init__(self, first: DataStream, second: DataStream):
+        self._first = first
+        self._second = second
+
+    def map(self, func: fn.CoMapFunction, output_type: Optional[TypeInformation] = None
+            ) -> DataStream:
+        node = self._first._add(
+            "co_map", [self._second], fn=_callable(func, "map1", "CoMapFunction"),
+            fn2=_callable(func, "map2", "CoMapFunction"))
+        return DataStream(self._first._env, node, output_type)
+
+    def flat_map(self, func: fn.CoFlatMapFunction,
+                 output_type: Optional[TypeInformation] = None) -> DataStream:
+        node = self._first._add(
+            "co_flat_map", [self._second],
+            fn=_callable(func, "flat_map1", "CoFlatMapFunction"),
+            fn2=_callable(func, "flat_map2", "CoFlatMapFunction"))
+        return DataStream(self._first._env, node, output_type)

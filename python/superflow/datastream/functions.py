@@ -1,0 +1,235 @@
+"""User-function classes (``pyflink.datastream.functions``). Subclass them, or pass a
+plain function or lambda where PyFlink accepts one. ``open`` and ``close`` run in the
+worker, once per subtask."""
+
+from typing import Any, Iterable, List, Optional, Tuple
+
+MIN_WATERMARK = -(2 ** 63)
+
+
+class Function:
+    """Base of every user function: ``open`` before the first record, ``close`` after
+    the last."""
+
+    def open(self, runtime_context: "RuntimeContext") -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MapFunction(Function):
+    def map(self, value: Any) -> Any:
+        raise NotImplementedError("MapFunction.map")
+
+
+class FlatMapFunction(Function):
+    def flat_map(self, value: Any) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("FlatMapFunction.flat_map")
+
+
+class FilterFunction(Function):
+    def filter(self, value: Any) -> bool:
+        raise NotImplementedError("FilterFunction.filter")
+
+
+class ReduceFunction(Function):
+    def reduce(self, value1: Any, value2: Any) -> Any:
+        raise NotImplementedError("ReduceFunction.reduce")
+
+
+class AggregateFunction(Function):
+    """Incremental aggregation: used by ``AggregatingStateDescriptor``."""
+
+    def create_accumulator(self) -> Any:
+        raise NotImplementedError("AggregateFunction.create_accumulator")
+
+    def add(self, value: Any, accumulator: Any) -> Any:
+        raise NotImplementedError("AggregateFunction.add")
+
+    def get_result(self, accumulator: Any) -> Any:
+        raise NotImplementedError("AggregateFunction.get_result")
+
+    def merge(self, acc_a: Any, acc_b: Any) -> Any:
+        raise NotImplementedError("AggregateFunction.merge")
+
+
+class KeySelector(Function):
+    def get_key(self, value: Any) -> Any:
+        raise NotImplementedError("KeySelector.get_key")
+
+
+class Partitioner(Function):
+    def partition(self, key: Any, num_partitions: int) -> int:
+        raise NotImplementedError("Partitioner.partition")
+
+
+class CoMapFunction(Function):
+    def map1(self, value: Any) -> Any:
+        raise NotImplementedError("CoMapFunction.map1")
+
+    def map2(self, value: Any) -> Any:
+        raise NotImplementedError("CoMapFunction.map2")
+
+
+class CoFlatMapFunction(Function):
+    def flat_map1(self, value: Any) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("CoFlatMapFunction.flat_map1")
+
+    def flat_map2(self, value: Any) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("CoFlatMapFunction.flat_map2")
+
+
+class SinkFunction(Function):
+    """A sink written in Python: ``invoke`` is called with each record."""
+
+    def invoke(self, value: Any) -> None:
+        raise NotImplementedError("SinkFunction.invoke")
+
+
+class TimerService:
+    """Clocks and (on keyed streams) timers of the current key."""
+
+    def __init__(self, context: "_ProcessContext"):
+        self._context = context
+
+    def current_processing_time(self) -> int:
+        import time
+        return time.time_ns() // 1_000_000
+
+    def current_watermark(self) -> int:
+        return self._context._watermark
+
+    def _keyed(self, what: str, timestamp: int) -> None:
+        ops = getattr(self._context, "_timer_ops", None)
+        if ops is None:
+            raise RuntimeError(
+                f"{what}: timers are only available on a keyed stream "
+                "(key_by(...).process(KeyedProcessFunction))")
+        ops.append((what, int(timestamp)))
+
+    def register_event_time_timer(self, timestamp: int) -> None:
+        self._keyed("register_event_time_timer", timestamp)
+
+    def register_processing_time_timer(self, timestamp: int) -> None:
+        self._keyed("register_processing_time_timer", timestamp)
+
+    def delete_event_time_timer(self, timestamp: int) -> None:
+        self._keyed("delete_event_time_timer", timestamp)
+
+    def delete_processing_time_timer(self, timestamp: int) -> None:
+        self._keyed("delete_processing_time_timer", timestamp)
+
+
+class _ProcessContext:
+    """``ProcessFunction.Context``: set by the engine before each call."""
+
+    def __init__(self) -> None:
+        self._timestamp: Optional[int] = None
+        self._watermark: int = MIN_WATERMARK
+        self._timer_service = TimerService(self)
+
+    def timestamp(self) -> Optional[int]:
+        return self._timestamp
+
+    def timer_service(self) -> TimerService:
+        return self._timer_service
+
+
+class _KeyedContext(_ProcessContext):
+    """``KeyedProcessFunction.Context`` and ``OnTimerContext``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._key: Any = None
+        self._time_domain: Optional[str] = None
+        self._timer_ops: List[Tuple[str, int]] = []
+
+    def get_current_key(self) -> Any:
+        return self._key
+
+    def time_domain(self) -> Optional[str]:
+        return None if self._time_domain is None else getattr(TimeDomain, self._time_domain)
+
+
+class TimeDomain:
+    """Which clock a firing timer follows."""
+
+    EVENT_TIME = "EVENT_TIME"
+    PROCESSING_TIME = "PROCESSING_TIME"
+
+
+class ProcessFunction(Function):
+    """Handles each record with a context: its timestamp, the clocks, side outputs
+    (yield ``(output_tag, value)``)."""
+
+    Context = _ProcessContext
+
+    def process_element(self, value: Any, ctx: _ProcessContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("ProcessFunction.process_element")
+
+
+class KeyedProcessFunction(Function):
+    """Handles each record of a keyed stream with its key's state and timers."""
+
+    Context = _KeyedContext
+    OnTimerContext = _KeyedContext
+
+    def process_element(self, value: Any, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("KeyedProcessFunction.process_element")
+
+    def on_timer(self, timestamp: int, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        return None
+
+
+class RuntimeContext:
+    """Where a function runs, and (on keyed streams) its keyed state."""
+
+    def __init__(self, task_name: str, subtask: int, parallelism: int, keyed: bool = True):
+        self._task_name = task_name
+        self._subtask = subtask
+        self._parallelism = parallelism
+        self._keyed = keyed
+        self._states: List[Tuple[str, Any, Optional[int]]] = []
+        self._names: set = set()
+
+    def get_task_name(self) -> str:
+        return self._task_name
+
+    def get_index_of_this_subtask(self) -> int:
+        return self._subtask
+
+    def get_number_of_parallel_subtasks(self) -> int:
+        return self._parallelism
+
+    def _declare(self, descriptor: Any, state: Any) -> Any:
+        if not self._keyed:
+            raise RuntimeError(
+                f"keyed state '{descriptor.name}' is only available on a keyed stream: "
+                "use key_by(...) before this function")
+        if descriptor.name in self._names:
+            raise ValueError(f"state '{descriptor.name}' is declared twice")
+        self._names.add(descriptor.name)
+        ttl = descriptor._ttl_config
+        self._states.append((descriptor.name, state, None if ttl is None else ttl.ttl_ms))
+        return state
+
+    def get_state(self, state_descriptor: Any) -> Any:
+        from superflow.datastream import state
+        return self._declare(state_descriptor, state.ValueState(state_descriptor))
+
+    def get_list_state(self, state_descriptor: Any) -> Any:
+        from superflow.datastream import state
+        return self._declare(state_descriptor, state.ListState(state_descriptor))
+
+    def get_map_state(self, state_descriptor: Any) -> Any:
+        from superflow.datastream import state
+        return self._declare(state_descriptor, state.MapState(state_descriptor))
+
+    def get_reducing_state(self, state_descriptor: Any) -> Any:
+        from superflow.datastream import state
+        return self._declare(state_descriptor, state.ReducingState(state_descriptor))
+
+    def get_aggregating_state(self, state_descriptor: Any) -> Any:
+        from superflow.datastream import state
+        return self._declare(state_descriptor, state.AggregatingState(state_descriptor))

@@ -1,0 +1,146 @@
+"""``StreamExecutionEnvironment`` (``pyflink.datastream``): where a job is built and
+run. A job's parallelism is its number of worker processes: one Python interpreter
+each, since one interpreter runs one Python thread at a time."""
+
+import os
+from typing import Any, Dict, Iterable, List, Optional
+
+from superflow.common.configuration import Configuration
+from superflow.common.typeinfo import TypeInformation
+from superflow.datastream.data_stream import DataStream
+
+
+class JobExecutionResult:
+    """What a finished job reports."""
+
+    def __init__(self, job_name: str, raw: Dict[str, Any]):
+        self._job_name = job_name
+        self._net_runtime_ms = raw.get("net_runtime_ms", 0.0)
+        self._collected: Dict[int, List[Any]] = raw.get("collected", {})
+        self._operators: List[Dict[str, Any]] = raw.get("operators", [])
+        self._bench = raw.get("bench", (0, 0, 0))
+
+    def get_job_name(self) -> str:
+        return self._job_name
+
+    def get_net_runtime(self) -> int:
+        """Milliseconds from the start of the workers to the end of the last one."""
+        return int(self._net_runtime_ms)
+
+    def get_operator_metrics(self) -> List[Dict[str, Any]]:
+        """Records in and out per operator (of the driver's process)."""
+        return list(self._operators)
+
+    def __repr__(self) -> str:
+        return f"JobExecutionResult({self._job_name!r}, {self.get_net_runtime()} ms)"
+
+
+class StreamExecutionEnvironment:
+    """The context in which a job is built and executed."""
+
+    def __init__(self, configuration: Optional[Configuration] = None):
+        self._nodes: List[Dict[str, Any]] = []
+        self._parallelism: Optional[int] = None
+        self._max_parallelism: Optional[int] = None
+        if configuration is not None and configuration.contains_key("parallelism.default"):
+            self.set_parallelism(configuration.get_integer("parallelism.default", 1))
+
+    @staticmethod
+    def get_execution_environment(configuration: Optional[Configuration] = None
+                                  ) -> "StreamExecutionEnvironment":
+        return StreamExecutionEnvironment(configuration)
+
+    # ----- settings -----
+
+    def set_parallelism(self, parallelism: int) -> "StreamExecutionEnvironment":
+        """The default parallelism: the number of worker processes."""
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
+            raise ValueError(f"parallelism must be a positive integer, got {parallelism!r}")
+        self._parallelism = parallelism
+        return self
+
+    def get_parallelism(self) -> int:
+        """As set, or the number of cores, as in Flink."""
+        return self._parallelism or os.cpu_count() or 1
+
+    def set_max_parallelism(self, max_parallelism: int) -> "StreamExecutionEnvironment":
+        """The number of key groups (default 128): the most a job can be rescaled to."""
+        if not isinstance(max_parallelism, int) or not 1 <= max_parallelism <= 32768:
+            raise ValueError(f"max parallelism must be in 1..32768, got {max_parallelism!r}")
+        self._max_parallelism = max_parallelism
+        return self
+
+    def get_max_parallelism(self) -> int:
+        return self._max_parallelism or 128
+
+    # ----- sources -----
+
+    def _add_node(self, op: str, inputs: List[int], **fields: Any) -> Dict[str, Any]:
+        node = {"id": len(self._nodes), "op": op, "inputs": inputs}
+        node.update({k: v for k, v in fields.items() if v is not None})
+        self._nodes.append(node)
+        return node
+
+    def from_collection(self, collection: Iterable[Any],
+                        type_info: Optional[TypeInformation] = None) -> DataStream:
+        """A bounded stream of the collection's elements."""
+        if isinstance(collection, (str, bytes)) or not hasattr(collection, "__iter__"):
+            raise TypeError("from_collection() takes a list or another iterable of records, "
+                            f"got {type(collection).__name__}")
+        node = self._add_node("from_collection", [], elements=list(collection),
+                              name="Collection Source")
+        return DataStream(self, node, type_info)
+
+    def from_elements(self, *elements: Any) -> DataStream:
+        """A bounded stream of the given elements; one list argument is taken as the
+        elements themselves."""
+        if len(elements) == 1 and isinstance(elements[0], list):
+            return self.from_collection(elements[0])
+        return self.from_collection(list(elements))
+
+    def from_sequence(self, start: int, end: int) -> DataStream:
+        """The integers ``start..=end``."""
+        if end < start:
+            raise ValueError(f"from_sequence: end {end} is before start {start}")
+        node = self._add_node("from_sequence", [], start=int(start), end=int(end),
+                              name="Sequence Source")
+        return DataStream(self, node)
+
+    def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
+        """The lines of a text file (or of the files of a directory)."""
+        if charset_name.upper().replace("-", "") != "UTF8":
+            raise ValueError(f"read_text_file reads UTF-8 only, got {charset_name!r}")
+        node = self._add_node("read_text_file", [], text=str(file_path),
+                              name=f"Text Source: {file_path}")
+        return DataStream(self, node)
+
+    # ----- running -----
+
+    def _processes(self) -> int:
+        explicit = [n["parallelism"] for n in self._nodes if n.get("parallelism")]
+        return max([self.get_parallelism()] + explicit)
+
+    def execute(self, job_name: Optional[str] = None) -> JobExecutionResult:
+        """Runs the job to its end; the environment is cleared for the next job."""
+        from superflow import _cluster
+
+        if not any(n["op"] in ("print", "collect", "sink", "_bench_sink") for n in self._nodes):
+            raise RuntimeError("no sinks defined in the job: add print(), add_sink() or "
+                               "execute_and_collect() before execute()")
+        nodes, self._nodes = self._nodes, []
+        name = job_name or "Superflow Streaming Job"
+        settings = {"parallelism": self.get_parallelism(),
+                    "max_parallelism": self._max_parallelism}
+        processes = max([settings["parallelism"]] +
+                        [n["parallelism"] for n in nodes if n.get("parallelism")])
+        raw = _cluster.run(name, nodes, settings, processes)
+        return JobExecutionResult(name, raw)
+
+    def get_execution_plan(self) -> str:
+        """The plan as text: one line per operator."""
+        lines = []
+        for n in self._nodes:
+            inputs = ", ".join(str(i) for i in n["inputs"])
+            label = n.get("name") or n["op"]
+            lines.append(f"{n['id']}: {label} <- [{inputs}]")
+        return "\n".join(lines)

@@ -1,0 +1,399 @@
+"""The DataStream API from Python: every transformation, partitioner and sink, checked
+against the output it must produce, on one process and on two."""
+
+import os
+import re
+from collections import Counter
+
+import pytest
+
+from superflow import StreamExecutionEnvironment as TopLevelEnvironment
+from superflow.common import Configuration, JobExecutionError, Types
+from superflow.datastream import (
+    CoFlatMapFunction,
+    CoMapFunction,
+    FilterFunction,
+    FlatMapFunction,
+    KeySelector,
+    MapFunction,
+    OutputTag,
+    Partitioner,
+    ProcessFunction,
+    ReduceFunction,
+    RuntimeContext,
+    SinkFunction,
+    StreamExecutionEnvironment,
+)
+
+
+def collect(stream):
+    return list(stream.execute_and_collect())
+
+
+def test_top_level_import_is_the_datastream_environment():
+    assert TopLevelEnvironment is StreamExecutionEnvironment
+
+
+def test_map_filter_flat_map_with_lambdas(env):
+    ds = env.from_collection([1, 2, 3, 4, 5])
+    out = collect(ds.map(lambda x: x * 10).filter(lambda x: x > 20)
+                  .flat_map(lambda x: [x, x + 1]))
+    assert out == [30, 31, 40, 41, 50, 51]
+
+
+def test_function_classes_with_open_and_close(env):
+    class AddOffset(MapFunction):
+        def open(self, runtime_context: RuntimeContext):
+            self.offset = 100 + runtime_context.get_index_of_this_subtask()
+            assert runtime_context.get_number_of_parallel_subtasks() == 1
+
+        def map(self, value):
+            return value + self.offset
+
+    class Odd(FilterFunction):
+        def filter(self, value):
+            return value % 2 == 1
+
+    class Twice(FlatMapFunction):
+        def flat_map(self, value):
+            yield value
+            yield value
+
+    out = collect(env.from_collection([1, 2, 3]).map(AddOffset()).filter(Odd())
+                  .flat_map(Twice()))
+    assert out == [101, 101, 103, 103]
+
+
+def test_from_elements_takes_a_list_or_the_elements(env):
+    assert collect(env.from_elements([("a", 1), ("b", 2)])) == [("a", 1), ("b", 2)]
+    env2 = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    assert collect(env2.from_elements(1, 2, 3)) == [1, 2, 3]
+
+
+def test_from_sequence(env):
+    assert collect(env.from_sequence(1, 5)) == [1, 2, 3, 4, 5]
+
+
+def test_read_text_file(env, tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("first line\nsecond\n\nlast\n")
+    assert collect(env.read_text_file(str(path))) == ["first line", "second", "", "last"]
+
+
+def test_key_by_reduce_is_rolling(env):
+    ds = env.from_collection([("a", 1), ("b", 5), ("a", 2), ("a", 3), ("b", 1)])
+    out = collect(ds.key_by(lambda x: x[0]).reduce(lambda a, b: (a[0], a[1] + b[1])))
+    assert out == [("a", 1), ("b", 5), ("a", 3), ("a", 6), ("b", 6)]
+
+
+def test_reduce_function_and_key_selector_classes(env):
+    class First(KeySelector):
+        def get_key(self, value):
+            return value[0]
+
+    class Longest(ReduceFunction):
+        def reduce(self, a, b):
+            return a if len(a[1]) >= len(b[1]) else b
+
+    ds = env.from_collection([("x", "ab"), ("x", "abc"), ("y", "z"), ("x", "a")])
+    out = collect(ds.key_by(First()).reduce(Longest()))
+    assert out == [("x", "ab"), ("x", "abc"), ("y", "z"), ("x", "abc")]
+
+
+def test_sum_min_max_min_by_max_by(env):
+    data = [("a", 3, "p"), ("a", 1, "q"), ("a", 5, "r")]
+
+    def run(f):
+        e = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+        return collect(f(e.from_collection(data).key_by(lambda x: x[0])))
+
+    assert run(lambda k: k.sum(1)) == [("a", 3, "p"), ("a", 4, "p"), ("a", 9, "p")]
+    assert run(lambda k: k.min(1)) == [("a", 3, "p"), ("a", 1, "p"), ("a", 1, "p")]
+    assert run(lambda k: k.max(1)) == [("a", 3, "p"), ("a", 3, "p"), ("a", 5, "p")]
+    assert run(lambda k: k.min_by(1)) == [("a", 3, "p"), ("a", 1, "q"), ("a", 1, "q")]
+    assert run(lambda k: k.max_by(1)) == [("a", 3, "p"), ("a", 3, "p"), ("a", 5, "r")]
+
+
+def test_keys_of_many_types(env):
+    data = [(1, "int"), (1.0, "float one"), ("1", "str"), ((1, "x"), "tuple"), (None, "none"),
+            (b"1", "bytes"), (10 ** 30, "big"), (frozenset([1]), "pickled"), (1, "int again")]
+    out = collect(env.from_collection(data).key_by(lambda x: x[0])
+                  .reduce(lambda a, b: (a[0], a[1] + "+" + b[1])))
+    assert out[-1] == (1, "int+float one+int again")
+    assert len(out) == len(data)
+
+
+def test_union(env):
+    a = env.from_collection([1, 2])
+    b = env.from_collection([10, 20])
+    c = env.from_collection([100])
+    assert sorted(collect(a.union(b, c))) == [1, 2, 10, 20, 100]
+
+
+def test_connect_co_map_and_co_flat_map(env):
+    class Tag(CoMapFunction):
+        def map1(self, value):
+            return ("left", value)
+
+        def map2(self, value):
+            return ("right", value)
+
+    class Spread(CoFlatMapFunction):
+        def flat_map1(self, value):
+            yield value
+
+        def flat_map2(self, value):
+            yield from value.split()
+
+    left = env.from_collection([1, 2])
+    right = env.from_collection(["x"])
+    assert sorted(collect(left.connect(right).map(Tag()))) == [
+        ("left", 1), ("left", 2), ("right", "x")]
+    env2 = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    out = collect(env2.from_collection([1]).connect(env2.from_collection(["a b"]))
+                  .flat_map(Spread()))
+    assert sorted(out, key=str) == [1, "a", "b"]
+
+
+def test_process_function_with_context_and_side_output(env):
+    small = OutputTag("small", Types.INT())
+
+    class Split(ProcessFunction):
+        def process_element(self, value, ctx):
+            assert ctx.timestamp() is None
+            assert isinstance(ctx.timer_service().current_processing_time(), int)
+            if value < 3:
+                yield small, value
+            else:
+                yield value * 2
+
+    main = env.from_collection([1, 2, 3, 4]).process(Split())
+    side = main.get_side_output(small)
+    side.map(lambda x: ("side", x)).add_sink(lambda x: None)
+    out = collect(main)
+    assert out == [6, 8]
+
+
+def test_side_output_records_reach_their_stream(env):
+    late = OutputTag("late")
+
+    class Split(ProcessFunction):
+        def process_element(self, value, ctx):
+            if value % 2:
+                yield late, value
+            else:
+                yield value
+
+    main = env.from_collection(list(range(10))).process(Split())
+    assert collect(main.get_side_output(late)) == [1, 3, 5, 7, 9]
+
+
+def test_partitioners_keep_every_record(env2):
+    ds = env2.from_collection(list(range(100)))
+    out = collect(ds.rebalance().map(lambda x: x).rescale().map(lambda x: x).shuffle()
+                  .map(lambda x: x).forward().map(lambda x: x))
+    assert sorted(out) == list(range(100))
+
+
+def test_broadcast_copies_to_every_subtask(env2):
+    out = collect(env2.from_collection([7, 8]).set_parallelism(1).broadcast().map(lambda x: x))
+    assert sorted(out) == [7, 7, 8, 8]
+
+
+def test_global_sends_everything_to_one_subtask(env2):
+    class Where(MapFunction):
+        def open(self, ctx):
+            self.index = ctx.get_index_of_this_subtask()
+
+        def map(self, value):
+            return self.index
+
+    out = collect(env2.from_collection(list(range(20))).global_().map(Where()))
+    assert out == [0] * 20
+
+
+def test_partition_custom(env2):
+    class ByParity(Partitioner):
+        def partition(self, key, num_partitions):
+            return key % num_partitions
+
+    class Where(MapFunction):
+        def open(self, ctx):
+            self.index = ctx.get_index_of_this_subtask()
+
+        def map(self, value):
+            return (value, self.index)
+
+    out = collect(env2.from_collection(list(range(10)))
+                  .partition_custom(ByParity(), lambda x: x).map(Where()))
+    assert sorted(out) == [(i, i % 2) for i in range(10)]
+
+
+def test_key_by_on_two_processes_puts_each_key_on_one_subtask(env2):
+    class Where(MapFunction):
+        def open(self, ctx):
+            self.index = ctx.get_index_of_this_subtask()
+
+        def map(self, value):
+            return (value[0], self.index)
+
+    words = ["apple", "pear", "fig", "kiwi", "plum", "lime"] * 20
+    out = collect(env2.from_collection([(w, 1) for w in words]).key_by(lambda x: x[0])
+                  .map(Where()))
+    owners = {}
+    for word, index in out:
+        owners.setdefault(word, set()).add(index)
+    assert all(len(s) == 1 for s in owners.values())
+    assert len(out) == len(words)
+
+
+def test_word_count_on_two_processes(env2):
+    text = ["to be or not to be", "that is the question", "to be is to do"]
+    out = collect(env2.from_collection(text).flat_map(lambda line: line.split())
+                  .map(lambda w: (w, 1), output_type=Types.TUPLE([Types.STRING(), Types.INT()]))
+                  .key_by(lambda x: x[0]).reduce(lambda a, b: (a[0], a[1] + b[1])))
+    final = {}
+    for word, count in out:
+        final[word] = max(final.get(word, 0), count)
+    assert final == dict(Counter(" ".join(text).split()))
+
+
+def test_print_prefixes_the_subtask(capfd, env2):
+    env2.from_collection([("a", 1), ("b", 2)]).map(lambda x: x).print()
+    env2.execute("print")
+    lines = capfd.readouterr().out.splitlines()
+    assert sorted(lines) == sorted(["1> ('a', 1)", "2> ('b', 2)"]) or \
+        sorted(re.sub(r"^\d> ", "", l) for l in lines) == ["('a', 1)", "('b', 2)"]
+    assert all(re.match(r"^[12]> ", l) for l in lines)
+
+
+def test_print_without_prefix_at_parallelism_one(capfd, env):
+    env.from_collection(["x"]).print()
+    env.execute()
+    assert capfd.readouterr().out.splitlines() == ["x"]
+
+
+def test_add_sink_with_a_sink_function(env, tmp_path):
+    target = tmp_path / "out.txt"
+
+    class FileAppend(SinkFunction):
+        def invoke(self, value):
+            with open(target, "a") as f:
+                f.write(f"{value}\n")
+
+    env.from_collection(["a", "b"]).add_sink(FileAppend())
+    env.execute("sink")
+    assert target.read_text().splitlines() == ["a", "b"]
+
+
+def test_execute_and_collect_limit_and_context_manager(env):
+    with env.from_collection(list(range(10))).execute_and_collect(limit=3) as results:
+        assert list(results) == [0, 1, 2]
+
+
+def test_name_uid_parallelism_and_plan(env):
+    ds = env.from_collection([1]).map(lambda x: x).name("double").uid("double-uid")
+    ds.set_parallelism(1)
+    assert ds.get_name() == "double"
+    assert "double" in env.get_execution_plan()
+    result = ds.print().name("out")
+    assert result is not None
+    job = env.execute("named")
+    assert job.get_job_name() == "named"
+    assert job.get_net_runtime() >= 0
+    assert any(op["name"] == "double" for op in job.get_operator_metrics())
+
+
+def test_configuration_sets_the_default_parallelism():
+    config = Configuration().set_integer("parallelism.default", 3)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    assert env.get_parallelism() == 3
+
+
+def test_default_parallelism_is_the_number_of_cores():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    assert env.get_parallelism() == (os.cpu_count() or 1)
+
+
+def test_records_of_any_picklable_type_cross_processes(env2):
+    class Point:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+    points = [Point(i, -i) for i in range(10)]
+    out = collect(env2.from_collection(points).rebalance().map(lambda p: p.x + p.y + p.x))
+    assert sorted(out) == list(range(10))
+
+
+# ----- errors -----
+
+def test_an_exception_fails_the_job_with_its_traceback_and_operator(env):
+    def explode(x):
+        if x == 3:
+            raise ValueError(f"bad record {x}")
+        return x
+
+    env.from_collection([1, 2, 3]).map(explode).name("Exploder").print()
+    with pytest.raises(JobExecutionError) as info:
+        env.execute("fails")
+    message = str(info.value)
+    assert "operator 'Exploder'" in message
+    assert "ValueError: bad record 3" in message
+    assert "in explode" in message
+
+
+def test_an_exception_in_another_process_reaches_the_driver(env2):
+    def explode(x):
+        raise KeyError(f"missing {x}")
+
+    env2.from_collection(list(range(10))).rebalance().map(explode).name("Boom").print()
+    with pytest.raises(JobExecutionError) as info:
+        env2.execute("fails on every process")
+    message = str(info.value)
+    assert "operator 'Boom'" in message
+    assert "KeyError: 'missing" in message
+    assert "lost the connection" not in message
+
+
+def test_an_exception_in_a_key_selector(env):
+    env.from_collection([{"k": 1}, {}]).key_by(lambda d: d["k"]).reduce(lambda a, b: a).print()
+    with pytest.raises(JobExecutionError, match="KeyError: 'k'"):
+        env.execute()
+
+
+def test_a_job_without_sinks_is_refused(env):
+    env.from_collection([1]).map(lambda x: x)
+    with pytest.raises(RuntimeError, match="no sinks"):
+        env.execute()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2"])
+def test_bad_parallelism_is_refused(env, bad):
+    with pytest.raises(ValueError, match="parallelism must be a positive integer"):
+        env.set_parallelism(bad)
+
+
+def test_bad_arguments_name_what_is_wrong(env):
+    with pytest.raises(TypeError, match="from_collection"):
+        env.from_collection("abc")
+    with pytest.raises(TypeError, match="MapFunction"):
+        env.from_collection([1]).map(42)
+    with pytest.raises(TypeError, match="union"):
+        env.from_collection([1]).union([1])
+    with pytest.raises(ValueError, match="UTF-8"):
+        env.read_text_file("x", "latin-1")
+
+
+def test_a_missing_input_file_fails_with_its_path(env, tmp_path):
+    missing = tmp_path / "nope.txt"
+    env.read_text_file(str(missing)).print()
+    with pytest.raises(JobExecutionError, match="nope.txt"):
+        env.execute()
+
+
+def test_unpicklable_functions_are_refused_on_several_processes(env2):
+    import threading
+    lock = threading.Lock()
+    env2.from_collection([1, 2]).map(lambda x: (lock, x)[1]).print()
+    with pytest.raises(JobExecutionError, match="cannot be pickled"):
+        env2.execute()

@@ -1,0 +1,285 @@
+"""Keyed state and timers from Python, event time, and PyFlink's documented examples."""
+
+from collections import Counter
+
+import pytest
+
+from superflow.common import Duration, JobExecutionError, Time, Types, WatermarkStrategy
+from superflow.common.watermark_strategy import TimestampAssigner
+from superflow.datastream import (
+    AggregateFunction,
+    KeyedProcessFunction,
+    MapFunction,
+    ProcessFunction,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+    TimeDomain,
+)
+from superflow.datastream.state import (
+    AggregatingStateDescriptor,
+    ListStateDescriptor,
+    MapStateDescriptor,
+    ReducingStateDescriptor,
+    StateTtlConfig,
+    ValueStateDescriptor,
+)
+
+
+def collect(stream):
+    return list(stream.execute_and_collect())
+
+
+class CountPerKey(KeyedProcessFunction):
+    def open(self, runtime_context: RuntimeContext):
+        self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.LONG()))
+
+    def process_element(self, value, ctx):
+        c = (self.count.value() or 0) + 1
+        self.count.update(c)
+        yield ctx.get_current_key(), c
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_value_state_counts_per_key(parallelism):
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    data = [("a", 1), ("b", 1), ("a", 1), ("c", 1), ("a", 1), ("b", 1)]
+    out = collect(env.from_collection(data).key_by(lambda x: x[0]).process(CountPerKey()))
+    assert sorted(out) == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("c", 1)]
+
+
+def test_list_map_reducing_and_aggregating_state(env):
+    class Average(AggregateFunction):
+        def create_accumulator(self):
+            return (0, 0)
+
+        def add(self, value, acc):
+            return (acc[0] + value, acc[1] + 1)
+
+        def get_result(self, acc):
+            return acc[0] / acc[1]
+
+    class Everything(KeyedProcessFunction):
+        def open(self, ctx):
+            self.seen = ctx.get_list_state(ListStateDescriptor("seen", Types.INT()))
+            self.by_parity = ctx.get_map_state(
+                MapStateDescriptor("parity", Types.STRING(), Types.INT()))
+            self.total = ctx.get_reducing_state(
+                ReducingStateDescriptor("total", lambda a, b: a + b, Types.INT()))
+            self.avg = ctx.get_aggregating_state(
+                AggregatingStateDescriptor("avg", Average(), Types.TUPLE([])))
+
+        def process_element(self, value, ctx):
+            v = value[1]
+            self.seen.add(v)
+            parity = "even" if v % 2 == 0 else "odd"
+            self.by_parity.put(parity, (self.by_parity.get(parity) or 0) + 1)
+            self.total.add(v)
+            self.avg.add(v)
+            if v == 0:
+                self.seen.clear()
+                self.by_parity.remove("even")
+            yield (ctx.get_current_key(), list(self.seen.get()), sorted(self.by_parity.items()),
+                   self.total.get(), self.avg.get(), self.by_parity.contains("odd"))
+
+    data = [("k", 1), ("k", 2), ("j", 5), ("k", 0), ("k", 3)]
+    out = collect(env.from_collection(data).key_by(lambda x: x[0]).process(Everything()))
+    assert out == [
+        ("k", [1], [("odd", 1)], 1, 1.0, True),
+        ("k", [1, 2], [("even", 1), ("odd", 1)], 3, 1.5, True),
+        ("j", [5], [("odd", 1)], 5, 5.0, True),
+        ("k", [], [("odd", 1)], 3, 1.0, True),
+        ("k", [3], [("odd", 2)], 6, 1.5, True),
+    ]
+
+
+def test_value_state_clear_and_update_to_none(env):
+    class Toggle(KeyedProcessFunction):
+        def open(self, ctx):
+            self.flag = ctx.get_state(ValueStateDescriptor("flag", Types.BOOLEAN()))
+
+        def process_element(self, value, ctx):
+            if self.flag.value():
+                self.flag.clear()
+                yield "off"
+            else:
+                self.flag.update(True)
+                yield "on"
+
+    out = collect(env.from_collection([1, 1, 1, 2]).key_by(lambda x: x).process(Toggle()))
+    assert out == ["on", "off", "on", "on"]
+
+
+def test_keyed_state_outside_a_keyed_stream_is_an_error(env):
+    class Wrong(MapFunction):
+        def open(self, ctx):
+            ctx.get_state(ValueStateDescriptor("x", Types.INT()))
+
+        def map(self, value):
+            return value
+
+    env.from_collection([1]).map(Wrong()).print()
+    with pytest.raises(JobExecutionError, match="only available on a keyed stream"):
+        env.execute()
+
+
+def test_state_declared_twice_is_an_error(env):
+    class Twice(KeyedProcessFunction):
+        def open(self, ctx):
+            ctx.get_state(ValueStateDescriptor("x"))
+            ctx.get_list_state(ListStateDescriptor("x"))
+
+        def process_element(self, value, ctx):
+            yield value
+
+    env.from_collection([1]).key_by(lambda x: x).process(Twice()).print()
+    with pytest.raises(JobExecutionError, match="declared twice"):
+        env.execute()
+
+
+def test_ttl_config_is_accepted_and_validated():
+    config = StateTtlConfig.new_builder(Time.seconds(1)).build()
+    assert config.ttl_ms == 1000
+    descriptor = ValueStateDescriptor("v", Types.INT())
+    descriptor.enable_time_to_live(config)
+    with pytest.raises(ValueError, match="OnReadAndWrite"):
+        StateTtlConfig.new_builder(Time.seconds(1)).set_update_type(
+            StateTtlConfig.UpdateType.OnReadAndWrite)
+
+
+class SecondTimestamps(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp):
+        return value[1]
+
+
+def test_event_time_timers_fire_with_the_watermark(env):
+    class Deadline(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            ctx.timer_service().register_event_time_timer(ctx.timestamp() + 10)
+            yield ("seen", ctx.get_current_key(), ctx.timestamp())
+
+        def on_timer(self, timestamp, ctx):
+            assert ctx.time_domain() == TimeDomain.EVENT_TIME
+            yield ("timer", ctx.get_current_key(), timestamp, ctx.timer_service().current_watermark())
+
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(
+        SecondTimestamps())
+    data = [("a", 1), ("b", 5), ("a", 30), ("b", 31)]
+    out = collect(env.from_collection(data).assign_timestamps_and_watermarks(strategy)
+                  .key_by(lambda x: x[0]).process(Deadline()))
+    seen = [o for o in out if o[0] == "seen"]
+    timers = [o[:3] for o in out if o[0] == "timer"]
+    assert seen == [("seen", "a", 1), ("seen", "b", 5), ("seen", "a", 30), ("seen", "b", 31)]
+    assert sorted(timers) == [("timer", "a", 11), ("timer", "a", 40), ("timer", "b", 15),
+                              ("timer", "b", 41)]
+
+
+def test_deleted_timers_do_not_fire(env):
+    class Once(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            ctx.timer_service().register_event_time_timer(100)
+            if value[1] == 2:
+                ctx.timer_service().delete_event_time_timer(100)
+            return None
+
+        def on_timer(self, timestamp, ctx):
+            yield ctx.get_current_key()
+
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(5)) \
+        .with_timestamp_assigner(lambda v, ts: v[1])
+    out = collect(env.from_collection([("x", 1), ("y", 1), ("x", 2)])
+                  .assign_timestamps_and_watermarks(strategy)
+                  .key_by(lambda v: v[0]).process(Once()))
+    assert out == ["y"]
+
+
+def test_timers_on_a_non_keyed_stream_are_an_error(env):
+    class Wrong(ProcessFunction):
+        def process_element(self, value, ctx):
+            ctx.timer_service().register_event_time_timer(1)
+            yield value
+
+    env.from_collection([1]).process(Wrong()).print()
+    with pytest.raises(JobExecutionError, match="only available on a keyed stream"):
+        env.execute()
+
+
+# ----- PyFlink's documented examples -----
+
+WORD_COUNT_DATA = [
+    "To be, or not to be,--that is the question:--",
+    "Whether 'tis nobler in the mind to suffer",
+    "The slings and arrows of outrageous fortune",
+    "Or to take arms against a sea of troubles,",
+    "And by opposing end them?--To die,--to sleep,--",
+    "No more; and by a sleep to say we end",
+    "The heartache, and the thousand natural shocks",
+    "That flesh is heir to,--'tis a consummation",
+    "Devoutly to be wish'd. To die,--to sleep;--",
+    "To sleep! perchance to dream:--ay, there's the rub;",
+]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_pyflink_word_count_example(parallelism):
+    # PyFlink's examples/datastream/word_count.py, with its built-in data.
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    ds = env.from_collection(WORD_COUNT_DATA)
+
+    def split(line):
+        yield from line.split()
+
+    ds = ds.flat_map(split) \
+        .map(lambda i: (i, 1), output_type=Types.TUPLE([Types.STRING(), Types.INT()])) \
+        .key_by(lambda i: i[0]) \
+        .reduce(lambda i, j: (i[0], i[1] + j[1]))
+    out = collect(ds)
+    final = {}
+    for word, count in out:
+        final[word] = max(final.get(word, 0), count)
+    expected = Counter(w for line in WORD_COUNT_DATA for w in line.split())
+    assert final == dict(expected)
+    assert final["to"] == 6 and final["To"] == 3 and final["the"] == 4
+
+
+def test_pyflink_count_with_timeout_example(env):
+    # The KeyedProcessFunction example of PyFlink's "Process Function" page: count per
+    # key, and emit (key, count) when a key has had no record for 60 s of event time.
+    class CountWithTimeoutFunction(KeyedProcessFunction):
+        def __init__(self):
+            self.state = None
+
+        def open(self, runtime_context: RuntimeContext):
+            self.state = runtime_context.get_state(ValueStateDescriptor(
+                "my_state", Types.PICKLED_BYTE_ARRAY()))
+
+        def process_element(self, value, ctx):
+            current = self.state.value()
+            if current is None:
+                current = [value[0], 0, 0]
+            current[1] += 1
+            current[2] = ctx.timestamp()
+            self.state.update(current)
+            ctx.timer_service().register_event_time_timer(current[2] + 60000)
+
+        def on_timer(self, timestamp, ctx):
+            result = self.state.value()
+            if timestamp == result[2] + 60000:
+                yield result[0], result[1]
+
+    class MyTimestampAssigner(TimestampAssigner):
+        def extract_timestamp(self, value, record_timestamp):
+            return int(value[2])
+
+    data = [("Alice", 110.1, 1000), ("Bob", 30.2, 2000), ("Alice", 20.0, 3000),
+            ("Bob", 53.1, 70000), ("Alice", 13.1, 130000), ("Bob", 3.1, 140000)]
+    watermark_strategy = WatermarkStrategy.for_monotonous_timestamps() \
+        .with_timestamp_assigner(MyTimestampAssigner())
+    out = collect(env.from_collection(data)
+                  .assign_timestamps_and_watermarks(watermark_strategy)
+                  .key_by(lambda x: x[0])
+                  .process(CountWithTimeoutFunction()))
+    # The input is read before the first periodic watermark (every 200 ms), so every
+    # timer fires on the watermark at the end of the input; only each key's last timer
+    # matches its last modification, as in Flink.
+    assert sorted(out) == [("Alice", 3), ("Bob", 3)]
