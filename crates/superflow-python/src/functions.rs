@@ -65,7 +65,7 @@ pub(crate) struct SideOutputs {
 
 impl SideOutputs {
     /// Emits the items of `result` (an iterable or None) to `out`, or to a side output.
-    fn emit_all(
+    pub(crate) fn emit_all(
         &self,
         py: Python<'_>,
         result: Bound<'_, PyAny>,

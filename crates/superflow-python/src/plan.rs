@@ -22,6 +22,7 @@ use crate::functions::{
     PyTimestampAssigner, SideOutputs,
 };
 use crate::record::{PyKey, PyObj};
+use crate::window::{WindowClasses, WindowSpec};
 use crate::JobExecutionError;
 
 /// One node of the plan, read out of its Python dict.
@@ -40,6 +41,7 @@ struct PlanNode {
     name: Option<String>,
     uid: Option<String>,
     parallelism: Option<usize>,
+    window: Option<WindowSpec>,
 }
 
 fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -80,6 +82,21 @@ impl PlanNode {
                 item(dict, "bound_ms")?,
                 item(dict, "idle_ms")?,
             ),
+            window: match item::<String>(dict, "assigner")? {
+                None => None,
+                Some(assigner) => Some(WindowSpec {
+                    assigner,
+                    size_ms: item(dict, "size_ms")?.unwrap_or(0),
+                    slide_ms: item(dict, "slide_ms")?.unwrap_or(0),
+                    offset_ms: item(dict, "offset_ms")?.unwrap_or(0),
+                    lateness_ms: item(dict, "lateness_ms")?.unwrap_or(0),
+                    late_tag: item(dict, "late_tag")?,
+                    kind: item(dict, "window_kind")?.unwrap_or_default(),
+                    function: item::<Py<PyAny>>(dict, "fn")?.map(PyObj),
+                    window_function: item::<Py<PyAny>>(dict, "fn2")?.map(PyObj),
+                    apply_style: item(dict, "apply_style")?.unwrap_or(false),
+                }),
+            },
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -98,6 +115,7 @@ struct PlanSettings {
 struct PythonClasses {
     side: SideOutputs,
     runtime_context: PyObj,
+    windows: WindowClasses,
 }
 
 /// What a plan node became.
@@ -300,6 +318,15 @@ fn build(
                         .name("Keyed Reduce"),
                 )
             }
+            "window" => {
+                let spec = node
+                    .window
+                    .as_ref()
+                    .ok_or_else(|| format!("window node {} has no assigner", node.id))?;
+                let stream =
+                    crate::window::window(keyed_of()?, spec, &classes.windows, &classes.side)?;
+                Built::Stream(stream.name("Window"))
+            }
             "keyed_process" => {
                 let function = Python::attach(|py| {
                     need(node, &node.function).map(|f| {
@@ -495,6 +522,14 @@ pub(crate) fn execute<'py>(
             ),
         },
         runtime_context: PyObj(functions.getattr("RuntimeContext")?.unbind()),
+        windows: {
+            let module = py.import("superflow.datastream.window")?;
+            WindowClasses {
+                time_window: PyObj(module.getattr("TimeWindow")?.unbind()),
+                global_window: PyObj(module.getattr("GlobalWindow")?.unbind()),
+                context: PyObj(module.getattr("_WindowContext")?.unbind()),
+            }
+        },
     };
     let outcome = py.detach(move || -> Result<_, PyErr> {
         let env = StreamExecutionEnvironment::get_execution_environment();

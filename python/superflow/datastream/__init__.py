@@ -18,13 +18,16 @@ from superflow.datastream.functions import (
     MapFunction,
     Partitioner,
     ProcessFunction,
+    ProcessWindowFunction,
     ReduceFunction,
     RuntimeContext,
     SinkFunction,
     TimeDomain,
     TimerService,
+    WindowFunction,
 )
 from superflow.datastream.output_tag import OutputTag
+from superflow.datastream.window import WindowedStream
 from superflow.datastream.stream_execution_environment import (
     JobExecutionResult,
     StreamExecutionEnvironment,
@@ -48,10 +51,13 @@ __all__ = [
     "OutputTag",
     "Partitioner",
     "ProcessFunction",
+    "ProcessWindowFunction",
     "ReduceFunction",
     "RuntimeContext",
     "SinkFunction",
     "StreamExecutionEnvironment",
     "TimeDomain",
     "TimerService",
+    "WindowFunction",
+    "WindowedStream",
 ]

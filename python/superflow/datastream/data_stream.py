@@ -306,6 +306,19 @@ class KeyedStream(DataStream):
         return self._one("reduce", self._output_type,
                          fn=_pick(position_to_max_by, lambda x, y: x > y, True), name="MaxBy")
 
+    def window(self, window_assigner: Any) -> Any:
+        """Cuts each key's records into the assigner's windows."""
+        from superflow.datastream.window import WindowAssigner, WindowedStream
+        if not isinstance(window_assigner, WindowAssigner):
+            raise TypeError("window() takes a WindowAssigner, such as "
+                            "TumblingEventTimeWindows.of(Time.seconds(1))")
+        return WindowedStream(self, window_assigner._spec)
+
+    def count_window(self, size: int, slide: int = 0) -> Any:
+        """Windows of ``size`` records per key (sliding by ``slide`` records if given)."""
+        from superflow.datastream.window import WindowedStream, count_window_spec
+        return WindowedStream(self, count_window_spec(size, slide))
+
     def process(self, func: Any, output_type: Optional[TypeInformation] = None
                 ) -> "DataStream":
         """Runs a ``KeyedProcessFunction`` (state, timers), or a ``ProcessFunction``."""

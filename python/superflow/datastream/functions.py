@@ -182,6 +182,22 @@ class KeyedProcessFunction(Function):
         return None
 
 
+class ProcessWindowFunction(Function):
+    """Evaluates a window with all its records: ``process(key, context, elements)``
+    yields the outputs; ``context.window()`` is the window."""
+
+    def process(self, key: Any, context: Any, elements: Iterable[Any]
+                ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("ProcessWindowFunction.process")
+
+
+class WindowFunction(Function):
+    """Evaluates a window with all its records: ``apply(key, window, inputs)``."""
+
+    def apply(self, key: Any, window: Any, inputs: Iterable[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("WindowFunction.apply")
+
+
 class RuntimeContext:
     """Where a function runs, and (on keyed streams) its keyed state."""
 
