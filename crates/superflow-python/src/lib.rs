@@ -8,6 +8,7 @@
 mod functions;
 mod plan;
 mod record;
+mod settings;
 mod window;
 
 use std::sync::Arc;

@@ -15,13 +15,15 @@ use superflow_api::{
 };
 use superflow_connectors::SinkFunction;
 use superflow_core::{JobError, UserError};
-use superflow_runtime::{ClusterConfig, JobExecutionResult};
+use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
+use superflow_runtime::JobExecutionResult;
 
 use crate::functions::{
     raise, OneInputKind, PyCoFunction, PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink,
     PyTimestampAssigner, SideOutputs,
 };
 use crate::record::{PyKey, PyObj};
+use crate::settings::PlanSettings;
 use crate::window::{WindowClasses, WindowSpec};
 use crate::JobExecutionError;
 
@@ -44,7 +46,7 @@ struct PlanNode {
     window: Option<WindowSpec>,
 }
 
-fn item<'py, T: FromPyObjectOwned<'py>>(
+pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
     dict: &Bound<'py, PyDict>,
     key: &str,
 ) -> PyResult<Option<T>> {
@@ -104,13 +106,6 @@ impl PlanNode {
     }
 }
 
-/// Job settings from the Python environment.
-struct PlanSettings {
-    parallelism: usize,
-    max_parallelism: Option<usize>,
-    cluster: Option<ClusterConfig>,
-}
-
 /// Python classes the operators need, looked up once.
 struct PythonClasses {
     side: SideOutputs,
@@ -121,6 +116,9 @@ struct PythonClasses {
 /// What a plan node became.
 enum Built {
     Stream(DataStream<PyObj>),
+    /// A Rust source and the map that makes its records Python objects, each already
+    /// named and configured.
+    Converted(DataStream<PyObj>),
     Keyed(DataStream<PyObj>, PyObj),
     Sink,
 }
@@ -159,7 +157,22 @@ impl SinkFunction<PyObj> for CollectSink {
         shared.entry(self.node).or_default().append(&mut self.local);
         Ok(())
     }
+    // The records gathered so far are the sink's operator state, so that a job restored
+    // from a checkpoint returns each record once.
+    fn initialize_state(
+        &mut self,
+        ctx: &FunctionInitializationContext<'_>,
+    ) -> Result<(), UserError> {
+        self.local = ctx.get_list_state(COLLECTED_STATE);
+        Ok(())
+    }
+    fn snapshot_state(&mut self, ctx: &mut FunctionSnapshotContext<'_>) -> Result<(), UserError> {
+        ctx.put_list_state(COLLECTED_STATE, &self.local)?;
+        Ok(())
+    }
 }
+
+const COLLECTED_STATE: &str = "collected";
 
 /// What the benchmark's sink saw, over the subtasks of this process.
 #[derive(Default)]
@@ -241,6 +254,34 @@ fn need<'a>(node: &'a PlanNode, f: &'a Option<PyObj>) -> Result<&'a PyObj, Strin
         .ok_or_else(|| format!("node {} ({}) has no function", node.id, node.op))
 }
 
+/// Sets the node's name, uid and parallelism on the operator behind `stream`.
+fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -> DataStream<T> {
+    let mut s = stream;
+    if let Some(name) = &node.name {
+        s = s.name(name);
+    }
+    if let Some(uid) = &node.uid {
+        s = s.uid(uid);
+    }
+    if let Some(p) = node.parallelism {
+        s = s.set_parallelism(p);
+    }
+    s
+}
+
+/// Configures the map that turns a Rust source's records into Python objects: it runs
+/// beside the source, and its uid derives from the source's.
+fn to_python(node: &PlanNode, map: DataStream<PyObj>) -> DataStream<PyObj> {
+    let mut s = map.name("To Python");
+    if let Some(uid) = &node.uid {
+        s = s.uid(&format!("{uid}/to-python"));
+    }
+    if let Some(p) = node.parallelism {
+        s = s.set_parallelism(p);
+    }
+    s
+}
+
 /// Builds the Rust job of `nodes` on `env`; returns the collect nodes' shared buffer.
 fn build(
     env: &StreamExecutionEnvironment,
@@ -290,17 +331,27 @@ fn build(
             "from_collection" => Built::Stream(env.from_collection(node.elements.clone())),
             "from_sequence" => {
                 let (start, end) = node.range;
-                Built::Stream(env.from_sequence(start, end).map(|v: i64| {
-                    Python::attach(|py| PyObj(pyo3::types::PyInt::new(py, v).into_any().unbind()))
-                }))
+                let source = configured(node, env.from_sequence(start, end));
+                Built::Converted(to_python(
+                    node,
+                    source.map(|v: i64| {
+                        Python::attach(|py| {
+                            PyObj(pyo3::types::PyInt::new(py, v).into_any().unbind())
+                        })
+                    }),
+                ))
             }
             "read_text_file" => {
                 let path = node.text.clone().unwrap_or_default();
-                Built::Stream(env.read_text_file(path).map(|line: String| {
-                    Python::attach(|py| {
-                        PyObj(pyo3::types::PyString::new(py, &line).into_any().unbind())
-                    })
-                }))
+                let source = configured(node, env.read_text_file(path));
+                Built::Converted(to_python(
+                    node,
+                    source.map(|line: String| {
+                        Python::attach(|py| {
+                            PyObj(pyo3::types::PyString::new(py, &line).into_any().unbind())
+                        })
+                    }),
+                ))
             }
             "map" => Built::Stream(one_input(OneInputKind::Map)?.name("Map")),
             "flat_map" => Built::Stream(one_input(OneInputKind::FlatMap)?.name("Flat Map")),
@@ -437,19 +488,8 @@ fn build(
             other => return Err(format!("unknown plan operation '{other}'")),
         };
         let result = match result {
-            Built::Stream(s) => {
-                let mut s = s.exchangeable();
-                if let Some(name) = &node.name {
-                    s = s.name(name);
-                }
-                if let Some(uid) = &node.uid {
-                    s = s.uid(uid);
-                }
-                if let Some(p) = node.parallelism {
-                    s = s.set_parallelism(p);
-                }
-                Built::Stream(s)
-            }
+            Built::Stream(s) => Built::Stream(configured(node, s).exchangeable()),
+            Built::Converted(s) => Built::Stream(s.exchangeable()),
             other => other,
         };
         built.insert(node.id, result);
@@ -503,15 +543,7 @@ pub(crate) fn execute<'py>(
         .iter()
         .map(|n| PlanNode::read(&n))
         .collect::<PyResult<Vec<_>>>()?;
-    let cluster: Option<(usize, Vec<String>)> = item(settings, "cluster")?;
-    let settings = PlanSettings {
-        parallelism: item(settings, "parallelism")?.unwrap_or(1),
-        max_parallelism: item(settings, "max_parallelism")?,
-        cluster: cluster.map(|(process_id, addresses)| ClusterConfig {
-            process_id,
-            addresses,
-        }),
-    };
+    let settings = PlanSettings::read(settings)?;
     let functions = py.import("superflow.datastream.functions")?;
     let classes = PythonClasses {
         side: SideOutputs {
@@ -533,13 +565,7 @@ pub(crate) fn execute<'py>(
     };
     let outcome = py.detach(move || -> Result<_, PyErr> {
         let env = StreamExecutionEnvironment::get_execution_environment();
-        env.set_parallelism(settings.parallelism);
-        if let Some(max) = settings.max_parallelism {
-            env.set_max_parallelism(max);
-        }
-        if let Some(cluster) = settings.cluster {
-            env.set_cluster(cluster);
-        }
+        settings.apply(&env);
         env.set_activation_scope(crate::gil_scope());
         let totals = Arc::new(Mutex::new(BenchTotals::default()));
         let collected = build(&env, &nodes, &classes, &totals)
@@ -569,6 +595,16 @@ pub(crate) fn execute<'py>(
     }
     out.set_item("collected", lists)?;
     out.set_item("bench", bench)?;
+    out.set_item("checkpoints", result.checkpoints.len())?;
+    out.set_item("restarts", result.restarts)?;
+    out.set_item("restart_causes", &result.restart_causes)?;
+    out.set_item(
+        "restored_from",
+        result
+            .restored_from
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    )?;
     let operators = PyList::empty(py);
     for op in &result.operators {
         let d = PyDict::new(py);

@@ -3,6 +3,7 @@
 from superflow.common.typeinfo import Types, TypeInformation
 from superflow.common.time import Duration, Time
 from superflow.common.configuration import Configuration
+from superflow.common.restart_strategy import RestartStrategies
 from superflow.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
 from superflow._superflow import JobExecutionError
 
@@ -13,6 +14,7 @@ __all__ = [
     "Time",
     "Configuration",
     "JobExecutionError",
+    "RestartStrategies",
     "TimestampAssigner",
     "WatermarkStrategy",
 ]

@@ -26,7 +26,13 @@ from superflow.datastream.functions import (
     TimerService,
     WindowFunction,
 )
+from superflow.datastream.checkpoint_config import (
+    CheckpointConfig,
+    CheckpointingMode,
+    ExternalizedCheckpointRetention,
+)
 from superflow.datastream.output_tag import OutputTag
+from superflow.datastream.state_backend import EmbeddedLsmStateBackend, HashMapStateBackend
 from superflow.datastream.window import WindowedStream
 from superflow.datastream.stream_execution_environment import (
     JobExecutionResult,
@@ -34,6 +40,11 @@ from superflow.datastream.stream_execution_environment import (
 )
 
 __all__ = [
+    "CheckpointConfig",
+    "CheckpointingMode",
+    "EmbeddedLsmStateBackend",
+    "ExternalizedCheckpointRetention",
+    "HashMapStateBackend",
     "AggregateFunction",
     "CloseableIterator",
     "CoFlatMapFunction",

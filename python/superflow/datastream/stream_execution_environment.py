@@ -7,7 +7,10 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from superflow.common.configuration import Configuration
 from superflow.common.typeinfo import TypeInformation
+from superflow.common.restart_strategy import RestartStrategyConfiguration
+from superflow.datastream.checkpoint_config import CheckpointConfig
 from superflow.datastream.data_stream import DataStream
+from superflow.datastream.state_backend import StateBackend
 
 
 class JobExecutionResult:
@@ -19,6 +22,10 @@ class JobExecutionResult:
         self._collected: Dict[int, List[Any]] = raw.get("collected", {})
         self._operators: List[Dict[str, Any]] = raw.get("operators", [])
         self._bench = raw.get("bench", (0, 0, 0))
+        self._checkpoints = raw.get("checkpoints", 0)
+        self._restarts = raw.get("restarts", 0)
+        self._restart_causes: List[str] = raw.get("restart_causes", [])
+        self._restored_from: Optional[str] = raw.get("restored_from")
 
     def get_job_name(self) -> str:
         return self._job_name
@@ -31,6 +38,21 @@ class JobExecutionResult:
         """Records in and out per operator (of the driver's process)."""
         return list(self._operators)
 
+    def get_completed_checkpoints(self) -> int:
+        """How many checkpoints completed."""
+        return self._checkpoints
+
+    def get_restarts(self) -> int:
+        """How many times the job restarted after a failure."""
+        return self._restarts
+
+    def get_restart_causes(self) -> List[str]:
+        return list(self._restart_causes)
+
+    def get_restored_from(self) -> Optional[str]:
+        """The checkpoint the job started from, if it was restored."""
+        return self._restored_from
+
     def __repr__(self) -> str:
         return f"JobExecutionResult({self._job_name!r}, {self.get_net_runtime()} ms)"
 
@@ -42,8 +64,21 @@ class StreamExecutionEnvironment:
         self._nodes: List[Dict[str, Any]] = []
         self._parallelism: Optional[int] = None
         self._max_parallelism: Optional[int] = None
-        if configuration is not None and configuration.contains_key("parallelism.default"):
-            self.set_parallelism(configuration.get_integer("parallelism.default", 1))
+        self._checkpoint_config = CheckpointConfig()
+        self._restart: Optional[RestartStrategyConfiguration] = None
+        self._state_backend: Optional[StateBackend] = None
+        self._restore_path: Optional[str] = None
+        self._allow_non_restored_state = False
+        if configuration is not None:
+            if configuration.contains_key("parallelism.default"):
+                self.set_parallelism(configuration.get_integer("parallelism.default", 1))
+            for key in ("execution.state-recovery.path", "execution.savepoint.path"):
+                if configuration.contains_key(key):
+                    self.set_restore_path(configuration.get_string(key, ""))
+            for key in ("execution.state-recovery.ignore-unclaimed-state",
+                        "execution.savepoint.ignore-unclaimed-state"):
+                if configuration.contains_key(key):
+                    self._allow_non_restored_state = configuration.get_boolean(key, False)
 
     @staticmethod
     def get_execution_environment(configuration: Optional[Configuration] = None
@@ -72,6 +107,42 @@ class StreamExecutionEnvironment:
 
     def get_max_parallelism(self) -> int:
         return self._max_parallelism or 128
+
+    # ----- fault tolerance -----
+
+    def enable_checkpointing(self, interval: int, mode: Optional[str] = None
+                             ) -> "StreamExecutionEnvironment":
+        """Takes a checkpoint every ``interval`` ms; a failed job restarts from the last
+        one. Checkpoints need the job to run on one process (parallelism 1) for now."""
+        self._checkpoint_config.set_checkpoint_interval(interval)
+        if mode is not None:
+            self._checkpoint_config.set_checkpointing_mode(mode)
+        return self
+
+    def get_checkpoint_config(self) -> CheckpointConfig:
+        return self._checkpoint_config
+
+    def set_restart_strategy(self, restart_strategy_configuration: RestartStrategyConfiguration
+                             ) -> "StreamExecutionEnvironment":
+        if not isinstance(restart_strategy_configuration, RestartStrategyConfiguration):
+            raise TypeError("set_restart_strategy takes RestartStrategies.<...>(...)")
+        self._restart = restart_strategy_configuration
+        return self
+
+    def set_state_backend(self, state_backend: StateBackend) -> "StreamExecutionEnvironment":
+        if not isinstance(state_backend, StateBackend):
+            raise TypeError("set_state_backend takes HashMapStateBackend() or "
+                            "EmbeddedLsmStateBackend()")
+        self._state_backend = state_backend
+        return self
+
+    def set_restore_path(self, path: str, allow_non_restored_state: bool = False
+                         ) -> "StreamExecutionEnvironment":
+        """Starts the next job from a checkpoint, a savepoint, or the newest sound
+        checkpoint of a checkpoint directory."""
+        self._restore_path = str(path)
+        self._allow_non_restored_state = allow_non_restored_state
+        return self
 
     # ----- sources -----
 
@@ -130,7 +201,12 @@ class StreamExecutionEnvironment:
         nodes, self._nodes = self._nodes, []
         name = job_name or "Superflow Streaming Job"
         settings = {"parallelism": self.get_parallelism(),
-                    "max_parallelism": self._max_parallelism}
+                    "max_parallelism": self._max_parallelism,
+                    "checkpoint": self._checkpoint_config._dict(),
+                    "restart": self._restart._spec if self._restart else None,
+                    "state_backend": self._state_backend._spec if self._state_backend else None,
+                    "restore_path": self._restore_path,
+                    "allow_non_restored_state": self._allow_non_restored_state}
         processes = max([settings["parallelism"]] +
                         [n["parallelism"] for n in nodes if n.get("parallelism")])
         raw = _cluster.run(name, nodes, settings, processes)

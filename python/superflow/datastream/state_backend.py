@@ -1,0 +1,25 @@
+"""State backends (``pyflink.datastream.state_backend``): where keyed state lives."""
+
+from typing import Optional
+
+
+class StateBackend:
+    _spec: tuple = ("hashmap",)
+
+
+class HashMapStateBackend(StateBackend):
+    """Keyed state in memory (the default)."""
+
+    def __init__(self) -> None:
+        self._spec = ("hashmap",)
+
+
+class EmbeddedLsmStateBackend(StateBackend):
+    """Keyed state larger than memory: ``cache_entries`` per state and subtask in
+    memory, the rest in an embedded LSM store (fjall) in ``directory``; checkpoints of it
+    are incremental."""
+
+    def __init__(self, directory: Optional[str] = None, cache_entries: int = 100_000):
+        if not isinstance(cache_entries, int) or cache_entries < 1:
+            raise ValueError(f"cache_entries must be a positive integer, got {cache_entries!r}")
+        self._spec = ("embedded_lsm", directory, cache_entries)

@@ -1,0 +1,161 @@
+"""Checkpoints and recovery of Python jobs: an exception restarts the job from its last
+checkpoint, and a process killed with SIGKILL resumes in a new process; either way the
+output equals that of a run that never failed."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from superflow.common import JobExecutionError, RestartStrategies, Types
+from superflow.datastream import (
+    CheckpointingMode,
+    EmbeddedLsmStateBackend,
+    KeyedProcessFunction,
+    StreamExecutionEnvironment,
+)
+from superflow.datastream.state import ValueStateDescriptor
+
+N = 200_000
+
+
+class RunningCount(KeyedProcessFunction):
+    def open(self, ctx):
+        self.count = ctx.get_state(ValueStateDescriptor("count", Types.LONG()))
+
+    def process_element(self, value, ctx):
+        c = (self.count.value() or 0) + 1
+        self.count.update(c)
+        yield ctx.get_current_key(), c
+
+
+def expected():
+    return sorted((k, c) for k in range(7) for c in range(1, len(range(k, N, 7)) + 1))
+
+
+def job(env, fail_marker=None):
+    def maybe_fail(i):
+        if fail_marker is not None and i == N // 2 and not os.path.exists(fail_marker):
+            open(fail_marker, "w").close()
+            raise RuntimeError("injected failure")
+        return i
+
+    return (env.from_sequence(0, N - 1).map(maybe_fail).uid("fail")
+            .key_by(lambda i: i % 7).process(RunningCount()).uid("count"))
+
+
+@pytest.mark.parametrize("backend", ["memory", "lsm"])
+def test_an_exception_restarts_from_the_last_checkpoint(tmp_path, backend):
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.enable_checkpointing(5, CheckpointingMode.EXACTLY_ONCE)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    if backend == "lsm":
+        env.set_state_backend(EmbeddedLsmStateBackend(str(tmp_path / "lsm"), 1000))
+    stream = job(env, str(tmp_path / "failed-once"))
+    node = stream._add("collect")
+    result = env.execute("recovering")
+    assert result.get_restarts() == 1
+    assert "injected failure" in result.get_restart_causes()[0]
+    assert sorted(result._collected[node["id"]]) == expected()
+
+
+def test_without_a_restart_strategy_the_failure_is_raised(tmp_path):
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.enable_checkpointing(5)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    env.set_restart_strategy(RestartStrategies.no_restart())
+    job(env, str(tmp_path / "failed-once")).print()
+    with pytest.raises(JobExecutionError, match="injected failure"):
+        env.execute()
+
+
+def test_checkpoints_need_one_process(tmp_path):
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    env.enable_checkpointing(100)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    env.from_collection([1, 2]).print()
+    with pytest.raises(JobExecutionError, match="process"):
+        env.execute()
+
+
+CHILD = textwrap.dedent('''
+    import os, sys, time
+    sys.path.insert(0, {tests!r})
+    from test_checkpoints import N
+    from superflow.datastream import StreamExecutionEnvironment
+
+    storage, marker = sys.argv[1], sys.argv[2]
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.enable_checkpointing(10)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(storage)
+
+    def slow(i):
+        # Past a tenth of the input, slow down (10 us a record) and say so, so that the
+        # test can kill the process while it runs, after a checkpoint.
+        if i >= N // 10 and i % 1000 == 0:
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+            time.sleep(0.01)
+        return i
+
+    env.from_sequence(0, N - 1).map(slow).uid("slow").map(lambda i: i).uid("fail") \\
+        .key_by(lambda i: i % 7).process(__import__("test_checkpoints").RunningCount()) \\
+        .uid("count").print()
+    env.execute("killed")
+''')
+
+
+def test_a_killed_process_resumes_from_its_checkpoints(tmp_path):
+    storage = tmp_path / "checkpoints"
+    marker = tmp_path / "running"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=os.path.dirname(__file__)))
+    child = subprocess.Popen([sys.executable, str(script), str(storage), str(marker)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.time() < deadline, "the child never got going"
+        time.sleep(0.01)
+    # Wait for a checkpoint taken after the marker, then kill the process outright.
+    seen = time.time()
+    while True:
+        done = [p for p in storage.glob("chk-*/_metadata") if p.stat().st_mtime > seen]
+        if done:
+            break
+        assert time.time() < deadline, "no checkpoint completed"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    # A new process restores the newest checkpoint of the storage and finishes the job.
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.enable_checkpointing(10)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "second"))
+    env.set_restore_path(str(storage))
+    stream = (env.from_sequence(0, N - 1).map(lambda i: i).uid("slow")
+              .map(lambda i: i).uid("fail")
+              .key_by(lambda i: i % 7).process(RunningCount()).uid("count"))
+    node = stream._add("collect")
+    result = env.execute("resumed")
+    assert result.get_restored_from() is not None
+    out = sorted(result._collected[node["id"]])
+    # The records counted before the checkpoint were printed by the killed process;
+    # the resumed one continues each key's count from the checkpoint to the end.
+    assert out, "nothing after the checkpoint"
+    finals = {}
+    for key, count in out:
+        finals[key] = max(finals.get(key, 0), count)
+    assert finals == {k: len(range(k, N, 7)) for k in range(7)}
+    firsts = {}
+    for key, count in out:
+        firsts[key] = min(firsts.get(key, count), count)
+    assert all(firsts[k] > 1 for k in range(7)), "the counts did not resume from the checkpoint"
+    for key in range(7):
+        counts = [c for k, c in out if k == key]
+        assert counts == list(range(firsts[key], finals[key] + 1))
