@@ -397,3 +397,37 @@ def test_unpicklable_functions_are_refused_on_several_processes(env2):
     env2.from_collection([1, 2]).map(lambda x: (lock, x)[1]).print()
     with pytest.raises(JobExecutionError, match="cannot be pickled"):
         env2.execute()
+
+
+def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    marker = tmp_path / "running"
+    script = tmp_path / "endless.py"
+    script.write_text(
+        "import time, sys\n"
+        "from superflow.datastream import StreamExecutionEnvironment\n"
+        "env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)\n"
+        "def slow(x):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    time.sleep(0.001)\n"
+        "    return x\n"
+        "env.from_sequence(0, 10**9).map(slow).add_sink(lambda x: None)\n"
+        "try:\n"
+        "    env.execute('endless')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "    sys.exit(3)\n")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 3, err.decode()
+    assert b"interrupted" in out

@@ -36,6 +36,7 @@ struct EnvState {
     allow_non_restored_state: bool,
     state_backend: StateBackend,
     activation_scope: Option<Arc<dyn ActivationScope>>,
+    ctrl_c: bool,
     /// Milliseconds between periodic watermarks; read by the stages when the job runs, so
     /// it may be set after the streams are built.
     watermark_interval: Arc<AtomicU64>,
@@ -56,6 +57,7 @@ impl Default for EnvState {
             allow_non_restored_state: false,
             state_backend: StateBackend::HashMap,
             activation_scope: None,
+            ctrl_c: true,
             watermark_interval: Arc::new(AtomicU64::new(DEFAULT_WATERMARK_INTERVAL_MS)),
         }
     }
@@ -185,6 +187,14 @@ impl StreamExecutionEnvironment {
     /// Superflow: the Python binding holds the GIL there.
     pub fn set_activation_scope(&self, scope: Arc<dyn ActivationScope>) -> &Self {
         self.state.borrow_mut().activation_scope = Some(scope);
+        self
+    }
+
+    /// Whether Ctrl-C cancels a running job (the default). A host that handles signals
+    /// itself turns it off and cancels through [`execute_async`](Self::execute_async)'s
+    /// client.
+    pub fn set_ctrl_c_cancels(&self, cancels: bool) -> &Self {
+        self.state.borrow_mut().ctrl_c = cancels;
         self
     }
 
@@ -397,6 +407,7 @@ impl StreamExecutionEnvironment {
             allow_non_restored_state: state.allow_non_restored_state,
             state_backend: state.state_backend.clone(),
             activation_scope: state.activation_scope.clone(),
+            ctrl_c: state.ctrl_c,
         };
         Ok((graph, settings))
     }
@@ -406,7 +417,8 @@ impl StreamExecutionEnvironment {
     /// so the environment can build another job.
     pub fn execute(&self, job_name: &str) -> Result<JobExecutionResult, JobError> {
         let (graph, settings) = self.take_job()?;
-        execute_graph(job_name, graph, &settings, JobControl::new())
+        let control = JobControl::for_settings(settings.ctrl_c);
+        execute_graph(job_name, graph, &settings, control)
     }
 
     /// Starts the job in the background; the handle cancels it or waits for it.

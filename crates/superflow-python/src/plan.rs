@@ -16,7 +16,7 @@ use superflow_api::{
 use superflow_connectors::SinkFunction;
 use superflow_core::{JobError, UserError};
 use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
-use superflow_runtime::JobExecutionResult;
+use superflow_runtime::{FlowControl, JobClient, JobExecutionResult};
 
 use crate::functions::{
     raise, OneInputKind, PyCoFunction, PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink,
@@ -525,6 +525,30 @@ fn assign_watermarks(
     })
 }
 
+/// Waits for the job with the GIL released, looking at Python's signals every few
+/// milliseconds: Ctrl-C (KeyboardInterrupt) cancels the job, waits for it to drain,
+/// and is raised.
+fn wait_for(py: Python<'_>, client: JobClient) -> PyResult<JobExecutionResult> {
+    loop {
+        let finished = py.detach(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+            while !client.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            client.is_finished()
+        });
+        if finished {
+            break;
+        }
+        if let Err(interrupt) = py.check_signals() {
+            client.cancel();
+            let _ = py.detach(move || client.wait());
+            return Err(interrupt);
+        }
+    }
+    py.detach(move || client.wait()).map_err(|e| job_error(&e))
+}
+
 fn job_error(e: &JobError) -> PyErr {
     JobExecutionError::new_err(e.to_string())
 }
@@ -563,28 +587,37 @@ pub(crate) fn execute<'py>(
             }
         },
     };
-    let outcome = py.detach(move || -> Result<_, PyErr> {
+    let started = py.detach(move || -> Result<_, PyErr> {
         let env = StreamExecutionEnvironment::get_execution_environment();
         settings.apply(&env);
         env.set_activation_scope(crate::gil_scope());
+        // Ctrl-C stays Python's: the wait below turns it into a cancellation.
+        env.set_ctrl_c_cancels(false);
+        // A Python function costs a hundred times a Rust one, so a source hands one batch
+        // per activation: checkpoints, watermarks and cancellation then wait for a
+        // thousand records, not sixteen thousand.
+        env.set_flow_control(FlowControl {
+            batches_per_activation: 1,
+            max_epoch_records: 16 * 1024,
+            ..FlowControl::default()
+        });
         let totals = Arc::new(Mutex::new(BenchTotals::default()));
         let collected = build(&env, &nodes, &classes, &totals)
             .map_err(pyo3::exceptions::PyValueError::new_err)?;
-        let result: JobExecutionResult = env.execute(&job_name).map_err(|e| job_error(&e))?;
-        let collected = std::mem::take(
-            &mut *collected
-                .lock()
-                .map_err(|_| JobExecutionError::new_err("collect sink poisoned"))?,
-        );
-        let bench = totals
-            .lock()
-            .map(|b| (b.records, b.sum, b.keyed_max_sum))
-            .map_err(|_| JobExecutionError::new_err("bench sink poisoned"))?;
-        // The Python objects of the plan are released with the GIL held.
-        Ok((result, collected, bench, nodes, classes))
+        let client = env.execute_async(&job_name).map_err(|e| job_error(&e))?;
+        Ok((client, collected, totals))
     });
-    let (result, collected, bench, nodes, classes) = outcome?;
-    drop((nodes, classes));
+    let (client, collected, totals) = started?;
+    let result = wait_for(py, client)?;
+    let collected = std::mem::take(
+        &mut *collected
+            .lock()
+            .map_err(|_| JobExecutionError::new_err("collect sink poisoned"))?,
+    );
+    let bench = totals
+        .lock()
+        .map(|b| (b.records, b.sum, b.keyed_max_sum))
+        .map_err(|_| JobExecutionError::new_err("bench sink poisoned"))?;
     let out = PyDict::new(py);
     out.set_item("job_name", &result.job_name)?;
     out.set_item("net_runtime_ms", result.net_runtime.as_secs_f64() * 1000.0)?;

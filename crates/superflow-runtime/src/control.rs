@@ -25,6 +25,21 @@ impl JobControl {
         control
     }
 
+    /// A control for a job whose host program handles Ctrl-C itself (and cancels the
+    /// job through its client): no signal handler is installed.
+    pub fn without_ctrl_c() -> Arc<JobControl> {
+        Arc::new(JobControl::default())
+    }
+
+    /// A control registered for Ctrl-C when `ctrl_c` says so.
+    pub fn for_settings(ctrl_c: bool) -> Arc<JobControl> {
+        if ctrl_c {
+            JobControl::new()
+        } else {
+            JobControl::without_ctrl_c()
+        }
+    }
+
     /// Asks sources to stop; the job drains what is in flight and ends.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);

@@ -131,6 +131,9 @@ pub struct ExecutionSettings {
     pub state_backend: StateBackend,
     /// What every operator activation runs inside (the Python binding's GIL).
     pub activation_scope: Option<Arc<dyn crate::ActivationScope>>,
+    /// Whether Ctrl-C cancels the job (a handler is installed once per process); off
+    /// for hosts that handle signals themselves, as the Python interpreter does.
+    pub ctrl_c: bool,
 }
 
 impl Default for ExecutionSettings {
@@ -146,6 +149,7 @@ impl Default for ExecutionSettings {
             allow_non_restored_state: false,
             state_backend: StateBackend::HashMap,
             activation_scope: None,
+            ctrl_c: true,
         }
     }
 }
@@ -636,7 +640,7 @@ pub struct JobClient {
 impl JobClient {
     /// Starts `graph` on a background thread.
     pub fn spawn(job_name: String, graph: JobGraph, settings: ExecutionSettings) -> JobClient {
-        let control = JobControl::new();
+        let control = JobControl::for_settings(settings.ctrl_c);
         let job_control = Arc::clone(&control);
         let handle = std::thread::Builder::new()
             .name(format!("superflow-job-{job_name}"))

@@ -4,15 +4,11 @@ delay, and a job without fails."""
 
 from typing import Tuple, Union
 
-from superflow.common.time import Duration
+from superflow.common.time import Duration, to_millis
 
 
 def _ms(value: Union[int, Duration]) -> int:
-    if isinstance(value, Duration):
-        return value.to_milliseconds()
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError(f"expected milliseconds or a Duration, got {value!r}")
+    return to_millis(value, "a restart strategy")
 
 
 class RestartStrategyConfiguration:

@@ -1,6 +1,18 @@
 """Durations (``pyflink.common.Duration`` and ``pyflink.common.time.Time``), in
 milliseconds."""
 
+from typing import Union
+
+
+def to_millis(value: Union["Duration", int], what: str) -> int:
+    """Milliseconds of a ``Duration``/``Time``, or of a non-negative int (milliseconds),
+    as PyFlink's methods accept both; ``what`` names the caller in the error."""
+    if isinstance(value, Duration):
+        return value.to_milliseconds()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise TypeError(f"{what} takes a Time or Duration (or milliseconds), got {value!r}")
+
 
 class Duration:
     """A length of time, as PyFlink's ``Duration``."""

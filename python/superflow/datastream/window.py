@@ -3,7 +3,7 @@ windowed stream of ``key_by(...).window(...)``."""
 
 from typing import Any, Callable, Dict, Optional, Union
 
-from superflow.common.time import Duration
+from superflow.common.time import Duration, to_millis
 from superflow.datastream.output_tag import OutputTag
 
 MAX_TIMESTAMP = 2 ** 63 - 1
@@ -63,12 +63,7 @@ class _WindowContext:
         return time.time_ns() // 1_000_000
 
 
-def _ms(value: Union[Duration, int], what: str) -> int:
-    if isinstance(value, Duration):
-        return value.to_milliseconds()
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise TypeError(f"{what} takes a Time or Duration (or milliseconds), got {value!r}")
+_ms = to_millis
 
 
 class WindowAssigner:
