@@ -26,7 +26,8 @@ def main() -> int:
         code = 1
     path = os.path.join(job_dir, f"result-{index}.pkl")
     try:
-        data = pickle.dumps(outcome)
+        import cloudpickle
+        data = cloudpickle.dumps(outcome)
     except Exception as e:  # noqa: BLE001
         data = pickle.dumps({"error": f"worker process {index}: its collected records "
                                       f"cannot be pickled: {e}"})

@@ -431,3 +431,18 @@ def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
     out, err = child.communicate(timeout=30)
     assert child.returncode == 3, err.decode()
     assert b"interrupted" in out
+
+
+def test_every_kind_of_record_crosses_processes_unchanged(env2):
+    from collections import namedtuple
+    Pair = namedtuple("Pair", "a b")
+    records = [None, True, False, 0, -7, 2 ** 40, 2 ** 100, 1.5, float("inf"), "", "héllo ✓",
+               b"\x00bytes", (), (1, ("nested", [2, 3.0])), [1, "two", None],
+               {"k": [1, 2]}, {1, 2}, frozenset({"x"}), Pair(1, "b"), 1 + 2j]
+    tagged = list(enumerate(records))
+    out = collect(env2.from_collection(tagged).rebalance().map(lambda r: r)
+                  .key_by(lambda r: r[0]).map(lambda r: r))
+    assert sorted(out, key=lambda r: r[0]) == tagged
+    back = dict(out)
+    assert type(back[18]) is Pair and type(back[3]) is int and type(back[7]) is float
+    assert type(back[1]) is bool and type(back[14]) is list and type(back[13]) is tuple
