@@ -159,3 +159,44 @@ def test_a_killed_process_resumes_from_its_checkpoints(tmp_path):
     for key in range(7):
         counts = [c for k, c in out if k == key]
         assert counts == list(range(firsts[key], finals[key] + 1))
+
+
+def committed_lines(directory):
+    lines = []
+    for path in sorted(directory.iterdir()):
+        if not path.name.startswith("."):
+            lines.extend(path.read_text().splitlines())
+    return lines
+
+
+def test_file_sink_commits_every_record_once_across_a_restart(tmp_path):
+    from superflow.common.serialization import Encoder
+    from superflow.datastream.connectors import FileSink, RollingPolicy
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.enable_checkpointing(5)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    out = tmp_path / "out"
+    sink = (FileSink.for_row_format(str(out), Encoder.simple_string_encoder())
+            .with_rolling_policy(RollingPolicy.default_rolling_policy(part_size=64 * 1024))
+            .build())
+    job(env, str(tmp_path / "failed-once")).map(lambda kc: f"{kc[0]},{kc[1]}").sink_to(sink)
+    result = env.execute("file sink")
+    assert result.get_restarts() == 1
+    lines = committed_lines(out)
+    assert sorted(tuple(map(int, l.split(","))) for l in lines) == expected()
+    assert len(list(out.iterdir())) > 1
+
+
+def test_file_sink_without_checkpoints_commits_at_the_end(env, tmp_path):
+    from superflow.common.serialization import Encoder
+    from superflow.datastream.connectors import FileSink
+    out = tmp_path / "plain"
+    env.from_collection(["a", "b", ("c", 1)]).sink_to(
+        FileSink.for_row_format(str(out), Encoder.simple_string_encoder()).build())
+    env.execute()
+    assert committed_lines(out) == ["a", "b", "('c', 1)"]
+    with pytest.raises(TypeError, match="FileSink"):
+        env.from_collection([1]).sink_to("not a sink")
+    with pytest.raises(ValueError, match="UTF-8"):
+        Encoder.simple_string_encoder("latin-1")

@@ -13,7 +13,7 @@ use std::time::Duration;
 use superflow_api::{
     DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment, WatermarkStrategy,
 };
-use superflow_connectors::SinkFunction;
+use superflow_connectors::{FileSink, RollingPolicy, SinkFunction};
 use superflow_core::{JobError, UserError};
 use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
 use superflow_runtime::{FlowControl, JobClient, JobExecutionResult};
@@ -478,6 +478,34 @@ fn build(
                         max_by_key: Default::default(),
                     })
                     .name("Bench Sink");
+                Built::Sink
+            }
+            "file_sink" => {
+                let dir = node
+                    .text
+                    .clone()
+                    .ok_or_else(|| format!("file sink node {} has no path", node.id))?;
+                let (part_size, rollover_ms) = node.range;
+                let mut policy = RollingPolicy::default();
+                if part_size > 0 {
+                    policy.max_part_size = part_size as u64;
+                }
+                if rollover_ms > 0 {
+                    policy.rollover_interval = std::time::Duration::from_millis(rollover_ms as u64);
+                }
+                let name = node
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("File Sink: {dir}"));
+                let mut sink = stream_of(0)?
+                    .sink_to(FileSink::new(dir).with_rolling_policy(policy))
+                    .name(&name);
+                if let Some(uid) = &node.uid {
+                    sink = sink.uid(uid);
+                }
+                if let Some(p) = node.parallelism {
+                    sink.set_parallelism(p);
+                }
                 Built::Sink
             }
             "sink" => {

@@ -184,6 +184,15 @@ class DataStream(_OperatorSettings):
         is above one."""
         return DataStreamSink(self._add("print", name=sink_identifier))
 
+    def sink_to(self, sink: Any) -> "DataStreamSink":
+        """Writes the stream to a sink connector (``FileSink``)."""
+        from superflow.datastream.connectors.file_system import FileSink
+        if not isinstance(sink, FileSink):
+            raise TypeError(f"sink_to takes a FileSink, got {type(sink).__name__}")
+        return DataStreamSink(self._add(
+            "file_sink", text=sink.base_path, start=sink.rolling_policy.part_size,
+            end=sink.rolling_policy.rollover_ms))
+
     def add_sink(self, sink_func: Union[Callable[[Any], None], fn.SinkFunction]
                  ) -> "DataStreamSink":
         """Calls the sink function with every record."""

@@ -195,7 +195,8 @@ class StreamExecutionEnvironment:
         """Runs the job to its end; the environment is cleared for the next job."""
         from superflow import _cluster
 
-        if not any(n["op"] in ("print", "collect", "sink", "_bench_sink") for n in self._nodes):
+        sinks = ("print", "collect", "sink", "file_sink", "_bench_sink")
+        if not any(n["op"] in sinks for n in self._nodes):
             raise RuntimeError("no sinks defined in the job: add print(), add_sink() or "
                                "execute_and_collect() before execute()")
         nodes, self._nodes = self._nodes, []

@@ -1,5 +1,7 @@
-"""Connectors (``pyflink.datastream.connectors``). From Python today: the sources of
-the environment (``from_collection``, ``from_sequence``, ``read_text_file``) and the
-sinks of a stream (``print``, ``add_sink``, ``execute_and_collect``)."""
+"""Connectors (``pyflink.datastream.connectors``). Sources are the environment's
+(``from_collection``, ``from_sequence``, ``read_text_file``); sinks are ``print``,
+``add_sink``, ``execute_and_collect`` and the exactly-once ``FileSink`` here."""
 
-__all__: list = []
+from superflow.datastream.connectors.file_system import FileSink, RollingPolicy
+
+__all__ = ["FileSink", "RollingPolicy"]
