@@ -283,3 +283,37 @@ def test_pyflink_count_with_timeout_example(env):
     # timer fires on the watermark at the end of the input; only each key's last timer
     # matches its last modification, as in Flink.
     assert sorted(out) == [("Alice", 3), ("Bob", 3)]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_keyed_co_process_function_joins_two_streams_by_key(parallelism):
+    from superflow.datastream import KeyedCoProcessFunction
+
+    class Enrich(KeyedCoProcessFunction):
+        def open(self, runtime_context):
+            self.name = runtime_context.get_state(ValueStateDescriptor("name", Types.STRING()))
+            self.pending = runtime_context.get_list_state(
+                ListStateDescriptor("pending", Types.INT()))
+
+        def process_element1(self, value, ctx):
+            # An order: enrich it now if the customer is known, else keep it.
+            name = self.name.value()
+            if name is None:
+                self.pending.add(value[1])
+            else:
+                yield ctx.get_current_key(), name, value[1]
+
+        def process_element2(self, value, ctx):
+            self.name.update(value[1])
+            for amount in self.pending.get():
+                yield ctx.get_current_key(), value[1], amount
+            self.pending.clear()
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    orders = env.from_collection([(1, 10), (2, 20), (1, 11), (3, 30)])
+    customers = env.from_collection([(1, "ann"), (2, "bob"), (3, "cy")])
+    out = collect(orders.connect(customers).key_by(lambda o: o[0], lambda c: c[0])
+                  .process(Enrich()))
+    assert sorted(out) == [(1, "ann", 10), (1, "ann", 11), (2, "bob", 20), (3, "cy", 30)]
+    with pytest.raises(TypeError, match="key_by"):
+        orders.connect(customers).process(Enrich())

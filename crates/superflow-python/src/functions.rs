@@ -8,9 +8,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use superflow_api::{
-    CoFlatMapFunction, CoMapFunction, Collector, KeySelector, KeyedProcessContext,
-    KeyedProcessFunction, OutputTag, ProcessContext, ProcessFunction, ReduceFunction,
-    RuntimeContext, TimeDomain, TimestampAssigner, ValueStateDescriptor,
+    CoFlatMapFunction, CoMapFunction, Collector, KeySelector, KeyedCoProcessFunction,
+    KeyedProcessContext, KeyedProcessFunction, OutputTag, ProcessContext, ProcessFunction,
+    ReduceFunction, RuntimeContext, TimeDomain, TimestampAssigner, ValueStateDescriptor,
 };
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::UserError;
@@ -334,6 +334,9 @@ pub(crate) struct PyKeyedProcess {
     pub runtime_context_class: PyObj,
     context: Option<PyObj>,
     states: Vec<DeclaredPyState>,
+    /// Whether `open` ran: a keyed co-process function has no open hook in Rust, so
+    /// its Python `open` runs before its first call.
+    opened: bool,
 }
 
 impl PyKeyedProcess {
@@ -344,6 +347,7 @@ impl PyKeyedProcess {
             runtime_context_class,
             context: None,
             states: Vec::new(),
+            opened: false,
         }
     }
 
@@ -420,6 +424,10 @@ impl PyKeyedProcess {
         method: &str,
         first: impl FnOnce(Python<'_>) -> Bound<'_, PyAny>,
     ) -> Result<(), UserError> {
+        if !self.opened {
+            let runtime = ctx.runtime_context().clone();
+            self.open_python(&runtime)?;
+        }
         Python::attach(|py| {
             let result: PyResult<()> = (|| {
                 self.with_key(py, ctx)?;
@@ -438,8 +446,10 @@ impl PyKeyedProcess {
     }
 }
 
-impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
-    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+impl PyKeyedProcess {
+    /// Runs the Python function's `open` and reads the state it declared.
+    fn open_python(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        self.opened = true;
         Python::attach(|py| {
             let opened: PyResult<()> = (|| {
                 let runtime = python_runtime_context(py, &self.runtime_context_class, ctx, true)?;
@@ -467,6 +477,12 @@ impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
             })();
             opened.map_err(|e| user_error(py, e))
         })
+    }
+}
+
+impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
+    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        self.open_python(ctx)
     }
 
     fn process_element(
@@ -496,6 +512,37 @@ impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
                 .call_method0(intern!(py, "close"))
                 .map(|_| ())
                 .map_err(|e| user_error(py, e))
+        })
+    }
+}
+
+impl KeyedCoProcessFunction<PyKey, PyObj, PyObj, PyObj> for PyKeyedProcess {
+    fn process_element1(
+        &mut self,
+        value: PyObj,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.call(ctx, out, "process_element1", |py| value.0.into_bound(py))
+    }
+
+    fn process_element2(
+        &mut self,
+        value: PyObj,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.call(ctx, out, "process_element2", |py| value.0.into_bound(py))
+    }
+
+    fn on_timer(
+        &mut self,
+        timestamp: i64,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.call(ctx, out, "on_timer", |py| {
+            pyo3::types::PyInt::new(py, timestamp).into_any()
         })
     }
 }

@@ -44,6 +44,8 @@ struct PlanNode {
     uid: Option<String>,
     parallelism: Option<usize>,
     window: Option<WindowSpec>,
+    /// The key selectors of a keyed co-process node.
+    keys: (Option<PyObj>, Option<PyObj>),
 }
 
 pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -99,6 +101,10 @@ impl PlanNode {
                     apply_style: item(dict, "apply_style")?.unwrap_or(false),
                 }),
             },
+            keys: (
+                item::<Py<PyAny>>(dict, "key1")?.map(PyObj),
+                item::<Py<PyAny>>(dict, "key2")?.map(PyObj),
+            ),
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -415,6 +421,26 @@ fn build(
                 })
             }
             "watermarks" => Built::Stream(assign_watermarks(node, stream_of(0)?)?),
+            "co_keyed_process" => {
+                let (a, b) = (stream_of(0)?, stream_of(1)?);
+                let (function, key1, key2) = Python::attach(|py| -> Result<_, String> {
+                    Ok((
+                        PyKeyedProcess::new(
+                            need(node, &node.function)?.clone_ref(py),
+                            classes.side.clone(),
+                            classes.runtime_context.clone_ref(py),
+                        ),
+                        PyKeySelector {
+                            call: need(node, &node.keys.0)?.clone_ref(py),
+                        },
+                        PyKeySelector {
+                            call: need(node, &node.keys.1)?.clone_ref(py),
+                        },
+                    ))
+                })?;
+                let keyed = a.connect(&b).key_by(key1, key2);
+                Built::Stream(keyed.process(function).name("KeyedCoProcess"))
+            }
             "side_output" => {
                 let tag = node.text.clone().unwrap_or_default();
                 Built::Stream(stream_of(0)?.get_side_output(&OutputTag::<PyObj>::new(tag)))

@@ -340,9 +340,31 @@ class KeyedStream(DataStream):
 class ConnectedStreams:
     """Two streams handled by one co-function."""
 
-    def __init__(self, first: DataStream, second: DataStream):
+    def __init__(self, first: DataStream, second: DataStream,
+                 keys: Optional[tuple] = None):
         self._first = first
         self._second = second
+        self._keys = keys
+
+    def key_by(self, key_selector1: Any, key_selector2: Any,
+               key_type: Optional[TypeInformation] = None) -> "ConnectedStreams":
+        """Partitions both inputs by key, for a ``KeyedCoProcessFunction``."""
+        return ConnectedStreams(self._first, self._second, (
+            _callable(key_selector1, "get_key", "KeySelector"),
+            _callable(key_selector2, "get_key", "KeySelector")))
+
+    def process(self, func: Any, output_type: Optional[TypeInformation] = None
+                ) -> DataStream:
+        """Runs a ``KeyedCoProcessFunction`` (``process_element1/2``, ``on_timer``,
+        keyed state) on the streams keyed by ``key_by``."""
+        if self._keys is None:
+            raise TypeError("process() on connected streams needs key_by(key1, key2) first")
+        for method in ("process_element1", "process_element2"):
+            if not callable(getattr(func, method, None)):
+                raise TypeError(f"process() takes a KeyedCoProcessFunction (missing {method})")
+        node = self._first._add("co_keyed_process", [self._second], fn=func,
+                                key1=self._keys[0], key2=self._keys[1])
+        return DataStream(self._first._env, node, output_type)
 
     def map(self, func: fn.CoMapFunction, output_type: Optional[TypeInformation] = None
             ) -> DataStream:

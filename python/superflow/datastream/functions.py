@@ -182,6 +182,23 @@ class KeyedProcessFunction(Function):
         return None
 
 
+class KeyedCoProcessFunction(Function):
+    """Handles the records of two connected keyed streams with their key's state and
+    timers. ``open`` runs before the first record (of either input)."""
+
+    Context = _KeyedContext
+    OnTimerContext = _KeyedContext
+
+    def process_element1(self, value: Any, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("KeyedCoProcessFunction.process_element1")
+
+    def process_element2(self, value: Any, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("KeyedCoProcessFunction.process_element2")
+
+    def on_timer(self, timestamp: int, ctx: _KeyedContext) -> Optional[Iterable[Any]]:
+        return None
+
+
 class ProcessWindowFunction(Function):
     """Evaluates a window with all its records: ``process(key, context, elements)``
     yields the outputs; ``context.window()`` is the window."""
