@@ -446,3 +446,37 @@ def test_every_kind_of_record_crosses_processes_unchanged(env2):
     back = dict(out)
     assert type(back[18]) is Pair and type(back[3]) is int and type(back[7]) is float
     assert type(back[1]) is bool and type(back[14]) is list and type(back[13]) is tuple
+
+
+def test_a_killed_worker_process_fails_the_job_in_the_driver(env2, tmp_path):
+    import signal
+    import threading
+    import time
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    class Slow(MapFunction):
+        def open(self, ctx):
+            (pids / str(os.getpid())).touch()
+
+        def map(self, value):
+            time.sleep(0.001)
+            return value
+
+    def kill_the_other_process():
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            others = [int(p.name) for p in pids.iterdir() if int(p.name) != os.getpid()]
+            if others:
+                os.kill(others[0], signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_other_process)
+    killer.start()
+    env2.from_sequence(0, 10 ** 7).rebalance().map(Slow()).add_sink(lambda v: None)
+    with pytest.raises(JobExecutionError) as info:
+        env2.execute("loses a process")
+    killer.join()
+    assert "worker process 1 exited with code -9" in str(info.value)
