@@ -480,3 +480,9 @@ def test_a_killed_worker_process_fails_the_job_in_the_driver(env2, tmp_path):
         env2.execute("loses a process")
     killer.join()
     assert "worker process 1 exited with code -9" in str(info.value)
+
+
+def test_an_unhashable_key_is_refused_with_its_type(env):
+    env.from_collection([1, 2]).key_by(lambda x: [x]).reduce(lambda a, b: a).print()
+    with pytest.raises(JobExecutionError, match="key \\[1\\] of type list cannot be used as a key"):
+        env.execute()

@@ -311,6 +311,14 @@ impl PyKey {
             return Ok(PyKey::Tuple(parts));
         }
         let py = value.py();
+        // As a dict key: a value Python cannot hash (a list, a dict) is no key.
+        if let Err(e) = value.hash() {
+            return Err(PyTypeError::new_err(format!(
+                "key {} of type {} cannot be used as a key: {e}",
+                repr_of(value),
+                value.get_type().name()?
+            )));
+        }
         match pickle_dumps(py, value) {
             Ok(bytes) => Ok(PyKey::Pickled(bytes)),
             Err(e) => Err(PyTypeError::new_err(format!(
