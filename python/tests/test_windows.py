@@ -176,3 +176,28 @@ def test_window_errors_are_clear(env):
         .process(Broken()).print()
     with pytest.raises(JobExecutionError, match="RuntimeError: cannot evaluate x"):
         env.execute()
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_interval_join(parallelism):
+    from superflow.datastream import ProcessJoinFunction
+
+    class Pair(ProcessJoinFunction):
+        def process_element(self, left, right, ctx):
+            assert ctx.get_timestamp() == max(left[1], right[1])
+            yield left[0], left[2], right[2], ctx.get_left_timestamp(), ctx.get_right_timestamp()
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    clicks = timed(env, [("u", 1000, "click1"), ("u", 5000, "click2"), ("v", 1000, "click3")])
+    buys = timed(env, [("u", 1500, "buy1"), ("u", 9000, "buy2"), ("v", 3000, "buy3")])
+    out = collect(clicks.key_by(lambda v: v[0]).interval_join(buys.key_by(lambda v: v[0]))
+                  .between(Time.milliseconds(0), Time.seconds(2)).process(Pair()))
+    assert sorted(out) == [("u", "click1", "buy1", 1000, 1500), ("v", "click3", "buy3", 1000, 3000)]
+    env2 = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    clicks = timed(env2, [("u", 1000, "click1"), ("v", 1000, "click3")])
+    buys = timed(env2, [("u", 1500, "buy1"), ("v", 3000, "buy3")])
+    out = collect(clicks.key_by(lambda v: v[0]).interval_join(buys.key_by(lambda v: v[0]))
+                  .between(0, 2000).upper_bound_exclusive().process(Pair()))
+    assert sorted(out) == [("u", "click1", "buy1", 1000, 1500)]
+    with pytest.raises(ValueError, match="lower bound"):
+        clicks.key_by(lambda v: v[0]).interval_join(buys.key_by(lambda v: v[0])).between(5, 1)

@@ -10,7 +10,8 @@ use pyo3::types::{PyList, PyTuple};
 use superflow_api::{
     CoFlatMapFunction, CoMapFunction, Collector, KeySelector, KeyedCoProcessFunction,
     KeyedProcessContext, KeyedProcessFunction, OutputTag, ProcessContext, ProcessFunction,
-    ReduceFunction, RuntimeContext, TimeDomain, TimestampAssigner, ValueStateDescriptor,
+    ProcessJoinContext, ProcessJoinFunction, ReduceFunction, RuntimeContext, TimeDomain,
+    TimestampAssigner, ValueStateDescriptor,
 };
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::UserError;
@@ -543,6 +544,40 @@ impl KeyedCoProcessFunction<PyKey, PyObj, PyObj, PyObj> for PyKeyedProcess {
     ) -> Result<(), UserError> {
         self.call(ctx, out, "on_timer", |py| {
             pyo3::types::PyInt::new(py, timestamp).into_any()
+        })
+    }
+}
+
+/// A Python `ProcessJoinFunction` of an interval join: `process_element(left, right,
+/// ctx)` yields the outputs.
+#[derive(Clone)]
+pub(crate) struct PyJoinProcess {
+    pub function: PyObj,
+    pub context_class: PyObj,
+    pub side: SideOutputs,
+}
+
+impl ProcessJoinFunction<PyObj, PyObj, PyObj> for PyJoinProcess {
+    fn process_element(
+        &mut self,
+        left: &PyObj,
+        right: &PyObj,
+        ctx: &ProcessJoinContext,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let result: PyResult<()> = (|| {
+                let context = self
+                    .context_class
+                    .bind(py)
+                    .call1((ctx.left_timestamp, ctx.right_timestamp))?;
+                let result = self.function.bind(py).call_method1(
+                    intern!(py, "process_element"),
+                    (left.clone_ref(py).0, right.clone_ref(py).0, context),
+                )?;
+                self.side.emit_all(py, result, out, &mut |_, _| {})
+            })();
+            result.map_err(|e| user_error(py, e))
         })
     }
 }

@@ -19,8 +19,8 @@ use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnaps
 use superflow_runtime::{FlowControl, JobClient, JobExecutionResult};
 
 use crate::functions::{
-    raise, OneInputKind, PyCoFunction, PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink,
-    PyTimestampAssigner, SideOutputs,
+    raise, OneInputKind, PyCoFunction, PyJoinProcess, PyKeySelector, PyKeyedProcess, PyOneInput,
+    PyReduce, PySink, PyTimestampAssigner, SideOutputs,
 };
 use crate::record::{PyKey, PyObj};
 use crate::settings::PlanSettings;
@@ -46,6 +46,8 @@ struct PlanNode {
     window: Option<WindowSpec>,
     /// The key selectors of a keyed co-process node.
     keys: (Option<PyObj>, Option<PyObj>),
+    /// Whether an interval join's lower and upper bounds are exclusive.
+    bounds: (bool, bool),
 }
 
 pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -105,6 +107,10 @@ impl PlanNode {
                 item::<Py<PyAny>>(dict, "key1")?.map(PyObj),
                 item::<Py<PyAny>>(dict, "key2")?.map(PyObj),
             ),
+            bounds: (
+                item(dict, "lower_exclusive")?.unwrap_or(false),
+                item(dict, "upper_exclusive")?.unwrap_or(false),
+            ),
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -116,6 +122,7 @@ impl PlanNode {
 struct PythonClasses {
     side: SideOutputs,
     runtime_context: PyObj,
+    join_context: PyObj,
     windows: WindowClasses,
 }
 
@@ -441,6 +448,28 @@ fn build(
                 let keyed = a.connect(&b).key_by(key1, key2);
                 Built::Stream(keyed.process(function).name("KeyedCoProcess"))
             }
+            "interval_join" => {
+                let right = match node.inputs.get(1).and_then(|id| built.get(id)) {
+                    Some(Built::Keyed(s, f)) => s.key_by(Python::attach(|py| key_selector(py, f))),
+                    _ => return Err("interval_join needs a keyed stream on each side".into()),
+                };
+                let (lower, upper) = node.range;
+                let mut joined = keyed_of()?.interval_join(&right).between(lower, upper);
+                if node.bounds.0 {
+                    joined = joined.lower_bound_exclusive();
+                }
+                if node.bounds.1 {
+                    joined = joined.upper_bound_exclusive();
+                }
+                let function = Python::attach(|py| -> Result<_, String> {
+                    Ok(PyJoinProcess {
+                        function: need(node, &node.function)?.clone_ref(py),
+                        context_class: classes.join_context.clone_ref(py),
+                        side: classes.side.clone(),
+                    })
+                })?;
+                Built::Stream(joined.process(function).name("Interval Join"))
+            }
             "side_output" => {
                 let tag = node.text.clone().unwrap_or_default();
                 Built::Stream(stream_of(0)?.get_side_output(&OutputTag::<PyObj>::new(tag)))
@@ -632,6 +661,7 @@ pub(crate) fn execute<'py>(
             ),
         },
         runtime_context: PyObj(functions.getattr("RuntimeContext")?.unbind()),
+        join_context: PyObj(functions.getattr("_JoinContext")?.unbind()),
         windows: {
             let module = py.import("superflow.datastream.window")?;
             WindowClasses {

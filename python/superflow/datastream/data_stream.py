@@ -315,6 +315,13 @@ class KeyedStream(DataStream):
         return self._one("reduce", self._output_type,
                          fn=_pick(position_to_max_by, lambda x, y: x > y, True), name="MaxBy")
 
+    def interval_join(self, keyed_stream: "KeyedStream") -> "IntervalJoin":
+        """Joins with another keyed stream on key and event time: continue with
+        ``between(lower, upper)``."""
+        if not isinstance(keyed_stream, KeyedStream):
+            raise TypeError("interval_join takes a KeyedStream (key_by the other stream first)")
+        return IntervalJoin(self, keyed_stream)
+
     def window(self, window_assigner: Any) -> Any:
         """Cuts each key's records into the assigner's windows."""
         from superflow.datastream.window import WindowAssigner, WindowedStream
@@ -335,6 +342,56 @@ class KeyedStream(DataStream):
                 not isinstance(func, fn.ProcessFunction) and hasattr(func, "on_timer")):
             return self._one("keyed_process", output_type, fn=func)
         return DataStream.process(self, func, output_type)
+
+
+class IntervalJoin:
+    """``left.interval_join(right)``: needs ``between``."""
+
+    def __init__(self, left: KeyedStream, right: KeyedStream):
+        self._left = left
+        self._right = right
+
+    def between(self, lower_bound: Any, upper_bound: Any) -> "IntervalJoined":
+        """Joins a left record at ``t`` with the right records of its key in
+        ``[t + lower_bound, t + upper_bound]`` (``Time``/``Duration``, or ms; may be
+        negative as ms)."""
+        def ms(value: Any) -> int:
+            from superflow.common.time import Duration
+            if isinstance(value, Duration):
+                return value.to_milliseconds()
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            raise TypeError(f"between takes Time/Duration or milliseconds, got {value!r}")
+        lower, upper = ms(lower_bound), ms(upper_bound)
+        if lower > upper:
+            raise ValueError(f"between: the lower bound {lower} ms is above the upper "
+                             f"bound {upper} ms")
+        return IntervalJoined(self._left, self._right, lower, upper)
+
+
+class IntervalJoined:
+    """An interval join with its bounds: ``process(ProcessJoinFunction)``."""
+
+    def __init__(self, left: KeyedStream, right: KeyedStream, lower: int, upper: int):
+        self._left = left
+        self._right = right
+        self._bounds = {"start": lower, "end": upper}
+
+    def lower_bound_exclusive(self) -> "IntervalJoined":
+        self._bounds["lower_exclusive"] = True
+        return self
+
+    def upper_bound_exclusive(self) -> "IntervalJoined":
+        self._bounds["upper_exclusive"] = True
+        return self
+
+    def process(self, process_join_function: Any,
+                output_type: Optional[TypeInformation] = None) -> DataStream:
+        if not callable(getattr(process_join_function, "process_element", None)):
+            raise TypeError("process() takes a ProcessJoinFunction")
+        node = self._left._add("interval_join", [self._right], fn=process_join_function,
+                               name="Interval Join", **self._bounds)
+        return DataStream(self._left._env, node, output_type)
 
 
 class ConnectedStreams:

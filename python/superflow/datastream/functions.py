@@ -199,6 +199,35 @@ class KeyedCoProcessFunction(Function):
         return None
 
 
+class _JoinContext:
+    """``ProcessJoinFunction.Context``: the timestamps of the joined pair."""
+
+    def __init__(self, left_timestamp: int, right_timestamp: int):
+        self._left = left_timestamp
+        self._right = right_timestamp
+
+    def get_left_timestamp(self) -> int:
+        return self._left
+
+    def get_right_timestamp(self) -> int:
+        return self._right
+
+    def get_timestamp(self) -> int:
+        """The larger of the two: the timestamp of the output."""
+        return max(self._left, self._right)
+
+
+class ProcessJoinFunction(Function):
+    """Joins the pairs of an interval join: ``process_element(left, right, ctx)`` yields
+    the outputs."""
+
+    Context = _JoinContext
+
+    def process_element(self, left: Any, right: Any, ctx: _JoinContext
+                        ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("ProcessJoinFunction.process_element")
+
+
 class ProcessWindowFunction(Function):
     """Evaluates a window with all its records: ``process(key, context, elements)``
     yields the outputs; ``context.window()`` is the window."""
