@@ -481,6 +481,20 @@ impl PyKeyedProcess {
     }
 }
 
+impl PyKeyedProcess {
+    /// Calls `on_timer(timestamp, ctx)`.
+    fn fire(
+        &mut self,
+        timestamp: i64,
+        ctx: &mut KeyedProcessContext<PyKey>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.call(ctx, out, "on_timer", |py| {
+            pyo3::types::PyInt::new(py, timestamp).into_any()
+        })
+    }
+}
+
 impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
     fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
         self.open_python(ctx)
@@ -501,9 +515,7 @@ impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
         ctx: &mut KeyedProcessContext<PyKey>,
         out: &mut Collector<PyObj>,
     ) -> Result<(), UserError> {
-        self.call(ctx, out, "on_timer", |py| {
-            pyo3::types::PyInt::new(py, timestamp).into_any()
-        })
+        self.fire(timestamp, ctx, out)
     }
 
     fn close(&mut self) -> Result<(), UserError> {
@@ -542,9 +554,7 @@ impl KeyedCoProcessFunction<PyKey, PyObj, PyObj, PyObj> for PyKeyedProcess {
         ctx: &mut KeyedProcessContext<PyKey>,
         out: &mut Collector<PyObj>,
     ) -> Result<(), UserError> {
-        self.call(ctx, out, "on_timer", |py| {
-            pyo3::types::PyInt::new(py, timestamp).into_any()
-        })
+        self.fire(timestamp, ctx, out)
     }
 }
 
