@@ -486,3 +486,16 @@ def test_an_unhashable_key_is_refused_with_its_type(env):
     env.from_collection([1, 2]).key_by(lambda x: [x]).reduce(lambda a, b: a).print()
     with pytest.raises(JobExecutionError, match="key \\[1\\] of type list cannot be used as a key"):
         env.execute()
+
+
+@pytest.mark.parametrize("exchange", ["key_by", "shuffle"])
+def test_union_then_an_exchange_across_processes_keeps_every_record_once(env2, exchange):
+    # Regression: a recycled container handed back by a timely pusher was sent again,
+    # duplicating the last record of a collection after a union and an exchange.
+    a = env2.from_collection(["a1", "a2", "a3", "a4"])
+    b = env2.from_collection(["b1", "b2", "b3"])
+    c = env2.from_collection(["c1"])
+    union = a.union(b, c)
+    routed = union.key_by(lambda x: x[1]) if exchange == "key_by" else union.shuffle()
+    out = collect(routed.map(lambda x: x))
+    assert sorted(out) == ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "c1"]

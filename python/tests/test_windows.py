@@ -201,3 +201,35 @@ def test_interval_join(parallelism):
     assert sorted(out) == [("u", "click1", "buy1", 1000, 1500)]
     with pytest.raises(ValueError, match="lower bound"):
         clicks.key_by(lambda v: v[0]).interval_join(buys.key_by(lambda v: v[0])).between(5, 1)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_window_join_and_co_group(parallelism):
+    from superflow.datastream import CoGroupFunction, JoinFunction
+
+    class Pair(JoinFunction):
+        def join(self, first, second):
+            return first[0], first[2], second[2]
+
+    class Count(CoGroupFunction):
+        def co_group(self, first, second):
+            keys = {e[0] for e in first} | {e[0] for e in second}
+            yield keys.pop(), len(first), len(second)
+
+    def streams(env):
+        a = timed(env, [("u", 1000, "a1"), ("u", 2000, "a2"), ("v", 3000, "a3"), ("w", 12000, "a4")])
+        b = timed(env, [("u", 1500, "b1"), ("v", 9000, "b2"), ("v", 15000, "b3")])
+        return a, b
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    a, b = streams(env)
+    out = collect(a.join(b).where(lambda e: e[0]).equal_to(lambda e: e[0])
+                  .window(TumblingEventTimeWindows.of(Time.seconds(10))).apply(Pair()))
+    assert sorted(out) == [("u", "a1", "b1"), ("u", "a2", "b1"), ("v", "a3", "b2")]
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    a, b = streams(env)
+    out = collect(a.co_group(b).where(lambda e: e[0]).equal_to(lambda e: e[0])
+                  .window(TumblingEventTimeWindows.of(Time.seconds(10))).apply(Count()))
+    assert sorted(out) == [("u", 2, 1), ("v", 0, 1), ("v", 1, 1), ("w", 1, 0)]
+    with pytest.raises(TypeError, match="after where"):
+        a.join(b).window(TumblingEventTimeWindows.of(Time.seconds(1)))

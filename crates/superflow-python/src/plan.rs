@@ -24,7 +24,7 @@ use crate::functions::{
 };
 use crate::record::{PyKey, PyObj};
 use crate::settings::PlanSettings;
-use crate::window::{WindowClasses, WindowSpec};
+use crate::window::{PyCoGroup, WindowClasses, WindowSpec};
 use crate::JobExecutionError;
 
 /// One node of the plan, read out of its Python dict.
@@ -469,6 +469,35 @@ fn build(
                     })
                 })?;
                 Built::Stream(joined.process(function).name("Interval Join"))
+            }
+            "window_join" => {
+                let (a, b) = (stream_of(0)?, stream_of(1)?);
+                let spec = node
+                    .window
+                    .as_ref()
+                    .ok_or_else(|| format!("window join node {} has no assigner", node.id))?;
+                let (function, key1, key2) = Python::attach(|py| -> Result<_, String> {
+                    Ok((
+                        PyCoGroup {
+                            function: need(node, &node.function)?.clone_ref(py),
+                            join: spec.kind == "join",
+                            side: classes.side.clone(),
+                        },
+                        PyKeySelector {
+                            call: need(node, &node.keys.0)?.clone_ref(py),
+                        },
+                        PyKeySelector {
+                            call: need(node, &node.keys.1)?.clone_ref(py),
+                        },
+                    ))
+                })?;
+                let keyed = a.join(&b).where_(key1).equal_to(key2);
+                let name = if spec.kind == "join" {
+                    "Window Join"
+                } else {
+                    "CoGroup"
+                };
+                Built::Stream(crate::window::window_join(keyed, spec, function)?.name(name))
             }
             "side_output" => {
                 let tag = node.text.clone().unwrap_or_default();

@@ -8,13 +8,14 @@ use pyo3::call::PyCallArgs as IntoPyObjectArgs;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use superflow_api::join::{TwoInputKeyed, TwoInputWindowed};
 use superflow_api::window::{
     AggregateFunction, EventTimeSessionWindows, Evictor, GlobalWindow, ProcessWindowContext,
     ProcessWindowFunction, ProcessingTimeSessionWindows, SlidingEventTimeWindows,
     SlidingProcessingTimeWindows, TimeWindow, Trigger, TumblingEventTimeWindows,
     TumblingProcessingTimeWindows, Window, WindowAssigner, WindowedStream,
 };
-use superflow_api::{Collector, DataStream, KeyedStream, OutputTag};
+use superflow_api::{CoGroupFunction, Collector, DataStream, KeyedStream, OutputTag, TaggedUnion};
 use superflow_core::UserError;
 
 use crate::functions::{raise, PyKeySelector, PyReduce, SideOutputs};
@@ -278,4 +279,115 @@ pub(crate) fn window(
         ),
         other => Err(format!("unknown window assigner '{other}'")),
     }
+}
+
+/// The function of a window join (`join(first, second)` per pair, its result the
+/// output) or co-group (`co_group(firsts, seconds)` yields the outputs).
+#[derive(Clone)]
+pub(crate) struct PyCoGroup {
+    pub function: PyObj,
+    pub join: bool,
+    pub side: SideOutputs,
+}
+
+impl CoGroupFunction<PyObj, PyObj, PyObj> for PyCoGroup {
+    fn co_group(
+        &mut self,
+        first: &[PyObj],
+        second: &[PyObj],
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let result: PyResult<()> = (|| {
+                let function = self.function.bind(py);
+                if self.join {
+                    for a in first {
+                        for b in second {
+                            let joined = function.call_method1(
+                                intern!(py, "join"),
+                                (a.clone_ref(py).0, b.clone_ref(py).0),
+                            )?;
+                            out.collect(PyObj(joined.unbind()));
+                        }
+                    }
+                    return Ok(());
+                }
+                let firsts = PyList::new(py, first.iter().map(|e| e.clone_ref(py).0))?;
+                let seconds = PyList::new(py, second.iter().map(|e| e.clone_ref(py).0))?;
+                let result = function.call_method1(intern!(py, "co_group"), (firsts, seconds))?;
+                self.side.emit_all(py, result, out, &mut |_, _| {})
+            })();
+            result.map_err(|e| crate::functions::describe(py, &e).into())
+        })
+    }
+}
+
+type PyJoinKeyed = TwoInputKeyed<PyObj, PyObj, PyKey, PyKeySelector, PyKeySelector>;
+
+fn finish_join<WA, TR>(
+    windowed: TwoInputWindowed<PyObj, PyObj, PyKey, PyKeySelector, PyKeySelector, WA, TR>,
+    spec: &WindowSpec,
+    function: PyCoGroup,
+) -> DataStream<PyObj>
+where
+    WA: WindowAssigner<TaggedUnion<PyObj, PyObj>>,
+    TR: Trigger<TaggedUnion<PyObj, PyObj>, WA::W> + Clone,
+{
+    let windowed = if spec.lateness_ms > 0 {
+        windowed.allowed_lateness(millis(spec.lateness_ms))
+    } else {
+        windowed
+    };
+    windowed.co_group(function)
+}
+
+/// A window join or co-group of two keyed inputs over the windows `spec` names.
+pub(crate) fn window_join(
+    keyed: PyJoinKeyed,
+    spec: &WindowSpec,
+    function: PyCoGroup,
+) -> Result<DataStream<PyObj>, String> {
+    let (size, slide, offset) = (
+        millis(spec.size_ms),
+        millis(spec.slide_ms),
+        millis(spec.offset_ms),
+    );
+    if spec.size_ms == 0 {
+        return Err(format!("{} windows need a size above zero", spec.assigner));
+    }
+    Ok(match spec.assigner.as_str() {
+        "tumbling_event_time" => finish_join(
+            keyed.window(TumblingEventTimeWindows::of_with_offset(size, offset)),
+            spec,
+            function,
+        ),
+        "tumbling_processing_time" => finish_join(
+            keyed.window(TumblingProcessingTimeWindows::of_with_offset(size, offset)),
+            spec,
+            function,
+        ),
+        "sliding_event_time" => finish_join(
+            keyed.window(SlidingEventTimeWindows::of_with_offset(size, slide, offset)),
+            spec,
+            function,
+        ),
+        "sliding_processing_time" => finish_join(
+            keyed.window(SlidingProcessingTimeWindows::of_with_offset(
+                size, slide, offset,
+            )),
+            spec,
+            function,
+        ),
+        "event_time_session" => finish_join(
+            keyed.window(EventTimeSessionWindows::with_gap(size)),
+            spec,
+            function,
+        ),
+        "processing_time_session" => finish_join(
+            keyed.window(ProcessingTimeSessionWindows::with_gap(size)),
+            spec,
+            function,
+        ),
+        other => return Err(format!("window joins take time windows, not '{other}'")),
+    })
 }

@@ -247,6 +247,9 @@ impl Distributor<Batch> for BatchDistributor {
             // progress tracking counts it, so it stays on this worker unrouted.
             if let Some(pusher) = pushers.get_mut(self.worker) {
                 Message::push_at(container, stamp.clone(), pusher);
+                // A pusher may hand back a recycled container that still holds records
+                // (timely's `push_at` does not clear it): it must not be sent again.
+                *container = Batch::default();
             }
             return;
         }
@@ -257,6 +260,9 @@ impl Distributor<Batch> for BatchDistributor {
         for (batch, pusher) in self.out.iter_mut().zip(pushers.iter_mut()) {
             if !batch.is_empty() {
                 Message::push_at(batch, stamp.clone(), pusher);
+                // As above: a recycled container left in the slot would be pushed again
+                // by a later call whose router leaves this target's slot alone.
+                *batch = Batch::default();
             }
         }
     }

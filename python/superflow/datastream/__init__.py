@@ -9,10 +9,12 @@ from superflow.datastream.data_stream import (
 )
 from superflow.datastream.functions import (
     AggregateFunction,
+    CoGroupFunction,
     CoFlatMapFunction,
     CoMapFunction,
     FilterFunction,
     FlatMapFunction,
+    JoinFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     KeySelector,
@@ -50,6 +52,7 @@ __all__ = [
     "AggregateFunction",
     "CloseableIterator",
     "CoFlatMapFunction",
+    "CoGroupFunction",
     "CoMapFunction",
     "ConnectedStreams",
     "DataStream",
@@ -57,6 +60,7 @@ __all__ = [
     "FilterFunction",
     "FlatMapFunction",
     "JobExecutionResult",
+    "JoinFunction",
     "KeyedCoProcessFunction",
     "KeyedProcessFunction",
     "KeyedStream",

@@ -142,6 +142,16 @@ class DataStream(_OperatorSettings):
             raise TypeError(f"connect() takes a DataStream, got {type(ds).__name__}")
         return ConnectedStreams(self, ds)
 
+    def join(self, other_stream: "DataStream") -> "WindowJoin":
+        """Joins with ``other_stream`` per key and window:
+        ``.where(k1).equal_to(k2).window(assigner).apply(JoinFunction)``."""
+        return WindowJoin(self, other_stream, "join")
+
+    def co_group(self, other_stream: "DataStream") -> "WindowJoin":
+        """Groups both streams per key and window:
+        ``.where(k1).equal_to(k2).window(assigner).apply(CoGroupFunction)``."""
+        return WindowJoin(self, other_stream, "co_group")
+
     def get_side_output(self, output_tag: OutputTag) -> "DataStream":
         """The side output ``output_tag`` of this stream's process function."""
         if not isinstance(output_tag, OutputTag):
@@ -342,6 +352,61 @@ class KeyedStream(DataStream):
                 not isinstance(func, fn.ProcessFunction) and hasattr(func, "on_timer")):
             return self._one("keyed_process", output_type, fn=func)
         return DataStream.process(self, func, output_type)
+
+
+class WindowJoin:
+    """A window join or co-group being built: ``where``, ``equal_to``, ``window``,
+    then ``apply``."""
+
+    def __init__(self, first: DataStream, second: DataStream, kind: str):
+        if not isinstance(second, DataStream):
+            raise TypeError(f"{kind} takes a DataStream, got {type(second).__name__}")
+        self._first = first
+        self._second = second
+        self._kind = kind
+        self._keys: List[Any] = []
+        self._spec: Optional[Dict[str, Any]] = None
+
+    def where(self, key_selector: Any) -> "WindowJoin":
+        self._keys = [_callable(key_selector, "get_key", "KeySelector")]
+        return self
+
+    def equal_to(self, key_selector: Any) -> "WindowJoin":
+        if len(self._keys) != 1:
+            raise TypeError("equal_to() comes after where()")
+        self._keys.append(_callable(key_selector, "get_key", "KeySelector"))
+        return self
+
+    def window(self, window_assigner: Any) -> "WindowJoin":
+        from superflow.datastream.window import WindowAssigner
+        if len(self._keys) != 2:
+            raise TypeError("window() comes after where() and equal_to()")
+        if not isinstance(window_assigner, WindowAssigner):
+            raise TypeError("window() takes a WindowAssigner")
+        self._spec = dict(window_assigner._spec)
+        return self
+
+    def allowed_lateness(self, time_ms: int) -> "WindowJoin":
+        from superflow.common.time import to_millis
+        if self._spec is None:
+            raise TypeError("allowed_lateness() comes after window()")
+        self._spec["lateness_ms"] = to_millis(time_ms, "allowed_lateness")
+        return self
+
+    def apply(self, function: Any, output_type: Optional[TypeInformation] = None
+              ) -> DataStream:
+        """Runs ``join(first, second)`` for every pair of a key's window (join), or
+        ``co_group(firsts, seconds)`` once per key and window (co-group)."""
+        if self._spec is None:
+            raise TypeError("apply() comes after where(), equal_to() and window()")
+        method = "join" if self._kind == "join" else "co_group"
+        if not callable(getattr(function, method, None)):
+            raise TypeError(f"apply() takes a {'JoinFunction' if method == 'join' else 'CoGroupFunction'} "
+                            f"(missing {method})")
+        node = self._first._add("window_join", [self._second], fn=function,
+                                key1=self._keys[0], key2=self._keys[1],
+                                window_kind=self._kind, **self._spec)
+        return DataStream(self._first._env, node, output_type)
 
 
 class IntervalJoin:

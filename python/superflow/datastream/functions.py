@@ -228,6 +228,22 @@ class ProcessJoinFunction(Function):
         raise NotImplementedError("ProcessJoinFunction.process_element")
 
 
+class JoinFunction(Function):
+    """Joins a pair of a window join: ``join(first, second)`` returns the output."""
+
+    def join(self, value1: Any, value2: Any) -> Any:
+        raise NotImplementedError("JoinFunction.join")
+
+
+class CoGroupFunction(Function):
+    """Handles all records of both inputs of one key and window:
+    ``co_group(firsts, seconds)`` yields the outputs; either list may be empty."""
+
+    def co_group(self, first: Iterable[Any], second: Iterable[Any]
+                 ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("CoGroupFunction.co_group")
+
+
 class ProcessWindowFunction(Function):
     """Evaluates a window with all its records: ``process(key, context, elements)``
     yields the outputs; ``context.window()`` is the window."""
