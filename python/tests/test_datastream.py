@@ -499,3 +499,23 @@ def test_union_then_an_exchange_across_processes_keeps_every_record_once(env2, e
     routed = union.key_by(lambda x: x[1]) if exchange == "key_by" else union.shuffle()
     out = collect(routed.map(lambda x: x))
     assert sorted(out) == ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "c1"]
+
+
+def test_records_of_classes_of_the_driver_script_reach_the_worker_processes(tmp_path):
+    # Pickle writes a class of `__main__` by reference, which a worker cannot resolve.
+    import subprocess
+    import sys
+    script = tmp_path / "main_class.py"
+    script.write_text(
+        "from superflow.datastream import StreamExecutionEnvironment\n"
+        "class Reading:\n"
+        "    def __init__(self, v): self.v = v\n"
+        "    def __reduce__(self): return (Reading, (self.v,))\n"
+        "env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)\n"
+        "out = env.from_collection([Reading(i) for i in range(6)]).rebalance()"
+        ".map(lambda r: r).key_by(lambda r: r.v % 2).map(lambda r: r.v).execute_and_collect()\n"
+        "print(sorted(out))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 2, 3, 4, 5]"

@@ -21,13 +21,26 @@ static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// write by reference (classes and functions defined inside functions, lambdas).
 pub(crate) fn pickle_dumps(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let dumps = DUMPS.import(py, "pickle", "dumps")?;
-    let bytes = match dumps.call1((value, 5)) {
-        Ok(bytes) => bytes,
-        Err(_) => CLOUD_DUMPS
+    let cloud = || -> PyResult<Vec<u8>> {
+        let bytes = CLOUD_DUMPS
             .import(py, "cloudpickle", "dumps")?
-            .call1((value, 5))?,
+            .call1((value, 5))?;
+        Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
     };
-    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
+    match dumps.call1((value, 5)) {
+        Ok(bytes) => {
+            let bytes = bytes.cast::<PyBytes>()?.as_bytes();
+            // Pickle writes a class of the driver's script as a reference to `__main__`,
+            // which a worker process cannot resolve (its `__main__` is the worker):
+            // cloudpickle writes such classes by value.
+            if memchr::memmem::find(bytes, b"__main__").is_some() {
+                cloud()
+            } else {
+                Ok(bytes.to_vec())
+            }
+        }
+        Err(_) => cloud(),
+    }
 }
 
 /// `pickle.loads(bytes)`.
