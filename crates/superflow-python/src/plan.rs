@@ -267,6 +267,20 @@ fn need<'a>(node: &'a PlanNode, f: &'a Option<PyObj>) -> Result<&'a PyObj, Strin
         .ok_or_else(|| format!("node {} ({}) has no function", node.id, node.op))
 }
 
+/// The two key selectors of a node over two keyed inputs (keyed co-process, window join).
+fn key_pair(node: &PlanNode) -> Result<(PyKeySelector, PyKeySelector), String> {
+    Python::attach(|py| {
+        Ok((
+            PyKeySelector {
+                call: need(node, &node.keys.0)?.clone_ref(py),
+            },
+            PyKeySelector {
+                call: need(node, &node.keys.1)?.clone_ref(py),
+            },
+        ))
+    })
+}
+
 /// Sets the node's name, uid and parallelism on the operator behind `stream`.
 fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -> DataStream<T> {
     let mut s = stream;
@@ -430,20 +444,15 @@ fn build(
             "watermarks" => Built::Stream(assign_watermarks(node, stream_of(0)?)?),
             "co_keyed_process" => {
                 let (a, b) = (stream_of(0)?, stream_of(1)?);
-                let (function, key1, key2) = Python::attach(|py| -> Result<_, String> {
-                    Ok((
+                let (key1, key2) = key_pair(node)?;
+                let function = Python::attach(|py| {
+                    need(node, &node.function).map(|f| {
                         PyKeyedProcess::new(
-                            need(node, &node.function)?.clone_ref(py),
+                            f.clone_ref(py),
                             classes.side.clone(),
                             classes.runtime_context.clone_ref(py),
-                        ),
-                        PyKeySelector {
-                            call: need(node, &node.keys.0)?.clone_ref(py),
-                        },
-                        PyKeySelector {
-                            call: need(node, &node.keys.1)?.clone_ref(py),
-                        },
-                    ))
+                        )
+                    })
                 })?;
                 let keyed = a.connect(&b).key_by(key1, key2);
                 Built::Stream(keyed.process(function).name("KeyedCoProcess"))
@@ -476,20 +485,13 @@ fn build(
                     .window
                     .as_ref()
                     .ok_or_else(|| format!("window join node {} has no assigner", node.id))?;
-                let (function, key1, key2) = Python::attach(|py| -> Result<_, String> {
-                    Ok((
-                        PyCoGroup {
-                            function: need(node, &node.function)?.clone_ref(py),
-                            join: spec.kind == "join",
-                            side: classes.side.clone(),
-                        },
-                        PyKeySelector {
-                            call: need(node, &node.keys.0)?.clone_ref(py),
-                        },
-                        PyKeySelector {
-                            call: need(node, &node.keys.1)?.clone_ref(py),
-                        },
-                    ))
+                let (key1, key2) = key_pair(node)?;
+                let function = Python::attach(|py| {
+                    need(node, &node.function).map(|f| PyCoGroup {
+                        function: f.clone_ref(py),
+                        join: spec.kind == "join",
+                        side: classes.side.clone(),
+                    })
                 })?;
                 let keyed = a.join(&b).where_(key1).equal_to(key2);
                 let name = if spec.kind == "join" {

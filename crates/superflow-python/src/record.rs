@@ -148,6 +148,10 @@ mod serde_bytes_vec {
 }
 
 impl Wire {
+    fn all_into_py(py: Python<'_>, items: Vec<Wire>) -> PyResult<Vec<Bound<'_, PyAny>>> {
+        items.into_iter().map(|w| w.into_py(py)).collect()
+    }
+
     fn into_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         Ok(match self {
             Wire::None => py.None().into_bound(py),
@@ -156,20 +160,8 @@ impl Wire {
             Wire::Float(f) => PyFloat::new(py, f).into_any(),
             Wire::Str(s) => PyString::new(py, &s).into_any(),
             Wire::Bytes(b) => PyBytes::new(py, &b).into_any(),
-            Wire::Tuple(items) => {
-                let items = items
-                    .into_iter()
-                    .map(|w| w.into_py(py))
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyTuple::new(py, items)?.into_any()
-            }
-            Wire::List(items) => {
-                let items = items
-                    .into_iter()
-                    .map(|w| w.into_py(py))
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyList::new(py, items)?.into_any()
-            }
+            Wire::Tuple(items) => PyTuple::new(py, Wire::all_into_py(py, items)?)?.into_any(),
+            Wire::List(items) => PyList::new(py, Wire::all_into_py(py, items)?)?.into_any(),
             Wire::Pickled(bytes) => pickle_loads(py, &bytes)?,
         })
     }

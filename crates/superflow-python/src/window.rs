@@ -158,6 +158,47 @@ impl<W: PyWindowValue> ProcessWindowFunction<PyObj, PyObj, PyKey, W> for PyWindo
     }
 }
 
+/// Evaluates `$body` with `$assigner` bound to the time-window assigner that `$spec`
+/// names (its type differs per kind, so each kind is its own arm); other kinds are an
+/// error.
+macro_rules! with_time_assigner {
+    ($spec:expr, $assigner:ident => $body:expr) => {{
+        let spec: &WindowSpec = $spec;
+        let (size, slide, offset) = (
+            millis(spec.size_ms),
+            millis(spec.slide_ms),
+            millis(spec.offset_ms),
+        );
+        match spec.assigner.as_str() {
+            "tumbling_event_time" => {
+                let $assigner = TumblingEventTimeWindows::of_with_offset(size, offset);
+                $body
+            }
+            "tumbling_processing_time" => {
+                let $assigner = TumblingProcessingTimeWindows::of_with_offset(size, offset);
+                $body
+            }
+            "sliding_event_time" => {
+                let $assigner = SlidingEventTimeWindows::of_with_offset(size, slide, offset);
+                $body
+            }
+            "sliding_processing_time" => {
+                let $assigner = SlidingProcessingTimeWindows::of_with_offset(size, slide, offset);
+                $body
+            }
+            "event_time_session" => {
+                let $assigner = EventTimeSessionWindows::with_gap(size);
+                $body
+            }
+            "processing_time_session" => {
+                let $assigner = ProcessingTimeSessionWindows::with_gap(size);
+                $body
+            }
+            other => Err(format!("unknown time-window assigner '{other}'")),
+        }
+    }};
+}
+
 fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
@@ -220,54 +261,11 @@ pub(crate) fn window(
     classes: &WindowClasses,
     side: &SideOutputs,
 ) -> Result<DataStream<PyObj>, String> {
-    let (size, slide, offset) = (
-        millis(spec.size_ms),
-        millis(spec.slide_ms),
-        millis(spec.offset_ms),
-    );
     if spec.size_ms == 0 {
         return Err(format!("{} windows need a size above zero", spec.assigner));
     }
+    // Count windows measure in records: `size_ms` and `slide_ms` hold counts.
     match spec.assigner.as_str() {
-        "tumbling_event_time" => evaluate(
-            keyed.window(TumblingEventTimeWindows::of_with_offset(size, offset)),
-            spec,
-            classes,
-            side,
-        ),
-        "tumbling_processing_time" => evaluate(
-            keyed.window(TumblingProcessingTimeWindows::of_with_offset(size, offset)),
-            spec,
-            classes,
-            side,
-        ),
-        "sliding_event_time" => evaluate(
-            keyed.window(SlidingEventTimeWindows::of_with_offset(size, slide, offset)),
-            spec,
-            classes,
-            side,
-        ),
-        "sliding_processing_time" => evaluate(
-            keyed.window(SlidingProcessingTimeWindows::of_with_offset(
-                size, slide, offset,
-            )),
-            spec,
-            classes,
-            side,
-        ),
-        "event_time_session" => evaluate(
-            keyed.window(EventTimeSessionWindows::with_gap(size)),
-            spec,
-            classes,
-            side,
-        ),
-        "processing_time_session" => evaluate(
-            keyed.window(ProcessingTimeSessionWindows::with_gap(size)),
-            spec,
-            classes,
-            side,
-        ),
-        // Count windows measure in records: `size_ms` and `slide_ms` hold counts.
         "count" if spec.slide_ms == 0 => {
             evaluate(keyed.count_window(spec.size_ms), spec, classes, side)
         }
@@ -277,7 +275,9 @@ pub(crate) fn window(
             classes,
             side,
         ),
-        other => Err(format!("unknown window assigner '{other}'")),
+        _ => {
+            with_time_assigner!(spec, assigner => evaluate(keyed.window(assigner), spec, classes, side))
+        }
     }
 }
 
@@ -347,47 +347,8 @@ pub(crate) fn window_join(
     spec: &WindowSpec,
     function: PyCoGroup,
 ) -> Result<DataStream<PyObj>, String> {
-    let (size, slide, offset) = (
-        millis(spec.size_ms),
-        millis(spec.slide_ms),
-        millis(spec.offset_ms),
-    );
     if spec.size_ms == 0 {
         return Err(format!("{} windows need a size above zero", spec.assigner));
     }
-    Ok(match spec.assigner.as_str() {
-        "tumbling_event_time" => finish_join(
-            keyed.window(TumblingEventTimeWindows::of_with_offset(size, offset)),
-            spec,
-            function,
-        ),
-        "tumbling_processing_time" => finish_join(
-            keyed.window(TumblingProcessingTimeWindows::of_with_offset(size, offset)),
-            spec,
-            function,
-        ),
-        "sliding_event_time" => finish_join(
-            keyed.window(SlidingEventTimeWindows::of_with_offset(size, slide, offset)),
-            spec,
-            function,
-        ),
-        "sliding_processing_time" => finish_join(
-            keyed.window(SlidingProcessingTimeWindows::of_with_offset(
-                size, slide, offset,
-            )),
-            spec,
-            function,
-        ),
-        "event_time_session" => finish_join(
-            keyed.window(EventTimeSessionWindows::with_gap(size)),
-            spec,
-            function,
-        ),
-        "processing_time_session" => finish_join(
-            keyed.window(ProcessingTimeSessionWindows::with_gap(size)),
-            spec,
-            function,
-        ),
-        other => return Err(format!("window joins take time windows, not '{other}'")),
-    })
+    with_time_assigner!(spec, assigner => Ok(finish_join(keyed.window(assigner), spec, function)))
 }
