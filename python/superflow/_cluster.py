@@ -1,7 +1,13 @@
 """Runs a plan on one process, or on several: this process is process 0 and starts the
 others (``python -m superflow._worker``), which connect to each other over loopback
 (timely's cluster mode). Each writes its outcome to a file in a shared job directory;
-the first user error of any process is the one raised here, with its traceback."""
+the first user error of any process is the one raised here, with its traceback.
+
+While the job runs, this process supervises the others, as Flink's resource manager
+does its task managers: a worker process that dies without an outcome (killed, out of
+memory) is started again when the job checkpoints and may restart (every process
+then resumes from the last checkpoint); otherwise, or past the restart budget, the job
+is cancelled with an error naming the process."""
 
 import os
 import pickle
@@ -10,7 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import cloudpickle
 
@@ -64,16 +70,19 @@ def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str,
     job_file = os.path.join(job_dir, "job.pkl")
     with open(job_file, "wb") as f:
         f.write(payload)
-    children = []
-    for index in range(1, processes):
-        children.append(subprocess.Popen(
+    def spawn(index: int) -> subprocess.Popen:
+        return subprocess.Popen(
             [sys.executable, "-m", "superflow._worker", job_dir, str(index)],
             env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
-        ))
+        )
+
+    children = [spawn(index) for index in range(1, processes)]
+    supervisor = _Supervisor(children, spawn, job_dir, _respawn_budget(settings))
     own_error: Optional[BaseException] = None
     result: Dict[str, Any] = {}
     try:
-        result = _superflow.execute(job_name, nodes, dict(settings, cluster=(0, addresses)))
+        result = _superflow.execute(job_name, nodes, dict(settings, cluster=(0, addresses)),
+                                    supervisor)
     except BaseException as e:  # noqa: BLE001 - re-raised below, after the children
         own_error = e
     outcomes = _wait(children, job_dir, kill=own_error is not None)
@@ -91,6 +100,61 @@ def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str,
     return result
 
 
+def _respawn_budget(settings: Dict[str, Any]) -> int:
+    """How many times worker processes may be started again: only a job that
+    checkpoints and may restart can take a new process in."""
+    restart = settings.get("restart")
+    if settings.get("checkpoint") is None or (restart is not None and restart[0] == "none"):
+        return 0
+    if restart is not None and restart[0] == "fixed_delay":
+        return int(restart[1])
+    return 10
+
+
+def _result_path(job_dir: str, index: int) -> str:
+    return os.path.join(job_dir, f"result-{index}.pkl")
+
+
+class _Supervisor:
+    """Called by the running job every 50 ms: starts again a worker process that died
+    without an outcome (within the budget), and returns the error that ends the job when
+    one cannot go on."""
+
+    def __init__(self, children: List[subprocess.Popen],
+                 spawn: Callable[[int], subprocess.Popen], job_dir: str, budget: int):
+        self.children = children
+        self.spawn = spawn
+        self.job_dir = job_dir
+        self.budget = budget
+
+    def __call__(self) -> Optional[str]:
+        for slot, child in enumerate(self.children):
+            index = slot + 1
+            code = child.poll()
+            if code is None:
+                continue
+            outcome = _read_outcome(self.job_dir, index)
+            if outcome is not None:
+                # A worker that ended with an error gave up (its restarts are spent).
+                return None if "error" not in outcome else \
+                    f"(in worker process {index}) {outcome['error']}"
+            if self.budget <= 0:
+                return f"worker process {index} exited with code {code} without a result"
+            self.budget -= 1
+            sys.stderr.write(f"warning: worker process {index} exited with code {code}; "
+                             f"starting it again (the job resumes from its last checkpoint)\n")
+            self.children[slot] = self.spawn(index)
+        return None
+
+
+def _read_outcome(job_dir: str, index: int) -> Optional[Dict[str, Any]]:
+    try:
+        with open(_result_path(job_dir, index), "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return None
+
+
 def _wait(children: List[subprocess.Popen], job_dir: str, kill: bool
           ) -> List[Tuple[int, Dict[str, Any]]]:
     outcomes = []
@@ -100,13 +164,11 @@ def _wait(children: List[subprocess.Popen], job_dir: str, kill: bool
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-        path = os.path.join(job_dir, f"result-{index}.pkl")
-        try:
-            with open(path, "rb") as f:
-                outcomes.append((index, pickle.load(f)))
-        except (OSError, EOFError, pickle.UnpicklingError):
-            outcomes.append((index, {"error": f"worker process {index} exited with code "
-                                              f"{child.returncode} without a result"}))
+        outcome = _read_outcome(job_dir, index)
+        if outcome is None:
+            outcome = {"error": f"worker process {index} exited with code "
+                                f"{child.returncode} without a result"}
+        outcomes.append((index, outcome))
     return outcomes
 
 

@@ -19,7 +19,13 @@ def main() -> int:
                 sys.path.append(path)
         from superflow import _superflow
         settings = dict(job["settings"], cluster=(index, job["addresses"]))
-        result = _superflow.execute(job["job_name"], job["nodes"], settings)
+        driver = os.getppid()
+
+        def driver_alive():
+            # Re-parented: the driver died, and with it the job.
+            return None if os.getppid() == driver else "the driver process is gone"
+
+        result = _superflow.execute(job["job_name"], job["nodes"], settings, driver_alive)
         outcome = {"collected": result.get("collected", {}), "bench": result.get("bench")}
     except BaseException as e:  # noqa: BLE001 - every failure is reported to the driver
         outcome = {"error": str(e) if str(e) else repr(e)}

@@ -48,9 +48,11 @@ def job(env, fail_marker=None):
             .key_by(lambda i: i % 7).process(RunningCount()).uid("count"))
 
 
-@pytest.mark.parametrize("backend", ["memory", "lsm"])
-def test_an_exception_restarts_from_the_last_checkpoint(tmp_path, backend):
-    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+@pytest.mark.parametrize("backend,parallelism", [("memory", 1), ("lsm", 1), ("memory", 2), ("lsm", 2)])
+def test_an_exception_restarts_from_the_last_checkpoint(tmp_path, backend, parallelism):
+    # At parallelism 2 the job runs on two processes: the one that raised takes the
+    # other down with it, and both restart from the checkpoint process 0 picks.
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
     env.enable_checkpointing(5, CheckpointingMode.EXACTLY_ONCE)
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
@@ -71,15 +73,6 @@ def test_without_a_restart_strategy_the_failure_is_raised(tmp_path):
     env.set_restart_strategy(RestartStrategies.no_restart())
     job(env, str(tmp_path / "failed-once")).print()
     with pytest.raises(JobExecutionError, match="injected failure"):
-        env.execute()
-
-
-def test_checkpoints_need_one_process(tmp_path):
-    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
-    env.enable_checkpointing(100)
-    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
-    env.from_collection([1, 2]).print()
-    with pytest.raises(JobExecutionError, match="process"):
         env.execute()
 
 
@@ -169,10 +162,11 @@ def committed_lines(directory):
     return lines
 
 
-def test_file_sink_commits_every_record_once_across_a_restart(tmp_path):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_file_sink_commits_every_record_once_across_a_restart(tmp_path, parallelism):
     from superflow.common.serialization import Encoder
     from superflow.datastream.connectors import FileSink, RollingPolicy
-    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
     env.enable_checkpointing(5)
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
@@ -200,3 +194,45 @@ def test_file_sink_without_checkpoints_commits_at_the_end(env, tmp_path):
         env.from_collection([1]).sink_to("not a sink")
     with pytest.raises(ValueError, match="UTF-8"):
         Encoder.simple_string_encoder("latin-1")
+
+
+def test_a_killed_worker_process_is_started_again_and_the_job_resumes(tmp_path, capfd):
+    driver = os.getpid()
+    marker = str(tmp_path / "killed")
+
+    def kill_a_worker(i):
+        # SIGKILL of the worker process (never of this one, the driver) in the middle of
+        # its share of the input.
+        if i >= N // 2 and os.getpid() != driver and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return i
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    env.enable_checkpointing(5)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    stream = (env.from_sequence(0, N - 1).map(kill_a_worker).uid("kill")
+              .key_by(lambda i: i % 7).process(RunningCount()).uid("count"))
+    node = stream._add("collect")
+    result = env.execute("a worker killed")
+    assert os.path.exists(marker), "no worker was killed"
+    assert result.get_restarts() == 1
+    assert "starting it again" in capfd.readouterr().err
+    assert sorted(result._collected[node["id"]]) == expected()
+
+
+def test_a_killed_worker_fails_a_job_that_cannot_restart(tmp_path):
+    driver = os.getpid()
+
+    def kill_a_worker(i):
+        if os.getpid() != driver:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return i
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    env.from_sequence(0, 999).map(kill_a_worker).print()
+    started = time.time()
+    with pytest.raises(JobExecutionError, match="worker process 1 exited with code -9"):
+        env.execute()
+    assert time.time() - started < 30

@@ -10,7 +10,7 @@ use std::fmt;
 pub type UserError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A user function (or a source or sink) failed while the job ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OperatorFailure {
     /// The operator's name, as set by `.name(...)` or defaulted from its kind.
     pub operator: String,

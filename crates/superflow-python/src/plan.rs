@@ -642,7 +642,11 @@ fn assign_watermarks(
 /// Waits for the job with the GIL released, looking at Python's signals every few
 /// milliseconds: Ctrl-C (KeyboardInterrupt) cancels the job, waits for it to drain,
 /// and is raised.
-fn wait_for(py: Python<'_>, client: JobClient) -> PyResult<JobExecutionResult> {
+fn wait_for(
+    py: Python<'_>,
+    client: JobClient,
+    watch: Option<&Bound<'_, PyAny>>,
+) -> PyResult<JobExecutionResult> {
     loop {
         let finished = py.detach(|| {
             let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
@@ -659,6 +663,16 @@ fn wait_for(py: Python<'_>, client: JobClient) -> PyResult<JobExecutionResult> {
             let _ = py.detach(move || client.wait());
             return Err(interrupt);
         }
+        // The supervisor of the job's other processes says when the job cannot go on.
+        let verdict = match watch {
+            Some(watch) => watch.call0()?,
+            None => continue,
+        };
+        if !verdict.is_none() {
+            client.cancel();
+            let _ = py.detach(move || client.wait());
+            return Err(JobExecutionError::new_err(verdict.str()?.to_string()));
+        }
     }
     py.detach(move || client.wait()).map_err(|e| job_error(&e))
 }
@@ -669,13 +683,17 @@ fn job_error(e: &JobError) -> PyErr {
 
 /// Runs a plan. `settings` holds `parallelism`, and optionally `max_parallelism` and
 /// `cluster` (`(process_id, [addresses])`). Returns a dict with `net_runtime_ms`,
-/// `collected` (node id to its records, of this process) and `operators`.
+/// `collected` (node id to its records, of this process) and `operators`. `watch`, if
+/// given, is called every 50 ms while the job runs; a result other than `None` cancels
+/// the job and is raised as its error.
 #[pyfunction]
+#[pyo3(signature = (job_name, plan, settings, watch=None))]
 pub(crate) fn execute<'py>(
     py: Python<'py>,
     job_name: String,
     plan: &Bound<'py, PyList>,
     settings: &Bound<'py, PyDict>,
+    watch: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let nodes = plan
         .iter()
@@ -723,7 +741,7 @@ pub(crate) fn execute<'py>(
         Ok((client, collected, totals))
     });
     let (client, collected, totals) = started?;
-    let result = wait_for(py, client)?;
+    let result = wait_for(py, client, watch.as_ref())?;
     let collected = std::mem::take(
         &mut *collected
             .lock()

@@ -2,7 +2,8 @@
 //! setup polls its listener once a second and prints while it waits, so a job whose
 //! processes start a few milliseconds apart lost a second; here every process listens
 //! first, then connects to the lower-indexed ones with short retries, and hands the
-//! sockets to timely's `initialize_networking_from_sockets`.
+//! sockets to timely's `initialize_networking_from_sockets`. Every other process also
+//! opens a control connection to process 0 (`cluster_control.rs`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,15 +16,18 @@ use timely::communication::allocator::zero_copy::initialize::{
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
 
+use crate::cluster_control::{ControlLink, ControlRole};
+use crate::control::JobControl;
 use crate::ClusterConfig;
 
 /// How long a process waits for the others to come up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 const RETRY: Duration = Duration::from_millis(5);
 
 /// This process's connections to the others, kept to sever them when its job fails:
 /// a process whose job failed would otherwise wait for the others to close their
 /// sockets, and they would go on waiting for its records.
+#[derive(Debug)]
 pub struct ClusterLinks {
     sockets: Vec<TcpStream>,
 }
@@ -37,13 +41,28 @@ impl ClusterLinks {
     }
 }
 
-/// Connects this process to the others and builds its workers' allocators. The guard
-/// joins the network threads when dropped.
-pub fn connect(
+/// This process's connections to the others, before timely starts.
+pub struct ClusterSockets {
+    /// One data socket per other process, by process index (`None` for this one).
+    data: Vec<Option<TcpStream>>,
+    /// The control connections (to every follower on process 0, to process 0 on the
+    /// others).
+    pub control: ControlRole,
+}
+
+/// Connects this process to the others: the data connections timely will use, and the
+/// control connections. A cancellation of the job (`control`) stops the waiting.
+pub fn connect(cluster: &ClusterConfig, control: &JobControl) -> Result<ClusterSockets, JobError> {
+    sockets(cluster, control)
+}
+
+/// Starts timely's network on the data sockets and builds this process's workers'
+/// allocators. The guard joins the network threads when dropped.
+pub fn start_network(
     cluster: &ClusterConfig,
+    sockets: Vec<Option<TcpStream>>,
     threads: usize,
 ) -> Result<(Vec<AllocatorBuilder>, CommsGuard, ClusterLinks), JobError> {
-    let sockets = sockets(cluster)?;
     let links = ClusterLinks {
         sockets: sockets
             .iter()
@@ -65,12 +84,71 @@ pub fn connect(
     ))
 }
 
+impl ClusterSockets {
+    /// The data sockets, for `start_network`.
+    pub fn take_data(&mut self) -> Vec<Option<TcpStream>> {
+        std::mem::take(&mut self.data)
+    }
+}
+
 fn cluster_error(what: String) -> JobError {
     JobError::Cluster(what)
 }
 
-/// One socket per other process, by process index (`None` for this process).
-fn sockets(cluster: &ClusterConfig) -> Result<Vec<Option<TcpStream>>, JobError> {
+/// What a connection is for, sent after the connecting process's index.
+const DATA: u64 = 0;
+const CONTROL: u64 = 1;
+
+fn handshake(stream: &mut TcpStream, me: usize, kind: u64) -> std::io::Result<()> {
+    let mut hello = [0u8; 16];
+    hello[..8].copy_from_slice(&(me as u64).to_le_bytes());
+    hello[8..].copy_from_slice(&kind.to_le_bytes());
+    stream.set_nodelay(true)?;
+    stream.write_all(&hello)
+}
+
+/// Fails once the job is cancelled or the deadline passed.
+fn keep_waiting(
+    control: &JobControl,
+    deadline: Instant,
+    what: impl FnOnce() -> String,
+) -> Result<(), JobError> {
+    if control.is_cancelled() {
+        return Err(cluster_error(format!("cancelled while {}", what())));
+    }
+    if Instant::now() >= deadline {
+        return Err(cluster_error(what()));
+    }
+    Ok(())
+}
+
+fn connect_with_retries(
+    me: usize,
+    index: usize,
+    address: &str,
+    deadline: Instant,
+    control: &JobControl,
+) -> Result<TcpStream, JobError> {
+    loop {
+        if control.is_cancelled() {
+            return Err(cluster_error(format!(
+                "cancelled while process {me} was connecting to process {index} at {address}"
+            )));
+        }
+        match TcpStream::connect(address) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(cluster_error(format!(
+                    "process {me} cannot connect to process {index} at {address}: {e}"
+                )))
+            }
+            Err(_) => std::thread::sleep(RETRY),
+        }
+    }
+}
+
+/// Connects to the lower-indexed processes and accepts the higher-indexed ones.
+fn sockets(cluster: &ClusterConfig, job: &JobControl) -> Result<ClusterSockets, JobError> {
     let me = cluster.process_id;
     let addresses = &cluster.addresses;
     let own = addresses
@@ -82,56 +160,86 @@ fn sockets(cluster: &ClusterConfig) -> Result<Vec<Option<TcpStream>>, JobError> 
         .set_nonblocking(true)
         .map_err(|e| cluster_error(format!("listener on {own}: {e}")))?;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    let mut sockets: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
+    let mut data: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
+    let mut control: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
     for (index, address) in addresses.iter().enumerate().take(me) {
-        let stream = loop {
-            match TcpStream::connect(address.as_str()) {
-                Ok(stream) => break stream,
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(cluster_error(format!(
-                        "process {me} cannot connect to process {index} at {address}: {e}"
-                    )))
-                }
-                Err(_) => std::thread::sleep(RETRY),
-            }
+        let kinds: &[u64] = if index == 0 {
+            &[DATA, CONTROL]
+        } else {
+            &[DATA]
         };
-        let mut stream = stream;
-        stream
-            .set_nodelay(true)
-            .and_then(|_| stream.write_all(&(me as u64).to_ne_bytes()))
-            .map_err(|e| cluster_error(format!("handshake with process {index}: {e}")))?;
-        sockets[index] = Some(stream);
+        for &kind in kinds {
+            let mut stream = connect_with_retries(me, index, address, deadline, job)?;
+            handshake(&mut stream, me, kind)
+                .map_err(|e| cluster_error(format!("handshake with process {index}: {e}")))?;
+            let slot = if kind == DATA {
+                &mut data
+            } else {
+                &mut control
+            };
+            slot[index] = Some(stream);
+        }
     }
-    let mut missing = addresses.len() - me - 1;
+    let higher = addresses.len() - me - 1;
+    let mut missing = if me == 0 { 2 * higher } else { higher };
     while missing > 0 {
         match listener.accept() {
             Ok((mut stream, _)) => {
-                let mut id = [0u8; 8];
+                let mut hello = [0u8; 16];
                 stream
                     .set_nonblocking(false)
                     .and_then(|_| stream.set_nodelay(true))
-                    .and_then(|_| stream.read_exact(&mut id))
+                    .and_then(|_| stream.read_exact(&mut hello))
                     .map_err(|e| cluster_error(format!("handshake on {own}: {e}")))?;
-                let id = u64::from_ne_bytes(id) as usize;
-                if id <= me || id >= addresses.len() || sockets[id].is_some() {
+                let id = u64::from_le_bytes(hello[..8].try_into().unwrap_or_default()) as usize;
+                let kind = u64::from_le_bytes(hello[8..].try_into().unwrap_or_default());
+                let slot = match kind {
+                    DATA => &mut data,
+                    CONTROL if me == 0 => &mut control,
+                    _ => {
+                        return Err(cluster_error(format!(
+                            "process {me} got a connection of unknown kind {kind} from process {id}"
+                        )))
+                    }
+                };
+                if id <= me || id >= addresses.len() || slot[id].is_some() {
                     return Err(cluster_error(format!(
                         "process {me} got a connection from an unexpected process {id}"
                     )));
                 }
-                sockets[id] = Some(stream);
+                slot[id] = Some(stream);
                 missing -= 1;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return Err(cluster_error(format!(
-                        "process {me} waited {}s for {missing} other process(es) to connect",
+                keep_waiting(job, deadline, || {
+                    format!(
+                        "process {me} waited {}s for {missing} connection(s) from the other process(es)",
                         CONNECT_TIMEOUT.as_secs()
-                    )));
-                }
+                    )
+                })?;
                 std::thread::sleep(RETRY);
             }
             Err(e) => return Err(cluster_error(format!("accept on {own}: {e}"))),
         }
     }
-    Ok(sockets)
+    let link = |(peer, socket): (usize, TcpStream)| {
+        ControlLink::new(peer, socket)
+            .map_err(|e| cluster_error(format!("control connection to process {peer}: {e}")))
+    };
+    let mut control = control
+        .into_iter()
+        .enumerate()
+        .filter_map(|(peer, s)| s.map(|s| (peer, s)))
+        .map(link)
+        .collect::<Result<Vec<_>, _>>()?;
+    let control = if me == 0 {
+        ControlRole::Leader(control)
+    } else {
+        ControlRole::Follower(
+            control
+                .pop()
+                .ok_or_else(|| cluster_error("no control connection to process 0".into()))?,
+        )
+    };
+    Ok(ClusterSockets { data, control })
 }

@@ -1,5 +1,6 @@
 //! `JobControl`: the flags every worker of a running job watches (cancel, fail), the
-//! first failure, the current run's checkpoint coordinator, and Ctrl-C handling.
+//! first failure, the current run's checkpoint coordinator, the current run's
+//! connections to other processes, and Ctrl-C handling.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
@@ -15,6 +16,7 @@ pub struct JobControl {
     failed: AtomicBool,
     failure: Mutex<Option<OperatorFailure>>,
     checkpoints: Mutex<Option<Arc<CheckpointCoordinator>>>,
+    links: Mutex<Option<Arc<crate::cluster::ClusterLinks>>>,
 }
 
 impl JobControl {
@@ -45,12 +47,22 @@ impl JobControl {
         self.cancelled.store(true, Ordering::SeqCst);
     }
 
+    /// The connections of the current run to the other processes (`None` after it).
+    pub(crate) fn set_links(&self, links: Option<Arc<crate::cluster::ClusterLinks>>) {
+        if let Ok(mut slot) = self.links.lock() {
+            *slot = links;
+        }
+    }
+
     /// Whether the job was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
 
-    /// Records a failure; the first one wins, and every worker stops.
+    /// Records a failure; the first one wins, and every worker stops. On several
+    /// processes, the connections to the others are severed at once: if this process's
+    /// workers ended first, timely would close them with a clean goodbye, and the others
+    /// would wait for records that never come instead of failing too.
     pub fn fail(&self, failure: OperatorFailure) {
         if let Ok(mut slot) = self.failure.lock() {
             if slot.is_none() {
@@ -58,6 +70,9 @@ impl JobControl {
             }
         }
         self.failed.store(true, Ordering::SeqCst);
+        if let Some(links) = self.links.lock().ok().and_then(|l| l.clone()) {
+            links.sever();
+        }
     }
 
     /// Whether some worker failed.

@@ -15,6 +15,7 @@ use crate::checkpoint::{
     find_restorable, CheckpointConfig, CheckpointCoordinator, CheckpointStats, CheckpointStorage,
     CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState, RunOutcome, StateBackend,
 };
+use crate::cluster_control::{ControlMessage, ControlRole};
 use crate::control::JobControl;
 use crate::failure::{
     failure_from_panic, install_panic_hook, mark_worker_thread, peer_lost, quietly,
@@ -240,11 +241,6 @@ pub fn execute_graph(
                 node.name
             ));
         }
-        if processes > 1 {
-            return Err(JobError::Checkpoint(
-                "checkpoints and restores of jobs on several processes are not supported yet; run the job on one process".into(),
-            ));
-        }
         let unnamed: Vec<String> = graph
             .nodes
             .iter()
@@ -281,37 +277,32 @@ pub fn execute_graph(
     let mut first_restore = None;
     let mut causes = Vec::new();
     loop {
-        let restored = match &restore_from {
-            Some(path) => {
-                let state = restore(path, &graph, &plan, settings)?;
-                tracing::info!(job = job_name, checkpoint = state.checkpoint, path = %state.path.display(), "restoring");
-                first_restore.get_or_insert_with(|| state.path.clone());
-                Some(Arc::new(state))
-            }
+        let mut network = match &settings.cluster {
+            Some(cluster) => Some(crate::cluster::connect(cluster, &control)?),
             None => None,
         };
-        let storage_max = settings
-            .checkpointing
-            .as_ref()
-            .and_then(|c| {
-                CheckpointStorage::new(&c.storage)
-                    .checkpoint_ids()
-                    .last()
-                    .copied()
-            })
-            .unwrap_or(0);
-        let base = restored
-            .as_ref()
-            .map_or(0, |r| r.checkpoint)
-            .max(storage_max);
+        let role = network
+            .as_mut()
+            .map(|n| std::mem::take(&mut n.control))
+            .unwrap_or_default();
+        let (start, role) = agree_on_start(role, restore_from.as_deref(), settings, |path| {
+            restore(path, &graph, &plan, settings)
+        })?;
+        let restored = start.restored.map(|state| {
+            tracing::info!(job = job_name, checkpoint = state.checkpoint, path = %state.path.display(), "restoring");
+            first_restore.get_or_insert_with(|| state.path.clone());
+            Arc::new(state)
+        });
         let coordinator = CheckpointCoordinator::start(
             CoordinatorSettings {
                 config: settings.checkpointing.clone(),
                 job: job_name.to_string(),
                 max_parallelism: plan.max_parallelism,
                 workers: threads,
-                base,
+                base: start.base,
                 history: std::mem::take(&mut history),
+                run_id: start.run_id,
+                control: role,
             },
             Arc::clone(&control),
         );
@@ -319,13 +310,18 @@ pub fn execute_graph(
         let state_store = match &settings.state_backend {
             StateBackend::HashMap => None,
             StateBackend::EmbeddedLsm { dir, cache_entries } => {
-                let dir = dir.clone().unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!(
+                let dir = match (dir, &settings.cluster) {
+                    // Processes of one job on one machine must not share a store.
+                    (Some(dir), Some(cluster)) => {
+                        dir.join(format!("process-{}", cluster.process_id))
+                    }
+                    (Some(dir), None) => dir.clone(),
+                    (None, _) => std::env::temp_dir().join(format!(
                         "superflow-state-{}-{}",
                         std::process::id(),
                         coordinator.run_id()
-                    ))
-                });
+                    )),
+                };
                 let store = superflow_state::DiskStateStore::open(&dir)
                     .map_err(|e| JobError::Checkpoint(e.to_string()))?;
                 Some((store, *cache_entries))
@@ -340,7 +336,7 @@ pub fn execute_graph(
             activation_scope: settings.activation_scope.clone(),
         };
         let started = Instant::now();
-        let outcome = run_once(job_name, &graph, &plan, settings, threads, run);
+        let mut outcome = run_once(job_name, &graph, &plan, settings, threads, run, network);
         let run_outcome = match &outcome {
             Err(_) => RunOutcome::Failed,
             Ok(_) if control.is_cancelled() => RunOutcome::Cancelled,
@@ -348,6 +344,10 @@ pub fn execute_graph(
         };
         control.set_checkpoints(None);
         history = coordinator.shutdown(run_outcome);
+        if let (Err(JobError::Cluster(_)), Some(failure)) = (&outcome, coordinator.remote_failure())
+        {
+            outcome = Err(JobError::OperatorFailed(failure));
+        }
         if let Some((store, _)) = state_store {
             // The store is a working copy of this run; checkpoints hold what lasts.
             let dir = store.dir().to_path_buf();
@@ -355,8 +355,12 @@ pub fn execute_graph(
             let _ = std::fs::remove_dir_all(dir);
         }
         let end_errors = coordinator.end_errors();
-        if !end_errors.is_empty() {
-            return Err(JobError::Checkpoint(format!(
+        // The end of a finished job failed (a process died while the final checkpoint
+        // was taken, or a commit failed): with checkpoints, that restarts the job like any
+        // failure; the restored final (or last) checkpoint commits on the way.
+        let end_failed = !end_errors.is_empty();
+        if end_failed {
+            outcome = Err(JobError::Checkpoint(format!(
                 "the job finished, but its output could not be committed: {}",
                 end_errors.join("; ")
             )));
@@ -370,8 +374,11 @@ pub fn execute_graph(
                 return Ok(result);
             }
             Err(error) => {
-                let restartable = matches!(error, JobError::OperatorFailed(_))
-                    && processes == 1
+                // On several processes, a process that failed takes the others down
+                // with it, and each restarts: process 0 picks the checkpoint for all.
+                let restartable = (matches!(error, JobError::OperatorFailed(_))
+                    || (processes > 1 && matches!(error, JobError::Cluster(_)))
+                    || (end_failed && settings.checkpointing.is_some()))
                     && !control.is_cancelled();
                 let delay = if restartable {
                     backoff.on_failure(started.elapsed())
@@ -390,12 +397,16 @@ pub fn execute_graph(
                         .then(|| c.storage.clone())
                 });
                 restore_from = from.or_else(|| settings.restore_from.clone());
+                let from = match (&settings.cluster, &restore_from) {
+                    (Some(cluster), _) if cluster.process_id != 0 => {
+                        "the checkpoint process 0 picks".to_string()
+                    }
+                    (_, Some(path)) => path.display().to_string(),
+                    (_, None) => "the beginning".to_string(),
+                };
                 crate::notice::warn_user(format!(
-                    "job '{job_name}': {error}; restart {} in {delay:?} from {}",
+                    "job '{job_name}': {error}; restart {} in {delay:?} from {from}",
                     backoff.restarts(),
-                    restore_from
-                        .as_ref()
-                        .map_or("the beginning".to_string(), |p| p.display().to_string())
                 ));
                 causes.push(error.to_string());
                 std::thread::sleep(delay);
@@ -403,6 +414,78 @@ pub fn execute_graph(
             }
         }
     }
+}
+
+/// Where a run starts: agreed on by every process of the job, as process 0 says.
+struct RunStart {
+    /// The checkpoint or savepoint restored, loaded.
+    restored: Option<RestoredState>,
+    /// Checkpoint ids of the run start after this one.
+    base: u64,
+    /// The run's id.
+    run_id: u64,
+}
+
+/// Process 0 (or the only process) decides where the run starts: the checkpoint
+/// `restore_from` names (a storage directory means its newest sound checkpoint), and
+/// ids after every checkpoint already in the storage; it tells the others, which wait
+/// for it and load the same checkpoint.
+fn agree_on_start(
+    role: ControlRole,
+    restore_from: Option<&std::path::Path>,
+    settings: &ExecutionSettings,
+    load: impl Fn(&std::path::Path) -> Result<RestoredState, JobError>,
+) -> Result<(RunStart, ControlRole), JobError> {
+    if let ControlRole::Follower(mut leader) = role {
+        let ControlMessage::Start {
+            restore,
+            base,
+            run_id,
+        } = leader.receive(crate::cluster::CONNECT_TIMEOUT)
+        else {
+            return Err(JobError::Cluster(
+                "process 0 did not start the run (it failed or is gone)".into(),
+            ));
+        };
+        let restored = restore.as_deref().map(load).transpose()?;
+        let start = RunStart {
+            restored,
+            base,
+            run_id,
+        };
+        return Ok((start, ControlRole::Follower(leader)));
+    }
+    let mut role = role;
+    let restored = restore_from.map(load).transpose()?;
+    let storage_max = settings
+        .checkpointing
+        .as_ref()
+        .and_then(|c| {
+            CheckpointStorage::new(&c.storage)
+                .checkpoint_ids()
+                .last()
+                .copied()
+        })
+        .unwrap_or(0);
+    let start = RunStart {
+        base: restored
+            .as_ref()
+            .map_or(0, |r| r.checkpoint)
+            .max(storage_max),
+        restored,
+        run_id: CheckpointCoordinator::new_run_id(),
+    };
+    if let ControlRole::Leader(followers) = &mut role {
+        let message = ControlMessage::Start {
+            restore: start.restored.as_ref().map(|r| r.path.clone()),
+            base: start.base,
+            run_id: start.run_id,
+        };
+        for follower in followers {
+            follower.send(&message).map_err(JobError::Cluster)?;
+        }
+    }
+    Ok((start, role))
 }
 
 /// Loads what `path` points to and checks that it fits the job.
@@ -451,6 +534,7 @@ fn run_once(
     settings: &ExecutionSettings,
     threads: usize,
     run: JobRun,
+    sockets: Option<crate::cluster::ClusterSockets>,
 ) -> Result<JobExecutionResult, JobError> {
     let control = Arc::clone(&run.control);
     let processes = settings
@@ -472,16 +556,12 @@ fn run_once(
         run_worker(worker, &worker_graph, &worker_plan, &run)
     };
     let mut network = None;
-    let guards = match &settings.cluster {
-        None => {
-            let config = timely::Config {
-                communication: timely::CommunicationConfig::Process(threads),
-                worker: timely::WorkerConfig::default(),
-            };
-            timely::execute(config, work)
-        }
-        Some(cluster) => {
-            let (builders, guard, links) = crate::cluster::connect(cluster, threads)?;
+    let guards = match (&settings.cluster, sockets) {
+        (Some(cluster), Some(mut sockets)) => {
+            let (builders, guard, links) =
+                crate::cluster::start_network(cluster, sockets.take_data(), threads)?;
+            let links = Arc::new(links);
+            control.set_links(Some(Arc::clone(&links)));
             network = Some((guard, links));
             timely::execute::execute_from(
                 builders,
@@ -490,11 +570,19 @@ fn run_once(
                 work,
             )
         }
+        _ => {
+            let config = timely::Config {
+                communication: timely::CommunicationConfig::Process(threads),
+                worker: timely::WorkerConfig::default(),
+            };
+            timely::execute(config, work)
+        }
     }
     .map_err(JobError::Cluster)?;
     let reports = quietly(move || guards.join());
     // A peer process gone before this one severed anything: the job failed because of it.
     let mut lost = peer_lost();
+    control.set_links(None);
     if let Some((guard, links)) = network {
         if control.has_failed() || reports.is_err() {
             links.sever();

@@ -16,7 +16,7 @@ use superflow::prelude::*;
 use superflow::FlowControl;
 
 mod common;
-use common::committed_lines;
+use common::{committed_lines, loopback_addresses};
 
 /// Records of the crash job.
 const RECORDS: u64 = 12_000;
@@ -38,6 +38,7 @@ fn crash_job(
         .from_generator(record, Some(RECORDS), rate)
         .set_parallelism(1)
         .uid("generator")
+        .exchangeable()
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(0))
                 .with_timestamp_assigner(|r: &(u64, u64), _| r.1 as i64),
@@ -96,6 +97,14 @@ fn expected_output() -> &'static Vec<String> {
             .unwrap_or_else(|e| panic!("{e}"));
         committed_lines(dir.path())
     })
+}
+
+/// Asserts that the committed output in `out` is that of a run that never failed.
+fn assert_exactly_once(out: &Path, context: &str) {
+    let expected = expected_output();
+    let actual = committed_lines(out);
+    assert_eq!(actual.len(), expected.len(), "{context}");
+    assert!(&actual == expected, "{context}: the output differs");
 }
 
 /// A small seeded generator (splitmix64), so seeds reproduce.
@@ -327,4 +336,216 @@ fn a_text_file_source_resumes_at_its_checkpointed_offsets() {
     let actual = committed_lines(&out);
     assert_eq!(actual.len(), expected.len());
     assert!(actual == expected, "every line exactly once");
+}
+
+/// The crash job as one of two processes (`SUPERFLOW_CLUSTER_CRASH_OUT` set), at
+/// parallelism 4 (two workers each), checkpointing into a directory both share. With
+/// `SUPERFLOW_CLUSTER_PANIC_AT=n`, the record `n` panics once, on whichever process maps
+/// it (a marker file makes it once over both processes and every restart).
+#[test]
+fn cluster_crash_child() -> Result<(), Box<dyn std::error::Error>> {
+    let (Ok(out), Ok(checkpoints)) = (
+        std::env::var("SUPERFLOW_CLUSTER_CRASH_OUT"),
+        std::env::var("SUPERFLOW_CRASH_CHECKPOINTS"),
+    ) else {
+        return Ok(());
+    };
+    let panic_at: Option<u64> = std::env::var("SUPERFLOW_CLUSTER_PANIC_AT")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let marker = PathBuf::from(&checkpoints).join("panicked");
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    env.enable_checkpointing(Duration::from_millis(40));
+    env.set_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
+    let storage = PathBuf::from(&checkpoints);
+    env.configure_checkpoints(move |c| c.storage = storage);
+    if std::fs::read_dir(&checkpoints)?
+        .flatten()
+        .any(|e| e.path().join("_metadata").exists())
+    {
+        env.set_restore_path(&checkpoints);
+    }
+    crash_job(&env, Path::new(&out), Some(10_000.0), move |value| {
+        let first = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok()
+        };
+        if Some(value) == panic_at && first() {
+            panic!("injected failure at record {value}");
+        }
+    });
+    let result = env.execute("crash job, cluster child")?;
+    println!("restarts {}", result.restarts);
+    Ok(())
+}
+
+fn spawn_cluster_process(
+    id: usize,
+    addresses: &str,
+    out: &Path,
+    checkpoints: &Path,
+    panic_at: Option<u64>,
+) -> std::process::Child {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let mut command = std::process::Command::new(exe);
+    command
+        .args([
+            "--exact",
+            "cluster_crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SUPERFLOW_CLUSTER_CRASH_OUT", out)
+        .env("SUPERFLOW_CRASH_CHECKPOINTS", checkpoints)
+        .env("SUPERFLOW_PROCESSES", "2")
+        .env("SUPERFLOW_PROCESS_ID", id.to_string())
+        .env("SUPERFLOW_ADDRESSES", addresses)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(at) = panic_at {
+        command.env("SUPERFLOW_CLUSTER_PANIC_AT", at.to_string());
+    }
+    command.spawn().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits for `child` (killing it after two minutes, so that a hang fails the test
+/// instead of stalling it) and asserts that it succeeded; returns its output.
+fn wait_success(child: std::process::Child, what: &str) -> String {
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(Duration::from_secs(120)) {
+        Ok(output) => output.unwrap_or_else(|e| panic!("{e}")),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("{what} did not end within two minutes");
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{what} failed: {text}");
+    text
+}
+
+#[test]
+fn a_panic_on_one_of_two_processes_restarts_both_with_exactly_once_output() {
+    for seed in 0..seeds(2) {
+        let mut random = seeded(200 + seed);
+        let panic_at = 2_000 + random(RECORDS - 4_000);
+        let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let addresses = loopback_addresses(2);
+        let children: Vec<_> = (0..2)
+            .map(|id| {
+                spawn_cluster_process(
+                    id,
+                    &addresses,
+                    out.path(),
+                    checkpoints.path(),
+                    Some(panic_at),
+                )
+            })
+            .collect();
+        let logs: Vec<String> = children
+            .into_iter()
+            .enumerate()
+            .map(|(id, c)| wait_success(c, &format!("seed {seed}: process {id}")))
+            .collect();
+        assert!(
+            checkpoints.path().join("panicked").exists(),
+            "seed {seed}: the panic fired"
+        );
+        for log in &logs {
+            assert!(log.contains("restarts 1"), "seed {seed}: {logs:?}");
+        }
+        assert_exactly_once(out.path(), &format!("seed {seed}: panic at {panic_at}"));
+    }
+}
+
+#[test]
+fn a_killed_process_of_two_rejoins_and_both_resume_with_exactly_once_output() {
+    for seed in 0..seeds(2) {
+        let mut random = seeded(300 + seed);
+        let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let addresses = loopback_addresses(2);
+        let spawn =
+            |id| spawn_cluster_process(id, &addresses, out.path(), checkpoints.path(), None);
+        let mut children = [Some(spawn(0)), Some(spawn(1))];
+        let victim = random(2) as usize;
+        std::thread::sleep(Duration::from_millis(200 + random(600)));
+        // SIGKILL: the process gets no chance to clean up; the other one notices, fails
+        // its run and waits for the process to come back, as a supervisor would start it.
+        let mut killed = children[victim]
+            .take()
+            .unwrap_or_else(|| panic!("no child"));
+        let _ = killed.kill();
+        let status = killed.wait().unwrap_or_else(|e| panic!("{e}"));
+        let survivor = children[1 - victim]
+            .take()
+            .unwrap_or_else(|| panic!("no child"));
+        let mut respawned = (!status.success()).then(|| spawn(victim));
+        wait_success(survivor, &format!("seed {seed}: process {}", 1 - victim));
+        if let Some(mut respawned) = respawned.take() {
+            // Killed after the job's end was committed, the process started again finds
+            // no job to rejoin and waits for the others in vain: the job is done.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while respawned.try_wait().ok().flatten().is_none()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if respawned.try_wait().ok().flatten().is_none() {
+                let _ = respawned.kill();
+                let _ = respawned.wait();
+            } else {
+                wait_success(respawned, &format!("seed {seed}: process {victim} again"));
+            }
+        }
+        assert_exactly_once(out.path(), &format!("seed {seed}: process {victim} killed"));
+    }
+}
+
+#[test]
+fn checkpoints_of_two_processes_restore_on_one_process_at_another_parallelism() {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    for seed in 0..seeds(1) {
+        let mut random = seeded(400 + seed);
+        let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let addresses = loopback_addresses(2);
+        let mut children: Vec<_> = (0..2)
+            .map(|id| spawn_cluster_process(id, &addresses, out.path(), checkpoints.path(), None))
+            .collect();
+        std::thread::sleep(Duration::from_millis(500 + random(400)));
+        for child in &mut children {
+            let _ = child.kill();
+        }
+        for mut child in children {
+            let _ = child.wait();
+        }
+        // One process at parallelism 2 (crash_child) takes over the two processes'
+        // checkpoints (written at parallelism 4).
+        let child = std::process::Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env("SUPERFLOW_CRASH_OUT", out.path())
+            .env("SUPERFLOW_CRASH_CHECKPOINTS", checkpoints.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        wait_success(child, &format!("seed {seed}: the single process"));
+        assert_exactly_once(out.path(), &format!("seed {seed}"));
+    }
 }

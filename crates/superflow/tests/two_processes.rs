@@ -3,11 +3,13 @@
 //! The test re-runs its own binary twice as the two processes of a cluster (selected
 //! by `SUPERFLOW_TEST_CHILD`), each collecting what its workers received into a file.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
 use superflow::prelude::*;
+
+mod common;
+use common::loopback_addresses;
 
 /// Word count by key across an exchange, and a count per word and 1 s event-time
 /// window (watermarks cross the processes too).
@@ -32,6 +34,20 @@ fn build_job(env: &StreamExecutionEnvironment) -> DataStream<(String, i64)> {
         .reduce(|a: (String, i64, i64), b: (String, i64, i64)| (a.0, a.1 + b.1, a.2.min(b.2)))
         .map(|t: (String, i64, i64)| (format!("{}@{}", t.0, t.2 / 1000), t.1));
     counts.union(&[&windowed])
+}
+
+/// Process `id` of a two-process cluster: this test binary running only `test`. Its
+/// output is captured, so that its own test report does not mix into this one's.
+fn cluster_process(exe: &Path, test: &str, id: usize, addresses: &str) -> Command {
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("SUPERFLOW_PROCESSES", "2")
+        .env("SUPERFLOW_PROCESS_ID", id.to_string())
+        .env("SUPERFLOW_ADDRESSES", addresses)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
 }
 
 fn final_counts(records: &[(String, i64)]) -> std::collections::BTreeMap<String, i64> {
@@ -72,36 +88,13 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     env.set_parallelism(4);
     let single = build_job(&env).execute_and_collect()?;
 
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-        })
-        .collect::<Result<_, _>>()?;
-    let addresses = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let addresses = loopback_addresses(2);
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let children: Vec<_> = (0..2)
         .map(|id| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "two_process_child",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+            cluster_process(&exe, "two_process_child", id, &addresses)
                 .env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")))
-                .env("SUPERFLOW_PROCESSES", "2")
-                .env("SUPERFLOW_PROCESS_ID", id.to_string())
-                .env("SUPERFLOW_ADDRESSES", &addresses)
-                // The children's own test report must not mix into this one's.
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
                 .spawn()
         })
         .collect::<Result<_, _>>()?;
@@ -159,38 +152,16 @@ fn endless_child() -> Result<(), Box<dyn std::error::Error>> {
 
 #[test]
 fn a_killed_process_fails_the_other_instead_of_hanging() -> Result<(), Box<dyn std::error::Error>> {
-    let ports: Vec<u16> = (0..2)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-        })
-        .collect::<Result<_, _>>()?;
-    let addresses = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let addresses = loopback_addresses(2);
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let mut children: Vec<_> = (0..2)
         .map(|id| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "endless_child",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+            cluster_process(&exe, "endless_child", id, &addresses)
                 .env(
                     "SUPERFLOW_TEST_ENDLESS",
                     dir.path().join(format!("running-{id}")),
                 )
-                .env("SUPERFLOW_PROCESSES", "2")
-                .env("SUPERFLOW_PROCESS_ID", id.to_string())
-                .env("SUPERFLOW_ADDRESSES", &addresses)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
                 .spawn()
         })
         .collect::<Result<_, _>>()?;
@@ -259,6 +230,119 @@ fn ctrl_c_stops_an_unbounded_job_cleanly() -> Result<(), Box<dyn std::error::Err
     assert!(
         text.contains("job 'until ctrl-c' stopped cleanly"),
         "{text}"
+    );
+    Ok(())
+}
+
+/// A keyed sum over an endless generator on two processes, with checkpoints. Process 0
+/// runs it through a job handle: once both processes' sinks received records, it
+/// stops the job with a savepoint (`SUPERFLOW_TEST_HANDLE=savepoint`) or cancels it
+/// (`cancel`); the other process must end with it.
+#[test]
+fn handle_child() -> Result<(), Box<dyn std::error::Error>> {
+    let (Ok(mode), Ok(dir)) = (
+        std::env::var("SUPERFLOW_TEST_HANDLE"),
+        std::env::var("SUPERFLOW_TEST_DIR"),
+    ) else {
+        return Ok(());
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let process: usize = std::env::var("SUPERFLOW_PROCESS_ID")?.parse()?;
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    env.enable_checkpointing(std::time::Duration::from_millis(50));
+    let storage = dir.join("checkpoints");
+    env.configure_checkpoints(move |c| c.storage = storage);
+    env.from_generator(|i| i as i64, None, Some(20_000.0))
+        .uid("numbers")
+        .key_by(|x: &i64| x % 10)
+        .sum(0)
+        .uid("sum")
+        .add_sink(MarkWhenRunning(dir.join(format!("running-{process}"))))
+        .uid("marker");
+    if process != 0 {
+        let result = env.execute("handled")?;
+        println!("process {process} ended after {} restarts", result.restarts);
+        return Ok(());
+    }
+    let client = env.execute_async("handled")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(dir.join("running-0").exists() && dir.join("running-1").exists()) {
+        if std::time::Instant::now() > deadline {
+            return Err("the cluster did not start".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if mode == "savepoint" {
+        let path = client.stop_with_savepoint(dir.join("savepoint"))?;
+        println!("savepoint at {}", path.display());
+    } else {
+        client.cancel();
+    }
+    let result = client.wait()?;
+    println!("process 0 ended after {} restarts", result.restarts);
+    Ok(())
+}
+
+fn run_handled(mode: &str) -> Result<(tempfile::TempDir, Vec<String>), Box<dyn std::error::Error>> {
+    let addresses = loopback_addresses(2);
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let children: Vec<_> = (0..2)
+        .map(|id| {
+            cluster_process(&exe, "handle_child", id, &addresses)
+                .env("SUPERFLOW_TEST_HANDLE", mode)
+                .env("SUPERFLOW_TEST_DIR", dir.path())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut logs = Vec::new();
+    for child in children {
+        let output = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{text}");
+        logs.push(text);
+    }
+    Ok((dir, logs))
+}
+
+#[test]
+fn stop_with_savepoint_on_process_0_stops_both_with_the_state_of_both(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (dir, logs) = run_handled("savepoint")?;
+    assert!(logs[0].contains("savepoint at"), "{}", logs[0]);
+    assert!(
+        logs[1].contains("process 1 ended after 0 restarts"),
+        "{}",
+        logs[1]
+    );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("savepoint/_metadata"))?)?;
+    let parts = metadata["parts"].as_array().ok_or("no parts")?;
+    let mut sum_subtasks: Vec<u64> = parts
+        .iter()
+        .filter(|p| p["states"].to_string().contains("sum/"))
+        .filter_map(|p| p["subtask"].as_u64())
+        .collect();
+    sum_subtasks.sort_unstable();
+    // Every subtask of the keyed sum wrote its part, those of process 1 included.
+    assert_eq!(sum_subtasks, vec![0, 1, 2, 3], "{metadata}");
+    Ok(())
+}
+
+#[test]
+fn cancelling_on_process_0_ends_both() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, logs) = run_handled("cancel")?;
+    assert!(
+        logs[0].contains("process 0 ended after 0 restarts"),
+        "{}",
+        logs[0]
+    );
+    assert!(
+        logs[1].contains("process 1 ended after 0 restarts"),
+        "{}",
+        logs[1]
     );
     Ok(())
 }

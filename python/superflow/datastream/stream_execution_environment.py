@@ -113,7 +113,7 @@ class StreamExecutionEnvironment:
     def enable_checkpointing(self, interval: int, mode: Optional[str] = None
                              ) -> "StreamExecutionEnvironment":
         """Takes a checkpoint every ``interval`` ms; a failed job restarts from the last
-        one. Checkpoints need the job to run on one process (parallelism 1) for now."""
+        one (on every process of the job)."""
         self._checkpoint_config.set_checkpoint_interval(interval)
         if mode is not None:
             self._checkpoint_config.set_checkpointing_mode(mode)

@@ -50,7 +50,8 @@ pub enum StateBackend {
     /// larger than memory. Keyed function state and rolling aggregations use it; window
     /// contents, timers and join buffers stay in memory.
     EmbeddedLsm {
-        /// The store's working directory (wiped when a run starts).
+        /// The store's working directory (wiped when a run starts; on several processes,
+        /// each uses its `process-<i>` subdirectory).
         dir: Option<PathBuf>,
         /// Entries per state and subtask kept in memory.
         cache_entries: usize,

@@ -5,8 +5,13 @@
 //!
 //! Workers talk to it through atomics they read on their hot path (the triggered and
 //! completed ids) and a channel for parts; it runs on its own thread.
+//!
+//! On several processes, process 0's coordinator decides (triggers, expiry, completion,
+//! the metadata, retention) and the others follow it over the control channel
+//! (`cluster_control.rs`): they take part in the checkpoints it triggers, write their
+//! own parts, and report them; it writes the metadata once every process has.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -22,6 +27,7 @@ use super::storage::{
     encode_part, write_atomically, write_metadata, CheckpointMetadata, CheckpointStorage,
     PartMetadata,
 };
+use crate::cluster_control::{ControlMessage, ControlRole, ControlWriter};
 use crate::control::JobControl;
 
 /// One operator subtask of a run: the timely operator and the worker it runs on.
@@ -112,6 +118,8 @@ enum Message {
         stop: bool,
         reply: Sender<Result<PathBuf, String>>,
     },
+    /// A message from another process of the job.
+    Remote(usize, ControlMessage),
     Shutdown(RunOutcome),
 }
 
@@ -138,6 +146,7 @@ struct Shared {
     savepoints: Mutex<HashSet<u64>>,
     end_actions: Mutex<Vec<EndAction>>,
     end_errors: Mutex<Vec<String>>,
+    remote_failure: Mutex<Option<OperatorFailure>>,
 }
 
 /// Triggers and completes the checkpoints of one run of a job.
@@ -148,6 +157,7 @@ pub struct CheckpointCoordinator {
     config: Option<CheckpointConfig>,
     base: u64,
     run_id: u64,
+    decides: bool,
 }
 
 impl std::fmt::Debug for CheckpointCoordinator {
@@ -173,11 +183,15 @@ pub struct CoordinatorSettings {
     pub base: u64,
     /// Statistics of earlier runs of the job.
     pub history: Vec<CheckpointStats>,
+    /// The run's id, the same on every process.
+    pub run_id: u64,
+    /// This process's place among the job's processes.
+    pub control: ControlRole,
 }
 
 impl CheckpointCoordinator {
     /// Starts the coordinator's thread.
-    pub fn start(settings: CoordinatorSettings, control: Arc<JobControl>) -> Arc<Self> {
+    pub fn start(mut settings: CoordinatorSettings, control: Arc<JobControl>) -> Arc<Self> {
         let shared = Arc::new(Shared {
             triggered: AtomicU64::new(settings.base),
             completed: AtomicU64::new(settings.base),
@@ -186,11 +200,20 @@ impl CheckpointCoordinator {
             savepoints: Mutex::new(HashSet::new()),
             end_actions: Mutex::new(Vec::new()),
             end_errors: Mutex::new(Vec::new()),
+            remote_failure: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel();
         let config = settings.config.clone();
         let base = settings.base;
+        let run_id = settings.run_id;
+        let decides = settings.control.decides();
+        let peers = Peers::connect(std::mem::take(&mut settings.control), &sender, &control);
         let mut state = CoordinatorThread {
+            peers,
+            inbox: VecDeque::new(),
+            ready: 0,
+            gone: HashSet::new(),
+            cancel_sent: false,
             shared: Arc::clone(&shared),
             sender: sender.clone(),
             control,
@@ -223,10 +246,16 @@ impl CheckpointCoordinator {
             thread: Mutex::new(thread),
             config,
             base,
-            run_id: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
+            run_id,
+            decides,
         })
+    }
+
+    /// A fresh run id: the time in nanoseconds.
+    pub fn new_run_id() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
     }
 
     /// The checkpoint settings, if checkpointing is enabled.
@@ -251,6 +280,16 @@ impl CheckpointCoordinator {
         if let Ok(mut actions) = self.shared.end_actions.lock() {
             actions.push(action);
         }
+    }
+
+    /// The operator failure another process reported when this process's run failed
+    /// because the other went away (process 0, after `shutdown`).
+    pub fn remote_failure(&self) -> Option<OperatorFailure> {
+        self.shared
+            .remote_failure
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
     }
 
     /// What went wrong in the actions run when the job finished.
@@ -322,6 +361,11 @@ impl CheckpointCoordinator {
     /// Triggers a savepoint into `dir`; with `stop`, sources stop at it and the job
     /// ends. Blocks until it completes or fails.
     pub fn savepoint(&self, dir: PathBuf, stop: bool) -> Result<PathBuf, String> {
+        if !self.decides {
+            return Err(
+                "savepoints of a job on several processes are taken through process 0".into(),
+            );
+        }
         let (reply, answer) = mpsc::channel();
         self.sender
             .send(Message::Savepoint { dir, stop, reply })
@@ -370,9 +414,108 @@ struct Pending {
     reply: Option<Sender<Result<PathBuf, String>>>,
     requested: HashSet<InstanceId>,
     written: HashMap<InstanceId, Option<PartMetadata>>,
+    /// Other processes whose parts have not been reported yet (process 0).
+    waiting: HashSet<usize>,
+    /// The parts other processes reported (process 0).
+    remote_parts: Vec<PartMetadata>,
+    /// Whether this process reported its parts to process 0 (the others).
+    reported: bool,
+}
+
+/// The other processes of the job, as the coordinator talks to them.
+enum Peers {
+    Alone,
+    Leader(Vec<ControlWriter>),
+    Follower(ControlWriter),
+}
+
+impl Peers {
+    /// Starts a reader thread per control connection, delivering into the coordinator's
+    /// channel (a cancellation is applied at once).
+    fn connect(role: ControlRole, sender: &Sender<Message>, control: &Arc<JobControl>) -> Self {
+        let split = |link: crate::cluster_control::ControlLink| {
+            let sender = sender.clone();
+            let control = Arc::clone(control);
+            let peer = link.peer();
+            link.split(move |peer, message| {
+                if message == ControlMessage::Cancel {
+                    control.cancel();
+                }
+                let _ = sender.send(Message::Remote(peer, message));
+            })
+            .map_err(|e| (peer, e))
+        };
+        let result = match role {
+            ControlRole::Alone => Ok(Peers::Alone),
+            ControlRole::Leader(links) => links
+                .into_iter()
+                .map(split)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Peers::Leader),
+            ControlRole::Follower(link) => split(link).map(Peers::Follower),
+        };
+        result.unwrap_or_else(|(peer, e)| {
+            control.fail(OperatorFailure {
+                operator: "<checkpoint coordinator>".into(),
+                subtask: 0,
+                cause: format!("control connection to process {peer}: {e}"),
+                location: None,
+            });
+            Peers::Alone
+        })
+    }
+
+    fn followers(&self) -> usize {
+        match self {
+            Peers::Leader(followers) => followers.len(),
+            _ => 0,
+        }
+    }
+
+    fn is_follower(&self) -> bool {
+        matches!(self, Peers::Follower(_))
+    }
+
+    /// Sends `message` to every follower (process 0); a follower that is gone makes its
+    /// run fail on its own.
+    fn broadcast(&mut self, message: &ControlMessage) {
+        if let Peers::Leader(followers) = self {
+            for follower in followers {
+                if let Err(e) = follower.send(message) {
+                    tracing::debug!("control message not sent: {e}");
+                }
+            }
+        }
+    }
+
+    /// Sends `message` to process 0 (a follower).
+    fn send_to_leader(&mut self, message: &ControlMessage) {
+        if let Peers::Follower(leader) = self {
+            if let Err(e) = leader.send(message) {
+                tracing::debug!("control message not sent: {e}");
+            }
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Peers::Alone => {}
+            Peers::Leader(followers) => followers.iter().for_each(ControlWriter::close),
+            Peers::Follower(leader) => leader.close(),
+        }
+    }
 }
 
 struct CoordinatorThread {
+    peers: Peers,
+    /// Messages of the end of a job that arrived before the coordinator waited for them.
+    inbox: VecDeque<(usize, ControlMessage)>,
+    /// Followers whose workers have all registered (process 0).
+    ready: usize,
+    /// Followers whose run ended or that are gone (process 0): this run takes no more
+    /// checkpoints with them.
+    gone: HashSet<usize>,
+    cancel_sent: bool,
     shared: Arc<Shared>,
     sender: Sender<Message>,
     control: Arc<JobControl>,
@@ -399,13 +542,17 @@ impl CoordinatorThread {
                 .clamp(Duration::from_millis(1), Duration::from_millis(50));
             match receiver.recv_timeout(wait) {
                 Ok(Message::Shutdown(outcome)) => {
-                    self.finish_writes(&receiver);
-                    self.shut_down(outcome);
+                    self.finish_writes(&receiver, outcome);
+                    self.shut_down(outcome, &receiver);
                     return;
                 }
                 Ok(message) => self.handle(message),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if !self.cancel_sent && self.control.is_cancelled() {
+                self.cancel_sent = true;
+                self.peers.broadcast(&ControlMessage::Cancel);
             }
             self.expire();
             self.maybe_trigger();
@@ -414,18 +561,19 @@ impl CoordinatorThread {
 
     /// Waits for the parts being written when the job ended (a savepoint that stopped
     /// the job completes then), for at most the checkpoint timeout.
-    fn finish_writes(&mut self, receiver: &Receiver<Message>) {
+    fn finish_writes(&mut self, receiver: &Receiver<Message>, outcome: RunOutcome) {
         let deadline = Instant::now()
             + self
                 .settings
                 .config
                 .as_ref()
                 .map_or(Duration::from_secs(60), |c| c.timeout);
-        while self
-            .pending
-            .values()
-            .any(|p| p.requested.len() > p.written.len())
-        {
+        // When the job finished, parts other processes still write count too: a savepoint
+        // that stopped the job completes with theirs.
+        let remote = outcome == RunOutcome::Finished;
+        while self.pending.values().any(|p| {
+            p.requested.len() > p.written.len() || (remote && !p.waiting.is_subset(&self.gone))
+        }) {
             let wait = deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(wait) {
                 Ok(Message::Shutdown(_)) => {}
@@ -448,9 +596,8 @@ impl CoordinatorThread {
                 self.instances.extend(instances);
                 self.registered += 1;
                 if self.registered == self.settings.workers {
-                    if let Some(config) = &self.settings.config {
-                        self.next_trigger = Some(Instant::now() + config.interval);
-                    }
+                    self.peers.send_to_leader(&ControlMessage::Ready);
+                    self.schedule_first();
                 }
             }
             Message::Part(id, report) => self.write_part(id, PartSource::Taken(report)),
@@ -467,14 +614,157 @@ impl CoordinatorThread {
                         return;
                     };
                     pending.written.insert(instance, part);
-                    if pending.written.len() == self.instances.len() {
-                        self.complete(id);
-                    }
+                    self.check_done(id);
+                }
+                Err(e) if self.peers.is_follower() => {
+                    self.pending.remove(&id);
+                    self.peers.send_to_leader(&ControlMessage::PartFailed {
+                        id,
+                        reason: format!("a part could not be written: {e}"),
+                    });
                 }
                 Err(e) => self.fail(id, format!("a part could not be written: {e}")),
             },
             Message::Savepoint { dir, stop, reply } => self.savepoints.push((dir, stop, reply)),
+            Message::Remote(peer, message) => self.handle_remote(peer, message),
             Message::Shutdown(_) => {}
+        }
+    }
+
+    /// Schedules the first checkpoint once every worker of every process registered.
+    fn schedule_first(&mut self) {
+        if self.registered < self.settings.workers || self.ready < self.peers.followers() {
+            return;
+        }
+        if let Some(config) = &self.settings.config {
+            self.next_trigger = Some(Instant::now() + config.interval);
+        }
+    }
+
+    /// Whether every part of this process for checkpoint `id` is written: then process
+    /// 0 completes it once the others reported theirs, and the others report.
+    fn check_done(&mut self, id: u64) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        if self.registered < self.settings.workers || pending.written.len() < self.instances.len() {
+            return;
+        }
+        if self.peers.is_follower() {
+            if !pending.reported {
+                pending.reported = true;
+                let parts = pending.written.values().flatten().cloned().collect();
+                self.peers
+                    .send_to_leader(&ControlMessage::Parts { id, parts });
+            }
+        } else if pending.waiting.is_empty() {
+            self.complete(id);
+        }
+    }
+
+    fn handle_remote(&mut self, peer: usize, message: ControlMessage) {
+        match message {
+            ControlMessage::Ready => {
+                self.ready += 1;
+                self.schedule_first();
+            }
+            ControlMessage::Trigger {
+                id,
+                dir,
+                savepoint,
+                stop,
+            } => self.begin(id, dir, savepoint, stop, None),
+            ControlMessage::Parts { id, parts } => match self.pending.get_mut(&id) {
+                Some(pending) => {
+                    pending.remote_parts.extend(parts);
+                    pending.waiting.remove(&peer);
+                    self.check_done(id);
+                }
+                // The final checkpoint's parts, or a checkpoint abandoned meanwhile.
+                None => self
+                    .inbox
+                    .push_back((peer, ControlMessage::Parts { id, parts })),
+            },
+            ControlMessage::PartFailed { id, reason } => {
+                if self.pending.contains_key(&id) {
+                    self.fail(id, format!("process {peer}: {reason}"));
+                } else {
+                    self.inbox
+                        .push_back((peer, ControlMessage::PartFailed { id, reason }));
+                }
+            }
+            ControlMessage::Completed { id } => match self.pending.remove(&id) {
+                Some(mut pending) => {
+                    let metadata = self.metadata_of(id, &mut pending);
+                    self.record(id, &pending, &metadata, None);
+                    self.shared.completed.fetch_max(id, Ordering::AcqRel);
+                }
+                None => self
+                    .inbox
+                    .push_back((peer, ControlMessage::Completed { id })),
+            },
+            ControlMessage::Aborted { id } => {
+                if let Some(mut pending) = self.pending.remove(&id) {
+                    let metadata = self.metadata_of(id, &mut pending);
+                    let reason = "process 0 abandoned it".to_string();
+                    self.record(id, &pending, &metadata, Some(reason));
+                }
+            }
+            ControlMessage::Disconnected(reason) => {
+                self.fail_waiting_on(peer, &format!("process {peer} is gone ({reason})"));
+                self.inbox
+                    .push_back((peer, ControlMessage::Disconnected(reason)));
+            }
+            ControlMessage::Ended { failure } => {
+                self.fail_waiting_on(peer, &format!("process {peer} ended its run"));
+                self.inbox
+                    .push_back((peer, ControlMessage::Ended { failure }));
+            }
+            // Applied by the reader thread.
+            ControlMessage::Cancel | ControlMessage::Start { .. } => {}
+            end => self.inbox.push_back((peer, end)),
+        }
+    }
+
+    /// Fails the pending checkpoints that wait for parts of process `peer`, which will
+    /// send none in this run.
+    fn fail_waiting_on(&mut self, peer: usize, reason: &str) {
+        self.gone.insert(peer);
+        let waiting: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.waiting.contains(&peer))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in waiting {
+            self.fail(id, reason.to_string());
+        }
+    }
+
+    /// Waits until `deadline` for a message of another process that `accept` takes,
+    /// handling everything else meanwhile.
+    fn wait_for(
+        &mut self,
+        receiver: &Receiver<Message>,
+        deadline: Instant,
+        accept: impl Fn(usize, &ControlMessage) -> bool,
+    ) -> Option<(usize, ControlMessage)> {
+        loop {
+            if let Some(at) = self.inbox.iter().position(|(p, m)| accept(*p, m)) {
+                return self.inbox.remove(at);
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if wait.is_zero() {
+                return None;
+            }
+            match receiver.recv_timeout(wait) {
+                Ok(Message::Remote(peer, message)) if accept(peer, &message) => {
+                    return Some((peer, message))
+                }
+                Ok(Message::Shutdown(_)) => {}
+                Ok(message) => self.handle(message),
+                Err(_) => return None,
+            }
         }
     }
 
@@ -513,7 +803,12 @@ impl CoordinatorThread {
     }
 
     fn maybe_trigger(&mut self) {
-        if self.registered < self.settings.workers || self.control.should_stop() {
+        if self.registered < self.settings.workers
+            || self.ready < self.peers.followers()
+            || !self.gone.is_empty()
+            || self.peers.is_follower()
+            || self.control.should_stop()
+        {
             return;
         }
         let now = Instant::now();
@@ -551,6 +846,28 @@ impl CoordinatorThread {
             (None, None) => return,
         };
         tracing::debug!(checkpoint = id, savepoint, "triggering checkpoint");
+        self.peers.broadcast(&ControlMessage::Trigger {
+            id,
+            dir: dir.clone(),
+            savepoint,
+            stop,
+        });
+        self.begin(id, dir, savepoint, stop, reply);
+    }
+
+    /// This process takes part in checkpoint `id` (triggered here, or by process 0).
+    fn begin(
+        &mut self,
+        id: u64,
+        dir: PathBuf,
+        savepoint: bool,
+        stop: bool,
+        reply: Option<Sender<Result<PathBuf, String>>>,
+    ) {
+        let waiting = match &self.peers {
+            Peers::Leader(followers) => followers.iter().map(|f| f.peer).collect(),
+            _ => HashSet::new(),
+        };
         self.pending.insert(
             id,
             Pending {
@@ -561,6 +878,9 @@ impl CoordinatorThread {
                 reply,
                 requested: HashSet::new(),
                 written: HashMap::new(),
+                waiting,
+                remote_parts: Vec::new(),
+                reported: false,
             },
         );
         if savepoint {
@@ -576,9 +896,7 @@ impl CoordinatorThread {
         for report in finals {
             self.write_part(id, PartSource::Final(report));
         }
-        if self.instances.is_empty() {
-            self.complete(id);
-        }
+        self.check_done(id);
     }
 
     fn complete(&mut self, id: u64) {
@@ -587,6 +905,7 @@ impl CoordinatorThread {
         };
         let metadata = self.metadata_of(id, &mut pending);
         if let Err(e) = write_metadata(&pending.dir, &metadata) {
+            self.peers.broadcast(&ControlMessage::Aborted { id });
             let reason = format!("the metadata could not be written: {e}");
             self.record(id, &pending, &metadata, Some(reason.clone()));
             if let Some(reply) = pending.reply {
@@ -604,6 +923,7 @@ impl CoordinatorThread {
             // A savepoint also completes the epochs before it: sinks may commit.
             self.shared.completed.fetch_max(id, Ordering::AcqRel);
         }
+        self.peers.broadcast(&ControlMessage::Completed { id });
         tracing::info!(
             checkpoint = id,
             savepoint = pending.savepoint,
@@ -674,6 +994,9 @@ impl CoordinatorThread {
         let Some(timeout) = self.settings.config.as_ref().map(|c| c.timeout) else {
             return;
         };
+        if self.peers.is_follower() {
+            return;
+        }
         let expired: Vec<u64> = self
             .pending
             .iter()
@@ -689,6 +1012,7 @@ impl CoordinatorThread {
         let Some(mut pending) = self.pending.remove(&id) else {
             return;
         };
+        self.peers.broadcast(&ControlMessage::Aborted { id });
         crate::notice::warn_user(format!("checkpoint {id} failed: {reason}"));
         let metadata = self.metadata_of(id, &mut pending);
         self.record(id, &pending, &metadata, Some(reason.clone()));
@@ -740,6 +1064,7 @@ impl CoordinatorThread {
         let mut parts: Vec<PartMetadata> = std::mem::take(&mut pending.written)
             .into_values()
             .flatten()
+            .chain(std::mem::take(&mut pending.remote_parts))
             .collect();
         parts.sort_by_key(|p| (p.node, p.subtask));
         self.metadata(id, pending.savepoint, pending.trigger_ms, parts)
@@ -798,13 +1123,15 @@ impl CoordinatorThread {
         }
     }
 
-    fn shut_down(&mut self, outcome: RunOutcome) {
+    fn shut_down(&mut self, outcome: RunOutcome, receiver: &Receiver<Message>) {
+        let follower = self.peers.is_follower();
         let abandoned: Vec<u64> = self.pending.keys().copied().collect();
         for id in abandoned {
             if let Some(pending) = self.pending.remove(&id) {
-                if !pending.savepoint {
+                if !pending.savepoint && !follower {
                     let _ = std::fs::remove_dir_all(&pending.dir);
                 }
+                self.peers.broadcast(&ControlMessage::Aborted { id });
                 if let Some(reply) = pending.reply {
                     let _ = reply.send(Err("the job ended before the savepoint completed".into()));
                 }
@@ -813,9 +1140,58 @@ impl CoordinatorThread {
         for (_, _, reply) in self.savepoints.drain(..) {
             let _ = reply.send(Err("the job ended before the savepoint was taken".into()));
         }
-        if outcome == RunOutcome::Finished {
-            self.finish_job();
+        match (outcome, follower) {
+            (RunOutcome::Finished, false) => self.finish_job(receiver),
+            (RunOutcome::Finished, true) => self.finish_as_follower(receiver),
+            (_, true) => {
+                let failure = self.control.failure().filter(|f| f.operator != "<network>");
+                self.peers
+                    .send_to_leader(&ControlMessage::Ended { failure });
+            }
+            (RunOutcome::Failed, false) => self.learn_remote_failure(receiver),
+            (_, false) => {}
         }
+        // Process 0 alone keeps or deletes the job's checkpoints; a job whose end failed
+        // keeps them, to commit from on restart.
+        if !follower && self.end_errors_empty() {
+            self.delete_checkpoints(outcome);
+        }
+        self.peers.close();
+    }
+
+    /// When this process's run failed only because another process went away, waits a
+    /// moment for the others to say which of their operators failed, so that the job
+    /// reports the cause rather than the lost connection.
+    fn learn_remote_failure(&mut self, receiver: &Receiver<Message>) {
+        if self
+            .control
+            .failure()
+            .is_some_and(|f| f.operator != "<network>")
+        {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for _ in 0..self.peers.followers() {
+            let answer = self.wait_for(receiver, deadline, |_, m| {
+                matches!(
+                    m,
+                    ControlMessage::Ended { .. } | ControlMessage::Disconnected(_)
+                )
+            });
+            match answer {
+                Some((_, ControlMessage::Ended { failure: Some(f) })) => {
+                    if let Ok(mut slot) = self.shared.remote_failure.lock() {
+                        *slot = Some(f);
+                    }
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+
+    fn delete_checkpoints(&self, outcome: RunOutcome) {
         let (Some(storage), Some(config)) = (&self.storage, &self.settings.config) else {
             return;
         };
@@ -837,47 +1213,232 @@ impl CoordinatorThread {
     }
 }
 
+/// The end of a finished job: every process writes its subtasks' final state into one
+/// last checkpoint, process 0 completes it, and then every process runs its end actions
+/// (transactional sinks commit). A crash in between restores that checkpoint, whose
+/// sinks then commit on restart.
 impl CoordinatorThread {
-    /// The job finished: writes the final checkpoint (every subtask's final state), then
-    /// runs the end actions (transactional sinks commit), each once.
-    fn finish_job(&mut self) {
-        let actions = self
-            .shared
+    fn end_deadline(&self) -> Instant {
+        Instant::now()
+            + self
+                .settings
+                .config
+                .as_ref()
+                .map_or(Duration::from_secs(60), |c| c.timeout)
+    }
+
+    fn take_end_actions(&self) -> Vec<EndAction> {
+        self.shared
             .end_actions
             .lock()
             .map(|mut a| std::mem::take(&mut *a))
-            .unwrap_or_default();
-        if let Some(storage) = &self.storage {
-            if !actions.is_empty() {
-                let id = self.shared.triggered.load(Ordering::Acquire) + 1;
-                let dir = storage.checkpoint_dir(id);
-                let compression = self.compression();
-                let mut parts = Vec::new();
-                for report in self.finals.values() {
-                    match write_part_file(&dir, report, compression, Instant::now()) {
-                        Ok(part) => parts.extend(part),
-                        Err(e) => {
-                            tracing::warn!("the final checkpoint could not be written: {e}");
-                            return self.end_error(format!(
-                                "the final checkpoint could not be written ({e}); the output of the end of the job is not committed"
-                            ));
-                        }
-                    }
+            .unwrap_or_default()
+    }
+
+    /// Writes this process's final parts into `dir`.
+    fn write_finals(&self, dir: &std::path::Path) -> Result<Vec<PartMetadata>, String> {
+        let compression = self.compression();
+        let mut parts = Vec::new();
+        for report in self.finals.values() {
+            parts.extend(write_part_file(dir, report, compression, Instant::now())?);
+        }
+        Ok(parts)
+    }
+
+    /// Process 0 (or the only one).
+    fn finish_job(&mut self, receiver: &Receiver<Message>) {
+        let actions = self.take_end_actions();
+        let deadline = self.end_deadline();
+        let followers: Vec<usize> = match &self.peers {
+            Peers::Leader(followers) => followers.iter().map(|f| f.peer).collect(),
+            _ => Vec::new(),
+        };
+        let mut any_actions = !actions.is_empty();
+        let mut problems = Vec::new();
+        for &peer in &followers {
+            let answer = self.wait_for(receiver, deadline, |p, m| {
+                p == peer
+                    && matches!(
+                        m,
+                        ControlMessage::Finishing { .. }
+                            | ControlMessage::Ended { .. }
+                            | ControlMessage::Disconnected(_)
+                    )
+            });
+            match answer {
+                Some((_, ControlMessage::Finishing { end_actions })) => any_actions |= end_actions,
+                Some((_, ControlMessage::Disconnected(reason))) => {
+                    problems.push(format!("process {peer} is gone ({reason})"))
                 }
-                parts.sort_by_key(|p| (p.node, p.subtask));
-                let metadata = self.metadata(id, false, crate::time::processing_time_now(), parts);
-                if let Err(e) = write_metadata(&dir, &metadata) {
-                    return self.end_error(format!(
-                        "the final checkpoint could not be written ({e}); the output of the end of the job is not committed"
-                    ));
+                Some(_) => problems.push(format!("process {peer} failed or was cancelled")),
+                None => problems.push(format!("process {peer} did not finish in time")),
+            }
+        }
+        if let Err(reason) = self.problems(problems) {
+            return self.abandon_end(reason);
+        }
+        if let (true, Some(storage)) = (any_actions, &self.storage) {
+            let id = self.shared.triggered.load(Ordering::Acquire) + 1;
+            let dir = storage.checkpoint_dir(id);
+            self.peers.broadcast(&ControlMessage::FinalCheckpoint {
+                id,
+                dir: dir.clone(),
+            });
+            let mut parts = match self.write_finals(&dir) {
+                Ok(parts) => parts,
+                Err(e) => return self.abandon_end(e),
+            };
+            let mut problems = Vec::new();
+            for &peer in &followers {
+                let answer = self.wait_for(receiver, deadline, |p, m| {
+                    let for_this = matches!(m,
+                        ControlMessage::Parts { id: i, .. } | ControlMessage::PartFailed { id: i, .. } if *i == id);
+                    p == peer && (for_this || matches!(m, ControlMessage::Disconnected(_)))
+                });
+                match answer {
+                    Some((_, ControlMessage::Parts { parts: theirs, .. })) => parts.extend(theirs),
+                    Some((_, ControlMessage::PartFailed { reason, .. })) => {
+                        problems.push(format!("process {peer}: {reason}"))
+                    }
+                    Some(_) => problems.push(format!("process {peer} is gone")),
+                    None => problems.push(format!("process {peer} did not write its part in time")),
                 }
             }
+            if let Err(reason) = self.problems(problems) {
+                return self.abandon_end(reason);
+            }
+            parts.sort_by_key(|p| (p.node, p.subtask));
+            let metadata = self.metadata(id, false, crate::time::processing_time_now(), parts);
+            if let Err(e) = write_metadata(&dir, &metadata) {
+                return self.abandon_end(e.to_string());
+            }
+            self.peers.broadcast(&ControlMessage::Completed { id });
+        } else {
+            self.peers.broadcast(&ControlMessage::NoFinalCheckpoint);
         }
         for action in actions {
             if let Err(e) = action() {
                 self.end_error(e);
             }
         }
+        if !any_actions {
+            return;
+        }
+        for &peer in &followers {
+            let answer = self.wait_for(receiver, deadline, |p, m| {
+                p == peer
+                    && matches!(
+                        m,
+                        ControlMessage::EndDone { .. } | ControlMessage::Disconnected(_)
+                    )
+            });
+            match answer {
+                Some((_, ControlMessage::EndDone { errors })) => {
+                    for e in errors {
+                        self.end_error(format!("process {peer}: {e}"));
+                    }
+                }
+                _ => self.end_error(format!(
+                    "process {peer} did not report that it committed its output"
+                )),
+            }
+        }
+    }
+
+    fn problems(&self, problems: Vec<String>) -> Result<(), String> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the job did not finish on every process: {}",
+                problems.join("; ")
+            ))
+        }
+    }
+
+    /// Process 0 gives up the end of the job: no process commits.
+    fn abandon_end(&mut self, reason: String) {
+        tracing::warn!("the final checkpoint could not be written: {reason}");
+        self.peers.broadcast(&ControlMessage::EndAbandoned {
+            reason: reason.clone(),
+        });
+        self.end_error(format!(
+            "the final checkpoint could not be written ({reason}); the output of the end of the job is not committed"
+        ));
+    }
+
+    /// Any process but process 0: takes part in the final checkpoint process 0 asks
+    /// for, then commits.
+    fn finish_as_follower(&mut self, receiver: &Receiver<Message>) {
+        let actions = self.take_end_actions();
+        let deadline = self.end_deadline();
+        self.peers.send_to_leader(&ControlMessage::Finishing {
+            end_actions: !actions.is_empty(),
+        });
+        let instruction = self.wait_for(receiver, deadline, |_, m| {
+            matches!(
+                m,
+                ControlMessage::FinalCheckpoint { .. }
+                    | ControlMessage::NoFinalCheckpoint
+                    | ControlMessage::EndAbandoned { .. }
+                    | ControlMessage::Disconnected(_)
+            )
+        });
+        match instruction {
+            Some((_, ControlMessage::FinalCheckpoint { id, dir })) => {
+                match self.write_finals(&dir) {
+                    Ok(parts) => self
+                        .peers
+                        .send_to_leader(&ControlMessage::Parts { id, parts }),
+                    Err(reason) => {
+                        self.peers
+                            .send_to_leader(&ControlMessage::PartFailed { id, reason: reason.clone() });
+                        return self.end_error(format!(
+                            "the final checkpoint could not be written ({reason}); the output of the end of the job is not committed"
+                        ));
+                    }
+                }
+                let answer = self.wait_for(receiver, deadline, |_, m| {
+                    matches!(m, ControlMessage::Completed { id: i } if *i == id)
+                        || matches!(
+                            m,
+                            ControlMessage::EndAbandoned { .. } | ControlMessage::Disconnected(_)
+                        )
+                });
+                if !matches!(answer, Some((_, ControlMessage::Completed { .. }))) {
+                    return self.end_error(format!(
+                        "process 0 did not complete the final checkpoint ({answer:?}); the output of the end of the job is not committed"
+                    ));
+                }
+            }
+            Some((_, ControlMessage::NoFinalCheckpoint)) => {}
+            Some((_, ControlMessage::EndAbandoned { reason })) => {
+                return self.end_error(format!(
+                    "{reason}; the output of the end of the job is not committed"
+                ))
+            }
+            other => {
+                return self.end_error(format!(
+                    "process 0 did not end the job ({other:?}); the output of the end of the job is not committed"
+                ))
+            }
+        }
+        let mut errors = Vec::new();
+        for action in actions {
+            if let Err(e) = action() {
+                errors.push(e);
+            }
+        }
+        self.peers.send_to_leader(&ControlMessage::EndDone {
+            errors: errors.clone(),
+        });
+        for e in errors {
+            self.end_error(e);
+        }
+    }
+
+    fn end_errors_empty(&self) -> bool {
+        self.shared.end_errors.lock().is_ok_and(|e| e.is_empty())
     }
 
     fn end_error(&self, error: String) {

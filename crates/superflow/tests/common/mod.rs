@@ -4,6 +4,7 @@ use std::path::Path;
 
 /// The committed lines of a `FileSink` directory, sorted; hidden (in-progress) parts
 /// are not output.
+#[allow(dead_code)]
 pub fn committed_lines(dir: &Path) -> Vec<String> {
     let mut lines: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -34,4 +35,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+}
+
+/// Free loopback addresses for `n` processes of a cluster, comma-separated.
+#[allow(dead_code)]
+pub fn loopback_addresses(n: usize) -> String {
+    (0..n)
+        .map(|_| {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+            let port = listener
+                .local_addr()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .port();
+            format!("127.0.0.1:{port}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
