@@ -37,9 +37,9 @@ def expected():
     return sorted((k, c) for k in range(7) for c in range(1, len(range(k, N, 7)) + 1))
 
 
-def job(env, fail_marker=None):
+def job(env, fail_marker=None, fail_at=N // 2):
     def maybe_fail(i):
-        if fail_marker is not None and i == N // 2 and not os.path.exists(fail_marker):
+        if fail_marker is not None and i == fail_at and not os.path.exists(fail_marker):
             open(fail_marker, "w").close()
             raise RuntimeError("injected failure")
         return i
@@ -236,3 +236,28 @@ def test_a_killed_worker_fails_a_job_that_cannot_restart(tmp_path):
     with pytest.raises(JobExecutionError, match="worker process 1 exited with code -9"):
         env.execute()
     assert time.time() - started < 30
+
+
+@pytest.mark.parametrize("new_parallelism", [1, 3])
+def test_checkpoints_of_two_processes_restore_at_another_parallelism(tmp_path, new_parallelism):
+    storage = str(tmp_path / "checkpoints")
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    env.enable_checkpointing(5)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(storage)
+    env.set_restart_strategy(RestartStrategies.no_restart())
+    # Late in either subtask's share of the sequence, so that checkpoints completed.
+    job(env, str(tmp_path / "failed-once"), fail_at=N - 1000)._add("collect")
+    with pytest.raises(JobExecutionError, match="injected failure"):
+        env.execute("fails at parallelism 2")
+
+    # The failed job kept its checkpoints; the same job at another parallelism resumes
+    # from the newest: key groups and the collected records are dealt anew.
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(new_parallelism)
+    env.enable_checkpointing(5)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "second"))
+    env.set_restore_path(storage)
+    stream = job(env)
+    node = stream._add("collect")
+    result = env.execute("resumed")
+    assert result.get_restored_from() is not None
+    assert sorted(result._collected[node["id"]]) == expected()

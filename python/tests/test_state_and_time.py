@@ -286,10 +286,16 @@ def test_pyflink_count_with_timeout_example(env):
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
-def test_keyed_co_process_function_joins_two_streams_by_key(parallelism):
+def test_keyed_co_process_function_joins_two_streams_by_key(parallelism, tmp_path):
     from superflow.datastream import KeyedCoProcessFunction
+    closed = tmp_path / "closed"
 
     class Enrich(KeyedCoProcessFunction):
+        def close(self):
+            # Each subtask appends a line once both inputs ended.
+            with open(closed, "a") as f:
+                f.write("closed\n")
+
         def open(self, runtime_context):
             self.name = runtime_context.get_state(ValueStateDescriptor("name", Types.STRING()))
             self.pending = runtime_context.get_list_state(
@@ -315,5 +321,6 @@ def test_keyed_co_process_function_joins_two_streams_by_key(parallelism):
     out = collect(orders.connect(customers).key_by(lambda o: o[0], lambda c: c[0])
                   .process(Enrich()))
     assert sorted(out) == [(1, "ann", 10), (1, "ann", 11), (2, "bob", 20), (3, "cy", 30)]
+    assert closed.read_text().splitlines() == ["closed"] * parallelism
     with pytest.raises(TypeError, match="key_by"):
         orders.connect(customers).process(Enrich())

@@ -28,6 +28,16 @@ use crate::window::{
 /// A process function over two keyed inputs with shared keyed timers (Flink's
 /// `KeyedCoProcessFunction`). Each subtask has its own clone.
 pub trait KeyedCoProcessFunction<K, A, B, O>: Clone + Send + Sync + 'static {
+    /// Called once per subtask before the first record (of either input) or timer.
+    fn open(&mut self, _ctx: &crate::RuntimeContext) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Called once per subtask after both inputs ended.
+    fn close(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+
     /// Handles a record of the first input.
     fn process_element1(
         &mut self,
@@ -95,6 +105,7 @@ where
                     key_a: Arc::clone(&key_a),
                     key_b: Arc::clone(&key_b),
                     function: function.clone(),
+                    opened: false,
                     context: KeyedProcessContext::new(ctx, chain),
                     out: Records::default(),
                     next,
@@ -110,6 +121,7 @@ struct KeyedCoProcessStage<K, A, B, O, P, KA, KB> {
     key_a: Arc<KA>,
     key_b: Arc<KB>,
     function: P,
+    opened: bool,
     context: KeyedProcessContext<K>,
     out: Records<O>,
     next: Box<dyn Consumer<O>>,
@@ -128,11 +140,19 @@ where
 {
     fn run(&mut self, f: impl FnOnce(&mut Self) -> Result<(), UserError>) {
         let ctx = self.ctx.clone();
+        self.open();
         if let Err(e) = ctx.guard(|| f(self)) {
             ctx.fail(e);
         }
         self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
+    }
+
+    fn open(&mut self) {
+        let function = &mut self.function;
+        crate::stages::open_once(&self.ctx, &mut self.opened, |runtime| {
+            function.open(runtime)
+        });
     }
 
     /// Fires the due timers of `domain`, as the keyed process stage does.
@@ -205,6 +225,11 @@ where
     }
 
     fn finish(&mut self) {
+        if self.ctx.subtask < self.ctx.parallelism {
+            self.open();
+            let function = &mut self.function;
+            crate::stages::close_at_end(&self.ctx, || function.close());
+        }
         self.next.finish();
     }
 

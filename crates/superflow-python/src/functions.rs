@@ -8,10 +8,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use superflow_api::{
-    CoFlatMapFunction, CoMapFunction, Collector, KeySelector, KeyedCoProcessFunction,
-    KeyedProcessContext, KeyedProcessFunction, OutputTag, ProcessContext, ProcessFunction,
-    ProcessJoinContext, ProcessJoinFunction, ReduceFunction, RuntimeContext, TimeDomain,
-    TimestampAssigner, ValueStateDescriptor,
+    BroadcastContext, CoFlatMapFunction, CoMapFunction, Collector, KeySelector,
+    KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedProcessContext,
+    KeyedProcessFunction, KeyedReadOnlyContext, MapStateDescriptor, OutputTag, ProcessContext,
+    ProcessFunction, ProcessJoinContext, ProcessJoinFunction, ReduceFunction, RuntimeContext,
+    TimeDomain, TimestampAssigner, ValueStateDescriptor,
 };
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::UserError;
@@ -335,9 +336,8 @@ pub(crate) struct PyKeyedProcess {
     pub runtime_context_class: PyObj,
     context: Option<PyObj>,
     states: Vec<DeclaredPyState>,
-    /// Whether `open` ran: a keyed co-process function has no open hook in Rust, so
-    /// its Python `open` runs before its first call.
-    opened: bool,
+    /// The class of the context handed to the function (in `superflow.datastream.functions`).
+    context_class: &'static str,
 }
 
 impl PyKeyedProcess {
@@ -348,7 +348,7 @@ impl PyKeyedProcess {
             runtime_context_class,
             context: None,
             states: Vec::new(),
-            opened: false,
+            context_class: "_KeyedContext",
         }
     }
 
@@ -425,10 +425,6 @@ impl PyKeyedProcess {
         method: &str,
         first: impl FnOnce(Python<'_>) -> Bound<'_, PyAny>,
     ) -> Result<(), UserError> {
-        if !self.opened {
-            let runtime = ctx.runtime_context().clone();
-            self.open_python(&runtime)?;
-        }
         Python::attach(|py| {
             let result: PyResult<()> = (|| {
                 self.with_key(py, ctx)?;
@@ -450,14 +446,13 @@ impl PyKeyedProcess {
 impl PyKeyedProcess {
     /// Runs the Python function's `open` and reads the state it declared.
     fn open_python(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
-        self.opened = true;
         Python::attach(|py| {
             let opened: PyResult<()> = (|| {
                 let runtime = python_runtime_context(py, &self.runtime_context_class, ctx, true)?;
                 let function = self.function.bind(py);
                 function.call_method1(intern!(py, "open"), (&runtime,))?;
                 let module = py.import("superflow.datastream.functions")?;
-                self.context = Some(PyObj(module.getattr("_KeyedContext")?.call0()?.unbind()));
+                self.context = Some(PyObj(module.getattr(self.context_class)?.call0()?.unbind()));
                 let declared = runtime.getattr("_states")?;
                 for item in declared.try_iter()? {
                     let (name, handle, ttl_ms): (String, Bound<'_, PyAny>, Option<u64>) =
@@ -530,6 +525,14 @@ impl KeyedProcessFunction<PyKey, PyObj, PyObj> for PyKeyedProcess {
 }
 
 impl KeyedCoProcessFunction<PyKey, PyObj, PyObj, PyObj> for PyKeyedProcess {
+    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        self.open_python(ctx)
+    }
+
+    fn close(&mut self) -> Result<(), UserError> {
+        KeyedProcessFunction::close(self)
+    }
+
     fn process_element1(
         &mut self,
         value: PyObj,
@@ -555,6 +558,219 @@ impl KeyedCoProcessFunction<PyKey, PyObj, PyObj, PyObj> for PyKeyedProcess {
         out: &mut Collector<PyObj>,
     ) -> Result<(), UserError> {
         self.fire(timestamp, ctx, out)
+    }
+}
+
+/// Where the engine has no side outputs, a record yielded for one is an error rather
+/// than lost.
+fn no_side_outputs(tags: &[String], what: &str) -> PyResult<()> {
+    match tags.first() {
+        None => Ok(()),
+        Some(tag) => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+            "{what} yielded a record for side output '{tag}': side outputs are not available there (they are in process functions' process_element)"
+        ))),
+    }
+}
+
+/// A Python `KeyedBroadcastProcessFunction` (on a keyed stream) or
+/// `BroadcastProcessFunction` (on a plain one). Each broadcast state descriptor's
+/// contents are one Python dict, held in the engine's broadcast state under the key `()`
+/// (so checkpoints pickle it, and every subtask restores it); the broadcast side changes
+/// the dicts in place, the other side sees them through read-only views. The keyed side
+/// runs as a keyed process function (key, keyed state, timers, side outputs).
+#[derive(Clone)]
+pub(crate) struct PyBroadcastProcess {
+    keyed: PyKeyedProcess,
+    names: Vec<String>,
+    /// The broadcast dicts by name, as the last call saw them (rebuilt after a
+    /// broadcast record, which may create them, and after a restore).
+    views: Option<PyObj>,
+}
+
+/// The engine's broadcast state of descriptor `name`: one entry, the Python dict.
+fn broadcast_descriptor(name: &str) -> MapStateDescriptor<(), PyObj> {
+    MapStateDescriptor::new(name)
+}
+
+impl PyBroadcastProcess {
+    pub(crate) fn new(
+        function: PyObj,
+        side: SideOutputs,
+        runtime_context_class: PyObj,
+        names: Vec<String>,
+        keyed: bool,
+    ) -> Self {
+        let mut process = PyKeyedProcess::new(function, side, runtime_context_class);
+        process.context_class = if keyed {
+            "_KeyedBroadcastContext"
+        } else {
+            "_ReadOnlyBroadcastContext"
+        };
+        PyBroadcastProcess {
+            keyed: process,
+            names,
+            views: None,
+        }
+    }
+
+    /// Hands the function's context the broadcast dicts, read only.
+    fn show_views<K>(
+        &mut self,
+        py: Python<'_>,
+        ctx: &KeyedReadOnlyContext<'_, K, (), PyObj>,
+    ) -> PyResult<()> {
+        let Some(context) = self.keyed.context.as_ref().map(|c| c.bind(py).clone()) else {
+            return Ok(());
+        };
+        if self.views.is_none() {
+            let views = pyo3::types::PyDict::new(py);
+            for name in &self.names {
+                match ctx
+                    .get_broadcast_state(&broadcast_descriptor(name))
+                    .get(&())
+                {
+                    Some(dict) => views.set_item(name, dict.bind(py))?,
+                    None => views.set_item(name, pyo3::types::PyDict::new(py))?,
+                }
+            }
+            self.views = Some(PyObj(views.into_any().unbind()));
+        }
+        if let Some(views) = &self.views {
+            context.setattr(intern!(py, "_broadcast"), views.bind(py))?;
+        }
+        Ok(())
+    }
+
+    fn process_broadcast(
+        &mut self,
+        value: PyObj,
+        ctx: &mut BroadcastContext<'_, (), PyObj>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        // A changed dict is the same object; a new one appears in the views next time.
+        self.views = None;
+        Python::attach(|py| {
+            let result: PyResult<()> = (|| {
+                let views = pyo3::types::PyDict::new(py);
+                for name in &self.names {
+                    let dict = ctx
+                        .get_broadcast_state(&broadcast_descriptor(name))
+                        .entry(())
+                        .or_insert_with(|| PyObj(pyo3::types::PyDict::new(py).into_any().unbind()));
+                    views.set_item(name, dict.bind(py))?;
+                }
+                let module = py.import("superflow.datastream.functions")?;
+                let context = module.getattr("_BroadcastContext")?.call1((
+                    views,
+                    ctx.timestamp(),
+                    ctx.current_watermark(),
+                ))?;
+                let result = self
+                    .keyed
+                    .function
+                    .bind(py)
+                    .call_method1(intern!(py, "process_broadcast_element"), (value.0, context))?;
+                let mut tags = Vec::new();
+                self.keyed
+                    .side
+                    .emit_all(py, result, out, &mut |tag, _| tags.push(tag))?;
+                no_side_outputs(&tags, "process_broadcast_element")
+            })();
+            result.map_err(|e| user_error(py, e))
+        })
+    }
+}
+
+impl KeyedBroadcastProcessFunction<PyKey, PyObj, PyObj, PyObj, (), PyObj> for PyBroadcastProcess {
+    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        self.keyed.open_python(ctx)
+    }
+
+    fn process_element(
+        &mut self,
+        value: PyObj,
+        ctx: &mut KeyedReadOnlyContext<'_, PyKey, (), PyObj>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| self.show_views(py, ctx).map_err(|e| user_error(py, e)))?;
+        self.keyed
+            .call(ctx, out, "process_element", |py| value.0.into_bound(py))
+    }
+
+    fn process_broadcast_element(
+        &mut self,
+        value: PyObj,
+        ctx: &mut BroadcastContext<'_, (), PyObj>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.process_broadcast(value, ctx, out)
+    }
+
+    fn on_timer(
+        &mut self,
+        timestamp: i64,
+        ctx: &mut KeyedReadOnlyContext<'_, PyKey, (), PyObj>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| self.show_views(py, ctx).map_err(|e| user_error(py, e)))?;
+        self.keyed.fire(timestamp, ctx, out)
+    }
+}
+
+impl KeyedBroadcastProcessFunction<(), PyObj, PyObj, PyObj, (), PyObj> for PyBroadcastProcess {
+    fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let opened: PyResult<()> = (|| {
+                let runtime =
+                    python_runtime_context(py, &self.keyed.runtime_context_class, ctx, false)?;
+                self.keyed
+                    .function
+                    .bind(py)
+                    .call_method1(intern!(py, "open"), (&runtime,))?;
+                let module = py.import("superflow.datastream.functions")?;
+                self.keyed.context = Some(PyObj(
+                    module.getattr(self.keyed.context_class)?.call0()?.unbind(),
+                ));
+                Ok(())
+            })();
+            opened.map_err(|e| user_error(py, e))
+        })
+    }
+
+    fn process_element(
+        &mut self,
+        value: PyObj,
+        ctx: &mut KeyedReadOnlyContext<'_, (), (), PyObj>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| {
+            let result: PyResult<()> = (|| {
+                self.show_views(py, ctx)?;
+                let Some(context) = self.keyed.context.as_ref().map(|c| c.bind(py).clone()) else {
+                    return Ok(());
+                };
+                context.setattr(intern!(py, "_timestamp"), ctx.timestamp())?;
+                context.setattr(intern!(py, "_watermark"), ctx.current_watermark())?;
+                let result = self
+                    .keyed
+                    .function
+                    .bind(py)
+                    .call_method1(intern!(py, "process_element"), (value.0, context))?;
+                self.keyed.side.emit_all(py, result, out, &mut |tag, v| {
+                    ctx.output(&OutputTag::<PyObj>::new(tag), v)
+                })
+            })();
+            result.map_err(|e| user_error(py, e))
+        })
+    }
+
+    fn process_broadcast_element(
+        &mut self,
+        value: PyObj,
+        ctx: &mut BroadcastContext<'_, (), PyObj>,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        self.process_broadcast(value, ctx, out)
     }
 }
 
@@ -585,7 +801,10 @@ impl ProcessJoinFunction<PyObj, PyObj, PyObj> for PyJoinProcess {
                     intern!(py, "process_element"),
                     (left.clone_ref(py).0, right.clone_ref(py).0, context),
                 )?;
-                self.side.emit_all(py, result, out, &mut |_, _| {})
+                let mut tags = Vec::new();
+                self.side
+                    .emit_all(py, result, out, &mut |tag, _| tags.push(tag))?;
+                no_side_outputs(&tags, "a ProcessJoinFunction")
             })();
             result.map_err(|e| user_error(py, e))
         })

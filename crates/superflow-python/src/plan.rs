@@ -11,7 +11,8 @@ use pyo3::types::{PyDict, PyList};
 use std::time::Duration;
 
 use superflow_api::{
-    DataStream, KeyedStream, OutputTag, StreamExecutionEnvironment, WatermarkStrategy,
+    DataStream, KeyedStream, MapStateDescriptor, OutputTag, StreamExecutionEnvironment,
+    WatermarkStrategy,
 };
 use superflow_connectors::{FileSink, RollingPolicy, SinkFunction};
 use superflow_core::{JobError, UserError};
@@ -19,8 +20,8 @@ use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnaps
 use superflow_runtime::{FlowControl, JobClient, JobExecutionResult};
 
 use crate::functions::{
-    raise, OneInputKind, PyCoFunction, PyJoinProcess, PyKeySelector, PyKeyedProcess, PyOneInput,
-    PyReduce, PySink, PyTimestampAssigner, SideOutputs,
+    raise, OneInputKind, PyBroadcastProcess, PyCoFunction, PyJoinProcess, PyKeySelector,
+    PyKeyedProcess, PyOneInput, PyReduce, PySink, PyTimestampAssigner, SideOutputs,
 };
 use crate::record::{PyKey, PyObj};
 use crate::settings::PlanSettings;
@@ -48,6 +49,8 @@ struct PlanNode {
     keys: (Option<PyObj>, Option<PyObj>),
     /// Whether an interval join's lower and upper bounds are exclusive.
     bounds: (bool, bool),
+    /// The broadcast state descriptors' names of a broadcast process node.
+    names: Vec<String>,
 }
 
 pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -111,6 +114,7 @@ impl PlanNode {
                 item(dict, "lower_exclusive")?.unwrap_or(false),
                 item(dict, "upper_exclusive")?.unwrap_or(false),
             ),
+            names: item(dict, "names")?.unwrap_or_default(),
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -456,6 +460,37 @@ fn build(
                 })?;
                 let keyed = a.connect(&b).key_by(key1, key2);
                 Built::Stream(keyed.process(function).name("KeyedCoProcess"))
+            }
+            "broadcast_process" => {
+                let descriptors: Vec<MapStateDescriptor<(), PyObj>> =
+                    node.names.iter().map(MapStateDescriptor::new).collect();
+                let broadcast = stream_of(1)?.broadcast_with(&descriptors);
+                let keyed = matches!(
+                    node.inputs.first().and_then(|id| built.get(id)),
+                    Some(Built::Keyed(..))
+                );
+                let function = Python::attach(|py| {
+                    need(node, &node.function).map(|f| {
+                        PyBroadcastProcess::new(
+                            f.clone_ref(py),
+                            classes.side.clone(),
+                            classes.runtime_context.clone_ref(py),
+                            node.names.clone(),
+                            keyed,
+                        )
+                    })
+                })?;
+                Built::Stream(if keyed {
+                    keyed_of()?
+                        .connect_broadcast(&broadcast)
+                        .process(function)
+                        .name("Keyed Broadcast Process")
+                } else {
+                    stream_of(0)?
+                        .connect_broadcast(&broadcast)
+                        .process(function)
+                        .name("Broadcast Process")
+                })
             }
             "interval_join" => {
                 let right = match node.inputs.get(1).and_then(|id| built.get(id)) {

@@ -1,6 +1,8 @@
 """The DataStream API (``pyflink.datastream``)."""
 
 from superflow.datastream.data_stream import (
+    BroadcastConnectedStream,
+    BroadcastStream,
     CloseableIterator,
     ConnectedStreams,
     DataStream,
@@ -9,12 +11,15 @@ from superflow.datastream.data_stream import (
 )
 from superflow.datastream.functions import (
     AggregateFunction,
+    BroadcastProcessFunction,
+    BroadcastState,
     CoGroupFunction,
     CoFlatMapFunction,
     CoMapFunction,
     FilterFunction,
     FlatMapFunction,
     JoinFunction,
+    KeyedBroadcastProcessFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     KeySelector,
@@ -23,6 +28,7 @@ from superflow.datastream.functions import (
     ProcessFunction,
     ProcessJoinFunction,
     ProcessWindowFunction,
+    ReadOnlyBroadcastState,
     ReduceFunction,
     RuntimeContext,
     SinkFunction,
@@ -44,6 +50,12 @@ from superflow.datastream.stream_execution_environment import (
 )
 
 __all__ = [
+    "BroadcastConnectedStream",
+    "BroadcastProcessFunction",
+    "BroadcastState",
+    "BroadcastStream",
+    "KeyedBroadcastProcessFunction",
+    "ReadOnlyBroadcastState",
     "CheckpointConfig",
     "CheckpointingMode",
     "EmbeddedLsmStateBackend",

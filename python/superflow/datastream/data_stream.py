@@ -136,8 +136,12 @@ class DataStream(_OperatorSettings):
                 raise TypeError(f"union() takes DataStreams, got {type(s).__name__}")
         return DataStream(self._env, self._add("union", list(streams)), self._output_type)
 
-    def connect(self, ds: "DataStream") -> "ConnectedStreams":
-        """Two streams handled by one co-function."""
+    def connect(self, ds: Union["DataStream", "BroadcastStream"]
+                ) -> Union["ConnectedStreams", "BroadcastConnectedStream"]:
+        """Two streams handled by one co-function; with a ``BroadcastStream``, a
+        ``BroadcastConnectedStream`` for a (keyed) broadcast process function."""
+        if isinstance(ds, BroadcastStream):
+            return BroadcastConnectedStream(self, ds)
         if not isinstance(ds, DataStream):
             raise TypeError(f"connect() takes a DataStream, got {type(ds).__name__}")
         return ConnectedStreams(self, ds)
@@ -172,8 +176,22 @@ class DataStream(_OperatorSettings):
     def shuffle(self) -> "DataStream":
         return self._one("shuffle", self._output_type)
 
-    def broadcast(self) -> "DataStream":
-        return self._one("broadcast", self._output_type)
+    def broadcast(self, *broadcast_state_descriptors: Any
+                  ) -> Union["DataStream", "BroadcastStream"]:
+        """Sends every record to every subtask downstream. With ``MapStateDescriptor``s,
+        returns a ``BroadcastStream`` to ``connect`` to another stream, whose function
+        keeps those broadcast states (the broadcast state pattern)."""
+        if not broadcast_state_descriptors:
+            return self._one("broadcast", self._output_type)
+        from superflow.datastream.state import MapStateDescriptor
+        for d in broadcast_state_descriptors:
+            if not isinstance(d, MapStateDescriptor):
+                raise TypeError("broadcast() takes MapStateDescriptors, got "
+                                f"{type(d).__name__}")
+        names = [d.name for d in broadcast_state_descriptors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"broadcast state names must differ, got {names}")
+        return BroadcastStream(self, names)
 
     def global_(self) -> "DataStream":
         """Sends every record to the first subtask (Flink's ``global()``)."""
@@ -502,3 +520,36 @@ class ConnectedStreams:
             fn=_callable(func, "flat_map1", "CoFlatMapFunction"),
             fn2=_callable(func, "flat_map2", "CoFlatMapFunction"))
         return DataStream(self._first._env, node, output_type)
+
+
+class BroadcastStream:
+    """A stream sent to every subtask of the operator it is connected to, with the
+    broadcast state that operator keeps (``DataStream.broadcast(descriptors...)``)."""
+
+    def __init__(self, stream: DataStream, names: List[str]):
+        self._stream = stream
+        self._names = names
+
+
+class BroadcastConnectedStream:
+    """A stream (keyed or not) connected with a broadcast stream."""
+
+    def __init__(self, stream: DataStream, broadcast: BroadcastStream):
+        self._stream = stream
+        self._broadcast = broadcast
+
+    def process(self, func: Any, output_type: Optional[TypeInformation] = None
+                ) -> DataStream:
+        """Runs a ``KeyedBroadcastProcessFunction`` (after ``key_by``) or a
+        ``BroadcastProcessFunction``."""
+        keyed = isinstance(self._stream, KeyedStream)
+        wanted = fn.KeyedBroadcastProcessFunction if keyed else fn.BroadcastProcessFunction
+        for method in ("process_element", "process_broadcast_element"):
+            if not callable(getattr(func, method, None)):
+                raise TypeError(f"process() takes a {wanted.__name__} (missing {method})")
+        if not keyed and isinstance(func, fn.KeyedBroadcastProcessFunction):
+            raise TypeError("a KeyedBroadcastProcessFunction needs a keyed stream: "
+                            "key_by(...) before connect(broadcast_stream)")
+        node = self._stream._add("broadcast_process", [self._broadcast._stream], fn=func,
+                                 names=list(self._broadcast._names))
+        return DataStream(self._stream._env, node, output_type)

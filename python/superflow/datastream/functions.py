@@ -199,6 +199,166 @@ class KeyedCoProcessFunction(Function):
         return None
 
 
+class ReadOnlyBroadcastState:
+    """Broadcast state as the non-broadcast side sees it: read only (PyFlink's
+    ``ReadOnlyBroadcastState``)."""
+
+    def __init__(self, name: str, entries: dict):
+        self._name = name
+        self._entries = entries
+
+    def get(self, key: Any) -> Any:
+        return self._entries.get(key)
+
+    def contains(self, key: Any) -> bool:
+        return key in self._entries
+
+    def items(self) -> Iterable[Tuple[Any, Any]]:
+        return list(self._entries.items())
+
+    def keys(self) -> Iterable[Any]:
+        return list(self._entries.keys())
+
+    def values(self) -> Iterable[Any]:
+        return list(self._entries.values())
+
+    def is_empty(self) -> bool:
+        return not self._entries
+
+    def __iter__(self):
+        return iter(list(self._entries.items()))
+
+
+class BroadcastState(ReadOnlyBroadcastState):
+    """Broadcast state as ``process_broadcast_element`` sees it: read and write. Every
+    subtask sees every broadcast record, so every subtask's copy stays the same, as long
+    as the function changes it only from the broadcast records."""
+
+    def put(self, key: Any, value: Any) -> None:
+        try:
+            hash(key)
+        except TypeError as e:
+            raise TypeError(f"broadcast state '{self._name}': key {key!r} of type "
+                            f"{type(key).__name__} cannot be used as a key: {e}") from None
+        self._entries[key] = value
+
+    def put_all(self, entries: Any) -> None:
+        pairs = entries.items() if hasattr(entries, "items") else entries
+        for key, value in pairs:
+            self.put(key, value)
+
+    def remove(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _broadcast_state(views: dict, descriptor: Any, writable: bool) -> ReadOnlyBroadcastState:
+    name = getattr(descriptor, "name", descriptor)
+    if name not in views:
+        raise ValueError(
+            f"broadcast state '{name}' was not declared: pass its MapStateDescriptor to "
+            f"broadcast(...) (declared: {sorted(views)})")
+    return (BroadcastState if writable else ReadOnlyBroadcastState)(name, views[name])
+
+
+class _ReadOnlyBroadcastContext(_ProcessContext):
+    """``BroadcastProcessFunction.ReadOnlyContext``: the record's timestamp, the clocks,
+    broadcast state to read, side outputs (yield ``(output_tag, value)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._broadcast: dict = {}
+
+    def get_broadcast_state(self, state_descriptor: Any) -> ReadOnlyBroadcastState:
+        return _broadcast_state(self._broadcast, state_descriptor, False)
+
+    def current_watermark(self) -> int:
+        return self._watermark
+
+    def current_processing_time(self) -> int:
+        import time
+        return int(time.time() * 1000)
+
+
+class _KeyedBroadcastContext(_KeyedContext):
+    """``KeyedBroadcastProcessFunction.ReadOnlyContext`` and ``OnTimerContext``: what a
+    keyed process function's context has, and broadcast state to read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._broadcast: dict = {}
+
+    def get_broadcast_state(self, state_descriptor: Any) -> ReadOnlyBroadcastState:
+        return _broadcast_state(self._broadcast, state_descriptor, False)
+
+    def current_watermark(self) -> int:
+        return self._watermark
+
+
+class _BroadcastContext:
+    """The context of ``process_broadcast_element``: broadcast state to read and
+    write, the record's timestamp and the clocks."""
+
+    def __init__(self, views: dict, timestamp: Optional[int], watermark: int):
+        self._broadcast = views
+        self._timestamp = timestamp
+        self._watermark = watermark
+
+    def get_broadcast_state(self, state_descriptor: Any) -> BroadcastState:
+        state = _broadcast_state(self._broadcast, state_descriptor, True)
+        assert isinstance(state, BroadcastState)
+        return state
+
+    def timestamp(self) -> Optional[int]:
+        return self._timestamp
+
+    def current_watermark(self) -> int:
+        return self._watermark
+
+    def current_processing_time(self) -> int:
+        import time
+        return int(time.time() * 1000)
+
+
+class BroadcastProcessFunction(Function):
+    """Handles a stream connected with a broadcast stream: ``process_broadcast_element``
+    sees every broadcast record on every subtask and may change broadcast state;
+    ``process_element`` handles the other stream's records and reads it."""
+
+    ReadOnlyContext = _ReadOnlyBroadcastContext
+    Context = _BroadcastContext
+
+    def process_element(self, value: Any, ctx: _ReadOnlyBroadcastContext
+                        ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("BroadcastProcessFunction.process_element")
+
+    def process_broadcast_element(self, value: Any, ctx: _BroadcastContext
+                                  ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("BroadcastProcessFunction.process_broadcast_element")
+
+
+class KeyedBroadcastProcessFunction(Function):
+    """As ``BroadcastProcessFunction``, on a keyed stream: ``process_element`` and
+    ``on_timer`` also have the key, keyed state and timers."""
+
+    ReadOnlyContext = _KeyedBroadcastContext
+    OnTimerContext = _KeyedBroadcastContext
+    Context = _BroadcastContext
+
+    def process_element(self, value: Any, ctx: _KeyedBroadcastContext
+                        ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("KeyedBroadcastProcessFunction.process_element")
+
+    def process_broadcast_element(self, value: Any, ctx: _BroadcastContext
+                                  ) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("KeyedBroadcastProcessFunction.process_broadcast_element")
+
+    def on_timer(self, timestamp: int, ctx: _KeyedBroadcastContext) -> Optional[Iterable[Any]]:
+        return None
+
+
 class _JoinContext:
     """``ProcessJoinFunction.Context``: the timestamps of the joined pair."""
 

@@ -737,7 +737,7 @@ impl CoordinatorThread {
             .map(|(&id, _)| id)
             .collect();
         for id in waiting {
-            self.fail(id, reason.to_string());
+            self.end_pending(id, reason.to_string(), false);
         }
     }
 
@@ -1009,11 +1009,21 @@ impl CoordinatorThread {
     }
 
     fn fail(&mut self, id: u64, reason: String) {
+        self.end_pending(id, reason, true);
+    }
+
+    /// Ends pending checkpoint `id` as failed. A failure of the checkpoint itself
+    /// (`counted`: it expired, a part could not be written) counts toward the tolerable
+    /// failures; one because a process's run ended does not (the run fails anyway, and
+    /// its own failure is the one to report).
+    fn end_pending(&mut self, id: u64, reason: String, counted: bool) {
         let Some(mut pending) = self.pending.remove(&id) else {
             return;
         };
         self.peers.broadcast(&ControlMessage::Aborted { id });
-        crate::notice::warn_user(format!("checkpoint {id} failed: {reason}"));
+        if counted {
+            crate::notice::warn_user(format!("checkpoint {id} failed: {reason}"));
+        }
         let metadata = self.metadata_of(id, &mut pending);
         self.record(id, &pending, &metadata, Some(reason.clone()));
         if let Err(e) = std::fs::remove_dir_all(&pending.dir) {
@@ -1021,6 +1031,9 @@ impl CoordinatorThread {
         }
         if let Some(reply) = pending.reply {
             let _ = reply.send(Err(reason.clone()));
+            return;
+        }
+        if !counted {
             return;
         }
         self.consecutive_failures += 1;
