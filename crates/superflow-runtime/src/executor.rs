@@ -207,6 +207,14 @@ pub fn execute_graph(
     control: Arc<JobControl>,
 ) -> Result<JobExecutionResult, JobError> {
     install_panic_hook();
+    let resolved;
+    let settings = match with_storage_resolved(settings)? {
+        Some(changed) => {
+            resolved = changed;
+            &resolved
+        }
+        None => settings,
+    };
     let processes = settings
         .cluster
         .as_ref()
@@ -414,6 +422,26 @@ pub fn execute_graph(
             }
         }
     }
+}
+
+/// Checkpoint storage given as an object store URL: the settings with the storage
+/// directory replaced by the store's local staging directory (`None`: unchanged).
+fn with_storage_resolved(
+    settings: &ExecutionSettings,
+) -> Result<Option<ExecutionSettings>, JobError> {
+    let Some(config) = &settings.checkpointing else {
+        return Ok(None);
+    };
+    let location = config.storage.to_string_lossy();
+    if !crate::checkpoint::remote::is_url(&location) {
+        return Ok(None);
+    }
+    let remote = crate::checkpoint::remote::open(&location).map_err(JobError::Checkpoint)?;
+    let mut changed = settings.clone();
+    if let Some(config) = changed.checkpointing.as_mut() {
+        config.storage = remote.staging().to_path_buf();
+    }
+    Ok(Some(changed))
 }
 
 /// Where a run starts: agreed on by every process of the job, as process 0 says.

@@ -218,24 +218,45 @@ fn crash_child() -> Result<(), Box<dyn std::error::Error>> {
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(2);
     env.enable_checkpointing(Duration::from_millis(40));
-    let storage = PathBuf::from(&checkpoints);
+    // With SUPERFLOW_CRASH_URL, the same directory as an object store (file://): each
+    // new process stages into an empty directory of its own and downloads from it.
+    let location = match std::env::var("SUPERFLOW_CRASH_URL") {
+        Ok(_) => PathBuf::from(format!("file://{checkpoints}")),
+        Err(_) => PathBuf::from(&checkpoints),
+    };
+    let storage = location.clone();
     env.configure_checkpoints(move |c| c.storage = storage);
     if std::fs::read_dir(&checkpoints)?
         .flatten()
         .any(|e| e.path().join("_metadata").exists())
     {
-        env.set_restore_path(&checkpoints);
+        env.set_restore_path(&location);
     }
     crash_job(&env, Path::new(&out), Some(10_000.0), |_| {});
-    env.execute("crash job, child")?;
+    let result = env.execute("crash job, child")?;
+    if let Some(path) = result.restored_from {
+        println!("restored from {}", path.display());
+    }
     Ok(())
 }
 
 #[test]
 fn a_killed_process_restarts_from_its_checkpoints_with_exactly_once_output() {
+    killed_and_restarted(false, seeds(2));
+}
+
+#[test]
+fn a_killed_process_restarts_from_checkpoints_in_an_object_store() {
+    killed_and_restarted(true, seeds(1));
+}
+
+/// Runs the crash job as a child process, kills it with SIGKILL at seeded moments and
+/// restarts it from its checkpoints (in a directory, or in an object store at a
+/// `file://` URL), then compares the committed output.
+fn killed_and_restarted(url: bool, seeds: u64) {
     let expected = expected_output();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
-    for seed in 0..seeds(2) {
+    for seed in 0..seeds {
         let mut random = seeded(100 + seed);
         let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -244,14 +265,17 @@ fn a_killed_process_restarts_from_its_checkpoints_with_exactly_once_output() {
         loop {
             runs += 1;
             assert!(runs < 20, "seed {seed}: the job never finished");
-            let mut child = std::process::Command::new(&exe)
+            let mut command = std::process::Command::new(&exe);
+            command
                 .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
                 .env("SUPERFLOW_CRASH_OUT", out.path())
                 .env("SUPERFLOW_CRASH_CHECKPOINTS", checkpoints.path())
                 .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}"));
+                .stderr(std::process::Stdio::piped());
+            if url {
+                command.env("SUPERFLOW_CRASH_URL", "1");
+            }
+            let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
             if kills < 3 {
                 std::thread::sleep(Duration::from_millis(100 + random(500)));
                 // SIGKILL: the process gets no chance to clean up.
@@ -264,12 +288,30 @@ fn a_killed_process_restarts_from_its_checkpoints_with_exactly_once_output() {
                 continue;
             }
             let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(
                 output.status.success(),
-                "seed {seed}: the restarted job failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
+                "seed {seed}: the restarted job failed: {stdout}{}",
                 String::from_utf8_lossy(&output.stderr)
             );
+            if url {
+                // The new process (an empty staging directory) read the store.
+                assert!(stdout.contains("restored from file://"), "{stdout}");
+                // (An object store has no directories: file:// leaves empty ones, and
+                // the `name#n` temporary files of uploads a kill cut short.)
+                let left: Vec<_> = std::fs::read_dir(checkpoints.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+                    .map(|e| e.path())
+                    .filter(|p| !p.to_string_lossy().contains('#'))
+                    .collect();
+                assert!(
+                    left.is_empty(),
+                    "a finished job deletes its checkpoints: {left:?}"
+                );
+            }
             break;
         }
         let actual = committed_lines(out.path());

@@ -543,3 +543,64 @@ fn expired_checkpoints_fail_the_job_past_the_tolerable_number() {
         }
     }
 }
+
+#[test]
+fn incremental_checkpoints_in_an_object_store_restore_into_an_empty_staging_directory() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (store, out) = (root.path().join("store"), root.path().join("out"));
+    let url = format!("file://{}", store.display());
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.set_state_backend(StateBackend::EmbeddedLsm {
+        dir: Some(root.path().join("lsm")),
+        cache_entries: 10,
+    });
+    env.enable_checkpointing(Duration::from_millis(25));
+    let location = PathBuf::from(&url);
+    env.configure_checkpoints(move |c| c.storage = location);
+    env.set_restart_strategy(RestartStrategy::None);
+    job(&env, &out, Some(16_000), 16_000.0);
+    let err = env.execute("object store, first run").err();
+    assert!(
+        err.as_ref()
+            .is_some_and(|e| e.to_string().contains("failing at 16000")),
+        "{err:?}"
+    );
+    // The store holds the checkpoints and the shared increments of the embedded backend.
+    assert!(store
+        .join("shared")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
+    // This process's staging copy goes, as if another machine restored.
+    let remote =
+        superflow::runtime::checkpoint::remote::open(&url).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(remote.staging()).unwrap_or_else(|e| panic!("{e}"));
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(3);
+    env.set_restore_path(&url);
+    job(&env, &out, None, 200_000.0);
+    let result = env
+        .execute("object store, resumed")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let from = result.restored_from.unwrap_or_default();
+    assert!(
+        from.to_string_lossy().starts_with(&url),
+        "{}",
+        from.display()
+    );
+    assert_eq!(summary(&lines(&out)), expected());
+}
+
+#[test]
+fn a_storage_url_that_cannot_be_opened_is_a_clear_error() {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.enable_checkpointing(Duration::from_millis(25));
+    env.configure_checkpoints(|c| c.storage = PathBuf::from("nosuch://bucket/checkpoints"));
+    env.from_sequence(0, 10).print();
+    let err = env.execute("bad storage").err().map(|e| e.to_string());
+    let err = err.unwrap_or_default();
+    assert!(
+        err.contains("cannot open checkpoint storage 'nosuch://bucket/checkpoints'"),
+        "{err}"
+    );
+}

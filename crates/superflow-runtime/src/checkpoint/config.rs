@@ -88,7 +88,9 @@ pub struct CheckpointConfig {
     pub retention: ExternalizedCheckpointRetention,
     /// How many complete checkpoints are kept (the older ones are deleted).
     pub retained: usize,
-    /// Where checkpoints are written: a local directory.
+    /// Where checkpoints are written: a directory, or an object store URL (`file://`,
+    /// `memory://`; `s3://`, `gs://`, `az://` with the `cloud-storage` feature), for
+    /// which a local staging directory stands in (`checkpoint::remote`).
     pub storage: PathBuf,
     /// Compression of the parts.
     pub compression: SnapshotCompression,

@@ -726,6 +726,18 @@ impl CoordinatorThread {
         }
     }
 
+    /// Removes what a checkpoint that did not complete wrote (from the object store
+    /// too); a savepoint's directory only if it failed (`savepoint_too`).
+    fn remove_pending_dir(&self, id: u64, pending: &Pending, savepoint_too: bool) {
+        match (&self.storage, pending.savepoint) {
+            (Some(storage), false) => storage.delete(id),
+            (_, true) if !savepoint_too => {}
+            _ => {
+                let _ = std::fs::remove_dir_all(&pending.dir);
+            }
+        }
+    }
+
     /// Fails the pending checkpoints that wait for parts of process `peer`, which will
     /// send none in this run.
     fn fail_waiting_on(&mut self, peer: usize, reason: &str) {
@@ -957,16 +969,13 @@ impl CoordinatorThread {
     /// Deletes the shared files of incremental checkpoints that no kept checkpoint
     /// refers to (files of checkpoints after `newest` may still be in use).
     fn collect_shared_files(&self, storage: &CheckpointStorage, newest: u64) {
-        let shared = storage.root().join(super::storage::SHARED_DIR);
-        let Ok(entries) = std::fs::read_dir(&shared) else {
+        let names = storage.shared_files();
+        if names.is_empty() {
             return;
-        };
+        }
         let mut referenced = HashSet::new();
         for id in storage.checkpoint_ids() {
-            let path = storage
-                .checkpoint_dir(id)
-                .join(super::storage::METADATA_FILE);
-            let Ok(text) = std::fs::read(&path) else {
+            let Some(text) = storage.metadata_bytes(id) else {
                 continue;
             };
             match serde_json::from_slice::<CheckpointMetadata>(&text) {
@@ -979,13 +988,12 @@ impl CoordinatorThread {
                 Err(_) => return,
             }
         }
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
+        for name in names {
             let id = name
                 .rsplit_once("-c")
                 .and_then(|(_, id)| id.parse::<u64>().ok());
             if id.is_some_and(|id| id <= newest) && !referenced.contains(&name) {
-                let _ = std::fs::remove_file(entry.path());
+                storage.delete_shared(&name);
             }
         }
     }
@@ -1026,9 +1034,7 @@ impl CoordinatorThread {
         }
         let metadata = self.metadata_of(id, &mut pending);
         self.record(id, &pending, &metadata, Some(reason.clone()));
-        if let Err(e) = std::fs::remove_dir_all(&pending.dir) {
-            tracing::debug!("cannot remove {}: {e}", pending.dir.display());
-        }
+        self.remove_pending_dir(id, &pending, true);
         if let Some(reply) = pending.reply {
             let _ = reply.send(Err(reason.clone()));
             return;
@@ -1141,8 +1147,8 @@ impl CoordinatorThread {
         let abandoned: Vec<u64> = self.pending.keys().copied().collect();
         for id in abandoned {
             if let Some(pending) = self.pending.remove(&id) {
-                if !pending.savepoint && !follower {
-                    let _ = std::fs::remove_dir_all(&pending.dir);
+                if !follower {
+                    self.remove_pending_dir(id, &pending, false);
                 }
                 self.peers.broadcast(&ControlMessage::Aborted { id });
                 if let Some(reply) = pending.reply {
@@ -1492,9 +1498,17 @@ fn write_part_file(
     // This checkpoint's increments are the chain files named after it.
     let suffix = report.snapshot.checkpoint().map(|id| format!("-c{id}"));
     let shared_dir = super::storage::shared_dir(dir);
-    let incremental_bytes = shared
+    let increments: Vec<&String> = shared
         .iter()
         .filter(|name| suffix.as_ref().is_some_and(|s| name.ends_with(s.as_str())))
+        .collect();
+    if let Some(remote) = super::remote::mirroring(&shared_dir) {
+        for name in &increments {
+            remote.upload(&shared_dir.join(name))?;
+        }
+    }
+    let incremental_bytes = increments
+        .iter()
         .filter_map(|name| std::fs::metadata(shared_dir.join(name)).ok())
         .map(|m| m.len())
         .sum();

@@ -11,6 +11,7 @@ mod config;
 pub(crate) use config::RestartBackoff;
 mod coordinator;
 mod operator_state;
+pub mod remote;
 mod snapshot;
 mod storage;
 

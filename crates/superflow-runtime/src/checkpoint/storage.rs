@@ -91,18 +91,28 @@ impl CheckpointStorage {
         self.root.join(format!("chk-{id}"))
     }
 
+    /// The object store this directory stages for, if any.
+    fn remote(&self) -> Option<std::sync::Arc<super::remote::RemoteStorage>> {
+        super::remote::mirroring(&self.root).filter(|r| r.staging() == self.root)
+    }
+
     /// The ids of the checkpoint directories present, complete or not, ascending.
     pub fn checkpoint_ids(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("chk-"))
-                    .and_then(|n| n.parse().ok())
-            })
+        let names: Vec<String> = match self.remote() {
+            Some(remote) => remote.list("").map(|(dirs, _)| dirs).unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                Vec::new()
+            }),
+            None => std::fs::read_dir(&self.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect(),
+        };
+        let mut ids: Vec<u64> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix("chk-").and_then(|n| n.parse().ok()))
             .collect();
         ids.sort_unstable();
         ids
@@ -110,7 +120,18 @@ impl CheckpointStorage {
 
     /// Whether checkpoint `id` has its metadata (it may still be damaged).
     pub fn is_complete(&self, id: u64) -> bool {
-        self.checkpoint_dir(id).join(METADATA_FILE).is_file()
+        self.metadata_bytes(id).is_some()
+    }
+
+    /// The metadata file of checkpoint `id`, if it has one.
+    pub fn metadata_bytes(&self, id: u64) -> Option<Vec<u8>> {
+        match self.remote() {
+            Some(remote) => remote
+                .read(&format!("chk-{id}/{METADATA_FILE}"))
+                .ok()
+                .flatten(),
+            None => std::fs::read(self.checkpoint_dir(id).join(METADATA_FILE)).ok(),
+        }
     }
 
     /// Deletes checkpoint `id`.
@@ -121,6 +142,61 @@ impl CheckpointStorage {
                 tracing::warn!(path = %dir.display(), "cannot delete checkpoint: {e}");
             }
         }
+        if let Some(remote) = self.remote() {
+            remote.delete(&format!("chk-{id}"));
+        }
+    }
+
+    /// The names of the files incremental checkpoints share.
+    pub fn shared_files(&self) -> Vec<String> {
+        match self.remote() {
+            Some(remote) => remote
+                .list(SHARED_DIR)
+                .map(|(_, files)| files)
+                .unwrap_or_default(),
+            None => std::fs::read_dir(self.root.join(SHARED_DIR))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect(),
+        }
+    }
+
+    /// Deletes shared file `name`.
+    pub fn delete_shared(&self, name: &str) {
+        let _ = std::fs::remove_file(self.root.join(SHARED_DIR).join(name));
+        if let Some(remote) = self.remote() {
+            remote.delete(&format!("{SHARED_DIR}/{name}"));
+        }
+    }
+
+    /// Downloads checkpoint `id` of an object store into the staging directory (its
+    /// metadata, its parts, the shared files they name) and returns its local
+    /// directory; a local checkpoint is where it is.
+    fn fetch(&self, id: u64) -> Result<PathBuf, String> {
+        let dir = self.checkpoint_dir(id);
+        let Some(remote) = self.remote() else {
+            return Ok(dir);
+        };
+        let relative = format!("chk-{id}");
+        if !remote.download(&format!("{relative}/{METADATA_FILE}"))? {
+            return Err(format!("{}/{relative} has no metadata", remote.url()));
+        }
+        let text = std::fs::read(dir.join(METADATA_FILE)).map_err(|e| e.to_string())?;
+        let metadata: CheckpointMetadata = serde_json::from_slice(&text)
+            .map_err(|e| format!("{}/{relative} has damaged metadata: {e}", remote.url()))?;
+        for part in &metadata.parts {
+            // A missing object shows as a missing part when the checkpoint is read.
+            remote.download(&format!("{relative}/{}", part.file))?;
+            for name in &part.shared {
+                let local = self.root.join(SHARED_DIR).join(name);
+                if !local.is_file() {
+                    remote.download(&format!("{SHARED_DIR}/{name}"))?;
+                }
+            }
+        }
+        Ok(dir)
     }
 }
 
@@ -177,8 +253,18 @@ fn decode_part(bytes: &[u8]) -> Result<Vec<StateSection>, String> {
     postcard::from_bytes(payload).map_err(|e| format!("cannot decode: {e}"))
 }
 
-/// Writes `bytes` to `path` through a temporary file, so a reader never sees half a file.
+/// Writes `bytes` to `path` through a temporary file, so a reader never sees half a
+/// file; a file of an object store's staging directory is uploaded too.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_local(path, bytes)?;
+    if let Some(remote) = super::remote::mirroring(path) {
+        remote.upload(path).map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file, locally only.
+pub(crate) fn write_local(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -283,30 +369,75 @@ fn read_chain_section(dir: &Path, section: StateSection) -> Result<StateSection,
 
 /// Finds what to restore from `path`: a checkpoint or savepoint directory (its own
 /// metadata; damage is an error), or a storage root, where the newest complete
-/// checkpoint that verifies is taken, skipping damaged ones with a warning.
+/// checkpoint that verifies is taken, skipping damaged ones with a warning. Either may
+/// be the URL of an object store (`<storage URL>/chk-<id>` for one checkpoint).
 pub fn find_restorable(path: &Path) -> Result<(CheckpointMetadata, RestoredState), String> {
+    let text = path.to_string_lossy();
+    if super::remote::is_url(&text) {
+        let text = text.trim_end_matches('/');
+        let one = text.rsplit_once('/').and_then(|(root, last)| {
+            let id = last.strip_prefix("chk-")?.parse::<u64>().ok()?;
+            Some((root, id))
+        });
+        if let Some((root, id)) = one {
+            let remote = super::remote::open(root)?;
+            let storage = CheckpointStorage::new(remote.staging());
+            let dir = storage.fetch(id)?;
+            return with_remote_path(load_checkpoint(&dir), &remote, id);
+        }
+        let remote = super::remote::open(text)?;
+        return newest_sound(&CheckpointStorage::new(remote.staging()));
+    }
     if path.join(METADATA_FILE).is_file() {
         return load_checkpoint(path);
     }
-    let storage = CheckpointStorage::new(path);
-    let ids = storage.checkpoint_ids();
-    for &id in ids.iter().rev() {
-        let dir = storage.checkpoint_dir(id);
+    newest_sound(&CheckpointStorage::new(path))
+}
+
+/// A checkpoint restored from an object store is named by its URL (other processes of
+/// the job read it from there, not from this process's staging copy).
+fn with_remote_path(
+    loaded: Result<(CheckpointMetadata, RestoredState), String>,
+    remote: &super::remote::RemoteStorage,
+    id: u64,
+) -> Result<(CheckpointMetadata, RestoredState), String> {
+    loaded.map(|(metadata, mut state)| {
+        state.path = PathBuf::from(remote.url_of(&format!("chk-{id}")));
+        (metadata, state)
+    })
+}
+
+fn newest_sound(
+    storage: &CheckpointStorage,
+) -> Result<(CheckpointMetadata, RestoredState), String> {
+    let remote = storage.remote();
+    for &id in storage.checkpoint_ids().iter().rev() {
+        let name = match &remote {
+            Some(remote) => remote.url_of(&format!("chk-{id}")),
+            None => storage.checkpoint_dir(id).display().to_string(),
+        };
         if !storage.is_complete(id) {
             crate::notice::warn_user(format!(
-                "skipping checkpoint {id} ({}): it has no metadata (it never completed)",
-                dir.display()
+                "skipping checkpoint {id} ({name}): it has no metadata (it never completed)"
             ));
             continue;
         }
-        match load_checkpoint(&dir) {
+        let loaded = storage.fetch(id).and_then(|dir| load_checkpoint(&dir));
+        let loaded = match &remote {
+            Some(remote) => with_remote_path(loaded, remote, id),
+            None => loaded,
+        };
+        match loaded {
             Ok(found) => return Ok(found),
             Err(e) => crate::notice::warn_user(format!("skipping damaged checkpoint {id}: {e}")),
         }
     }
     Err(format!(
         "no complete checkpoint to restore from in {}",
-        path.display()
+        remote.map_or_else(
+            || storage.root().display().to_string(),
+            |r| r.url().to_string()
+        )
     ))
 }
 

@@ -1,0 +1,246 @@
+//! Checkpoint storage in an object store, behind a URL (the `object_store` crate:
+//! `file://` and `memory://` always; `s3://`, `gs://`, `az://` with the `cloud-storage`
+//! cargo feature).
+//!
+//! The local storage directory becomes a staging copy (one per process): every file a
+//! checkpoint writes there (parts, shared increments, the metadata last) is uploaded
+//! under the same relative path as soon as it is written, so a checkpoint is complete
+//! in the store once its metadata is. Listing, completeness and deletion ask the
+//! store; a restore downloads the checkpoint it picks (its metadata, parts and the
+//! shared files they name) into the staging directory and reads it from there, so the
+//! checks of a local restore (sizes, checksums, fallback to an older checkpoint) apply.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+/// A checkpoint storage location in an object store.
+pub struct RemoteStorage {
+    url: String,
+    store: Box<dyn ObjectStore>,
+    prefix: ObjectPath,
+    staging: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for RemoteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStorage")
+            .field("url", &self.url)
+            .field("staging", &self.staging)
+            .finish()
+    }
+}
+
+/// Whether `location` names an object store (a URL with a scheme) rather than a
+/// directory.
+pub fn is_url(location: &str) -> bool {
+    location.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.len() > 1
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    })
+}
+
+type Registry = Mutex<HashMap<String, Arc<RemoteStorage>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The storage at `url` (one per URL and process, so that a `memory://` store lives as
+/// long as the process).
+pub fn open(url: &str) -> Result<Arc<RemoteStorage>, String> {
+    let url = url.trim_end_matches('/').to_string();
+    let mut registry = registry()
+        .lock()
+        .map_err(|_| "the storage registry is poisoned".to_string())?;
+    if let Some(found) = registry.get(&url) {
+        return Ok(Arc::clone(found));
+    }
+    let parsed = url::Url::parse(&url).map_err(|e| format!("'{url}' is not a storage URL: {e}"))?;
+    let (store, prefix) = object_store::parse_url(&parsed).map_err(|e| {
+        format!("cannot open checkpoint storage '{url}': {e} (s3://, gs:// and az:// need the 'cloud-storage' feature)")
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("superflow-object-store")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the object store client: {e}"))?;
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = foldhash::fast::FixedState::with_seed(11).build_hasher();
+    hasher.write(url.as_bytes());
+    let staging = std::env::temp_dir().join(format!(
+        "superflow-staging-{:016x}-{}",
+        hasher.finish(),
+        std::process::id()
+    ));
+    let storage = Arc::new(RemoteStorage {
+        url: url.clone(),
+        store,
+        prefix,
+        staging,
+        runtime,
+    });
+    registry.insert(url, Arc::clone(&storage));
+    Ok(storage)
+}
+
+/// The remote storage whose staging directory holds `path`, if any.
+pub fn mirroring(path: &Path) -> Option<Arc<RemoteStorage>> {
+    let registry = registry().lock().ok()?;
+    registry
+        .values()
+        .find(|r| path.starts_with(&r.staging))
+        .cloned()
+}
+
+impl RemoteStorage {
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The local staging directory (the storage directory the rest of the runtime
+    /// writes to).
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    fn object(&self, relative: &str) -> ObjectPath {
+        let mut path = self.prefix.clone();
+        for part in relative.split('/').filter(|p| !p.is_empty()) {
+            path = path.join(part);
+        }
+        path
+    }
+
+    /// The URL of `relative` (a checkpoint directory, to name it to other processes).
+    pub fn url_of(&self, relative: &str) -> String {
+        format!("{}/{relative}", self.url)
+    }
+
+    /// Uploads the staged file `path`.
+    pub fn upload(&self, path: &Path) -> Result<(), String> {
+        let relative = path
+            .strip_prefix(&self.staging)
+            .map_err(|_| format!("{} is not in {}", path.display(), self.staging.display()))?;
+        let relative = relative.to_string_lossy().replace('\\', "/");
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let object = self.object(&relative);
+        self.runtime
+            .block_on(self.store.put(&object, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| format!("cannot upload {} to {}: {e}", path.display(), self.url))
+    }
+
+    /// The bytes of `relative`, `None` if it does not exist.
+    pub fn read(&self, relative: &str) -> Result<Option<Vec<u8>>, String> {
+        let object = self.object(relative);
+        self.runtime.block_on(async {
+            match self.store.get(&object).await {
+                Ok(result) => result
+                    .bytes()
+                    .await
+                    .map(|b| Some(b.to_vec()))
+                    .map_err(|e| format!("cannot read {}/{relative}: {e}", self.url)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(format!("cannot read {}/{relative}: {e}", self.url)),
+            }
+        })
+    }
+
+    /// Downloads `relative` into the staging directory; false if it does not exist.
+    pub fn download(&self, relative: &str) -> Result<bool, String> {
+        let Some(bytes) = self.read(relative)? else {
+            return Ok(false);
+        };
+        let path = self.staging.join(relative);
+        super::storage::write_local(&path, &bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(true)
+    }
+
+    /// The names directly under `relative`: (sub-"directories", objects).
+    pub fn list(&self, relative: &str) -> Result<(Vec<String>, Vec<String>), String> {
+        let object = self.object(relative);
+        let listed = self
+            .runtime
+            .block_on(self.store.list_with_delimiter(Some(&object)))
+            .map_err(|e| format!("cannot list {}/{relative}: {e}", self.url))?;
+        let name = |p: &ObjectPath| p.filename().map(str::to_string);
+        Ok((
+            listed.common_prefixes.iter().filter_map(name).collect(),
+            listed
+                .objects
+                .iter()
+                .filter_map(|o| name(&o.location))
+                .collect(),
+        ))
+    }
+
+    /// Deletes `relative` and everything under it.
+    pub fn delete(&self, relative: &str) {
+        let object = self.object(relative);
+        let result: Result<(), object_store::Error> = self.runtime.block_on(async {
+            use futures::TryStreamExt;
+            let mut found: Vec<ObjectPath> = self
+                .store
+                .list(Some(&object))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await?;
+            found.push(object.clone());
+            for location in found {
+                match self.store.delete(&location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::warn!("cannot delete {}/{relative}: {e}", self.url);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_directories() {
+        assert!(is_url("s3://bucket/checkpoints"));
+        assert!(is_url("file:///tmp/x"));
+        assert!(is_url("memory:///"));
+        assert!(!is_url("/tmp/checkpoints"));
+        assert!(!is_url("checkpoints"));
+        assert!(!is_url("C://x"));
+    }
+
+    #[test]
+    fn files_go_up_and_come_back_down() {
+        let storage = open("memory:///remote-test").unwrap();
+        let staged = storage.staging().join("chk-1").join("a.part");
+        super::super::storage::write_local(&staged, b"abc").unwrap();
+        storage.upload(&staged).unwrap();
+        assert_eq!(storage.read("chk-1/a.part").unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(storage.read("chk-1/missing").unwrap(), None);
+        let (dirs, files) = storage.list("").unwrap();
+        assert_eq!((dirs, files), (vec!["chk-1".to_string()], vec![]));
+        std::fs::remove_dir_all(storage.staging()).unwrap();
+        assert!(storage.download("chk-1/a.part").unwrap());
+        assert_eq!(std::fs::read(&staged).unwrap(), b"abc");
+        storage.delete("chk-1");
+        assert_eq!(storage.read("chk-1/a.part").unwrap(), None);
+        assert!(mirroring(&staged).is_some());
+        std::fs::remove_dir_all(storage.staging()).unwrap();
+    }
+}
