@@ -261,3 +261,19 @@ def test_checkpoints_of_two_processes_restore_at_another_parallelism(tmp_path, n
     result = env.execute("resumed")
     assert result.get_restored_from() is not None
     assert sorted(result._collected[node["id"]]) == expected()
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_checkpoints_in_an_object_store_restore_a_failed_job(tmp_path, parallelism):
+    # file:// is an object store location: the processes stage locally and upload.
+    store = tmp_path / "store"
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    env.enable_checkpointing(5)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(f"file://{store}")
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    stream = job(env, str(tmp_path / "failed-once"), fail_at=N - 1000)
+    node = stream._add("collect")
+    result = env.execute("object store")
+    assert result.get_restarts() == 1
+    assert sorted(result._collected[node["id"]]) == expected()
+    assert store.is_dir(), "checkpoints were uploaded"

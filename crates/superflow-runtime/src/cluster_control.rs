@@ -35,7 +35,9 @@ pub enum ControlMessage {
     },
     /// Follower to leader: every worker of the process registered its operators.
     Ready,
-    /// Leader to followers: checkpoint `id` is triggered; parts go to `dir`.
+    /// Leader to followers: checkpoint `id` is triggered; parts go to `dir` (a
+    /// checkpoint's directory in each process's own storage root, which is the same
+    /// shared directory unless the storage is an object store).
     Trigger {
         /// The checkpoint id.
         id: u64,

@@ -400,13 +400,17 @@ fn cluster_crash_child() -> Result<(), Box<dyn std::error::Error>> {
     env.set_parallelism(4);
     env.enable_checkpointing(Duration::from_millis(40));
     env.set_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
-    let storage = PathBuf::from(&checkpoints);
+    let location = match std::env::var("SUPERFLOW_CRASH_URL") {
+        Ok(_) => PathBuf::from(format!("file://{checkpoints}")),
+        Err(_) => PathBuf::from(&checkpoints),
+    };
+    let storage = location.clone();
     env.configure_checkpoints(move |c| c.storage = storage);
     if std::fs::read_dir(&checkpoints)?
         .flatten()
         .any(|e| e.path().join("_metadata").exists())
     {
-        env.set_restore_path(&checkpoints);
+        env.set_restore_path(&location);
     }
     crash_job(&env, Path::new(&out), Some(10_000.0), move |value| {
         let first = || {
@@ -432,6 +436,17 @@ fn spawn_cluster_process(
     checkpoints: &Path,
     panic_at: Option<u64>,
 ) -> std::process::Child {
+    spawn_cluster_process_with(id, addresses, out, checkpoints, panic_at, false)
+}
+
+fn spawn_cluster_process_with(
+    id: usize,
+    addresses: &str,
+    out: &Path,
+    checkpoints: &Path,
+    panic_at: Option<u64>,
+    url: bool,
+) -> std::process::Child {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let mut command = std::process::Command::new(exe);
     command
@@ -450,6 +465,9 @@ fn spawn_cluster_process(
         .stderr(std::process::Stdio::piped());
     if let Some(at) = panic_at {
         command.env("SUPERFLOW_CLUSTER_PANIC_AT", at.to_string());
+    }
+    if url {
+        command.env("SUPERFLOW_CRASH_URL", "1");
     }
     command.spawn().unwrap_or_else(|e| panic!("{e}"))
 }
@@ -517,13 +535,26 @@ fn a_panic_on_one_of_two_processes_restarts_both_with_exactly_once_output() {
 
 #[test]
 fn a_killed_process_of_two_rejoins_and_both_resume_with_exactly_once_output() {
-    for seed in 0..seeds(2) {
+    killed_one_of_two(false, seeds(2));
+}
+
+#[test]
+fn a_killed_process_of_two_resumes_from_an_object_store() {
+    killed_one_of_two(true, seeds(1));
+}
+
+/// Kills one of two processes with SIGKILL at a seeded moment and starts it again;
+/// checkpoints in a shared directory, or in an object store (a `file://` URL, every
+/// process staging in its own directory).
+fn killed_one_of_two(url: bool, seeds: u64) {
+    for seed in 0..seeds {
         let mut random = seeded(300 + seed);
         let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let addresses = loopback_addresses(2);
-        let spawn =
-            |id| spawn_cluster_process(id, &addresses, out.path(), checkpoints.path(), None);
+        let spawn = |id| {
+            spawn_cluster_process_with(id, &addresses, out.path(), checkpoints.path(), None, url)
+        };
         let mut children = [Some(spawn(0)), Some(spawn(1))];
         let victim = random(2) as usize;
         std::thread::sleep(Duration::from_millis(200 + random(600)));

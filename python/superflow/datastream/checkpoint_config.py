@@ -84,13 +84,13 @@ class CheckpointConfig:
         return self
 
     def set_checkpoint_storage_dir(self, checkpoint_path: str) -> "CheckpointConfig":
-        """The directory checkpoints are written to (default ``superflow-checkpoints``)."""
+        """Where checkpoints are written (default ``superflow-checkpoints``): a directory,
+        or an object store URL (``file:///...``, ``memory:///...``; ``s3://``, ``gs://``
+        and ``az://`` when the package was built with the ``cloud-storage`` feature).
+        Jobs of several processes need a location every process reaches."""
         path = str(checkpoint_path)
-        if path.startswith("file://"):
-            path = path[len("file://"):]
-        elif "://" in path:
-            raise ValueError(f"checkpoint storage {checkpoint_path!r}: only local directories "
-                             "are supported from Python")
+        if not path:
+            raise ValueError("the checkpoint storage location must not be empty")
         self._settings["storage"] = path
         return self
 

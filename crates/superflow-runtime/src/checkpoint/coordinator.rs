@@ -673,7 +673,10 @@ impl CoordinatorThread {
                 dir,
                 savepoint,
                 stop,
-            } => self.begin(id, dir, savepoint, stop, None),
+            } => {
+                let dir = self.own_dir(id, dir, savepoint);
+                self.begin(id, dir, savepoint, stop, None)
+            }
             ControlMessage::Parts { id, parts } => match self.pending.get_mut(&id) {
                 Some(pending) => {
                     pending.remote_parts.extend(parts);
@@ -723,6 +726,17 @@ impl CoordinatorThread {
             // Applied by the reader thread.
             ControlMessage::Cancel | ControlMessage::Start { .. } => {}
             end => self.inbox.push_back((peer, end)),
+        }
+    }
+
+    /// Where this process writes its parts of checkpoint `id`, which process 0 put in
+    /// `dir`: a savepoint's directory as named; a checkpoint's in this process's own
+    /// storage directory (with an object store, each process stages locally and
+    /// uploads).
+    fn own_dir(&self, id: u64, dir: PathBuf, savepoint: bool) -> PathBuf {
+        match (&self.storage, savepoint) {
+            (Some(storage), false) => storage.checkpoint_dir(id),
+            _ => dir,
         }
     }
 
@@ -1405,6 +1419,7 @@ impl CoordinatorThread {
         });
         match instruction {
             Some((_, ControlMessage::FinalCheckpoint { id, dir })) => {
+                let dir = self.own_dir(id, dir, false);
                 match self.write_finals(&dir) {
                     Ok(parts) => self
                         .peers
