@@ -1177,7 +1177,7 @@ impl CoordinatorThread {
             (RunOutcome::Finished, false) => self.finish_job(receiver),
             (RunOutcome::Finished, true) => self.finish_as_follower(receiver),
             (_, true) => {
-                let failure = self.control.failure().filter(|f| f.operator != "<network>");
+                let failure = self.control.failure().filter(is_own_failure);
                 self.peers
                     .send_to_leader(&ControlMessage::Ended { failure });
             }
@@ -1196,11 +1196,7 @@ impl CoordinatorThread {
     /// moment for the others to say which of their operators failed, so that the job
     /// reports the cause rather than the lost connection.
     fn learn_remote_failure(&mut self, receiver: &Receiver<Message>) {
-        if self
-            .control
-            .failure()
-            .is_some_and(|f| f.operator != "<network>")
-        {
+        if self.control.failure().is_some_and(|f| is_own_failure(&f)) {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -1480,6 +1476,13 @@ impl CoordinatorThread {
             errors.push(error);
         }
     }
+}
+
+/// Whether a failure started in this process, rather than being the lost connection
+/// to a process that failed (seen by the network, or by a worker whose network
+/// operations panicked).
+fn is_own_failure(failure: &OperatorFailure) -> bool {
+    failure.operator != "<network>" && failure.operator != "<worker>"
 }
 
 /// Encodes and writes a part; `started` is when its background work began (encoding
