@@ -338,6 +338,8 @@ pub(crate) struct PyKeyedProcess {
     states: Vec<DeclaredPyState>,
     /// The class of the context handed to the function (in `superflow.datastream.functions`).
     context_class: &'static str,
+    /// Whether the function runs on a keyed stream (may declare keyed state).
+    keyed: bool,
 }
 
 impl PyKeyedProcess {
@@ -349,6 +351,7 @@ impl PyKeyedProcess {
             context: None,
             states: Vec::new(),
             context_class: "_KeyedContext",
+            keyed: true,
         }
     }
 
@@ -448,7 +451,8 @@ impl PyKeyedProcess {
     fn open_python(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
         Python::attach(|py| {
             let opened: PyResult<()> = (|| {
-                let runtime = python_runtime_context(py, &self.runtime_context_class, ctx, true)?;
+                let runtime =
+                    python_runtime_context(py, &self.runtime_context_class, ctx, self.keyed)?;
                 let function = self.function.bind(py);
                 function.call_method1(intern!(py, "open"), (&runtime,))?;
                 let module = py.import("superflow.datastream.functions")?;
@@ -593,14 +597,9 @@ fn broadcast_descriptor(name: &str) -> MapStateDescriptor<(), PyObj> {
 }
 
 impl PyBroadcastProcess {
-    pub(crate) fn new(
-        function: PyObj,
-        side: SideOutputs,
-        runtime_context_class: PyObj,
-        names: Vec<String>,
-        keyed: bool,
-    ) -> Self {
-        let mut process = PyKeyedProcess::new(function, side, runtime_context_class);
+    /// Runs `process`'s function with broadcast states `names`, on a keyed stream or not.
+    pub(crate) fn new(mut process: PyKeyedProcess, names: Vec<String>, keyed: bool) -> Self {
+        process.keyed = keyed;
         process.context_class = if keyed {
             "_KeyedBroadcastContext"
         } else {
@@ -719,22 +718,7 @@ impl KeyedBroadcastProcessFunction<PyKey, PyObj, PyObj, PyObj, (), PyObj> for Py
 
 impl KeyedBroadcastProcessFunction<(), PyObj, PyObj, PyObj, (), PyObj> for PyBroadcastProcess {
     fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
-        Python::attach(|py| {
-            let opened: PyResult<()> = (|| {
-                let runtime =
-                    python_runtime_context(py, &self.keyed.runtime_context_class, ctx, false)?;
-                self.keyed
-                    .function
-                    .bind(py)
-                    .call_method1(intern!(py, "open"), (&runtime,))?;
-                let module = py.import("superflow.datastream.functions")?;
-                self.keyed.context = Some(PyObj(
-                    module.getattr(self.keyed.context_class)?.call0()?.unbind(),
-                ));
-                Ok(())
-            })();
-            opened.map_err(|e| user_error(py, e))
-        })
+        self.keyed.open_python(ctx)
     }
 
     fn process_element(

@@ -343,6 +343,18 @@ fn build(
                 _ => Err(format!("{} needs a keyed stream (key_by first)", node.op)),
             }
         };
+        // A keyed (co-, broadcast) process node's Python function.
+        let keyed_process = || -> Result<PyKeyedProcess, String> {
+            Python::attach(|py| {
+                need(node, &node.function).map(|f| {
+                    PyKeyedProcess::new(
+                        f.clone_ref(py),
+                        classes.side.clone(),
+                        classes.runtime_context.clone_ref(py),
+                    )
+                })
+            })
+        };
         let one_input = |kind: OneInputKind| -> Result<DataStream<PyObj>, String> {
             let function = Python::attach(|py| PyOneInput {
                 kind,
@@ -410,15 +422,7 @@ fn build(
                 Built::Stream(stream.name("Window"))
             }
             "keyed_process" => {
-                let function = Python::attach(|py| {
-                    need(node, &node.function).map(|f| {
-                        PyKeyedProcess::new(
-                            f.clone_ref(py),
-                            classes.side.clone(),
-                            classes.runtime_context.clone_ref(py),
-                        )
-                    })
-                })?;
+                let function = keyed_process()?;
                 Built::Stream(keyed_of()?.process(function).name("KeyedProcess"))
             }
             "union" => {
@@ -449,15 +453,7 @@ fn build(
             "co_keyed_process" => {
                 let (a, b) = (stream_of(0)?, stream_of(1)?);
                 let (key1, key2) = key_pair(node)?;
-                let function = Python::attach(|py| {
-                    need(node, &node.function).map(|f| {
-                        PyKeyedProcess::new(
-                            f.clone_ref(py),
-                            classes.side.clone(),
-                            classes.runtime_context.clone_ref(py),
-                        )
-                    })
-                })?;
+                let function = keyed_process()?;
                 let keyed = a.connect(&b).key_by(key1, key2);
                 Built::Stream(keyed.process(function).name("KeyedCoProcess"))
             }
@@ -469,17 +465,7 @@ fn build(
                     node.inputs.first().and_then(|id| built.get(id)),
                     Some(Built::Keyed(..))
                 );
-                let function = Python::attach(|py| {
-                    need(node, &node.function).map(|f| {
-                        PyBroadcastProcess::new(
-                            f.clone_ref(py),
-                            classes.side.clone(),
-                            classes.runtime_context.clone_ref(py),
-                            node.names.clone(),
-                            keyed,
-                        )
-                    })
-                })?;
+                let function = PyBroadcastProcess::new(keyed_process()?, node.names.clone(), keyed);
                 Built::Stream(if keyed {
                     keyed_of()?
                         .connect_broadcast(&broadcast)

@@ -107,21 +107,6 @@ fn handshake(stream: &mut TcpStream, me: usize, kind: u64) -> std::io::Result<()
     stream.write_all(&hello)
 }
 
-/// Fails once the job is cancelled or the deadline passed.
-fn keep_waiting(
-    control: &JobControl,
-    deadline: Instant,
-    what: impl FnOnce() -> String,
-) -> Result<(), JobError> {
-    if control.is_cancelled() {
-        return Err(cluster_error(format!("cancelled while {}", what())));
-    }
-    if Instant::now() >= deadline {
-        return Err(cluster_error(what()));
-    }
-    Ok(())
-}
-
 fn connect_with_retries(
     me: usize,
     index: usize,
@@ -211,12 +196,17 @@ fn sockets(cluster: &ClusterConfig, job: &JobControl) -> Result<ClusterSockets, 
                 missing -= 1;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                keep_waiting(job, deadline, || {
-                    format!(
+                if job.is_cancelled() {
+                    return Err(cluster_error(format!(
+                        "cancelled while process {me} waited for {missing} connection(s) from the other process(es)"
+                    )));
+                }
+                if Instant::now() >= deadline {
+                    return Err(cluster_error(format!(
                         "process {me} waited {}s for {missing} connection(s) from the other process(es)",
                         CONNECT_TIMEOUT.as_secs()
-                    )
-                })?;
+                    )));
+                }
                 std::thread::sleep(RETRY);
             }
             Err(e) => return Err(cluster_error(format!("accept on {own}: {e}"))),

@@ -205,6 +205,29 @@ fn without_a_restart_strategy_the_panic_fails_the_job_naming_the_operator() {
     assert!(err.contains("Map"), "{err}");
 }
 
+/// A child's checkpoint storage: `checkpoints`, or with `SUPERFLOW_CRASH_URL` the same
+/// directory as an object store (`file://`), where each new process stages into an
+/// empty directory of its own and downloads from the store. Restores from it when a
+/// checkpoint there completed.
+fn checkpoint_into(
+    env: &StreamExecutionEnvironment,
+    checkpoints: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let location = match std::env::var("SUPERFLOW_CRASH_URL") {
+        Ok(_) => PathBuf::from(format!("file://{checkpoints}")),
+        Err(_) => PathBuf::from(checkpoints),
+    };
+    let storage = location.clone();
+    env.configure_checkpoints(move |c| c.storage = storage);
+    if std::fs::read_dir(checkpoints)?
+        .flatten()
+        .any(|e| e.path().join("_metadata").exists())
+    {
+        env.set_restore_path(&location);
+    }
+    Ok(())
+}
+
 /// The crash job as a child process: checkpoints into `SUPERFLOW_CRASH_CHECKPOINTS`,
 /// output into `SUPERFLOW_CRASH_OUT`, restoring from the checkpoints if there are any.
 #[test]
@@ -218,20 +241,7 @@ fn crash_child() -> Result<(), Box<dyn std::error::Error>> {
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(2);
     env.enable_checkpointing(Duration::from_millis(40));
-    // With SUPERFLOW_CRASH_URL, the same directory as an object store (file://): each
-    // new process stages into an empty directory of its own and downloads from it.
-    let location = match std::env::var("SUPERFLOW_CRASH_URL") {
-        Ok(_) => PathBuf::from(format!("file://{checkpoints}")),
-        Err(_) => PathBuf::from(&checkpoints),
-    };
-    let storage = location.clone();
-    env.configure_checkpoints(move |c| c.storage = storage);
-    if std::fs::read_dir(&checkpoints)?
-        .flatten()
-        .any(|e| e.path().join("_metadata").exists())
-    {
-        env.set_restore_path(&location);
-    }
+    checkpoint_into(&env, &checkpoints)?;
     crash_job(&env, Path::new(&out), Some(10_000.0), |_| {});
     let result = env.execute("crash job, child")?;
     if let Some(path) = result.restored_from {
@@ -254,7 +264,6 @@ fn a_killed_process_restarts_from_checkpoints_in_an_object_store() {
 /// restarts it from its checkpoints (in a directory, or in an object store at a
 /// `file://` URL), then compares the committed output.
 fn killed_and_restarted(url: bool, seeds: u64) {
-    let expected = expected_output();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     for seed in 0..seeds {
         let mut random = seeded(100 + seed);
@@ -314,9 +323,7 @@ fn killed_and_restarted(url: bool, seeds: u64) {
             }
             break;
         }
-        let actual = committed_lines(out.path());
-        assert_eq!(actual.len(), expected.len(), "seed {seed}, {kills} kills");
-        assert!(&actual == expected, "seed {seed}: the output differs");
+        assert_exactly_once(out.path(), &format!("seed {seed}, {kills} kills"));
     }
 }
 
@@ -400,18 +407,7 @@ fn cluster_crash_child() -> Result<(), Box<dyn std::error::Error>> {
     env.set_parallelism(4);
     env.enable_checkpointing(Duration::from_millis(40));
     env.set_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
-    let location = match std::env::var("SUPERFLOW_CRASH_URL") {
-        Ok(_) => PathBuf::from(format!("file://{checkpoints}")),
-        Err(_) => PathBuf::from(&checkpoints),
-    };
-    let storage = location.clone();
-    env.configure_checkpoints(move |c| c.storage = storage);
-    if std::fs::read_dir(&checkpoints)?
-        .flatten()
-        .any(|e| e.path().join("_metadata").exists())
-    {
-        env.set_restore_path(&location);
-    }
+    checkpoint_into(&env, &checkpoints)?;
     crash_job(&env, Path::new(&out), Some(10_000.0), move |value| {
         let first = || {
             std::fs::OpenOptions::new()

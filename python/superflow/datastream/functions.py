@@ -87,6 +87,12 @@ class SinkFunction(Function):
         raise NotImplementedError("SinkFunction.invoke")
 
 
+def _now_ms() -> int:
+    """The processing time: the wall clock in milliseconds since the Unix epoch."""
+    import time
+    return time.time_ns() // 1_000_000
+
+
 class TimerService:
     """Clocks and (on keyed streams) timers of the current key."""
 
@@ -94,8 +100,7 @@ class TimerService:
         self._context = context
 
     def current_processing_time(self) -> int:
-        import time
-        return time.time_ns() // 1_000_000
+        return _now_ms()
 
     def current_watermark(self) -> int:
         return self._context._watermark
@@ -263,38 +268,33 @@ def _broadcast_state(views: dict, descriptor: Any, writable: bool) -> ReadOnlyBr
     return (BroadcastState if writable else ReadOnlyBroadcastState)(name, views[name])
 
 
-class _ReadOnlyBroadcastContext(_ProcessContext):
+class _ReadsBroadcastState:
+    """What the non-broadcast side of a broadcast process function's context adds:
+    broadcast state to read (the engine sets ``_broadcast`` before each call) and the
+    watermark."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._broadcast: dict = {}
+
+    def get_broadcast_state(self, state_descriptor: Any) -> ReadOnlyBroadcastState:
+        return _broadcast_state(self._broadcast, state_descriptor, False)
+
+    def current_watermark(self) -> int:
+        return self._watermark  # type: ignore[attr-defined]
+
+
+class _ReadOnlyBroadcastContext(_ReadsBroadcastState, _ProcessContext):
     """``BroadcastProcessFunction.ReadOnlyContext``: the record's timestamp, the clocks,
     broadcast state to read, side outputs (yield ``(output_tag, value)``)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._broadcast: dict = {}
-
-    def get_broadcast_state(self, state_descriptor: Any) -> ReadOnlyBroadcastState:
-        return _broadcast_state(self._broadcast, state_descriptor, False)
-
-    def current_watermark(self) -> int:
-        return self._watermark
-
     def current_processing_time(self) -> int:
-        import time
-        return int(time.time() * 1000)
+        return _now_ms()
 
 
-class _KeyedBroadcastContext(_KeyedContext):
+class _KeyedBroadcastContext(_ReadsBroadcastState, _KeyedContext):
     """``KeyedBroadcastProcessFunction.ReadOnlyContext`` and ``OnTimerContext``: what a
     keyed process function's context has, and broadcast state to read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._broadcast: dict = {}
-
-    def get_broadcast_state(self, state_descriptor: Any) -> ReadOnlyBroadcastState:
-        return _broadcast_state(self._broadcast, state_descriptor, False)
-
-    def current_watermark(self) -> int:
-        return self._watermark
 
 
 class _BroadcastContext:
@@ -318,8 +318,7 @@ class _BroadcastContext:
         return self._watermark
 
     def current_processing_time(self) -> int:
-        import time
-        return int(time.time() * 1000)
+        return _now_ms()
 
 
 class BroadcastProcessFunction(Function):

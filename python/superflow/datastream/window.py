@@ -4,6 +4,7 @@ windowed stream of ``key_by(...).window(...)``."""
 from typing import Any, Callable, Dict, Optional, Union
 
 from superflow.common.time import Duration, to_millis
+from superflow.datastream.functions import _now_ms
 from superflow.datastream.output_tag import OutputTag
 
 MAX_TIMESTAMP = 2 ** 63 - 1
@@ -59,8 +60,7 @@ class _WindowContext:
         return self._watermark
 
     def current_processing_time(self) -> int:
-        import time
-        return time.time_ns() // 1_000_000
+        return _now_ms()
 
 
 _ms = to_millis

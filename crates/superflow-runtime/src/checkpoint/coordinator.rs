@@ -472,6 +472,14 @@ impl Peers {
         }
     }
 
+    /// The process indexes of the followers (process 0).
+    fn follower_ids(&self) -> Vec<usize> {
+        match self {
+            Peers::Leader(followers) => followers.iter().map(|f| f.peer).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn is_follower(&self) -> bool {
         matches!(self, Peers::Follower(_))
     }
@@ -890,10 +898,7 @@ impl CoordinatorThread {
         stop: bool,
         reply: Option<Sender<Result<PathBuf, String>>>,
     ) {
-        let waiting = match &self.peers {
-            Peers::Leader(followers) => followers.iter().map(|f| f.peer).collect(),
-            _ => HashSet::new(),
-        };
+        let waiting = self.peers.follower_ids().into_iter().collect();
         self.pending.insert(
             id,
             Pending {
@@ -1278,10 +1283,7 @@ impl CoordinatorThread {
     fn finish_job(&mut self, receiver: &Receiver<Message>) {
         let actions = self.take_end_actions();
         let deadline = self.end_deadline();
-        let followers: Vec<usize> = match &self.peers {
-            Peers::Leader(followers) => followers.iter().map(|f| f.peer).collect(),
-            _ => Vec::new(),
-        };
+        let followers = self.peers.follower_ids();
         let mut any_actions = !actions.is_empty();
         let mut problems = Vec::new();
         for &peer in &followers {

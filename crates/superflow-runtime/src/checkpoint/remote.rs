@@ -156,6 +156,16 @@ impl RemoteStorage {
         })
     }
 
+    /// Whether `relative` exists (without reading it).
+    pub fn exists(&self, relative: &str) -> Result<bool, String> {
+        let object = self.object(relative);
+        match self.runtime.block_on(self.store.head(&object)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(format!("cannot look up {}/{relative}: {e}", self.url)),
+        }
+    }
+
     /// Downloads `relative` into the staging directory; false if it does not exist.
     pub fn download(&self, relative: &str) -> Result<bool, String> {
         let Some(bytes) = self.read(relative)? else {
@@ -233,6 +243,8 @@ mod tests {
         storage.upload(&staged).unwrap();
         assert_eq!(storage.read("chk-1/a.part").unwrap(), Some(b"abc".to_vec()));
         assert_eq!(storage.read("chk-1/missing").unwrap(), None);
+        assert!(storage.exists("chk-1/a.part").unwrap());
+        assert!(!storage.exists("chk-1/missing").unwrap());
         let (dirs, files) = storage.list("").unwrap();
         assert_eq!((dirs, files), (vec!["chk-1".to_string()], vec![]));
         std::fs::remove_dir_all(storage.staging()).unwrap();

@@ -120,7 +120,12 @@ impl CheckpointStorage {
 
     /// Whether checkpoint `id` has its metadata (it may still be damaged).
     pub fn is_complete(&self, id: u64) -> bool {
-        self.metadata_bytes(id).is_some()
+        match self.remote() {
+            Some(remote) => remote
+                .exists(&format!("chk-{id}/{METADATA_FILE}"))
+                .unwrap_or(false),
+            None => self.checkpoint_dir(id).join(METADATA_FILE).is_file(),
+        }
     }
 
     /// The metadata file of checkpoint `id`, if it has one.
