@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use superflow_core::{Data, ExchangeData, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{BinaryConsumer, Consumer, Records, StageContext, WatermarkEvent};
-use superflow_state::{KeyedStore, TimeDomain, TimerService};
+use superflow_state::{KeyedStore, StateTable, TimeDomain, TimerService};
 
 use crate::functions::{Collector, KeySelector};
 use crate::keyed::SharedKey;
@@ -372,8 +372,8 @@ where
                     function: function.clone(),
                     lower,
                     upper,
-                    left: restored_store(ctx, LEFT_STATE),
-                    right: restored_store(ctx, RIGHT_STATE),
+                    left: ctx.keyed_table(LEFT_STATE),
+                    right: ctx.keyed_table(RIGHT_STATE),
                     timers: crate::keyed_process::restored_timers(ctx),
                     watermark: i64::MIN,
                     out: Records::default(),
@@ -404,8 +404,8 @@ fn in_range<T>(
 }
 
 /// Buffers `value` of `key` at `t` on `side`, until the watermark reaches `expires`.
-fn buffer<K: Key, T>(
-    store: &mut KeyedStore<K, (), Buffer<T>>,
+fn buffer<K: Key, T: ExchangeData>(
+    store: &mut StateTable<K, (), Buffer<T>>,
     timers: &mut TimerService<K, u8>,
     key: K,
     side: u8,
@@ -419,7 +419,7 @@ fn buffer<K: Key, T>(
 }
 
 /// Drops the records of `key` at or before `horizon`.
-fn trim<K: Key, T>(store: &mut KeyedStore<K, (), Buffer<T>>, key: &K, horizon: i64) {
+fn trim<K: Key, T: ExchangeData>(store: &mut StateTable<K, (), Buffer<T>>, key: &K, horizon: i64) {
     if let Some(buffer) = store.get_mut(key, &()) {
         *buffer = buffer.split_off(&horizon.saturating_add(1));
         if buffer.is_empty() {
@@ -435,8 +435,8 @@ struct IntervalJoinStage<A, B, K, KA, KB, P, O> {
     function: P,
     lower: i64,
     upper: i64,
-    left: KeyedStore<K, (), Buffer<A>>,
-    right: KeyedStore<K, (), Buffer<B>>,
+    left: StateTable<K, (), Buffer<A>>,
+    right: StateTable<K, (), Buffer<B>>,
     /// Cleanup timers: namespace is the side whose buffer entry expires.
     timers: TimerService<K, u8>,
     watermark: i64,
@@ -446,8 +446,8 @@ struct IntervalJoinStage<A, B, K, KA, KB, P, O> {
 
 impl<A, B, K, KA, KB, P, O> IntervalJoinStage<A, B, K, KA, KB, P, O>
 where
-    A: Data,
-    B: Data,
+    A: ExchangeData,
+    B: ExchangeData,
     K: Key,
     KA: KeySelector<A, K>,
     KB: KeySelector<B, K>,
@@ -470,7 +470,11 @@ where
             return Ok(());
         }
         let key = self.key_a.get_key(&value);
-        for (&rt, values) in in_range(self.right.get(&key, &()), t + self.lower, t + self.upper) {
+        for (&rt, values) in in_range(
+            self.right.get_mut(&key, &()).map(|b| &*b),
+            t + self.lower,
+            t + self.upper,
+        ) {
             let ctx = ProcessJoinContext {
                 left_timestamp: t,
                 right_timestamp: rt,
@@ -504,7 +508,11 @@ where
             return Ok(());
         }
         let key = self.key_b.get_key(&value);
-        for (&lt, values) in in_range(self.left.get(&key, &()), t - self.upper, t - self.lower) {
+        for (&lt, values) in in_range(
+            self.left.get_mut(&key, &()).map(|b| &*b),
+            t - self.upper,
+            t - self.lower,
+        ) {
             let ctx = ProcessJoinContext {
                 left_timestamp: lt,
                 right_timestamp: t,
@@ -618,8 +626,8 @@ where
     }
 
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        crate::stages::snapshot_store(&self.ctx, out, LEFT_STATE, &self.left);
-        crate::stages::snapshot_store(&self.ctx, out, RIGHT_STATE, &self.right);
+        crate::stages::snapshot_table(&self.ctx, out, LEFT_STATE, &mut self.left);
+        crate::stages::snapshot_table(&self.ctx, out, RIGHT_STATE, &mut self.right);
         crate::keyed_process::snapshot_timers(&self.ctx, &self.timers, out);
         self.next.snapshot(out);
     }

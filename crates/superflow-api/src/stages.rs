@@ -332,6 +332,24 @@ pub(crate) fn snapshot_store<K, N, V>(
     });
 }
 
+/// Writes keyed table `name` into a checkpoint: a copy encoded off the data path in
+/// memory; with the embedded store, as a spilling map is written (incrementally).
+pub(crate) fn snapshot_table<K, N, V>(
+    ctx: &StageContext,
+    out: &mut OperatorSnapshot,
+    name: &str,
+    table: &mut superflow_state::StateTable<K, N, V>,
+) where
+    K: Key,
+    N: Key,
+    V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    match table {
+        superflow_state::StateTable::Memory(store) => snapshot_store(ctx, out, name, store),
+        superflow_state::StateTable::Spilling(map) => snapshot_spilling(ctx, out, name, map),
+    }
+}
+
 /// Writes keyed state `name` of a stage into a checkpoint at once (for state that cannot
 /// be copied); failing to encode it fails the job, naming the state.
 pub(crate) fn snapshot_keyed<'a, K, N, V>(

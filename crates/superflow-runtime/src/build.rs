@@ -296,6 +296,28 @@ impl StageContext {
         map
     }
 
+    /// The table of keyed state `name` addressed by key and namespace (window contents,
+    /// join buffers), spilling to the embedded store with that backend, holding this
+    /// subtask's key groups of the restored checkpoint.
+    pub fn keyed_table<K, N, V>(&self, name: &str) -> superflow_state::StateTable<K, N, V>
+    where
+        K: superflow_core::Key,
+        N: superflow_core::Key,
+        V: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let mut table = match &self.state_store {
+            Some((store, capacity)) => superflow_state::StateTable::spilling(
+                store,
+                &format!("{}#{}", self.state_id(name), self.subtask),
+                self.max_parallelism,
+                *capacity,
+            ),
+            None => superflow_state::StateTable::in_memory(),
+        };
+        self.restore_keyed(name, |bytes, range| table.restore(bytes, range));
+        table
+    }
+
     /// The elements of list state `name` this subtask restores (none on a fresh start).
     /// A state that cannot be decoded fails the job, naming it.
     pub fn restore_list<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<Vec<T>> {

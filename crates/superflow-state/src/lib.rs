@@ -11,6 +11,7 @@ mod hashing;
 pub mod keyed;
 pub mod snapshot;
 pub mod spill;
+pub mod table;
 pub mod timers;
 
 pub use keyed::KeyedStore;
@@ -19,4 +20,5 @@ pub use snapshot::{
     Compression, SnapshotError,
 };
 pub use spill::{read_chain, DiskStateStore, SpillingMap, StoreError};
+pub use table::{Namespaced, StateTable};
 pub use timers::{TimeDomain, TimerService};

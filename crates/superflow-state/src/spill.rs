@@ -199,10 +199,15 @@ where
         }
     }
 
-    /// Notes that `key` changed since the last checkpoint (with a store).
+    /// Notes that `key` changed since the last checkpoint (with a store). Only a delta
+    /// needs the changed keys: before the first incremental checkpoint (and without
+    /// checkpoints) none are kept, so that they do not pile up.
     #[inline]
     fn touch(&mut self, key: &K) {
         if let Some(disk) = &mut self.disk {
+            if disk.chain.is_empty() {
+                return;
+            }
             disk.key(key, &mut self.scratch);
             if !disk.changed.contains(&self.scratch) {
                 disk.changed.insert(self.scratch.clone());
@@ -278,6 +283,8 @@ where
     /// The value of `key`, created by `init` if there is none.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: K, init: impl FnOnce() -> V) -> &mut V {
+        // The in-memory path on its own: it is w2's hot path, which ran 35% slower
+        // through `get_or_create`'s flag.
         if self.disk.is_none() {
             return &mut self
                 .hot
@@ -288,7 +295,32 @@ where
                 })
                 .value;
         }
-        if self.get_mut(&key).is_none() {
+        self.get_or_create_stored(key, init).0
+    }
+
+    /// The value of `key`, created by `init` if there is none; the flag says whether it
+    /// was created.
+    #[inline]
+    pub fn get_or_create(&mut self, key: K, init: impl FnOnce() -> V) -> (&mut V, bool) {
+        if self.disk.is_none() {
+            let mut created = false;
+            let slot = self.hot.entry(key).or_insert_with(|| {
+                created = true;
+                Slot {
+                    value: init(),
+                    stored: false,
+                }
+            });
+            return (&mut slot.value, created);
+        }
+        self.get_or_create_stored(key, init)
+    }
+
+    /// `get_or_create` with a store, out of line so that the in-memory path stays small.
+    #[inline(never)]
+    fn get_or_create_stored(&mut self, key: K, init: impl FnOnce() -> V) -> (&mut V, bool) {
+        let created = self.get_mut(&key).is_none();
+        if created {
             self.make_room();
             self.hot.insert(
                 key.clone(),
@@ -299,8 +331,8 @@ where
             );
         }
         match self.hot.get_mut(&key) {
-            Some(slot) => &mut slot.value,
-            None => unreachable!("the key was just inserted"),
+            Some(slot) => (&mut slot.value, created),
+            None => unreachable!("the key is in memory"),
         }
     }
 

@@ -604,3 +604,56 @@ fn a_storage_url_that_cannot_be_opened_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_savepoint_into_an_object_store_restores_from_its_url_at_another_parallelism() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = root.path().join("out");
+    let url = format!(
+        "file://{}",
+        root.path().join("savepoints/stopped").display()
+    );
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    job(&env, &out, None, 20_000.0);
+    let client = env
+        .execute_async("savepoint into a store")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_millis(300));
+    let bad = client.trigger_savepoint(PathBuf::from("nosuch://bucket/savepoint"));
+    assert!(
+        bad.as_ref().is_err_and(|e| e
+            .to_string()
+            .contains("cannot open checkpoint storage 'nosuch://bucket/savepoint'")),
+        "{bad:?}"
+    );
+    let stopped = client
+        .stop_with_savepoint(PathBuf::from(&url))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stopped, PathBuf::from(&url), "named by its URL");
+    let result = client.wait().unwrap_or_else(|e| panic!("{e}"));
+    let savepoint = result
+        .checkpoints
+        .iter()
+        .find(|c| c.savepoint && c.status == CheckpointStatus::Completed)
+        .unwrap_or_else(|| panic!("{:?}", result.checkpoints));
+    assert_eq!(savepoint.path, PathBuf::from(&url));
+    // In the store: the metadata and a part per subtask of each stateful operator.
+    let stored = root.path().join("savepoints/stopped");
+    assert!(stored.join("_metadata").is_file());
+    assert!(stored.read_dir().map_or(0, |d| d.count()) > 2);
+    // This process's staging copy goes, as if another machine restored.
+    let remote =
+        superflow::runtime::checkpoint::remote::open(&url).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(remote.staging()).unwrap_or_else(|e| panic!("{e}"));
+
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(3);
+    env.set_restore_path(&url);
+    job(&env, &out, None, 200_000.0);
+    let result = env
+        .execute("from the savepoint's URL")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result.restored_from, Some(PathBuf::from(&url)));
+    assert_eq!(summary(&lines(&out)), expected());
+}

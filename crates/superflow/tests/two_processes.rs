@@ -3,7 +3,7 @@
 //! The test re-runs its own binary twice as the two processes of a cluster (selected
 //! by `SUPERFLOW_TEST_CHILD`), each collecting what its workers received into a file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use superflow::prelude::*;
@@ -236,8 +236,9 @@ fn ctrl_c_stops_an_unbounded_job_cleanly() -> Result<(), Box<dyn std::error::Err
 
 /// A keyed sum over an endless generator on two processes, with checkpoints. Process 0
 /// runs it through a job handle: once both processes' sinks received records, it
-/// stops the job with a savepoint (`SUPERFLOW_TEST_HANDLE=savepoint`) or cancels it
-/// (`cancel`); the other process must end with it.
+/// stops the job with a savepoint (`SUPERFLOW_TEST_HANDLE=savepoint`, or `savepoint-url`
+/// into a `file://` object store) or cancels it (`cancel`); the other process must end
+/// with it.
 #[test]
 fn handle_child() -> Result<(), Box<dyn std::error::Error>> {
     let (Ok(mode), Ok(dir)) = (
@@ -276,6 +277,10 @@ fn handle_child() -> Result<(), Box<dyn std::error::Error>> {
     if mode == "savepoint" {
         let path = client.stop_with_savepoint(dir.join("savepoint"))?;
         println!("savepoint at {}", path.display());
+    } else if mode == "savepoint-url" {
+        let url = format!("file://{}", dir.join("savepoint").display());
+        let path = client.stop_with_savepoint(PathBuf::from(url))?;
+        println!("savepoint at {}", path.display());
     } else {
         client.cancel();
     }
@@ -310,8 +315,25 @@ fn run_handled(mode: &str) -> Result<(tempfile::TempDir, Vec<String>), Box<dyn s
 #[test]
 fn stop_with_savepoint_on_process_0_stops_both_with_the_state_of_both(
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let (dir, logs) = run_handled("savepoint")?;
-    assert!(logs[0].contains("savepoint at"), "{}", logs[0]);
+    stopped_with_savepoint("savepoint")
+}
+
+#[test]
+fn stop_with_savepoint_into_an_object_store_holds_the_parts_of_both_processes(
+) -> Result<(), Box<dyn std::error::Error>> {
+    stopped_with_savepoint("savepoint-url")
+}
+
+fn stopped_with_savepoint(mode: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let (dir, logs) = run_handled(mode)?;
+    let named = match mode {
+        "savepoint-url" => format!(
+            "savepoint at file://{}",
+            dir.path().join("savepoint").display()
+        ),
+        _ => "savepoint at".to_string(),
+    };
+    assert!(logs[0].contains(&named), "{}", logs[0]);
     assert!(
         logs[1].contains("process 1 ended after 0 restarts"),
         "{}",
@@ -328,6 +350,10 @@ fn stop_with_savepoint_on_process_0_stops_both_with_the_state_of_both(
     sum_subtasks.sort_unstable();
     // Every subtask of the keyed sum wrote its part, those of process 1 included.
     assert_eq!(sum_subtasks, vec![0, 1, 2, 3], "{metadata}");
+    for part in parts {
+        let file = part["file"].as_str().ok_or("a part without a file")?;
+        assert!(dir.path().join("savepoint").join(file).is_file(), "{file}");
+    }
     Ok(())
 }
 

@@ -7,14 +7,13 @@
 //! is added to one pane (the greatest common divisor of size and slide), and a window
 //! merges its panes when it fires, instead of holding a copy of every record.
 
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use superflow_core::{Data, Key, UserError};
 use superflow_runtime::{
     processing_time_now, Consumer, Records, SideOutputSink, StageContext, WakeUp, WatermarkEvent,
 };
-use superflow_state::{KeyedStore, TimeDomain, TimerService};
+use superflow_state::{KeyedStore, StateTable, TimeDomain, TimerService};
 
 use super::assigners::{TimeWindow, Window, WindowAssigner};
 use super::functions::{EvictorContext, ProcessWindowContext, StateBag, WindowEmit, WindowFold};
@@ -22,7 +21,7 @@ use super::triggers::{TimerOp, Trigger, TriggerContext, TriggerState};
 use crate::functions::{KeySelector, ProcessContext};
 use crate::join::restored_store;
 use crate::keyed_process::{restored_timers, snapshot_timers};
-use crate::stages::{emit, snapshot_keyed, snapshot_store};
+use crate::stages::{emit, snapshot_keyed, snapshot_table};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 
 /// The state of one window of one key: its contents (none after a purge), the trigger's
@@ -265,9 +264,9 @@ pub(crate) struct WindowStage<T, K, KS, A: WindowAssigner<T>, TR, F: WindowFold<
     ctx: StageContext,
     key_selector: Arc<KS>,
     spec: WindowSpec<A, TR>,
-    windows: KeyedStore<K, A::W, WindowSlot<F::Acc>>,
+    windows: StateTable<K, A::W, WindowSlot<F::Acc>>,
     /// The active windows of each key, for merging (session) assigners.
-    sessions: KeyedStore<K, (), Vec<A::W>>,
+    sessions: StateTable<K, (), Vec<A::W>>,
     clock: Clock<K, A::W>,
     firing: Firing<K, A::W, F, E, O, F::Out>,
     side_sink: SideOutputSink,
@@ -306,8 +305,8 @@ where
             ctx: ctx.clone(),
             key_selector,
             spec,
-            windows: restored_store(ctx, WINDOWS_STATE),
-            sessions: restored_store(ctx, SESSIONS_STATE),
+            windows: ctx.keyed_table(WINDOWS_STATE),
+            sessions: ctx.keyed_table(SESSIONS_STATE),
             clock: Clock {
                 timers: restored_timers(ctx),
                 wake: chain.wake_up(),
@@ -382,10 +381,9 @@ where
     ) -> Result<(), UserError> {
         let cleanup = self.cleanup_time(&window);
         let domain = self.cleanup_domain();
-        let slot = match self.windows.entry(key.clone(), window.clone()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(WindowSlot::new()),
-        };
+        let (slot, _) =
+            self.windows
+                .get_or_insert_with(key.clone(), window.clone(), WindowSlot::new);
         let result = {
             let mut tctx = self.clock.trigger_context(&mut slot.trigger, &[]);
             self.spec
@@ -534,30 +532,25 @@ where
         }
         let pane_start = TimeWindow::window_start_with_offset(timestamp, p.offset, p.pane);
         let pane = time_window::<A::W>(pane_start, pane_start + p.pane);
-        match self.windows.entry(key.clone(), pane) {
-            Entry::Occupied(mut e) => {
-                let slot = e.get_mut();
-                match &mut slot.acc {
-                    Some(acc) => self.firing.fold.add(acc, value, timestamp),
-                    None => slot.acc = Some(self.firing.fold.create(value, timestamp)),
+        let (slot, created) = self
+            .windows
+            .get_or_insert_with(key.clone(), pane, WindowSlot::new);
+        match &mut slot.acc {
+            Some(acc) => self.firing.fold.add(acc, value, timestamp),
+            None => slot.acc = Some(self.firing.fold.create(value, timestamp)),
+        }
+        if created {
+            // A new pane: every window it belongs to fires for this key.
+            let mut start = last_start;
+            while start > pane_start - p.size {
+                let end = start + p.size;
+                if end - 1 > self.clock.watermark {
+                    let w = time_window::<A::W>(start, end);
+                    self.clock
+                        .timers
+                        .register(TimeDomain::EventTime, key.clone(), w, end - 1);
                 }
-            }
-            Entry::Vacant(e) => {
-                let mut slot = WindowSlot::new();
-                slot.acc = Some(self.firing.fold.create(value, timestamp));
-                e.insert(slot);
-                // A new pane: every window it belongs to fires for this key.
-                let mut start = last_start;
-                while start > pane_start - p.size {
-                    let end = start + p.size;
-                    if end - 1 > self.clock.watermark {
-                        let w = time_window::<A::W>(start, end);
-                        self.clock
-                            .timers
-                            .register(TimeDomain::EventTime, key.clone(), w, end - 1);
-                    }
-                    start -= p.slide;
-                }
+                start -= p.slide;
             }
         }
     }
@@ -570,7 +563,11 @@ where
         let mut start = tw.start;
         while start < tw.end {
             let pane = time_window::<A::W>(start, start + p.pane);
-            if let Some(acc) = self.windows.get(key, &pane).and_then(|s| s.acc.as_ref()) {
+            if let Some(acc) = self
+                .windows
+                .get_mut(key, &pane)
+                .and_then(|s| s.acc.as_ref())
+            {
                 match &mut total {
                     Some(t) => self.firing.fold.merge(t, acc.clone()),
                     None => total = Some(acc.clone()),
@@ -605,7 +602,7 @@ where
         if self.spec.assigner.is_merging() {
             let active = self
                 .sessions
-                .get(&key, &())
+                .get_mut(&key, &())
                 .is_some_and(|ws| ws.contains(&window));
             if !active {
                 return Ok(());
@@ -689,8 +686,11 @@ where
         let ctx = self.ctx.clone();
         let result = ctx.guard(|| {
             while let Some((time, due)) = self.clock.timers.pop_due(domain, until) {
-                if let Some(window) = self.whole_window(&due) {
-                    for (key, slot) in self.windows.take_namespace(&window) {
+                let whole = self
+                    .whole_window(&due)
+                    .and_then(|w| Some((self.windows.take_whole_namespace(&w, due.len())?, w)));
+                if let Some((slots, window)) = whole {
+                    for (key, slot) in slots {
                         self.on_timer_slot(domain, time, key, window.clone(), slot)?;
                     }
                     continue;
@@ -707,8 +707,9 @@ where
         self.flush();
     }
 
-    /// The window whose every key is in `due`, if `due` is exactly that: then the
-    /// window's state is taken in one piece instead of key by key.
+    /// The window of every timer in `due`, if they share one and the trigger sets one
+    /// timer per window and key: if the window holds exactly these keys, its state is
+    /// taken in one piece instead of key by key.
     fn whole_window(&self, due: &[(K, A::W)]) -> Option<A::W> {
         if !self.spec.default_trigger
             || self.spec.panes.is_some()
@@ -718,8 +719,7 @@ where
             return None;
         }
         let window = &due[0].1;
-        let same = due.iter().all(|(_, w)| w == window);
-        (same && self.windows.namespace_len(window) == due.len()).then(|| window.clone())
+        due.iter().all(|(_, w)| w == window).then(|| window.clone())
     }
 
     fn flush(&mut self) {
@@ -794,8 +794,8 @@ where
     }
 
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        snapshot_store(&self.ctx, out, WINDOWS_STATE, &self.windows);
-        snapshot_store(&self.ctx, out, SESSIONS_STATE, &self.sessions);
+        snapshot_table(&self.ctx, out, WINDOWS_STATE, &mut self.windows);
+        snapshot_table(&self.ctx, out, SESSIONS_STATE, &mut self.sessions);
         snapshot_keyed(
             &self.ctx,
             out,

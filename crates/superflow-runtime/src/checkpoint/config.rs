@@ -47,8 +47,8 @@ pub enum StateBackend {
     HashMap,
     /// Up to `cache_entries` entries per state and subtask in memory, the rest in an
     /// embedded LSM store (fjall) in `dir` (a temporary directory by default): for state
-    /// larger than memory. Keyed function state and rolling aggregations use it; window
-    /// contents, timers and join buffers stay in memory.
+    /// larger than memory. Keyed function state, rolling aggregations, window contents
+    /// and interval-join buffers use it; timers stay in memory.
     EmbeddedLsm {
         /// The store's working directory (wiped when a run starts; on several processes,
         /// each uses its `process-<i>` subdirectory).

@@ -366,6 +366,10 @@ impl CheckpointCoordinator {
                 "savepoints of a job on several processes are taken through process 0".into(),
             );
         }
+        let named = dir.to_string_lossy();
+        if super::remote::is_url(&named) {
+            super::remote::open(&named)?;
+        }
         let (reply, answer) = mpsc::channel();
         self.sender
             .send(Message::Savepoint { dir, stop, reply })
@@ -681,10 +685,12 @@ impl CoordinatorThread {
                 dir,
                 savepoint,
                 stop,
-            } => {
-                let dir = self.own_dir(id, dir, savepoint);
-                self.begin(id, dir, savepoint, stop, None)
-            }
+            } => match self.own_dir(id, dir, savepoint) {
+                Ok(dir) => self.begin(id, dir, savepoint, stop, None),
+                Err(reason) => self
+                    .peers
+                    .send_to_leader(&ControlMessage::PartFailed { id, reason }),
+            },
             ControlMessage::Parts { id, parts } => match self.pending.get_mut(&id) {
                 Some(pending) => {
                     pending.remote_parts.extend(parts);
@@ -741,10 +747,18 @@ impl CoordinatorThread {
     /// `dir`: a savepoint's directory as named; a checkpoint's in this process's own
     /// storage directory (with an object store, each process stages locally and
     /// uploads).
-    fn own_dir(&self, id: u64, dir: PathBuf, savepoint: bool) -> PathBuf {
+    /// A savepoint into an object store is staged in the store's staging directory
+    /// (emptied first) and uploaded as written.
+    fn own_dir(&self, id: u64, dir: PathBuf, savepoint: bool) -> Result<PathBuf, String> {
         match (&self.storage, savepoint) {
-            (Some(storage), false) => storage.checkpoint_dir(id),
-            _ => dir,
+            (Some(storage), false) => Ok(storage.checkpoint_dir(id)),
+            (_, true) if super::remote::is_url(&dir.to_string_lossy()) => {
+                let remote = super::remote::open(&dir.to_string_lossy())?;
+                let staging = remote.staging().to_path_buf();
+                let _ = std::fs::remove_dir_all(&staging);
+                Ok(staging)
+            }
+            _ => Ok(dir),
         }
     }
 
@@ -874,15 +888,27 @@ impl CoordinatorThread {
     ) {
         let id = self.shared.triggered.load(Ordering::Acquire) + 1;
         let savepoint = savepoint_dir.is_some();
-        let dir = match (savepoint_dir, &self.storage) {
-            (Some(dir), _) => dir,
-            (None, Some(storage)) => storage.checkpoint_dir(id),
+        // Other processes get the savepoint's location as named (a URL stays a URL).
+        let (named, dir) = match (savepoint_dir, &self.storage) {
+            (Some(named), _) => match self.own_dir(id, named.clone(), true) {
+                Ok(dir) => (named, dir),
+                Err(e) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(e));
+                    }
+                    return;
+                }
+            },
+            (None, Some(storage)) => {
+                let dir = storage.checkpoint_dir(id);
+                (dir.clone(), dir)
+            }
             (None, None) => return,
         };
         tracing::debug!(checkpoint = id, savepoint, "triggering checkpoint");
         self.peers.broadcast(&ControlMessage::Trigger {
             id,
-            dir: dir.clone(),
+            dir: named,
             savepoint,
             stop,
         });
@@ -958,11 +984,11 @@ impl CoordinatorThread {
         tracing::info!(
             checkpoint = id,
             savepoint = pending.savepoint,
-            path = %pending.dir.display(),
+            path = %super::remote::name_of(&pending.dir).display(),
             "checkpoint complete"
         );
         if let Some(reply) = pending.reply {
-            let _ = reply.send(Ok(pending.dir));
+            let _ = reply.send(Ok(super::remote::name_of(&pending.dir)));
         }
     }
 
@@ -1153,7 +1179,7 @@ impl CoordinatorThread {
                 .iter()
                 .map(|p| p.size + p.incremental_bytes)
                 .sum(),
-            path: dir.to_path_buf(),
+            path: super::remote::name_of(dir),
             operators: operators.into_values().collect(),
         };
         if let Ok(mut all) = self.shared.stats.lock() {
@@ -1417,8 +1443,10 @@ impl CoordinatorThread {
         });
         match instruction {
             Some((_, ControlMessage::FinalCheckpoint { id, dir })) => {
-                let dir = self.own_dir(id, dir, false);
-                match self.write_finals(&dir) {
+                let written = self
+                    .own_dir(id, dir, false)
+                    .and_then(|dir| self.write_finals(&dir));
+                match written {
                     Ok(parts) => self
                         .peers
                         .send_to_leader(&ControlMessage::Parts { id, parts }),

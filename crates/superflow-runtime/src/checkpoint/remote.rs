@@ -101,6 +101,19 @@ pub fn mirroring(path: &Path) -> Option<Arc<RemoteStorage>> {
         .cloned()
 }
 
+/// How a path is named to users and other processes: the URL it is staged for, or the
+/// path itself.
+pub fn name_of(path: &Path) -> PathBuf {
+    mirroring(path)
+        .and_then(|remote| {
+            let relative = path.strip_prefix(&remote.staging).ok()?;
+            Some(PathBuf::from(
+                remote.url_of(&relative.to_string_lossy().replace('\\', "/")),
+            ))
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 impl RemoteStorage {
     /// The URL.
     pub fn url(&self) -> &str {
@@ -123,7 +136,10 @@ impl RemoteStorage {
 
     /// The URL of `relative` (a checkpoint directory, to name it to other processes).
     pub fn url_of(&self, relative: &str) -> String {
-        format!("{}/{relative}", self.url)
+        match relative.trim_matches('/') {
+            "" => self.url.clone(),
+            relative => format!("{}/{relative}", self.url),
+        }
     }
 
     /// Uploads the staged file `path`.

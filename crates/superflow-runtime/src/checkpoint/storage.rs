@@ -181,28 +181,42 @@ impl CheckpointStorage {
     /// directory; a local checkpoint is where it is.
     fn fetch(&self, id: u64) -> Result<PathBuf, String> {
         let dir = self.checkpoint_dir(id);
-        let Some(remote) = self.remote() else {
-            return Ok(dir);
-        };
-        let relative = format!("chk-{id}");
-        if !remote.download(&format!("{relative}/{METADATA_FILE}"))? {
-            return Err(format!("{}/{relative} has no metadata", remote.url()));
+        match self.remote() {
+            Some(remote) => download_checkpoint(&remote, &format!("chk-{id}")).map(|()| dir),
+            None => Ok(dir),
         }
-        let text = std::fs::read(dir.join(METADATA_FILE)).map_err(|e| e.to_string())?;
-        let metadata: CheckpointMetadata = serde_json::from_slice(&text)
-            .map_err(|e| format!("{}/{relative} has damaged metadata: {e}", remote.url()))?;
-        for part in &metadata.parts {
-            // A missing object shows as a missing part when the checkpoint is read.
-            remote.download(&format!("{relative}/{}", part.file))?;
-            for name in &part.shared {
-                let local = self.root.join(SHARED_DIR).join(name);
-                if !local.is_file() {
-                    remote.download(&format!("{SHARED_DIR}/{name}"))?;
-                }
+    }
+}
+
+/// Downloads the checkpoint or savepoint at `relative` of an object store (`""`: the
+/// store's root) into the staging directory: its metadata, its parts and the shared
+/// files they name (under the store's root).
+pub(crate) fn download_checkpoint(
+    remote: &super::remote::RemoteStorage,
+    relative: &str,
+) -> Result<(), String> {
+    let under = |name: &str| match relative {
+        "" => name.to_string(),
+        dir => format!("{dir}/{name}"),
+    };
+    if !remote.download(&under(METADATA_FILE))? {
+        return Err(format!("{} has no metadata", remote.url_of(relative)));
+    }
+    let text =
+        std::fs::read(remote.staging().join(under(METADATA_FILE))).map_err(|e| e.to_string())?;
+    let metadata: CheckpointMetadata = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} has damaged metadata: {e}", remote.url_of(relative)))?;
+    for part in &metadata.parts {
+        // A missing object shows as a missing part when the checkpoint is read.
+        remote.download(&under(&part.file))?;
+        for name in &part.shared {
+            let local = remote.staging().join(SHARED_DIR).join(name);
+            if !local.is_file() {
+                remote.download(&format!("{SHARED_DIR}/{name}"))?;
             }
         }
-        Ok(dir)
     }
+    Ok(())
 }
 
 /// Encodes a part's sections into its file format.
@@ -391,6 +405,14 @@ pub fn find_restorable(path: &Path) -> Result<(CheckpointMetadata, RestoredState
             return with_remote_path(load_checkpoint(&dir), &remote, id);
         }
         let remote = super::remote::open(text)?;
+        // A savepoint (or one checkpoint's directory) has its metadata at its root.
+        if remote.exists(METADATA_FILE)? {
+            download_checkpoint(&remote, "")?;
+            return load_checkpoint(remote.staging()).map(|(metadata, mut state)| {
+                state.path = PathBuf::from(remote.url());
+                (metadata, state)
+            });
+        }
         return newest_sound(&CheckpointStorage::new(remote.staging()));
     }
     if path.join(METADATA_FILE).is_file() {
