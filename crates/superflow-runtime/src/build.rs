@@ -305,15 +305,10 @@ impl StageContext {
         N: superflow_core::Key,
         V: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let mut table = match &self.state_store {
-            Some((store, capacity)) => superflow_state::StateTable::spilling(
-                store,
-                &format!("{}#{}", self.state_id(name), self.subtask),
-                self.max_parallelism,
-                *capacity,
-            ),
-            None => superflow_state::StateTable::in_memory(),
-        };
+        if self.state_store.is_some() {
+            return superflow_state::StateTable::Spilling(self.keyed_map(name));
+        }
+        let mut table = superflow_state::StateTable::in_memory();
         self.restore_keyed(name, |bytes, range| table.restore(bytes, range));
         table
     }

@@ -7,14 +7,13 @@
 //! with one backend restores into the other.
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use superflow_core::KeyGroupRange;
 
 use crate::keyed::KeyedStore;
 use crate::snapshot::SnapshotError;
-use crate::spill::{DiskStateStore, SpillingMap};
+use crate::spill::SpillingMap;
 
 /// A key with its namespace, as the spilling map holds it.
 ///
@@ -50,22 +49,6 @@ where
     /// A table held in memory.
     pub fn in_memory() -> Self {
         StateTable::Memory(KeyedStore::new())
-    }
-
-    /// A table keeping at most `capacity` entries in memory and the rest in partition
-    /// `state` of `store`.
-    pub fn spilling(
-        store: &Arc<DiskStateStore>,
-        state: &str,
-        max_parallelism: usize,
-        capacity: usize,
-    ) -> Self {
-        StateTable::Spilling(SpillingMap::spilling(
-            store,
-            state,
-            max_parallelism,
-            capacity,
-        ))
     }
 
     fn namespaced(key: &K, namespace: &N) -> Namespaced<K, N> {
@@ -157,6 +140,7 @@ where
 mod tests {
     use super::*;
     use crate::snapshot::{read_keyed_snapshot, Compression};
+    use crate::spill::DiskStateStore;
 
     fn fill(table: &mut StateTable<u64, u32, String>) {
         for key in 0..2_000u64 {
@@ -193,7 +177,7 @@ mod tests {
     fn a_spilling_table_keeps_values_beyond_its_memory_and_snapshots_as_a_store_does() {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStateStore::open(&dir.path().join("lsm")).unwrap();
-        let mut spilling = StateTable::spilling(&store, "windows", 128, 100);
+        let mut spilling = StateTable::Spilling(SpillingMap::spilling(&store, "windows", 128, 100));
         let mut memory = StateTable::in_memory();
         fill(&mut spilling);
         fill(&mut memory);
@@ -227,7 +211,7 @@ mod tests {
         into_memory.restore(&from_disk, half).unwrap();
         let other = DiskStateStore::open(&dir.path().join("other")).unwrap();
         let mut into_disk: StateTable<u64, u32, String> =
-            StateTable::spilling(&other, "windows", 128, 10);
+            StateTable::Spilling(SpillingMap::spilling(&other, "windows", 128, 10));
         into_disk.restore(&from_memory, half).unwrap();
         for key in 0..2_000u64 {
             let mine = half.contains(superflow_core::assign_to_key_group(&key, 128));
