@@ -472,13 +472,16 @@ where
             keys.sort_unstable();
             keys
         };
-        // Entries changed in memory go to the store; the store then holds the state.
+        let full = disk.chain.is_empty() || disk.chain.len() >= 8;
+        // Entries changed in memory go to the store; the store then holds the state. A
+        // full checkpoint writes every entry in memory: before the first one no changes
+        // were recorded (see `touch`).
         let mut batch = disk.store.keyspace.batch();
         let mut key_bytes = Vec::new();
         let mut value = Vec::new();
         for (key, slot) in self.hot.iter_mut() {
             disk.key(key, &mut key_bytes);
-            if changed.binary_search(&key_bytes).is_err() {
+            if !full && changed.binary_search(&key_bytes).is_err() {
                 continue;
             }
             value.clear();
@@ -491,7 +494,6 @@ where
         if let Err(e) = batch.commit() {
             disk.store.fail(e);
         }
-        let full = disk.chain.is_empty() || disk.chain.len() >= 8;
         let file = format!("{}-c{checkpoint}", disk.name);
         if full {
             disk.chain.clear();
@@ -718,59 +720,58 @@ mod tests {
 
     #[test]
     fn an_incremental_chain_adds_up_to_the_state() {
-        let (dir, store) = store();
-        let shared = dir.path().join("shared");
-        let mut map: SpillingMap<u64, u64> = SpillingMap::spilling(&store, "op/inc", 128, 20);
-        let mut files = Vec::new();
-        for round in 0..5u64 {
-            for k in 0..200u64 {
-                if (k + round) % 3 == 0 {
-                    map.insert(k, k * 100 + round);
+        // With 20 entries in memory most go through the store; with 1000 all stay in
+        // memory, and the first (full) checkpoint must still hold them.
+        for capacity in [20, 1000] {
+            let (dir, store) = store();
+            let shared = dir.path().join("shared");
+            let mut map: SpillingMap<u64, u64> =
+                SpillingMap::spilling(&store, "op/inc", 128, capacity);
+            let mut memory: SpillingMap<u64, u64> = SpillingMap::in_memory();
+            let mut files = Vec::new();
+            for round in 0..5u64 {
+                for k in 0..200u64 {
+                    if (k + round) % 3 == 0 {
+                        map.insert(k, k * 100 + round);
+                        memory.insert(k, k * 100 + round);
+                    }
+                    if (k + round) % 7 == 0 {
+                        let _ = map.remove(&k);
+                        let _ = memory.remove(&k);
+                    }
                 }
-                if (k + round) % 7 == 0 {
-                    let _ = map.remove(&k);
-                }
+                let names: Vec<String> = postcard::from_bytes(
+                    &map.snapshot_incremental(round + 1, shared.clone()).unwrap()().unwrap(),
+                )
+                .unwrap();
+                files = names
+                    .iter()
+                    .map(|n| std::fs::read(shared.join(n)).unwrap())
+                    .collect();
+                let decode = |bytes: &[u8]| {
+                    let mut all = Vec::new();
+                    read_keyed_snapshot(bytes, KeyGroupRange::all(), |k: u64, (): (), v: u64| {
+                        all.push((k, v))
+                    })
+                    .unwrap();
+                    all.sort();
+                    all
+                };
+                let merged = decode(&read_chain(&files).unwrap());
+                assert!(!merged.is_empty());
+                assert_eq!(
+                    merged,
+                    decode(&memory.snapshot_later(128)().unwrap()),
+                    "capacity {capacity}, checkpoint {}",
+                    round + 1
+                );
             }
-            let names: Vec<String> = postcard::from_bytes(
-                &map.snapshot_incremental(round + 1, shared.clone()).unwrap()().unwrap(),
-            )
-            .unwrap();
-            files = names
-                .iter()
-                .map(|n| std::fs::read(shared.join(n)).unwrap())
-                .collect();
+            assert_eq!(files.len(), 5, "one full file and four deltas");
+            let mut damaged = files.clone();
+            let last = damaged[4].len() - 1;
+            damaged[4][last] ^= 1;
+            assert!(read_chain(&damaged).is_err());
         }
-        assert_eq!(files.len(), 5, "one full file and four deltas");
-        let merged = read_chain(&files).unwrap();
-        let mut memory: SpillingMap<u64, u64> = SpillingMap::in_memory();
-        for round in 0..5u64 {
-            for k in 0..200u64 {
-                if (k + round) % 3 == 0 {
-                    memory.insert(k, k * 100 + round);
-                }
-                if (k + round) % 7 == 0 {
-                    let _ = memory.remove(&k);
-                }
-            }
-        }
-        let decode = |bytes: &[u8]| {
-            let mut all = Vec::new();
-            read_keyed_snapshot(bytes, KeyGroupRange::all(), |k: u64, (): (), v: u64| {
-                all.push((k, v))
-            })
-            .unwrap();
-            all.sort();
-            all
-        };
-        assert_eq!(
-            decode(&merged),
-            decode(&memory.snapshot_later(128)().unwrap())
-        );
-        assert!(!decode(&merged).is_empty());
-        let mut damaged = files.clone();
-        let last = damaged[4].len() - 1;
-        damaged[4][last] ^= 1;
-        assert!(read_chain(&damaged).is_err());
     }
 
     #[test]

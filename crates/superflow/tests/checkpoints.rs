@@ -16,7 +16,7 @@ use superflow::prelude::*;
 use superflow::FlowControl;
 
 mod common;
-use common::{committed_lines, loopback_addresses};
+use common::{assert_same_lines, committed_lines, loopback_addresses};
 
 /// Records of the crash job.
 const RECORDS: u64 = 12_000;
@@ -102,9 +102,7 @@ fn expected_output() -> &'static Vec<String> {
 /// Asserts that the committed output in `out` is that of a run that never failed.
 fn assert_exactly_once(out: &Path, context: &str) {
     let expected = expected_output();
-    let actual = committed_lines(out);
-    assert_eq!(actual.len(), expected.len(), "{context}");
-    assert!(&actual == expected, "{context}: the output differs");
+    assert_same_lines(&committed_lines(out), expected, context);
 }
 
 /// A small seeded generator (splitmix64), so seeds reproduce.
@@ -139,7 +137,6 @@ fn the_expected_output_has_every_kind_of_line() {
 
 #[test]
 fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() {
-    let expected = expected_output();
     for seed in 0..seeds(4) {
         let mut random = seeded(seed);
         let panic_at = 2_000 + random(RECORDS - 4_000);
@@ -183,13 +180,7 @@ fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() 
             "seed {seed}: checkpoints completed: {:?}",
             result.checkpoints
         );
-        let actual = committed_lines(out.path());
-        assert_eq!(
-            actual.len(),
-            expected.len(),
-            "seed {seed}: panic at {panic_at}"
-        );
-        assert!(&actual == expected, "seed {seed}: the output differs");
+        assert_exactly_once(out.path(), &format!("seed {seed}: panic at {panic_at}"));
     }
 }
 
@@ -391,9 +382,7 @@ fn a_text_file_source_resumes_at_its_checkpointed_offsets() {
         .checkpoints
         .iter()
         .any(|c| c.status == CheckpointStatus::Completed));
-    let actual = committed_lines(&out);
-    assert_eq!(actual.len(), expected.len());
-    assert!(actual == expected, "every line exactly once");
+    assert_same_lines(&committed_lines(&out), &expected, "every line exactly once");
 }
 
 /// The crash job as one of two processes (`SUPERFLOW_CLUSTER_CRASH_OUT` set), at

@@ -53,3 +53,36 @@ pub fn loopback_addresses(n: usize) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// Asserts that `actual` and `expected` (both sorted) hold the same lines, naming up to
+/// ten missing and ten extra lines when they do not.
+#[allow(dead_code)]
+pub fn assert_same_lines(actual: &[String], expected: &[String], context: &str) {
+    if actual == expected {
+        return;
+    }
+    let (mut missing, mut extra) = (Vec::new(), Vec::new());
+    let (mut a, mut e) = (actual.iter().peekable(), expected.iter().peekable());
+    loop {
+        match (a.peek(), e.peek()) {
+            (Some(x), Some(y)) if x == y => {
+                a.next();
+                e.next();
+            }
+            (Some(x), Some(y)) if x < y => extra.push(a.next().cloned()),
+            (_, Some(_)) => missing.push(e.next().cloned()),
+            (Some(_), None) => extra.push(a.next().cloned()),
+            (None, None) => break,
+        }
+    }
+    let first = |v: &[Option<String>]| v.iter().take(10).flatten().cloned().collect::<Vec<_>>();
+    panic!(
+        "{context}: {} lines, expected {}; {} missing {:?}; {} extra {:?}",
+        actual.len(),
+        expected.len(),
+        missing.len(),
+        first(&missing),
+        extra.len(),
+        first(&extra)
+    );
+}
