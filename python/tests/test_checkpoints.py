@@ -277,3 +277,38 @@ def test_checkpoints_in_an_object_store_restore_a_failed_job(tmp_path, paralleli
     assert result.get_restarts() == 1
     assert sorted(result._collected[node["id"]]) == expected()
     assert store.is_dir(), "checkpoints were uploaded"
+
+
+@pytest.mark.parametrize("timers", ["store", "memory"])
+def test_timers_of_the_embedded_backend_live_where_asked(timers):
+    # A keyed process function's timers, in the store (one per cache entry is in
+    # memory, four cache entries) or all in memory: the same output either way.
+    class FireAtTheEnd(KeyedProcessFunction):
+        def process_element(self, value, ctx):
+            ctx.timer_service().register_event_time_timer(100 + value)
+            return []
+
+        def on_timer(self, timestamp, ctx):
+            yield ctx.get_current_key(), timestamp
+
+    from superflow.common import Duration, WatermarkStrategy
+
+    class Stamp:
+        def extract_timestamp(self, value, record_timestamp):
+            return value
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.set_state_backend(EmbeddedLsmStateBackend(cache_entries=1, timers=timers))
+    out = list(env.from_collection(list(range(50)))
+               .assign_timestamps_and_watermarks(
+                   WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0))
+                   .with_timestamp_assigner(Stamp()))
+               .key_by(lambda v: v % 3)
+               .process(FireAtTheEnd())
+               .execute_and_collect())
+    assert out == sorted([(v % 3, 100 + v) for v in range(50)], key=lambda r: r[1])
+
+
+def test_the_embedded_backend_names_a_bad_timer_setting():
+    with pytest.raises(ValueError, match="timers must be 'store' or 'memory'"):
+        EmbeddedLsmStateBackend(timers="disk")

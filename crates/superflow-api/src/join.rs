@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use superflow_core::{Data, ExchangeData, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{BinaryConsumer, Consumer, Records, StageContext, WatermarkEvent};
-use superflow_state::{KeyedStore, StateTable, TimeDomain, TimerService};
+use superflow_state::{StateTable, TimeDomain, TimerService};
 
 use crate::functions::{Collector, KeySelector};
 use crate::keyed::SharedKey;
@@ -565,17 +565,6 @@ where
 /// The names of the interval join's buffers in checkpoints.
 const LEFT_STATE: &str = "left-buffer";
 const RIGHT_STATE: &str = "right-buffer";
-
-/// A keyed store holding this subtask's key groups of state `name` in the checkpoint the
-/// job restores from.
-pub(crate) fn restored_store<K: Key, N: Key, V: serde::Serialize + serde::de::DeserializeOwned>(
-    ctx: &StageContext,
-    name: &str,
-) -> KeyedStore<K, N, V> {
-    let mut store = KeyedStore::new();
-    ctx.restore_keyed(name, |bytes, range| store.restore(bytes, range));
-    store
-}
 
 impl<A, B, K, KA, KB, P, O> BinaryConsumer<A, B> for IntervalJoinStage<A, B, K, KA, KB, P, O>
 where

@@ -301,25 +301,23 @@ impl<K: Key> KeyedTimerService<'_, K> {
 /// The name of a keyed function's timers in checkpoints.
 pub(crate) const TIMERS_STATE: &str = "timers";
 
-/// The timers of this subtask's key groups in the checkpoint the job restores from.
+/// The timers of this subtask (in the embedded store beyond a number in memory, with
+/// that backend), holding its key groups of the checkpoint the job restores from.
 pub(crate) fn restored_timers<K: Key, N: Key>(ctx: &StageContext) -> TimerService<K, N> {
-    let mut timers = TimerService::new();
-    ctx.restore_keyed(TIMERS_STATE, |bytes, range| timers.restore(bytes, range));
-    timers
+    ctx.timer_service(TIMERS_STATE)
 }
 
-/// Writes `timers` into a checkpoint.
+/// Writes `timers` into a checkpoint: the data path copies the timers in memory, and
+/// the writer thread encodes them with the stored ones.
 pub(crate) fn snapshot_timers<K: Key, N: Key>(
     ctx: &StageContext,
     timers: &TimerService<K, N>,
     out: &mut OperatorSnapshot,
 ) {
-    let copy = timers.clone();
-    let max_parallelism = ctx.max_parallelism;
-    out.add_keyed_later(ctx.state_id(TIMERS_STATE), move || {
-        copy.snapshot(max_parallelism, superflow_state::Compression::None)
-            .map_err(|e| e.to_string())
-    });
+    out.add_keyed_later(
+        ctx.state_id(TIMERS_STATE),
+        timers.snapshot_later(ctx.max_parallelism, superflow_state::Compression::None),
+    );
 }
 
 /// Runs a keyed process function.

@@ -350,28 +350,6 @@ pub(crate) fn snapshot_table<K, N, V>(
     }
 }
 
-/// Writes keyed state `name` of a stage into a checkpoint at once (for state that cannot
-/// be copied); failing to encode it fails the job, naming the state.
-pub(crate) fn snapshot_keyed<'a, K, N, V>(
-    ctx: &StageContext,
-    out: &mut OperatorSnapshot,
-    name: &str,
-    entries: impl Iterator<Item = (&'a K, &'a N, &'a V)>,
-) where
-    K: Key + 'a,
-    N: serde::Serialize + 'a,
-    V: serde::Serialize + 'a,
-{
-    match superflow_state::write_keyed_snapshot(
-        entries,
-        ctx.max_parallelism,
-        superflow_state::Compression::None,
-    ) {
-        Ok(bytes) => out.add_keyed(ctx.state_id(name), bytes),
-        Err(e) => ctx.fail(format!("cannot write state '{name}' to a checkpoint: {e}")),
-    }
-}
-
 pub(crate) struct SinkStage<T, S> {
     pub ctx: StageContext,
     pub sink: S,

@@ -390,10 +390,10 @@ impl<K: Key> KeyedStateBackend<K> {
     /// checkpoint the job restores from.
     pub(crate) fn restored(ctx: &StageContext) -> Self {
         let mut backend = KeyedStateBackend {
-            spill: ctx.state_store.as_ref().map(|(store, capacity)| {
+            spill: ctx.state_store.as_ref().map(|embedded| {
                 (
-                    Arc::clone(store),
-                    *capacity,
+                    Arc::clone(&embedded.store),
+                    embedded.cache_entries,
                     format!("{}#{}", ctx.state_id(STATE_PREFIX), ctx.subtask),
                     ctx.max_parallelism,
                 )

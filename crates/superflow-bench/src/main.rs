@@ -134,6 +134,18 @@ struct Args {
     /// With `--state-backend lsm`: entries per state and subtask kept in memory.
     #[arg(long, default_value_t = 100_000)]
     cache_entries: usize,
+    /// With `--state-backend lsm`: where timers live.
+    #[arg(long, value_enum, default_value_t = Timers::Store)]
+    timers: Timers,
+}
+
+/// Where `--timers` puts the embedded backend's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Timers {
+    /// The earliest in memory, the rest in the store (the default).
+    Store,
+    /// All in memory.
+    Memory,
 }
 
 /// The state backends `--state-backend` names.
@@ -368,6 +380,10 @@ fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64
         env.set_state_backend(superflow::runtime::checkpoint::StateBackend::EmbeddedLsm {
             dir: None,
             cache_entries: args.cache_entries,
+            timers: match args.timers {
+                Timers::Store => superflow::runtime::checkpoint::TimerStorage::InStore,
+                Timers::Memory => superflow::runtime::checkpoint::TimerStorage::InMemory,
+            },
         });
     }
     env.set_auto_watermark_interval(std::time::Duration::from_millis(args.watermark_interval_ms));

@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 use superflow_api::StreamExecutionEnvironment;
 use superflow_runtime::checkpoint::{
     CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategy,
-    SnapshotCompression, StateBackend,
+    SnapshotCompression, StateBackend, TimerStorage,
 };
 use superflow_runtime::ClusterConfig;
 
@@ -126,6 +126,15 @@ fn state_backend(spec: &Bound<'_, PyAny>) -> PyResult<StateBackend> {
                 .extract::<Option<String>>()?
                 .map(PathBuf::from),
             cache_entries: spec.get_item(2)?.extract()?,
+            timers: match spec.get_item(3)?.extract::<String>()?.as_str() {
+                "store" => TimerStorage::InStore,
+                "memory" => TimerStorage::InMemory,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "timers must be 'store' or 'memory', got '{other}'"
+                    )))
+                }
+            },
         },
         other => {
             return Err(PyValueError::new_err(format!(

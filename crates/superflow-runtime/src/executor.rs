@@ -317,7 +317,11 @@ pub fn execute_graph(
         control.set_checkpoints(Some(Arc::clone(&coordinator)));
         let state_store = match &settings.state_backend {
             StateBackend::HashMap => None,
-            StateBackend::EmbeddedLsm { dir, cache_entries } => {
+            StateBackend::EmbeddedLsm {
+                dir,
+                cache_entries,
+                timers,
+            } => {
                 let dir = match (dir, &settings.cluster) {
                     // Processes of one job on one machine must not share a store.
                     (Some(dir), Some(cluster)) => {
@@ -332,7 +336,11 @@ pub fn execute_graph(
                 };
                 let store = superflow_state::DiskStateStore::open(&dir)
                     .map_err(|e| JobError::Checkpoint(e.to_string()))?;
-                Some((store, *cache_entries))
+                Some(crate::build::EmbeddedStore {
+                    store,
+                    cache_entries: *cache_entries,
+                    timers: *timers,
+                })
             }
         };
         let run = JobRun {
@@ -356,10 +364,10 @@ pub fn execute_graph(
         {
             outcome = Err(JobError::OperatorFailed(failure));
         }
-        if let Some((store, _)) = state_store {
+        if let Some(embedded) = state_store {
             // The store is a working copy of this run; checkpoints hold what lasts.
-            let dir = store.dir().to_path_buf();
-            drop(store);
+            let dir = embedded.store.dir().to_path_buf();
+            drop(embedded);
             let _ = std::fs::remove_dir_all(dir);
         }
         let end_errors = coordinator.end_errors();
@@ -394,6 +402,9 @@ pub fn execute_graph(
                     None
                 };
                 let Some(delay) = delay else {
+                    if let Some(cluster) = &settings.cluster {
+                        crate::cluster::announce_give_up(cluster, &control, &error.to_string());
+                    }
                     return Err(error);
                 };
                 let from = settings.checkpointing.as_ref().and_then(|c| {
@@ -465,15 +476,22 @@ fn agree_on_start(
     load: impl Fn(&std::path::Path) -> Result<RestoredState, JobError>,
 ) -> Result<(RunStart, ControlRole), JobError> {
     if let ControlRole::Follower(mut leader) = role {
-        let ControlMessage::Start {
-            restore,
-            base,
-            run_id,
-        } = leader.receive(crate::cluster::CONNECT_TIMEOUT)
-        else {
-            return Err(JobError::Cluster(
-                "process 0 did not start the run (it failed or is gone)".into(),
-            ));
+        let (restore, base, run_id) = match leader.receive(crate::cluster::CONNECT_TIMEOUT) {
+            ControlMessage::Start {
+                restore,
+                base,
+                run_id,
+            } => (restore, base, run_id),
+            ControlMessage::GaveUp { cause } => {
+                return Err(JobError::Cluster(format!(
+                    "process 0 gave the job up: {cause}"
+                )))
+            }
+            _ => {
+                return Err(JobError::Cluster(
+                    "process 0 did not start the run (it failed or is gone)".into(),
+                ))
+            }
         };
         let restored = restore.as_deref().map(load).transpose()?;
         let start = RunStart {

@@ -25,7 +25,7 @@ use crate::snapshot::{read_keyed_snapshot, write_raw_keyed_snapshot, Compression
 /// The embedded store of one job run on one process: a fjall keyspace in a local
 /// directory, shared by every subtask's spilling state.
 pub struct DiskStateStore {
-    keyspace: fjall::Keyspace,
+    pub(crate) keyspace: fjall::Keyspace,
     dir: PathBuf,
 }
 
@@ -56,11 +56,13 @@ impl DiskStateStore {
             std::fs::remove_dir_all(dir).map_err(|e| error(e.to_string()))?;
         }
         // A working copy: writes need not reach the OS at once (checkpoints are the
-        // durable copy), and a larger block cache keeps more of the cold state close.
+        // durable copy). The block cache is a second cache behind each state's own table
+        // in memory: at 128 MiB it held most of the backend's memory (a window count
+        // over 4M keys peaked at 1.25 GB, against 0.74 GB at 32 MiB, 10% slower).
         let keyspace = fjall::Config::new(dir)
             .temporary(true)
             .manual_journal_persist(true)
-            .cache_size(128 * 1024 * 1024)
+            .cache_size(32 * 1024 * 1024)
             .open()
             .map_err(|e| error(e.to_string()))?;
         Ok(Arc::new(DiskStateStore {
@@ -79,7 +81,7 @@ impl DiskStateStore {
         self.keyspace.disk_space()
     }
 
-    fn partition(&self, state: &str) -> (String, fjall::PartitionHandle) {
+    pub(crate) fn partition(&self, state: &str) -> (String, fjall::PartitionHandle) {
         // Partition names allow few characters: a hash of the state's name stands in.
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = foldhash::fast::FixedState::with_seed(7).build_hasher();
@@ -97,7 +99,7 @@ impl DiskStateStore {
         (name, partition)
     }
 
-    fn fail(&self, e: impl std::fmt::Display) -> ! {
+    pub(crate) fn fail(&self, e: impl std::fmt::Display) -> ! {
         panic!("the state store in {} failed: {e}", self.dir.display())
     }
 }
@@ -112,6 +114,57 @@ struct Disk {
     changed: crate::hashing::StateHashSet<K2>,
     /// The files of the incremental checkpoint chain so far (a full one, then deltas).
     chain: Vec<String>,
+    /// Which keys the store may hold: a lookup of a key it never held (a new window,
+    /// most often) then costs no read of the store.
+    stored_keys: StoredKeys,
+}
+
+/// A Bloom filter of the keys written to a partition. Keys removed from the store stay
+/// in it, so once it has taken in more keys than it was sized for, it is built again
+/// from the keys the store holds.
+struct StoredKeys {
+    filter: fastbloom::BloomFilter<foldhash::fast::FixedState>,
+    added: usize,
+    room: usize,
+}
+
+impl StoredKeys {
+    /// The fewest keys a filter is sized for.
+    const MIN_ROOM: usize = 1 << 16;
+
+    fn with_room(room: usize) -> StoredKeys {
+        let room = room.max(Self::MIN_ROOM);
+        StoredKeys {
+            filter: fastbloom::BloomFilter::with_false_pos(0.01)
+                .hasher(foldhash::fast::FixedState::with_seed(11))
+                .expected_items(room),
+            added: 0,
+            room,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, key: &[u8]) {
+        self.filter.insert(key);
+        self.added += 1;
+    }
+
+    #[inline]
+    fn may_hold(&self, key: &[u8]) -> bool {
+        self.filter.contains(key)
+    }
+
+    /// Builds the filter again from the keys of `partition` if it is full.
+    fn refresh(&mut self, store: &DiskStateStore, partition: &fjall::PartitionHandle) {
+        if self.added <= self.room {
+            return;
+        }
+        let mut fresh = StoredKeys::with_room(2 * partition.approximate_len());
+        for key in partition.keys() {
+            fresh.add(&key.unwrap_or_else(|e| store.fail(e)));
+        }
+        *self = fresh;
+    }
 }
 
 /// A key as the store holds it (key group, then the encoded key).
@@ -194,6 +247,7 @@ where
                 max_parallelism,
                 changed: Default::default(),
                 chain: Vec::new(),
+                stored_keys: StoredKeys::with_room(capacity.saturating_mul(4)),
             }),
             scratch: Vec::new(),
         }
@@ -227,7 +281,7 @@ where
 
     /// Writes entries to the store until the table has room for one more.
     fn make_room(&mut self) {
-        let Some(disk) = &self.disk else {
+        let Some(disk) = &mut self.disk else {
             return;
         };
         if self.hot.len() < self.capacity {
@@ -246,11 +300,13 @@ where
                     disk.store.fail(format!("a value cannot be encoded: {e}"));
                 }
                 batch.insert(&disk.partition, self.scratch.as_slice(), value.as_slice());
+                disk.stored_keys.add(&self.scratch);
             }
         }
         if let Err(e) = batch.commit() {
             disk.store.fail(e);
         }
+        disk.stored_keys.refresh(&disk.store, &disk.partition);
     }
 
     /// The value of `key`, for update (read from the store on a miss).
@@ -261,6 +317,9 @@ where
         if !self.hot.contains_key(key) {
             let disk = self.disk.as_ref()?;
             disk.key(key, &mut self.scratch);
+            if !disk.stored_keys.may_hold(&self.scratch) {
+                return None;
+            }
             let bytes = match disk.partition.get(&self.scratch) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => return None,
@@ -368,6 +427,9 @@ where
             return value;
         }
         disk.key(key, &mut self.scratch);
+        if !disk.stored_keys.may_hold(&self.scratch) {
+            return value;
+        }
         let value = match value {
             Some(value) => Some(value),
             None => match disk.partition.get(&self.scratch) {
@@ -489,11 +551,13 @@ where
                 disk.store.fail(format!("a value cannot be encoded: {e}"));
             }
             batch.insert(&disk.partition, key_bytes.as_slice(), value.as_slice());
+            disk.stored_keys.add(&key_bytes);
             slot.stored = true;
         }
         if let Err(e) = batch.commit() {
             disk.store.fail(e);
         }
+        disk.stored_keys.refresh(&disk.store, &disk.partition);
         let file = format!("{}-c{checkpoint}", disk.name);
         if full {
             disk.chain.clear();
@@ -535,7 +599,7 @@ where
         K: Send + 'static,
         V: Clone + Send + 'static,
     {
-        let Some(disk) = &self.disk else {
+        let Some(disk) = &mut self.disk else {
             let copy: Vec<(K, V)> = self
                 .hot
                 .iter()
@@ -559,11 +623,13 @@ where
                 disk.store.fail(format!("a value cannot be encoded: {e}"));
             }
             batch.insert(&disk.partition, self.scratch.as_slice(), value.as_slice());
+            disk.stored_keys.add(&self.scratch);
             slot.stored = true;
         }
         if let Err(e) = batch.commit() {
             disk.store.fail(e);
         }
+        disk.stored_keys.refresh(&disk.store, &disk.partition);
         let snapshot = disk.partition.snapshot();
         Box::new(move || {
             let mut groups: Vec<(u32, Vec<(fjall::Slice, fjall::Slice)>)> = Vec::new();

@@ -1,10 +1,21 @@
 //! `TimerService`: event-time and processing-time timers of one operator subtask,
 //! deduplicated per (key, namespace, time) as in Flink, and fired in time order.
+//!
+//! With the embedded store, timers beyond a number in memory go to it (as Flink's
+//! RocksDB backend keeps its timers in RocksDB): memory holds the earliest ones, at or
+//! before the domain's `spill_from` time, every stored timer is at or after it, and
+//! when memory runs dry the next earliest are read back. The timers of one time (a
+//! window's end, for a million keys) may be split between the two, so that neither
+//! side ever holds more than its share; they then fire in several pieces, in order.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::sync::Arc;
+
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::hashing::StateHashSet;
+use crate::spill::{DiskStateStore, Encoding};
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,109 +26,363 @@ pub enum TimeDomain {
     ProcessingTime,
 }
 
-/// The timers of one domain, grouped by time.
-type TimerQueue<K, N> = BTreeMap<i64, StateHashSet<(K, N)>>;
+impl TimeDomain {
+    /// The first byte of the domain's timers in the store.
+    fn tag(self) -> u8 {
+        match self {
+            TimeDomain::EventTime => 0,
+            TimeDomain::ProcessingTime => 1,
+        }
+    }
+}
+
+/// The timers of one domain: the earliest in memory, grouped by time, and (with a
+/// store) the rest in the store, all at or after `spill_from`.
+#[derive(Debug, Clone)]
+struct TimerQueue<K, N> {
+    hot: BTreeMap<i64, StateHashSet<(K, N)>>,
+    hot_len: usize,
+    /// Every stored timer of the domain is at or after this time, and every timer in
+    /// memory at or before it (`i64::MAX`: none is stored).
+    spill_from: i64,
+}
+
+impl<K, N> Default for TimerQueue<K, N> {
+    fn default() -> Self {
+        TimerQueue {
+            hot: BTreeMap::new(),
+            hot_len: 0,
+            spill_from: i64::MAX,
+        }
+    }
+}
+
+/// The stored part of a timer service: one partition for both domains, whose keys are
+/// the domain, the time (ordered as unsigned big-endian) and the encoded key and
+/// namespace, with empty values.
+struct TimerDisk {
+    store: Arc<DiskStateStore>,
+    partition: fjall::PartitionHandle,
+    capacity: usize,
+}
+
+impl TimerDisk {
+    fn prefix(domain: TimeDomain, time: i64) -> [u8; 9] {
+        let mut out = [0u8; 9];
+        out[0] = domain.tag();
+        out[1..].copy_from_slice(&((time as u64) ^ (1 << 63)).to_be_bytes());
+        out
+    }
+
+    fn time_of(stored: &[u8]) -> i64 {
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&stored[1..9]);
+        (u64::from_be_bytes(time) ^ (1 << 63)) as i64
+    }
+
+    fn key<K: Serialize, N: Serialize>(
+        &self,
+        domain: TimeDomain,
+        time: i64,
+        timer: &(K, N),
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
+        out.extend_from_slice(&Self::prefix(domain, time));
+        if let Err(e) = postcard::to_io(timer, &mut *out) {
+            self.store.fail(format!("a timer cannot be encoded: {e}"));
+        }
+    }
+}
 
 /// Timers of one operator subtask, per key and namespace.
-#[derive(Debug, Clone)]
 pub struct TimerService<K, N> {
     event: TimerQueue<K, N>,
     processing: TimerQueue<K, N>,
+    disk: Option<TimerDisk>,
+    scratch: Vec<u8>,
 }
 
 impl<K, N> Default for TimerService<K, N> {
     fn default() -> Self {
         TimerService {
-            event: BTreeMap::new(),
-            processing: BTreeMap::new(),
+            event: TimerQueue::default(),
+            processing: TimerQueue::default(),
+            disk: None,
+            scratch: Vec::new(),
         }
     }
 }
 
-impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerService<K, N> {
-    /// No timers.
+impl<K, N> std::fmt::Debug for TimerService<K, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerService")
+            .field("event_in_memory", &self.event.hot_len)
+            .field("processing_in_memory", &self.processing.hot_len)
+            .field("spilling", &self.disk.is_some())
+            .finish()
+    }
+}
+
+impl<K, N> TimerService<K, N>
+where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    N: Hash + Eq + Clone + Serialize + DeserializeOwned,
+{
+    /// No timers, all kept in memory.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn queue(&mut self, domain: TimeDomain) -> &mut TimerQueue<K, N> {
-        match domain {
-            TimeDomain::EventTime => &mut self.event,
-            TimeDomain::ProcessingTime => &mut self.processing,
+    /// No timers; beyond `capacity` per domain in memory, they go to partition `state`
+    /// of `store`.
+    pub fn spilling(store: &Arc<DiskStateStore>, state: &str, capacity: usize) -> Self {
+        let (_, partition) = store.partition(state);
+        TimerService {
+            disk: Some(TimerDisk {
+                store: Arc::clone(store),
+                partition,
+                capacity: capacity.max(2),
+            }),
+            ..Self::default()
         }
     }
 
     /// Registers a timer; registering the same (key, namespace, time) twice keeps one.
     #[inline]
     pub fn register(&mut self, domain: TimeDomain, key: K, namespace: N, time: i64) {
-        self.queue(domain)
-            .entry(time)
-            .or_default()
-            .insert((key, namespace));
+        let queue = match domain {
+            TimeDomain::EventTime => &mut self.event,
+            TimeDomain::ProcessingTime => &mut self.processing,
+        };
+        if time < queue.spill_from {
+            if queue.hot.entry(time).or_default().insert((key, namespace)) {
+                queue.hot_len += 1;
+                if let Some(disk) = &self.disk {
+                    if queue.hot_len > disk.capacity {
+                        Self::spill(disk, domain, queue, &mut self.scratch);
+                    }
+                }
+            }
+            return;
+        }
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let timer = (key, namespace);
+        // The time memory and the store share: memory may hold the timer already.
+        if time == queue.spill_from && queue.hot.get(&time).is_some_and(|s| s.contains(&timer)) {
+            return;
+        }
+        disk.key(domain, time, &timer, &mut self.scratch);
+        if let Err(e) = disk.partition.insert(self.scratch.as_slice(), b"") {
+            disk.store.fail(e);
+        }
+    }
+
+    /// Moves the latest timers in memory to the store until a quarter of the capacity
+    /// is free (splitting a time if it must).
+    #[inline(never)]
+    fn spill(
+        disk: &TimerDisk,
+        domain: TimeDomain,
+        queue: &mut TimerQueue<K, N>,
+        scratch: &mut Vec<u8>,
+    ) {
+        let target = disk.capacity - disk.capacity / 4;
+        let mut batch = disk.store.keyspace.batch();
+        while queue.hot_len > target {
+            let Some(mut last) = queue.hot.last_entry() else {
+                break;
+            };
+            let time = *last.key();
+            queue.spill_from = time;
+            let set = last.get_mut();
+            let moving: Vec<(K, N)> = if queue.hot_len - set.len() >= target {
+                set.drain().collect()
+            } else {
+                let n = queue.hot_len - target;
+                let some: Vec<(K, N)> = set.iter().take(n).cloned().collect();
+                for timer in &some {
+                    set.remove(timer);
+                }
+                some
+            };
+            if set.is_empty() {
+                last.remove();
+            }
+            queue.hot_len -= moving.len();
+            for timer in &moving {
+                disk.key(domain, time, timer, scratch);
+                batch.insert(&disk.partition, scratch.as_slice(), b"");
+            }
+        }
+        if let Err(e) = batch.commit() {
+            disk.store.fail(e);
+        }
+    }
+
+    /// Reads the earliest stored timers of `domain` into memory, up to half the
+    /// capacity.
+    #[inline(never)]
+    fn refill(disk: &TimerDisk, domain: TimeDomain, queue: &mut TimerQueue<K, N>) {
+        let target = (disk.capacity / 2).max(1);
+        let mut batch = disk.store.keyspace.batch();
+        queue.spill_from = i64::MAX;
+        for item in disk.partition.prefix([domain.tag()]) {
+            let (stored, _) = item.unwrap_or_else(|e| disk.store.fail(e));
+            let time = TimerDisk::time_of(&stored);
+            if queue.hot_len >= target {
+                queue.spill_from = time;
+                break;
+            }
+            let timer: (K, N) = postcard::from_bytes(&stored[9..])
+                .unwrap_or_else(|e| disk.store.fail(format!("a timer cannot be decoded: {e}")));
+            if queue.hot.entry(time).or_default().insert(timer) {
+                queue.hot_len += 1;
+            }
+            batch.remove(&disk.partition, &*stored);
+        }
+        if let Err(e) = batch.commit() {
+            disk.store.fail(e);
+        }
     }
 
     /// Deletes a timer, if it exists.
     pub fn delete(&mut self, domain: TimeDomain, key: &K, namespace: &N, time: i64) {
-        let queue = self.queue(domain);
-        if let Some(set) = queue.get_mut(&time) {
-            set.remove(&(key.clone(), namespace.clone()));
-            if set.is_empty() {
-                queue.remove(&time);
+        let queue = match domain {
+            TimeDomain::EventTime => &mut self.event,
+            TimeDomain::ProcessingTime => &mut self.processing,
+        };
+        let timer = (key.clone(), namespace.clone());
+        if time <= queue.spill_from {
+            if let Some(set) = queue.hot.get_mut(&time) {
+                if set.remove(&timer) {
+                    queue.hot_len -= 1;
+                }
+                if set.is_empty() {
+                    queue.hot.remove(&time);
+                }
+            }
+        }
+        if time < queue.spill_from {
+            return;
+        }
+        if let Some(disk) = &self.disk {
+            disk.key(domain, time, &timer, &mut self.scratch);
+            if let Err(e) = disk.partition.remove(self.scratch.as_slice()) {
+                disk.store.fail(e);
             }
         }
     }
 
-    /// Takes the earliest timers at or before `until` (all of one time), if any. Call it
-    /// in a loop: firing a timer may register another that is also due.
+    /// Takes the earliest timers at or before `until` (of one time; with a store, a time
+    /// with many timers comes in several pieces), if any. Call it in a loop: firing a
+    /// timer may register another that is also due.
     pub fn pop_due(&mut self, domain: TimeDomain, until: i64) -> Option<(i64, Vec<(K, N)>)> {
-        let queue = self.queue(domain);
-        let (&time, _) = queue.first_key_value()?;
+        let queue = match domain {
+            TimeDomain::EventTime => &mut self.event,
+            TimeDomain::ProcessingTime => &mut self.processing,
+        };
+        if queue.hot.is_empty() {
+            if queue.spill_from > until {
+                return None;
+            }
+            Self::refill(self.disk.as_ref()?, domain, queue);
+        }
+        let (&time, _) = queue.hot.first_key_value()?;
         if time > until {
             return None;
         }
-        let set = queue.remove(&time)?;
+        let set = queue.hot.remove(&time)?;
+        queue.hot_len -= set.len();
         Some((time, set.into_iter().collect()))
     }
 
-    /// The earliest processing-time timer.
+    /// The earliest processing-time timer (with a store, possibly a little earlier:
+    /// the time before which no stored timer lies).
     pub fn next_processing_time(&self) -> Option<i64> {
-        self.processing.keys().next().copied()
+        let queue = &self.processing;
+        queue
+            .hot
+            .keys()
+            .next()
+            .copied()
+            .or((queue.spill_from != i64::MAX).then_some(queue.spill_from))
     }
 
-    /// The number of timers of `domain`.
+    /// The number of timers of `domain` (counting stored ones reads the store).
     pub fn len(&self, domain: TimeDomain) -> usize {
-        match domain {
-            TimeDomain::EventTime => self.event.values().map(StateHashSet::len).sum(),
-            TimeDomain::ProcessingTime => self.processing.values().map(StateHashSet::len).sum(),
-        }
+        let queue = match domain {
+            TimeDomain::EventTime => &self.event,
+            TimeDomain::ProcessingTime => &self.processing,
+        };
+        let stored = self
+            .disk
+            .as_ref()
+            .map_or(0, |disk| disk.partition.prefix([domain.tag()]).count());
+        queue.hot_len + stored
+    }
+
+    /// Timers in memory, of both domains.
+    pub fn in_memory_len(&self) -> usize {
+        self.event.hot_len + self.processing.hot_len
     }
 }
 
 impl<K, N> TimerService<K, N>
 where
-    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
-    N: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static,
+    N: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static,
 {
-    /// Writes every timer as keyed state (key, namespace, (domain, time)), so a restore
-    /// at another parallelism gives each subtask the timers of its key groups.
+    /// A copy of every timer, and the function that writes them as keyed state (key,
+    /// namespace, (domain, time)) on the checkpoint writer's thread, so a restore at
+    /// another parallelism gives each subtask the timers of its key groups. The data
+    /// path pays for copying the timers in memory; stored ones are read from an MVCC
+    /// snapshot of the store by the writer.
+    pub fn snapshot_later(
+        &self,
+        max_parallelism: usize,
+        compression: crate::Compression,
+    ) -> Encoding {
+        let copy = (self.event.hot.clone(), self.processing.hot.clone());
+        let stored = self
+            .disk
+            .as_ref()
+            .map(|disk| (Arc::clone(&disk.store), disk.partition.snapshot()));
+        Box::new(move || {
+            let mut timers: Vec<(K, N, (bool, i64))> = Vec::new();
+            for (processing, queue) in [(false, copy.0), (true, copy.1)] {
+                for (time, set) in queue {
+                    for (k, n) in set {
+                        timers.push((k, n, (processing, time)));
+                    }
+                }
+            }
+            if let Some((_, snapshot)) = &stored {
+                for item in snapshot.iter() {
+                    let (key, _) = item.map_err(|e| e.to_string())?;
+                    let (k, n): (K, N) = postcard::from_bytes(&key[9..])
+                        .map_err(|e| format!("a stored timer cannot be decoded: {e}"))?;
+                    timers.push((k, n, (key[0] == 1, TimerDisk::time_of(&key))));
+                }
+            }
+            crate::write_keyed_snapshot(
+                timers.iter().map(|(k, n, t)| (k, n, t)),
+                max_parallelism,
+                compression,
+            )
+            .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Writes every timer as keyed state now (see [`TimerService::snapshot_later`]).
     pub fn snapshot(
         &self,
         max_parallelism: usize,
         compression: crate::Compression,
     ) -> Result<Vec<u8>, crate::SnapshotError> {
-        let mut timers: Vec<(&K, &N, (bool, i64))> = Vec::new();
-        for (processing, queue) in [(false, &self.event), (true, &self.processing)] {
-            for (time, set) in queue {
-                for (k, n) in set {
-                    timers.push((k, n, (processing, *time)));
-                }
-            }
-        }
-        crate::write_keyed_snapshot(
-            timers.iter().map(|(k, n, t)| (*k, *n, t)),
-            max_parallelism,
-            compression,
-        )
+        self.snapshot_later(max_parallelism, compression)().map_err(crate::SnapshotError::Encode)
     }
 
     /// Registers the timers of `snapshot` whose key groups fall in `range`.
@@ -143,20 +408,20 @@ mod tests {
 
     #[test]
     fn timers_fire_in_time_order_once_each() {
-        let mut t: TimerService<&str, ()> = TimerService::new();
-        t.register(TimeDomain::EventTime, "a", (), 20);
-        t.register(TimeDomain::EventTime, "a", (), 20);
-        t.register(TimeDomain::EventTime, "b", (), 10);
-        t.register(TimeDomain::EventTime, "c", (), 30);
-        t.delete(TimeDomain::EventTime, &"c", &(), 30);
+        let mut t: TimerService<char, ()> = TimerService::new();
+        t.register(TimeDomain::EventTime, 'a', (), 20);
+        t.register(TimeDomain::EventTime, 'a', (), 20);
+        t.register(TimeDomain::EventTime, 'b', (), 10);
+        t.register(TimeDomain::EventTime, 'c', (), 30);
+        t.delete(TimeDomain::EventTime, &'c', &(), 30);
         assert_eq!(t.len(TimeDomain::EventTime), 2);
         assert_eq!(
             t.pop_due(TimeDomain::EventTime, 25),
-            Some((10, vec![("b", ())]))
+            Some((10, vec![('b', ())]))
         );
         assert_eq!(
             t.pop_due(TimeDomain::EventTime, 25),
-            Some((20, vec![("a", ())]))
+            Some((20, vec![('a', ())]))
         );
         assert_eq!(t.pop_due(TimeDomain::EventTime, 25), None);
         assert_eq!(t.pop_due(TimeDomain::EventTime, i64::MAX), None);
@@ -194,5 +459,107 @@ mod tests {
             t.pop_due(TimeDomain::ProcessingTime, 500),
             Some((500, vec![(1, 0)]))
         );
+    }
+
+    /// Every timer due at `until`, in firing order (checked), sorted within a time.
+    fn drain(
+        timers: &mut TimerService<u64, u32>,
+        domain: TimeDomain,
+        until: i64,
+    ) -> Vec<(i64, u64, u32)> {
+        let mut all = Vec::new();
+        while let Some((time, due)) = timers.pop_due(domain, until) {
+            assert!(
+                all.last().is_none_or(|(t, _, _)| *t <= time),
+                "in time order"
+            );
+            all.extend(due.into_iter().map(|(k, n)| (time, k, n)));
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn stored_timers_fire_as_timers_in_memory_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStateStore::open(&dir.path().join("state")).unwrap();
+        let mut spilled: TimerService<u64, u32> = TimerService::spilling(&store, "op/t", 8);
+        let mut memory: TimerService<u64, u32> = TimerService::new();
+        let mut state = 42u64;
+        let mut random = move |bound: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        };
+        let mut watermark = 0i64;
+        for round in 0..3_000 {
+            let domain = if random(4) == 0 {
+                TimeDomain::ProcessingTime
+            } else {
+                TimeDomain::EventTime
+            };
+            let (key, window) = (random(50), random(3) as u32);
+            let time = watermark + random(400) as i64 - 20;
+            match random(10) {
+                0..=5 => {
+                    spilled.register(domain, key, window, time);
+                    memory.register(domain, key, window, time);
+                }
+                6 => {
+                    spilled.delete(domain, &key, &window, time);
+                    memory.delete(domain, &key, &window, time);
+                }
+                _ => {
+                    watermark += random(60) as i64;
+                    assert_eq!(
+                        drain(&mut spilled, domain, watermark),
+                        drain(&mut memory, domain, watermark),
+                        "round {round}"
+                    );
+                }
+            }
+            if round % 500 == 0 {
+                for d in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
+                    assert_eq!(spilled.len(d), memory.len(d), "round {round}");
+                }
+                assert!(spilled.in_memory_len() <= 2 * 8 + 1);
+                let a = spilled.snapshot(128, crate::Compression::None).unwrap();
+                let mut back: TimerService<u64, u32> = TimerService::new();
+                back.restore(&a, superflow_core::KeyGroupRange::all())
+                    .unwrap();
+                for d in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
+                    assert_eq!(back.len(d), memory.len(d), "round {round}");
+                }
+            }
+        }
+        // One time with many timers is split between memory and the store.
+        let at = watermark + 1_000;
+        for k in 0..300u64 {
+            spilled.register(TimeDomain::EventTime, k % 100, 9, at);
+            memory.register(TimeDomain::EventTime, k % 100, 9, at);
+            if k % 7 == 0 {
+                spilled.delete(TimeDomain::EventTime, &(k / 2), &9, at);
+                memory.delete(TimeDomain::EventTime, &(k / 2), &9, at);
+            }
+        }
+        assert_eq!(
+            drain(&mut spilled, TimeDomain::EventTime, at - 1),
+            drain(&mut memory, TimeDomain::EventTime, at - 1)
+        );
+        for k in 0..100u64 {
+            spilled.register(TimeDomain::EventTime, k, 9, at);
+            memory.register(TimeDomain::EventTime, k, 9, at);
+        }
+        assert!(
+            spilled.len(TimeDomain::EventTime) > 8,
+            "some timers were stored"
+        );
+        for d in [TimeDomain::EventTime, TimeDomain::ProcessingTime] {
+            assert_eq!(
+                drain(&mut spilled, d, i64::MAX),
+                drain(&mut memory, d, i64::MAX)
+            );
+        }
     }
 }

@@ -70,6 +70,7 @@ pub mod prelude {
     pub use superflow_runtime::checkpoint::{
         CheckpointConfig, CheckpointStats, CheckpointStatus, CheckpointStorage, CheckpointingMode,
         ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression, StateBackend,
+        TimerStorage,
     };
     pub use superflow_runtime::JobExecutionResult;
 }

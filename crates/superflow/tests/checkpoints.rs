@@ -151,6 +151,7 @@ fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() 
             env.set_state_backend(StateBackend::EmbeddedLsm {
                 dir: Some(lsm.path().to_path_buf()),
                 cache_entries: 2,
+                timers: TimerStorage::InStore,
             });
         }
         env.enable_checkpointing(Duration::from_millis(40));

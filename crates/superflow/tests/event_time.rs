@@ -305,6 +305,84 @@ fn allowed_lateness_fires_the_window_again_with_the_updated_result() -> Result<(
     Ok(())
 }
 
+/// Counts a window's firings in its window state and the key's firings in its global
+/// state: (key, window end, elements, firing of this window, firing of this key).
+fn count_firings(
+    key: &u64,
+    ctx: &mut ProcessWindowContext<'_, u64, TimeWindow>,
+    elements: &[u64],
+    out: &mut Collector<(u64, i64, u64, u32, u32)>,
+) -> Result<(), UserError> {
+    let end = ctx.window().end;
+    let of_window = {
+        let n = ctx.window_state::<u32>("firings");
+        *n += 1;
+        *n
+    };
+    let of_key = {
+        let n = ctx.global_state::<u32>("firings");
+        *n += 1;
+        *n
+    };
+    out.collect((*key, end, elements[0], of_window, of_key));
+    Ok(())
+}
+
+#[test]
+fn process_window_functions_keep_per_window_and_per_key_state_on_either_backend(
+) -> Result<(), JobError> {
+    for lsm in [
+        None,
+        Some(TimerStorage::InStore),
+        Some(TimerStorage::InMemory),
+    ] {
+        let env = punctuated_env();
+        if let Some(timers) = lsm {
+            // One entry per state in memory: window and key state live in the store.
+            env.set_state_backend(StateBackend::EmbeddedLsm {
+                dir: None,
+                cache_entries: 1,
+                timers,
+            });
+        }
+        let out = env
+            .from_elements(vec![
+                (1u64, 1i64),
+                (2, 2),
+                (1, 2),
+                (1, 25),
+                (2, 3),
+                (1, 3),
+                (1, 40),
+                (1, 4),
+            ])
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                    .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+            )
+            .key_by(|e: &(u64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+            .allowed_lateness(Duration::from_millis(20))
+            .aggregate_with_process(Count, count_firings)
+            .execute_and_collect()?;
+        // [0,10) of key 1 fires at watermark 25 and again for the late 3: its second
+        // firing. Key 2's windows count apart.
+        assert_eq!(
+            out,
+            vec![
+                (1, 10, 2, 1, 1),
+                (2, 10, 1, 1, 1),
+                (2, 10, 2, 2, 2),
+                (1, 10, 3, 2, 2),
+                (1, 30, 1, 1, 3),
+                (1, 50, 1, 1, 4),
+            ],
+            "lsm: {lsm:?}"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn session_windows_merge_when_a_bridging_record_arrives() -> Result<(), JobError> {
     for p in PARALLELISMS {

@@ -395,6 +395,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     env.set_state_backend(StateBackend::EmbeddedLsm {
         dir: Some(root.path().join("lsm")),
         cache_entries: 10,
+        timers: TimerStorage::InStore,
     });
     env.enable_checkpointing(Duration::from_millis(25));
     let storage = checkpoints.clone();
@@ -442,6 +443,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     env.set_state_backend(StateBackend::EmbeddedLsm {
         dir: None,
         cache_entries: 5,
+        timers: TimerStorage::InStore,
     });
     env.set_restore_path(&copy);
     job(&env, &out, None, 200_000.0);
@@ -554,6 +556,7 @@ fn incremental_checkpoints_in_an_object_store_restore_into_an_empty_staging_dire
     env.set_state_backend(StateBackend::EmbeddedLsm {
         dir: Some(root.path().join("lsm")),
         cache_entries: 10,
+        timers: TimerStorage::InStore,
     });
     env.enable_checkpointing(Duration::from_millis(25));
     let location = PathBuf::from(&url);

@@ -17,9 +17,20 @@ class HashMapStateBackend(StateBackend):
 class EmbeddedLsmStateBackend(StateBackend):
     """Keyed state larger than memory: ``cache_entries`` per state and subtask in
     memory, the rest in an embedded LSM store (fjall) in ``directory``; checkpoints of it
-    are incremental."""
+    are incremental.
 
-    def __init__(self, directory: Optional[str] = None, cache_entries: int = 100_000):
+    ``timers`` is where timers live (Flink's ``state.backend.rocksdb.timer-service.factory``):
+    ``"store"`` (the default; the earliest in memory, the rest in the store) or ``"memory"``
+    (all in memory: faster, but unbounded)."""
+
+    def __init__(
+        self,
+        directory: Optional[str] = None,
+        cache_entries: int = 100_000,
+        timers: str = "store",
+    ):
         if not isinstance(cache_entries, int) or cache_entries < 1:
             raise ValueError(f"cache_entries must be a positive integer, got {cache_entries!r}")
-        self._spec = ("embedded_lsm", directory, cache_entries)
+        if timers not in ("store", "memory"):
+            raise ValueError(f"timers must be 'store' or 'memory', got {timers!r}")
+        self._spec = ("embedded_lsm", directory, cache_entries, timers)

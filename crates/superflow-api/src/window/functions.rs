@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use superflow_core::{Data, ExchangeData, UserError};
 use superflow_runtime::processing_time_now;
-use superflow_state::KeyedStore;
+use superflow_state::StateTable;
 
 use super::assigners::Window;
 use crate::functions::{Collector, OutputTag, ProcessContext, ReduceFunction};
@@ -49,6 +49,9 @@ impl<V: Serialize + Send + 'static> BagValue for V {
 enum BagSlot {
     Live(Box<dyn BagValue>),
     Restored(Vec<u8>),
+    /// A value that could not be encoded when its bag was copied for a checkpoint:
+    /// writing the copy fails with this reason.
+    Unencodable(String),
 }
 
 /// Named state values of a process window function, one set per key and window (or
@@ -73,6 +76,7 @@ impl StateBag {
                 Some(value)
             }
             BagSlot::Live(v) => (!v.as_any_mut().is::<V>()).then(V::default),
+            BagSlot::Unencodable(_) => Some(V::default()),
         };
         if let Some(value) = fresh {
             *slot = BagSlot::Live(Box::new(value));
@@ -82,8 +86,33 @@ impl StateBag {
                 Some(v) => v,
                 None => unreachable!("the slot was just given type V"),
             },
-            BagSlot::Restored(_) => unreachable!("the slot was just decoded"),
+            BagSlot::Restored(_) | BagSlot::Unencodable(_) => {
+                unreachable!("the slot was just decoded")
+            }
         }
+    }
+}
+
+/// A copy for a checkpoint (or for the embedded store): every value in its encoded
+/// form, decoded again when the function asks for it.
+impl Clone for StateBag {
+    fn clone(&self) -> Self {
+        StateBag(
+            self.0
+                .iter()
+                .map(|(name, slot)| {
+                    let copy = match slot {
+                        BagSlot::Live(v) => match v.encode() {
+                            Ok(bytes) => BagSlot::Restored(bytes),
+                            Err(e) => BagSlot::Unencodable(e.to_string()),
+                        },
+                        BagSlot::Restored(bytes) => BagSlot::Restored(bytes.clone()),
+                        BagSlot::Unencodable(e) => BagSlot::Unencodable(e.clone()),
+                    };
+                    (*name, copy)
+                })
+                .collect(),
+        )
     }
 }
 
@@ -98,6 +127,9 @@ impl Serialize for StateBag {
                     map.serialize_entry(name, &bytes)?;
                 }
                 BagSlot::Restored(bytes) => map.serialize_entry(name, bytes)?,
+                BagSlot::Unencodable(e) => {
+                    return Err(S::Error::custom(format!("window state '{name}': {e}")))
+                }
             }
         }
         map.end()
@@ -125,8 +157,8 @@ pub struct ProcessWindowContext<'a, K, W> {
     pub(crate) key: &'a K,
     pub(crate) window: &'a W,
     pub(crate) watermark: i64,
-    pub(crate) window_states: &'a mut KeyedStore<K, W, StateBag>,
-    pub(crate) global_states: &'a mut KeyedStore<K, (), StateBag>,
+    pub(crate) window_states: &'a mut StateTable<K, W, StateBag>,
+    pub(crate) global_states: &'a mut StateTable<K, (), StateBag>,
     pub(crate) side: &'a mut ProcessContext,
 }
 

@@ -13,15 +13,14 @@ use superflow_core::{Data, Key, UserError};
 use superflow_runtime::{
     processing_time_now, Consumer, Records, SideOutputSink, StageContext, WakeUp, WatermarkEvent,
 };
-use superflow_state::{KeyedStore, StateTable, TimeDomain, TimerService};
+use superflow_state::{StateTable, TimeDomain, TimerService};
 
 use super::assigners::{TimeWindow, Window, WindowAssigner};
 use super::functions::{EvictorContext, ProcessWindowContext, StateBag, WindowEmit, WindowFold};
 use super::triggers::{TimerOp, Trigger, TriggerContext, TriggerState};
 use crate::functions::{KeySelector, ProcessContext};
-use crate::join::restored_store;
 use crate::keyed_process::{restored_timers, snapshot_timers};
-use crate::stages::{emit, snapshot_keyed, snapshot_table};
+use crate::stages::{emit, snapshot_table};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 
 /// The state of one window of one key: its contents (none after a purge), the trigger's
@@ -171,8 +170,8 @@ impl<K: Key, W: Window> Clock<K, W> {
 struct Firing<K, W, F, E, O, IN> {
     fold: Arc<F>,
     emitter: E,
-    window_states: KeyedStore<K, W, StateBag>,
-    global_states: KeyedStore<K, (), StateBag>,
+    window_states: StateTable<K, W, StateBag>,
+    global_states: StateTable<K, (), StateBag>,
     side: ProcessContext,
     results: Vec<IN>,
     out: Records<O>,
@@ -316,8 +315,8 @@ where
             firing: Firing {
                 fold,
                 emitter,
-                window_states: restored_store(ctx, WINDOW_STATES),
-                global_states: restored_store(ctx, GLOBAL_STATES),
+                window_states: ctx.keyed_table(WINDOW_STATES),
+                global_states: ctx.keyed_table(GLOBAL_STATES),
                 side,
                 results: Vec::new(),
                 out: Records::default(),
@@ -796,17 +795,17 @@ where
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
         snapshot_table(&self.ctx, out, WINDOWS_STATE, &mut self.windows);
         snapshot_table(&self.ctx, out, SESSIONS_STATE, &mut self.sessions);
-        snapshot_keyed(
+        snapshot_table(
             &self.ctx,
             out,
             WINDOW_STATES,
-            self.firing.window_states.iter(),
+            &mut self.firing.window_states,
         );
-        snapshot_keyed(
+        snapshot_table(
             &self.ctx,
             out,
             GLOBAL_STATES,
-            self.firing.global_states.iter(),
+            &mut self.firing.global_states,
         );
         snapshot_timers(&self.ctx, &self.clock.timers, out);
         self.next.snapshot(out);

@@ -48,14 +48,30 @@ pub enum StateBackend {
     /// Up to `cache_entries` entries per state and subtask in memory, the rest in an
     /// embedded LSM store (fjall) in `dir` (a temporary directory by default): for state
     /// larger than memory. Keyed function state, rolling aggregations, window contents
-    /// and interval-join buffers use it; timers stay in memory.
+    /// and per-window state, interval-join buffers and (with `TimerStorage::InStore`)
+    /// timers use it.
     EmbeddedLsm {
         /// The store's working directory (wiped when a run starts; on several processes,
         /// each uses its `process-<i>` subdirectory).
         dir: Option<PathBuf>,
         /// Entries per state and subtask kept in memory.
         cache_entries: usize,
+        /// Where timers live.
+        timers: TimerStorage,
     },
+}
+
+/// Where the embedded backend keeps timers (Flink's
+/// `state.backend.rocksdb.timer-service.factory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimerStorage {
+    /// The earliest in memory (four per cache entry, per domain), the rest in the store:
+    /// memory stays bounded however many windows are open (Flink's `ROCKSDB`).
+    #[default]
+    InStore,
+    /// All in memory: faster when timers churn (a window count over 4M keys ran twice
+    /// as fast), but their memory grows with the number of keys and windows (`HEAP`).
+    InMemory,
 }
 
 impl StateBackend {
@@ -65,6 +81,7 @@ impl StateBackend {
         StateBackend::EmbeddedLsm {
             dir: None,
             cache_entries: 100_000,
+            timers: TimerStorage::InStore,
         }
     }
 }

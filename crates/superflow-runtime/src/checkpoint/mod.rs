@@ -17,7 +17,7 @@ mod storage;
 
 pub use config::{
     CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategy,
-    SnapshotCompression, StateBackend,
+    SnapshotCompression, StateBackend, TimerStorage,
 };
 pub use coordinator::{
     CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings, InstanceId,
