@@ -135,16 +135,16 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     cache_entries: usize,
     /// With `--state-backend lsm`: where timers live.
-    #[arg(long, value_enum, default_value_t = Timers::Store)]
+    #[arg(long, value_enum, default_value_t = Timers::Memory)]
     timers: Timers,
 }
 
 /// Where `--timers` puts the embedded backend's timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Timers {
-    /// The earliest in memory, the rest in the store (the default).
+    /// The earliest in memory, the rest in the store.
     Store,
-    /// All in memory.
+    /// All in memory (the default).
     Memory,
 }
 

@@ -20,14 +20,14 @@ class EmbeddedLsmStateBackend(StateBackend):
     are incremental.
 
     ``timers`` is where timers live (Flink's ``state.backend.rocksdb.timer-service.factory``):
-    ``"store"`` (the default; the earliest in memory, the rest in the store) or ``"memory"``
-    (all in memory: faster, but unbounded)."""
+    ``"memory"`` (the default; faster, but their memory grows with their number) or
+    ``"store"`` (the earliest in memory, the rest in the store: bounded memory)."""
 
     def __init__(
         self,
         directory: Optional[str] = None,
         cache_entries: int = 100_000,
-        timers: str = "store",
+        timers: str = "memory",
     ):
         if not isinstance(cache_entries, int) or cache_entries < 1:
             raise ValueError(f"cache_entries must be a positive integer, got {cache_entries!r}")
