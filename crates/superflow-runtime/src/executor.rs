@@ -322,17 +322,19 @@ pub fn execute_graph(
                 cache_entries,
                 timers,
             } => {
+                // Each run opens a store of its own: the last run's store may still be
+                // alive for a moment (a checkpoint writer finishing holds it), and its
+                // background threads, and its removal of its directory when it closes,
+                // must not reach this run's files. Processes of one job on one machine
+                // must not share a store either.
+                let run = format!("run-{}", coordinator.run_id());
                 let dir = match (dir, &settings.cluster) {
-                    // Processes of one job on one machine must not share a store.
-                    (Some(dir), Some(cluster)) => {
-                        dir.join(format!("process-{}", cluster.process_id))
-                    }
-                    (Some(dir), None) => dir.clone(),
-                    (None, _) => std::env::temp_dir().join(format!(
-                        "superflow-state-{}-{}",
-                        std::process::id(),
-                        coordinator.run_id()
-                    )),
+                    (Some(dir), Some(cluster)) => dir
+                        .join(format!("process-{}", cluster.process_id))
+                        .join(run),
+                    (Some(dir), None) => dir.join(run),
+                    (None, _) => std::env::temp_dir()
+                        .join(format!("superflow-state-{}-{run}", std::process::id())),
                 };
                 let store = superflow_state::DiskStateStore::open(&dir)
                     .map_err(|e| JobError::Checkpoint(e.to_string()))?;

@@ -51,8 +51,9 @@ pub enum StateBackend {
     /// and per-window state, interval-join buffers and (with `TimerStorage::InStore`)
     /// timers use it.
     EmbeddedLsm {
-        /// The store's working directory (wiped when a run starts; on several processes,
-        /// each uses its `process-<i>` subdirectory).
+        /// The store's working directory: each run of the job (each restart) keeps its
+        /// store in a `run-<id>` subdirectory, removed when the run ends; on several
+        /// processes, under each one's `process-<i>` subdirectory.
         dir: Option<PathBuf>,
         /// Entries per state and subtask kept in memory.
         cache_entries: usize,
