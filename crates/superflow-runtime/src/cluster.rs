@@ -16,7 +16,7 @@ use timely::communication::allocator::zero_copy::initialize::{
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
 
-use crate::cluster_control::{ControlLink, ControlMessage, ControlRole};
+use crate::cluster_control::{ControlLink, ControlRole};
 use crate::control::JobControl;
 use crate::ClusterConfig;
 
@@ -53,34 +53,7 @@ pub struct ClusterSockets {
 /// Connects this process to the others: the data connections timely will use, and the
 /// control connections. A cancellation of the job (`control`) stops the waiting.
 pub fn connect(cluster: &ClusterConfig, control: &JobControl) -> Result<ClusterSockets, JobError> {
-    sockets(cluster, control, CONNECT_TIMEOUT)
-}
-
-/// How long process 0, giving the job up, waits for the other processes to come back
-/// for the next run, to tell them so. Processes that come later wait out
-/// `CONNECT_TIMEOUT` instead.
-pub(crate) const GIVE_UP_WAIT: Duration = Duration::from_secs(15);
-
-/// On process 0, when the job ends with `cause` instead of restarting: the other
-/// processes may be restarting (they failed with it, but count their own restarts or
-/// saw only a lost connection), so it accepts their connections for up to
-/// `GIVE_UP_WAIT` and tells them the job is over, instead of leaving them to wait for a
-/// process 0 that is gone.
-pub fn announce_give_up(cluster: &ClusterConfig, control: &JobControl, cause: &str) {
-    if cluster.process_id != 0 || cluster.addresses.len() < 2 {
-        return;
-    }
-    let Ok(sockets) = sockets(cluster, control, GIVE_UP_WAIT) else {
-        return;
-    };
-    if let ControlRole::Leader(mut followers) = sockets.control {
-        let message = ControlMessage::GaveUp {
-            cause: cause.to_string(),
-        };
-        for follower in &mut followers {
-            let _ = follower.send(&message);
-        }
-    }
+    sockets(cluster, control)
 }
 
 /// Starts timely's network on the data sockets and builds this process's workers'
@@ -160,11 +133,7 @@ fn connect_with_retries(
 }
 
 /// Connects to the lower-indexed processes and accepts the higher-indexed ones.
-fn sockets(
-    cluster: &ClusterConfig,
-    job: &JobControl,
-    timeout: Duration,
-) -> Result<ClusterSockets, JobError> {
+fn sockets(cluster: &ClusterConfig, job: &JobControl) -> Result<ClusterSockets, JobError> {
     let me = cluster.process_id;
     let addresses = &cluster.addresses;
     let own = addresses
@@ -175,7 +144,7 @@ fn sockets(
     listener
         .set_nonblocking(true)
         .map_err(|e| cluster_error(format!("listener on {own}: {e}")))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut data: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
     let mut control: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
     for (index, address) in addresses.iter().enumerate().take(me) {
@@ -235,7 +204,7 @@ fn sockets(
                 if Instant::now() >= deadline {
                     return Err(cluster_error(format!(
                         "process {me} waited {}s for {missing} connection(s) from the other process(es)",
-                        timeout.as_secs()
+                        CONNECT_TIMEOUT.as_secs()
                     )));
                 }
                 std::thread::sleep(RETRY);

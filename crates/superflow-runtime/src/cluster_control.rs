@@ -105,12 +105,6 @@ pub enum ControlMessage {
         /// The operator failure of this process.
         failure: Option<OperatorFailure>,
     },
-    /// Leader to followers, in place of `Start`: process 0 does not restart the job
-    /// (its restart strategy is spent, or its error is not one to restart on).
-    GaveUp {
-        /// The error the job ends with on process 0.
-        cause: String,
-    },
     /// Not sent: the connection closed or failed (made by the reading side).
     Disconnected(String),
 }

@@ -404,9 +404,6 @@ pub fn execute_graph(
                     None
                 };
                 let Some(delay) = delay else {
-                    if let Some(cluster) = &settings.cluster {
-                        crate::cluster::announce_give_up(cluster, &control, &error.to_string());
-                    }
                     return Err(error);
                 };
                 let from = settings.checkpointing.as_ref().and_then(|c| {
@@ -478,22 +475,15 @@ fn agree_on_start(
     load: impl Fn(&std::path::Path) -> Result<RestoredState, JobError>,
 ) -> Result<(RunStart, ControlRole), JobError> {
     if let ControlRole::Follower(mut leader) = role {
-        let (restore, base, run_id) = match leader.receive(crate::cluster::CONNECT_TIMEOUT) {
-            ControlMessage::Start {
-                restore,
-                base,
-                run_id,
-            } => (restore, base, run_id),
-            ControlMessage::GaveUp { cause } => {
-                return Err(JobError::Cluster(format!(
-                    "process 0 gave the job up: {cause}"
-                )))
-            }
-            _ => {
-                return Err(JobError::Cluster(
-                    "process 0 did not start the run (it failed or is gone)".into(),
-                ))
-            }
+        let ControlMessage::Start {
+            restore,
+            base,
+            run_id,
+        } = leader.receive(crate::cluster::CONNECT_TIMEOUT)
+        else {
+            return Err(JobError::Cluster(
+                "process 0 did not start the run (it failed or is gone)".into(),
+            ));
         };
         let restored = restore.as_deref().map(load).transpose()?;
         let start = RunStart {

@@ -285,11 +285,14 @@ fn punctuated_env() -> StreamExecutionEnvironment {
     env
 }
 
-#[test]
-fn allowed_lateness_fires_the_window_again_with_the_updated_result() -> Result<(), JobError> {
-    let env = punctuated_env();
-    let out = env
-        .from_elements(vec![(1u64, 1i64), (1, 2), (1, 25), (1, 3), (1, 40), (1, 4)])
+/// (key, event time) records, each its own watermark, counted per key in 10 ms tumbling
+/// windows with 20 ms of allowed lateness, and handed to `process`.
+fn counted_with_lateness<O: superflow::Data>(
+    env: &StreamExecutionEnvironment,
+    input: Vec<(u64, i64)>,
+    process: impl ProcessWindowFunction<u64, O, u64, TimeWindow>,
+) -> Result<Vec<O>, JobError> {
+    env.from_elements(input)
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
                 .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
@@ -297,8 +300,15 @@ fn allowed_lateness_fires_the_window_again_with_the_updated_result() -> Result<(
         .key_by(|e: &(u64, i64)| e.0)
         .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
         .allowed_lateness(Duration::from_millis(20))
-        .aggregate_with_process(Count, count_per_window)
-        .execute_and_collect()?;
+        .aggregate_with_process(Count, process)
+        .execute_and_collect()
+}
+
+#[test]
+fn allowed_lateness_fires_the_window_again_with_the_updated_result() -> Result<(), JobError> {
+    let env = punctuated_env();
+    let input = vec![(1u64, 1i64), (1, 2), (1, 25), (1, 3), (1, 40), (1, 4)];
+    let out = counted_with_lateness(&env, input, count_per_window)?;
     // [0,10) fires at watermark 24 with 2, again for the late 3 (within lateness), and is
     // gone when 4 arrives at watermark 39 (10 + 20 <= 39): 4 is dropped.
     assert_eq!(out, vec![(1, 10, 2), (1, 10, 3), (1, 30, 1), (1, 50, 1)]);
@@ -345,26 +355,17 @@ fn process_window_functions_keep_per_window_and_per_key_state_on_either_backend(
                 timers,
             });
         }
-        let out = env
-            .from_elements(vec![
-                (1u64, 1i64),
-                (2, 2),
-                (1, 2),
-                (1, 25),
-                (2, 3),
-                (1, 3),
-                (1, 40),
-                (1, 4),
-            ])
-            .assign_timestamps_and_watermarks(
-                WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
-                    .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
-            )
-            .key_by(|e: &(u64, i64)| e.0)
-            .window(TumblingEventTimeWindows::of(Duration::from_millis(10)))
-            .allowed_lateness(Duration::from_millis(20))
-            .aggregate_with_process(Count, count_firings)
-            .execute_and_collect()?;
+        let input = vec![
+            (1u64, 1i64),
+            (2, 2),
+            (1, 2),
+            (1, 25),
+            (2, 3),
+            (1, 3),
+            (1, 40),
+            (1, 4),
+        ];
+        let out = counted_with_lateness(&env, input, count_firings)?;
         // [0,10) of key 1 fires at watermark 25 and again for the late 3: its second
         // firing. Key 2's windows count apart.
         assert_eq!(
