@@ -155,7 +155,9 @@ where
             TimeDomain::EventTime => &mut self.event,
             TimeDomain::ProcessingTime => &mut self.processing,
         };
-        if time < queue.spill_from {
+        // Without a store every timer is in memory (one at `i64::MAX` too, the time
+        // that marks "nothing stored").
+        if time < queue.spill_from || self.disk.is_none() {
             if queue.hot.entry(time).or_default().insert((key, namespace)) {
                 queue.hot_len += 1;
                 if let Some(disk) = &self.disk {
@@ -265,7 +267,7 @@ where
                 }
             }
         }
-        if time < queue.spill_from {
+        if time < queue.spill_from || self.disk.is_none() {
             return;
         }
         if let Some(disk) = &self.disk {
@@ -447,6 +449,30 @@ mod tests {
             );
         }
         assert_eq!(total, 100);
+    }
+
+    #[test]
+    fn a_timer_at_the_end_of_time_fires_with_either_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStateStore::open(&dir.path().join("state")).unwrap();
+        for mut t in [
+            TimerService::<u32, u32>::new(),
+            TimerService::spilling(&store, "op/end", 2),
+        ] {
+            t.register(TimeDomain::EventTime, 1, 0, i64::MAX);
+            t.register(TimeDomain::EventTime, 1, 0, i64::MAX);
+            t.register(TimeDomain::EventTime, 2, 0, 5);
+            assert_eq!(t.len(TimeDomain::EventTime), 2);
+            assert_eq!(
+                t.pop_due(TimeDomain::EventTime, i64::MAX),
+                Some((5, vec![(2, 0)]))
+            );
+            assert_eq!(
+                t.pop_due(TimeDomain::EventTime, i64::MAX),
+                Some((i64::MAX, vec![(1, 0)]))
+            );
+            assert_eq!(t.pop_due(TimeDomain::EventTime, i64::MAX), None);
+        }
     }
 
     #[test]
