@@ -64,7 +64,15 @@ pub fn open(url: &str) -> Result<Arc<RemoteStorage>, String> {
         return Ok(Arc::clone(found));
     }
     let parsed = url::Url::parse(&url).map_err(|e| format!("'{url}' is not a storage URL: {e}"))?;
-    let (store, prefix) = object_store::parse_url(&parsed).map_err(|e| {
+    // Credentials, region and endpoint come from the environment, as the clouds' own
+    // tools read them (AWS_*, GOOGLE_*, AZURE_*); `parse_url` alone would read none and
+    // fall back to the instance metadata service.
+    let environment = std::env::vars().filter(|(key, _)| {
+        ["AWS_", "GOOGLE_", "AZURE_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+    });
+    let (store, prefix) = object_store::parse_url_opts(&parsed, environment).map_err(|e| {
         format!("cannot open checkpoint storage '{url}': {e} (s3://, gs:// and az:// need the 'cloud-storage' feature)")
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -249,6 +257,19 @@ mod tests {
         assert!(!is_url("/tmp/checkpoints"));
         assert!(!is_url("checkpoints"));
         assert!(!is_url("C://x"));
+    }
+
+    /// Without the feature a cloud URL is refused, naming the feature; with it, the
+    /// client is built from the URL (and the environment's credentials) without I/O.
+    #[test]
+    fn cloud_urls_need_the_cloud_storage_feature() {
+        let opened = open("s3://superflow-test-bucket/checkpoints");
+        if cfg!(feature = "cloud-storage") {
+            assert!(opened.is_ok(), "{:?}", opened.err());
+        } else {
+            let error = opened.err().unwrap_or_default();
+            assert!(error.contains("'cloud-storage' feature"), "{error}");
+        }
     }
 
     #[test]
