@@ -52,9 +52,16 @@ pub struct ClusterSockets {
 
 /// Connects this process to the others: the data connections timely will use, and the
 /// control connections. A cancellation of the job (`control`) stops the waiting.
-pub fn connect(cluster: &ClusterConfig, control: &JobControl) -> Result<ClusterSockets, JobError> {
-    sockets(cluster, control)
+pub fn connect(
+    cluster: &ClusterConfig,
+    control: &JobControl,
+    given_up: Option<&dyn Fn() -> Option<String>>,
+) -> Result<ClusterSockets, JobError> {
+    sockets(cluster, control, given_up)
 }
+
+/// How often a process reconnecting to process 0 checks whether it gave the job up.
+const GIVE_UP_CHECK: Duration = Duration::from_millis(250);
 
 /// Starts timely's network on the data sockets and builds this process's workers'
 /// allocators. The guard joins the network threads when dropped.
@@ -113,12 +120,20 @@ fn connect_with_retries(
     address: &str,
     deadline: Instant,
     control: &JobControl,
+    given_up: Option<&dyn Fn() -> Option<String>>,
 ) -> Result<TcpStream, JobError> {
+    let mut next_check = Instant::now();
     loop {
         if control.is_cancelled() {
             return Err(cluster_error(format!(
                 "cancelled while process {me} was connecting to process {index} at {address}"
             )));
+        }
+        if let Some(given_up) = given_up.filter(|_| Instant::now() >= next_check) {
+            if let Some(cause) = given_up() {
+                return Err(cluster_error(format!("process 0 gave the job up: {cause}")));
+            }
+            next_check = Instant::now() + GIVE_UP_CHECK;
         }
         match TcpStream::connect(address) {
             Ok(stream) => return Ok(stream),
@@ -133,7 +148,13 @@ fn connect_with_retries(
 }
 
 /// Connects to the lower-indexed processes and accepts the higher-indexed ones.
-fn sockets(cluster: &ClusterConfig, job: &JobControl) -> Result<ClusterSockets, JobError> {
+/// `given_up` (on a restart, with checkpoint storage) says whether process 0 gave up the
+/// job, with its error: then connecting to process 0 stops.
+fn sockets(
+    cluster: &ClusterConfig,
+    job: &JobControl,
+    given_up: Option<&dyn Fn() -> Option<String>>,
+) -> Result<ClusterSockets, JobError> {
     let me = cluster.process_id;
     let addresses = &cluster.addresses;
     let own = addresses
@@ -154,7 +175,8 @@ fn sockets(cluster: &ClusterConfig, job: &JobControl) -> Result<ClusterSockets, 
             &[DATA]
         };
         for &kind in kinds {
-            let mut stream = connect_with_retries(me, index, address, deadline, job)?;
+            let watch = given_up.filter(|_| index == 0);
+            let mut stream = connect_with_retries(me, index, address, deadline, job, watch)?;
             handshake(&mut stream, me, kind)
                 .map_err(|e| cluster_error(format!("handshake with process {index}: {e}")))?;
             let slot = if kind == DATA {

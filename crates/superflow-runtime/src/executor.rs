@@ -284,9 +284,24 @@ pub fn execute_graph(
     let mut history = Vec::new();
     let mut first_restore = None;
     let mut causes = Vec::new();
+    // The id of the run that failed last: on a restart, the other processes look in the
+    // checkpoint storage for process 0's word that it gave the job up after it.
+    let mut failed_run: Option<u64> = None;
     loop {
+        let given_up = |run_id: u64| {
+            let storage = settings
+                .checkpointing
+                .as_ref()
+                .map(|c| CheckpointStorage::new(&c.storage));
+            move || storage.as_ref().and_then(|s| s.give_up_of(run_id))
+        };
+        let watch = failed_run.map(given_up);
         let mut network = match &settings.cluster {
-            Some(cluster) => Some(crate::cluster::connect(cluster, &control)?),
+            Some(cluster) => Some(crate::cluster::connect(
+                cluster,
+                &control,
+                watch.as_ref().map(|w| w as &dyn Fn() -> Option<String>),
+            )?),
             None => None,
         };
         let role = network
@@ -296,6 +311,7 @@ pub fn execute_graph(
         let (start, role) = agree_on_start(role, restore_from.as_deref(), settings, |path| {
             restore(path, &graph, &plan, settings)
         })?;
+        let run_id = start.run_id;
         let restored = start.restored.map(|state| {
             tracing::info!(job = job_name, checkpoint = state.checkpoint, path = %state.path.display(), "restoring");
             first_restore.get_or_insert_with(|| state.path.clone());
@@ -404,8 +420,15 @@ pub fn execute_graph(
                     None
                 };
                 let Some(delay) = delay else {
+                    if let (Some(cluster), Some(c)) = (&settings.cluster, &settings.checkpointing) {
+                        if cluster.process_id == 0 && processes > 1 {
+                            CheckpointStorage::new(&c.storage)
+                                .record_give_up(run_id, &error.to_string());
+                        }
+                    }
                     return Err(error);
                 };
+                failed_run = Some(run_id);
                 let from = settings.checkpointing.as_ref().and_then(|c| {
                     let storage = CheckpointStorage::new(&c.storage);
                     storage

@@ -150,6 +150,81 @@ fn endless_child() -> Result<(), Box<dyn std::error::Error>> {
     Err(err.to_string().into())
 }
 
+/// A process of `a_follower_that_restarts_learns_that_process_0_gave_up`: an endless
+/// job checkpointing into the directory both share, whose map panics on process 0,
+/// where no restart is allowed; the other process may restart three times. Prints the
+/// job's error.
+#[test]
+fn give_up_child() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(dir) = std::env::var("SUPERFLOW_TEST_GIVE_UP") else {
+        return Ok(());
+    };
+    let on_process_0 = std::env::var("SUPERFLOW_PROCESS_ID").as_deref() == Ok("0");
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.enable_checkpointing(std::time::Duration::from_millis(20));
+    let storage = Path::new(&dir).join("checkpoints");
+    env.configure_checkpoints(move |c| c.storage = storage);
+    env.set_restart_strategy(if on_process_0 {
+        RestartStrategy::None
+    } else {
+        RestartStrategy::fixed_delay(3, std::time::Duration::ZERO)
+    });
+    env.from_generator(|i| i as i64, None, Some(20_000.0))
+        .map(move |x: i64| {
+            if on_process_0 && x > 2_000 {
+                panic!("process 0 fails at {x}");
+            }
+            x
+        })
+        .key_by(|x: &i64| x % 10)
+        .sum(0)
+        .add_sink(MarkWhenRunning(
+            Path::new(&dir).join(format!("running-{}", std::process::id())),
+        ));
+    let err = env
+        .execute("gives up")
+        .err()
+        .ok_or("an endless job ended")?;
+    println!("job error: {err}");
+    Ok(())
+}
+
+/// A process that restarts while process 0 gives the job up learns it from the
+/// checkpoint storage and ends with process 0's error, instead of waiting out the
+/// 60 s connect timeout for a process 0 that is gone.
+#[test]
+fn a_follower_that_restarts_learns_that_process_0_gave_up() -> Result<(), Box<dyn std::error::Error>>
+{
+    let addresses = loopback_addresses(2);
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let children: Vec<_> = (0..2)
+        .map(|id| {
+            cluster_process(&exe, "give_up_child", id, &addresses)
+                .env("SUPERFLOW_TEST_GIVE_UP", dir.path())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output()?;
+            Ok(String::from_utf8_lossy(&output.stdout).to_string()
+                + &String::from_utf8_lossy(&output.stderr))
+        })
+        .collect::<Result<_, std::io::Error>>()?;
+    assert!(outputs[0].contains("job error: "), "{}", outputs[0]);
+    assert!(outputs[0].contains("process 0 fails at"), "{}", outputs[0]);
+    assert!(
+        outputs[1].contains("job error: ") && outputs[1].contains("process 0 gave the job up"),
+        "{}",
+        outputs[1]
+    );
+    assert!(outputs[1].contains("process 0 fails at"), "{}", outputs[1]);
+    Ok(())
+}
+
 #[test]
 fn a_killed_process_fails_the_other_instead_of_hanging() -> Result<(), Box<dyn std::error::Error>> {
     let addresses = loopback_addresses(2);

@@ -152,6 +152,26 @@ impl CheckpointStorage {
         }
     }
 
+    /// Records that process 0 gave up the job after run `run_id` failed, with its
+    /// error: the other processes, restarting, read it instead of waiting for a process 0
+    /// that will not come back.
+    pub fn record_give_up(&self, run_id: u64, cause: &str) {
+        let path = self.root.join(give_up_file(run_id));
+        if let Err(e) = write_atomically(&path, cause.as_bytes()) {
+            tracing::warn!(path = %path.display(), "cannot record that the job was given up: {e}");
+        }
+    }
+
+    /// Process 0's error, if it gave up the job after run `run_id` failed.
+    pub fn give_up_of(&self, run_id: u64) -> Option<String> {
+        let name = give_up_file(run_id);
+        let bytes = match self.remote() {
+            Some(remote) => remote.read(&name).ok().flatten(),
+            None => std::fs::read(self.root.join(&name)).ok(),
+        };
+        bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
     /// The names of the files incremental checkpoints share.
     pub fn shared_files(&self) -> Vec<String> {
         match self.remote() {
@@ -270,6 +290,11 @@ fn decode_part(bytes: &[u8]) -> Result<Vec<StateSection>, String> {
         other => return Err(format!("unknown compression {other}")),
     };
     postcard::from_bytes(payload).map_err(|e| format!("cannot decode: {e}"))
+}
+
+/// The file that says process 0 gave up a job after run `run_id`.
+fn give_up_file(run_id: u64) -> String {
+    format!("_gave-up-{run_id:016x}")
 }
 
 /// Writes `bytes` to `path` through a temporary file, so a reader never sees half a
