@@ -394,7 +394,7 @@ impl<K: Key> KeyedStateBackend<K> {
                 (
                     Arc::clone(&embedded.store),
                     embedded.cache_entries,
-                    format!("{}#{}", ctx.state_id(STATE_PREFIX), ctx.subtask),
+                    ctx.store_partition(STATE_PREFIX),
                     ctx.max_parallelism,
                 )
             }),

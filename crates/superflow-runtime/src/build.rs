@@ -279,6 +279,11 @@ impl StageContext {
         format!("{}/{name}", self.uid)
     }
 
+    /// The name of this subtask's partition of state `name` in the embedded store.
+    pub fn store_partition(&self, name: &str) -> String {
+        format!("{}#{}", self.state_id(name), self.subtask)
+    }
+
     /// The key groups this subtask owns.
     pub fn key_group_range(&self) -> superflow_core::KeyGroupRange {
         superflow_core::key_group_range_for_subtask(
@@ -303,7 +308,7 @@ impl StageContext {
         let mut map = match &self.state_store {
             Some(embedded) => superflow_state::SpillingMap::spilling(
                 &embedded.store,
-                &format!("{}#{}", self.state_id(name), self.subtask),
+                &self.store_partition(name),
                 self.max_parallelism,
                 embedded.cache_entries,
             ),
@@ -326,7 +331,7 @@ impl StageContext {
             Some(embedded) if embedded.timers == crate::checkpoint::TimerStorage::InStore => {
                 superflow_state::TimerService::spilling(
                     &embedded.store,
-                    &format!("{}#{}", self.state_id(name), self.subtask),
+                    &self.store_partition(name),
                     embedded
                         .cache_entries
                         .saturating_mul(TIMERS_PER_CACHE_ENTRY),

@@ -178,6 +178,35 @@ pub type Encoding = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
 type RawGroup<'a> = (u32, Vec<(&'a [u8], &'a [u8])>);
 
 impl Disk {
+    /// Writes the entries in memory to the store (those of `only`, sorted stored keys,
+    /// if given), which then holds them too.
+    fn write_back<K: Hash + Serialize, V: Serialize>(
+        &mut self,
+        hot: &mut rustc_hash::FxHashMap<K, Slot<V>>,
+        only: Option<&[K2]>,
+    ) {
+        let mut batch = self.store.keyspace.batch();
+        let mut key_bytes = Vec::new();
+        let mut value = Vec::new();
+        for (key, slot) in hot.iter_mut() {
+            self.key(key, &mut key_bytes);
+            if only.is_some_and(|only| only.binary_search(&key_bytes).is_err()) {
+                continue;
+            }
+            value.clear();
+            if let Err(e) = postcard::to_io(&slot.value, &mut value) {
+                self.store.fail(format!("a value cannot be encoded: {e}"));
+            }
+            batch.insert(&self.partition, key_bytes.as_slice(), value.as_slice());
+            self.stored_keys.add(&key_bytes);
+            slot.stored = true;
+        }
+        if let Err(e) = batch.commit() {
+            self.store.fail(e);
+        }
+        self.stored_keys.refresh(&self.store, &self.partition);
+    }
+
     /// The store's key of `key`: its key group (big-endian, so keys sort by group), then
     /// its encoding.
     fn key<K: Hash + Serialize>(&self, key: &K, out: &mut Vec<u8>) {
@@ -539,26 +568,7 @@ where
         // Entries changed in memory go to the store; the store then holds the state. A
         // full checkpoint writes every entry in memory: before the first one no changes
         // were recorded (see `touch`).
-        let mut batch = disk.store.keyspace.batch();
-        let mut key_bytes = Vec::new();
-        let mut value = Vec::new();
-        for (key, slot) in self.hot.iter_mut() {
-            disk.key(key, &mut key_bytes);
-            if !full && changed.binary_search(&key_bytes).is_err() {
-                continue;
-            }
-            value.clear();
-            if let Err(e) = postcard::to_io(&slot.value, &mut value) {
-                disk.store.fail(format!("a value cannot be encoded: {e}"));
-            }
-            batch.insert(&disk.partition, key_bytes.as_slice(), value.as_slice());
-            disk.stored_keys.add(&key_bytes);
-            slot.stored = true;
-        }
-        if let Err(e) = batch.commit() {
-            disk.store.fail(e);
-        }
-        disk.stored_keys.refresh(&disk.store, &disk.partition);
+        disk.write_back(&mut self.hot, (!full).then_some(changed.as_slice()));
         let file = format!("{}-c{checkpoint}", disk.name);
         if full {
             disk.chain.clear();
@@ -615,22 +625,7 @@ where
                 .map_err(|e| e.to_string())
             });
         };
-        let mut batch = disk.store.keyspace.batch();
-        let mut value = Vec::new();
-        for (key, slot) in self.hot.iter_mut() {
-            disk.key(key, &mut self.scratch);
-            value.clear();
-            if let Err(e) = postcard::to_io(&slot.value, &mut value) {
-                disk.store.fail(format!("a value cannot be encoded: {e}"));
-            }
-            batch.insert(&disk.partition, self.scratch.as_slice(), value.as_slice());
-            disk.stored_keys.add(&self.scratch);
-            slot.stored = true;
-        }
-        if let Err(e) = batch.commit() {
-            disk.store.fail(e);
-        }
-        disk.stored_keys.refresh(&disk.store, &disk.partition);
+        disk.write_back(&mut self.hot, None);
         let snapshot = disk.partition.snapshot();
         Box::new(move || {
             let mut groups: Vec<(u32, Vec<(fjall::Slice, fjall::Slice)>)> = Vec::new();

@@ -148,27 +148,34 @@ where
         }
     }
 
-    /// Registers a timer; registering the same (key, namespace, time) twice keeps one.
+    /// The timers of `domain`, the store and the scratch buffer, borrowed apart.
     #[inline]
-    pub fn register(&mut self, domain: TimeDomain, key: K, namespace: N, time: i64) {
+    fn parts(
+        &mut self,
+        domain: TimeDomain,
+    ) -> (&mut TimerQueue<K, N>, Option<&TimerDisk>, &mut Vec<u8>) {
         let queue = match domain {
             TimeDomain::EventTime => &mut self.event,
             TimeDomain::ProcessingTime => &mut self.processing,
         };
+        (queue, self.disk.as_ref(), &mut self.scratch)
+    }
+
+    /// Registers a timer; registering the same (key, namespace, time) twice keeps one.
+    #[inline]
+    pub fn register(&mut self, domain: TimeDomain, key: K, namespace: N, time: i64) {
+        let (queue, disk, scratch) = self.parts(domain);
         // Without a store every timer is in memory (one at `i64::MAX` too, the time
         // that marks "nothing stored").
-        if time < queue.spill_from || self.disk.is_none() {
+        let Some(disk) = disk.filter(|_| time >= queue.spill_from) else {
             if queue.hot.entry(time).or_default().insert((key, namespace)) {
                 queue.hot_len += 1;
-                if let Some(disk) = &self.disk {
+                if let Some(disk) = disk {
                     if queue.hot_len > disk.capacity {
-                        Self::spill(disk, domain, queue, &mut self.scratch);
+                        Self::spill(disk, domain, queue, scratch);
                     }
                 }
             }
-            return;
-        }
-        let Some(disk) = &self.disk else {
             return;
         };
         let timer = (key, namespace);
@@ -176,8 +183,8 @@ where
         if time == queue.spill_from && queue.hot.get(&time).is_some_and(|s| s.contains(&timer)) {
             return;
         }
-        disk.key(domain, time, &timer, &mut self.scratch);
-        if let Err(e) = disk.partition.insert(self.scratch.as_slice(), b"") {
+        disk.key(domain, time, &timer, scratch);
+        if let Err(e) = disk.partition.insert(scratch.as_slice(), b"") {
             disk.store.fail(e);
         }
     }
@@ -252,10 +259,7 @@ where
 
     /// Deletes a timer, if it exists.
     pub fn delete(&mut self, domain: TimeDomain, key: &K, namespace: &N, time: i64) {
-        let queue = match domain {
-            TimeDomain::EventTime => &mut self.event,
-            TimeDomain::ProcessingTime => &mut self.processing,
-        };
+        let (queue, disk, scratch) = self.parts(domain);
         let timer = (key.clone(), namespace.clone());
         if time <= queue.spill_from {
             if let Some(set) = queue.hot.get_mut(&time) {
@@ -267,12 +271,9 @@ where
                 }
             }
         }
-        if time < queue.spill_from || self.disk.is_none() {
-            return;
-        }
-        if let Some(disk) = &self.disk {
-            disk.key(domain, time, &timer, &mut self.scratch);
-            if let Err(e) = disk.partition.remove(self.scratch.as_slice()) {
+        if let Some(disk) = disk.filter(|_| time >= queue.spill_from) {
+            disk.key(domain, time, &timer, scratch);
+            if let Err(e) = disk.partition.remove(scratch.as_slice()) {
                 disk.store.fail(e);
             }
         }
@@ -282,15 +283,12 @@ where
     /// with many timers comes in several pieces), if any. Call it in a loop: firing a
     /// timer may register another that is also due.
     pub fn pop_due(&mut self, domain: TimeDomain, until: i64) -> Option<(i64, Vec<(K, N)>)> {
-        let queue = match domain {
-            TimeDomain::EventTime => &mut self.event,
-            TimeDomain::ProcessingTime => &mut self.processing,
-        };
+        let (queue, disk, _) = self.parts(domain);
         if queue.hot.is_empty() {
             if queue.spill_from > until {
                 return None;
             }
-            Self::refill(self.disk.as_ref()?, domain, queue);
+            Self::refill(disk?, domain, queue);
         }
         let (&time, _) = queue.hot.first_key_value()?;
         if time > until {

@@ -77,6 +77,19 @@ fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate:
         .uid("sink");
 }
 
+/// Runs the job at parallelism 3 restoring from `url`, after this process's staging
+/// copy of the store is gone, as if another machine restored.
+fn resume_elsewhere_from(url: &str, out: &Path, name: &str) -> superflow::JobExecutionResult {
+    let remote =
+        superflow::runtime::checkpoint::remote::open(url).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(remote.staging()).unwrap_or_else(|e| panic!("{e}"));
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(3);
+    env.set_restore_path(url);
+    job(&env, out, None, 200_000.0);
+    env.execute(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Per key: the largest rolling sum, the number of sum lines, and the reported total.
 fn summary(lines: &[String]) -> BTreeMap<u64, (u64, u64, u64)> {
     let mut out: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
@@ -574,17 +587,7 @@ fn incremental_checkpoints_in_an_object_store_restore_into_an_empty_staging_dire
         .join("shared")
         .read_dir()
         .is_ok_and(|mut d| d.next().is_some()));
-    // This process's staging copy goes, as if another machine restored.
-    let remote =
-        superflow::runtime::checkpoint::remote::open(&url).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_dir_all(remote.staging()).unwrap_or_else(|e| panic!("{e}"));
-    let env = StreamExecutionEnvironment::get_execution_environment();
-    env.set_parallelism(3);
-    env.set_restore_path(&url);
-    job(&env, &out, None, 200_000.0);
-    let result = env
-        .execute("object store, resumed")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let result = resume_elsewhere_from(&url, &out, "object store, resumed");
     let from = result.restored_from.unwrap_or_default();
     assert!(
         from.to_string_lossy().starts_with(&url),
@@ -645,18 +648,7 @@ fn a_savepoint_into_an_object_store_restores_from_its_url_at_another_parallelism
     let stored = root.path().join("savepoints/stopped");
     assert!(stored.join("_metadata").is_file());
     assert!(stored.read_dir().map_or(0, |d| d.count()) > 2);
-    // This process's staging copy goes, as if another machine restored.
-    let remote =
-        superflow::runtime::checkpoint::remote::open(&url).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_dir_all(remote.staging()).unwrap_or_else(|e| panic!("{e}"));
-
-    let env = StreamExecutionEnvironment::get_execution_environment();
-    env.set_parallelism(3);
-    env.set_restore_path(&url);
-    job(&env, &out, None, 200_000.0);
-    let result = env
-        .execute("from the savepoint's URL")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let result = resume_elsewhere_from(&url, &out, "from the savepoint's URL");
     assert_eq!(result.restored_from, Some(PathBuf::from(&url)));
     assert_eq!(summary(&lines(&out)), expected());
 }
