@@ -136,14 +136,96 @@ def test_state_declared_twice_is_an_error(env):
         env.execute()
 
 
-def test_ttl_config_is_accepted_and_validated():
-    config = StateTtlConfig.new_builder(Time.seconds(1)).build()
+def test_ttl_config_takes_pyflinks_builder_calls_and_rejects_bad_ones():
+    config = (StateTtlConfig.new_builder(Time.seconds(1))
+              .update_ttl_on_read_and_write()
+              .return_expired_if_not_cleaned_up()
+              .use_processing_time()
+              .cleanup_full_snapshot()
+              .cleanup_incrementally(10, False)
+              .cleanup_in_rocksdb_compact_filter(500)
+              .build())
     assert config.ttl_ms == 1000
-    descriptor = ValueStateDescriptor("v", Types.INT())
-    descriptor.enable_time_to_live(config)
-    with pytest.raises(ValueError, match="OnReadAndWrite"):
-        StateTtlConfig.new_builder(Time.seconds(1)).set_update_type(
-            StateTtlConfig.UpdateType.OnReadAndWrite)
+    assert config.get_update_type() == StateTtlConfig.UpdateType.OnReadAndWrite
+    assert config.get_state_visibility() == \
+        StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp
+    assert config._engine() == (1000, True, True, True, 10, 500)
+    default = StateTtlConfig.new_builder(Time.seconds(1)).build()
+    assert default._engine() == (1000, False, False, False, None, 1000)
+    off = StateTtlConfig.new_builder(Time.seconds(1)).disable_cleanup_in_background().build()
+    assert off._engine()[5] is None
+    ValueStateDescriptor("v", Types.INT()).enable_time_to_live(config)
+    with pytest.raises(ValueError, match="unknown update type"):
+        StateTtlConfig.new_builder(Time.seconds(1)).set_update_type("Sometimes")
+    with pytest.raises(ValueError, match="unknown state visibility"):
+        StateTtlConfig.new_builder(Time.seconds(1)).set_state_visibility("Maybe")
+    with pytest.raises(ValueError, match="must be positive"):
+        StateTtlConfig.new_builder(Time.milliseconds(0))
+    with pytest.raises(TypeError, match="Time or Duration"):
+        StateTtlConfig.new_builder(5)
+    with pytest.raises(ValueError, match="cleanup_size"):
+        StateTtlConfig.new_builder(Time.seconds(1)).cleanup_incrementally(0)
+    with pytest.raises(ValueError, match="query_time_after_num_entries"):
+        StateTtlConfig.new_builder(Time.seconds(1)).cleanup_in_rocksdb_compact_filter(-1)
+    with pytest.raises(TypeError, match="takes a StateTtlConfig"):
+        ValueStateDescriptor("v").enable_time_to_live(1000)
+
+
+class TtlProbe(KeyedProcessFunction):
+    """("write", v) sets the value, ("sleep", s) waits s seconds, ("read",) yields what
+    the state gives. Sleeps are lower bounds on the time that passes, so a value older
+    than its TTL is surely expired; the TTLs leave a wide margin the other way."""
+
+    def __init__(self, ttl_config):
+        self.ttl_config = ttl_config
+
+    def open(self, runtime_context):
+        descriptor = ValueStateDescriptor("v", Types.PICKLED_BYTE_ARRAY())
+        descriptor.enable_time_to_live(self.ttl_config)
+        self.state = runtime_context.get_state(descriptor)
+
+    def process_element(self, value, ctx):
+        import time
+        if value[1] == "write":
+            self.state.update(value[2])
+        elif value[1] == "sleep":
+            time.sleep(value[2])
+        else:
+            yield self.state.value()
+
+
+def ttl_run(env, ttl_config, steps):
+    data = [("k",) + step for step in steps]
+    return collect(env.from_collection(data).key_by(lambda x: x[0]).process(TtlProbe(ttl_config)))
+
+
+def test_state_expires_after_its_ttl_in_processing_time(env):
+    ttl = StateTtlConfig.new_builder(Time.milliseconds(200)).build()
+    assert ttl_run(env, ttl, [("write", 1), ("read",), ("sleep", 0.4), ("read",),
+                              ("write", 2), ("read",)]) == [1, None, 2]
+
+
+@pytest.mark.parametrize("update", ["OnCreateAndWrite", "OnReadAndWrite"])
+def test_reads_restart_the_ttl_only_with_on_read_and_write(env, update):
+    ttl = StateTtlConfig.new_builder(Time.seconds(1)).set_update_type(update).build()
+    # Six reads 0.3 s apart: 1.8 s after the write, more than the TTL, yet never more
+    # than 0.3 s after the last read.
+    steps = [("write", "x")] + [("sleep", 0.3), ("read",)] * 6
+    out = ttl_run(env, ttl, steps)
+    if update == "OnReadAndWrite":
+        assert out == ["x"] * 6
+    else:
+        assert out[-1] is None
+
+
+@pytest.mark.parametrize("update", ["OnCreateAndWrite", "OnReadAndWrite"])
+def test_an_expired_value_may_be_returned_once_if_not_cleaned_up(env, update):
+    ttl = (StateTtlConfig.new_builder(Time.milliseconds(200))
+           .set_update_type(update)
+           .return_expired_if_not_cleaned_up()
+           .build())
+    # The expired value is returned once, and a read of it renews nothing.
+    assert ttl_run(env, ttl, [("write", 1), ("sleep", 0.4), ("read",), ("read",)]) == [1, None]
 
 
 class SecondTimestamps(TimestampAssigner):

@@ -15,7 +15,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::{Key, KeyGroupRange};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::StageContext;
-use superflow_state::{DiskStateStore, SpillingMap};
+use superflow_state::{Compacted, CompactionCleanup, DiskStateStore, SpillingMap};
 
 use crate::functions::ReduceFunction;
 use crate::window::AggregateFunction;
@@ -42,8 +42,10 @@ pub enum StateVisibility {
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Time to live of keyed state (Flink's `StateTtlConfig`), in processing time.
-/// Expired values are removed when read, and, with `cleanup_incrementally(n)`, by a
-/// sweep of the whole state every `n` accesses that also gives the memory back.
+/// Expired values are removed when read; with `cleanup_incrementally(n)`, by a sweep
+/// of the whole state every `n` accesses that also gives the memory back; with
+/// `cleanup_full_snapshot()`, when a checkpoint is taken; and with the embedded LSM
+/// backend, by the store's compactions (unless `disable_cleanup_in_background()`).
 #[derive(Clone)]
 pub struct StateTtlConfig {
     ttl: i64,
@@ -51,6 +53,9 @@ pub struct StateTtlConfig {
     visibility: StateVisibility,
     cleanup_every: Option<u64>,
     cleanup_full_snapshot: bool,
+    /// With the embedded store: compactions drop expired values, reading the clock
+    /// again after this many values.
+    compaction_cleanup: Option<u64>,
     clock: Clock,
 }
 
@@ -61,6 +66,8 @@ impl std::fmt::Debug for StateTtlConfig {
             .field("update_type", &self.update_type)
             .field("visibility", &self.visibility)
             .field("cleanup_every", &self.cleanup_every)
+            .field("cleanup_full_snapshot", &self.cleanup_full_snapshot)
+            .field("compaction_cleanup", &self.compaction_cleanup)
             .finish()
     }
 }
@@ -74,6 +81,7 @@ impl StateTtlConfig {
             visibility: StateVisibility::NeverReturnExpired,
             cleanup_every: None,
             cleanup_full_snapshot: false,
+            compaction_cleanup: Some(Self::DEFAULT_QUERY_TIME_AFTER_ENTRIES),
             clock: Arc::new(superflow_runtime::processing_time_now),
         }
     }
@@ -103,6 +111,27 @@ impl StateTtlConfig {
         self
     }
 
+    /// How many values a compaction cleans up between two readings of the clock, unless
+    /// told otherwise (Flink's default for its RocksDB compaction filter).
+    pub const DEFAULT_QUERY_TIME_AFTER_ENTRIES: u64 = 1000;
+
+    /// With the embedded LSM backend, compactions of the store drop expired values
+    /// (and the expired elements of lists and maps), reading the clock again after
+    /// every `query_time_after_entries` values, as Flink's
+    /// `cleanupInRocksdbCompactFilter`. On by default, with 1,000.
+    pub fn cleanup_in_compaction_filter(mut self, query_time_after_entries: u64) -> Self {
+        self.compaction_cleanup = Some(query_time_after_entries.max(1));
+        self
+    }
+
+    /// Turns the cleanup in the background (compaction cleanup in the embedded
+    /// backend) off, as Flink's `disableCleanupInBackground`: expired values then go
+    /// only when read, swept incrementally, or left out of full snapshots.
+    pub fn disable_cleanup_in_background(mut self) -> Self {
+        self.compaction_cleanup = None;
+        self
+    }
+
     /// Reads time from `clock` (milliseconds) instead of the wall clock: for tests.
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -115,11 +144,12 @@ impl StateTtlConfig {
 }
 
 /// A stored value and when its time to live last restarted (kept in checkpoints, so
-/// the time to live goes on after a restore).
+/// the time to live goes on after a restore). The stamp comes first, so that a
+/// compaction reads it without decoding the value.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Stamped<T> {
-    value: T,
     stamp: i64,
+    value: T,
 }
 
 /// The TTL of one declared state, and its access count for incremental cleanup.
@@ -437,21 +467,27 @@ impl<K: Key> KeyedStateBackend<K> {
 
     /// The store of state `name`, holding values of type `S`; every `n`-th access
     /// sweeps expired values out with `live` when the state has incremental cleanup.
+    /// `elementwise`: `live` may drop some elements of a value (a list or a map);
+    /// otherwise `S` is a [`Stamped`] value.
     fn store<S: Clone + Send + Serialize + DeserializeOwned + 'static>(
         &mut self,
         name: &str,
         kind: &str,
         ttl: &Ttl,
         live: fn(&mut S, &Ttl, i64) -> bool,
+        elementwise: bool,
     ) -> &mut SpillingMap<K, S> {
         if !self.states.contains_key(name) {
             let mut store = match &self.spill {
-                Some((disk, capacity, prefix, max_parallelism)) => SpillingMap::spilling(
-                    disk,
-                    &format!("{prefix}/{name}"),
-                    *max_parallelism,
-                    *capacity,
-                ),
+                Some((disk, capacity, prefix, max_parallelism)) => {
+                    SpillingMap::spilling_with_cleanup(
+                        disk,
+                        &format!("{prefix}/{name}"),
+                        *max_parallelism,
+                        *capacity,
+                        compaction_cleanup(ttl, live, elementwise),
+                    )
+                }
                 None => SpillingMap::in_memory(),
             };
             for part in self.carried.remove(name).unwrap_or_default() {
@@ -487,6 +523,47 @@ impl<K: Key> KeyedStateBackend<K> {
         }
         &mut state.store
     }
+}
+
+/// The cleanup of a state's expired values when the embedded store compacts them, if
+/// its TTL asks for one. A value that cannot be decoded is kept: a compaction must not
+/// fail, and a read reports it.
+fn compaction_cleanup<S: Serialize + DeserializeOwned + 'static>(
+    ttl: &Ttl,
+    live: fn(&mut S, &Ttl, i64) -> bool,
+    elementwise: bool,
+) -> Option<CompactionCleanup> {
+    let query_time_after = ttl.config.as_ref()?.compaction_cleanup?;
+    let ttl = ttl.clone();
+    Some(Arc::new(move || {
+        let ttl = ttl.clone();
+        let mut now = ttl.now();
+        let mut seen = 0u64;
+        Box::new(move |bytes: &[u8]| {
+            seen += 1;
+            if seen % query_time_after == 0 {
+                now = ttl.now();
+            }
+            if !elementwise {
+                // A `Stamped` value: its stamp alone decides, and the value (a Python
+                // object, say) is never decoded.
+                return match postcard::take_from_bytes::<i64>(bytes) {
+                    Ok((stamp, _)) if ttl.expired(stamp, now) => Compacted::Remove,
+                    _ => Compacted::Keep,
+                };
+            }
+            let Ok(mut value) = postcard::from_bytes::<S>(bytes) else {
+                return Compacted::Keep;
+            };
+            if !live(&mut value, &ttl, now) {
+                return Compacted::Remove;
+            }
+            match postcard::to_stdvec(&value) {
+                Ok(encoded) if encoded != bytes => Compacted::Replace(encoded),
+                _ => Compacted::Keep,
+            }
+        })
+    }))
 }
 
 fn live_value<T>(v: &mut Stamped<T>, ttl: &Ttl, now: i64) -> bool {
@@ -770,7 +847,7 @@ impl<K: Key> KeyedStateBackend<K> {
     ) -> ValueState<'a, K, T> {
         let ttl = Ttl::of(&descriptor.ttl);
         ValueState {
-            store: self.store(&descriptor.name, "a value state", &ttl, live_value),
+            store: self.store(&descriptor.name, "a value state", &ttl, live_value, false),
             key,
             ttl,
         }
@@ -784,7 +861,7 @@ impl<K: Key> KeyedStateBackend<K> {
     ) -> ListState<'a, K, T> {
         let ttl = Ttl::of(&descriptor.ttl);
         ListState {
-            store: self.store(&descriptor.name, "a list state", &ttl, live_list),
+            store: self.store(&descriptor.name, "a list state", &ttl, live_list, true),
             key,
             ttl,
         }
@@ -798,7 +875,7 @@ impl<K: Key> KeyedStateBackend<K> {
     ) -> MapState<'a, K, MK, MV> {
         let ttl = Ttl::of(&descriptor.ttl);
         MapState {
-            store: self.store(&descriptor.name, "a map state", &ttl, live_map),
+            store: self.store(&descriptor.name, "a map state", &ttl, live_map, true),
             key,
             ttl,
         }
@@ -812,7 +889,13 @@ impl<K: Key> KeyedStateBackend<K> {
     ) -> ReducingState<'a, K, T> {
         let ttl = Ttl::of(&descriptor.ttl);
         ReducingState {
-            store: self.store(&descriptor.name, "a reducing state", &ttl, live_value),
+            store: self.store(
+                &descriptor.name,
+                "a reducing state",
+                &ttl,
+                live_value,
+                false,
+            ),
             key,
             ttl,
             reduce: descriptor.reduce.as_ref(),
@@ -827,7 +910,13 @@ impl<K: Key> KeyedStateBackend<K> {
     ) -> AggregatingState<'a, K, IN, ACC, OUT> {
         let ttl = Ttl::of(&descriptor.ttl);
         AggregatingState {
-            store: self.store(&descriptor.name, "an aggregating state", &ttl, live_value),
+            store: self.store(
+                &descriptor.name,
+                "an aggregating state",
+                &ttl,
+                live_value,
+                false,
+            ),
             key,
             ttl,
             aggregate: descriptor.aggregate.as_ref(),
@@ -959,6 +1048,77 @@ mod tests {
         backend.aggregating(&count, &1).add(10);
         assert_eq!(backend.reducing(&sum, &1).get(), Some(10));
         assert_eq!(backend.aggregating(&count, &1).get(), Some(1));
+    }
+
+    #[test]
+    fn compactions_of_the_embedded_store_drop_expired_values_and_elements() {
+        let clock = Clocked::new();
+        let lenient = |ttl: StateTtlConfig| {
+            ttl.set_state_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp)
+        };
+        let cleaned = ValueStateDescriptor::<u64>::new("cleaned")
+            .enable_time_to_live(lenient(clock.ttl(100)));
+        let kept = ValueStateDescriptor::<u64>::new("kept")
+            .enable_time_to_live(lenient(clock.ttl(100)).disable_cleanup_in_background());
+        let list =
+            ListStateDescriptor::<u64>::new("list").enable_time_to_live(lenient(clock.ttl(100)));
+        let map =
+            MapStateDescriptor::<u64, u64>::new("map").enable_time_to_live(lenient(clock.ttl(100)));
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStateStore::open(&dir.path().join("lsm")).unwrap();
+        let mut backend = KeyedStateBackend::<u64> {
+            spill: Some((Arc::clone(&store), 100, "op#0".to_string(), 128)),
+            ..KeyedStateBackend::default()
+        };
+        const KEYS: u64 = 20_000;
+        for key in 0..KEYS {
+            backend.value(&cleaned, &key).update(key);
+            backend.value(&kept, &key).update(key);
+            backend.list(&list, &key).add(key);
+            backend.map(&map, &key).put(1, key);
+        }
+        clock.advance(60);
+        for key in 0..KEYS {
+            backend.list(&list, &key).add(key + 1);
+            backend.map(&map, &key).put(2, key + 1);
+        }
+        // Every value but the last 100 of each state is in the store only.
+        clock.advance(40);
+        let left = |name: &str| store.compact(&format!("op#0/{name}"));
+        let stored = KEYS as usize - 100..=KEYS as usize;
+        assert!(
+            stored.contains(&left("kept")),
+            "no cleanup: every value stays"
+        );
+        assert!(
+            left("cleaned") <= 100,
+            "the expired values are gone from the store"
+        );
+        assert!(
+            stored.contains(&left("list")),
+            "each list keeps a live element"
+        );
+        assert!(stored.contains(&left("map")), "each map keeps a live entry");
+        // An expired value still stored is returned once (the visibility allows it):
+        // only those the compaction did not see (the last 100 in memory) come back.
+        let returned = |backend: &mut KeyedStateBackend<u64>, d: &ValueStateDescriptor<u64>| {
+            (0..KEYS)
+                .filter(|key| backend.value(d, key).value().is_some())
+                .count()
+        };
+        assert_eq!(returned(&mut backend, &kept), KEYS as usize);
+        assert!(returned(&mut backend, &cleaned) <= 100);
+        let expired_elements_seen = (0..KEYS)
+            .filter(|key| backend.list(&list, key).get().len() == 2)
+            .count()
+            + (0..KEYS)
+                .filter(|key| backend.map(&map, key).entries().len() == 2)
+                .count();
+        assert!(
+            expired_elements_seen <= 200,
+            "compaction rewrote lists and maps without their expired elements \
+             ({expired_elements_seen} still had them)"
+        );
     }
 
     #[test]

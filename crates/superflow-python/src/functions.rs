@@ -326,6 +326,42 @@ impl CoFlatMapFunction<PyObj, PyObj, PyObj> for PyCoFunction {
 struct DeclaredPyState {
     handle: PyObj,
     descriptor: ValueStateDescriptor<PyObj>,
+    /// `UpdateType.OnReadAndWrite`: a call that reads the value restarts its time to
+    /// live. The value is loaded before every call, read or not, so the engine's state
+    /// does not renew on that load; the call's reads renew it afterwards.
+    renew_on_read: bool,
+    /// Whether an expired value may be loaded (`ReturnExpiredIfNotCleanedUp`): such a
+    /// load removes it, and a read of it renews nothing.
+    returns_expired: bool,
+    /// Whether the value loaded for this call was live (with `renew_on_read`, a read
+    /// then renews it).
+    loaded_live: bool,
+}
+
+/// A Python `StateTtlConfig` as `_engine()` gives it: (ttl ms, reads renew, expired
+/// returned, cleanup on full snapshot, incremental cleanup, compaction cleanup).
+type PyTtl = (u64, bool, bool, bool, Option<u64>, Option<u64>);
+
+/// The engine's TTL of a Python state (always renewed on writes only; see
+/// [`DeclaredPyState::renew_on_read`]).
+fn ttl_config(
+    (ms, _, expired_returned, full_snapshot, incremental, compaction): PyTtl,
+) -> superflow_api::StateTtlConfig {
+    let mut config = superflow_api::StateTtlConfig::new(std::time::Duration::from_millis(ms));
+    if expired_returned {
+        config = config
+            .set_state_visibility(superflow_api::StateVisibility::ReturnExpiredIfNotCleanedUp);
+    }
+    if full_snapshot {
+        config = config.cleanup_full_snapshot();
+    }
+    if let Some(accesses) = incremental {
+        config = config.cleanup_incrementally(accesses);
+    }
+    match compaction {
+        Some(entries) => config.cleanup_in_compaction_filter(entries),
+        None => config.disable_cleanup_in_background(),
+    }
 }
 
 /// A Python `KeyedProcessFunction`.
@@ -371,8 +407,15 @@ impl PyKeyedProcess {
             None => None,
         };
         context.setattr(intern!(py, "_time_domain"), domain)?;
-        for state in &self.states {
+        for state in &mut self.states {
             let value = ctx.get_state(&state.descriptor).value();
+            if state.renew_on_read {
+                // Without expired values returned, a value loaded is live; with them, it
+                // was live if it is still there (an expired one went as it was loaded).
+                state.loaded_live = value.is_some()
+                    && (!state.returns_expired
+                        || ctx.get_state(&state.descriptor).value().is_some());
+            }
             state
                 .handle
                 .bind(py)
@@ -384,7 +427,9 @@ impl PyKeyedProcess {
     fn after_call(&mut self, py: Python<'_>, ctx: &mut KeyedProcessContext<PyKey>) -> PyResult<()> {
         for state in &self.states {
             let handle = state.handle.bind(py);
-            if !handle.getattr(intern!(py, "_dirty"))?.is_truthy()? {
+            let changed = handle.getattr(intern!(py, "_dirty"))?.is_truthy()?;
+            let renewed = state.loaded_live && handle.getattr(intern!(py, "_read"))?.is_truthy()?;
+            if !changed && !renewed {
                 continue;
             }
             let stored = handle.call_method0(intern!(py, "_store"))?;
@@ -459,18 +504,20 @@ impl PyKeyedProcess {
                 self.context = Some(PyObj(module.getattr(self.context_class)?.call0()?.unbind()));
                 let declared = runtime.getattr("_states")?;
                 for item in declared.try_iter()? {
-                    let (name, handle, ttl_ms): (String, Bound<'_, PyAny>, Option<u64>) =
+                    let (name, handle, ttl): (String, Bound<'_, PyAny>, Option<PyTtl>) =
                         item?.extract()?;
                     let mut descriptor = ValueStateDescriptor::<PyObj>::new(name);
-                    if let Some(ms) = ttl_ms {
-                        descriptor =
-                            descriptor.enable_time_to_live(superflow_api::StateTtlConfig::new(
-                                std::time::Duration::from_millis(ms),
-                            ));
+                    let renew_on_read = ttl.is_some_and(|ttl| ttl.1);
+                    let returns_expired = ttl.is_some_and(|ttl| ttl.2);
+                    if let Some(ttl) = ttl {
+                        descriptor = descriptor.enable_time_to_live(ttl_config(ttl));
                     }
                     self.states.push(DeclaredPyState {
                         handle: PyObj(handle.unbind()),
                         descriptor,
+                        renew_on_read,
+                        returns_expired,
+                        loaded_live: false,
                     });
                 }
                 Ok(())

@@ -19,6 +19,9 @@ pub use snapshot::{
     filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, write_raw_keyed_snapshot,
     Compression, SnapshotError,
 };
-pub use spill::{read_chain, DiskStateStore, SpillingMap, StoreError};
+pub use spill::{
+    read_chain, Compacted, CompactionCleanup, CompactionRun, DiskStateStore, SpillingMap,
+    StoreError,
+};
 pub use table::{Namespaced, StateTable};
 pub use timers::{TimeDomain, TimerService};

@@ -13,6 +13,7 @@
 //! turns misses into random reads and evictions into random writes, which the LSM
 //! serves at several times redb's write rate.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,11 +23,14 @@ use superflow_core::{assign_to_key_group, KeyGroupRange};
 
 use crate::snapshot::{read_keyed_snapshot, write_raw_keyed_snapshot, Compression, SnapshotError};
 
-/// The embedded store of one job run on one process: a fjall keyspace in a local
+/// The embedded store of one job run on one process: a fjall database in a local
 /// directory, shared by every subtask's spilling state.
 pub struct DiskStateStore {
-    pub(crate) keyspace: fjall::Keyspace,
+    pub(crate) db: fjall::Database,
     dir: PathBuf,
+    /// Compaction cleanups of partitions not created yet, by partition name: fjall asks
+    /// for a partition's filter when it creates the partition.
+    cleanups: Arc<std::sync::Mutex<HashMap<String, CompactionCleanup>>>,
 }
 
 impl std::fmt::Debug for DiskStateStore {
@@ -45,6 +49,89 @@ pub struct StoreError {
     reason: String,
 }
 
+/// What a compaction does with one stored value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Compacted {
+    /// The value stays as it is.
+    Keep,
+    /// The entry goes (an expired value).
+    Remove,
+    /// The value is replaced (a list or map that lost some expired elements).
+    Replace(Vec<u8>),
+}
+
+/// Decides what one compaction run does with each stored value of a partition.
+pub type CompactionRun = Box<dyn FnMut(&[u8]) -> Compacted + Send>;
+
+/// Cleans a partition's values up when the store compacts them (TTL cleanup in the
+/// background, as Flink's RocksDB compaction filter): makes a [`CompactionRun`] for
+/// each compaction, so that it reads the clock once per run (or every so many values).
+pub type CompactionCleanup = Arc<dyn Fn() -> CompactionRun + Send + Sync>;
+
+/// Adapts a [`CompactionCleanup`] to fjall's compaction filters.
+struct CleanupFactory(std::panic::AssertUnwindSafe<CompactionCleanup>);
+
+impl fjall::compaction::filter::Factory for CleanupFactory {
+    fn name(&self) -> &str {
+        "superflow-ttl"
+    }
+
+    fn make_filter(
+        &self,
+        _: &fjall::compaction::filter::Context,
+    ) -> Box<dyn fjall::compaction::filter::CompactionFilter> {
+        Box::new(CleanupFilter((self.0)()))
+    }
+}
+
+struct CleanupFilter(CompactionRun);
+
+impl fjall::compaction::filter::CompactionFilter for CleanupFilter {
+    fn filter_item(
+        &mut self,
+        item: fjall::compaction::filter::ItemAccessor<'_>,
+        _: &fjall::compaction::filter::Context,
+    ) -> fjall::compaction::filter::CompactionFilterResult {
+        use fjall::compaction::filter::Verdict;
+        let value = item.value()?;
+        Ok(match (self.0)(&value) {
+            Compacted::Keep => Verdict::Keep,
+            Compacted::Remove => Verdict::Remove,
+            Compacted::Replace(bytes) => Verdict::ReplaceValue(bytes.into()),
+        })
+    }
+}
+
+/// A consistent view of one partition, read on a checkpoint writer's thread.
+pub(crate) struct PartitionSnapshot {
+    snapshot: fjall::Snapshot,
+    partition: fjall::Keyspace,
+}
+
+impl PartitionSnapshot {
+    pub(crate) fn of(store: &DiskStateStore, partition: &fjall::Keyspace) -> PartitionSnapshot {
+        PartitionSnapshot {
+            snapshot: store.db.snapshot(),
+            partition: partition.clone(),
+        }
+    }
+
+    /// Every entry, in key order.
+    pub(crate) fn iter(
+        &self,
+    ) -> impl Iterator<Item = Result<(fjall::Slice, fjall::Slice), fjall::Error>> + '_ {
+        use fjall::Readable;
+        self.snapshot
+            .iter(&self.partition)
+            .map(|guard| guard.into_inner())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<fjall::Slice>, fjall::Error> {
+        use fjall::Readable;
+        self.snapshot.get(&self.partition, key)
+    }
+}
+
 impl DiskStateStore {
     /// Opens a fresh store in `dir` (whatever was there is removed).
     pub fn open(dir: &Path) -> Result<Arc<DiskStateStore>, StoreError> {
@@ -55,20 +142,29 @@ impl DiskStateStore {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| error(e.to_string()))?;
         }
+        let cleanups: Arc<std::sync::Mutex<HashMap<String, CompactionCleanup>>> = Arc::default();
+        let assigned = Arc::clone(&cleanups);
         // A working copy: writes need not reach the OS at once (checkpoints are the
         // durable copy). The block cache is a second cache behind each state's own table
         // in memory: at 128 MiB it held most of the backend's memory (a window count
         // over 4M keys, 20M records, peaked at 1.23 GB against 0.67 GB at 32 MiB, and
         // ran 30% faster: 0.19M against 0.13M records/s).
-        let keyspace = fjall::Config::new(dir)
+        let db = fjall::Database::builder(dir)
             .temporary(true)
             .manual_journal_persist(true)
             .cache_size(32 * 1024 * 1024)
+            .with_compaction_filter_factories(Arc::new(move |partition: &str| {
+                let cleanup = lock(&assigned).remove(partition)?;
+                let factory: Arc<dyn fjall::compaction::filter::Factory> =
+                    Arc::new(CleanupFactory(std::panic::AssertUnwindSafe(cleanup)));
+                Some(factory)
+            }))
             .open()
             .map_err(|e| error(e.to_string()))?;
         Ok(Arc::new(DiskStateStore {
-            keyspace,
+            db,
             dir: dir.to_path_buf(),
+            cleanups,
         }))
     }
 
@@ -79,25 +175,45 @@ impl DiskStateStore {
 
     /// Bytes the store holds on disk.
     pub fn disk_space(&self) -> u64 {
-        self.keyspace.disk_space()
+        self.db.disk_space().unwrap_or_else(|e| self.fail(e))
     }
 
-    pub(crate) fn partition(&self, state: &str) -> (String, fjall::PartitionHandle) {
+    /// The partition of `state`, created with `cleanup` as its compaction cleanup if it
+    /// does not exist yet.
+    pub(crate) fn partition(
+        &self,
+        state: &str,
+        cleanup: Option<CompactionCleanup>,
+    ) -> (String, fjall::Keyspace) {
         // Partition names allow few characters: a hash of the state's name stands in.
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = foldhash::fast::FixedState::with_seed(7).build_hasher();
         hasher.write(state.as_bytes());
         let name = format!("s{:016x}", hasher.finish());
+        if let Some(cleanup) = cleanup {
+            lock(&self.cleanups).insert(name.clone(), cleanup);
+        }
         let partition = self
-            .keyspace
-            .open_partition(
-                &name,
-                fjall::PartitionCreateOptions::default()
+            .db
+            .keyspace(&name, || {
+                fjall::KeyspaceCreateOptions::default()
                     .manual_journal_persist(true)
-                    .max_memtable_size(4 * 1024 * 1024),
-            )
+                    .max_memtable_size(4 * 1024 * 1024)
+            })
             .unwrap_or_else(|e| self.fail(e));
+        lock(&self.cleanups).remove(&name);
         (name, partition)
+    }
+
+    /// Compacts `state`'s partition now, and returns how many entries it holds then (for
+    /// tests and measurements of compaction cleanup).
+    pub fn compact(&self, state: &str) -> usize {
+        let (_, partition) = self.partition(state, None);
+        partition
+            .rotate_memtable_and_wait()
+            .and_then(|()| partition.major_compact())
+            .and_then(|()| partition.len())
+            .unwrap_or_else(|e| self.fail(e))
     }
 
     pub(crate) fn fail(&self, e: impl std::fmt::Display) -> ! {
@@ -105,10 +221,16 @@ impl DiskStateStore {
     }
 }
 
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The stored part of a spilling map.
 struct Disk {
     store: Arc<DiskStateStore>,
-    partition: fjall::PartitionHandle,
+    partition: fjall::Keyspace,
     name: String,
     max_parallelism: usize,
     /// Keys written or removed since the last checkpoint.
@@ -156,13 +278,13 @@ impl StoredKeys {
     }
 
     /// Builds the filter again from the keys of `partition` if it is full.
-    fn refresh(&mut self, store: &DiskStateStore, partition: &fjall::PartitionHandle) {
+    fn refresh(&mut self, store: &DiskStateStore, partition: &fjall::Keyspace) {
         if self.added <= self.room {
             return;
         }
         let mut fresh = StoredKeys::with_room(2 * partition.approximate_len());
-        for key in partition.keys() {
-            fresh.add(&key.unwrap_or_else(|e| store.fail(e)));
+        for item in partition.iter() {
+            fresh.add(&item.key().unwrap_or_else(|e| store.fail(e)));
         }
         *self = fresh;
     }
@@ -185,7 +307,7 @@ impl Disk {
         hot: &mut rustc_hash::FxHashMap<K, Slot<V>>,
         only: Option<&[K2]>,
     ) {
-        let mut batch = self.store.keyspace.batch();
+        let mut batch = self.store.db.batch();
         let mut key_bytes = Vec::new();
         let mut value = Vec::new();
         for (key, slot) in hot.iter_mut() {
@@ -266,7 +388,19 @@ where
         max_parallelism: usize,
         capacity: usize,
     ) -> Self {
-        let (name, partition) = store.partition(state);
+        Self::spilling_with_cleanup(store, state, max_parallelism, capacity, None)
+    }
+
+    /// [`SpillingMap::spilling`], whose stored values `cleanup` sees when the store
+    /// compacts them.
+    pub fn spilling_with_cleanup(
+        store: &Arc<DiskStateStore>,
+        state: &str,
+        max_parallelism: usize,
+        capacity: usize,
+        cleanup: Option<CompactionCleanup>,
+    ) -> Self {
+        let (name, partition) = store.partition(state, cleanup);
         SpillingMap {
             hot: rustc_hash::FxHashMap::default(),
             capacity: capacity.max(1),
@@ -320,7 +454,7 @@ where
         // An eighth at a time, so a full table is not flushed on every insert.
         let evict = (self.capacity / 8).max(1);
         let victims: Vec<K> = self.hot.keys().take(evict).cloned().collect();
-        let mut batch = disk.store.keyspace.batch();
+        let mut batch = disk.store.db.batch();
         let mut value = Vec::new();
         for key in victims {
             if let Some(slot) = self.hot.remove(&key) {
@@ -511,10 +645,10 @@ where
         let Some(disk) = &self.disk else {
             return;
         };
-        let mut batch = disk.store.keyspace.batch();
+        let mut batch = disk.store.db.batch();
         let mut value_bytes = Vec::new();
         for item in disk.partition.iter() {
-            let (stored_key, bytes) = item.unwrap_or_else(|e| disk.store.fail(e));
+            let (stored_key, bytes) = item.into_inner().unwrap_or_else(|e| disk.store.fail(e));
             let key: K = postcard::from_bytes(&stored_key[2..])
                 .unwrap_or_else(|e| disk.store.fail(format!("a key cannot be decoded: {e}")));
             if self.hot.contains_key(&key) {
@@ -575,7 +709,7 @@ where
         }
         disk.chain.push(file.clone());
         let chain = disk.chain.clone();
-        let snapshot = disk.partition.snapshot();
+        let snapshot = PartitionSnapshot::of(&disk.store, &disk.partition);
         Some(Box::new(move || {
             let bytes = if full {
                 let mut entries = Vec::new();
@@ -626,7 +760,7 @@ where
             });
         };
         disk.write_back(&mut self.hot, None);
-        let snapshot = disk.partition.snapshot();
+        let snapshot = PartitionSnapshot::of(&disk.store, &disk.partition);
         Box::new(move || {
             let mut groups: Vec<(u32, Vec<(fjall::Slice, fjall::Slice)>)> = Vec::new();
             for item in snapshot.iter() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::hashing::StateHashSet;
-use crate::spill::{DiskStateStore, Encoding};
+use crate::spill::{DiskStateStore, Encoding, PartitionSnapshot};
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,7 +62,7 @@ impl<K, N> Default for TimerQueue<K, N> {
 /// namespace, with empty values.
 struct TimerDisk {
     store: Arc<DiskStateStore>,
-    partition: fjall::PartitionHandle,
+    partition: fjall::Keyspace,
     capacity: usize,
 }
 
@@ -137,7 +137,7 @@ where
     /// No timers; beyond `capacity` per domain in memory, they go to partition `state`
     /// of `store`.
     pub fn spilling(store: &Arc<DiskStateStore>, state: &str, capacity: usize) -> Self {
-        let (_, partition) = store.partition(state);
+        let (_, partition) = store.partition(state, None);
         TimerService {
             disk: Some(TimerDisk {
                 store: Arc::clone(store),
@@ -199,7 +199,7 @@ where
         scratch: &mut Vec<u8>,
     ) {
         let target = disk.capacity - disk.capacity / 4;
-        let mut batch = disk.store.keyspace.batch();
+        let mut batch = disk.store.db.batch();
         while queue.hot_len > target {
             let Some(mut last) = queue.hot.last_entry() else {
                 break;
@@ -236,10 +236,10 @@ where
     #[inline(never)]
     fn refill(disk: &TimerDisk, domain: TimeDomain, queue: &mut TimerQueue<K, N>) {
         let target = (disk.capacity / 2).max(1);
-        let mut batch = disk.store.keyspace.batch();
+        let mut batch = disk.store.db.batch();
         queue.spill_from = i64::MAX;
         for item in disk.partition.prefix([domain.tag()]) {
-            let (stored, _) = item.unwrap_or_else(|e| disk.store.fail(e));
+            let stored = item.key().unwrap_or_else(|e| disk.store.fail(e));
             let time = TimerDisk::time_of(&stored);
             if queue.hot_len >= target {
                 queue.spill_from = time;
@@ -349,7 +349,7 @@ where
         let stored = self
             .disk
             .as_ref()
-            .map(|disk| (Arc::clone(&disk.store), disk.partition.snapshot()));
+            .map(|disk| PartitionSnapshot::of(&disk.store, &disk.partition));
         Box::new(move || {
             let mut timers: Vec<(K, N, (bool, i64))> = Vec::new();
             for (processing, queue) in [(false, copy.0), (true, copy.1)] {
@@ -359,7 +359,7 @@ where
                     }
                 }
             }
-            if let Some((_, snapshot)) = &stored {
+            if let Some(snapshot) = &stored {
                 for item in snapshot.iter() {
                     let (key, _) = item.map_err(|e| e.to_string())?;
                     let (k, n): (K, N) = postcard::from_bytes(&key[9..])

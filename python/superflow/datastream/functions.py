@@ -427,7 +427,7 @@ class RuntimeContext:
         self._subtask = subtask
         self._parallelism = parallelism
         self._keyed = keyed
-        self._states: List[Tuple[str, Any, Optional[int]]] = []
+        self._states: List[Tuple[str, Any, Optional[tuple]]] = []
         self._names: set = set()
 
     def get_task_name(self) -> str:
@@ -448,7 +448,7 @@ class RuntimeContext:
             raise ValueError(f"state '{descriptor.name}' is declared twice")
         self._names.add(descriptor.name)
         ttl = descriptor._ttl_config
-        self._states.append((descriptor.name, state, None if ttl is None else ttl.ttl_ms))
+        self._states.append((descriptor.name, state, None if ttl is None else ttl._engine()))
         return state
 
     def get_state(self, state_descriptor: Any) -> Any:

@@ -10,7 +10,15 @@ from superflow.common.typeinfo import TypeInformation
 
 
 class StateTtlConfig:
-    """Time-to-live of state values (``StateTtlConfig.new_builder(Time.seconds(1))``)."""
+    """Time-to-live of state values, in processing time
+    (``StateTtlConfig.new_builder(Time.seconds(1))...build()``).
+
+    A Python state's value (a whole list or dict for list and map state) expires as
+    one. Expired values are removed when read; ``cleanup_incrementally(n)`` also sweeps
+    the whole state every ``n`` accesses, ``cleanup_full_snapshot()`` leaves expired
+    values out of checkpoints, and with the embedded LSM backend the store's
+    compactions drop them in the background (``cleanup_in_rocksdb_compact_filter``, on
+    by default; ``disable_cleanup_in_background()`` turns it off)."""
 
     class UpdateType:
         OnCreateAndWrite = "OnCreateAndWrite"
@@ -20,41 +28,137 @@ class StateTtlConfig:
         NeverReturnExpired = "NeverReturnExpired"
         ReturnExpiredIfNotCleanedUp = "ReturnExpiredIfNotCleanedUp"
 
-    def __init__(self, ttl_ms: int, update_type: str, visibility: str):
+    class TtlTimeCharacteristic:
+        ProcessingTime = "ProcessingTime"
+
+    def __init__(self, ttl_ms: int, update_type: str, visibility: str,
+                 cleanup_full_snapshot: bool = False,
+                 cleanup_incrementally: Optional[int] = None,
+                 compaction_query_time_after: Optional[int] = 1000):
         self.ttl_ms = ttl_ms
         self.update_type = update_type
         self.visibility = visibility
+        self.cleanup_full_snapshot = cleanup_full_snapshot
+        self.cleanup_incrementally = cleanup_incrementally
+        self.compaction_query_time_after = compaction_query_time_after
 
     @staticmethod
     def new_builder(ttl: Duration) -> "StateTtlConfig.Builder":
         return StateTtlConfig.Builder(ttl)
 
+    def get_ttl(self) -> Duration:
+        return Duration.of_millis(self.ttl_ms)
+
+    def get_update_type(self) -> str:
+        return self.update_type
+
+    def get_state_visibility(self) -> str:
+        return self.visibility
+
+    def is_enabled(self) -> bool:
+        return self.update_type is not None
+
+    def _engine(self) -> Tuple[int, bool, bool, bool, Optional[int], Optional[int]]:
+        """What the engine needs: (ttl ms, reads renew, expired returned, cleanup on full
+        snapshot, incremental cleanup every n accesses, compaction cleanup)."""
+        return (self.ttl_ms,
+                self.update_type == StateTtlConfig.UpdateType.OnReadAndWrite,
+                self.visibility == StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp,
+                self.cleanup_full_snapshot,
+                self.cleanup_incrementally,
+                self.compaction_query_time_after)
+
     class Builder:
         def __init__(self, ttl: Duration):
-            if not isinstance(ttl, Duration):
-                raise TypeError("StateTtlConfig.new_builder takes a Time or Duration")
-            self._ttl = ttl.to_milliseconds()
             self._update = StateTtlConfig.UpdateType.OnCreateAndWrite
             self._visibility = StateTtlConfig.StateVisibility.NeverReturnExpired
+            self._full_snapshot = False
+            self._incremental: Optional[int] = None
+            self._compaction: Optional[int] = 1000
+            self.set_ttl(ttl)
+
+        def set_ttl(self, ttl: Duration) -> "StateTtlConfig.Builder":
+            if not isinstance(ttl, Duration):
+                raise TypeError("a state TTL is a Time or Duration, not "
+                                f"{type(ttl).__name__}")
+            if ttl.to_milliseconds() <= 0:
+                raise ValueError(f"a state TTL must be positive, not {ttl.to_milliseconds()} ms")
+            self._ttl = ttl.to_milliseconds()
+            return self
 
         def set_update_type(self, update_type: str) -> "StateTtlConfig.Builder":
-            if update_type != StateTtlConfig.UpdateType.OnCreateAndWrite:
+            if update_type not in (StateTtlConfig.UpdateType.OnCreateAndWrite,
+                                   StateTtlConfig.UpdateType.OnReadAndWrite):
                 raise ValueError(
-                    f"update type {update_type!r} is not supported from Python yet; "
-                    "only OnCreateAndWrite")
+                    f"unknown update type {update_type!r}: use "
+                    "StateTtlConfig.UpdateType.OnCreateAndWrite or OnReadAndWrite")
             self._update = update_type
             return self
 
+        def update_ttl_on_create_and_write(self) -> "StateTtlConfig.Builder":
+            return self.set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+
+        def update_ttl_on_read_and_write(self) -> "StateTtlConfig.Builder":
+            return self.set_update_type(StateTtlConfig.UpdateType.OnReadAndWrite)
+
         def set_state_visibility(self, visibility: str) -> "StateTtlConfig.Builder":
-            if visibility != StateTtlConfig.StateVisibility.NeverReturnExpired:
+            if visibility not in (StateTtlConfig.StateVisibility.NeverReturnExpired,
+                                  StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp):
                 raise ValueError(
-                    f"visibility {visibility!r} is not supported from Python yet; "
-                    "only NeverReturnExpired")
+                    f"unknown state visibility {visibility!r}: use StateTtlConfig."
+                    "StateVisibility.NeverReturnExpired or ReturnExpiredIfNotCleanedUp")
             self._visibility = visibility
             return self
 
+        def return_expired_if_not_cleaned_up(self) -> "StateTtlConfig.Builder":
+            return self.set_state_visibility(
+                StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
+
+        def never_return_expired(self) -> "StateTtlConfig.Builder":
+            return self.set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+
+        def set_ttl_time_characteristic(self, characteristic: str) -> "StateTtlConfig.Builder":
+            if characteristic != StateTtlConfig.TtlTimeCharacteristic.ProcessingTime:
+                raise ValueError(f"state TTL runs in processing time only, not {characteristic!r}")
+            return self
+
+        def use_processing_time(self) -> "StateTtlConfig.Builder":
+            return self
+
+        def cleanup_full_snapshot(self) -> "StateTtlConfig.Builder":
+            self._full_snapshot = True
+            return self
+
+        def cleanup_incrementally(self, cleanup_size: int,
+                                  run_cleanup_for_every_record: bool = False
+                                  ) -> "StateTtlConfig.Builder":
+            """Sweeps the whole state for expired values every ``cleanup_size`` state
+            accesses (Flink checks ``cleanup_size`` entries per access instead; the
+            total work is the same)."""
+            if not isinstance(cleanup_size, int) or cleanup_size <= 0:
+                raise ValueError(f"cleanup_size must be a positive int, not {cleanup_size!r}")
+            self._incremental = cleanup_size
+            return self
+
+        def cleanup_in_rocksdb_compact_filter(
+                self, query_time_after_num_entries: int,
+                periodic_compaction_time: Optional[Duration] = None) -> "StateTtlConfig.Builder":
+            """With the embedded LSM backend, compactions drop expired values, reading the
+            clock again every ``query_time_after_num_entries`` values."""
+            if not isinstance(query_time_after_num_entries, int) or \
+                    query_time_after_num_entries <= 0:
+                raise ValueError("query_time_after_num_entries must be a positive int, not "
+                                 f"{query_time_after_num_entries!r}")
+            self._compaction = query_time_after_num_entries
+            return self
+
+        def disable_cleanup_in_background(self) -> "StateTtlConfig.Builder":
+            self._compaction = None
+            return self
+
         def build(self) -> "StateTtlConfig":
-            return StateTtlConfig(self._ttl, self._update, self._visibility)
+            return StateTtlConfig(self._ttl, self._update, self._visibility,
+                                  self._full_snapshot, self._incremental, self._compaction)
 
 
 class StateDescriptor:
@@ -71,6 +175,10 @@ class StateDescriptor:
         return self.name
 
     def enable_time_to_live(self, ttl_config: StateTtlConfig) -> None:
+        if not isinstance(ttl_config, StateTtlConfig):
+            raise TypeError("enable_time_to_live takes a StateTtlConfig (from "
+                            f"StateTtlConfig.new_builder(...).build()), not "
+                            f"{type(ttl_config).__name__}")
         self._ttl_config = ttl_config
 
 
@@ -119,10 +227,14 @@ class State:
         self._descriptor = descriptor
         self._value: Any = None
         self._dirty = False
+        # Whether the call read the value: with UpdateType.OnReadAndWrite, a read
+        # restarts its time to live.
+        self._read = False
 
     def _load(self, value: Any) -> None:
         self._value = value
         self._dirty = False
+        self._read = False
 
     def _store(self) -> Any:
         return self._value
@@ -134,6 +246,7 @@ class State:
 
 class ValueState(State):
     def value(self) -> Any:
+        self._read = True
         return self._value
 
     def update(self, value: Any) -> None:
@@ -143,6 +256,7 @@ class ValueState(State):
 
 class ListState(State):
     def get(self) -> Iterable[Any]:
+        self._read = True
         return list(self._value) if self._value else []
 
     def add(self, value: Any) -> None:
@@ -172,6 +286,7 @@ class MapState(State):
         return self._value
 
     def get(self, key: Any) -> Any:
+        self._read = True
         return (self._value or {}).get(key)
 
     def put(self, key: Any, value: Any) -> None:
@@ -188,18 +303,23 @@ class MapState(State):
             self._dirty = True
 
     def contains(self, key: Any) -> bool:
+        self._read = True
         return bool(self._value) and key in self._value
 
     def items(self) -> Iterable[Tuple[Any, Any]]:
+        self._read = True
         return list((self._value or {}).items())
 
     def keys(self) -> Iterable[Any]:
+        self._read = True
         return list((self._value or {}).keys())
 
     def values(self) -> Iterable[Any]:
+        self._read = True
         return list((self._value or {}).values())
 
     def is_empty(self) -> bool:
+        self._read = True
         return not self._value
 
     def _store(self) -> Any:
@@ -211,6 +331,7 @@ class MapState(State):
 
 class ReducingState(State):
     def get(self) -> Any:
+        self._read = True
         return self._value
 
     def add(self, value: Any) -> None:
@@ -223,6 +344,7 @@ class ReducingState(State):
 
 class AggregatingState(State):
     def get(self) -> Any:
+        self._read = True
         if self._value is None:
             return None
         return self._descriptor.agg_function.get_result(self._value)
