@@ -401,6 +401,11 @@ pub fn execute_graph(
         }
         match outcome {
             Ok(mut result) => {
+                if let (Some(cluster), Some(c)) = (&settings.cluster, &settings.checkpointing) {
+                    if cluster.process_id == 0 && processes > 1 {
+                        CheckpointStorage::new(&c.storage).forget_give_ups();
+                    }
+                }
                 result.checkpoints = history;
                 result.restarts = backoff.restarts();
                 result.restart_causes = causes;

@@ -222,6 +222,11 @@ fn a_follower_that_restarts_learns_that_process_0_gave_up() -> Result<(), Box<dy
         outputs[1]
     );
     assert!(outputs[1].contains("process 0 fails at"), "{}", outputs[1]);
+    let records: Vec<_> = std::fs::read_dir(dir.path().join("checkpoints"))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("_gave-up-"))
+        .collect();
+    assert_eq!(records.len(), 1, "one record of the job given up");
     Ok(())
 }
 

@@ -155,7 +155,9 @@ impl CheckpointStorage {
     /// Records that process 0 gave up the job after run `run_id` failed, with its
     /// error: the other processes, restarting, read it instead of waiting for a process 0
     /// that will not come back.
+    /// Only the last job given up keeps its file: earlier ones are deleted first.
     pub fn record_give_up(&self, run_id: u64, cause: &str) {
+        self.forget_give_ups();
         let path = self.root.join(give_up_file(run_id));
         if let Err(e) = write_atomically(&path, cause.as_bytes()) {
             tracing::warn!(path = %path.display(), "cannot record that the job was given up: {e}");
@@ -170,6 +172,26 @@ impl CheckpointStorage {
             None => std::fs::read(self.root.join(&name)).ok(),
         };
         bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Deletes what earlier jobs recorded with [`CheckpointStorage::record_give_up`]:
+    /// only processes of the run given up read it, while they try to reconnect.
+    pub fn forget_give_ups(&self) {
+        let files: Vec<String> = match self.remote() {
+            Some(remote) => remote.list("").map(|(_, files)| files).unwrap_or_default(),
+            None => std::fs::read_dir(&self.root)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect(),
+        };
+        for name in files.iter().filter(|n| n.starts_with(GIVE_UP_PREFIX)) {
+            let _ = std::fs::remove_file(self.root.join(name));
+            if let Some(remote) = self.remote() {
+                remote.delete(name);
+            }
+        }
     }
 
     /// The names of the files incremental checkpoints share.
@@ -293,8 +315,10 @@ fn decode_part(bytes: &[u8]) -> Result<Vec<StateSection>, String> {
 }
 
 /// The file that says process 0 gave up a job after run `run_id`.
+const GIVE_UP_PREFIX: &str = "_gave-up-";
+
 fn give_up_file(run_id: u64) -> String {
-    format!("_gave-up-{run_id:016x}")
+    format!("{GIVE_UP_PREFIX}{run_id:016x}")
 }
 
 /// Writes `bytes` to `path` through a temporary file, so a reader never sees half a
@@ -497,6 +521,20 @@ fn newest_sound(
 mod tests {
     use super::*;
     use crate::checkpoint::OperatorSnapshot;
+
+    #[test]
+    fn only_the_last_job_given_up_keeps_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = CheckpointStorage::new(dir.path());
+        storage.record_give_up(1, "first");
+        storage.record_give_up(2, "second");
+        assert_eq!(storage.give_up_of(1), None);
+        assert_eq!(storage.give_up_of(2).as_deref(), Some("second"));
+        write_checkpoint(&storage, 3, 7);
+        storage.forget_give_ups();
+        assert_eq!(storage.give_up_of(2), None);
+        assert_eq!(storage.checkpoint_ids(), vec![3], "checkpoints stay");
+    }
 
     fn write_checkpoint(storage: &CheckpointStorage, id: u64, value: u64) {
         let mut snapshot = OperatorSnapshot::new();
