@@ -287,15 +287,19 @@ pub fn execute_graph(
     // The id of the run that failed last: on a restart, the other processes look in the
     // checkpoint storage for process 0's word that it gave the job up after it.
     let mut failed_run: Option<u64> = None;
+    let storage = settings
+        .checkpointing
+        .as_ref()
+        .map(|c| CheckpointStorage::new(&c.storage));
+    // Where process 0 of several records that it gave the job up.
+    let give_up_records = storage
+        .as_ref()
+        .filter(|_| processes > 1 && settings.cluster.as_ref().is_some_and(|c| c.process_id == 0));
     loop {
-        let given_up = |run_id: u64| {
-            let storage = settings
-                .checkpointing
-                .as_ref()
-                .map(|c| CheckpointStorage::new(&c.storage));
-            move || storage.as_ref().and_then(|s| s.give_up_of(run_id))
-        };
-        let watch = failed_run.map(given_up);
+        let watch = failed_run.map(|run_id| {
+            let storage = storage.as_ref();
+            move || storage.and_then(|s| s.give_up_of(run_id))
+        });
         let mut network = match &settings.cluster {
             Some(cluster) => Some(crate::cluster::connect(
                 cluster,
@@ -401,10 +405,8 @@ pub fn execute_graph(
         }
         match outcome {
             Ok(mut result) => {
-                if let (Some(cluster), Some(c)) = (&settings.cluster, &settings.checkpointing) {
-                    if cluster.process_id == 0 && processes > 1 {
-                        CheckpointStorage::new(&c.storage).forget_give_ups();
-                    }
+                if let Some(records) = give_up_records {
+                    records.forget_give_ups();
                 }
                 result.checkpoints = history;
                 result.restarts = backoff.restarts();
@@ -425,22 +427,18 @@ pub fn execute_graph(
                     None
                 };
                 let Some(delay) = delay else {
-                    if let (Some(cluster), Some(c)) = (&settings.cluster, &settings.checkpointing) {
-                        if cluster.process_id == 0 && processes > 1 {
-                            CheckpointStorage::new(&c.storage)
-                                .record_give_up(run_id, &error.to_string());
-                        }
+                    if let Some(records) = give_up_records {
+                        records.record_give_up(run_id, &error.to_string());
                     }
                     return Err(error);
                 };
                 failed_run = Some(run_id);
-                let from = settings.checkpointing.as_ref().and_then(|c| {
-                    let storage = CheckpointStorage::new(&c.storage);
+                let from = storage.as_ref().and_then(|storage| {
                     storage
                         .checkpoint_ids()
                         .iter()
                         .any(|&id| storage.is_complete(id))
-                        .then(|| c.storage.clone())
+                        .then(|| storage.root().to_path_buf())
                 });
                 restore_from = from.or_else(|| settings.restore_from.clone());
                 let from = match (&settings.cluster, &restore_from) {

@@ -315,14 +315,32 @@ impl Disk {
             if only.is_some_and(|only| only.binary_search(&key_bytes).is_err()) {
                 continue;
             }
-            value.clear();
-            if let Err(e) = postcard::to_io(&slot.value, &mut value) {
-                self.store.fail(format!("a value cannot be encoded: {e}"));
-            }
-            batch.insert(&self.partition, key_bytes.as_slice(), value.as_slice());
-            self.stored_keys.add(&key_bytes);
+            self.stage(&mut batch, &key_bytes, &slot.value, &mut value);
             slot.stored = true;
         }
+        self.commit(batch);
+    }
+
+    /// Adds `value` under stored key `key` to `batch` (encoded in `buf`); from then on
+    /// the store may hold `key`.
+    fn stage<V: Serialize>(
+        &mut self,
+        batch: &mut fjall::OwnedWriteBatch,
+        key: &[u8],
+        value: &V,
+        buf: &mut Vec<u8>,
+    ) {
+        buf.clear();
+        if let Err(e) = postcard::to_io(value, &mut *buf) {
+            self.store.fail(format!("a value cannot be encoded: {e}"));
+        }
+        batch.insert(&self.partition, key, buf.as_slice());
+        self.stored_keys.add(key);
+    }
+
+    /// Writes `batch` to the store, and builds the filter of stored keys again if it is
+    /// full.
+    fn commit(&mut self, batch: fjall::OwnedWriteBatch) {
         if let Err(e) = batch.commit() {
             self.store.fail(e);
         }
@@ -459,18 +477,10 @@ where
         for key in victims {
             if let Some(slot) = self.hot.remove(&key) {
                 disk.key(&key, &mut self.scratch);
-                value.clear();
-                if let Err(e) = postcard::to_io(&slot.value, &mut value) {
-                    disk.store.fail(format!("a value cannot be encoded: {e}"));
-                }
-                batch.insert(&disk.partition, self.scratch.as_slice(), value.as_slice());
-                disk.stored_keys.add(&self.scratch);
+                disk.stage(&mut batch, &self.scratch, &slot.value, &mut value);
             }
         }
-        if let Err(e) = batch.commit() {
-            disk.store.fail(e);
-        }
-        disk.stored_keys.refresh(&disk.store, &disk.partition);
+        disk.commit(batch);
     }
 
     /// The value of `key`, for update (read from the store on a miss).

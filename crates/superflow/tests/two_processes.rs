@@ -36,18 +36,34 @@ fn build_job(env: &StreamExecutionEnvironment) -> DataStream<(String, i64)> {
     counts.union(&[&windowed])
 }
 
-/// Process `id` of a two-process cluster: this test binary running only `test`. Its
-/// output is captured, so that its own test report does not mix into this one's.
-fn cluster_process(exe: &Path, test: &str, id: usize, addresses: &str) -> Command {
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("SUPERFLOW_PROCESSES", "2")
-        .env("SUPERFLOW_PROCESS_ID", id.to_string())
-        .env("SUPERFLOW_ADDRESSES", addresses)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    command
+/// Starts the two processes of a cluster: this test binary running only `test`, each
+/// configured by `configure(id, command)`. Their output is captured, so that their own
+/// test reports do not mix into this one's.
+fn spawn_cluster(
+    test: &str,
+    configure: impl Fn(usize, &mut Command),
+) -> std::io::Result<Vec<std::process::Child>> {
+    let addresses = loopback_addresses(2);
+    let exe = std::env::current_exe()?;
+    (0..2)
+        .map(|id| {
+            let mut command = Command::new(&exe);
+            command
+                .args(["--exact", test, "--nocapture", "--test-threads=1"])
+                .env("SUPERFLOW_PROCESSES", "2")
+                .env("SUPERFLOW_PROCESS_ID", id.to_string())
+                .env("SUPERFLOW_ADDRESSES", &addresses)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            configure(id, &mut command);
+            command.spawn()
+        })
+        .collect()
+}
+
+/// What a process printed, stdout then stderr.
+fn text_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
 }
 
 fn final_counts(records: &[(String, i64)]) -> std::collections::BTreeMap<String, i64> {
@@ -88,24 +104,17 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     env.set_parallelism(4);
     let single = build_job(&env).execute_and_collect()?;
 
-    let addresses = loopback_addresses(2);
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
-    let children: Vec<_> = (0..2)
-        .map(|id| {
-            cluster_process(&exe, "two_process_child", id, &addresses)
-                .env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")))
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
+    let children = spawn_cluster("two_process_child", |id, command| {
+        command.env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")));
+    })?;
     for child in children {
         let output = child.wait_with_output()?;
         assert!(
             output.status.success(),
-            "a process of the cluster failed: {}\n{}{}",
+            "a process of the cluster failed: {}\n{}",
             output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            text_of(&output)
         );
     }
     let mut both = read_records(&dir.path().join("out-0"))?;
@@ -196,23 +205,13 @@ fn give_up_child() -> Result<(), Box<dyn std::error::Error>> {
 #[test]
 fn a_follower_that_restarts_learns_that_process_0_gave_up() -> Result<(), Box<dyn std::error::Error>>
 {
-    let addresses = loopback_addresses(2);
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
-    let children: Vec<_> = (0..2)
-        .map(|id| {
-            cluster_process(&exe, "give_up_child", id, &addresses)
-                .env("SUPERFLOW_TEST_GIVE_UP", dir.path())
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
+    let children = spawn_cluster("give_up_child", |_, command| {
+        command.env("SUPERFLOW_TEST_GIVE_UP", dir.path());
+    })?;
     let outputs: Vec<String> = children
         .into_iter()
-        .map(|child| {
-            let output = child.wait_with_output()?;
-            Ok(String::from_utf8_lossy(&output.stdout).to_string()
-                + &String::from_utf8_lossy(&output.stderr))
-        })
+        .map(|child| Ok(text_of(&child.wait_with_output()?)))
         .collect::<Result<_, std::io::Error>>()?;
     assert!(outputs[0].contains("job error: "), "{}", outputs[0]);
     assert!(outputs[0].contains("process 0 fails at"), "{}", outputs[0]);
@@ -232,19 +231,13 @@ fn a_follower_that_restarts_learns_that_process_0_gave_up() -> Result<(), Box<dy
 
 #[test]
 fn a_killed_process_fails_the_other_instead_of_hanging() -> Result<(), Box<dyn std::error::Error>> {
-    let addresses = loopback_addresses(2);
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
-    let mut children: Vec<_> = (0..2)
-        .map(|id| {
-            cluster_process(&exe, "endless_child", id, &addresses)
-                .env(
-                    "SUPERFLOW_TEST_ENDLESS",
-                    dir.path().join(format!("running-{id}")),
-                )
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
+    let mut children = spawn_cluster("endless_child", |id, command| {
+        command.env(
+            "SUPERFLOW_TEST_ENDLESS",
+            dir.path().join(format!("running-{id}")),
+        );
+    })?;
     // Both processes are past start-up once records reach a sink of each.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !(dir.path().join("running-0").exists() && dir.path().join("running-1").exists()) {
@@ -259,8 +252,7 @@ fn a_killed_process_fails_the_other_instead_of_hanging() -> Result<(), Box<dyn s
     let survivor = children.remove(0);
     // The survivor must end by itself; a hang would time out the whole test run.
     let output = survivor.wait_with_output()?;
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
+    let text = text_of(&output);
     assert!(!output.status.success());
     assert!(
         text.contains("lost the connection to another process of the job"),
@@ -370,22 +362,16 @@ fn handle_child() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn run_handled(mode: &str) -> Result<(tempfile::TempDir, Vec<String>), Box<dyn std::error::Error>> {
-    let addresses = loopback_addresses(2);
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
-    let children: Vec<_> = (0..2)
-        .map(|id| {
-            cluster_process(&exe, "handle_child", id, &addresses)
-                .env("SUPERFLOW_TEST_HANDLE", mode)
-                .env("SUPERFLOW_TEST_DIR", dir.path())
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
+    let children = spawn_cluster("handle_child", |_, command| {
+        command
+            .env("SUPERFLOW_TEST_HANDLE", mode)
+            .env("SUPERFLOW_TEST_DIR", dir.path());
+    })?;
     let mut logs = Vec::new();
     for child in children {
         let output = child.wait_with_output()?;
-        let text = String::from_utf8_lossy(&output.stdout).to_string()
-            + &String::from_utf8_lossy(&output.stderr);
+        let text = text_of(&output);
         assert!(output.status.success(), "{text}");
         logs.push(text);
     }

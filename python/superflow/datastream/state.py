@@ -9,6 +9,11 @@ from superflow.common.time import Duration
 from superflow.common.typeinfo import TypeInformation
 
 
+# How many values a compaction cleans up between two readings of the clock, unless told
+# otherwise (Flink's default for its RocksDB compaction filter, and the engine's).
+_DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES = 1000
+
+
 class StateTtlConfig:
     """Time-to-live of state values, in processing time
     (``StateTtlConfig.new_builder(Time.seconds(1))...build()``).
@@ -34,7 +39,8 @@ class StateTtlConfig:
     def __init__(self, ttl_ms: int, update_type: str, visibility: str,
                  cleanup_full_snapshot: bool = False,
                  cleanup_incrementally: Optional[int] = None,
-                 compaction_query_time_after: Optional[int] = 1000):
+                 compaction_query_time_after: Optional[int] =
+                 _DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES):
         self.ttl_ms = ttl_ms
         self.update_type = update_type
         self.visibility = visibility
@@ -56,7 +62,7 @@ class StateTtlConfig:
         return self.visibility
 
     def is_enabled(self) -> bool:
-        return self.update_type is not None
+        return self.ttl_ms > 0
 
     def _engine(self) -> Tuple[int, bool, bool, bool, Optional[int], Optional[int]]:
         """What the engine needs: (ttl ms, reads renew, expired returned, cleanup on full
@@ -74,7 +80,7 @@ class StateTtlConfig:
             self._visibility = StateTtlConfig.StateVisibility.NeverReturnExpired
             self._full_snapshot = False
             self._incremental: Optional[int] = None
-            self._compaction: Optional[int] = 1000
+            self._compaction: Optional[int] = _DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES
             self.set_ttl(ttl)
 
         def set_ttl(self, ttl: Duration) -> "StateTtlConfig.Builder":
@@ -133,8 +139,8 @@ class StateTtlConfig:
                                   run_cleanup_for_every_record: bool = False
                                   ) -> "StateTtlConfig.Builder":
             """Sweeps the whole state for expired values every ``cleanup_size`` state
-            accesses (Flink checks ``cleanup_size`` entries per access instead; the
-            total work is the same)."""
+            accesses (Flink checks ``cleanup_size`` entries on each access instead: here
+            the work comes as one sweep now and then, not a little on every access)."""
             if not isinstance(cleanup_size, int) or cleanup_size <= 0:
                 raise ValueError(f"cleanup_size must be a positive int, not {cleanup_size!r}")
             self._incremental = cleanup_size

@@ -96,20 +96,39 @@ impl CheckpointStorage {
         super::remote::mirroring(&self.root).filter(|r| r.staging() == self.root)
     }
 
-    /// The ids of the checkpoint directories present, complete or not, ascending.
-    pub fn checkpoint_ids(&self) -> Vec<u64> {
-        let names: Vec<String> = match self.remote() {
-            Some(remote) => remote.list("").map(|(dirs, _)| dirs).unwrap_or_else(|e| {
-                tracing::warn!("{e}");
-                Vec::new()
+    /// The names of the entries (directories and files) in directory `relative` of the
+    /// storage: of the object store it stages for, or of the local directory. A local
+    /// directory that does not exist has none.
+    fn names_in(&self, relative: &str) -> Result<Vec<String>, String> {
+        match self.remote() {
+            Some(remote) => remote.list(relative).map(|(mut dirs, files)| {
+                dirs.extend(files);
+                dirs
             }),
-            None => std::fs::read_dir(&self.root)
+            None => Ok(std::fs::read_dir(self.root.join(relative))
                 .into_iter()
                 .flatten()
                 .flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .collect(),
-        };
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()),
+        }
+    }
+
+    /// Deletes file `relative` of the storage, here and in the object store it stages
+    /// for.
+    fn delete_file(&self, relative: &str) {
+        let _ = std::fs::remove_file(self.root.join(relative));
+        if let Some(remote) = self.remote() {
+            remote.delete(relative);
+        }
+    }
+
+    /// The ids of the checkpoint directories present, complete or not, ascending.
+    pub fn checkpoint_ids(&self) -> Vec<u64> {
+        let names = self.names_in("").unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            Vec::new()
+        });
         let mut ids: Vec<u64> = names
             .iter()
             .filter_map(|n| n.strip_prefix("chk-").and_then(|n| n.parse().ok()))
@@ -177,45 +196,20 @@ impl CheckpointStorage {
     /// Deletes what earlier jobs recorded with [`CheckpointStorage::record_give_up`]:
     /// only processes of the run given up read it, while they try to reconnect.
     pub fn forget_give_ups(&self) {
-        let files: Vec<String> = match self.remote() {
-            Some(remote) => remote.list("").map(|(_, files)| files).unwrap_or_default(),
-            None => std::fs::read_dir(&self.root)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect(),
-        };
-        for name in files.iter().filter(|n| n.starts_with(GIVE_UP_PREFIX)) {
-            let _ = std::fs::remove_file(self.root.join(name));
-            if let Some(remote) = self.remote() {
-                remote.delete(name);
-            }
+        let names = self.names_in("").unwrap_or_default();
+        for name in names.iter().filter(|n| n.starts_with(GIVE_UP_PREFIX)) {
+            self.delete_file(name);
         }
     }
 
     /// The names of the files incremental checkpoints share.
     pub fn shared_files(&self) -> Vec<String> {
-        match self.remote() {
-            Some(remote) => remote
-                .list(SHARED_DIR)
-                .map(|(_, files)| files)
-                .unwrap_or_default(),
-            None => std::fs::read_dir(self.root.join(SHARED_DIR))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect(),
-        }
+        self.names_in(SHARED_DIR).unwrap_or_default()
     }
 
     /// Deletes shared file `name`.
     pub fn delete_shared(&self, name: &str) {
-        let _ = std::fs::remove_file(self.root.join(SHARED_DIR).join(name));
-        if let Some(remote) = self.remote() {
-            remote.delete(&format!("{SHARED_DIR}/{name}"));
-        }
+        self.delete_file(&format!("{SHARED_DIR}/{name}"));
     }
 
     /// Downloads checkpoint `id` of an object store into the staging directory (its
