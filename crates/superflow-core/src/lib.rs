@@ -1,5 +1,6 @@
 //! The vocabulary every Superflow crate shares: what a record is, how keys map to
-//! key groups and subtasks, how records print, and the errors a job can end with.
+//! key groups and subtasks, how records print, the errors a job can end with, and
+//! which clones are a checkpoint's copies of state.
 //!
 //! Nothing here knows about timely-dataflow; the runtime and the API build on it.
 
@@ -10,6 +11,7 @@ pub mod display;
 pub mod error;
 pub mod key_group;
 pub mod record;
+pub mod snapshot_copy;
 
 pub use aggregate::{FieldAggregate, FieldValue};
 pub use display::RecordDisplay;
@@ -19,3 +21,4 @@ pub use key_group::{
     KeyGroupRange, DEFAULT_MAX_PARALLELISM, UPPER_BOUND_MAX_PARALLELISM,
 };
 pub use record::{Data, ExchangeData, Key};
+pub use snapshot_copy::{copy_for_snapshot, copying_for_snapshot};

@@ -16,7 +16,9 @@ use superflow_api::{
 };
 use superflow_connectors::{FileSink, RollingPolicy, SinkFunction};
 use superflow_core::{JobError, UserError};
-use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
+use superflow_runtime::checkpoint::{
+    CheckpointStatus, FunctionInitializationContext, FunctionSnapshotContext,
+};
 use superflow_runtime::{FlowControl, JobClient, JobExecutionResult};
 
 use crate::functions::{
@@ -782,7 +784,7 @@ pub(crate) fn execute<'py>(
     }
     out.set_item("collected", lists)?;
     out.set_item("bench", bench)?;
-    out.set_item("checkpoints", result.checkpoints.len())?;
+    out.set_item("checkpoints", checkpoint_stats(py, &result)?)?;
     out.set_item("restarts", result.restarts)?;
     out.set_item("restart_causes", &result.restart_causes)?;
     out.set_item(
@@ -803,4 +805,44 @@ pub(crate) fn execute<'py>(
     }
     out.set_item("operators", operators)?;
     Ok(out)
+}
+
+/// The statistics of every checkpoint of a job (`CheckpointStats`), as Python dicts with
+/// durations in milliseconds.
+fn checkpoint_stats<'py>(
+    py: Python<'py>,
+    result: &JobExecutionResult,
+) -> PyResult<Bound<'py, PyList>> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let list = PyList::empty(py);
+    for checkpoint in &result.checkpoints {
+        let d = PyDict::new(py);
+        d.set_item("id", checkpoint.id)?;
+        d.set_item("savepoint", checkpoint.savepoint)?;
+        match &checkpoint.status {
+            CheckpointStatus::Completed => d.set_item("status", "COMPLETED")?,
+            CheckpointStatus::Failed(reason) => {
+                d.set_item("status", "FAILED")?;
+                d.set_item("failure", reason)?;
+            }
+        }
+        d.set_item("trigger_timestamp_ms", checkpoint.trigger_timestamp_ms)?;
+        d.set_item("duration_ms", ms(checkpoint.duration))?;
+        d.set_item("size_bytes", checkpoint.size_bytes)?;
+        d.set_item("path", checkpoint.path.display().to_string())?;
+        let operators = PyList::empty(py);
+        for op in &checkpoint.operators {
+            let o = PyDict::new(py);
+            o.set_item("operator", &op.operator)?;
+            o.set_item("parts", op.parts)?;
+            o.set_item("size_bytes", op.size_bytes)?;
+            o.set_item("sync_duration_ms", ms(op.sync_duration))?;
+            o.set_item("async_duration_ms", ms(op.async_duration))?;
+            o.set_item("alignment_duration_ms", ms(op.alignment_duration))?;
+            operators.append(o)?;
+        }
+        d.set_item("operators", operators)?;
+        list.append(d)?;
+    }
+    Ok(list)
 }

@@ -1149,7 +1149,8 @@ fn deliver_two<A: Data, B: Data>(
 enum Signal<'a> {
     ProcessingTime(i64),
     Finish,
-    /// Write the stages' state for a checkpoint.
+    /// Write the stages' state for a checkpoint (clones made meanwhile are the
+    /// snapshot's copies: see `superflow_core::snapshot_copy`).
     Snapshot(&'a mut OperatorSnapshot),
     /// A batch of input `usize` held back for alignment, to process now.
     Replay(usize, &'a mut Batch),
@@ -1303,7 +1304,7 @@ impl OperatorCore {
             }
             let started = Instant::now();
             let mut snapshot = OperatorSnapshot::for_checkpoint(next);
-            signal(Signal::Snapshot(&mut snapshot));
+            superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
             let report = self.checkpoints.report(snapshot, started.elapsed());
             self.checkpoints.coordinator.report(next, report);
             self.checkpoints.done = next;
@@ -1352,7 +1353,7 @@ impl OperatorCore {
                 }
                 let started = Instant::now();
                 let mut snapshot = OperatorSnapshot::new();
-                signal(Signal::Snapshot(&mut snapshot));
+                superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
                 let report = self.checkpoints.report(snapshot, started.elapsed());
                 if let Err(e) = self.checkpoints.coordinator.report_final(report) {
                     raise(

@@ -22,7 +22,7 @@ class JobExecutionResult:
         self._collected: Dict[int, List[Any]] = raw.get("collected", {})
         self._operators: List[Dict[str, Any]] = raw.get("operators", [])
         self._bench = raw.get("bench", (0, 0, 0))
-        self._checkpoints = raw.get("checkpoints", 0)
+        self._checkpoints: List[Dict[str, Any]] = raw.get("checkpoints", [])
         self._restarts = raw.get("restarts", 0)
         self._restart_causes: List[str] = raw.get("restart_causes", [])
         self._restored_from: Optional[str] = raw.get("restored_from")
@@ -40,7 +40,15 @@ class JobExecutionResult:
 
     def get_completed_checkpoints(self) -> int:
         """How many checkpoints completed."""
-        return self._checkpoints
+        return sum(1 for c in self._checkpoints if c["status"] == "COMPLETED")
+
+    def get_checkpoint_stats(self) -> List[Dict[str, Any]]:
+        """Every checkpoint of the job (earlier runs' too, after a restart): ``id``,
+        ``savepoint``, ``status`` (``COMPLETED`` or ``FAILED``, then with a ``failure``),
+        ``trigger_timestamp_ms``, ``duration_ms``, ``size_bytes``, ``path``, and per
+        operator (``operators``): ``operator``, ``parts``, ``size_bytes``,
+        ``sync_duration_ms``, ``async_duration_ms`` and ``alignment_duration_ms``."""
+        return [dict(c, operators=[dict(o) for o in c["operators"]]) for c in self._checkpoints]
 
     def get_restarts(self) -> int:
         """How many times the job restarted after a failure."""
