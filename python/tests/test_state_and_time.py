@@ -228,6 +228,134 @@ def test_an_expired_value_may_be_returned_once_if_not_cleaned_up(env, update):
     assert ttl_run(env, ttl, [("write", 1), ("sleep", 0.4), ("read",), ("read",)]) == [1, None]
 
 
+
+def element_ttl_state(kind, ttl_ms=200, configure=lambda b: b):
+    """A list or map state with a TTL, driven by hand: `_load(value, now)` is what the
+    engine calls before each call, with the time, and `_store()` what it keeps after."""
+    from superflow.datastream import state as states
+    descriptor = (ListStateDescriptor("elements") if kind == "list"
+                  else MapStateDescriptor("entries"))
+    descriptor.enable_time_to_live(
+        configure(StateTtlConfig.new_builder(Time.milliseconds(ttl_ms))).build())
+    return states.ListState(descriptor) if kind == "list" else states.MapState(descriptor)
+
+
+def test_list_state_elements_expire_one_by_one():
+    state = element_ttl_state("list")
+    state._load(None, 1000)
+    state.add("a")
+    state._load(state._store(), 1150)
+    state.add_all(["b", "c"])
+    kept = state._store()
+    state._load(kept, 1199)
+    assert list(state.get()) == ["a", "b", "c"] and not state._dirty
+    # At 1200 "a" is 200 ms old: gone as the key is loaded, the rest stays.
+    state._load(kept, 1200)
+    assert state._dirty and list(state.get()) == ["b", "c"]
+    assert state._store() == [(1150, "b"), (1150, "c")]
+    state._load(state._store(), 1350)
+    assert list(state.get()) == [] and state._store() is None
+
+
+def test_list_state_renews_read_elements_with_on_read_and_write():
+    state = element_ttl_state("list", configure=lambda b: b.update_ttl_on_read_and_write())
+    state._load(None, 1000)
+    state.add("a")
+    state._load(state._store(), 1100)
+    state.add("b")
+    state._load(state._store(), 1190)
+    assert list(state) == ["a", "b"]
+    state._load(state._store(), 1380)
+    assert list(state.get()) == ["a", "b"]
+
+
+def test_list_state_returns_expired_elements_once_if_asked():
+    state = element_ttl_state("list", configure=lambda b: b.return_expired_if_not_cleaned_up())
+    state._load(None, 1000)
+    state.add("a")
+    state._load(state._store(), 1100)
+    state.add("b")
+    state._load(state._store(), 1250)
+    assert list(state.get()) == ["a", "b"]
+    state._load(state._store(), 1250)
+    assert list(state.get()) == ["b"]
+
+
+def test_map_state_entries_expire_one_by_one_and_unread_ones_go_too():
+    state = element_ttl_state("map")
+    state._load(None, 1000)
+    state.put_all({"a": 1, "b": 2})
+    state._load(state._store(), 1150)
+    state.put("c", 3)
+    state.put("a", 10)
+    kept = state._store()
+    # At 1200 "b" expired: the load drops it although nothing asks for it.
+    state._load(kept, 1200)
+    assert state._dirty and state._store()[1] == {"a": (1150, 10), "c": (1150, 3)}
+    assert state.get("b") is None and not state.contains("b")
+    assert sorted(state.items()) == [("a", 10), ("c", 3)]
+    state._load(state._store(), 1350)
+    assert state.is_empty() and state._store() is None
+
+
+def test_map_state_renews_an_entry_on_read_with_on_read_and_write():
+    state = element_ttl_state("map", configure=lambda b: b.update_ttl_on_read_and_write())
+    state._load(None, 1000)
+    state.put_all({"a": 1, "b": 2})
+    state._load(state._store(), 1150)
+    assert state.get("a") == 1
+    state._load(state._store(), 1250)
+    assert sorted(state.keys()) == ["a"]
+
+
+def test_map_state_returns_an_expired_entry_once_if_asked():
+    state = element_ttl_state("map", configure=lambda b: b.return_expired_if_not_cleaned_up())
+    state._load(None, 1000)
+    state.put("a", 1)
+    state._load(state._store(), 1300)
+    assert state.get("a") == 1
+    assert state.get("a") is None and state._store() is None
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_a_ttl_on_list_or_map_state_written_without_one_is_refused(kind):
+    state = element_ttl_state(kind)
+    with pytest.raises(ValueError, match="state '(elements|entries)' was written without"):
+        state._load([1, 2] if kind == "list" else {"a": 1}, 1000)
+
+
+class ElementTtlProbe(KeyedProcessFunction):
+    """("add", v) adds to a list state and puts into a map state, ("sleep", s) waits s
+    seconds, ("read",) yields what both hold."""
+
+    def open(self, runtime_context):
+        ttl = StateTtlConfig.new_builder(Time.seconds(1)).build()
+        elements = ListStateDescriptor("elements", Types.STRING())
+        elements.enable_time_to_live(ttl)
+        entries = MapStateDescriptor("entries", Types.STRING(), Types.INT())
+        entries.enable_time_to_live(ttl)
+        self.elements = runtime_context.get_list_state(elements)
+        self.entries = runtime_context.get_map_state(entries)
+
+    def process_element(self, value, ctx):
+        import time
+        if value[1] == "add":
+            self.elements.add(value[2])
+            self.entries.put(value[2], len(value[2]))
+        elif value[1] == "sleep":
+            time.sleep(value[2])
+        else:
+            yield list(self.elements.get()), sorted(self.entries.items())
+
+
+def test_list_and_map_elements_expire_one_by_one_in_a_job(env):
+    # "old" is more than the TTL older than the read; "new" was added just before it.
+    steps = [("add", "old"), ("read",), ("sleep", 1.2), ("add", "new"), ("read",)]
+    data = [("k",) + step for step in steps]
+    out = collect(env.from_collection(data).key_by(lambda x: x[0]).process(ElementTtlProbe()))
+    assert out == [(["old"], [("old", 3)]), (["new"], [("new", 3)])]
+
+
 class SecondTimestamps(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp):
         return value[1]

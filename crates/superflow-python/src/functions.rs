@@ -321,14 +321,16 @@ impl CoFlatMapFunction<PyObj, PyObj, PyObj> for PyCoFunction {
 /// A keyed state a Python function declared in `open`: the Python state object (of
 /// `superflow.datastream.state`) and the Rust descriptor its per-key value lives under.
 /// Before each call the current key's value is loaded into the Python object; after it,
-/// a changed value is written back. List and map states keep a Python list or dict.
+/// a changed value is written back. List and map states keep a Python list or dict
+/// (with a TTL, of stamped elements, which Python expires one by one).
 #[derive(Clone)]
 struct DeclaredPyState {
     handle: PyObj,
     descriptor: ValueStateDescriptor<PyObj>,
     /// `UpdateType.OnReadAndWrite`: a call that reads the value restarts its time to
     /// live. The value is loaded before every call, read or not, so the engine's state
-    /// does not renew on that load; the call's reads renew it afterwards.
+    /// does not renew on that load; the call's reads renew it afterwards. (List and map
+    /// states renew their elements in Python, and ask for this off.)
     renew_on_read: bool,
     /// Whether an expired value may be loaded (`ReturnExpiredIfNotCleanedUp`): such a
     /// load removes it, and a read of it renews nothing.
@@ -336,6 +338,8 @@ struct DeclaredPyState {
     /// Whether the value loaded for this call was live (with `renew_on_read`, a read
     /// then renews it).
     loaded_live: bool,
+    /// Whether the state has a time to live.
+    timed: bool,
 }
 
 /// A Python `StateTtlConfig` as `_engine()` gives it: (ttl ms, reads renew, expired
@@ -407,6 +411,12 @@ impl PyKeyedProcess {
             None => None,
         };
         context.setattr(intern!(py, "_time_domain"), domain)?;
+        // Python's list and map states stamp and expire their elements by this time.
+        let now = if self.states.iter().any(|s| s.timed) {
+            superflow_runtime::processing_time_now()
+        } else {
+            0
+        };
         for state in &mut self.states {
             let value = ctx.get_state(&state.descriptor).value();
             if state.renew_on_read {
@@ -419,7 +429,7 @@ impl PyKeyedProcess {
             state
                 .handle
                 .bind(py)
-                .call_method1(intern!(py, "_load"), (value.map(|v| v.0),))?;
+                .call_method1(intern!(py, "_load"), (value.map(|v| v.0), now))?;
         }
         Ok(())
     }
@@ -518,6 +528,7 @@ impl PyKeyedProcess {
                         renew_on_read,
                         returns_expired,
                         loaded_live: false,
+                        timed: ttl.is_some(),
                     });
                 }
                 Ok(())

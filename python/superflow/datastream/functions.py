@@ -447,8 +447,7 @@ class RuntimeContext:
         if descriptor.name in self._names:
             raise ValueError(f"state '{descriptor.name}' is declared twice")
         self._names.add(descriptor.name)
-        ttl = descriptor._ttl_config
-        self._states.append((descriptor.name, state, None if ttl is None else ttl._engine()))
+        self._states.append((descriptor.name, state, state._engine_ttl()))
         return state
 
     def get_state(self, state_descriptor: Any) -> Any:

@@ -18,12 +18,14 @@ class StateTtlConfig:
     """Time-to-live of state values, in processing time
     (``StateTtlConfig.new_builder(Time.seconds(1))...build()``).
 
-    A Python state's value (a whole list or dict for list and map state) expires as
-    one. Expired values are removed when read; ``cleanup_incrementally(n)`` also sweeps
-    the whole state every ``n`` accesses, ``cleanup_full_snapshot()`` leaves expired
-    values out of checkpoints, and with the embedded LSM backend the store's
+    Each element of a list state and each entry of a map state has its own time to
+    live, as in Flink. Expired values are removed when read; ``cleanup_incrementally(n)``
+    also sweeps the whole state every ``n`` accesses, ``cleanup_full_snapshot()`` leaves
+    expired values out of checkpoints, and with the embedded LSM backend the store's
     compactions drop them in the background (``cleanup_in_rocksdb_compact_filter``, on
-    by default; ``disable_cleanup_in_background()`` turns it off)."""
+    by default; ``disable_cleanup_in_background()`` turns it off). Those three work on a
+    key's whole list or map, which goes once all its elements expired; expired elements
+    of a list or map still in use go when its key is next used."""
 
     class UpdateType:
         OnCreateAndWrite = "OnCreateAndWrite"
@@ -236,11 +238,26 @@ class State:
         # Whether the call read the value: with UpdateType.OnReadAndWrite, a read
         # restarts its time to live.
         self._read = False
+        ttl = descriptor._ttl_config
+        self._ttl_ms = ttl.ttl_ms if ttl is not None else 0
+        self._renews_on_read = (ttl is not None and
+                                ttl.update_type == StateTtlConfig.UpdateType.OnReadAndWrite)
+        self._returns_expired = (
+            ttl is not None and
+            ttl.visibility == StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
+        # The processing time of the call (milliseconds), with a TTL.
+        self._now = 0
 
-    def _load(self, value: Any) -> None:
+    def _engine_ttl(self) -> Optional[tuple]:
+        """The TTL the engine applies to the value it keeps."""
+        ttl = self._descriptor._ttl_config
+        return None if ttl is None else ttl._engine()
+
+    def _load(self, value: Any, now: int = 0) -> None:
         self._value = value
         self._dirty = False
         self._read = False
+        self._now = now
 
     def _store(self) -> Any:
         return self._value
@@ -260,48 +277,190 @@ class ValueState(State):
         self._dirty = True
 
 
-class ListState(State):
+def _ttl_mismatch(descriptor: StateDescriptor) -> ValueError:
+    return ValueError(
+        f"state '{descriptor.name}' was written without a time to live (or by an older "
+        "Superflow), and now has one: as in Flink, a TTL cannot be added to existing "
+        "list or map state; start it under a new name")
+
+
+class _ElementTtl(State):
+    """A list or map state with a TTL: each element has its own, as in Flink. The
+    engine's one value per key carries a stamp per element (when it was written, or
+    read with ``OnReadAndWrite``), and its own TTL, renewed by every write, outlives
+    the elements: a key whose elements all expired goes as a whole, in every cleanup the
+    engine does. Expired elements of a key still in use go when the key is used."""
+
+    def _engine_ttl(self) -> Optional[tuple]:
+        engine = super()._engine_ttl()
+        # Reads renew elements here, and the write-back of a renewal renews the value.
+        return None if engine is None else (engine[0], False) + engine[2:]
+
+    def _expired(self, stamp: int) -> bool:
+        return stamp + self._ttl_ms <= self._now
+
+
+class ListState(_ElementTtl):
+    """With a TTL the engine keeps ``(stamp, element)`` pairs in the order written;
+    stamps never decrease along the list, so the expired elements are a prefix."""
+
+    def _load(self, value: Any, now: int = 0) -> None:
+        super()._load(value, now)
+        if self._ttl_ms and value:
+            first = value[0]
+            if not (type(first) is tuple and len(first) == 2 and type(first[0]) is int):
+                raise _ttl_mismatch(self._descriptor)
+            if not self._returns_expired:
+                self._drop_expired()
+
+    def _expired_prefix(self) -> int:
+        entries = self._value
+        if not entries or not self._expired(entries[0][0]):
+            return 0
+        low, high = 1, len(entries)
+        while low < high:
+            middle = (low + high) // 2
+            if self._expired(entries[middle][0]):
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def _drop_expired(self) -> None:
+        cut = self._expired_prefix()
+        if cut:
+            self._value = self._value[cut:]
+            self._dirty = True
+
+    def _stamped(self, values: Iterable[Any]) -> List[Any]:
+        if not self._ttl_ms:
+            return list(values)
+        return [(self._now, v) for v in values]
+
     def get(self) -> Iterable[Any]:
         self._read = True
-        return list(self._value) if self._value else []
+        if not self._value:
+            return []
+        if not self._ttl_ms:
+            return list(self._value)
+        cut = self._expired_prefix()
+        # An expired element is returned once, if asked, and goes either way.
+        values = [v for _, v in (self._value if self._returns_expired else self._value[cut:])]
+        if cut:
+            self._value = self._value[cut:]
+            self._dirty = True
+        if self._renews_on_read and self._value:
+            self._value = [(self._now, v) for _, v in self._value]
+            self._dirty = True
+        return values
 
     def add(self, value: Any) -> None:
-        if self._value is None:
-            self._value = []
-        self._value.append(value)
-        self._dirty = True
+        self.add_all([value])
 
     def add_all(self, values: List[Any]) -> None:
+        if self._ttl_ms:
+            self._drop_expired()
         if self._value is None:
             self._value = []
-        self._value.extend(values)
+        self._value.extend(self._stamped(values))
         self._dirty = True
 
     def update(self, values: List[Any]) -> None:
-        self._value = list(values) if values else None
+        self._value = self._stamped(values) if values else None
         self._dirty = True
+
+    def _store(self) -> Any:
+        return self._value or None
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.get())
 
 
-class MapState(State):
+class MapState(_ElementTtl):
+    """With a TTL the engine keeps ``(sweep_at, {key: (stamp, value)})``: ``sweep_at``
+    is no later than the first entry's expiry, and the first use of the key from then
+    drops the expired entries (a write does, with ``ReturnExpiredIfNotCleanedUp``)."""
+
+    def __init__(self, descriptor: StateDescriptor):
+        super().__init__(descriptor)
+        self._sweep_at: Optional[int] = None
+
+    def _load(self, value: Any, now: int = 0) -> None:
+        if self._ttl_ms:
+            if value is not None and not (type(value) is tuple and len(value) == 2 and
+                                          type(value[1]) is dict):
+                raise _ttl_mismatch(self._descriptor)
+            sweep_at, entries = value if value is not None else (None, None)
+            super()._load(entries, now)
+            self._sweep_at = sweep_at
+            if not self._returns_expired:
+                self._sweep_if_due()
+        else:
+            super()._load(value, now)
+
+    def _sweep_if_due(self) -> None:
+        if not self._value or self._sweep_at is None or self._now < self._sweep_at:
+            return
+        live = {k: e for k, e in self._value.items() if not self._expired(e[0])}
+        self._value = live
+        self._sweep_at = min(e[0] for e in live.values()) + self._ttl_ms if live else None
+        self._dirty = True
+
     def _map(self) -> Dict[Any, Any]:
         if self._value is None:
             self._value = {}
         return self._value
 
+    def _entry(self, key: Any) -> Tuple[bool, Any]:
+        """Whether `key` has a value to give, and the value; an expired entry goes."""
+        if not self._value or key not in self._value:
+            return False, None
+        if not self._ttl_ms:
+            return True, self._value[key]
+        stamp, value = self._value[key]
+        if self._expired(stamp):
+            del self._value[key]
+            self._dirty = True
+            return self._returns_expired, value
+        if self._renews_on_read:
+            self._value[key] = (self._now, value)
+            self._dirty = True
+        return True, value
+
+    def _entries(self) -> List[Tuple[Any, Any]]:
+        """The (key, value) pairs to give, renewing and dropping as `_entry` does."""
+        if not self._value:
+            return []
+        if not self._ttl_ms:
+            return list(self._value.items())
+        pairs = []
+        for key in list(self._value):
+            found, value = self._entry(key)
+            if found:
+                pairs.append((key, value))
+        return pairs
+
+    def _write(self, pairs: Iterable[Tuple[Any, Any]]) -> None:
+        entries = self._map()
+        if not self._ttl_ms:
+            entries.update(pairs)
+        else:
+            self._sweep_if_due()
+            entries = self._map()
+            entries.update((k, (self._now, v)) for k, v in pairs)
+            expiry = self._now + self._ttl_ms
+            self._sweep_at = expiry if self._sweep_at is None else min(self._sweep_at, expiry)
+        self._dirty = True
+
     def get(self, key: Any) -> Any:
         self._read = True
-        return (self._value or {}).get(key)
+        return self._entry(key)[1]
 
     def put(self, key: Any, value: Any) -> None:
-        self._map()[key] = value
-        self._dirty = True
+        self._write([(key, value)])
 
     def put_all(self, dict_value: Dict[Any, Any]) -> None:
-        self._map().update(dict_value)
-        self._dirty = True
+        self._write(dict_value.items())
 
     def remove(self, key: Any) -> None:
         if self._value and key in self._value:
@@ -310,26 +469,32 @@ class MapState(State):
 
     def contains(self, key: Any) -> bool:
         self._read = True
-        return bool(self._value) and key in self._value
+        return self._entry(key)[0]
 
     def items(self) -> Iterable[Tuple[Any, Any]]:
         self._read = True
-        return list((self._value or {}).items())
+        return self._entries()
 
     def keys(self) -> Iterable[Any]:
-        self._read = True
-        return list((self._value or {}).keys())
+        return [k for k, _ in self.items()]
 
     def values(self) -> Iterable[Any]:
-        self._read = True
-        return list((self._value or {}).values())
+        return [v for _, v in self.items()]
 
     def is_empty(self) -> bool:
-        self._read = True
-        return not self._value
+        if not self._ttl_ms:
+            self._read = True
+            return not self._value
+        return not self.items()
+
+    def clear(self) -> None:
+        super().clear()
+        self._sweep_at = None
 
     def _store(self) -> Any:
-        return self._value or None
+        if not self._value:
+            return None
+        return (self._sweep_at, self._value) if self._ttl_ms else self._value
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.keys())
