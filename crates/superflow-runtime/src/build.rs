@@ -1309,13 +1309,16 @@ impl OperatorCore {
             self.checkpoints.coordinator.report(next, report);
             self.checkpoints.done = next;
             let deferred = std::mem::take(&mut self.checkpoints.deferred);
-            let (mut due, later): (Vec<_>, Vec<_>) = deferred
+            let (due, later): (Vec<_>, Vec<_>) = deferred
                 .into_iter()
                 .partition(|(epoch, _, _)| checkpoint_of_epoch(*epoch) <= next);
             self.checkpoints.deferred = later;
             self.checkpoints.deferred_since =
                 (!self.checkpoints.deferred.is_empty()).then(Instant::now);
-            due.sort_by_key(|(epoch, _, _)| *epoch);
+            // In the order they came, not by epoch: an operator sends a periodic
+            // watermark at its input frontier, an earlier epoch than records it sent
+            // before it from the same checkpoint interval, and sorted the watermark
+            // would overtake those records and make them late.
             for (epoch, input, mut batch) in due {
                 signal(Signal::Replay(input, &mut batch));
                 if let Some(held) = &self.held {

@@ -76,13 +76,25 @@ pub fn assert_same_lines(actual: &[String], expected: &[String], context: &str) 
         }
     }
     let first = |v: &[Option<String>]| v.iter().take(10).flatten().cloned().collect::<Vec<_>>();
+    // Lines sort as text, so the first ten hide which kinds of line differ: count them
+    // by their first word.
+    let kinds = |v: &[Option<String>]| {
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        for line in v.iter().flatten() {
+            let kind = line.split_whitespace().next().unwrap_or_default();
+            *kinds.entry(kind.to_string()).or_default() += 1;
+        }
+        kinds
+    };
     panic!(
-        "{context}: {} lines, expected {}; {} missing {:?}; {} extra {:?}",
+        "{context}: {} lines, expected {}; {} missing {:?} {:?}; {} extra {:?} {:?}",
         actual.len(),
         expected.len(),
         missing.len(),
+        kinds(&missing),
         first(&missing),
         extra.len(),
+        kinds(&extra),
         first(&extra)
     );
 }
