@@ -149,11 +149,14 @@ def test_ttl_config_takes_pyflinks_builder_calls_and_rejects_bad_ones():
     assert config.get_update_type() == StateTtlConfig.UpdateType.OnReadAndWrite
     assert config.get_state_visibility() == \
         StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp
-    assert config._engine() == (1000, True, True, True, 10, 500)
+    assert config._engine() == (1000, True, True, True, (10, False), 500)
     default = StateTtlConfig.new_builder(Time.seconds(1)).build()
-    assert default._engine() == (1000, False, False, False, None, 1000)
+    assert default._engine() == (1000, False, False, False, (5, False), 1000)
     off = StateTtlConfig.new_builder(Time.seconds(1)).disable_cleanup_in_background().build()
-    assert off._engine()[5] is None
+    assert off._engine()[4:] == (None, None)
+    explicit = (StateTtlConfig.new_builder(Time.seconds(1)).disable_cleanup_in_background()
+                .cleanup_incrementally(3, True).build())
+    assert explicit._engine()[4:] == ((3, True), None)
     ValueStateDescriptor("v", Types.INT()).enable_time_to_live(config)
     with pytest.raises(ValueError, match="unknown update type"):
         StateTtlConfig.new_builder(Time.seconds(1)).set_update_type("Sometimes")
@@ -220,9 +223,11 @@ def test_reads_restart_the_ttl_only_with_on_read_and_write(env, update):
 
 @pytest.mark.parametrize("update", ["OnCreateAndWrite", "OnReadAndWrite"])
 def test_an_expired_value_may_be_returned_once_if_not_cleaned_up(env, update):
+    # Without background cleanup, which checks the one key as it is loaded.
     ttl = (StateTtlConfig.new_builder(Time.milliseconds(200))
            .set_update_type(update)
            .return_expired_if_not_cleaned_up()
+           .disable_cleanup_in_background()
            .build())
     # The expired value is returned once, and a read of it renews nothing.
     assert ttl_run(env, ttl, [("write", 1), ("sleep", 0.4), ("read",), ("read",)]) == [1, None]

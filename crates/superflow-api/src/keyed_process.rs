@@ -208,6 +208,7 @@ impl<K: Key> KeyedProcessContext<K> {
     pub(crate) fn set_current(&mut self, key: K, timestamp: Option<i64>) {
         self.key = Some(key);
         self.base.timestamp = timestamp;
+        self.state.on_record();
     }
 
     pub(crate) fn set_watermark(&mut self, watermark: i64) {

@@ -42,20 +42,26 @@ pub enum StateVisibility {
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Time to live of keyed state (Flink's `StateTtlConfig`), in processing time.
-/// Expired values are removed when read; with `cleanup_incrementally(n)`, by a sweep
-/// of the whole state every `n` accesses that also gives the memory back; with
-/// `cleanup_full_snapshot()`, when a checkpoint is taken; and with the embedded LSM
-/// backend, by the store's compactions (unless `disable_cleanup_in_background()`).
+/// Expired values are removed when read, and in the background, as in Flink: each
+/// access of the state checks a few more entries in memory (incremental cleanup, 5 by
+/// default, `cleanup_incrementally` to tune), and with the embedded LSM backend the
+/// store's compactions drop expired values on disk (`cleanup_in_compaction_filter`).
+/// `disable_cleanup_in_background()` turns off the defaults of both (what was set
+/// explicitly stays); `cleanup_full_snapshot()` also drops them when a checkpoint is
+/// taken.
 #[derive(Clone)]
 pub struct StateTtlConfig {
     ttl: i64,
     update_type: UpdateType,
     visibility: StateVisibility,
-    cleanup_every: Option<u64>,
+    /// Entries checked per access, and whether on every record too (set explicitly).
+    incremental_cleanup: Option<(usize, bool)>,
     cleanup_full_snapshot: bool,
     /// With the embedded store: compactions drop expired values, reading the clock
-    /// again after this many values.
+    /// again after this many values (set explicitly).
     compaction_cleanup: Option<u64>,
+    /// Whether the background cleanups run by default (incremental, and at compaction).
+    cleanup_in_background: bool,
     clock: Clock,
 }
 
@@ -65,9 +71,10 @@ impl std::fmt::Debug for StateTtlConfig {
             .field("ttl_ms", &self.ttl)
             .field("update_type", &self.update_type)
             .field("visibility", &self.visibility)
-            .field("cleanup_every", &self.cleanup_every)
+            .field("incremental_cleanup", &self.incremental_cleanup)
             .field("cleanup_full_snapshot", &self.cleanup_full_snapshot)
             .field("compaction_cleanup", &self.compaction_cleanup)
+            .field("cleanup_in_background", &self.cleanup_in_background)
             .finish()
     }
 }
@@ -79,9 +86,10 @@ impl StateTtlConfig {
             ttl: ttl.as_millis() as i64,
             update_type: UpdateType::OnCreateAndWrite,
             visibility: StateVisibility::NeverReturnExpired,
-            cleanup_every: None,
+            incremental_cleanup: None,
             cleanup_full_snapshot: false,
-            compaction_cleanup: Some(Self::DEFAULT_QUERY_TIME_AFTER_ENTRIES),
+            compaction_cleanup: None,
+            cleanup_in_background: true,
             clock: Arc::new(superflow_runtime::processing_time_now),
         }
     }
@@ -98,11 +106,22 @@ impl StateTtlConfig {
         self
     }
 
-    /// Sweeps the whole state for expired values every `accesses` accesses.
-    pub fn cleanup_incrementally(mut self, accesses: u64) -> Self {
-        self.cleanup_every = Some(accesses.max(1));
+    /// Each access of the state checks the next `cleanup_size` entries in memory for
+    /// expired values, going round the state, and so does each record the operator
+    /// handles if `run_cleanup_for_every_record` (Flink's `cleanupIncrementally`). A
+    /// round that leaves the table mostly empty gives its memory back. With the
+    /// embedded backend this covers the entries in memory; compactions clean the store.
+    pub fn cleanup_incrementally(
+        mut self,
+        cleanup_size: usize,
+        run_cleanup_for_every_record: bool,
+    ) -> Self {
+        self.incremental_cleanup = Some((cleanup_size.max(1), run_cleanup_for_every_record));
         self
     }
+
+    /// Entries an access checks when incremental cleanup is on by default (Flink's).
+    pub const DEFAULT_INCREMENTAL_CLEANUP_SIZE: usize = 5;
 
     /// Leaves expired values out of checkpoints (and drops them from memory when one is
     /// taken), as Flink's `cleanupFullSnapshot`.
@@ -124,12 +143,27 @@ impl StateTtlConfig {
         self
     }
 
-    /// Turns the cleanup in the background (compaction cleanup in the embedded
-    /// backend) off, as Flink's `disableCleanupInBackground`: expired values then go
-    /// only when read, swept incrementally, or left out of full snapshots.
+    /// Turns off the cleanups that run in the background by default (incremental
+    /// cleanup, and compaction cleanup in the embedded backend), as Flink's
+    /// `disableCleanupInBackground`; those set explicitly stay. Expired values then go
+    /// when read, by the cleanups set, or left out of full snapshots.
     pub fn disable_cleanup_in_background(mut self) -> Self {
-        self.compaction_cleanup = None;
+        self.cleanup_in_background = false;
         self
+    }
+
+    /// The incremental cleanup in effect: (entries per access, on every record too).
+    fn incremental(&self) -> Option<(usize, bool)> {
+        self.incremental_cleanup.or(self
+            .cleanup_in_background
+            .then_some((Self::DEFAULT_INCREMENTAL_CLEANUP_SIZE, false)))
+    }
+
+    /// The compaction cleanup in effect: values between readings of the clock.
+    fn compaction(&self) -> Option<u64> {
+        self.compaction_cleanup.or(self
+            .cleanup_in_background
+            .then_some(Self::DEFAULT_QUERY_TIME_AFTER_ENTRIES))
     }
 
     /// Reads time from `clock` (milliseconds) instead of the wall clock: for tests.
@@ -152,7 +186,7 @@ pub(crate) struct Stamped<T> {
     value: T,
 }
 
-/// The TTL of one declared state, and its access count for incremental cleanup.
+/// The TTL of one declared state.
 #[derive(Clone)]
 struct Ttl {
     config: Option<StateTtlConfig>,
@@ -353,13 +387,22 @@ pub(crate) fn intern(name: String) -> &'static str {
 pub trait StateValue: Clone + Send + Serialize + DeserializeOwned + 'static {}
 impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> StateValue for T {}
 
-/// One declared state: its values, how many times it was accessed, and how expired
-/// values are swept out.
+/// One declared state: its values, and how expired values are swept out.
 struct DeclaredState<K, S> {
     store: SpillingMap<K, S>,
-    accesses: u64,
     ttl: Ttl,
     live: fn(&mut S, &Ttl, i64) -> bool,
+}
+
+impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> DeclaredState<K, S> {
+    /// Checks the next entries of the incremental cleanup's round, if it has one.
+    fn clean_incrementally(&mut self) {
+        let Some((size, _)) = self.ttl.config.as_ref().and_then(|c| c.incremental()) else {
+            return;
+        };
+        let (ttl, live, now) = (&self.ttl, self.live, self.ttl.now());
+        self.store.retain_some(size, |_, v| live(v, ttl, now));
+    }
 }
 
 /// A declared state whose value type is erased: what the backend needs for checkpoints.
@@ -367,6 +410,8 @@ trait ErasedState {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Writes the state (a copy, or its changes) into a checkpoint as `name`.
     fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot, name: &str);
+    /// Runs the incremental cleanup's step of a record, if the state asks for one.
+    fn clean_for_record(&mut self);
 }
 
 impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedState
@@ -374,6 +419,18 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
 {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn clean_for_record(&mut self) {
+        if self
+            .ttl
+            .config
+            .as_ref()
+            .and_then(|c| c.incremental())
+            .is_some_and(|(_, every_record)| every_record)
+        {
+            self.clean_incrementally();
+        }
     }
 
     fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot, name: &str) {
@@ -395,6 +452,8 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
 pub struct KeyedStateBackend<K> {
     states: HashMap<String, Box<dyn ErasedState>>,
     carried: HashMap<String, Vec<Vec<u8>>>,
+    /// Whether a state runs its incremental cleanup on every record.
+    cleans_for_records: bool,
     /// With the embedded backend: the store, the entries kept in memory, this subtask's
     /// prefix of partition names, and the max parallelism.
     spill: Option<(Arc<DiskStateStore>, usize, String, usize)>,
@@ -406,6 +465,7 @@ impl<K> Default for KeyedStateBackend<K> {
         KeyedStateBackend {
             states: HashMap::new(),
             carried: HashMap::new(),
+            cleans_for_records: false,
             spill: None,
             _key: PhantomData,
         }
@@ -453,6 +513,17 @@ impl<K: Key> KeyedStateBackend<K> {
         backend
     }
 
+    /// A record (or timer) is being handled: states whose incremental cleanup runs on
+    /// every record take their step.
+    #[inline]
+    pub(crate) fn on_record(&mut self) {
+        if self.cleans_for_records {
+            for state in self.states.values_mut() {
+                state.clean_for_record();
+            }
+        }
+    }
+
     /// Writes every state into a checkpoint.
     pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
         for (name, state) in &mut self.states {
@@ -465,8 +536,8 @@ impl<K: Key> KeyedStateBackend<K> {
         }
     }
 
-    /// The store of state `name`, holding values of type `S`; every `n`-th access
-    /// sweeps expired values out with `live` when the state has incremental cleanup.
+    /// The store of state `name`, holding values of type `S`; each access checks a few
+    /// entries for expired values with `live` when the state has incremental cleanup.
     /// `elementwise`: `live` may drop some elements of a value (a list or a map);
     /// otherwise `S` is a [`Stamped`] value.
     fn store<S: Clone + Send + Serialize + DeserializeOwned + 'static>(
@@ -495,11 +566,15 @@ impl<K: Key> KeyedStateBackend<K> {
                     panic!("state '{name}' cannot be restored as {kind}: {e}");
                 }
             }
+            self.cleans_for_records |= ttl
+                .config
+                .as_ref()
+                .and_then(|c| c.incremental())
+                .is_some_and(|(_, every_record)| every_record);
             self.states.insert(
                 name.to_string(),
                 Box::new(DeclaredState::<K, S> {
                     store,
-                    accesses: 0,
                     ttl: ttl.clone(),
                     live,
                 }),
@@ -514,13 +589,7 @@ impl<K: Key> KeyedStateBackend<K> {
                 "state '{name}' is declared twice with different types (here as {kind}); give each state its own name"
             )
         };
-        state.accesses += 1;
-        if let Some(every) = ttl.config.as_ref().and_then(|c| c.cleanup_every) {
-            if state.accesses % every == 0 {
-                let now = ttl.now();
-                state.store.retain(|_, v| live(v, ttl, now));
-            }
-        }
+        state.clean_incrementally();
         &mut state.store
     }
 }
@@ -533,7 +602,7 @@ fn compaction_cleanup<S: Serialize + DeserializeOwned + 'static>(
     live: fn(&mut S, &Ttl, i64) -> bool,
     elementwise: bool,
 ) -> Option<CompactionCleanup> {
-    let query_time_after = ttl.config.as_ref()?.compaction_cleanup?;
+    let query_time_after = ttl.config.as_ref()?.compaction()?;
     let ttl = ttl.clone();
     Some(Arc::new(move || {
         let ttl = ttl.clone();
@@ -974,10 +1043,12 @@ mod tests {
         let clock = Clocked::new();
         let renewing = ValueStateDescriptor::<u32>::new("r")
             .enable_time_to_live(clock.ttl(100).set_update_type(UpdateType::OnReadAndWrite));
+        // Without background cleanup, which would check the one key before the read.
         let lenient = ValueStateDescriptor::<u32>::new("l").enable_time_to_live(
             clock
                 .ttl(100)
-                .set_state_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp),
+                .set_state_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp)
+                .disable_cleanup_in_background(),
         );
         let mut backend = KeyedStateBackend::<u8>::default();
         backend.value(&renewing, &1).update(1);
@@ -1121,38 +1192,96 @@ mod tests {
         );
     }
 
+    /// Entries in memory and the table's capacity of value state `v`.
+    fn value_table(backend: &mut KeyedStateBackend<u64>) -> (usize, usize) {
+        backend
+            .states
+            .get_mut("v")
+            .and_then(|s| {
+                s.as_any_mut()
+                    .downcast_mut::<DeclaredState<u64, Stamped<u64>>>()
+            })
+            .map(|s| (s.store.len(), s.store.capacity()))
+            .unwrap_or_default()
+    }
+
     #[test]
-    fn incremental_cleanup_removes_expired_keys_and_gives_memory_back() {
+    fn incremental_cleanup_checks_entries_on_each_access_and_gives_memory_back() {
         let clock = Clocked::new();
         let d = ValueStateDescriptor::<u64>::new("v")
-            .enable_time_to_live(clock.ttl(100).cleanup_incrementally(1_000));
+            .enable_time_to_live(clock.ttl(100).cleanup_incrementally(1_000, false));
         let mut backend = KeyedStateBackend::<u64>::default();
         for key in 0..100_000u64 {
             backend.value(&d, &key).update(key);
         }
-        let store_of = |backend: &mut KeyedStateBackend<u64>| {
-            backend
-                .states
-                .get_mut("v")
-                .and_then(|s| {
-                    s.as_any_mut()
-                        .downcast_mut::<DeclaredState<u64, Stamped<u64>>>()
-                })
-                .map(|s| (s.store.len(), s.store.capacity()))
-                .unwrap_or_default()
-        };
-        let (len, capacity_before) = store_of(&mut backend);
+        let (len, capacity_before) = value_table(&mut backend);
         assert_eq!(len, 100_000);
         clock.advance(100);
-        // Accesses to one key sweep the whole state every 1,000 accesses.
-        for _ in 0..1_000 {
+        // Each access to key 7 checks 1,000 more entries. The writes left a round of at
+        // most 1,000 keys going, so 101 accesses check every key.
+        for access in 1..=101 {
             backend.value(&d, &7).update(7);
+            let (len, _) = value_table(&mut backend);
+            assert!(
+                len + 1_000 * access >= 100_000,
+                "access {access}: {len} left"
+            );
         }
-        let (len, capacity_after) = store_of(&mut backend);
+        let (len, capacity_after) = value_table(&mut backend);
         assert_eq!(len, 1, "only the key written after the clock moved is left");
         assert!(
             capacity_after * 100 < capacity_before,
             "the table shrank: {capacity_before} -> {capacity_after}"
         );
+    }
+
+    #[test]
+    fn background_cleanup_is_on_by_default_and_can_be_turned_off() {
+        let clock = Clocked::new();
+        let by_default = ValueStateDescriptor::<u64>::new("v").enable_time_to_live(clock.ttl(100));
+        let off = ValueStateDescriptor::<u64>::new("v")
+            .enable_time_to_live(clock.ttl(100).disable_cleanup_in_background());
+        let explicit = ValueStateDescriptor::<u64>::new("v").enable_time_to_live(
+            clock
+                .ttl(100)
+                .disable_cleanup_in_background()
+                .cleanup_incrementally(10, false),
+        );
+        // Flink's default checks 5 entries an access; the writes may have left a round
+        // of up to 5 keys going, so 202 accesses check 1,000 keys.
+        for (d, accesses, left) in [
+            (&by_default, 202, 1),
+            (&off, 1_000, 1_001),
+            (&explicit, 101, 1),
+        ] {
+            let mut backend = KeyedStateBackend::<u64>::default();
+            for key in 0..1_000u64 {
+                backend.value(d, &key).update(key);
+            }
+            clock.advance(100);
+            for access in 0..accesses {
+                assert!(value_table(&mut backend).0 + 10 * access >= 1_000);
+                backend.value(d, &5_000).update(1);
+            }
+            assert_eq!(value_table(&mut backend).0, left);
+        }
+    }
+
+    #[test]
+    fn cleanup_for_every_record_runs_without_state_access() {
+        let clock = Clocked::new();
+        let d = ValueStateDescriptor::<u64>::new("v")
+            .enable_time_to_live(clock.ttl(100).cleanup_incrementally(10, true));
+        let mut backend = KeyedStateBackend::<u64>::default();
+        for key in 0..1_000u64 {
+            backend.value(&d, &key).update(key);
+        }
+        clock.advance(100);
+        // 10 entries a record; the writes may have left a round of up to 10 keys going.
+        for record in 0..101 {
+            assert!(value_table(&mut backend).0 + 10 * record >= 1_000);
+            backend.on_record();
+        }
+        assert_eq!(value_table(&mut backend).0, 0);
     }
 }

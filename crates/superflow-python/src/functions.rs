@@ -343,15 +343,17 @@ struct DeclaredPyState {
 }
 
 /// A Python `StateTtlConfig` as `_engine()` gives it: (ttl ms, reads renew, expired
-/// returned, cleanup on full snapshot, incremental cleanup, compaction cleanup).
-type PyTtl = (u64, bool, bool, bool, Option<u64>, Option<u64>);
+/// returned, cleanup on full snapshot, incremental cleanup (entries per access, on every
+/// record), compaction cleanup), with the background defaults already applied.
+type PyTtl = (u64, bool, bool, bool, Option<(usize, bool)>, Option<u64>);
 
 /// The engine's TTL of a Python state (always renewed on writes only; see
 /// [`DeclaredPyState::renew_on_read`]).
 fn ttl_config(
     (ms, _, expired_returned, full_snapshot, incremental, compaction): PyTtl,
 ) -> superflow_api::StateTtlConfig {
-    let mut config = superflow_api::StateTtlConfig::new(std::time::Duration::from_millis(ms));
+    let mut config = superflow_api::StateTtlConfig::new(std::time::Duration::from_millis(ms))
+        .disable_cleanup_in_background();
     if expired_returned {
         config = config
             .set_state_visibility(superflow_api::StateVisibility::ReturnExpiredIfNotCleanedUp);
@@ -359,13 +361,13 @@ fn ttl_config(
     if full_snapshot {
         config = config.cleanup_full_snapshot();
     }
-    if let Some(accesses) = incremental {
-        config = config.cleanup_incrementally(accesses);
+    if let Some((size, every_record)) = incremental {
+        config = config.cleanup_incrementally(size, every_record);
     }
-    match compaction {
-        Some(entries) => config.cleanup_in_compaction_filter(entries),
-        None => config.disable_cleanup_in_background(),
+    if let Some(entries) = compaction {
+        config = config.cleanup_in_compaction_filter(entries);
     }
+    config
 }
 
 /// A Python `KeyedProcessFunction`.

@@ -375,6 +375,8 @@ pub struct SpillingMap<K, V> {
     capacity: usize,
     disk: Option<Disk>,
     scratch: Vec<u8>,
+    /// The keys in memory [`SpillingMap::retain_some`] has still to check in its round.
+    round: Vec<K>,
 }
 
 impl<K, V> Default for SpillingMap<K, V> {
@@ -384,6 +386,7 @@ impl<K, V> Default for SpillingMap<K, V> {
             capacity: usize::MAX,
             disk: None,
             scratch: Vec::new(),
+            round: Vec::new(),
         }
     }
 }
@@ -432,6 +435,7 @@ where
                 stored_keys: StoredKeys::with_room(capacity.saturating_mul(4)),
             }),
             scratch: Vec::new(),
+            round: Vec::new(),
         }
     }
 
@@ -680,6 +684,36 @@ where
         }
         if let Err(e) = batch.commit() {
             disk.store.fail(e);
+        }
+    }
+
+    /// Checks the next `count` entries in memory with `keep`, dropping those it refuses,
+    /// in a round over the table (Flink's incremental TTL cleanup): a round takes the
+    /// keys in memory when it starts, so entries added later wait for the next one.
+    /// Entries only in the store are left to its compactions. The end of a round that
+    /// left the table mostly empty gives its memory back.
+    pub fn retain_some(&mut self, count: usize, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        if self.round.is_empty() {
+            if self.hot.is_empty() {
+                return;
+            }
+            self.round = self.hot.keys().cloned().collect();
+        }
+        for _ in 0..count {
+            let Some(key) = self.round.pop() else {
+                break;
+            };
+            if let Some(slot) = self.hot.get_mut(&key) {
+                if !keep(&key, &mut slot.value) {
+                    let _ = self.remove(&key);
+                }
+            }
+        }
+        if self.round.is_empty() {
+            self.round = Vec::new();
+            if self.hot.len() * 4 < self.hot.capacity() {
+                self.hot.shrink_to_fit();
+            }
         }
     }
 

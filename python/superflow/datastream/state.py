@@ -9,8 +9,10 @@ from superflow.common.time import Duration
 from superflow.common.typeinfo import TypeInformation
 
 
-# How many values a compaction cleans up between two readings of the clock, unless told
-# otherwise (Flink's default for its RocksDB compaction filter, and the engine's).
+# The background cleanups on by default, as in Flink and the engine: how many entries
+# each state access checks (incremental cleanup), and how many values a compaction
+# cleans up between two readings of the clock.
+_DEFAULT_INCREMENTAL_CLEANUP_SIZE = 5
 _DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES = 1000
 
 
@@ -19,11 +21,12 @@ class StateTtlConfig:
     (``StateTtlConfig.new_builder(Time.seconds(1))...build()``).
 
     Each element of a list state and each entry of a map state has its own time to
-    live, as in Flink. Expired values are removed when read; ``cleanup_incrementally(n)``
-    also sweeps the whole state every ``n`` accesses, ``cleanup_full_snapshot()`` leaves
-    expired values out of checkpoints, and with the embedded LSM backend the store's
-    compactions drop them in the background (``cleanup_in_rocksdb_compact_filter``, on
-    by default; ``disable_cleanup_in_background()`` turns it off). Those three work on a
+    live, as in Flink. Expired values are removed when read, and in the background: each
+    state access checks a few more entries (``cleanup_incrementally``, 5 by default),
+    and with the embedded LSM backend the store's compactions drop them
+    (``cleanup_in_rocksdb_compact_filter``); ``disable_cleanup_in_background()`` turns
+    off those defaults. ``cleanup_full_snapshot()`` leaves expired values out of
+    checkpoints. Those cleanups work on a
     key's whole list or map, which goes once all its elements expired; expired elements
     of a list or map still in use go when its key is next used."""
 
@@ -40,15 +43,17 @@ class StateTtlConfig:
 
     def __init__(self, ttl_ms: int, update_type: str, visibility: str,
                  cleanup_full_snapshot: bool = False,
-                 cleanup_incrementally: Optional[int] = None,
-                 compaction_query_time_after: Optional[int] =
-                 _DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES):
+                 cleanup_incrementally: Optional[Tuple[int, bool]] = None,
+                 compaction_query_time_after: Optional[int] = None,
+                 cleanup_in_background: bool = True):
         self.ttl_ms = ttl_ms
         self.update_type = update_type
         self.visibility = visibility
         self.cleanup_full_snapshot = cleanup_full_snapshot
+        # Set explicitly; the defaults apply while cleanup in background is on.
         self.cleanup_incrementally = cleanup_incrementally
         self.compaction_query_time_after = compaction_query_time_after
+        self.cleanup_in_background = cleanup_in_background
 
     @staticmethod
     def new_builder(ttl: Duration) -> "StateTtlConfig.Builder":
@@ -66,23 +71,33 @@ class StateTtlConfig:
     def is_enabled(self) -> bool:
         return self.ttl_ms > 0
 
-    def _engine(self) -> Tuple[int, bool, bool, bool, Optional[int], Optional[int]]:
+    def _engine(self) -> Tuple[int, bool, bool, bool, Optional[Tuple[int, bool]],
+                               Optional[int]]:
         """What the engine needs: (ttl ms, reads renew, expired returned, cleanup on full
-        snapshot, incremental cleanup every n accesses, compaction cleanup)."""
+        snapshot, incremental cleanup (entries per access, on every record too),
+        compaction cleanup), with the background defaults applied."""
+        background = self.cleanup_in_background
+        incremental = self.cleanup_incrementally
+        if incremental is None and background:
+            incremental = (_DEFAULT_INCREMENTAL_CLEANUP_SIZE, False)
+        compaction = self.compaction_query_time_after
+        if compaction is None and background:
+            compaction = _DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES
         return (self.ttl_ms,
                 self.update_type == StateTtlConfig.UpdateType.OnReadAndWrite,
                 self.visibility == StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp,
                 self.cleanup_full_snapshot,
-                self.cleanup_incrementally,
-                self.compaction_query_time_after)
+                incremental,
+                compaction)
 
     class Builder:
         def __init__(self, ttl: Duration):
             self._update = StateTtlConfig.UpdateType.OnCreateAndWrite
             self._visibility = StateTtlConfig.StateVisibility.NeverReturnExpired
             self._full_snapshot = False
-            self._incremental: Optional[int] = None
-            self._compaction: Optional[int] = _DEFAULT_QUERY_TIME_AFTER_NUM_ENTRIES
+            self._incremental: Optional[Tuple[int, bool]] = None
+            self._compaction: Optional[int] = None
+            self._background = True
             self.set_ttl(ttl)
 
         def set_ttl(self, ttl: Duration) -> "StateTtlConfig.Builder":
@@ -140,12 +155,13 @@ class StateTtlConfig:
         def cleanup_incrementally(self, cleanup_size: int,
                                   run_cleanup_for_every_record: bool = False
                                   ) -> "StateTtlConfig.Builder":
-            """Sweeps the whole state for expired values every ``cleanup_size`` state
-            accesses (Flink checks ``cleanup_size`` entries on each access instead: here
-            the work comes as one sweep now and then, not a little on every access)."""
+            """Each access of the state checks the next ``cleanup_size`` entries for
+            expired values, going round the state, and so does each record if
+            ``run_cleanup_for_every_record`` (on by default with 5 entries, as in
+            Flink; with the embedded LSM backend, for the entries in memory)."""
             if not isinstance(cleanup_size, int) or cleanup_size <= 0:
                 raise ValueError(f"cleanup_size must be a positive int, not {cleanup_size!r}")
-            self._incremental = cleanup_size
+            self._incremental = (cleanup_size, bool(run_cleanup_for_every_record))
             return self
 
         def cleanup_in_rocksdb_compact_filter(
@@ -161,12 +177,15 @@ class StateTtlConfig:
             return self
 
         def disable_cleanup_in_background(self) -> "StateTtlConfig.Builder":
-            self._compaction = None
+            """Turns off the cleanups on by default (incremental, and at compaction);
+            those set explicitly stay."""
+            self._background = False
             return self
 
         def build(self) -> "StateTtlConfig":
             return StateTtlConfig(self._ttl, self._update, self._visibility,
-                                  self._full_snapshot, self._incremental, self._compaction)
+                                  self._full_snapshot, self._incremental, self._compaction,
+                                  self._background)
 
 
 class StateDescriptor:
