@@ -321,7 +321,8 @@ class _ElementTtl(State):
 
 class ListState(_ElementTtl):
     """With a TTL the engine keeps ``(stamp, element)`` pairs in the order written;
-    stamps never decrease along the list, so the expired elements are a prefix."""
+    stamps never decrease along the list, so the expired elements are a prefix, dropped
+    when read, or once they are a quarter of the list."""
 
     def _load(self, value: Any, now: int = 0) -> None:
         super()._load(value, now)
@@ -346,8 +347,11 @@ class ListState(_ElementTtl):
         return low
 
     def _drop_expired(self) -> None:
+        # Once a quarter of the list expired: an element expires with every call of a
+        # list written on every call, and copying the rest each time would cost the
+        # length of the list per call.
         cut = self._expired_prefix()
-        if cut:
+        if cut and cut * 4 >= len(self._value):
             self._value = self._value[cut:]
             self._dirty = True
 
@@ -396,9 +400,10 @@ class ListState(_ElementTtl):
 
 
 class MapState(_ElementTtl):
-    """With a TTL the engine keeps ``(sweep_at, {key: (stamp, value)})``: ``sweep_at``
-    is no later than the first entry's expiry, and the first use of the key from then
-    drops the expired entries (a write does, with ``ReturnExpiredIfNotCleanedUp``)."""
+    """With a TTL the engine keeps ``(sweep_at, {key: (stamp, value)})``: the first use
+    of the key from ``sweep_at`` drops the expired entries (a write does, with
+    ``ReturnExpiredIfNotCleanedUp``); ``sweep_at`` is the earliest expiry, or a quarter
+    of the TTL after the last sweep if that is later. Reads never see expired entries."""
 
     def __init__(self, descriptor: StateDescriptor):
         super().__init__(descriptor)
@@ -422,7 +427,11 @@ class MapState(_ElementTtl):
             return
         live = {k: e for k, e in self._value.items() if not self._expired(e[0])}
         self._value = live
-        self._sweep_at = min(e[0] for e in live.values()) + self._ttl_ms if live else None
+        # The next sweep when the earliest entry left expires, but no sooner than a
+        # quarter of the TTL from now: a map written on every call has an entry expire
+        # with nearly every call, and a sweep reads the whole map.
+        self._sweep_at = (max(min(e[0] for e in live.values()) + self._ttl_ms,
+                              self._now + max(self._ttl_ms // 4, 1)) if live else None)
         self._dirty = True
 
     def _map(self) -> Dict[Any, Any]:
