@@ -519,3 +519,55 @@ def test_records_of_classes_of_the_driver_script_reach_the_worker_processes(tmp_
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 1, 2, 3, 4, 5]"
+
+
+def test_row_reads_as_pyflinks_row():
+    from superflow.common import Row, RowKind
+    row = Row(name="Alice", age=11)
+    assert repr(row) == "Row(age=11, name='Alice')"
+    assert (row["name"], row.age, row[0], len(row), list(row)) == ("Alice", 11, 11, 2, [11, "Alice"])
+    assert "Alice" in row and row.as_dict() == {"age": 11, "name": "Alice"}
+    Person = Row("name", "age")
+    alice = Person("Alice", 11)
+    assert repr(alice) == "Row(name='Alice', age=11)" and alice.name == "Alice"
+    assert repr(Row(1, "a")) == "<Row(1, 'a')>"
+    assert Row(key=1, value=Row(a=2)).as_dict(True) == {"key": 1, "value": {"a": 2}}
+    alice["age"] = 12
+    alice.set_row_kind(RowKind.UPDATE_AFTER)
+    import copy
+    import pickle
+    back = pickle.loads(pickle.dumps(alice))
+    assert back == alice and back.get_row_kind() == RowKind.UPDATE_AFTER and back.age == 12
+    assert copy.deepcopy(alice) == alice and hash(Row(1, 2)) == hash(Row(1, 2))
+    with pytest.raises(ValueError, match="by position or by name"):
+        Row(1, name="a")
+    with pytest.raises(AttributeError, match="no field 'height'"):
+        alice.height
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_from_collection_with_a_row_type_makes_rows(parallelism):
+    from superflow.common import Row
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    row_type = Types.ROW_NAMED(["name", "value"], [Types.STRING(), Types.INT()])
+    data = env.from_collection([{"name": "a", "value": 1}, ("b", 2), Row("c", 3)],
+                               type_info=row_type)
+    out = list(data.key_by(lambda r: r.name).map(lambda r: (r.name, r["value"] * 10, type(r).__name__))
+               .execute_and_collect())
+    assert sorted(out) == [("a", 10, "Row"), ("b", 20, "Row"), ("c", 30, "Row")]
+    with pytest.raises(ValueError, match="element 1 of the collection has 3 fields"):
+        env.from_collection([("a", 1), ("b", 2, 3)], type_info=row_type)
+    with pytest.raises(ValueError, match=r"element 0 of the collection lacks fields \['value'\]"):
+        env.from_collection([{"name": "a"}], type_info=row_type)
+
+
+def test_print_shows_rows_as_flink_prints_them(capfd, env):
+    from superflow.common import Row, RowKind
+    retraction = Row("b", None, True, [1, 2])
+    retraction.set_row_kind(RowKind.UPDATE_BEFORE)
+    env.from_collection([(1, "aaa"), Row(2, Row(x=1.5))],
+                        type_info=Types.ROW([Types.INT(), Types.STRING()])).print()
+    env.from_collection([retraction]).print()
+    env.execute("rows")
+    assert sorted(capfd.readouterr().out.splitlines()) == [
+        "+I[1, aaa]", "+I[2, +I[1.5]]", "-U[b, null, true, [1, 2]]"]

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -191,14 +192,23 @@ fn repr_of(value: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "<unprintable>".into())
 }
 
+static ROW_CLASS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
 impl RecordDisplay for PyObj {
     fn fmt_record(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        // `print()` shows Python's own text of the record, as PyFlink does.
+        // `print()` shows Python's own text of the record, as PyFlink does, and a `Row`
+        // as Flink prints one (`+I[a, 1]`).
         let text = Python::attach(|py| {
             let value = self.bind(py);
-            value
-                .str()
-                .map(|s| s.to_string())
+            let row = ROW_CLASS
+                .import(py, "superflow.common.types", "Row")
+                .is_ok_and(|class| value.get_type().is(class));
+            let text = if row {
+                value.call_method0(intern!(py, "_flink_string"))
+            } else {
+                value.str().map(Bound::into_any)
+            };
+            text.map(|s| s.to_string())
                 .unwrap_or_else(|_| repr_of(value))
         });
         out.write_str(&text)

@@ -1,6 +1,7 @@
 """Types, durations, configuration and errors shared by the APIs (``pyflink.common``)."""
 
 from superflow.common.typeinfo import Types, TypeInformation
+from superflow.common.types import Row, RowKind
 from superflow.common.time import Duration, Time
 from superflow.common.configuration import Configuration
 from superflow.common.restart_strategy import RestartStrategies
@@ -8,6 +9,8 @@ from superflow.common.watermark_strategy import TimestampAssigner, WatermarkStra
 from superflow._superflow import JobExecutionError
 
 __all__ = [
+    "Row",
+    "RowKind",
     "Types",
     "TypeInformation",
     "Duration",

@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from superflow.common.configuration import Configuration
 from superflow.common.typeinfo import TypeInformation
+from superflow.common.types import Row
 from superflow.common.restart_strategy import RestartStrategyConfiguration
 from superflow.datastream.checkpoint_config import CheckpointConfig
 from superflow.datastream.data_stream import DataStream
@@ -63,6 +64,37 @@ class JobExecutionResult:
 
     def __repr__(self) -> str:
         return f"JobExecutionResult({self._job_name!r}, {self.get_net_runtime()} ms)"
+
+
+def _as_row(element: Any, index: int, type_info: TypeInformation) -> Row:
+    """Element `index` of a collection as a Row of `type_info`'s fields."""
+    names = type_info.field_names
+    arity = len(type_info.fields)
+    if isinstance(element, dict):
+        if names is None:
+            raise ValueError(f"element {index} of the collection is a dict, but "
+                             f"{type_info!r} has no field names (use Types.ROW_NAMED)")
+        missing = [n for n in names if n not in element]
+        if missing:
+            raise ValueError(f"element {index} of the collection lacks fields {missing} "
+                             f"of {names}: {element!r}")
+        values = [element[n] for n in names]
+    elif isinstance(element, (tuple, list, Row)):
+        values = list(element)
+    else:
+        raise TypeError(f"element {index} of the collection is a "
+                        f"{type(element).__name__}, not a row of {arity} fields: {element!r}")
+    if len(values) != arity:
+        raise ValueError(f"element {index} of the collection has {len(values)} fields, "
+                         f"{type_info!r} has {arity}: {element!r}")
+    row = Row(*values)
+    if names is not None:
+        row.set_field_names(names)
+    elif isinstance(element, Row) and element.get_field_names() is not None:
+        row.set_field_names(element.get_field_names() or [])
+    if isinstance(element, Row):
+        row.set_row_kind(element.get_row_kind())
+    return row
 
 
 class StreamExecutionEnvironment:
@@ -162,11 +194,16 @@ class StreamExecutionEnvironment:
 
     def from_collection(self, collection: Iterable[Any],
                         type_info: Optional[TypeInformation] = None) -> DataStream:
-        """A bounded stream of the collection's elements."""
+        """A bounded stream of the collection's elements. With ``Types.ROW(...)`` or
+        ``Types.ROW_NAMED(...)`` as ``type_info``, each element (a tuple, a list, a dict
+        by field name, or a Row) becomes a ``Row`` of those fields, as in PyFlink."""
         if isinstance(collection, (str, bytes)) or not hasattr(collection, "__iter__"):
             raise TypeError("from_collection() takes a list or another iterable of records, "
                             f"got {type(collection).__name__}")
-        node = self._add_node("from_collection", [], elements=list(collection),
+        elements = list(collection)
+        if type_info is not None and type_info.name in ("ROW", "ROW_NAMED"):
+            elements = [_as_row(e, i, type_info) for i, e in enumerate(elements)]
+        node = self._add_node("from_collection", [], elements=elements,
                               name="Collection Source")
         return DataStream(self, node, type_info)
 
