@@ -105,6 +105,18 @@ fn assert_exactly_once(out: &Path, context: &str) {
     assert_same_lines(&committed_lines(out), expected, context);
 }
 
+/// The operators that dropped records as late, and how many. The crash job's
+/// generator has its timestamps in order and its watermarks trail them, so none should,
+/// however checkpoints hold records back for alignment.
+fn late_records_dropped(result: &superflow::JobExecutionResult) -> Vec<(String, u64)> {
+    result
+        .operators
+        .iter()
+        .filter(|o| o.late_records_dropped > 0)
+        .map(|o| (o.name.clone(), o.late_records_dropped))
+        .collect()
+}
+
 /// A small seeded generator (splitmix64), so seeds reproduce.
 fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
     let mut state = seed;
@@ -161,12 +173,7 @@ fn records_held_back_for_alignment_stay_ahead_of_later_watermarks() {
         let result = env
             .execute("crash job, stalls")
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        let late: Vec<_> = result
-            .operators
-            .iter()
-            .filter(|o| o.late_records_dropped > 0)
-            .map(|o| (o.name.clone(), o.late_records_dropped))
-            .collect();
+        let late = late_records_dropped(&result);
         assert!(
             late.is_empty(),
             "seed {seed}: late records dropped: {late:?}"
@@ -221,14 +228,7 @@ fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() 
             "seed {seed}: checkpoints completed: {:?}",
             result.checkpoints
         );
-        // The generator's timestamps are in order and its watermarks trail them: no
-        // record is late, however checkpoints hold records back for alignment.
-        let late: Vec<_> = result
-            .operators
-            .iter()
-            .filter(|o| o.late_records_dropped > 0)
-            .map(|o| (o.name.clone(), o.late_records_dropped))
-            .collect();
+        let late = late_records_dropped(&result);
         assert_exactly_once(
             out.path(),
             &format!("seed {seed}: panic at {panic_at}, late records dropped {late:?}"),
