@@ -377,3 +377,15 @@ def test_timers_of_the_embedded_backend_live_where_asked(timers):
 def test_the_embedded_backend_names_a_bad_timer_setting():
     with pytest.raises(ValueError, match="timers must be 'store' or 'memory'"):
         EmbeddedLsmStateBackend(timers="disk")
+
+
+def test_execute_and_collect_names_its_sink_after_the_stream(tmp_path, capfd):
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.enable_checkpointing(50)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    named = env.from_collection([1, 2, 3]).uid("numbers").map(lambda x: x * 2).uid("double")
+    assert sorted(named.execute_and_collect()) == [2, 4, 6]
+    assert "without a uid" not in capfd.readouterr().err
+    unnamed = env.from_collection([1, 2, 3]).uid("numbers").map(lambda x: x * 2)
+    assert sorted(unnamed.execute_and_collect()) == [2, 4, 6]
+    assert "without a uid: 'Map', 'Collect Sink'" in capfd.readouterr().err

@@ -571,3 +571,9 @@ def test_print_shows_rows_as_flink_prints_them(capfd, env):
     env.execute("rows")
     assert sorted(capfd.readouterr().out.splitlines()) == [
         "+I[1, aaa]", "+I[2, +I[1.5]]", "-U[b, null, true, [1, 2]]"]
+
+
+def test_sink_settings_apply_to_print_and_add_sink(capfd, env2):
+    env2.from_collection(["a", "b", "c", "d"]).map(str.upper).print().set_parallelism(1).name("out")
+    env2.execute("sink settings")
+    assert sorted(capfd.readouterr().out.splitlines()) == ["A", "B", "C", "D"]

@@ -564,17 +564,18 @@ fn build(
                 Built::Stream(stream_of(0)?.partition_custom(partition, select))
             }
             "print" => {
-                stream_of(0)?.print();
+                configured(node, stream_of(0)?.print());
                 Built::Sink
             }
             "collect" => {
-                stream_of(0)?
+                let sink = stream_of(0)?
                     .add_sink(CollectSink {
                         node: node.id,
                         shared: Arc::clone(&collected),
                         local: Vec::new(),
                     })
                     .name("Collect Sink");
+                configured(node, sink);
                 Built::Sink
             }
             "_bench_sink" => {
@@ -619,7 +620,10 @@ fn build(
             }
             "sink" => {
                 let f = Python::attach(|py| need(node, &node.function).map(|f| f.clone_ref(py)))?;
-                stream_of(0)?.add_sink(PySink { call: f }).name("Sink");
+                configured(
+                    node,
+                    stream_of(0)?.add_sink(PySink { call: f }).name("Sink"),
+                );
                 Built::Sink
             }
             other => return Err(format!("unknown plan operation '{other}'")),

@@ -231,6 +231,10 @@ class DataStream(_OperatorSettings):
                             limit: Optional[int] = None) -> "CloseableIterator":
         """Runs the job and returns this stream's records (of every subtask)."""
         node = self._add("collect")
+        # The sink keeps the records gathered so far in checkpoints, and cannot be named
+        # by the user: its uid follows the stream's, so that a restore finds its state.
+        if self._node.get("uid"):
+            node["uid"] = f"{self._node['uid']}/collect"
         result = self._env.execute(job_execution_name or "collect")
         records = result._collected.get(node["id"], [])
         if limit is not None:
