@@ -216,6 +216,17 @@ impl Ttl {
         self.config.as_ref().map_or(0, |c| (c.clock)())
     }
 
+    /// The incremental cleanup in effect: (entries per access, on every record too).
+    fn incremental(&self) -> Option<(usize, bool)> {
+        self.config.as_ref().and_then(|c| c.incremental())
+    }
+
+    /// Whether the incremental cleanup also runs on every record.
+    fn cleans_on_every_record(&self) -> bool {
+        self.incremental()
+            .is_some_and(|(_, every_record)| every_record)
+    }
+
     /// Whether a value stamped `stamp` is expired at `now`.
     fn expired(&self, stamp: i64, now: i64) -> bool {
         self.config.as_ref().is_some_and(|c| c.expired(stamp, now))
@@ -397,7 +408,7 @@ struct DeclaredState<K, S> {
 impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> DeclaredState<K, S> {
     /// Checks the next entries of the incremental cleanup's round, if it has one.
     fn clean_incrementally(&mut self) {
-        let Some((size, _)) = self.ttl.config.as_ref().and_then(|c| c.incremental()) else {
+        let Some((size, _)) = self.ttl.incremental() else {
             return;
         };
         let (ttl, live, now) = (&self.ttl, self.live, self.ttl.now());
@@ -422,13 +433,7 @@ impl<K: Key, S: Clone + Send + Serialize + DeserializeOwned + 'static> ErasedSta
     }
 
     fn clean_for_record(&mut self) {
-        if self
-            .ttl
-            .config
-            .as_ref()
-            .and_then(|c| c.incremental())
-            .is_some_and(|(_, every_record)| every_record)
-        {
+        if self.ttl.cleans_on_every_record() {
             self.clean_incrementally();
         }
     }
@@ -566,11 +571,7 @@ impl<K: Key> KeyedStateBackend<K> {
                     panic!("state '{name}' cannot be restored as {kind}: {e}");
                 }
             }
-            self.cleans_for_records |= ttl
-                .config
-                .as_ref()
-                .and_then(|c| c.incremental())
-                .is_some_and(|(_, every_record)| every_record);
+            self.cleans_for_records |= ttl.cleans_on_every_record();
             self.states.insert(
                 name.to_string(),
                 Box::new(DeclaredState::<K, S> {

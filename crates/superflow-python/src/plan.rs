@@ -603,19 +603,11 @@ fn build(
                 if rollover_ms > 0 {
                     policy.rollover_interval = std::time::Duration::from_millis(rollover_ms as u64);
                 }
-                let name = node
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("File Sink: {dir}"));
-                let mut sink = stream_of(0)?
+                let name = format!("File Sink: {dir}");
+                let sink = stream_of(0)?
                     .sink_to(FileSink::new(dir).with_rolling_policy(policy))
                     .name(&name);
-                if let Some(uid) = &node.uid {
-                    sink = sink.uid(uid);
-                }
-                if let Some(p) = node.parallelism {
-                    sink.set_parallelism(p);
-                }
+                configured(node, sink);
                 Built::Sink
             }
             "sink" => {

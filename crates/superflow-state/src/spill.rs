@@ -652,10 +652,7 @@ where
         for key in dropped_stored {
             let _ = self.remove(&key);
         }
-        // A table left mostly empty gives its memory back.
-        if self.hot.len() * 4 < self.hot.capacity() {
-            self.hot.shrink_to_fit();
-        }
+        self.give_memory_back();
         let Some(disk) = &self.disk else {
             return;
         };
@@ -711,9 +708,14 @@ where
         }
         if self.round.is_empty() {
             self.round = Vec::new();
-            if self.hot.len() * 4 < self.hot.capacity() {
-                self.hot.shrink_to_fit();
-            }
+            self.give_memory_back();
+        }
+    }
+
+    /// Shrinks a table left mostly empty, so the memory goes back.
+    fn give_memory_back(&mut self) {
+        if self.hot.len() * 4 < self.hot.capacity() {
+            self.hot.shrink_to_fit();
         }
     }
 

@@ -258,12 +258,8 @@ class State:
         # restarts its time to live.
         self._read = False
         ttl = descriptor._ttl_config
-        self._ttl_ms = ttl.ttl_ms if ttl is not None else 0
-        self._renews_on_read = (ttl is not None and
-                                ttl.update_type == StateTtlConfig.UpdateType.OnReadAndWrite)
-        self._returns_expired = (
-            ttl is not None and
-            ttl.visibility == StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
+        self._ttl_ms, self._renews_on_read, self._returns_expired = (
+            ttl._engine()[:3] if ttl is not None else (0, False, False))
         # The processing time of the call (milliseconds), with a TTL.
         self._now = 0
 
@@ -469,15 +465,12 @@ class MapState(_ElementTtl):
         return pairs
 
     def _write(self, pairs: Iterable[Tuple[Any, Any]]) -> None:
-        entries = self._map()
-        if not self._ttl_ms:
-            entries.update(pairs)
-        else:
+        if self._ttl_ms:
             self._sweep_if_due()
-            entries = self._map()
-            entries.update((k, (self._now, v)) for k, v in pairs)
+            pairs = ((k, (self._now, v)) for k, v in pairs)
             expiry = self._now + self._ttl_ms
             self._sweep_at = expiry if self._sweep_at is None else min(self._sweep_at, expiry)
+        self._map().update(pairs)
         self._dirty = True
 
     def get(self, key: Any) -> Any:
