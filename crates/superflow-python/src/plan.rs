@@ -106,6 +106,9 @@ impl PlanNode {
                     function: item::<Py<PyAny>>(dict, "fn")?.map(PyObj),
                     window_function: item::<Py<PyAny>>(dict, "fn2")?.map(PyObj),
                     apply_style: item(dict, "apply_style")?.unwrap_or(false),
+                    trigger: item::<Py<PyAny>>(dict, "trigger")?.map(PyObj),
+                    evictor: item::<Py<PyAny>>(dict, "evictor")?.map(PyObj),
+                    gap: item::<Py<PyAny>>(dict, "gap")?.map(PyObj),
                 }),
             },
             keys: (
@@ -735,7 +738,9 @@ pub(crate) fn execute<'py>(
             WindowClasses {
                 time_window: PyObj(module.getattr("TimeWindow")?.unbind()),
                 global_window: PyObj(module.getattr("GlobalWindow")?.unbind()),
+                count_window: PyObj(module.getattr("CountWindow")?.unbind()),
                 context: PyObj(module.getattr("_WindowContext")?.unbind()),
+                trigger_context: PyObj(module.getattr("_TriggerContext")?.unbind()),
             }
         },
     };

@@ -1,25 +1,31 @@
 //! Windows of a keyed stream with Python functions: the assigner named by the plan
-//! node, then `reduce`, `aggregate` (each optionally with a window function) or a
-//! `ProcessWindowFunction` / `WindowFunction` over all of a window's records.
+//! node, its trigger (one of Flink's built-in triggers, run in Rust, or a Python
+//! `Trigger`) and evictor, then `reduce`, `aggregate` (each optionally with a window
+//! function) or a `ProcessWindowFunction` / `WindowFunction` over all of a window's
+//! records.
 
 use std::time::Duration;
 
 use pyo3::call::PyCallArgs as IntoPyObjectArgs;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 use superflow_api::join::{TwoInputKeyed, TwoInputWindowed};
 use superflow_api::window::{
-    AggregateFunction, EventTimeSessionWindows, Evictor, GlobalWindow, ProcessWindowContext,
-    ProcessWindowFunction, ProcessingTimeSessionWindows, SlidingEventTimeWindows,
-    SlidingProcessingTimeWindows, TimeWindow, Trigger, TumblingEventTimeWindows,
+    AggregateFunction, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountEvictor,
+    CountTrigger, EventTimeSessionWindows, EventTimeTrigger, Evictor, EvictorContext, GlobalWindow,
+    GlobalWindows, NeverTrigger, NoEvictor, ProcessWindowContext, ProcessWindowFunction,
+    ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger, SessionGapExtractor,
+    SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor, TimeWindow, Trigger,
+    TriggerContext, TriggerResult, TriggerValue, TumblingEventTimeWindows,
     TumblingProcessingTimeWindows, Window, WindowAssigner, WindowedStream,
 };
 use superflow_api::{CoGroupFunction, Collector, DataStream, KeyedStream, OutputTag, TaggedUnion};
 use superflow_core::UserError;
 
 use crate::functions::{raise, PyKeySelector, PyReduce, SideOutputs};
-use crate::record::{PyKey, PyObj};
+use crate::plan::item;
+use crate::record::{pickle_dumps, pickle_loads, PyKey, PyObj};
 
 /// A window as the Python object `superflow.datastream.window` defines for it.
 pub(crate) trait PyWindowValue: Window {
@@ -43,7 +49,9 @@ impl PyWindowValue for GlobalWindow {
 pub(crate) struct WindowClasses {
     pub time_window: PyObj,
     pub global_window: PyObj,
+    pub count_window: PyObj,
     pub context: PyObj,
+    pub trigger_context: PyObj,
 }
 
 /// What a window node asks for, read from its plan node.
@@ -62,6 +70,12 @@ pub(crate) struct WindowSpec {
     /// `apply`, `apply(key, window, inputs)`.
     pub window_function: Option<PyObj>,
     pub apply_style: bool,
+    /// The trigger the job set, as `superflow.datastream.window` describes it.
+    pub trigger: Option<PyObj>,
+    /// The evictor the job set, likewise.
+    pub evictor: Option<PyObj>,
+    /// A dynamic session gap: the record's gap in milliseconds.
+    pub gap: Option<PyObj>,
 }
 
 /// A Python `AggregateFunction` (its accumulator is a Python object).
@@ -120,7 +134,13 @@ struct PyWindowProcess {
     apply_style: bool,
     classes: WindowClasses,
     side: SideOutputs,
+    /// Count windows: the function sees `CountWindow(id)`, the key's windows numbered
+    /// in the order they fire (which is the order they fill).
+    count_windows: bool,
 }
+
+/// The name of a count window's per-key count of windows fired.
+const COUNT_WINDOWS_FIRED: &str = "count-windows-fired";
 
 impl<W: PyWindowValue> ProcessWindowFunction<PyObj, PyObj, PyKey, W> for PyWindowProcess {
     fn process(
@@ -133,7 +153,14 @@ impl<W: PyWindowValue> ProcessWindowFunction<PyObj, PyObj, PyKey, W> for PyWindo
         Python::attach(|py| {
             let result: PyResult<()> = (|| {
                 let key = key.to_py(py)?;
-                let window = ctx.window().to_py(py, &self.classes)?;
+                let window = if self.count_windows {
+                    let fired = ctx.global_state::<u64>(COUNT_WINDOWS_FIRED);
+                    let id = *fired;
+                    *fired += 1;
+                    self.classes.count_window.bind(py).call1((id,))?
+                } else {
+                    ctx.window().to_py(py, &self.classes)?
+                };
                 let elements = PyList::new(py, elements.iter().map(|e| e.clone_ref(py).0))?;
                 let result = if self.apply_style {
                     self.function
@@ -164,6 +191,9 @@ impl<W: PyWindowValue> ProcessWindowFunction<PyObj, PyObj, PyKey, W> for PyWindo
 macro_rules! with_time_assigner {
     ($spec:expr, $assigner:ident => $body:expr) => {{
         let spec: &WindowSpec = $spec;
+        if spec.size_ms == 0 {
+            return Err(format!("{} windows need a size above zero", spec.assigner));
+        }
         let (size, slide, offset) = (
             millis(spec.size_ms),
             millis(spec.slide_ms),
@@ -209,6 +239,7 @@ fn evaluate<A, TR, EV>(
     spec: &WindowSpec,
     classes: &WindowClasses,
     side: &SideOutputs,
+    count_windows: bool,
 ) -> Result<DataStream<PyObj>, String>
 where
     A: WindowAssigner<PyObj>,
@@ -229,6 +260,7 @@ where
             apply_style: spec.apply_style,
             classes: classes.clone(),
             side: side.clone(),
+            count_windows,
         })
     });
     let function = || {
@@ -254,6 +286,34 @@ where
     })
 }
 
+/// Evaluates `windowed` (with its assigner's default trigger) with the trigger and
+/// evictor the job set, if any: each combination is a type of its own.
+fn evaluate_with<A>(
+    windowed: WindowedStream<PyObj, PyKey, PyKeySelector, A, A::DefaultTrigger, NoEvictor>,
+    spec: &WindowSpec,
+    classes: &WindowClasses,
+    side: &SideOutputs,
+    (trigger, evictor): (Option<PyTrigger>, Option<PyEvictor>),
+    count_windows: bool,
+) -> Result<DataStream<PyObj>, String>
+where
+    A: WindowAssigner<PyObj>,
+    A::W: PyWindowValue,
+{
+    match (trigger, evictor) {
+        (None, None) => evaluate(windowed, spec, classes, side, count_windows),
+        (Some(t), None) => evaluate(windowed.trigger(t), spec, classes, side, count_windows),
+        (None, Some(e)) => evaluate(windowed.evictor(e), spec, classes, side, count_windows),
+        (Some(t), Some(e)) => evaluate(
+            windowed.trigger(t).evictor(e),
+            spec,
+            classes,
+            side,
+            count_windows,
+        ),
+    }
+}
+
 /// The windows of `keyed` that `spec` asks for, evaluated.
 pub(crate) fn window(
     keyed: KeyedStream<PyObj, PyKey, PyKeySelector>,
@@ -261,22 +321,494 @@ pub(crate) fn window(
     classes: &WindowClasses,
     side: &SideOutputs,
 ) -> Result<DataStream<PyObj>, String> {
-    if spec.size_ms == 0 {
-        return Err(format!("{} windows need a size above zero", spec.assigner));
+    let (trigger, evictor) = Python::attach(|py| -> PyResult<_> {
+        let trigger = match &spec.trigger {
+            Some(t) => Some(PyTrigger::read(t.bind(py), classes)?),
+            None => None,
+        };
+        let evictor = match &spec.evictor {
+            Some(e) => Some(PyEvictor::read(e.bind(py))?),
+            None => None,
+        };
+        Ok((trigger, evictor))
+    })
+    .map_err(|e| e.to_string())?;
+    let gap = spec.gap.as_ref().map(|f| PyGap {
+        extract: Python::attach(|py| f.clone_ref(py)),
+    });
+    // The windows of `assigner`, evaluated with the job's trigger and evictor.
+    macro_rules! evaluated {
+        ($assigner:expr) => {
+            evaluate_with(
+                keyed.window($assigner),
+                spec,
+                classes,
+                side,
+                (trigger, evictor),
+                false,
+            )
+        };
     }
-    // Count windows measure in records: `size_ms` and `slide_ms` hold counts.
-    match spec.assigner.as_str() {
-        "count" if spec.slide_ms == 0 => {
-            evaluate(keyed.count_window(spec.size_ms), spec, classes, side)
+    match (spec.assigner.as_str(), gap) {
+        // As PyFlink's count windows: the `size_ms` records from every `slide_ms`-th
+        // (every `size_ms`-th for tumbling ones), fired when full.
+        ("count", _) => {
+            let (size, slide) = (spec.size_ms, spec.slide_ms);
+            let fired = PyTrigger::CountWindow(CountWindowTrigger {
+                size: size as i64,
+                slide: if slide == 0 { size } else { slide } as i64,
+                purge: slide == 0,
+            });
+            let evictor = (slide != 0).then(|| PyEvictor::Count(CountEvictor::of(size as usize)));
+            evaluate_with(
+                keyed.window(GlobalWindows::create()),
+                spec,
+                classes,
+                side,
+                (Some(fired), evictor),
+                true,
+            )
         }
-        "count" => evaluate(
-            keyed.count_window_sliding(spec.size_ms, spec.slide_ms),
-            spec,
-            classes,
-            side,
-        ),
-        _ => {
-            with_time_assigner!(spec, assigner => evaluate(keyed.window(assigner), spec, classes, side))
+        ("global", _) => evaluated!(GlobalWindows::create()),
+        ("event_time_session", Some(gap)) => {
+            evaluated!(EventTimeSessionWindows::with_dynamic_gap(gap))
+        }
+        ("processing_time_session", Some(gap)) => {
+            evaluated!(ProcessingTimeSessionWindows::with_dynamic_gap(gap))
+        }
+        _ => with_time_assigner!(spec, assigner => evaluated!(assigner)),
+    }
+}
+
+/// A dynamic session gap from Python: `extract(element)` in milliseconds.
+struct PyGap {
+    extract: PyObj,
+}
+
+impl SessionGapExtractor<PyObj> for PyGap {
+    fn extract(&self, element: &PyObj) -> i64 {
+        Python::attach(|py| {
+            let gap = self
+                .extract
+                .bind(py)
+                .call1((element.bind(py),))
+                .and_then(|gap| {
+                    gap.extract::<i64>().map_err(|_| {
+                        pyo3::exceptions::PyTypeError::new_err(format!(
+                            "a session gap extractor returns milliseconds as an int, got {gap:?}"
+                        ))
+                    })
+                });
+            match gap {
+                Ok(gap) => gap,
+                Err(e) => raise(py, e),
+            }
+        })
+    }
+}
+
+/// PyFlink's count windows on a global window per key: with `n` records of the key so
+/// far, the window of records `n - size .. n` fires when `n` is `size`, then every
+/// `slide` records (a count evictor keeps the last `size`); tumbling ones purge.
+#[derive(Clone, Copy)]
+struct CountWindowTrigger {
+    size: i64,
+    slide: i64,
+    purge: bool,
+}
+
+const RECORDS_SEEN: &str = "records";
+
+impl<W: Window> Trigger<PyObj, W> for CountWindowTrigger {
+    fn on_element(&self, _: &PyObj, _: i64, _: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        let seen = ctx.get_state(RECORDS_SEEN).unwrap_or(0) + 1;
+        ctx.set_state(RECORDS_SEEN, seen);
+        if seen >= self.size && (seen - self.size) % self.slide == 0 {
+            if self.purge {
+                TriggerResult::FireAndPurge
+            } else {
+                TriggerResult::Fire
+            }
+        } else {
+            TriggerResult::Continue
+        }
+    }
+    fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
+        TriggerResult::Continue
+    }
+    fn clear(&self, _: &W, ctx: &mut TriggerContext<'_>) {
+        ctx.clear_state(RECORDS_SEEN);
+    }
+}
+
+/// The trigger of a Python window: one of Flink's built-in triggers, run in Rust, or a
+/// Python `Trigger`.
+#[derive(Clone)]
+enum PyTrigger {
+    EventTime,
+    ProcessingTime,
+    Count(CountTrigger),
+    ContinuousEventTime(ContinuousEventTimeTrigger),
+    ContinuousProcessingTime(ContinuousProcessingTimeTrigger),
+    Never,
+    Purging(Box<PurgingTrigger<PyTrigger>>),
+    CountWindow(CountWindowTrigger),
+    Python(PythonTrigger),
+}
+
+impl PyTrigger {
+    /// The trigger `spec` (a dict of `superflow.datastream.window`) describes.
+    fn read(spec: &Bound<'_, PyAny>, classes: &WindowClasses) -> PyResult<PyTrigger> {
+        let dict = spec.cast::<PyDict>()?;
+        let kind: String = item(dict, "kind")?.unwrap_or_default();
+        let interval = || -> PyResult<Duration> {
+            Ok(Duration::from_millis(
+                item(dict, "interval_ms")?.unwrap_or(0),
+            ))
+        };
+        Ok(match kind.as_str() {
+            "event_time" => PyTrigger::EventTime,
+            "processing_time" => PyTrigger::ProcessingTime,
+            "never" => PyTrigger::Never,
+            "count" => PyTrigger::Count(CountTrigger::of(item(dict, "count")?.unwrap_or(1))),
+            "continuous_event_time" => {
+                PyTrigger::ContinuousEventTime(ContinuousEventTimeTrigger::of(interval()?))
+            }
+            "continuous_processing_time" => PyTrigger::ContinuousProcessingTime(
+                ContinuousProcessingTimeTrigger::of(interval()?),
+            ),
+            "purging" => {
+                let inner = dict.get_item("inner")?.ok_or_else(|| {
+                    pyo3::exceptions::PyValueError::new_err("a purging trigger without its own")
+                })?;
+                PyTrigger::Purging(Box::new(PurgingTrigger::of(PyTrigger::read(
+                    &inner, classes,
+                )?)))
+            }
+            "python" => PyTrigger::Python(PythonTrigger {
+                trigger: item::<Py<PyAny>>(dict, "trigger")?
+                    .map(PyObj)
+                    .ok_or_else(|| {
+                        pyo3::exceptions::PyValueError::new_err(
+                            "a Python trigger without its object",
+                        )
+                    })?,
+                can_merge: item(dict, "can_merge")?.unwrap_or(false),
+                classes: classes.clone(),
+            }),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown trigger '{other}'"
+                )))
+            }
+        })
+    }
+}
+
+/// Calls `$call` with `$t` bound to the trigger `$self` holds (a type per variant).
+macro_rules! with_trigger {
+    ($self:expr, $t:ident => $call:expr) => {
+        match $self {
+            PyTrigger::EventTime => {
+                let $t = &EventTimeTrigger;
+                $call
+            }
+            PyTrigger::ProcessingTime => {
+                let $t = &ProcessingTimeTrigger;
+                $call
+            }
+            PyTrigger::Count($t) => $call,
+            PyTrigger::ContinuousEventTime($t) => $call,
+            PyTrigger::ContinuousProcessingTime($t) => $call,
+            PyTrigger::Never => {
+                let $t = &NeverTrigger;
+                $call
+            }
+            PyTrigger::Purging(purging) => {
+                let $t = purging.as_ref();
+                $call
+            }
+            PyTrigger::CountWindow($t) => $call,
+            PyTrigger::Python($t) => $call,
+        }
+    };
+}
+
+impl<W: PyWindowValue> Trigger<PyObj, W> for PyTrigger {
+    fn on_element(
+        &self,
+        element: &PyObj,
+        timestamp: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult {
+        with_trigger!(self, t => t.on_element(element, timestamp, window, ctx))
+    }
+    fn on_event_time(&self, time: i64, window: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        with_trigger!(self, t => Trigger::<PyObj, W>::on_event_time(t, time, window, ctx))
+    }
+    fn on_processing_time(
+        &self,
+        time: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult {
+        with_trigger!(self, t => Trigger::<PyObj, W>::on_processing_time(t, time, window, ctx))
+    }
+    fn can_merge(&self) -> bool {
+        with_trigger!(self, t => Trigger::<PyObj, W>::can_merge(t))
+    }
+    fn on_merge(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        with_trigger!(self, t => Trigger::<PyObj, W>::on_merge(t, window, ctx))
+    }
+    fn clear(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        with_trigger!(self, t => Trigger::<PyObj, W>::clear(t, window, ctx))
+    }
+}
+
+/// A Python `Trigger` object. Each call hands it a `_TriggerContext` holding the
+/// window's trigger state (numbers as ints, other values pickled), and then applies the
+/// timers it asked for and the states it changed.
+#[derive(Clone)]
+struct PythonTrigger {
+    trigger: PyObj,
+    can_merge: bool,
+    classes: WindowClasses,
+}
+
+/// The timer requests of `_TriggerContext._ops`.
+const REGISTER_EVENT: u8 = 0;
+const REGISTER_PROCESSING: u8 = 1;
+const DELETE_EVENT: u8 = 2;
+
+fn value_to_py<'py>(py: Python<'py>, value: &TriggerValue) -> PyResult<Bound<'py, PyAny>> {
+    match value {
+        TriggerValue::Int(v) => Ok(PyInt::new(py, *v).into_any()),
+        TriggerValue::Bytes(bytes) => pickle_loads(py, bytes),
+    }
+}
+
+fn value_from_py(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<TriggerValue> {
+    if value.is_exact_instance_of::<PyInt>() {
+        if let Ok(v) = value.extract::<i64>() {
+            return Ok(TriggerValue::Int(v));
+        }
+    }
+    Ok(TriggerValue::Bytes(
+        pickle_dumps(py, value)?.into_boxed_slice(),
+    ))
+}
+
+/// A trigger state as the Python context reads it: a dict by state name.
+fn values_to_py<'py, 'a>(
+    py: Python<'py>,
+    values: impl Iterator<Item = (&'static str, &'a TriggerValue)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (name, value) in values {
+        dict.set_item(name, value_to_py(py, value)?)?;
+    }
+    Ok(dict)
+}
+
+impl PythonTrigger {
+    /// Calls `method(*leading, window, context)` on the trigger, and applies what the
+    /// call asked of the context; returns the call's result.
+    fn call<'py, W: PyWindowValue>(
+        &self,
+        py: Python<'py>,
+        method: &Bound<'py, PyString>,
+        leading: Vec<Bound<'py, PyAny>>,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+        merging: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let values = values_to_py(py, ctx.values())?;
+        let merged = if merging {
+            let states = ctx
+                .merged_states()
+                .iter()
+                .map(|state| values_to_py(py, state.iter().map(|(n, v)| (*n, v))))
+                .collect::<PyResult<Vec<_>>>()?;
+            Some(PyList::new(py, states)?)
+        } else {
+            None
+        };
+        let context = self.classes.trigger_context.bind(py).call1((
+            ctx.current_watermark(),
+            values,
+            merged,
+        ))?;
+        let mut args = leading;
+        args.push(window.to_py(py, &self.classes)?);
+        args.push(context.clone());
+        let result = self
+            .trigger
+            .bind(py)
+            .call_method1(method, PyTuple::new(py, args)?)?;
+        for op in context.getattr(intern!(py, "_ops"))?.try_iter()? {
+            let (code, time): (u8, i64) = op?.extract()?;
+            match code {
+                REGISTER_EVENT => ctx.register_event_time_timer(time),
+                REGISTER_PROCESSING => ctx.register_processing_time_timer(time),
+                DELETE_EVENT => ctx.delete_event_time_timer(time),
+                _ => ctx.delete_processing_time_timer(time),
+            }
+        }
+        let changes = context.call_method0(intern!(py, "_changes"))?;
+        for (name, value) in changes.cast::<PyDict>()?.iter() {
+            let name: String = name.extract()?;
+            if value.is_none() {
+                ctx.clear_state(&name);
+            } else {
+                ctx.set_value(&name, value_from_py(py, &value)?);
+            }
+        }
+        Ok(result)
+    }
+
+    fn decide<W: PyWindowValue>(
+        &self,
+        method: &'static str,
+        leading: impl for<'py> FnOnce(Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult {
+        Python::attach(|py| {
+            let decided = leading(py)
+                .and_then(|leading| {
+                    self.call(py, &PyString::new(py, method), leading, window, ctx, false)
+                })
+                .and_then(|result| {
+                    match result
+                        .getattr("value")
+                        .and_then(|v| v.extract::<(bool, bool)>())
+                    {
+                        Ok((false, false)) => Ok(TriggerResult::Continue),
+                        Ok((true, false)) => Ok(TriggerResult::Fire),
+                        Ok((false, true)) => Ok(TriggerResult::Purge),
+                        Ok((true, true)) => Ok(TriggerResult::FireAndPurge),
+                        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                            "Trigger.{method} returns a TriggerResult, got {result:?}"
+                        ))),
+                    }
+                });
+            match decided {
+                Ok(result) => result,
+                Err(e) => raise(py, e),
+            }
+        })
+    }
+
+    fn notify<W: PyWindowValue>(
+        &self,
+        method: &'static str,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+        merging: bool,
+    ) {
+        Python::attach(|py| {
+            let method = PyString::new(py, method);
+            if let Err(e) = self.call(py, &method, Vec::new(), window, ctx, merging) {
+                raise(py, e)
+            }
+        })
+    }
+}
+
+impl<W: PyWindowValue> Trigger<PyObj, W> for PythonTrigger {
+    fn on_element(
+        &self,
+        element: &PyObj,
+        timestamp: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult {
+        self.decide(
+            "on_element",
+            |py| {
+                Ok(vec![
+                    element.bind(py).clone(),
+                    PyInt::new(py, timestamp).into_any(),
+                ])
+            },
+            window,
+            ctx,
+        )
+    }
+    fn on_event_time(&self, time: i64, window: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
+        self.decide(
+            "on_event_time",
+            |py| Ok(vec![PyInt::new(py, time).into_any()]),
+            window,
+            ctx,
+        )
+    }
+    fn on_processing_time(
+        &self,
+        time: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_>,
+    ) -> TriggerResult {
+        self.decide(
+            "on_processing_time",
+            |py| Ok(vec![PyInt::new(py, time).into_any()]),
+            window,
+            ctx,
+        )
+    }
+    fn can_merge(&self) -> bool {
+        self.can_merge
+    }
+    fn on_merge(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        self.notify("on_merge", window, ctx, true)
+    }
+    fn clear(&self, window: &W, ctx: &mut TriggerContext<'_>) {
+        self.notify("clear", window, ctx, false)
+    }
+}
+
+/// The evictor of a Python window: Flink's count or time evictor.
+#[derive(Clone, Copy)]
+enum PyEvictor {
+    Count(CountEvictor),
+    Time(TimeEvictor),
+}
+
+impl PyEvictor {
+    fn read(spec: &Bound<'_, PyAny>) -> PyResult<PyEvictor> {
+        let dict = spec.cast::<PyDict>()?;
+        let after = item(dict, "after")?.unwrap_or(false);
+        match item::<String>(dict, "kind")?.as_deref() {
+            Some("count") => Ok(PyEvictor::Count(CountEvictor::of_after(
+                item(dict, "count")?.unwrap_or(0),
+                after,
+            ))),
+            Some("time") => Ok(PyEvictor::Time(TimeEvictor::of_after(
+                Duration::from_millis(item(dict, "size_ms")?.unwrap_or(0)),
+                after,
+            ))),
+            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown evictor {other:?}"
+            ))),
+        }
+    }
+}
+
+impl<W: Window> Evictor<PyObj, W> for PyEvictor {
+    fn evict_before(&self, elements: &mut Vec<(PyObj, i64)>, window: &W, ctx: &EvictorContext) {
+        match self {
+            PyEvictor::Count(e) => Evictor::<PyObj, W>::evict_before(e, elements, window, ctx),
+            PyEvictor::Time(e) => Evictor::<PyObj, W>::evict_before(e, elements, window, ctx),
+        }
+    }
+    fn evict_after(&self, elements: &mut Vec<(PyObj, i64)>, window: &W, ctx: &EvictorContext) {
+        match self {
+            PyEvictor::Count(e) => Evictor::<PyObj, W>::evict_after(e, elements, window, ctx),
+            PyEvictor::Time(e) => Evictor::<PyObj, W>::evict_after(e, elements, window, ctx),
         }
     }
 }
@@ -347,8 +879,5 @@ pub(crate) fn window_join(
     spec: &WindowSpec,
     function: PyCoGroup,
 ) -> Result<DataStream<PyObj>, String> {
-    if spec.size_ms == 0 {
-        return Err(format!("{} windows need a size above zero", spec.assigner));
-    }
     with_time_assigner!(spec, assigner => Ok(finish_join(keyed.window(assigner), spec, function)))
 }

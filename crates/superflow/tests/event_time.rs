@@ -422,6 +422,32 @@ fn session_windows_merge_when_a_bridging_record_arrives() -> Result<(), JobError
 }
 
 #[test]
+fn merged_sessions_keep_their_trigger_state() -> Result<(), JobError> {
+    // Two sessions of one record each, then a record bridging them: the merged session
+    // holds three records, so a count trigger of 3 fires it (the merged windows' counts
+    // are combined, as in Flink, not cleared before the merge).
+    let env = env(1);
+    let out = env
+        .from_elements(vec![(1u64, 0i64), (1, 20), (1, 10)])
+        .assign_timestamps_and_watermarks(strategy(100))
+        .key_by(|e: &(u64, i64)| e.0)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_millis(10)))
+        .trigger(CountTrigger::of(3))
+        .process(
+            |_: &u64,
+             ctx: &mut ProcessWindowContext<'_, u64, TimeWindow>,
+             e: &[(u64, i64)],
+             out: &mut Collector<(i64, i64, usize)>| {
+                out.collect((ctx.window().start, ctx.window().end, e.len()));
+                Ok(())
+            },
+        )
+        .execute_and_collect()?;
+    assert_eq!(out, vec![(0, 30, 3)]);
+    Ok(())
+}
+
+#[test]
 fn dynamic_session_gaps_come_from_the_record() -> Result<(), JobError> {
     let env = env(2);
     let out = env

@@ -405,7 +405,11 @@ class WindowJoin:
             raise TypeError("window() comes after where() and equal_to()")
         if not isinstance(window_assigner, WindowAssigner):
             raise TypeError("window() takes a WindowAssigner")
-        self._spec = dict(window_assigner._spec)
+        spec = window_assigner._spec
+        if spec["assigner"] in ("global", "count") or spec.get("gap") is not None:
+            raise TypeError("a window join takes time windows: tumbling, sliding, or "
+                            f"sessions with a fixed gap, not {type(window_assigner).__name__}")
+        self._spec = dict(spec)
         return self
 
     def allowed_lateness(self, time_ms: int) -> "WindowJoin":

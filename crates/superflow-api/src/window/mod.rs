@@ -31,6 +31,7 @@ pub use functions::{
 pub use triggers::{
     ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeTrigger,
     NeverTrigger, ProcessingTimeTrigger, PurgingTrigger, Trigger, TriggerContext, TriggerResult,
+    TriggerState, TriggerValue,
 };
 
 pub(crate) use functions::ListFold;

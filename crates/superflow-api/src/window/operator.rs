@@ -44,7 +44,7 @@ mod trigger_state_format {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TriggerState, D::Error> {
-        let named: Vec<(String, i64)> = Vec::deserialize(d)?;
+        let named: Vec<(String, super::super::triggers::TriggerValue)> = Vec::deserialize(d)?;
         Ok(named
             .into_iter()
             .map(|(name, value)| (crate::state::intern(name), value))
@@ -445,10 +445,12 @@ where
                         None => slot.acc = Some(acc),
                     }
                 }
+                // The merged window's trigger state as it was: `on_merge` combines it
+                // (a count, a next firing) after `clear` has wiped the window's own.
+                merged_states.push(old.trigger.clone());
                 let mut tctx = self.clock.trigger_context(&mut old.trigger, &[]);
                 self.spec.trigger.clear(m, &mut tctx);
                 self.clock.apply_ops(&mut old.event_timer, key, m);
-                merged_states.push(old.trigger);
             }
             let cleanup = self.cleanup_time(m);
             self.clock.timers.delete(domain, key, m, cleanup);

@@ -44,9 +44,19 @@ pub(crate) enum TimerOp {
     DeleteProcessing(i64),
 }
 
-/// A trigger's own state for one key and window: named 64-bit values (a count, the
-/// next firing time...). It lives with the window's contents in the operator's state.
-pub type TriggerState = Vec<(&'static str, i64)>;
+/// One value of a trigger's state: a number (a count, the next firing time), or bytes
+/// the trigger encodes itself (a Python trigger keeps its objects pickled).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TriggerValue {
+    /// A number, as the built-in triggers keep.
+    Int(i64),
+    /// Bytes in the trigger's own encoding.
+    Bytes(Box<[u8]>),
+}
+
+/// A trigger's own state for one key and window: named values. It lives with the
+/// window's contents in the operator's state.
+pub type TriggerState = Vec<(&'static str, TriggerValue)>;
 
 /// What a trigger can see and do for the current key and window.
 pub struct TriggerContext<'a> {
@@ -87,30 +97,62 @@ impl TriggerContext<'_> {
         self.ops.push(TimerOp::DeleteProcessing(time));
     }
 
-    /// The trigger's value `name` for this key and window.
-    pub fn get_state(&self, name: &'static str) -> Option<i64> {
-        self.state.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    /// The trigger's number `name` for this key and window.
+    pub fn get_state(&self, name: &str) -> Option<i64> {
+        match self.value(name) {
+            Some(TriggerValue::Int(v)) => Some(*v),
+            _ => None,
+        }
     }
 
-    /// Sets the trigger's value `name` for this key and window.
+    /// Sets the trigger's number `name` for this key and window.
     pub fn set_state(&mut self, name: &'static str, value: i64) {
         match self.state.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.state.push((name, value)),
+            Some(slot) => slot.1 = TriggerValue::Int(value),
+            None => self.state.push((name, TriggerValue::Int(value))),
         }
     }
 
     /// Clears the trigger's value `name` for this key and window.
-    pub fn clear_state(&mut self, name: &'static str) {
+    pub fn clear_state(&mut self, name: &str) {
         self.state.retain(|(n, _)| *n != name);
     }
 
-    /// In `on_merge`: combines value `name` of the merged windows into this window's.
+    /// The trigger's value `name` for this key and window, a number or bytes.
+    pub fn value(&self, name: &str) -> Option<&TriggerValue> {
+        self.state.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Every value of the trigger for this key and window, by name.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &TriggerValue)> {
+        self.state.iter().map(|(n, v)| (*n, v))
+    }
+
+    /// Sets the trigger's value `name`; a name made at run time is kept for the job.
+    pub fn set_value(&mut self, name: &str, value: TriggerValue) {
+        match self.state.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self
+                .state
+                .push((crate::state::intern(name.to_string()), value)),
+        }
+    }
+
+    /// In `on_merge`: the values of the windows merged into this one (each window's
+    /// state, by name), to combine as the trigger sees fit.
+    pub fn merged_states(&self) -> &[TriggerState] {
+        self.merged
+    }
+
+    /// In `on_merge`: combines number `name` of the merged windows into this window's.
     pub fn merge_state(&mut self, name: &'static str, combine: impl Fn(i64, i64) -> i64) {
         let merged = self
             .merged
             .iter()
-            .filter_map(|s| s.iter().find(|(n, _)| *n == name).map(|&(_, v)| v))
+            .filter_map(|s| match s.iter().find(|(n, _)| *n == name) {
+                Some((_, TriggerValue::Int(v))) => Some(*v),
+                _ => None,
+            })
             .chain(self.get_state(name))
             .reduce(combine);
         if let Some(value) = merged {
