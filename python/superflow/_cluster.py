@@ -43,20 +43,21 @@ def _free_ports(count: int) -> List[int]:
 
 
 def run(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
-        processes: int) -> Dict[str, Any]:
+        processes: int, handle: Optional[Any] = None) -> Dict[str, Any]:
     """Runs the job; returns the driver's result with every process's collected
-    records merged."""
+    records merged. ``handle`` (a ``_superflow.JobHandle``) lets another thread cancel
+    the job or take savepoints; on several processes they go through this one."""
     if processes <= 1:
-        return _superflow.execute(job_name, nodes, settings)
+        return _superflow.execute(job_name, nodes, settings, None, handle)
     job_dir = tempfile.mkdtemp(prefix="superflow-job-")
     try:
-        return _run_cluster(job_name, nodes, settings, processes, job_dir)
+        return _run_cluster(job_name, nodes, settings, processes, job_dir, handle)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
 
 
 def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
-                 processes: int, job_dir: str) -> Dict[str, Any]:
+                 processes: int, job_dir: str, handle: Optional[Any]) -> Dict[str, Any]:
     addresses = [f"127.0.0.1:{p}" for p in _free_ports(processes)]
     try:
         payload = cloudpickle.dumps({
@@ -82,7 +83,7 @@ def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str,
     result: Dict[str, Any] = {}
     try:
         result = _superflow.execute(job_name, nodes, dict(settings, cluster=(0, addresses)),
-                                    supervisor)
+                                    supervisor, handle)
     except BaseException as e:  # noqa: BLE001 - re-raised below, after the children
         own_error = e
     outcomes = _wait(children, job_dir, kill=own_error is not None)

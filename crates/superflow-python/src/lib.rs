@@ -6,6 +6,7 @@
 //! module runs one of them when given a cluster.
 
 mod functions;
+mod job_handle;
 mod plan;
 mod record;
 mod settings;
@@ -45,6 +46,7 @@ pub(crate) fn gil_scope() -> Arc<dyn ActivationScope> {
 #[pymodule]
 fn _superflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan::execute, m)?)?;
+    m.add_class::<job_handle::JobHandle>()?;
     m.add("JobExecutionError", m.py().get_type::<JobExecutionError>())?;
     Ok(())
 }

@@ -25,6 +25,7 @@ use crate::functions::{
     raise, OneInputKind, PyBroadcastProcess, PyCoFunction, PyJoinProcess, PyKeySelector,
     PyKeyedProcess, PyOneInput, PyReduce, PySink, PyTimestampAssigner, SideOutputs,
 };
+use crate::job_handle::JobHandle;
 use crate::record::{PyKey, PyObj};
 use crate::settings::PlanSettings;
 use crate::window::{PyCoGroup, WindowClasses, WindowSpec};
@@ -707,16 +708,29 @@ fn job_error(e: &JobError) -> PyErr {
 /// `cluster` (`(process_id, [addresses])`). Returns a dict with `net_runtime_ms`,
 /// `collected` (node id to its records, of this process) and `operators`. `watch`, if
 /// given, is called every 50 ms while the job runs; a result other than `None` cancels
-/// the job and is raised as its error.
+/// the job and is raised as its error. `handle`, if given, learns of the job's start and
+/// end, so that another Python thread can cancel it or take savepoints.
 #[pyfunction]
-#[pyo3(signature = (job_name, plan, settings, watch=None))]
+#[pyo3(signature = (job_name, plan, settings, watch=None, handle=None))]
 pub(crate) fn execute<'py>(
     py: Python<'py>,
     job_name: String,
     plan: &Bound<'py, PyList>,
     settings: &Bound<'py, PyDict>,
     watch: Option<Bound<'py, PyAny>>,
+    handle: Option<Bound<'py, JobHandle>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    /// Marks the handle ended however `execute` returns.
+    struct Ends<'a>(Option<&'a JobHandle>);
+    impl Drop for Ends<'_> {
+        fn drop(&mut self) {
+            if let Some(handle) = self.0 {
+                handle.end();
+            }
+        }
+    }
+    let handle = handle.as_ref().map(|h| h.get());
+    let _ends = Ends(handle);
     let nodes = plan
         .iter()
         .map(|n| PlanNode::read(&n))
@@ -765,6 +779,9 @@ pub(crate) fn execute<'py>(
         Ok((client, collected, totals))
     });
     let (client, collected, totals) = started?;
+    if let Some(handle) = handle {
+        handle.started(client.controller());
+    }
     let result = wait_for(py, client, watch.as_ref())?;
     let collected = std::mem::take(
         &mut *collected

@@ -899,12 +899,29 @@ impl<'s> BuildCtx<'s> {
                             );
                         }
                         done = triggered;
+                        let stopping = done >= coordinator.stop_after();
+                        if stopping && coordinator.drains() {
+                            // Drain: the final watermark goes out before the savepoint's
+                            // epoch, so that the timers and windows it fires are in the
+                            // savepoint, and their output is committed with it.
+                            let end = WatermarkMessage {
+                                origin,
+                                subtask: ctx.subtask as u32,
+                                value: MAX_WATERMARK,
+                                idle: false,
+                            };
+                            output
+                                .activate()
+                                .session(&*cap)
+                                .give_container(&mut Batch::watermark(end, peers));
+                        }
                         epoch = checkpoint_epoch(done);
                         cap.downgrade(&epoch);
                         epoch_started = Instant::now();
                         epoch_records = 0;
-                        if done >= coordinator.stop_after() {
-                            // Stop with a savepoint: end here, without the final watermark.
+                        if stopping {
+                            // Stop with a savepoint: end here (drained, or with timers and
+                            // windows still pending).
                             report_source_final(&coordinator, &ctx, instance, reader.as_deref());
                             capability = None;
                             return;

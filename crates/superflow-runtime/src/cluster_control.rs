@@ -45,8 +45,8 @@ pub enum ControlMessage {
         dir: PathBuf,
         /// Whether it is a savepoint.
         savepoint: bool,
-        /// Whether sources stop at it.
-        stop: bool,
+        /// What the job does after it.
+        after: crate::checkpoint::AfterSavepoint,
     },
     /// Follower to leader: every part of this process for checkpoint `id` is written.
     Parts {

@@ -12,8 +12,9 @@ use timely::dataflow::operators::Probe;
 
 use crate::build::{BuildCtx, JobRun};
 use crate::checkpoint::{
-    find_restorable, CheckpointConfig, CheckpointCoordinator, CheckpointStats, CheckpointStorage,
-    CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState, RunOutcome, StateBackend,
+    find_restorable, AfterSavepoint, CheckpointConfig, CheckpointCoordinator, CheckpointStats,
+    CheckpointStorage, CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState,
+    RunOutcome, StateBackend,
 };
 use crate::cluster_control::{ControlMessage, ControlRole};
 use crate::control::JobControl;
@@ -783,25 +784,16 @@ fn run_worker(
     }
 }
 
-/// A handle on a job running in the background (`execute_async`).
-pub struct JobClient {
+/// What another thread may ask of a running job: to cancel it, or to take a
+/// savepoint. Cloned from its `JobClient`, it stays usable while that one waits.
+#[derive(Clone)]
+pub struct JobController {
     control: Arc<JobControl>,
-    handle: std::thread::JoinHandle<Result<JobExecutionResult, JobError>>,
+    ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl JobClient {
-    /// Starts `graph` on a background thread.
-    pub fn spawn(job_name: String, graph: JobGraph, settings: ExecutionSettings) -> JobClient {
-        let control = JobControl::for_settings(settings.ctrl_c);
-        let job_control = Arc::clone(&control);
-        let handle = std::thread::Builder::new()
-            .name(format!("superflow-job-{job_name}"))
-            .spawn(move || execute_graph(&job_name, graph, &settings, job_control))
-            .unwrap_or_else(|e| panic!("cannot start the job thread: {e}"));
-        JobClient { control, handle }
-    }
-
-    /// Stops the job's sources; the job drains and ends. `wait` returns its result.
+impl JobController {
+    /// Stops the job's sources; the job drains and ends.
     pub fn cancel(&self) {
         self.control.cancel();
     }
@@ -811,7 +803,97 @@ impl JobClient {
         &self,
         dir: impl Into<std::path::PathBuf>,
     ) -> Result<std::path::PathBuf, JobError> {
-        self.savepoint(dir.into(), false)
+        self.savepoint(dir.into(), AfterSavepoint::Continue)
+    }
+
+    /// Takes a savepoint into `dir` and stops the job there (sources stop at the
+    /// savepoint; its pending timers and windows resume from it).
+    pub fn stop_with_savepoint(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, JobError> {
+        self.savepoint(dir.into(), AfterSavepoint::Stop)
+    }
+
+    /// Sends the final watermark, so that every event-time timer and window fires, then
+    /// takes a savepoint into `dir` and stops the job there (Flink's
+    /// `stopWithSavepoint(advanceToEndOfTime = true)`, `stop --drain`).
+    pub fn drain_with_savepoint(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, JobError> {
+        self.savepoint(dir.into(), AfterSavepoint::Drain)
+    }
+
+    fn savepoint(
+        &self,
+        dir: std::path::PathBuf,
+        after: AfterSavepoint,
+    ) -> Result<std::path::PathBuf, JobError> {
+        // The coordinator appears once the workers start; a savepoint asked for before
+        // that waits for it.
+        let coordinator = loop {
+            if let Some(c) = self.control.checkpoints() {
+                break c;
+            }
+            if self.is_ended() {
+                return Err(JobError::Checkpoint("the job is not running".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        coordinator
+            .savepoint(dir, after)
+            .map_err(JobError::Checkpoint)
+    }
+
+    /// Whether the job has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// A handle on a job running in the background (`execute_async`).
+pub struct JobClient {
+    controller: JobController,
+    handle: std::thread::JoinHandle<Result<JobExecutionResult, JobError>>,
+}
+
+impl JobClient {
+    /// Starts `graph` on a background thread.
+    pub fn spawn(job_name: String, graph: JobGraph, settings: ExecutionSettings) -> JobClient {
+        let control = JobControl::for_settings(settings.ctrl_c);
+        let controller = JobController {
+            control: Arc::clone(&control),
+            ended: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let ended = Arc::clone(&controller.ended);
+        let handle = std::thread::Builder::new()
+            .name(format!("superflow-job-{job_name}"))
+            .spawn(move || {
+                let result = execute_graph(&job_name, graph, &settings, control);
+                ended.store(true, std::sync::atomic::Ordering::Release);
+                result
+            })
+            .unwrap_or_else(|e| panic!("cannot start the job thread: {e}"));
+        JobClient { controller, handle }
+    }
+
+    /// A controller of the job for other threads.
+    pub fn controller(&self) -> JobController {
+        self.controller.clone()
+    }
+
+    /// Stops the job's sources; the job drains and ends. `wait` returns its result.
+    pub fn cancel(&self) {
+        self.controller.cancel();
+    }
+
+    /// Takes a savepoint into `dir` while the job runs; returns its directory.
+    pub fn trigger_savepoint(
+        &self,
+        dir: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, JobError> {
+        self.controller.trigger_savepoint(dir)
     }
 
     /// Takes a savepoint into `dir` and stops the job there (sources stop at the
@@ -820,28 +902,16 @@ impl JobClient {
         &self,
         dir: impl Into<std::path::PathBuf>,
     ) -> Result<std::path::PathBuf, JobError> {
-        self.savepoint(dir.into(), true)
+        self.controller.stop_with_savepoint(dir)
     }
 
-    fn savepoint(
+    /// Fires every event-time timer and window with the final watermark, then stops the
+    /// job with a savepoint into `dir` (see `JobController::drain_with_savepoint`).
+    pub fn drain_with_savepoint(
         &self,
-        dir: std::path::PathBuf,
-        stop: bool,
+        dir: impl Into<std::path::PathBuf>,
     ) -> Result<std::path::PathBuf, JobError> {
-        // The coordinator appears once the workers start; a savepoint asked for before
-        // that waits for it.
-        let coordinator = loop {
-            if let Some(c) = self.control.checkpoints() {
-                break c;
-            }
-            if self.handle.is_finished() {
-                return Err(JobError::Checkpoint("the job is not running".into()));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        coordinator
-            .savepoint(dir, stop)
-            .map_err(JobError::Checkpoint)
+        self.controller.drain_with_savepoint(dir)
     }
 
     /// Whether the job has ended.

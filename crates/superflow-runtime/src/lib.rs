@@ -32,7 +32,8 @@ pub use build::{
 pub use control::JobControl;
 pub use exchange::{PartitionKind, Partitioner, RouteContext};
 pub use executor::{
-    available_cores, execute_graph, ClusterConfig, ExecutionSettings, JobClient, JobExecutionResult,
+    available_cores, execute_graph, ClusterConfig, ExecutionSettings, JobClient, JobController,
+    JobExecutionResult,
 };
 pub use graph::{
     ChainingStrategy, InputEdge, JobGraph, JobPlan, Node, NodeId, NodeKind, PrepareFn,

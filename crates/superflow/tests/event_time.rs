@@ -1197,3 +1197,52 @@ fn an_interval_join_whose_exclusive_bounds_leave_nothing_joins_nothing() -> Resu
     assert!(out.is_empty(), "{out:?}");
     Ok(())
 }
+
+#[test]
+fn draining_with_a_savepoint_fires_every_window_stopping_leaves_them_pending() {
+    for drain in [false, true] {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let env = env(2);
+        env.enable_checkpointing(Duration::from_secs(60));
+        let storage = root.path().join("checkpoints");
+        env.configure_checkpoints(|c| c.storage = storage);
+        let fired = SharedSink(Default::default());
+        // Event time runs a thousand times faster than the wall clock: 1 s windows of
+        // 1,000 records each, the last one open when the job is stopped.
+        env.from_generator(|i| (i % 4, i as i64), None, Some(10_000.0))
+            .assign_timestamps_and_watermarks(strategy(0))
+            .key_by(|e: &(u64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+            .aggregate(Count)
+            .add_sink(fired.clone());
+        let client = env
+            .execute_async("drained")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(300));
+        let dir = root.path().join("savepoint");
+        let savepoint = if drain {
+            client.drain_with_savepoint(&dir)
+        } else {
+            client.stop_with_savepoint(&dir)
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(savepoint.join("_metadata").is_file());
+        let result = client.wait().unwrap_or_else(|e| panic!("{e}"));
+        let generated = result
+            .operators
+            .iter()
+            .find(|o| o.name.contains("Source"))
+            .map(|o| o.records_out)
+            .unwrap_or_default();
+        let counted: u64 = fired.0.lock().map(|v| v.iter().sum()).unwrap_or_default();
+        assert!(generated > 1_000, "generated {generated}");
+        if drain {
+            assert_eq!(counted, generated, "drained: every window fired");
+        } else {
+            assert!(
+                counted < generated,
+                "stopped: the open windows did not fire ({counted} of {generated})"
+            );
+        }
+    }
+}

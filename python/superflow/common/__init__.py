@@ -4,6 +4,7 @@ from superflow.common.typeinfo import Types, TypeInformation
 from superflow.common.types import Row, RowKind
 from superflow.common.time import Duration, Time
 from superflow.common.configuration import Configuration
+from superflow.common.job_client import JobClient, JobID, JobStatus
 from superflow.common.restart_strategy import RestartStrategies
 from superflow.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
 from superflow._superflow import JobExecutionError
@@ -16,7 +17,10 @@ __all__ = [
     "Duration",
     "Time",
     "Configuration",
+    "JobClient",
     "JobExecutionError",
+    "JobID",
+    "JobStatus",
     "RestartStrategies",
     "TimestampAssigner",
     "WatermarkStrategy",

@@ -3,9 +3,12 @@ run. A job's parallelism is its number of worker processes: one Python interpret
 each, since one interpreter runs one Python thread at a time."""
 
 import os
-from typing import Any, Dict, Iterable, List, Optional
+import threading
+from concurrent.futures import Future
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from superflow.common.configuration import Configuration
+from superflow.common.job_client import JobClient, JobID
 from superflow.common.typeinfo import TypeInformation
 from superflow.common.types import Row
 from superflow.common.restart_strategy import RestartStrategyConfiguration
@@ -109,7 +112,11 @@ class StreamExecutionEnvironment:
         self._state_backend: Optional[StateBackend] = None
         self._restore_path: Optional[str] = None
         self._allow_non_restored_state = False
+        self._savepoint_dir: Optional[str] = None
         if configuration is not None:
+            for key in ("execution.checkpointing.savepoint-dir", "state.savepoints.dir"):
+                if configuration.contains_key(key):
+                    self._savepoint_dir = configuration.get_string(key, "")
             if configuration.contains_key("parallelism.default"):
                 self.set_parallelism(configuration.get_integer("parallelism.default", 1))
             for key in ("execution.state-recovery.path", "execution.savepoint.path"):
@@ -236,10 +243,10 @@ class StreamExecutionEnvironment:
         explicit = [n["parallelism"] for n in self._nodes if n.get("parallelism")]
         return max([self.get_parallelism()] + explicit)
 
-    def execute(self, job_name: Optional[str] = None) -> JobExecutionResult:
-        """Runs the job to its end; the environment is cleared for the next job."""
-        from superflow import _cluster
-
+    def _take_job(self, job_name: Optional[str]) -> Tuple[str, List[Dict[str, Any]],
+                                                          Dict[str, Any], int]:
+        """The job built so far, with its settings and its number of processes; the
+        environment is cleared for the next job."""
         sinks = ("print", "collect", "sink", "file_sink", "_bench_sink")
         if not any(n["op"] in sinks for n in self._nodes):
             raise RuntimeError("no sinks defined in the job: add print(), add_sink() or "
@@ -255,8 +262,36 @@ class StreamExecutionEnvironment:
                     "allow_non_restored_state": self._allow_non_restored_state}
         processes = max([settings["parallelism"]] +
                         [n["parallelism"] for n in nodes if n.get("parallelism")])
+        return name, nodes, settings, processes
+
+    def execute(self, job_name: Optional[str] = None) -> JobExecutionResult:
+        """Runs the job to its end; the environment is cleared for the next job."""
+        from superflow import _cluster
+
+        name, nodes, settings, processes = self._take_job(job_name)
         raw = _cluster.run(name, nodes, settings, processes)
         return JobExecutionResult(name, raw)
+
+    def execute_async(self, job_name: Optional[str] = None) -> JobClient:
+        """Starts the job on a thread of this process and returns at once: the
+        ``JobClient`` cancels it, takes savepoints and hands over its result. The
+        interpreter waits for a job still running when the script ends, as a Flink
+        cluster keeps running a job its client left."""
+        from superflow import _cluster, _superflow
+
+        name, nodes, settings, processes = self._take_job(job_name)
+        handle = _superflow.JobHandle()
+        outcome: Future = Future()
+
+        def run() -> None:
+            try:
+                outcome.set_result(JobExecutionResult(
+                    name, _cluster.run(name, nodes, settings, processes, handle)))
+            except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+                outcome.set_exception(e)
+
+        threading.Thread(target=run, name=f"superflow-job-{name}").start()
+        return JobClient(JobID(), handle, outcome, self._savepoint_dir)
 
     def get_execution_plan(self) -> str:
         """The plan as text: one line per operator."""

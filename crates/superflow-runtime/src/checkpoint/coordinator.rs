@@ -108,6 +108,19 @@ pub struct CheckpointStats {
     pub operators: Vec<OperatorCheckpointStats>,
 }
 
+/// What the job does once a savepoint is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AfterSavepoint {
+    /// It runs on.
+    Continue,
+    /// Its sources stop at the savepoint and the job ends, timers and windows still
+    /// pending (they resume from the savepoint).
+    Stop,
+    /// Its sources send the final watermark first, so that every event-time timer and
+    /// window fires before the savepoint, then stop (Flink's `stop --drain`).
+    Drain,
+}
+
 enum Message {
     Register(Vec<InstanceId>),
     Part(u64, Box<PartReport>),
@@ -115,7 +128,7 @@ enum Message {
     Written(u64, InstanceId, Result<Option<PartMetadata>, String>),
     Savepoint {
         dir: PathBuf,
-        stop: bool,
+        after: AfterSavepoint,
         reply: Sender<Result<PathBuf, String>>,
     },
     /// A message from another process of the job.
@@ -142,6 +155,7 @@ struct Shared {
     triggered: AtomicU64,
     completed: AtomicU64,
     stop_after: AtomicU64,
+    drain: std::sync::atomic::AtomicBool,
     stats: Mutex<Vec<CheckpointStats>>,
     savepoints: Mutex<HashSet<u64>>,
     end_actions: Mutex<Vec<EndAction>>,
@@ -196,6 +210,7 @@ impl CheckpointCoordinator {
             triggered: AtomicU64::new(settings.base),
             completed: AtomicU64::new(settings.base),
             stop_after: AtomicU64::new(u64::MAX),
+            drain: std::sync::atomic::AtomicBool::new(false),
             stats: Mutex::new(settings.history.clone()),
             savepoints: Mutex::new(HashSet::new()),
             end_actions: Mutex::new(Vec::new()),
@@ -326,6 +341,12 @@ impl CheckpointCoordinator {
         self.shared.stop_after.load(Ordering::Acquire)
     }
 
+    /// Whether sources drain (send the final watermark) before the stopping savepoint.
+    #[inline]
+    pub fn drains(&self) -> bool {
+        self.shared.drain.load(Ordering::Acquire)
+    }
+
     /// Whether checkpoint `id` is a savepoint (which is self-contained: never incremental).
     pub fn is_savepoint(&self, id: u64) -> bool {
         self.shared.savepoints.lock().is_ok_and(|s| s.contains(&id))
@@ -358,9 +379,9 @@ impl CheckpointCoordinator {
         Ok(())
     }
 
-    /// Triggers a savepoint into `dir`; with `stop`, sources stop at it and the job
-    /// ends. Blocks until it completes or fails.
-    pub fn savepoint(&self, dir: PathBuf, stop: bool) -> Result<PathBuf, String> {
+    /// Triggers a savepoint into `dir`; the job then goes on as `after` says. Blocks
+    /// until it completes or fails.
+    pub fn savepoint(&self, dir: PathBuf, after: AfterSavepoint) -> Result<PathBuf, String> {
         if !self.decides {
             return Err(
                 "savepoints of a job on several processes are taken through process 0".into(),
@@ -372,7 +393,7 @@ impl CheckpointCoordinator {
         }
         let (reply, answer) = mpsc::channel();
         self.sender
-            .send(Message::Savepoint { dir, stop, reply })
+            .send(Message::Savepoint { dir, after, reply })
             .map_err(|_| "the job is not running".to_string())?;
         answer
             .recv()
@@ -400,8 +421,8 @@ impl CheckpointCoordinator {
     }
 }
 
-/// A savepoint asked for: its directory, whether the job stops at it, and who waits.
-type SavepointRequest = (PathBuf, bool, Sender<Result<PathBuf, String>>);
+/// A savepoint asked for: its directory, what the job does after it, and who waits.
+type SavepointRequest = (PathBuf, AfterSavepoint, Sender<Result<PathBuf, String>>);
 
 /// A part to write: a subtask's own (encoded on the writer thread), or a final one
 /// shared by every later checkpoint.
@@ -637,7 +658,7 @@ impl CoordinatorThread {
                 }
                 Err(e) => self.fail(id, format!("a part could not be written: {e}")),
             },
-            Message::Savepoint { dir, stop, reply } => self.savepoints.push((dir, stop, reply)),
+            Message::Savepoint { dir, after, reply } => self.savepoints.push((dir, after, reply)),
             Message::Remote(peer, message) => self.handle_remote(peer, message),
             Message::Shutdown(_) => {}
         }
@@ -684,9 +705,9 @@ impl CoordinatorThread {
                 id,
                 dir,
                 savepoint,
-                stop,
+                after,
             } => match self.own_dir(id, dir, savepoint) {
-                Ok(dir) => self.begin(id, dir, savepoint, stop, None),
+                Ok(dir) => self.begin(id, dir, savepoint, after, None),
                 Err(reason) => self
                     .peers
                     .send_to_leader(&ControlMessage::PartFailed { id, reason }),
@@ -860,8 +881,8 @@ impl CoordinatorThread {
             return;
         }
         let now = Instant::now();
-        if let Some((dir, stop, reply)) = self.savepoints.pop() {
-            self.trigger(Some(dir), stop, Some(reply));
+        if let Some((dir, after, reply)) = self.savepoints.pop() {
+            self.trigger(Some(dir), after, Some(reply));
             return;
         }
         let Some(config) = self.settings.config.clone() else {
@@ -875,7 +896,7 @@ impl CoordinatorThread {
             .last_completion
             .is_some_and(|t| now < t + config.min_pause);
         if now >= next && running < config.max_concurrent.max(1) && !paused {
-            self.trigger(None, false, None);
+            self.trigger(None, AfterSavepoint::Continue, None);
             self.next_trigger = Some(now + config.interval);
         }
     }
@@ -883,7 +904,7 @@ impl CoordinatorThread {
     fn trigger(
         &mut self,
         savepoint_dir: Option<PathBuf>,
-        stop: bool,
+        after: AfterSavepoint,
         reply: Option<Sender<Result<PathBuf, String>>>,
     ) {
         let id = self.shared.triggered.load(Ordering::Acquire) + 1;
@@ -910,9 +931,9 @@ impl CoordinatorThread {
             id,
             dir: named,
             savepoint,
-            stop,
+            after,
         });
-        self.begin(id, dir, savepoint, stop, reply);
+        self.begin(id, dir, savepoint, after, reply);
     }
 
     /// This process takes part in checkpoint `id` (triggered here, or by process 0).
@@ -921,7 +942,7 @@ impl CoordinatorThread {
         id: u64,
         dir: PathBuf,
         savepoint: bool,
-        stop: bool,
+        after: AfterSavepoint,
         reply: Option<Sender<Result<PathBuf, String>>>,
     ) {
         let waiting = self.peers.follower_ids().into_iter().collect();
@@ -945,7 +966,10 @@ impl CoordinatorThread {
                 ids.insert(id);
             }
         }
-        if stop {
+        if after != AfterSavepoint::Continue {
+            self.shared
+                .drain
+                .store(after == AfterSavepoint::Drain, Ordering::Release);
             self.shared.stop_after.store(id, Ordering::Release);
         }
         self.shared.triggered.store(id, Ordering::Release);

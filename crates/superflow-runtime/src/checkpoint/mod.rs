@@ -20,8 +20,8 @@ pub use config::{
     SnapshotCompression, StateBackend, TimerStorage,
 };
 pub use coordinator::{
-    CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings, InstanceId,
-    OperatorCheckpointStats, PartReport, RunOutcome,
+    AfterSavepoint, CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings,
+    InstanceId, OperatorCheckpointStats, PartReport, RunOutcome,
 };
 pub use operator_state::{FunctionInitializationContext, FunctionSnapshotContext};
 pub use snapshot::{DeferredEncoding, OperatorSnapshot, RestoredState, SectionKind, StateSection};
