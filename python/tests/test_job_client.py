@@ -14,27 +14,13 @@ from superflow.common import (
     JobClient,
     JobExecutionError,
     JobStatus,
-    Types,
     WatermarkStrategy,
 )
-from superflow.datastream import (
-    KeyedProcessFunction,
-    StreamExecutionEnvironment,
-)
-from superflow.datastream.state import ValueStateDescriptor
+from superflow.datastream import StreamExecutionEnvironment
 from superflow.datastream.window import TumblingEventTimeWindows
+from test_checkpoints import RunningCount
 
 N = 100_000
-
-
-class RunningCount(KeyedProcessFunction):
-    def open(self, ctx):
-        self.count = ctx.get_state(ValueStateDescriptor("count", Types.LONG()))
-
-    def process_element(self, value, ctx):
-        c = (self.count.value() or 0) + 1
-        self.count.update(c)
-        yield ctx.get_current_key(), c
 
 
 def slowly(i):
