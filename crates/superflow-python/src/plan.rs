@@ -47,6 +47,8 @@ struct PlanNode {
     name: Option<String>,
     uid: Option<String>,
     parallelism: Option<usize>,
+    /// `disable` (`disable_chaining()`) or `new_chain` (`start_new_chain()`).
+    chaining: Option<String>,
     window: Option<WindowSpec>,
     /// The key selectors of a keyed co-process node.
     keys: (Option<PyObj>, Option<PyObj>),
@@ -124,6 +126,7 @@ impl PlanNode {
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
+            chaining: item(dict, "chaining")?,
         })
     }
 }
@@ -303,7 +306,11 @@ fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -
     if let Some(p) = node.parallelism {
         s = s.set_parallelism(p);
     }
-    s
+    match node.chaining.as_deref() {
+        Some("disable") => s.disable_chaining(),
+        Some("new_chain") => s.start_new_chain(),
+        _ => s,
+    }
 }
 
 /// Configures the map that turns a Rust source's records into Python objects: it runs

@@ -1,5 +1,5 @@
 //! The job settings a Python environment passes with its plan: parallelism, the
-//! cluster of processes, checkpoints, the restart strategy, the state backend and the
+//! watermark interval, the cluster of processes, checkpoints, the restart strategy, the state backend and the
 //! checkpoint to restore, read into the Rust environment's settings.
 
 use std::path::PathBuf;
@@ -21,6 +21,7 @@ use crate::plan::item;
 pub(crate) struct PlanSettings {
     parallelism: usize,
     max_parallelism: Option<usize>,
+    auto_watermark_interval: Option<Duration>,
     cluster: Option<ClusterConfig>,
     checkpointing: Option<CheckpointConfig>,
     restart: Option<RestartStrategy>,
@@ -163,6 +164,7 @@ impl PlanSettings {
         Ok(PlanSettings {
             parallelism: item(settings, "parallelism")?.unwrap_or(1),
             max_parallelism: item(settings, "max_parallelism")?,
+            auto_watermark_interval: item(settings, "auto_watermark_interval_ms")?.map(ms),
             cluster: cluster.map(|(process_id, addresses)| ClusterConfig {
                 process_id,
                 addresses,
@@ -178,6 +180,9 @@ impl PlanSettings {
     /// Sets them on a Rust environment.
     pub(crate) fn apply(self, env: &StreamExecutionEnvironment) {
         env.set_parallelism(self.parallelism);
+        if let Some(interval) = self.auto_watermark_interval {
+            env.set_auto_watermark_interval(interval);
+        }
         if let Some(max) = self.max_parallelism {
             env.set_max_parallelism(max);
         }

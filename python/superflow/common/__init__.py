@@ -4,6 +4,7 @@ from superflow.common.typeinfo import Types, TypeInformation
 from superflow.common.types import Row, RowKind
 from superflow.common.time import Duration, Time
 from superflow.common.configuration import Configuration
+from superflow.common.execution_config import ExecutionConfig
 from superflow.common.job_client import JobClient, JobID, JobStatus
 from superflow.common.restart_strategy import RestartStrategies
 from superflow.common.watermark_strategy import TimestampAssigner, WatermarkStrategy
@@ -17,6 +18,7 @@ __all__ = [
     "Duration",
     "Time",
     "Configuration",
+    "ExecutionConfig",
     "JobClient",
     "JobExecutionError",
     "JobID",

@@ -53,6 +53,27 @@ class _OperatorSettings:
         self._node["parallelism"] = parallelism
         return self
 
+    def disable_chaining(self: _Self) -> _Self:
+        """Keeps the operator out of any chain: it runs as an operator of its own."""
+        self._node["chaining"] = "disable"
+        return self
+
+    def start_new_chain(self: _Self) -> _Self:
+        """Starts a new chain at this operator, not chained to the one before."""
+        self._node["chaining"] = "new_chain"
+        return self
+
+    def force_non_parallel(self: _Self) -> _Self:
+        """Runs the operator as one subtask."""
+        return self.set_parallelism(1)
+
+    def slot_sharing_group(self: _Self, slot_sharing_group: Any) -> _Self:
+        """Accepted for PyFlink's jobs: every operator of a process shares its one worker
+        thread, so there are no slots to group."""
+        self._node["slot_sharing_group"] = str(getattr(slot_sharing_group, "get_name",
+                                                       lambda: slot_sharing_group)())
+        return self
+
 
 class DataStream(_OperatorSettings):
     """A stream of Python objects."""

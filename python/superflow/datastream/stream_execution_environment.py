@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from superflow.common.configuration import Configuration
+from superflow.common.execution_config import ExecutionConfig
 from superflow.common.job_client import JobClient, JobID
 from superflow.common.typeinfo import TypeInformation
 from superflow.common.types import Row
@@ -15,6 +16,17 @@ from superflow.common.restart_strategy import RestartStrategyConfiguration
 from superflow.datastream.checkpoint_config import CheckpointConfig
 from superflow.datastream.data_stream import DataStream
 from superflow.datastream.state_backend import StateBackend
+
+
+def _config_millis(value: str, key: str) -> int:
+    """Milliseconds of a Flink duration setting: ``200``, ``200 ms``, ``2 s``, ``1 min``."""
+    text = value.strip().lower().replace(" ", "")
+    for suffix, factor in (("ms", 1), ("min", 60_000), ("s", 1000), ("", 1)):
+        if text.endswith(suffix):
+            number = text[:len(text) - len(suffix)] if suffix else text
+            if number.isdigit():
+                return int(number) * factor
+    raise ValueError(f"{key} is a duration such as '200 ms' or '2 s', got {value!r}")
 
 
 class JobExecutionResult:
@@ -113,7 +125,12 @@ class StreamExecutionEnvironment:
         self._restore_path: Optional[str] = None
         self._allow_non_restored_state = False
         self._savepoint_dir: Optional[str] = None
+        self._auto_watermark_interval_ms = 200
         if configuration is not None:
+            if configuration.contains_key("pipeline.auto-watermark-interval"):
+                self._auto_watermark_interval_ms = _config_millis(
+                    configuration.get_string("pipeline.auto-watermark-interval", ""),
+                    "pipeline.auto-watermark-interval")
             for key in ("execution.checkpointing.savepoint-dir", "state.savepoints.dir"):
                 if configuration.contains_key(key):
                     self._savepoint_dir = configuration.get_string(key, "")
@@ -154,6 +171,19 @@ class StreamExecutionEnvironment:
 
     def get_max_parallelism(self) -> int:
         return self._max_parallelism or 128
+
+    def get_config(self) -> ExecutionConfig:
+        """The job settings PyFlink keeps in ``ExecutionConfig``: the watermark
+        interval, parallelism and max parallelism."""
+        return ExecutionConfig(self)
+
+    def set_buffer_timeout(self, timeout_millis: int) -> "StreamExecutionEnvironment":
+        """Accepted for PyFlink's jobs. Records travel in batches that leave an operator
+        at the end of each of its activations, never waiting for more records, so there
+        is no buffer to time out."""
+        if not isinstance(timeout_millis, int) or timeout_millis < -1:
+            raise ValueError(f"buffer timeout must be -1 or more ms, got {timeout_millis!r}")
+        return self
 
     # ----- fault tolerance -----
 
@@ -198,6 +228,27 @@ class StreamExecutionEnvironment:
         node.update({k: v for k, v in fields.items() if v is not None})
         self._nodes.append(node)
         return node
+
+    def from_source(self, source: Any, watermark_strategy: Any, source_name: str,
+                    type_info: Optional[TypeInformation] = None) -> DataStream:
+        """The records of a connector's ``Source`` (``NumberSequenceSource``,
+        ``FileSource``), with timestamps and watermarks by ``watermark_strategy``
+        (``WatermarkStrategy.no_watermarks()`` for none). These sources give their records
+        no timestamp of their own, so a strategy without a timestamp assigner leaves them
+        without one, as in Flink (an event-time window over them then fails, saying so)."""
+        from superflow.common.watermark_strategy import WatermarkStrategy
+        from superflow.datastream.connectors.base import Source
+        if not isinstance(source, Source):
+            raise TypeError("from_source takes a Source (NumberSequenceSource, FileSource), "
+                            f"got {type(source).__name__}")
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            raise TypeError("from_source takes a WatermarkStrategy, got "
+                            f"{type(watermark_strategy).__name__}")
+        stream = source._stream(self, source_name)
+        stream._output_type = type_info
+        if watermark_strategy._kind == "none" or watermark_strategy._assigner is None:
+            return stream
+        return stream.assign_timestamps_and_watermarks(watermark_strategy)
 
     def from_collection(self, collection: Iterable[Any],
                         type_info: Optional[TypeInformation] = None) -> DataStream:
@@ -255,6 +306,7 @@ class StreamExecutionEnvironment:
         name = job_name or "Superflow Streaming Job"
         settings = {"parallelism": self.get_parallelism(),
                     "max_parallelism": self._max_parallelism,
+                    "auto_watermark_interval_ms": self._auto_watermark_interval_ms,
                     "checkpoint": self._checkpoint_config._dict(),
                     "restart": self._restart._spec if self._restart else None,
                     "state_backend": self._state_backend._spec if self._state_backend else None,

@@ -1,7 +1,16 @@
-"""Connectors (``pyflink.datastream.connectors``). Sources are the environment's
+"""Connectors (``pyflink.datastream.connectors``): the sources of ``env.from_source``
+(``NumberSequenceSource``, ``FileSource``), beside the environment's own
 (``from_collection``, ``from_sequence``, ``read_text_file``); sinks are ``print``,
-``add_sink``, ``execute_and_collect`` and the exactly-once ``FileSink`` here."""
+``add_sink``, ``execute_and_collect`` and the exactly-once ``FileSink``."""
 
-from superflow.datastream.connectors.file_system import FileSink, RollingPolicy
+from superflow.datastream.connectors.base import Source
+from superflow.datastream.connectors.file_system import (
+    FileSink,
+    FileSource,
+    RollingPolicy,
+    StreamFormat,
+)
+from superflow.datastream.connectors.number_seq import NumberSequenceSource
 
-__all__ = ["FileSink", "RollingPolicy"]
+__all__ = ["FileSink", "FileSource", "NumberSequenceSource", "RollingPolicy", "Source",
+           "StreamFormat"]

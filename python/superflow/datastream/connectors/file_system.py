@@ -1,12 +1,65 @@
-"""The exactly-once file sink (``pyflink.datastream.connectors.file_system``): records
-are written as lines into part files that become visible (renamed from a hidden
-``.part-...inprogress`` name) only when the checkpoint covering them completes, or when
-the job finishes."""
+"""Files (``pyflink.datastream.connectors.file_system``): ``FileSource`` reads the lines
+of files (split by byte ranges across its subtasks, its positions checkpointed), and the
+exactly-once ``FileSink`` writes records as lines into part files that become visible
+(renamed from a hidden ``.part-...inprogress`` name) only when the checkpoint covering
+them completes, or when the job finishes."""
 
-from typing import Optional
+from typing import Any, List, Optional
 
 from superflow.common.serialization import Encoder
 from superflow.common.time import to_millis
+from superflow.datastream.connectors.base import Source
+
+
+class StreamFormat:
+    """How a ``FileSource`` reads records from a file."""
+
+    def __init__(self, charset: str):
+        if charset.replace("-", "").lower() not in ("utf8", "ascii", "usascii"):
+            raise ValueError(f"the text line format reads UTF-8, not {charset}")
+        self._charset = charset
+
+    @staticmethod
+    def text_line_format(charset_name: str = "UTF-8") -> "StreamFormat":
+        """One record per line, without its line break."""
+        return StreamFormat(charset_name)
+
+
+class FileSource(Source):
+    """The lines of files, or of every visible file of directories (bounded: the files
+    there when the job starts)."""
+
+    def __init__(self, paths: List[str]):
+        self._paths = paths
+
+    @staticmethod
+    def for_record_stream_format(stream_format: StreamFormat, *paths: Any
+                                 ) -> "FileSource.FileSourceBuilder":
+        if not isinstance(stream_format, StreamFormat):
+            raise TypeError("for_record_stream_format takes StreamFormat.text_line_format()")
+        if not paths:
+            raise ValueError("a FileSource needs at least one path")
+        return FileSource.FileSourceBuilder([str(p) for p in paths])
+
+    class FileSourceBuilder:
+        def __init__(self, paths: List[str]):
+            self._paths = paths
+
+        def process_static_file_set(self) -> "FileSource.FileSourceBuilder":
+            """Reads the files once (the default, and the only mode here)."""
+            return self
+
+        def monitor_continuously(self, discovery_interval: Any) -> "FileSource.FileSourceBuilder":
+            raise ValueError("FileSource.monitor_continuously: watching for new files is not "
+                             "built yet; the source reads the files present when the job "
+                             "starts (process_static_file_set)")
+
+        def build(self) -> "FileSource":
+            return FileSource(self._paths)
+
+    def _stream(self, env, name):
+        streams = [env.read_text_file(path).name(name) for path in self._paths]
+        return streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
 
 
 class RollingPolicy:
