@@ -11,7 +11,9 @@ import pytest
 from superflow.common import Duration, JobExecutionError, RestartStrategies, Time, Types
 from superflow.common import WatermarkStrategy
 from superflow.datastream import (
+    AllWindowFunction,
     CheckpointingMode,
+    ProcessAllWindowFunction,
     ProcessWindowFunction,
     StreamExecutionEnvironment,
     WindowFunction,
@@ -541,3 +543,40 @@ def test_a_bad_timer_from_a_trigger_fails_the_job_with_its_cause():
      .trigger(Wrong(TriggerResult.CONTINUE)).process(Described()).print())
     with pytest.raises(JobExecutionError, match="timer is an int of milliseconds, got 'soon'"):
         env.execute()
+
+
+# Windows of a whole stream.
+
+class AllValues(ProcessAllWindowFunction):
+    def process(self, context, elements):
+        w = context.window()
+        yield (w.start, w.end) if hasattr(w, "start") else repr(w), sorted(e[1] for e in elements)
+
+
+class AllSum(AllWindowFunction):
+    def apply(self, window, inputs):
+        return [(window.start, sum(i[1] for i in inputs))]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_window_all_evaluates_the_whole_stream_on_one_subtask(parallelism):
+    data = [("a", t) for t in (1, 5, 12)] + [("b", t) for t in (3, 14, 25)]
+    tumbling = TumblingEventTimeWindows.of(Duration.of_millis(10))
+    windowed = second_column_time(new_env(parallelism).from_collection(data)).window_all(tumbling)
+    out = windowed.process(AllValues())
+    assert out.get_parallelism() == 1
+    assert sorted(out.execute_and_collect()) == [((0, 10), [1, 3, 5]), ((10, 20), [12, 14]),
+                                                 ((20, 30), [25])]
+    out = (second_column_time(new_env(parallelism).from_collection(data)).window_all(tumbling)
+           .apply(AllSum()).execute_and_collect())
+    assert sorted(out) == [(0, 9), (10, 26), (20, 25)]
+    out = (second_column_time(new_env(parallelism).from_collection(data)).window_all(tumbling)
+           .reduce(lambda a, b: ("all", a[1] + b[1]), AllValues()).execute_and_collect())
+    assert sorted(out) == [((0, 10), [9]), ((10, 20), [26]), ((20, 30), [25])]
+    out = (new_env(parallelism).from_collection(data).count_window_all(4)
+           .process(AllValues()).execute_and_collect())
+    assert [len(values) for _, values in out] == [4]
+    out = (second_column_time(new_env(parallelism).from_collection(data))
+           .window_all(GlobalWindows.create()).trigger(CountTrigger.of(3))
+           .evictor(CountEvictor.of(2)).process(AllValues()).execute_and_collect())
+    assert [len(values) for _, values in out] == [2, 2]

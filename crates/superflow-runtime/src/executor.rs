@@ -235,7 +235,17 @@ pub fn execute_graph(
             plan.workers
         )));
     }
-    for node in &graph.nodes {
+    // A source is prepared (its files checked, its socket connected) only where one of
+    // its subtasks runs: subtasks 0..p run on workers 0..p, and this process runs the
+    // workers from `process_id * workers_per_process`.
+    let first_worker_here = settings
+        .cluster
+        .as_ref()
+        .map_or(0, |c| c.process_id * (plan.workers / processes));
+    for (id, node) in graph.nodes.iter().enumerate() {
+        if plan.parallelism[id] <= first_worker_here {
+            continue;
+        }
         if let Some(prepare) = &node.prepare {
             prepare().map_err(|reason| JobError::SourceUnavailable {
                 operator: node.name.clone(),

@@ -438,3 +438,83 @@ fn cancelling_on_process_0_ends_both() -> Result<(), Box<dyn std::error::Error>>
     );
     Ok(())
 }
+
+#[test]
+fn socket_child() -> Result<(), Box<dyn std::error::Error>> {
+    let (Ok(port), Ok(out)) = (
+        std::env::var("SUPERFLOW_TEST_SOCKET"),
+        std::env::var("SUPERFLOW_TEST_CHILD"),
+    ) else {
+        return Ok(());
+    };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    let lengths = env
+        .socket_text_stream("127.0.0.1", port.parse()?)
+        .rebalance()
+        .map(|line: String| (line.clone(), line.len() as i64))
+        .key_by(|t: &(String, i64)| t.0.clone())
+        .sum(1)
+        .execute_and_collect()?;
+    let text: String = lengths.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
+    std::fs::write(out, text)?;
+    Ok(())
+}
+
+#[test]
+fn a_socket_source_connects_from_the_one_process_that_runs_it(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let children = spawn_cluster("socket_child", |id, command| {
+        command
+            .env("SUPERFLOW_TEST_SOCKET", port.to_string())
+            .env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")));
+    })?;
+    // One connection, from process 0; a second process connecting would wait for lines
+    // that never come (or take them from the first), as with `nc -l`.
+    listener.set_nonblocking(true)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut connection = loop {
+        match listener.accept() {
+            Ok((connection, _)) => break connection,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no process connected to the socket"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    connection.set_nonblocking(false)?;
+    for word in ["ab", "cde", "ab"] {
+        writeln!(connection, "{word}")?;
+    }
+    drop(connection);
+    for child in children {
+        let output = child.wait_with_output()?;
+        assert!(
+            output.status.success(),
+            "a process of the cluster failed: {}\n{}",
+            output.status,
+            text_of(&output)
+        );
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a second process connected to the socket"
+    );
+    let mut both = read_records(&dir.path().join("out-0"))?;
+    both.extend(read_records(&dir.path().join("out-1"))?);
+    assert_eq!(
+        final_counts(&both),
+        [("ab".to_string(), 4), ("cde".to_string(), 3)]
+            .into_iter()
+            .collect()
+    );
+    Ok(())
+}

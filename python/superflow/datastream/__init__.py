@@ -17,6 +17,7 @@ from superflow.datastream.functions import (
     CoFlatMapFunction,
     CoMapFunction,
     FilterFunction,
+    AllWindowFunction,
     FlatMapFunction,
     JoinFunction,
     KeyedBroadcastProcessFunction,
@@ -26,6 +27,7 @@ from superflow.datastream.functions import (
     MapFunction,
     Partitioner,
     ProcessFunction,
+    ProcessAllWindowFunction,
     ProcessJoinFunction,
     ProcessWindowFunction,
     ReadOnlyBroadcastState,
@@ -43,7 +45,7 @@ from superflow.datastream.checkpoint_config import (
 )
 from superflow.datastream.output_tag import OutputTag
 from superflow.datastream.state_backend import EmbeddedLsmStateBackend, HashMapStateBackend
-from superflow.datastream.window import WindowedStream
+from superflow.datastream.window import AllWindowedStream, WindowedStream
 from superflow.datastream.stream_execution_environment import (
     JobExecutionResult,
     StreamExecutionEnvironment,
@@ -82,6 +84,7 @@ __all__ = [
     "Partitioner",
     "ProcessFunction",
     "ProcessJoinFunction",
+    "ProcessAllWindowFunction",
     "ProcessWindowFunction",
     "ReduceFunction",
     "RuntimeContext",
@@ -91,4 +94,6 @@ __all__ = [
     "TimerService",
     "WindowFunction",
     "WindowedStream",
+    "AllWindowedStream",
+    "AllWindowFunction",
 ]

@@ -150,6 +150,20 @@ class DataStream(_OperatorSettings):
         node = self._add("key_by", fn=_callable(key_selector, "get_key", "KeySelector"))
         return KeyedStream(self._env, node, self._output_type)
 
+    def window_all(self, window_assigner: Any) -> Any:
+        """Cuts the whole stream into the assigner's windows, evaluated by one subtask."""
+        from superflow.datastream.window import AllWindowedStream, WindowAssigner
+        if not isinstance(window_assigner, WindowAssigner):
+            raise TypeError("window_all() takes a WindowAssigner, such as "
+                            "TumblingEventTimeWindows.of(Time.seconds(1))")
+        return AllWindowedStream(self, window_assigner._spec)
+
+    def count_window_all(self, size: int, slide: int = 0) -> Any:
+        """Windows of ``size`` records of the whole stream (sliding by ``slide`` records
+        if given), each fired when full, by one subtask."""
+        from superflow.datastream.window import AllWindowedStream, count_window_spec
+        return AllWindowedStream(self, count_window_spec(size, slide))
+
     def union(self, *streams: "DataStream") -> "DataStream":
         """The records of this stream and of ``streams``."""
         for s in streams:

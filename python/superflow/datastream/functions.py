@@ -419,6 +419,23 @@ class WindowFunction(Function):
         raise NotImplementedError("WindowFunction.apply")
 
 
+class ProcessAllWindowFunction(Function):
+    """Evaluates a window of a whole stream (``window_all``) with all its records:
+    ``process(context, elements)`` yields the outputs; ``context.window()`` is the
+    window."""
+
+    def process(self, context: Any, elements: Iterable[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("ProcessAllWindowFunction.process")
+
+
+class AllWindowFunction(Function):
+    """Evaluates a window of a whole stream with all its records:
+    ``apply(window, inputs)``."""
+
+    def apply(self, window: Any, inputs: Iterable[Any]) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("AllWindowFunction.apply")
+
+
 class RuntimeContext:
     """Where a function runs, and (on keyed streams) its keyed state."""
 

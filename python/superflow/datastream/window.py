@@ -827,6 +827,55 @@ class WindowedStream:
                                 apply_style=apply_style, name=name, **self._spec)
         return DataStream(self._keyed._env, node)
 
+
+def _everything(value: Any) -> int:
+    """The key of ``window_all``: one for every record."""
+    return 0
+
+
+class _WithoutKey:
+    """A function of ``window_all`` as the keyed window operator calls it, without the
+    key (the same for every record)."""
+
+    def __init__(self, function: Any):
+        self._function = function
+
+    def process(self, key: Any, context: Any, elements: Any) -> Any:
+        return self._function.process(context, elements)
+
+    def apply(self, key: Any, window: Any, inputs: Any) -> Any:
+        return self._function.apply(window, inputs)
+
+
+class AllWindowedStream(WindowedStream):
+    """A whole stream cut into windows (``window_all``), evaluated by one subtask, as
+    in Flink; its window functions take no key: ``ProcessAllWindowFunction.process(
+    context, elements)`` and ``AllWindowFunction.apply(window, inputs)``."""
+
+    def __init__(self, stream: Any, spec: Dict[str, Any]):
+        super().__init__(stream.key_by(_everything), spec)
+
+    def _evaluate(self, kind: str, function: Any, window_function: Any, apply_style: bool,
+                  name: str) -> Any:
+        if window_function is not None:
+            window_function = _WithoutKey(window_function)
+        stream = super()._evaluate(kind, function, window_function, apply_style,
+                                   name.replace("Window", "Window All", 1))
+        return stream.set_parallelism(1)
+
+    def process(self, process_window_function: Any, output_type: Any = None) -> Any:
+        """Hands each window's records to ``process(context, elements)``."""
+        if not callable(getattr(process_window_function, "process", None)):
+            raise TypeError("process() takes a ProcessAllWindowFunction")
+        return self._evaluate("process", None, process_window_function, False,
+                              "Window(Process)")
+
+    def apply(self, window_function: Any, output_type: Any = None) -> Any:
+        """Hands each window's records to ``apply(window, inputs)``."""
+        if not callable(getattr(window_function, "apply", None)):
+            raise TypeError("apply() takes an AllWindowFunction")
+        return self._evaluate("process", None, window_function, True, "Window(Apply)")
+
     def reduce(self, reduce_function: Any, window_function: Any = None,
                output_type: Any = None) -> Any:
         """Combines each window's records incrementally; one result per window (handed
@@ -914,6 +963,7 @@ __all__ = [
     "TriggerResult",
     "TumblingEventTimeWindows",
     "TumblingProcessingTimeWindows",
+    "AllWindowedStream",
     "WindowAssigner",
     "WindowedStream",
 ]
