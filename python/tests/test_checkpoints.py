@@ -388,4 +388,10 @@ def test_execute_and_collect_names_its_sink_after_the_stream(tmp_path, capfd):
     assert "without a uid" not in capfd.readouterr().err
     unnamed = env.from_collection([1, 2, 3]).uid("numbers").map(lambda x: x * 2)
     assert sorted(unnamed.execute_and_collect()) == [2, 4, 6]
-    assert "without a uid: 'Map', 'Collect Sink'" in capfd.readouterr().err
+    # A map keeps no state, so it needs no uid; the collect sink keeps its records.
+    assert "without a uid: 'Collect Sink';" in capfd.readouterr().err
+    keyed = (env.from_collection([1, 2, 3]).uid("numbers").map(lambda x: x * 2)
+             .key_by(lambda x: x % 2).reduce(lambda a, b: a + b).uid("sum"))
+    keyed.print()
+    env.execute()
+    assert "without a uid" not in capfd.readouterr().err

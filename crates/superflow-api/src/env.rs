@@ -254,6 +254,7 @@ impl StreamExecutionEnvironment {
             builder,
             prepare: spec.prepare,
             replayable: true,
+            keeps_state: true,
         });
         (id, node)
     }

@@ -130,6 +130,15 @@ impl<T: Data> DataStream<T> {
             .unwrap_or_else(|| self.env.get_parallelism())
     }
 
+    /// Declares that the operator keeps no state (no keyed state, timers or
+    /// `snapshot_state`), so that it needs no uid to restore: maps, filters and print
+    /// sinks are declared so already; a binding's own functions can be.
+    pub fn stateless(self) -> Self {
+        self.env
+            .update_node(self.id, |node| node.keeps_state = false);
+        self
+    }
+
     /// Names the operator (shown in metrics, logs and errors).
     pub fn name(self, name: &str) -> Self {
         self.env
@@ -176,6 +185,7 @@ impl<T: Data> DataStream<T> {
                 })
             }),
         )
+        .stateless()
     }
 
     /// Keeps the records for which `f` returns true.
@@ -192,6 +202,7 @@ impl<T: Data> DataStream<T> {
                 })
             }),
         )
+        .stateless()
     }
 
     /// Any number of outputs per record, emitted through the collector.
@@ -210,6 +221,7 @@ impl<T: Data> DataStream<T> {
                 })
             }),
         )
+        .stateless()
     }
 
     /// Assigns event timestamps to the records and generates watermarks (Flink's
@@ -530,7 +542,9 @@ impl<T: Data> DataStream<T> {
     where
         T: RecordDisplay,
     {
-        self.add_sink(PrintSink::stdout()).name("Print to Std. Out")
+        self.add_sink(PrintSink::stdout())
+            .name("Print to Std. Out")
+            .stateless()
     }
 
     /// Prints every record to stderr.
@@ -538,7 +552,9 @@ impl<T: Data> DataStream<T> {
     where
         T: RecordDisplay,
     {
-        self.add_sink(PrintSink::stderr()).name("Print to Std. Err")
+        self.add_sink(PrintSink::stderr())
+            .name("Print to Std. Err")
+            .stateless()
     }
 
     /// Writes records as text lines to `path` (a directory of per-subtask files when the
@@ -681,6 +697,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
                 })
             }),
         )
+        .stateless()
     }
 
     /// Flat-maps records of both inputs to one output type.
@@ -697,6 +714,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
                 })
             }),
         )
+        .stateless()
     }
 
     /// Partitions both inputs by key, so records with equal keys meet in one subtask.

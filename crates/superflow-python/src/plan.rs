@@ -316,7 +316,7 @@ fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -
 /// Configures the map that turns a Rust source's records into Python objects: it runs
 /// beside the source, and its uid derives from the source's.
 fn to_python(node: &PlanNode, map: DataStream<PyObj>) -> DataStream<PyObj> {
-    let mut s = map.name("To Python");
+    let mut s = map.name("To Python").stateless();
     if let Some(uid) = &node.uid {
         s = s.uid(&format!("{uid}/to-python"));
     }
@@ -409,10 +409,19 @@ fn build(
                     }),
                 ))
             }
-            "map" => Built::Stream(one_input(OneInputKind::Map)?.name("Map")),
-            "flat_map" => Built::Stream(one_input(OneInputKind::FlatMap)?.name("Flat Map")),
-            "filter" => Built::Stream(one_input(OneInputKind::Filter)?.name("Filter")),
-            "process" => Built::Stream(one_input(OneInputKind::Process)?.name("Process")),
+            // Python functions of unkeyed streams have no state to keep.
+            "map" => Built::Stream(one_input(OneInputKind::Map)?.name("Map").stateless()),
+            "flat_map" => Built::Stream(
+                one_input(OneInputKind::FlatMap)?
+                    .name("Flat Map")
+                    .stateless(),
+            ),
+            "filter" => Built::Stream(one_input(OneInputKind::Filter)?.name("Filter").stateless()),
+            "process" => Built::Stream(
+                one_input(OneInputKind::Process)?
+                    .name("Process")
+                    .stateless(),
+            ),
             "key_by" => {
                 let f = Python::attach(|py| need(node, &node.function).map(|f| f.clone_ref(py)))?;
                 Built::Keyed(stream_of(0)?, f)
@@ -625,7 +634,10 @@ fn build(
                 let f = Python::attach(|py| need(node, &node.function).map(|f| f.clone_ref(py)))?;
                 configured(
                     node,
-                    stream_of(0)?.add_sink(PySink { call: f }).name("Sink"),
+                    stream_of(0)?
+                        .add_sink(PySink { call: f })
+                        .name("Sink")
+                        .stateless(),
                 );
                 Built::Sink
             }

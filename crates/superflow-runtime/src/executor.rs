@@ -265,6 +265,7 @@ pub fn execute_graph(
             .iter()
             .filter(|n| {
                 n.uid.is_none()
+                    && n.keeps_state
                     && !matches!(
                         n.kind,
                         crate::graph::NodeKind::Internal | crate::graph::NodeKind::Union

@@ -79,6 +79,9 @@ pub struct Node {
     pub prepare: Option<PrepareFn>,
     /// For sources: whether they resume from checkpointed positions.
     pub replayable: bool,
+    /// Whether the operator may keep state, and so wants a uid (map, filter and print
+    /// sinks keep none).
+    pub keeps_state: bool,
 }
 
 /// A check run before the job starts; the error says what is missing.

@@ -827,6 +827,41 @@ class WindowedStream:
                                 apply_style=apply_style, name=name, **self._spec)
         return DataStream(self._keyed._env, node)
 
+    def reduce(self, reduce_function: Any, window_function: Any = None,
+               output_type: Any = None) -> Any:
+        """Combines each window's records incrementally; one result per window (handed
+        to ``window_function`` when given)."""
+        from superflow.datastream.data_stream import _callable
+        call = _callable(reduce_function, "reduce", "ReduceFunction")
+        return self._evaluate("reduce", call, *_window_function(window_function), "Window(Reduce)")
+
+    def aggregate(self, aggregate_function: Any, window_function: Any = None,
+                  accumulator_type: Any = None, output_type: Any = None) -> Any:
+        """Aggregates each window's records with an ``AggregateFunction``."""
+        for method in ("create_accumulator", "add", "get_result", "merge"):
+            if not callable(getattr(aggregate_function, method, None)):
+                raise TypeError(f"aggregate() takes an AggregateFunction (missing {method})")
+        return self._evaluate("aggregate", aggregate_function,
+                              *_window_function(window_function), "Window(Aggregate)")
+
+    def process(self, process_window_function: Any, output_type: Any = None) -> Any:
+        """Hands each window's records to ``process(key, context, elements)``."""
+        if not callable(getattr(process_window_function, "process", None)):
+            raise TypeError("process() takes a ProcessWindowFunction")
+        return self._evaluate("process", None, process_window_function, False,
+                              "Window(Process)")
+
+    def apply(self, window_function: Any, output_type: Any = None) -> Any:
+        """Hands each window's records to ``apply(key, window, inputs)``."""
+        if not callable(getattr(window_function, "apply", None)):
+            raise TypeError("apply() takes a WindowFunction")
+        return self._evaluate("process", None, window_function, True, "Window(Apply)")
+
+    def sum(self, position_to_sum: Union[int, str] = 0) -> Any:
+        from superflow.datastream.data_stream import _sum_reducer
+        return self._evaluate("reduce", _sum_reducer(position_to_sum), None, False,
+                              "Window(Sum)")
+
 
 def _everything(value: Any) -> int:
     """The key of ``window_all``: one for every record."""
@@ -875,41 +910,6 @@ class AllWindowedStream(WindowedStream):
         if not callable(getattr(window_function, "apply", None)):
             raise TypeError("apply() takes an AllWindowFunction")
         return self._evaluate("process", None, window_function, True, "Window(Apply)")
-
-    def reduce(self, reduce_function: Any, window_function: Any = None,
-               output_type: Any = None) -> Any:
-        """Combines each window's records incrementally; one result per window (handed
-        to ``window_function`` when given)."""
-        from superflow.datastream.data_stream import _callable
-        call = _callable(reduce_function, "reduce", "ReduceFunction")
-        return self._evaluate("reduce", call, *_window_function(window_function), "Window(Reduce)")
-
-    def aggregate(self, aggregate_function: Any, window_function: Any = None,
-                  accumulator_type: Any = None, output_type: Any = None) -> Any:
-        """Aggregates each window's records with an ``AggregateFunction``."""
-        for method in ("create_accumulator", "add", "get_result", "merge"):
-            if not callable(getattr(aggregate_function, method, None)):
-                raise TypeError(f"aggregate() takes an AggregateFunction (missing {method})")
-        return self._evaluate("aggregate", aggregate_function,
-                              *_window_function(window_function), "Window(Aggregate)")
-
-    def process(self, process_window_function: Any, output_type: Any = None) -> Any:
-        """Hands each window's records to ``process(key, context, elements)``."""
-        if not callable(getattr(process_window_function, "process", None)):
-            raise TypeError("process() takes a ProcessWindowFunction")
-        return self._evaluate("process", None, process_window_function, False,
-                              "Window(Process)")
-
-    def apply(self, window_function: Any, output_type: Any = None) -> Any:
-        """Hands each window's records to ``apply(key, window, inputs)``."""
-        if not callable(getattr(window_function, "apply", None)):
-            raise TypeError("apply() takes a WindowFunction")
-        return self._evaluate("process", None, window_function, True, "Window(Apply)")
-
-    def sum(self, position_to_sum: Union[int, str] = 0) -> Any:
-        from superflow.datastream.data_stream import _sum_reducer
-        return self._evaluate("reduce", _sum_reducer(position_to_sum), None, False,
-                              "Window(Sum)")
 
 
 def _window_function(window_function: Any):
