@@ -853,6 +853,17 @@ impl<'s> BuildCtx<'s> {
         self.instances.push(instance);
         let coordinator = Arc::clone(&self.run.checkpoints);
         let scope = self.run.activation_scope.clone();
+        // The watermark a source sends when its input ends, or when it drains.
+        let subtask = ctx.subtask as u32;
+        let final_watermark = move || {
+            let end = WatermarkMessage {
+                origin,
+                subtask,
+                value: MAX_WATERMARK,
+                idle: false,
+            };
+            Batch::watermark(end, peers)
+        };
         builder.build(move |mut capabilities| {
             let mut capability = capabilities.pop();
             let mut reader: Option<Box<dyn crate::source::SourceReader<T>>> = None;
@@ -904,16 +915,10 @@ impl<'s> BuildCtx<'s> {
                             // Drain: the final watermark goes out before the savepoint's
                             // epoch, so that the timers and windows it fires are in the
                             // savepoint, and their output is committed with it.
-                            let end = WatermarkMessage {
-                                origin,
-                                subtask: ctx.subtask as u32,
-                                value: MAX_WATERMARK,
-                                idle: false,
-                            };
                             output
                                 .activate()
                                 .session(&*cap)
-                                .give_container(&mut Batch::watermark(end, peers));
+                                .give_container(&mut final_watermark());
                         }
                         epoch = checkpoint_epoch(done);
                         cap.downgrade(&epoch);
@@ -969,13 +974,7 @@ impl<'s> BuildCtx<'s> {
                         }
                     }
                     if finished {
-                        let end = WatermarkMessage {
-                            origin,
-                            subtask: ctx.subtask as u32,
-                            value: MAX_WATERMARK,
-                            idle: false,
-                        };
-                        session.give_container(&mut Batch::watermark(end, peers));
+                        session.give_container(&mut final_watermark());
                         drop(session);
                         report_source_final(&coordinator, &ctx, instance, reader.as_deref());
                         capability = None;

@@ -66,6 +66,25 @@ fn text_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr)
 }
 
+/// Waits for every process of a cluster, which must all succeed; returns what each
+/// printed.
+fn wait_for_success(
+    children: Vec<std::process::Child>,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut logs = Vec::new();
+    for child in children {
+        let output = child.wait_with_output()?;
+        let text = text_of(&output);
+        assert!(
+            output.status.success(),
+            "a process of the cluster failed: {}\n{text}",
+            output.status
+        );
+        logs.push(text);
+    }
+    Ok(logs)
+}
+
 fn final_counts(records: &[(String, i64)]) -> std::collections::BTreeMap<String, i64> {
     let mut finals = std::collections::BTreeMap::new();
     for (word, count) in records {
@@ -108,15 +127,7 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     let children = spawn_cluster("two_process_child", |id, command| {
         command.env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")));
     })?;
-    for child in children {
-        let output = child.wait_with_output()?;
-        assert!(
-            output.status.success(),
-            "a process of the cluster failed: {}\n{}",
-            output.status,
-            text_of(&output)
-        );
-    }
+    wait_for_success(children)?;
     let mut both = read_records(&dir.path().join("out-0"))?;
     let second = read_records(&dir.path().join("out-1"))?;
     assert!(
@@ -368,13 +379,7 @@ fn run_handled(mode: &str) -> Result<(tempfile::TempDir, Vec<String>), Box<dyn s
             .env("SUPERFLOW_TEST_HANDLE", mode)
             .env("SUPERFLOW_TEST_DIR", dir.path());
     })?;
-    let mut logs = Vec::new();
-    for child in children {
-        let output = child.wait_with_output()?;
-        let text = text_of(&output);
-        assert!(output.status.success(), "{text}");
-        logs.push(text);
-    }
+    let logs = wait_for_success(children)?;
     Ok((dir, logs))
 }
 
@@ -495,15 +500,7 @@ fn a_socket_source_connects_from_the_one_process_that_runs_it(
         writeln!(connection, "{word}")?;
     }
     drop(connection);
-    for child in children {
-        let output = child.wait_with_output()?;
-        assert!(
-            output.status.success(),
-            "a process of the cluster failed: {}\n{}",
-            output.status,
-            text_of(&output)
-        );
-    }
+    wait_for_success(children)?;
     assert!(
         listener.accept().is_err(),
         "a second process connected to the socket"

@@ -214,7 +214,6 @@ class CountTumblingWindowAssigner(WindowAssigner):
     it is full (what ``count_window(size)`` uses)."""
 
     def __init__(self, window_size: int):
-        super().__init__("count", 1)
         self._spec = count_window_spec(window_size, 0)
 
     @staticmethod
@@ -228,7 +227,6 @@ class CountSlidingWindowAssigner(WindowAssigner):
     ``count_window(size, slide)`` uses)."""
 
     def __init__(self, window_size: int, window_slide: int):
-        super().__init__("count", 1)
         if not isinstance(window_slide, int) or window_slide < 1:
             raise ValueError("a sliding count window's slide must be a positive integer, "
                              f"got {window_slide!r}")
