@@ -363,7 +363,9 @@ def test_timers_of_the_embedded_backend_live_where_asked(timers):
             return value
 
     env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
-    env.set_state_backend(EmbeddedLsmStateBackend(cache_entries=1, timers=timers))
+    # A block cache of 1 MiB: the store reads most blocks from disk.
+    env.set_state_backend(EmbeddedLsmStateBackend(cache_entries=1, timers=timers,
+                                                  block_cache_bytes=1 << 20))
     out = list(env.from_collection(list(range(50)))
                .assign_timestamps_and_watermarks(
                    WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0))
@@ -377,6 +379,8 @@ def test_timers_of_the_embedded_backend_live_where_asked(timers):
 def test_the_embedded_backend_names_a_bad_timer_setting():
     with pytest.raises(ValueError, match="timers must be 'store' or 'memory'"):
         EmbeddedLsmStateBackend(timers="disk")
+    with pytest.raises(ValueError, match="block_cache_bytes must be a non-negative integer, got '32mb'"):
+        EmbeddedLsmStateBackend(block_cache_bytes="32mb")
 
 
 def test_execute_and_collect_names_its_sink_after_the_stream(tmp_path, capfd):

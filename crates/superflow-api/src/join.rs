@@ -617,7 +617,7 @@ where
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
         crate::stages::snapshot_table(&self.ctx, out, LEFT_STATE, &mut self.left);
         crate::stages::snapshot_table(&self.ctx, out, RIGHT_STATE, &mut self.right);
-        crate::keyed_process::snapshot_timers(&self.ctx, &self.timers, out);
+        crate::keyed_process::snapshot_timers(&self.ctx, &mut self.timers, out);
         self.next.snapshot(out);
     }
 }

@@ -239,7 +239,7 @@ impl<K: Key> KeyedProcessContext<K> {
     /// Writes the keyed state and timers into a checkpoint.
     pub(crate) fn snapshot(&mut self, ctx: &StageContext, out: &mut OperatorSnapshot) {
         self.state.snapshot(ctx, out);
-        snapshot_timers(ctx, &self.timers, out);
+        snapshot_timers(ctx, &mut self.timers, out);
     }
 
     /// Schedules the operator for the next processing-time timer.
@@ -308,17 +308,28 @@ pub(crate) fn restored_timers<K: Key, N: Key>(ctx: &StageContext) -> TimerServic
     ctx.timer_service(TIMERS_STATE)
 }
 
-/// Writes `timers` into a checkpoint: the data path copies the timers in memory, and
-/// the writer thread encodes them with the stored ones.
+/// Writes `timers` into a checkpoint. With timers in the embedded store, the changes
+/// since the last checkpoint (incremental); otherwise the data path copies the timers
+/// in memory, and the writer thread encodes them with the stored ones.
 pub(crate) fn snapshot_timers<K: Key, N: Key>(
     ctx: &StageContext,
-    timers: &TimerService<K, N>,
+    timers: &mut TimerService<K, N>,
     out: &mut OperatorSnapshot,
 ) {
-    out.add_keyed_later(
-        ctx.state_id(TIMERS_STATE),
-        timers.snapshot_later(ctx.max_parallelism, superflow_state::Compression::None),
-    );
+    let id = ctx.state_id(TIMERS_STATE);
+    let incremental = out
+        .checkpoint()
+        .and_then(|checkpoint| Some((checkpoint, ctx.checkpoints.incremental_dir(checkpoint)?)))
+        .and_then(|(checkpoint, shared)| {
+            timers.snapshot_incremental(checkpoint, shared, ctx.max_parallelism)
+        });
+    match incremental {
+        Some(encode) => out.add_keyed_chain_later(id, encode),
+        None => out.add_keyed_later(
+            id,
+            timers.snapshot_later(ctx.max_parallelism, superflow_state::Compression::None),
+        ),
+    }
 }
 
 /// Runs a keyed process function.

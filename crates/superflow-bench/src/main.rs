@@ -134,6 +134,9 @@ struct Args {
     /// With `--state-backend lsm`: entries per state and subtask kept in memory.
     #[arg(long, default_value_t = 100_000)]
     cache_entries: usize,
+    /// With `--state-backend lsm`: the store's block cache, in MiB.
+    #[arg(long, default_value_t = superflow::runtime::checkpoint::StateBackend::DEFAULT_BLOCK_CACHE_BYTES >> 20)]
+    block_cache_mb: u64,
     /// With `--state-backend lsm`: where timers live.
     #[arg(long, value_enum, default_value_t = Timers::Memory)]
     timers: Timers,
@@ -384,6 +387,7 @@ fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64
                 Timers::Store => superflow::runtime::checkpoint::TimerStorage::InStore,
                 Timers::Memory => superflow::runtime::checkpoint::TimerStorage::InMemory,
             },
+            block_cache_bytes: args.block_cache_mb << 20,
         });
     }
     env.set_auto_watermark_interval(std::time::Duration::from_millis(args.watermark_interval_ms));

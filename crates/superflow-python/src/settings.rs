@@ -136,6 +136,7 @@ fn state_backend(spec: &Bound<'_, PyAny>) -> PyResult<StateBackend> {
                     )))
                 }
             },
+            block_cache_bytes: spec.get_item(4)?.extract()?,
         },
         other => {
             return Err(PyValueError::new_err(format!(

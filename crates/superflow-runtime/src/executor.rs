@@ -353,6 +353,7 @@ pub fn execute_graph(
                 dir,
                 cache_entries,
                 timers,
+                block_cache_bytes,
             } => {
                 // Each run opens a store of its own: the last run's store may still be
                 // alive for a moment (a checkpoint writer finishing holds it), and its
@@ -368,8 +369,11 @@ pub fn execute_graph(
                     (None, _) => std::env::temp_dir()
                         .join(format!("superflow-state-{}-{run}", std::process::id())),
                 };
-                let store = superflow_state::DiskStateStore::open(&dir)
-                    .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+                let store = superflow_state::DiskStateStore::open_with_block_cache(
+                    &dir,
+                    *block_cache_bytes,
+                )
+                .map_err(|e| JobError::Checkpoint(e.to_string()))?;
                 Some(crate::build::EmbeddedStore {
                     store,
                     cache_entries: *cache_entries,

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::hashing::StateHashSet;
-use crate::spill::{DiskStateStore, Encoding, PartitionSnapshot};
+use crate::spill::{
+    encode_delta, write_chain_file, DiskStateStore, Encoding, IncrementalChain, PartitionSnapshot,
+};
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,7 +65,10 @@ impl<K, N> Default for TimerQueue<K, N> {
 struct TimerDisk {
     store: Arc<DiskStateStore>,
     partition: fjall::Keyspace,
+    /// The partition's name, which names its incremental checkpoint files.
+    name: String,
     capacity: usize,
+    chain: IncrementalChain,
 }
 
 impl TimerDisk {
@@ -78,6 +83,20 @@ impl TimerDisk {
         let mut time = [0u8; 8];
         time.copy_from_slice(&stored[1..9]);
         (u64::from_be_bytes(time) ^ (1 << 63)) as i64
+    }
+
+    /// The timer a stored key holds.
+    fn timer_of<K: DeserializeOwned, N: DeserializeOwned>(
+        stored: &[u8],
+    ) -> Result<Timer<K, N>, String> {
+        let domain = if stored[0] == TimeDomain::ProcessingTime.tag() {
+            TimeDomain::ProcessingTime
+        } else {
+            TimeDomain::EventTime
+        };
+        let (k, n): (K, N) = postcard::from_bytes(&stored[9..])
+            .map_err(|e| format!("a stored timer cannot be decoded: {e}"))?;
+        Ok((domain, Self::time_of(stored), k, n))
     }
 
     fn key<K: Serialize, N: Serialize>(
@@ -95,11 +114,19 @@ impl TimerDisk {
     }
 }
 
+/// A timer as an incremental checkpoint records it: its domain, time, key and
+/// namespace.
+type Timer<K, N> = (TimeDomain, i64, K, N);
+
 /// Timers of one operator subtask, per key and namespace.
 pub struct TimerService<K, N> {
     event: TimerQueue<K, N>,
     processing: TimerQueue<K, N>,
     disk: Option<TimerDisk>,
+    /// With a store, once incremental checkpoints have started: the timers registered,
+    /// deleted or fired since the last checkpoint (whether each still exists is looked
+    /// up when the next one is taken).
+    changed: StateHashSet<Timer<K, N>>,
     scratch: Vec<u8>,
 }
 
@@ -109,6 +136,7 @@ impl<K, N> Default for TimerService<K, N> {
             event: TimerQueue::default(),
             processing: TimerQueue::default(),
             disk: None,
+            changed: StateHashSet::default(),
             scratch: Vec::new(),
         }
     }
@@ -137,15 +165,23 @@ where
     /// No timers; beyond `capacity` per domain in memory, they go to partition `state`
     /// of `store`.
     pub fn spilling(store: &Arc<DiskStateStore>, state: &str, capacity: usize) -> Self {
-        let (_, partition) = store.partition(state, None);
+        let (name, partition) = store.partition(state, None);
         TimerService {
             disk: Some(TimerDisk {
                 store: Arc::clone(store),
                 partition,
+                name,
                 capacity: capacity.max(2),
+                chain: IncrementalChain::default(),
             }),
             ..Self::default()
         }
+    }
+
+    /// Whether timer changes are recorded for the next incremental checkpoint.
+    #[inline]
+    fn records_changes(&self) -> bool {
+        self.disk.as_ref().is_some_and(|disk| disk.chain.started())
     }
 
     /// The timers of `domain`, the store and the scratch buffer, borrowed apart.
@@ -164,6 +200,10 @@ where
     /// Registers a timer; registering the same (key, namespace, time) twice keeps one.
     #[inline]
     pub fn register(&mut self, domain: TimeDomain, key: K, namespace: N, time: i64) {
+        if self.records_changes() {
+            self.changed
+                .insert((domain, time, key.clone(), namespace.clone()));
+        }
         let (queue, disk, scratch) = self.parts(domain);
         // Without a store every timer is in memory (one at `i64::MAX` too, the time
         // that marks "nothing stored").
@@ -259,6 +299,10 @@ where
 
     /// Deletes a timer, if it exists.
     pub fn delete(&mut self, domain: TimeDomain, key: &K, namespace: &N, time: i64) {
+        if self.records_changes() {
+            self.changed
+                .insert((domain, time, key.clone(), namespace.clone()));
+        }
         let (queue, disk, scratch) = self.parts(domain);
         let timer = (key.clone(), namespace.clone());
         if time <= queue.spill_from {
@@ -296,7 +340,15 @@ where
         }
         let set = queue.hot.remove(&time)?;
         queue.hot_len -= set.len();
-        Some((time, set.into_iter().collect()))
+        let fired: Vec<(K, N)> = set.into_iter().collect();
+        if self.records_changes() {
+            self.changed.extend(
+                fired
+                    .iter()
+                    .map(|(k, n)| (domain, time, k.clone(), n.clone())),
+            );
+        }
+        Some((time, fired))
     }
 
     /// The earliest processing-time timer (with a store, possibly a little earlier:
@@ -362,9 +414,8 @@ where
             if let Some(snapshot) = &stored {
                 for item in snapshot.iter() {
                     let (key, _) = item.map_err(|e| e.to_string())?;
-                    let (k, n): (K, N) = postcard::from_bytes(&key[9..])
-                        .map_err(|e| format!("a stored timer cannot be decoded: {e}"))?;
-                    timers.push((k, n, (key[0] == 1, TimerDisk::time_of(&key))));
+                    let (domain, time, k, n) = TimerDisk::timer_of::<K, N>(&key)?;
+                    timers.push((k, n, (domain == TimeDomain::ProcessingTime, time)));
                 }
             }
             crate::write_keyed_snapshot(
@@ -374,6 +425,88 @@ where
             )
             .map_err(|e| e.to_string())
         })
+    }
+
+    /// For checkpoint `checkpoint` with timers in the store: the timers registered,
+    /// deleted or fired since the last checkpoint (every timer, for the first one and
+    /// every 8th), and the function that writes them as file `<partition>-c<checkpoint>`
+    /// of `shared` and returns the chain of files a restore reads (see
+    /// [`read_chain`](crate::read_chain); it adds up to what
+    /// [`TimerService::snapshot_later`] writes). `None` without a store.
+    pub fn snapshot_incremental(
+        &mut self,
+        checkpoint: u64,
+        shared: std::path::PathBuf,
+        max_parallelism: usize,
+    ) -> Option<Encoding> {
+        let disk = self.disk.as_mut()?;
+        // Timers often change wholesale between checkpoints (a window per key that
+        // fires and the next that registers): when most of them changed, a delta would
+        // be larger than every timer, so a full file is written, and the chain pauses
+        // (no changes are recorded until the next full file starts one again).
+        let total = self.event.hot_len + self.processing.hot_len + disk.partition.approximate_len();
+        let churned = disk.chain.started() && self.changed.len().saturating_mul(2) > total;
+        let (full, file, chain) = disk.chain.next(&disk.name, checkpoint, churned);
+        if churned {
+            disk.chain.pause();
+        }
+        let changed = std::mem::take(&mut self.changed);
+        let stored = PartitionSnapshot::of(&disk.store, &disk.partition);
+        if full {
+            let copy = (self.event.hot.clone(), self.processing.hot.clone());
+            return Some(Box::new(move || {
+                let mut entries = Vec::new();
+                for (domain, queue) in [
+                    (TimeDomain::EventTime, copy.0),
+                    (TimeDomain::ProcessingTime, copy.1),
+                ] {
+                    for (time, set) in queue {
+                        for (k, n) in set {
+                            entries
+                                .push((chain_key(&(domain, time, k, n), max_parallelism)?, true));
+                        }
+                    }
+                }
+                for item in stored.iter() {
+                    let (key, _) = item.map_err(|e| e.to_string())?;
+                    let timer = TimerDisk::timer_of::<K, N>(&key)?;
+                    entries.push((chain_key(&timer, max_parallelism)?, true));
+                }
+                write_timer_delta(&shared, &file, &entries, &chain)
+            }));
+        }
+        // Whether each changed timer exists is decided now, in memory; one that may be
+        // in the store is looked up in its snapshot by the writer.
+        let mut in_store = Vec::new();
+        let mut decided = Vec::new();
+        for timer in changed {
+            let (domain, time, k, n) = timer;
+            let queue = match domain {
+                TimeDomain::EventTime => &self.event,
+                TimeDomain::ProcessingTime => &self.processing,
+            };
+            let pair = (k, n);
+            let in_memory = time <= queue.spill_from
+                && queue.hot.get(&time).is_some_and(|set| set.contains(&pair));
+            let (k, n) = pair;
+            if in_memory || time < queue.spill_from {
+                decided.push(((domain, time, k, n), in_memory));
+            } else {
+                disk.key(domain, time, &(k.clone(), n.clone()), &mut self.scratch);
+                in_store.push(((domain, time, k, n), self.scratch.clone()));
+            }
+        }
+        Some(Box::new(move || {
+            let mut entries = Vec::with_capacity(decided.len() + in_store.len());
+            for (timer, exists) in &decided {
+                entries.push((chain_key(timer, max_parallelism)?, *exists));
+            }
+            for (timer, stored_key) in &in_store {
+                let exists = stored.get(stored_key).map_err(|e| e.to_string())?.is_some();
+                entries.push((chain_key(timer, max_parallelism)?, exists));
+            }
+            write_timer_delta(&shared, &file, &entries, &chain)
+        }))
     }
 
     /// Writes every timer as keyed state now (see [`TimerService::snapshot_later`]).
@@ -400,6 +533,36 @@ where
             self.register(domain, k, n, time);
         })
     }
+}
+
+/// A timer's key in an incremental checkpoint file: its key group (big-endian), then
+/// key, namespace and (domain, time) as [`TimerService::snapshot_later`] encodes them, so
+/// that the chain adds up to the same keyed snapshot (each entry's value is empty).
+fn chain_key<K: Hash + Serialize, N: Serialize>(
+    (domain, time, k, n): &Timer<K, N>,
+    max_parallelism: usize,
+) -> Result<Vec<u8>, String> {
+    let group = superflow_core::assign_to_key_group(k, max_parallelism) as u16;
+    let mut out = group.to_be_bytes().to_vec();
+    let processing = *domain == TimeDomain::ProcessingTime;
+    postcard::to_io(&(k, n, (processing, *time)), &mut out)
+        .map_err(|e| format!("a timer cannot be encoded: {e}"))?;
+    Ok(out)
+}
+
+/// Writes an incremental file of timers: each timer's key, and whether it exists.
+fn write_timer_delta(
+    shared: &std::path::Path,
+    file: &str,
+    entries: &[(Vec<u8>, bool)],
+    chain: &[String],
+) -> Result<Vec<u8>, String> {
+    let bytes = encode_delta(
+        entries
+            .iter()
+            .map(|(key, exists)| (&key[..], exists.then_some(&[][..]))),
+    );
+    write_chain_file(shared, file, &bytes, chain)
 }
 
 #[cfg(test)]
@@ -503,26 +666,36 @@ mod tests {
         all
     }
 
+    /// A small deterministic generator, so that the tests replay the same timers.
+    fn seeded_random(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |bound: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        }
+    }
+
+    /// One draw in four is a processing-time timer.
+    fn domain_of(draw: u64) -> TimeDomain {
+        if draw == 0 {
+            TimeDomain::ProcessingTime
+        } else {
+            TimeDomain::EventTime
+        }
+    }
+
     #[test]
     fn stored_timers_fire_as_timers_in_memory_do() {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStateStore::open(&dir.path().join("state")).unwrap();
         let mut spilled: TimerService<u64, u32> = TimerService::spilling(&store, "op/t", 8);
         let mut memory: TimerService<u64, u32> = TimerService::new();
-        let mut state = 42u64;
-        let mut random = move |bound: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % bound
-        };
+        let mut random = seeded_random(42);
         let mut watermark = 0i64;
         for round in 0..3_000 {
-            let domain = if random(4) == 0 {
-                TimeDomain::ProcessingTime
-            } else {
-                TimeDomain::EventTime
-            };
+            let domain = domain_of(random(4));
             let (key, window) = (random(50), random(3) as u32);
             let time = watermark + random(400) as i64 - 20;
             match random(10) {
@@ -585,5 +758,80 @@ mod tests {
                 drain(&mut memory, d, i64::MAX)
             );
         }
+    }
+
+    /// The timers a keyed snapshot of timers holds, sorted.
+    fn timers_in(snapshot: &[u8]) -> Vec<(u64, u32, (bool, i64))> {
+        let mut all = Vec::new();
+        crate::read_keyed_snapshot(snapshot, superflow_core::KeyGroupRange::all(), |k, n, t| {
+            all.push((k, n, t))
+        })
+        .unwrap();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn incremental_timer_checkpoints_add_up_to_the_timers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStateStore::open(&dir.path().join("state")).unwrap();
+        let shared = dir.path().join("shared");
+        let mut spilled: TimerService<u64, u32> = TimerService::spilling(&store, "op/t", 8);
+        let mut random = seeded_random(7);
+        let (mut watermark, mut checkpoint, mut deltas) = (0i64, 0u64, 0);
+        for round in 0..4_000 {
+            let domain = domain_of(random(4));
+            let (key, window) = (random(60), random(3) as u32);
+            let time = watermark + random(400) as i64;
+            match random(10) {
+                0..=5 => spilled.register(domain, key, window, time),
+                6 => spilled.delete(domain, &key, &window, time),
+                _ => {
+                    watermark += random(40) as i64;
+                    drain(&mut spilled, domain, watermark);
+                }
+            }
+            if round % 150 == 0 {
+                checkpoint += 1;
+                let whole = spilled.snapshot(128, crate::Compression::None).unwrap();
+                let encode = spilled
+                    .snapshot_incremental(checkpoint, shared.clone(), 128)
+                    .unwrap();
+                // The data path goes on before the writer runs.
+                spilled.register(TimeDomain::EventTime, 1_000, 1, watermark + 5);
+                spilled.delete(TimeDomain::EventTime, &key, &window, time);
+                let chain: Vec<String> = postcard::from_bytes(&encode().unwrap()).unwrap();
+                deltas += usize::from(chain.len() > 1);
+                let files: Vec<Vec<u8>> = chain
+                    .iter()
+                    .map(|f| std::fs::read(shared.join(f)).unwrap())
+                    .collect();
+                let merged = crate::read_chain(&files).unwrap();
+                assert_eq!(timers_in(&merged), timers_in(&whole), "round {round}");
+                let mut back: TimerService<u64, u32> = TimerService::new();
+                back.restore(&merged, superflow_core::KeyGroupRange::all())
+                    .unwrap();
+                let processing = timers_in(&whole).iter().filter(|t| t.2 .0).count();
+                assert_eq!(back.len(TimeDomain::ProcessingTime), processing);
+            }
+        }
+        assert!(
+            spilled.len(TimeDomain::EventTime) > 8,
+            "some timers were stored"
+        );
+        assert!(deltas > 15, "most checkpoints were deltas: {deltas}");
+        // A delta holds what changed, not every timer.
+        spilled
+            .snapshot_incremental(checkpoint + 1, shared.clone(), 128)
+            .unwrap()()
+        .unwrap();
+        spilled.register(TimeDomain::EventTime, 5, 5, watermark + 50);
+        let encode = spilled
+            .snapshot_incremental(checkpoint + 2, shared.clone(), 128)
+            .unwrap();
+        let chain: Vec<String> = postcard::from_bytes(&encode().unwrap()).unwrap();
+        assert!(chain.len() > 1, "{chain:?}");
+        let last = std::fs::read(shared.join(chain.last().unwrap())).unwrap();
+        assert!(last.len() < 64, "one timer's delta is {} bytes", last.len());
     }
 }

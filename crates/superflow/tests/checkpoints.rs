@@ -199,6 +199,7 @@ fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() 
                 dir: Some(lsm.path().to_path_buf()),
                 cache_entries: 2,
                 timers: TimerStorage::InStore,
+                block_cache_bytes: 1 << 20,
             });
         }
         env.enable_checkpointing(Duration::from_millis(40));
@@ -261,27 +262,20 @@ fn without_a_restart_strategy_the_panic_fails_the_job_naming_the_operator() {
     assert!(err.contains("Map"), "{err}");
 }
 
-/// A child's checkpoint storage: `checkpoints`, or with `SUPERFLOW_CRASH_URL` the same
-/// directory as an object store (`file://`), where each new process stages into an
-/// empty directory of its own and downloads from the store. Restores from it when a
-/// checkpoint there completed.
-fn checkpoint_into(
-    env: &StreamExecutionEnvironment,
-    checkpoints: &str,
-) -> Result<(), Box<dyn std::error::Error>> {
+/// A child's checkpoint storage: `checkpoints`, or the object store URL in
+/// `SUPERFLOW_CRASH_URL` (`file://` on the same directory, or `s3://`), where each new
+/// process stages into an empty directory of its own and downloads from the store.
+/// Restores from it when a checkpoint there completed.
+fn checkpoint_into(env: &StreamExecutionEnvironment, checkpoints: &str) {
     let location = match std::env::var("SUPERFLOW_CRASH_URL") {
-        Ok(_) => PathBuf::from(format!("file://{checkpoints}")),
+        Ok(url) => PathBuf::from(url),
         Err(_) => PathBuf::from(checkpoints),
     };
     let storage = location.clone();
     env.configure_checkpoints(move |c| c.storage = storage);
-    if std::fs::read_dir(checkpoints)?
-        .flatten()
-        .any(|e| e.path().join("_metadata").exists())
-    {
+    if superflow::runtime::checkpoint::find_restorable(&location).is_ok() {
         env.set_restore_path(&location);
     }
-    Ok(())
 }
 
 /// The crash job as a child process: checkpoints into `SUPERFLOW_CRASH_CHECKPOINTS`,
@@ -297,7 +291,7 @@ fn crash_child() -> Result<(), Box<dyn std::error::Error>> {
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(2);
     env.enable_checkpointing(Duration::from_millis(40));
-    checkpoint_into(&env, &checkpoints)?;
+    checkpoint_into(&env, &checkpoints);
     crash_job(&env, Path::new(&out), Some(10_000.0), |_| {});
     let result = env.execute("crash job, child")?;
     if let Some(path) = result.restored_from {
@@ -308,23 +302,49 @@ fn crash_child() -> Result<(), Box<dyn std::error::Error>> {
 
 #[test]
 fn a_killed_process_restarts_from_its_checkpoints_with_exactly_once_output() {
-    killed_and_restarted(false, seeds(2));
+    killed_and_restarted(&Storage::Directory, seeds(2));
 }
 
 #[test]
 fn a_killed_process_restarts_from_checkpoints_in_an_object_store() {
-    killed_and_restarted(true, seeds(1));
+    killed_and_restarted(&Storage::FileUrl, seeds(1));
+}
+
+/// The same on S3, as served by moto (`python3 -m moto.server`); runs with the
+/// `cloud-storage` feature (`.ci/run` installs `moto[server]` and runs it).
+#[cfg(feature = "cloud-storage")]
+#[test]
+fn a_killed_process_restarts_from_checkpoints_in_s3() {
+    let s3 = common::s3::MotoServer::start("superflow-checkpoints");
+    killed_and_restarted(&Storage::S3(s3), seeds(1));
+}
+
+/// Where the killed job's checkpoints go.
+enum Storage {
+    /// A local directory.
+    Directory,
+    /// The same directory as an object store, at a `file://` URL.
+    FileUrl,
+    /// A bucket of an S3 server.
+    #[cfg(feature = "cloud-storage")]
+    S3(common::s3::MotoServer),
 }
 
 /// Runs the crash job as a child process, kills it with SIGKILL at seeded moments and
-/// restarts it from its checkpoints (in a directory, or in an object store at a
-/// `file://` URL), then compares the committed output.
-fn killed_and_restarted(url: bool, seeds: u64) {
+/// restarts it from its checkpoints (in a directory, or in an object store), then
+/// compares the committed output.
+fn killed_and_restarted(storage: &Storage, seeds: u64) {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     for seed in 0..seeds {
         let mut random = seeded(100 + seed);
         let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = match storage {
+            Storage::Directory => None,
+            Storage::FileUrl => Some(format!("file://{}", checkpoints.path().display())),
+            #[cfg(feature = "cloud-storage")]
+            Storage::S3(s3) => Some(s3.url(&format!("crash-{seed}"))),
+        };
         let mut kills = 0;
         let mut runs = 0;
         loop {
@@ -337,8 +357,12 @@ fn killed_and_restarted(url: bool, seeds: u64) {
                 .env("SUPERFLOW_CRASH_CHECKPOINTS", checkpoints.path())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
-            if url {
-                command.env("SUPERFLOW_CRASH_URL", "1");
+            if let Some(url) = &url {
+                command.env("SUPERFLOW_CRASH_URL", url);
+            }
+            #[cfg(feature = "cloud-storage")]
+            if let Storage::S3(s3) = storage {
+                command.envs(s3.environment());
             }
             let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
             if kills < 3 {
@@ -359,23 +383,36 @@ fn killed_and_restarted(url: bool, seeds: u64) {
                 "seed {seed}: the restarted job failed: {stdout}{}",
                 String::from_utf8_lossy(&output.stderr)
             );
-            if url {
+            if let Some(url) = &url {
                 // The new process (an empty staging directory) read the store.
-                assert!(stdout.contains("restored from file://"), "{stdout}");
-                // (An object store has no directories: file:// leaves empty ones, and
-                // the `name#n` temporary files of uploads a kill cut short.)
-                let left: Vec<_> = std::fs::read_dir(checkpoints.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
-                    .map(|e| e.path())
-                    .filter(|p| !p.to_string_lossy().contains('#'))
-                    .collect();
-                assert!(
-                    left.is_empty(),
-                    "a finished job deletes its checkpoints: {left:?}"
-                );
+                assert!(stdout.contains(&format!("restored from {url}")), "{stdout}");
+            }
+            match storage {
+                Storage::FileUrl => {
+                    // (An object store has no directories: file:// leaves empty ones,
+                    // and the `name#n` temporary files of uploads a kill cut short.)
+                    let left: Vec<_> = std::fs::read_dir(checkpoints.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+                        .map(|e| e.path())
+                        .filter(|p| !p.to_string_lossy().contains('#'))
+                        .collect();
+                    assert!(
+                        left.is_empty(),
+                        "a finished job deletes its checkpoints: {left:?}"
+                    );
+                }
+                #[cfg(feature = "cloud-storage")]
+                Storage::S3(s3) => {
+                    let left = s3.keys(&format!("crash-{seed}/"));
+                    assert!(
+                        left.is_empty(),
+                        "a finished job deletes its checkpoints: {left:?}"
+                    );
+                }
+                Storage::Directory => {}
             }
             break;
         }
@@ -461,7 +498,7 @@ fn cluster_crash_child() -> Result<(), Box<dyn std::error::Error>> {
     env.set_parallelism(4);
     env.enable_checkpointing(Duration::from_millis(40));
     env.set_restart_strategy(RestartStrategy::fixed_delay(5, Duration::ZERO));
-    checkpoint_into(&env, &checkpoints)?;
+    checkpoint_into(&env, &checkpoints);
     crash_job(&env, Path::new(&out), Some(10_000.0), move |value| {
         let first = || {
             std::fs::OpenOptions::new()

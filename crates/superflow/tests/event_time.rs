@@ -353,6 +353,7 @@ fn process_window_functions_keep_per_window_and_per_key_state_on_either_backend(
                 dir: None,
                 cache_entries: 1,
                 timers,
+                block_cache_bytes: StateBackend::DEFAULT_BLOCK_CACHE_BYTES,
             });
         }
         let input = vec![

@@ -409,6 +409,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
         dir: Some(root.path().join("lsm")),
         cache_entries: 10,
         timers: TimerStorage::InStore,
+        block_cache_bytes: 1 << 20,
     });
     env.enable_checkpointing(Duration::from_millis(25));
     let storage = checkpoints.clone();
@@ -426,12 +427,28 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     // and deltas, shared between checkpoints.
     let (metadata, _) = superflow::runtime::checkpoint::find_restorable(&checkpoints)
         .unwrap_or_else(|e| panic!("{e}"));
-    let longest = metadata
-        .parts
-        .iter()
-        .map(|p| p.shared.len())
-        .max()
-        .unwrap_or(0);
+    // A part names the files of each of its states' chains (`<partition>-c<id>`).
+    let mut chains: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for file in metadata.parts.iter().flat_map(|p| &p.shared) {
+        let state = file
+            .rsplit_once("-c")
+            .map_or(file.as_str(), |(state, _)| state);
+        *chains.entry(state).or_default() += 1;
+    }
+    let longest = chains.values().copied().max().unwrap_or(0);
+    // Timers in the store are checkpointed incrementally too.
+    assert!(
+        metadata
+            .parts
+            .iter()
+            .flat_map(|p| &p.states)
+            .any(|(state, kind)| {
+                state.ends_with("/timers")
+                    && *kind == superflow::runtime::checkpoint::SectionKind::KeyedChain
+            }),
+        "{:?}",
+        metadata.parts
+    );
     // Checkpoint n of a run is the n-th snapshot of every stage: a full file at the
     // first and every 8th, a delta at the others.
     let chain = ((metadata.id - 1) % 8 + 1) as usize;
@@ -457,6 +474,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
         dir: None,
         cache_entries: 5,
         timers: TimerStorage::InStore,
+        block_cache_bytes: 1 << 20,
     });
     env.set_restore_path(&copy);
     job(&env, &out, None, 200_000.0);
@@ -570,6 +588,7 @@ fn incremental_checkpoints_in_an_object_store_restore_into_an_empty_staging_dire
         dir: Some(root.path().join("lsm")),
         cache_entries: 10,
         timers: TimerStorage::InStore,
+        block_cache_bytes: 1 << 20,
     });
     env.enable_checkpointing(Duration::from_millis(25));
     let location = PathBuf::from(&url);

@@ -21,16 +21,24 @@ class EmbeddedLsmStateBackend(StateBackend):
 
     ``timers`` is where timers live (Flink's ``state.backend.rocksdb.timer-service.factory``):
     ``"memory"`` (the default; faster, but their memory grows with their number) or
-    ``"store"`` (the earliest in memory, the rest in the store: bounded memory)."""
+    ``"store"`` (the earliest in memory, the rest in the store: bounded memory).
+
+    ``block_cache_bytes`` is the store's cache of blocks read from disk, per process
+    (Flink's ``state.backend.rocksdb.block.cache-size``): 32 MiB by default."""
 
     def __init__(
         self,
         directory: Optional[str] = None,
         cache_entries: int = 100_000,
         timers: str = "memory",
+        block_cache_bytes: int = 32 * 1024 * 1024,
     ):
         if not isinstance(cache_entries, int) or cache_entries < 1:
             raise ValueError(f"cache_entries must be a positive integer, got {cache_entries!r}")
         if timers not in ("store", "memory"):
             raise ValueError(f"timers must be 'store' or 'memory', got {timers!r}")
-        self._spec = ("embedded_lsm", directory, cache_entries, timers)
+        if not isinstance(block_cache_bytes, int) or isinstance(block_cache_bytes, bool) \
+                or block_cache_bytes < 0:
+            raise ValueError("block_cache_bytes must be a non-negative integer, "
+                             f"got {block_cache_bytes!r}")
+        self._spec = ("embedded_lsm", directory, cache_entries, timers, block_cache_bytes)

@@ -809,7 +809,7 @@ where
             GLOBAL_STATES,
             &mut self.firing.global_states,
         );
-        snapshot_timers(&self.ctx, &self.clock.timers, out);
+        snapshot_timers(&self.ctx, &mut self.clock.timers, out);
         self.next.snapshot(out);
     }
 }

@@ -59,6 +59,10 @@ pub enum StateBackend {
         cache_entries: usize,
         /// Where timers live.
         timers: TimerStorage,
+        /// The store's cache of blocks read from disk, in bytes, per process (Flink's
+        /// `state.backend.rocksdb.block.cache-size`):
+        /// [`StateBackend::DEFAULT_BLOCK_CACHE_BYTES`] by default.
+        block_cache_bytes: u64,
     },
 }
 
@@ -77,13 +81,18 @@ pub enum TimerStorage {
 }
 
 impl StateBackend {
+    /// The embedded store's block cache unless told otherwise (32 MiB).
+    pub const DEFAULT_BLOCK_CACHE_BYTES: u64 =
+        superflow_state::DiskStateStore::DEFAULT_BLOCK_CACHE_BYTES;
+
     /// The embedded LSM backend in a temporary directory, with 100,000 entries per
-    /// state and subtask in memory and timers in memory.
+    /// state and subtask in memory, timers in memory and the default block cache.
     pub fn embedded_lsm() -> StateBackend {
         StateBackend::EmbeddedLsm {
             dir: None,
             cache_entries: 100_000,
             timers: TimerStorage::InMemory,
+            block_cache_bytes: Self::DEFAULT_BLOCK_CACHE_BYTES,
         }
     }
 }

@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+#[cfg(feature = "cloud-storage")]
+pub mod s3;
+
 /// The committed lines of a `FileSink` directory, sorted; hidden (in-progress) parts
 /// are not output.
 #[allow(dead_code)]
