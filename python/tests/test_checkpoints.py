@@ -261,6 +261,31 @@ def test_file_sink_without_checkpoints_commits_at_the_end(env, tmp_path):
         Encoder.simple_string_encoder("latin-1")
 
 
+def test_file_sink_names_its_parts_by_the_output_file_config(env, tmp_path):
+    from superflow.common.serialization import Encoder
+    from superflow.datastream.connectors import FileSink, OutputFileConfig
+    out = tmp_path / "named"
+    config = (OutputFileConfig.builder().with_part_prefix("prefix")
+              .with_part_suffix(".txt").build())
+    assert (config.get_part_prefix(), config.get_part_suffix()) == ("prefix", ".txt")
+    env.from_collection(["a", "b"]).sink_to(
+        FileSink.for_row_format(str(out), Encoder.simple_string_encoder())
+        .with_output_file_config(config).build())
+    env.execute()
+    names = [p.name for p in out.iterdir()]
+    assert len(names) == 1 and names[0].startswith("prefix-") and names[0].endswith(".txt")
+    assert committed_lines(out) == ["a", "b"]
+    for prefix, suffix, error in [("", "", "must not be empty"),
+                                  (".x", "", "must not start with '.'"),
+                                  ("a/b", "", "path separator"),
+                                  ("part", "x/", "path separator")]:
+        with pytest.raises(ValueError, match=error):
+            OutputFileConfig.builder().with_part_prefix(prefix).with_part_suffix(suffix).build()
+    with pytest.raises(TypeError, match="OutputFileConfig"):
+        FileSink.for_row_format(str(out), Encoder.simple_string_encoder()) \
+            .with_output_file_config("prefix")
+
+
 def test_a_killed_worker_process_is_started_again_and_the_job_resumes(tmp_path, capfd):
     driver = os.getpid()
     marker = str(tmp_path / "killed")

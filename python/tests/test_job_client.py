@@ -20,20 +20,31 @@ from superflow.datastream import StreamExecutionEnvironment
 from superflow.datastream.window import TumblingEventTimeWindows
 from test_checkpoints import RunningCount
 
-N = 100_000
+N = 200_000
 
 
 def slowly(i):
-    # About 20K records a second: the job is still running when the test acts.
-    if i % 100 == 0:
+    # About 40K records a second: the job is still running when the test acts.
+    if i % 200 == 0:
         time.sleep(0.005)
     return i
 
 
-def counting_job(env, out_dir):
+def held_back_while(marker):
+    """``slowly``, and four times slower while the file ``marker`` exists: a job that is
+    to be stopped midway does not finish first on a fast machine."""
+    def held_back(i):
+        if i % 200 == 0 and os.path.exists(marker):
+            time.sleep(0.015)
+        return slowly(i)
+    return held_back
+
+
+def counting_job(env, out_dir, hold=None):
     from superflow.datastream.connectors import FileSink
     from superflow.common.serialization import Encoder
-    (env.from_sequence(0, N - 1).uid("source").map(slowly).uid("slowly")
+    step = slowly if hold is None else held_back_while(str(hold))
+    (env.from_sequence(0, N - 1).uid("source").map(step).uid("slowly")
      .key_by(lambda i: i % 5).process(RunningCount()).uid("count")
      .sink_to(FileSink.for_row_format(str(out_dir), Encoder.simple_string_encoder()).build())
      .uid("sink"))
@@ -65,7 +76,9 @@ def test_savepoints_from_the_client_restore_with_the_output_of_an_unstopped_run(
     env.enable_checkpointing(10_000)
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
     out = tmp_path / "out"
-    counting_job(env, out)
+    hold = tmp_path / "hold"
+    hold.touch()
+    counting_job(env, out, hold)
     client = env.execute_async("stoppable")
     assert isinstance(client, JobClient) and len(client.get_job_id().to_hex_string()) == 32
     wait_until_running(client)
@@ -79,6 +92,7 @@ def test_savepoints_from_the_client_restore_with_the_output_of_an_unstopped_run(
     assert [c["status"] for c in savepoints] == ["COMPLETED", "COMPLETED"]
     partial = committed(out)
     assert 0 < len(partial) < N, "the job stopped at the savepoint"
+    hold.unlink()
 
     # Resumed from the stopping savepoint at another parallelism: the committed output
     # is that of a run that never stopped.

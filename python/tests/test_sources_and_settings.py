@@ -2,6 +2,9 @@
 ``ExecutionConfig``, and the operator settings PyFlink jobs call (chaining, slot sharing
 groups, buffer timeouts)."""
 
+import os
+import time
+
 import pytest
 
 from superflow.common import Configuration, Duration, JobExecutionError, Types, WatermarkStrategy
@@ -13,6 +16,7 @@ from superflow.datastream.connectors import (
     StreamFormat,
 )
 from superflow.datastream.window import TumblingEventTimeWindows
+from test_checkpoints import committed_lines
 
 
 def new_env(parallelism=1, configuration=None):
@@ -90,15 +94,83 @@ def test_source_errors_are_clear(tmp_path):
         NumberSequenceSource(5, 1)
     with pytest.raises(ValueError, match="reads UTF-8"):
         StreamFormat.text_line_format("UTF-16")
-    with pytest.raises(ValueError, match="watching for new files is not built yet"):
+    with pytest.raises(ValueError, match="at least 1 ms"):
         FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(tmp_path)) \
-            .monitor_continuously(Duration.of_seconds(1))
+            .monitor_continuously(Duration.of_millis(0))
+    with pytest.raises(TypeError, match="monitor_continuously takes a Time or Duration"):
+        FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(tmp_path)) \
+            .monitor_continuously("1s")
     env = new_env()
     env.from_source(FileSource.for_record_stream_format(
         StreamFormat.text_line_format(), str(tmp_path / "missing")).build(),
         WatermarkStrategy.no_watermarks(), "missing").print()
     with pytest.raises(JobExecutionError, match="source .missing. cannot start: cannot read input path"):
         env.execute()
+
+
+def drop_file(directory, name, lines):
+    """Moves a file into a monitored directory whole, as a user should."""
+    hidden = directory / f".{name}.writing"
+    hidden.write_text("".join(f"{line}\n" for line in lines))
+    os.rename(hidden, directory / name)
+
+
+def wait_for_lines(out_dir, count, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = committed_lines(out_dir) if out_dir.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def monitoring_job(env, in_dir, out_dir):
+    from superflow.common.serialization import Encoder
+    from superflow.datastream.connectors import FileSink
+    source = (FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(in_dir))
+              .monitor_continuously(Duration.of_millis(20)).build())
+    (env.from_source(source, WatermarkStrategy.no_watermarks(), "watched").uid("watched")
+     .map(lambda line: line.upper()).uid("upper")
+     .sink_to(FileSink.for_row_format(str(out_dir), Encoder.simple_string_encoder()).build())
+     .uid("sink"))
+
+
+def test_a_monitoring_file_source_reads_new_files_once_across_a_rescaling_restore(tmp_path):
+    in_dir, out = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    drop_file(in_dir, "early.txt", [f"early {i}" for i in range(50)])
+    env = new_env(2)
+    env.enable_checkpointing(30)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints"))
+    monitoring_job(env, in_dir, out)
+    client = env.execute_async("watching")
+    expected = [f"EARLY {i}" for i in range(50)]
+    for f in range(6):
+        drop_file(in_dir, f"late-{f}.txt", [f"late {f} {i}" for i in range(f * 10 + 1)])
+        expected += [f"LATE {f} {i}" for i in range(f * 10 + 1)]
+        time.sleep(0.03)
+    assert sorted(wait_for_lines(out, len(expected))) == sorted(expected)
+    savepoint = client.stop_with_savepoint(False, str(tmp_path / "savepoint")).result(timeout=60)
+    client.get_job_execution_result().result(timeout=60)
+
+    # Files that came while the job was down are read after the restore, at another
+    # parallelism; none that was read before is read again.
+    for f in range(3):
+        drop_file(in_dir, f"while-down-{f}.txt", [f"down {f} {i}" for i in range(7)])
+        expected += [f"DOWN {f} {i}" for i in range(7)]
+    env = new_env(3)
+    env.enable_checkpointing(30)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "checkpoints-2"))
+    env.set_restore_path(savepoint)
+    monitoring_job(env, in_dir, out)
+    client = env.execute_async("watching again")
+    drop_file(in_dir, "after.txt", ["after"])
+    expected.append("AFTER")
+    lines = wait_for_lines(out, len(expected))
+    time.sleep(0.3)
+    client.cancel().result(timeout=30)
+    client.get_job_execution_result().result(timeout=60)
+    assert sorted(committed_lines(out)) == sorted(expected) == sorted(lines)
 
 
 def test_execution_config_sets_the_watermark_interval():

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use superflow_core::Data;
-use superflow_runtime::{SourceError, SourceFunction, SourcePoll, SourceReader};
+use superflow_runtime::{RestoredSplits, SourceError, SourceFunction, SourcePoll, SourceReader};
 
 /// Emits the elements of a vector, in order, from one subtask.
 pub struct CollectionSource<T> {
@@ -46,10 +46,11 @@ impl<T: Data + Sync> SourceFunction<T> for CollectionSource<T> {
 
     fn restore_reader(
         &self,
-        splits: Vec<Vec<u8>>,
+        restored: RestoredSplits,
         _subtask: usize,
         _parallelism: usize,
     ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+        let splits = restored.splits;
         // One split at most: the index of the next element. No split: all were read.
         let next = match splits.first() {
             Some(bytes) => crate::decode_split::<u64>(bytes)? as usize,

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use superflow_core::Data;
-use superflow_runtime::{SourceError, SourceFunction, SourcePoll, SourceReader};
+use superflow_runtime::{RestoredSplits, SourceError, SourceFunction, SourcePoll, SourceReader};
 
 /// The numbers `from..=to`, split into contiguous ranges across subtasks.
 #[derive(Debug, Clone)]
@@ -56,10 +56,11 @@ impl SourceFunction<i64> for SequenceSource {
 
     fn restore_reader(
         &self,
-        splits: Vec<Vec<u8>>,
+        restored: RestoredSplits,
         _subtask: usize,
         _parallelism: usize,
     ) -> Result<Box<dyn SourceReader<i64>>, SourceError> {
+        let splits = restored.splits;
         let mut ranges = splits
             .iter()
             .map(|bytes| crate::decode_split::<(i64, u64)>(bytes))
@@ -160,10 +161,11 @@ impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T>
 
     fn restore_reader(
         &self,
-        splits: Vec<Vec<u8>>,
+        restored: RestoredSplits,
         _subtask: usize,
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
+        let splits = restored.splits;
         let splits = splits
             .iter()
             .map(|bytes| crate::decode_split::<(u64, u64)>(bytes))

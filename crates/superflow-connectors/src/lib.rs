@@ -19,7 +19,8 @@ pub use sink::{PrintSink, SinkContext, SinkFunction, TextFileSink, WriteMode};
 pub use socket::SocketTextSource;
 pub use text_file::TextFileSource;
 pub use transactional::{
-    FileSink, FileTransaction, RollingPolicy, TransactionContext, TwoPhaseCommitSink,
+    FileSink, FileTransaction, OutputFileConfig, RollingPolicy, TransactionContext,
+    TwoPhaseCommitSink,
 };
 
 /// Encodes a reader's splits for a checkpoint.

@@ -3,23 +3,44 @@
 //! Each file is cut into byte ranges, one per subtask; a range owns every line that
 //! starts inside it, so the subtasks read disjoint lines and together read all of them.
 //! A line that is not UTF-8 fails the job with the file and line number.
+//!
+//! Monitoring a directory ([`TextFileSource::monitor_continuously`], Flink's
+//! `FileSource.monitor_continuously`) makes the source unbounded: every subtask lists
+//! the directory at each interval and reads, whole, the new files it owns (by a stable
+//! hash of the path). The files seen are checkpointed as union state, so after a
+//! restore, at any parallelism, no file is read twice and none is missed.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use superflow_runtime::{SourceError, SourceFunction, SourcePoll, SourceReader};
+use superflow_runtime::{RestoredSplits, SourceError, SourceFunction, SourcePoll, SourceReader};
 
 /// Reads text lines from a file or a directory of files.
 #[derive(Debug, Clone)]
 pub struct TextFileSource {
     path: PathBuf,
+    /// How often a monitoring source lists the directory; `None` for a bounded source.
+    discovery: Option<Duration>,
 }
 
 impl TextFileSource {
     /// A source over `path` (a file, or a directory whose visible files are read).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        TextFileSource { path: path.into() }
+        TextFileSource {
+            path: path.into(),
+            discovery: None,
+        }
+    }
+
+    /// Keeps watching the directory, every `interval`, and reads each new visible file
+    /// once: the source never ends. A file is read up to the size it had when it was
+    /// found, so files should be moved into the directory whole (as with Flink).
+    pub fn monitor_continuously(mut self, interval: Duration) -> Self {
+        self.discovery = Some(interval);
+        self
     }
 
     /// The files to read, with their sizes, in name order.
@@ -71,7 +92,10 @@ impl SourceFunction<String> for TextFileSource {
     }
 
     fn name(&self) -> String {
-        format!("TextFile Source: {}", self.path.display())
+        match self.discovery {
+            None => format!("TextFile Source: {}", self.path.display()),
+            Some(_) => format!("Monitoring TextFile Source: {}", self.path.display()),
+        }
     }
 
     fn prepare(&self) -> Result<(), SourceError> {
@@ -87,6 +111,20 @@ impl SourceFunction<String> for TextFileSource {
         subtask: usize,
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
+        if let Some(interval) = self.discovery {
+            return Ok(Box::new(MonitoringReader {
+                source: self.clone(),
+                files: TextFileReader {
+                    splits: Vec::new(),
+                    current: None,
+                },
+                seen: HashSet::new(),
+                interval,
+                next_discovery: Instant::now(),
+                subtask,
+                parallelism,
+            }));
+        }
         let splits = self
             .files()?
             .into_iter()
@@ -104,30 +142,135 @@ impl SourceFunction<String> for TextFileSource {
 
     fn restore_reader(
         &self,
-        splits: Vec<Vec<u8>>,
-        _subtask: usize,
-        _parallelism: usize,
+        restored: RestoredSplits,
+        subtask: usize,
+        parallelism: usize,
     ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
-        let mut restored = Vec::with_capacity(splits.len());
-        for bytes in &splits {
-            let (path, start, end) = crate::decode_split::<(PathBuf, u64, u64)>(bytes)?;
-            let len = std::fs::metadata(&path)
-                .map_err(|e| {
-                    SourceError::new(format!("cannot resume reading '{}': {e}", path.display()))
-                })?
-                .len();
-            if len < end {
-                return Err(SourceError::new(format!(
-                    "cannot resume reading '{}': it has {len} bytes, fewer than the {end} it had when the checkpoint was taken",
-                    path.display()
-                )));
+        let files = restore_splits(&restored.splits)?;
+        let Some(interval) = self.discovery else {
+            return Ok(Box::new(files));
+        };
+        // Every subtask gets every file seen; each keeps those it owns now.
+        let mut seen = HashSet::new();
+        for bytes in &restored.shared {
+            let path = crate::decode_split::<PathBuf>(bytes)?;
+            if owner(&path, parallelism) == subtask {
+                seen.insert(path);
             }
-            restored.push(Split { path, start, end });
         }
-        Ok(Box::new(TextFileReader {
-            splits: restored.into_iter().rev().collect(),
-            current: None,
+        Ok(Box::new(MonitoringReader {
+            source: self.clone(),
+            files,
+            seen,
+            interval,
+            next_discovery: Instant::now(),
+            subtask,
+            parallelism,
         }))
+    }
+}
+
+/// The subtask that reads a monitored file, out of `parallelism`.
+fn owner(path: &Path, parallelism: usize) -> usize {
+    superflow_core::key_group::key_hash(path.to_string_lossy().as_ref()) as usize
+        % parallelism.max(1)
+}
+
+/// A reader of the splits a checkpoint recorded, checking that their files are still
+/// as long as they were.
+fn restore_splits(splits: &[Vec<u8>]) -> Result<TextFileReader, SourceError> {
+    let mut restored = Vec::with_capacity(splits.len());
+    for bytes in splits {
+        let (path, start, end) = crate::decode_split::<(PathBuf, u64, u64)>(bytes)?;
+        let len = std::fs::metadata(&path)
+            .map_err(|e| {
+                SourceError::new(format!("cannot resume reading '{}': {e}", path.display()))
+            })?
+            .len();
+        if len < end {
+            return Err(SourceError::new(format!(
+                "cannot resume reading '{}': it has {len} bytes, fewer than the {end} it had when the checkpoint was taken",
+                path.display()
+            )));
+        }
+        restored.push(Split { path, start, end });
+    }
+    Ok(TextFileReader {
+        splits: restored.into_iter().rev().collect(),
+        current: None,
+    })
+}
+
+/// The reader of one subtask of a monitoring source: the files it found, read as a
+/// bounded reader reads them, and the directory listed again when they are done.
+struct MonitoringReader {
+    source: TextFileSource,
+    files: TextFileReader,
+    /// The files this subtask owns that it has found (read or being read).
+    seen: HashSet<PathBuf>,
+    interval: Duration,
+    next_discovery: Instant,
+    subtask: usize,
+    parallelism: usize,
+}
+
+impl MonitoringReader {
+    /// Lists the directory and queues the new files this subtask owns, in name order.
+    fn discover(&mut self) -> Result<(), SourceError> {
+        let mut found = Vec::new();
+        for (path, len) in self.source.files()? {
+            if owner(&path, self.parallelism) != self.subtask || self.seen.contains(&path) {
+                continue;
+            }
+            tracing::debug!(file = %path.display(), subtask = self.subtask, "found a new file");
+            self.seen.insert(path.clone());
+            if len > 0 {
+                found.push(Split {
+                    path,
+                    start: 0,
+                    end: len,
+                });
+            }
+        }
+        // Read after what is queued: `splits` is taken from its end.
+        found.reverse();
+        found.append(&mut self.files.splits);
+        self.files.splits = found;
+        Ok(())
+    }
+}
+
+impl SourceReader<String> for MonitoringReader {
+    fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
+        self.files.snapshot_splits()
+    }
+
+    fn snapshot_shared(&self) -> Vec<Vec<u8>> {
+        let mut seen: Vec<&PathBuf> = self.seen.iter().collect();
+        seen.sort();
+        crate::encode_splits(&seen).unwrap_or_default()
+    }
+
+    fn poll(&mut self, out: &mut Vec<String>, max: usize) -> Result<SourcePoll, SourceError> {
+        let before = out.len();
+        if self.files.poll(out, max)? != SourcePoll::Finished || out.len() > before {
+            return Ok(SourcePoll::Ready);
+        }
+        let now = Instant::now();
+        if now >= self.next_discovery {
+            self.next_discovery = now + self.interval;
+            self.discover()?;
+            if !self.files.splits.is_empty() {
+                self.files.poll(out, max)?;
+                return Ok(SourcePoll::Ready);
+            }
+        }
+        // At least a millisecond, so that a zero interval does not spin.
+        Ok(SourcePoll::Pending(
+            self.next_discovery
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1)),
+        ))
     }
 }
 
@@ -298,6 +441,105 @@ mod tests {
             assert_eq!(lines, expected, "parallelism {p}");
         }
         Ok(())
+    }
+
+    fn write_file(dir: &Path, name: &str, lines: std::ops::Range<usize>) -> Vec<String> {
+        let lines: Vec<String> = lines.map(|l| format!("{name} line {l}")).collect();
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(dir.join(name), text).unwrap();
+        lines
+    }
+
+    /// Polls every reader until none has anything to read now.
+    fn drain(readers: &mut [Box<dyn SourceReader<String>>], out: &mut Vec<String>) {
+        for reader in readers.iter_mut() {
+            loop {
+                match reader.poll(out, 7).unwrap() {
+                    SourcePoll::Ready => {}
+                    SourcePoll::Pending(_) => break,
+                    SourcePoll::Finished => panic!("a monitoring source never finishes"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_monitoring_source_reads_each_new_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = TextFileSource::new(dir.path()).monitor_continuously(Duration::ZERO);
+        let mut expected = write_file(dir.path(), "a", 0..5);
+        let mut readers: Vec<_> = (0..3)
+            .map(|i| source.create_reader(i, 3).unwrap())
+            .collect();
+        let mut out = Vec::new();
+        drain(&mut readers, &mut out);
+        for f in 0..6 {
+            expected.extend(write_file(dir.path(), &format!("new-{f}"), 0..(f * 3 + 1)));
+        }
+        std::fs::write(dir.path().join(".hidden"), "skipped\n").unwrap();
+        std::fs::write(dir.path().join("_temporary"), "skipped\n").unwrap();
+        drain(&mut readers, &mut out);
+        drain(&mut readers, &mut out);
+        out.sort();
+        expected.sort();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_monitoring_source_restored_at_another_parallelism_reads_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = TextFileSource::new(dir.path()).monitor_continuously(Duration::ZERO);
+        let mut expected = Vec::new();
+        for f in 0..8 {
+            expected.extend(write_file(dir.path(), &format!("old-{f}"), 0..40));
+        }
+        let mut readers: Vec<_> = (0..4)
+            .map(|i| source.create_reader(i, 4).unwrap())
+            .collect();
+        // Each reader reads a little of its files: the rest is in its splits.
+        let mut before = Vec::new();
+        for reader in &mut readers {
+            reader.poll(&mut before, 30).unwrap();
+        }
+        assert!(!before.is_empty());
+        let splits: Vec<Vec<u8>> = readers
+            .iter()
+            .flat_map(|r| r.snapshot_splits().unwrap())
+            .collect();
+        let shared: Vec<Vec<u8>> = readers.iter().flat_map(|r| r.snapshot_shared()).collect();
+        assert_eq!(shared.len(), 8, "every file is seen by one reader");
+        // What is read after the checkpoint is replayed after the restore.
+        drain(&mut readers, &mut Vec::new());
+        for f in 0..5 {
+            expected.extend(write_file(dir.path(), &format!("new-{f}"), 0..9));
+        }
+        // Operator list state is dealt round robin; union state goes to every subtask.
+        let mut restored: Vec<_> = (0..2)
+            .map(|i| {
+                let own = splits
+                    .iter()
+                    .enumerate()
+                    .filter(|(n, _)| n % 2 == i)
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                let restored = RestoredSplits {
+                    splits: own,
+                    shared: shared.clone(),
+                };
+                source.restore_reader(restored, i, 2).unwrap()
+            })
+            .collect();
+        let mut after = Vec::new();
+        drain(&mut restored, &mut after);
+        drain(&mut restored, &mut after);
+        let mut all: Vec<String> = before.into_iter().chain(after).collect();
+        all.sort();
+        expected.sort();
+        assert_eq!(all, expected);
+        // Another snapshot holds each file once, whichever subtask owns it now.
+        let shared: Vec<Vec<u8>> = restored.iter().flat_map(|r| r.snapshot_shared()).collect();
+        assert_eq!(shared.len(), 13);
     }
 
     #[test]

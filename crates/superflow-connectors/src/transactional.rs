@@ -98,6 +98,50 @@ impl Default for RollingPolicy {
     }
 }
 
+/// How a [`FileSink`] names its part files (Flink's `OutputFileConfig`):
+/// `<prefix>-<run>-<subtask>-<n><suffix>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFileConfig {
+    /// The start of every part's name (`part` by default).
+    pub part_prefix: String,
+    /// The end of every part's name (none by default), such as `.csv`.
+    pub part_suffix: String,
+}
+
+impl Default for OutputFileConfig {
+    fn default() -> Self {
+        OutputFileConfig {
+            part_prefix: "part".into(),
+            part_suffix: String::new(),
+        }
+    }
+}
+
+impl OutputFileConfig {
+    /// Checks that the names are usable as part of one file name: a prefix that is not
+    /// empty, and neither with a path separator (a part would land in another
+    /// directory), nor a prefix starting with `.` (readers skip hidden files).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.part_prefix.is_empty() {
+            return Err("the part prefix must not be empty".into());
+        }
+        if self.part_prefix.starts_with('.') {
+            return Err(format!(
+                "the part prefix '{}' must not start with '.': readers skip hidden files",
+                self.part_prefix
+            ));
+        }
+        for (what, value) in [("prefix", &self.part_prefix), ("suffix", &self.part_suffix)] {
+            if value.contains(['/', '\\', '\0']) {
+                return Err(format!(
+                    "the part {what} '{value}' must not contain a path separator"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A part file of a [`FileSink`] transaction: written hidden, renamed on commit. Names
 /// are relative to the sink's directory, so a checkpoint restores with the output
 /// directory moved.
@@ -120,11 +164,13 @@ pub struct FileTransaction {
 /// visible (renamed from a hidden in-progress name) only when the checkpoint that
 /// covers it completes, or when the job finishes (Flink's `FileSink` in row format).
 ///
-/// Part names are `part-<run>-<subtask>-<n>`; readers should skip names starting with
-/// `.` (Flink's convention, which `read_text_file` follows).
+/// Part names are `part-<run>-<subtask>-<n>` ([`OutputFileConfig`] changes the prefix
+/// and adds a suffix); readers should skip names starting with `.` (Flink's convention,
+/// which `read_text_file` follows).
 pub struct FileSink {
     dir: PathBuf,
     policy: RollingPolicy,
+    names: OutputFileConfig,
     ctx: Option<TransactionContext>,
     counter: u64,
     open: Option<OpenPart>,
@@ -139,7 +185,9 @@ struct OpenPart {
 
 impl Clone for FileSink {
     fn clone(&self) -> Self {
-        FileSink::new(self.dir.clone()).with_rolling_policy(self.policy)
+        FileSink::new(self.dir.clone())
+            .with_rolling_policy(self.policy)
+            .with_output_file_config(self.names.clone())
     }
 }
 
@@ -149,6 +197,7 @@ impl FileSink {
         FileSink {
             dir: dir.into(),
             policy: RollingPolicy::default(),
+            names: OutputFileConfig::default(),
             ctx: None,
             counter: 0,
             open: None,
@@ -159,6 +208,12 @@ impl FileSink {
     /// Sets when parts roll.
     pub fn with_rolling_policy(mut self, policy: RollingPolicy) -> FileSink {
         self.policy = policy;
+        self
+    }
+
+    /// Sets how parts are named.
+    pub fn with_output_file_config(mut self, names: OutputFileConfig) -> FileSink {
+        self.names = names;
         self
     }
 
@@ -189,7 +244,10 @@ impl FileSink {
 
     fn start_part(&mut self, transaction: &mut FileTransaction) -> Result<(), UserError> {
         let ctx = self.ctx.ok_or("the file sink was not opened")?;
-        let name = format!("part-{}-{}-{}", ctx.run_id, ctx.subtask, self.counter);
+        let name = format!(
+            "{}-{}-{}-{}{}",
+            self.names.part_prefix, ctx.run_id, ctx.subtask, self.counter, self.names.part_suffix
+        );
         self.counter += 1;
         let part = PartFile {
             in_progress: format!(".{name}.inprogress"),
@@ -215,6 +273,9 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         ctx: &TransactionContext,
         all_restored: &[FileTransaction],
     ) -> Result<(), UserError> {
+        self.names
+            .validate()
+            .map_err(|e| format!("file sink '{}': {e}", self.dir.display()))?;
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "create output directory", e))?;
         self.ctx = Some(*ctx);
@@ -227,14 +288,15 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
             .iter()
             .flat_map(|t| t.parts.iter().map(|p| p.in_progress.as_str()))
             .collect();
-        let current = format!("part-{}-", ctx.run_id);
+        let prefix = format!(".{}-", self.names.part_prefix);
+        let current = format!("{prefix}{}-", ctx.run_id);
         let entries = std::fs::read_dir(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "list output directory", e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let leftover = name.starts_with(".part-")
+            let leftover = name.starts_with(&prefix)
                 && name.ends_with(".inprogress")
-                && !name[1..].starts_with(&current);
+                && !name.starts_with(&current);
             if leftover && !keep.contains(name.as_str()) {
                 tracing::debug!(file = %entry.path().display(), "aborting a part of an earlier run");
                 std::fs::remove_file(entry.path())
@@ -367,6 +429,60 @@ mod tests {
         TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
         TwoPhaseCommitSink::<i64>::commit(&mut sink, txn).unwrap();
         assert_eq!(visible(dir.path()), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn parts_are_named_by_the_output_file_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = OutputFileConfig {
+            part_prefix: "prefix".into(),
+            part_suffix: ".txt".into(),
+        };
+        let mut sink = FileSink::new(dir.path()).with_output_file_config(names);
+        TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(3), &[]).unwrap();
+        let mut txn = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(3)).unwrap();
+        sink.invoke(&mut txn, &mut vec![1i64]).unwrap();
+        TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut txn).unwrap();
+        assert_eq!(txn.parts[0].in_progress, ".prefix-3-0-0.txt.inprogress");
+        let mut lost = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(3)).unwrap();
+        sink.invoke(&mut lost, &mut vec![2i64]).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![".prefix-3-0-1.txt.inprogress", "prefix-3-0-0.txt"]
+        );
+        // A later run aborts the earlier run's part under the same prefix.
+        let mut next = FileSink::new(dir.path()).with_output_file_config(OutputFileConfig {
+            part_prefix: "prefix".into(),
+            part_suffix: ".txt".into(),
+        });
+        TwoPhaseCommitSink::<i64>::recover(&mut next, &ctx(4), &[txn]).unwrap();
+        assert_eq!(visible(dir.path()), vec!["1"]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_part_prefix_that_is_not_one_file_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (prefix, suffix, error) in [
+            ("", "", "must not be empty"),
+            (".hidden", "", "must not start with '.'"),
+            ("a/b", "", "path separator"),
+            ("part", "/x", "path separator"),
+        ] {
+            let mut sink = FileSink::new(dir.path()).with_output_file_config(OutputFileConfig {
+                part_prefix: prefix.into(),
+                part_suffix: suffix.into(),
+            });
+            let e = TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(1), &[]).unwrap_err();
+            assert!(e.to_string().contains(error), "{prefix:?} {suffix:?}: {e}");
+        }
     }
 
     #[test]

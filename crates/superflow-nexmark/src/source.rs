@@ -9,7 +9,7 @@ use nexmark::config::NexmarkConfig;
 use nexmark::event::{Auction, Bid, Event, Person};
 use nexmark::EventGenerator;
 use superflow::prelude::*;
-use superflow::{SourceError, SourceFunction, SourcePoll, SourceReader};
+use superflow::{RestoredSplits, SourceError, SourceFunction, SourcePoll, SourceReader};
 
 /// How the events are made.
 #[derive(Debug, Clone)]
@@ -106,10 +106,11 @@ impl SourceFunction<Event> for NexmarkSource {
 
     fn restore_reader(
         &self,
-        splits: Vec<Vec<u8>>,
+        restored: RestoredSplits,
         _subtask: usize,
         _parallelism: usize,
     ) -> Result<Box<dyn SourceReader<Event>>, SourceError> {
+        let splits = restored.splits;
         let splits = splits
             .iter()
             .map(|bytes| {

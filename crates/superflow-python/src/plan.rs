@@ -14,7 +14,9 @@ use superflow_api::{
     DataStream, KeyedStream, MapStateDescriptor, OutputTag, StreamExecutionEnvironment,
     WatermarkStrategy,
 };
-use superflow_connectors::{FileSink, RollingPolicy, SinkFunction};
+use superflow_connectors::{
+    FileSink, OutputFileConfig, RollingPolicy, SinkFunction, TextFileSource,
+};
 use superflow_core::{JobError, UserError};
 use superflow_runtime::checkpoint::{
     CheckpointStatus, FunctionInitializationContext, FunctionSnapshotContext,
@@ -399,7 +401,15 @@ fn build(
             }
             "read_text_file" => {
                 let path = node.text.clone().unwrap_or_default();
-                let source = configured(node, env.read_text_file(path));
+                // `start` is the discovery interval in ms; 0 for a bounded source.
+                let source = match u64::try_from(node.range.0) {
+                    Ok(interval) if interval > 0 => env.from_source(
+                        TextFileSource::new(path)
+                            .monitor_continuously(std::time::Duration::from_millis(interval)),
+                    ),
+                    _ => env.read_text_file(path),
+                };
+                let source = configured(node, source);
                 Built::Converted(to_python(
                     node,
                     source.map(|line: String| {
@@ -623,9 +633,18 @@ fn build(
                 if rollover_ms > 0 {
                     policy.rollover_interval = std::time::Duration::from_millis(rollover_ms as u64);
                 }
+                let mut names = OutputFileConfig::default();
+                if let [prefix, suffix] = node.names.as_slice() {
+                    names.part_prefix.clone_from(prefix);
+                    names.part_suffix.clone_from(suffix);
+                }
                 let name = format!("File Sink: {dir}");
                 let sink = stream_of(0)?
-                    .sink_to(FileSink::new(dir).with_rolling_policy(policy))
+                    .sink_to(
+                        FileSink::new(dir)
+                            .with_rolling_policy(policy)
+                            .with_output_file_config(names),
+                    )
                     .name(&name);
                 configured(node, sink);
                 Built::Sink
@@ -788,7 +807,7 @@ pub(crate) fn execute<'py>(
         // thousand records, not sixteen thousand.
         env.set_flow_control(FlowControl {
             batches_per_activation: 1,
-            max_epoch_records: 16 * 1024,
+            max_epoch_records: 4 * 1024,
             ..FlowControl::default()
         });
         let totals = Arc::new(Mutex::new(BenchTotals::default()));

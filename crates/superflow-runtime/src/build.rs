@@ -889,7 +889,13 @@ impl<'s> BuildCtx<'s> {
                         ctx.guard(|| {
                             let created = match ctx.restore_list::<Vec<u8>>(SOURCE_SPLITS) {
                                 Some(splits) => {
-                                    source.restore_reader(splits, ctx.subtask, ctx.parallelism)
+                                    let restored = crate::source::RestoredSplits {
+                                        splits,
+                                        shared: ctx
+                                            .restore_list::<Vec<u8>>(SOURCE_SHARED)
+                                            .unwrap_or_default(),
+                                    };
+                                    source.restore_reader(restored, ctx.subtask, ctx.parallelism)
                                 }
                                 None => source.create_reader(ctx.subtask, ctx.parallelism),
                             };
@@ -969,7 +975,13 @@ impl<'s> BuildCtx<'s> {
                             }
                             Err(e) => ctx.fail(e),
                         }
-                        if epoch_records >= flow.max_epoch_records {
+                        // A checkpoint triggered, or an epoch due, ends the activation at
+                        // once: a slow function chained to the source would otherwise hold
+                        // the barrier back for every batch left in it.
+                        if epoch_records >= flow.max_epoch_records
+                            || coordinator.triggered() > done
+                            || epoch_started.elapsed() >= flow.epoch_cadence
+                        {
                             break;
                         }
                     }
@@ -1084,6 +1096,12 @@ fn source_part<T>(
         if let Err(e) = snapshot.add_list(ctx.state_id(SOURCE_SPLITS), &splits, false) {
             ctx.fail(format!("cannot write the source's position: {e}"));
         }
+        let shared = reader.map(|r| r.snapshot_shared()).unwrap_or_default();
+        if !shared.is_empty() {
+            if let Err(e) = snapshot.add_list(ctx.state_id(SOURCE_SHARED), &shared, true) {
+                ctx.fail(format!("cannot write the source's shared position: {e}"));
+            }
+        }
     }
     PartReport {
         instance,
@@ -1111,6 +1129,9 @@ fn report_source_final<T>(
 
 /// The state name of a source's positions.
 const SOURCE_SPLITS: &str = "splits";
+
+/// The state name of what a source's readers share (union list state).
+const SOURCE_SHARED: &str = "shared-splits";
 
 /// Hands one input batch of a one-input operator to its stages: a watermark through the
 /// tracker, records of the main output to `push`. Returns whether the stages ran.

@@ -39,5 +39,7 @@ pub use graph::{
     ChainingStrategy, InputEdge, JobGraph, JobPlan, Node, NodeId, NodeKind, PrepareFn,
 };
 pub use metrics::OperatorMetrics;
-pub use source::{FlowControl, SourceError, SourceFunction, SourcePoll, SourceReader};
+pub use source::{
+    FlowControl, RestoredSplits, SourceError, SourceFunction, SourcePoll, SourceReader,
+};
 pub use time::{processing_time_now, WakeUp, WatermarkEvent, MAX_WATERMARK};

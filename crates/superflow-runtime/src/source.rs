@@ -58,21 +58,34 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<T>>, SourceError>;
 
-    /// A reader that resumes the splits a checkpoint recorded ([`SourceReader::snapshot_splits`]),
-    /// for subtask `subtask` out of `parallelism`; at another parallelism than the one
-    /// they were written at, a subtask gets some of the old splits (possibly none).
+    /// A reader that resumes what a checkpoint recorded, for subtask `subtask` out of
+    /// `parallelism`.
     fn restore_reader(
         &self,
-        splits: Vec<Vec<u8>>,
+        restored: RestoredSplits,
         subtask: usize,
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<T>>, SourceError> {
-        let _ = (splits, subtask, parallelism);
+        let _ = (restored, subtask, parallelism);
         Err(SourceError::new(format!(
             "source '{}' cannot resume from a checkpoint",
             self.name()
         )))
     }
+}
+
+/// What a checkpoint recorded of a source's readers, as one subtask gets it back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoredSplits {
+    /// This subtask's share of the splits every reader recorded
+    /// ([`SourceReader::snapshot_splits`]): every `parallelism`-th of them, so at another
+    /// parallelism than the one they were written at, some of the old splits (possibly
+    /// none), as Flink deals operator list state.
+    pub splits: Vec<Vec<u8>>,
+    /// What every reader recorded for all ([`SourceReader::snapshot_shared`]): each
+    /// subtask gets all of it (union list state), such as the files a monitoring
+    /// source has seen, which decide what it reads next whichever subtask read them.
+    pub shared: Vec<Vec<u8>>,
 }
 
 /// The reader of one subtask of a source.
@@ -85,6 +98,12 @@ pub trait SourceReader<T> {
     /// that cannot replay (after a restore it starts afresh).
     fn snapshot_splits(&self) -> Option<Vec<Vec<u8>>> {
         None
+    }
+
+    /// Entries that every subtask gets back, all of them, at a restore
+    /// ([`RestoredSplits::shared`]); none by default.
+    fn snapshot_shared(&self) -> Vec<Vec<u8>> {
+        Vec::new()
     }
 }
 

@@ -22,8 +22,8 @@ pub use superflow_core::{
     OperatorFailure, RecordDisplay, UserError,
 };
 pub use superflow_runtime::{
-    ClusterConfig, FlowControl, JobClient, JobExecutionResult, OperatorMetrics, SourceError,
-    SourceFunction, SourcePoll, SourceReader,
+    ClusterConfig, FlowControl, JobClient, JobExecutionResult, OperatorMetrics, RestoredSplits,
+    SourceError, SourceFunction, SourcePoll, SourceReader,
 };
 
 /// Lower-level pieces, for custom sources, sinks and partitioners.
@@ -63,8 +63,8 @@ pub mod prelude {
         WatermarkStrategy,
     };
     pub use superflow_connectors::{
-        FileSink, RollingPolicy, SinkContext, SinkFunction, TransactionContext, TwoPhaseCommitSink,
-        WriteMode,
+        FileSink, OutputFileConfig, RollingPolicy, SinkContext, SinkFunction, TransactionContext,
+        TwoPhaseCommitSink, WriteMode,
     };
     pub use superflow_core::{JobError, RecordDisplay, UserError};
     pub use superflow_runtime::checkpoint::{

@@ -254,7 +254,8 @@ class DataStream(_OperatorSettings):
             raise TypeError(f"sink_to takes a FileSink, got {type(sink).__name__}")
         return DataStreamSink(self._add(
             "file_sink", text=sink.base_path, start=sink.rolling_policy.part_size,
-            end=sink.rolling_policy.rollover_ms))
+            end=sink.rolling_policy.rollover_ms,
+            names=[sink.output_file_config.part_prefix, sink.output_file_config.part_suffix]))
 
     def add_sink(self, sink_func: Union[Callable[[Any], None], fn.SinkFunction]
                  ) -> "DataStreamSink":

@@ -284,8 +284,14 @@ class StreamExecutionEnvironment:
         """The lines of a text file (or of the files of a directory)."""
         if charset_name.upper().replace("-", "") != "UTF8":
             raise ValueError(f"read_text_file reads UTF-8 only, got {charset_name!r}")
-        node = self._add_node("read_text_file", [], text=str(file_path),
-                              name=f"Text Source: {file_path}")
+        return self._text_file(file_path, f"Text Source: {file_path}", None)
+
+    def _text_file(self, file_path: str, name: str, discovery_interval_ms: Optional[int]
+                   ) -> DataStream:
+        """The lines of a file or directory, monitored every ``discovery_interval_ms``
+        when it is given."""
+        node = self._add_node("read_text_file", [], text=str(file_path), name=name,
+                              start=discovery_interval_ms)
         return DataStream(self, node)
 
     # ----- running -----

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -445,6 +445,20 @@ struct Pending {
     remote_parts: Vec<PartMetadata>,
     /// Whether this process reported its parts to process 0 (the others).
     reported: bool,
+    /// Set once the checkpoint is no longer pending here: a part writer still running
+    /// then (it outlived the checkpoint's timeout, or the run's end) deletes what it
+    /// wrote, rather than leave a stray part in a directory that was removed.
+    ended: EndedFlag,
+}
+
+/// Whether a checkpoint ended here, set when its [`Pending`] is dropped.
+struct EndedFlag(Arc<AtomicBool>);
+
+impl Drop for EndedFlag {
+    fn drop(&mut self) {
+        // A completed checkpoint has every part written, so no writer is left to see it.
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// The other processes of the job, as the coordinator talks to them.
@@ -850,10 +864,14 @@ impl CoordinatorThread {
             return;
         }
         let dir = pending.dir.clone();
+        let ended = Arc::clone(&pending.ended.0);
         let sender = self.sender.clone();
         let spawned = std::thread::Builder::new()
             .name("superflow-checkpoint-writer".into())
             .spawn(move || {
+                if ended.load(Ordering::Acquire) {
+                    return;
+                }
                 let started = Instant::now();
                 let result = match report {
                     PartSource::Taken(mut report) => report
@@ -864,6 +882,13 @@ impl CoordinatorThread {
                         write_part_file(&dir, &report, compression, started)
                     }
                 };
+                if ended.load(Ordering::Acquire) {
+                    if let Ok(Some(part)) = &result {
+                        tracing::debug!(checkpoint = id, part = %part.file, "deleting the part of an ended checkpoint");
+                        super::storage::remove_written(&dir.join(&part.file));
+                    }
+                    return;
+                }
                 let _ = sender.send(Message::Written(id, instance, result));
             });
         if let Err(e) = spawned {
@@ -959,6 +984,7 @@ impl CoordinatorThread {
                 waiting,
                 remote_parts: Vec::new(),
                 reported: false,
+                ended: EndedFlag(Arc::new(AtomicBool::new(false))),
             },
         );
         if savepoint {
@@ -1604,4 +1630,104 @@ fn write_part_file(
         async_micros: started.elapsed().as_micros() as u64,
         alignment_micros: report.alignment.as_micros() as u64,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `.part` file under `dir`.
+    fn parts_under(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "part") {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_part_written_after_its_checkpoint_expired_is_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let mut config = CheckpointConfig::new(Duration::from_millis(20));
+        config.timeout = Duration::from_millis(100);
+        config.tolerable_failures = 10;
+        config.storage = root.path().join("checkpoints");
+        let control = JobControl::new();
+        let coordinator = CheckpointCoordinator::start(
+            CoordinatorSettings {
+                config: Some(config),
+                job: "slow-part".into(),
+                max_parallelism: 128,
+                workers: 1,
+                base: 0,
+                history: Vec::new(),
+                run_id: CheckpointCoordinator::new_run_id(),
+                control: ControlRole::Alone,
+            },
+            Arc::clone(&control),
+        );
+        let instance = InstanceId {
+            operator: 0,
+            worker: 0,
+        };
+        coordinator.register(vec![instance]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while coordinator.triggered() == 0 {
+            assert!(Instant::now() < deadline, "no checkpoint was triggered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let id = coordinator.triggered();
+        let (encoding, encoded) = mpsc::channel::<()>();
+        let mut snapshot = OperatorSnapshot::for_checkpoint(id);
+        // The encoding outlives the checkpoint's timeout.
+        snapshot.add_keyed_later("op/state".into(), move || {
+            std::thread::sleep(Duration::from_millis(600));
+            let _ = encoding.send(());
+            Ok(vec![1, 2, 3])
+        });
+        coordinator.report(
+            id,
+            PartReport {
+                instance,
+                operator: "slow".into(),
+                node: 0,
+                subtask: 0,
+                parallelism: 1,
+                snapshot,
+                sync: Duration::ZERO,
+                alignment: Duration::ZERO,
+            },
+        );
+        encoded.recv_timeout(Duration::from_secs(10)).unwrap();
+        let stats = coordinator.shutdown(RunOutcome::Cancelled);
+        // The writer deletes its part right after writing it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !parts_under(root.path()).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "stray parts: {:?}",
+                parts_under(root.path())
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            stats
+                .iter()
+                .any(|s| s.id == id && matches!(s.status, CheckpointStatus::Failed(_))),
+            "{stats:?}"
+        );
+        assert!(!root
+            .path()
+            .join("checkpoints")
+            .join(format!("chk-{id}"))
+            .exists());
+    }
 }

@@ -150,12 +150,17 @@ impl RemoteStorage {
         }
     }
 
-    /// Uploads the staged file `path`.
-    pub fn upload(&self, path: &Path) -> Result<(), String> {
+    /// The name under the storage's URL of the staged file `path`.
+    fn relative(&self, path: &Path) -> Result<String, String> {
         let relative = path
             .strip_prefix(&self.staging)
             .map_err(|_| format!("{} is not in {}", path.display(), self.staging.display()))?;
-        let relative = relative.to_string_lossy().replace('\\', "/");
+        Ok(relative.to_string_lossy().replace('\\', "/"))
+    }
+
+    /// Uploads the staged file `path`.
+    pub fn upload(&self, path: &Path) -> Result<(), String> {
+        let relative = self.relative(path)?;
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let object = self.object(&relative);
         self.runtime
@@ -241,6 +246,14 @@ impl RemoteStorage {
         });
         if let Err(e) = result {
             tracing::warn!("cannot delete {}/{relative}: {e}", self.url);
+        }
+    }
+
+    /// Deletes the object the staged file `path` was uploaded to.
+    pub fn delete_staged(&self, path: &Path) {
+        match self.relative(path) {
+            Ok(relative) => self.delete(&relative),
+            Err(e) => tracing::warn!("{e}"),
         }
     }
 }

@@ -325,6 +325,19 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// Undoes [`write_atomically`]: deletes `path` here and in the object store it was
+/// mirrored to, and its directory if nothing else is left in it.
+pub(crate) fn remove_written(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(remote) = super::remote::mirroring(path) {
+        remote.delete_staged(path);
+    }
+    if let Some(dir) = path.parent() {
+        // Fails, as it should, while other files are in it.
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file, locally only.
 pub(crate) fn write_local(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {

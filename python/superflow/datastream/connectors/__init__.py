@@ -7,10 +7,11 @@ from superflow.datastream.connectors.base import Source
 from superflow.datastream.connectors.file_system import (
     FileSink,
     FileSource,
+    OutputFileConfig,
     RollingPolicy,
     StreamFormat,
 )
 from superflow.datastream.connectors.number_seq import NumberSequenceSource
 
-__all__ = ["FileSink", "FileSource", "NumberSequenceSource", "RollingPolicy", "Source",
-           "StreamFormat"]
+__all__ = ["FileSink", "FileSource", "NumberSequenceSource", "OutputFileConfig",
+           "RollingPolicy", "Source", "StreamFormat"]

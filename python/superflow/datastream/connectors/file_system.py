@@ -26,11 +26,14 @@ class StreamFormat:
 
 
 class FileSource(Source):
-    """The lines of files, or of every visible file of directories (bounded: the files
-    there when the job starts)."""
+    """The lines of files, or of every visible file of directories: bounded (the files
+    there when the job starts), or, with ``monitor_continuously``, unbounded (the
+    directories are listed again at every interval, and each new file is read once,
+    whole, by one subtask; the files seen are checkpointed)."""
 
-    def __init__(self, paths: List[str]):
+    def __init__(self, paths: List[str], discovery_interval_ms: Optional[int] = None):
         self._paths = paths
+        self._discovery_interval_ms = discovery_interval_ms
 
     @staticmethod
     def for_record_stream_format(stream_format: StreamFormat, *paths: Any
@@ -44,21 +47,32 @@ class FileSource(Source):
     class FileSourceBuilder:
         def __init__(self, paths: List[str]):
             self._paths = paths
+            self._discovery_interval_ms: Optional[int] = None
 
         def process_static_file_set(self) -> "FileSource.FileSourceBuilder":
-            """Reads the files once (the default, and the only mode here)."""
+            """Reads the files there when the job starts, once (the default)."""
+            self._discovery_interval_ms = None
             return self
 
         def monitor_continuously(self, discovery_interval: Any) -> "FileSource.FileSourceBuilder":
-            raise ValueError("FileSource.monitor_continuously: watching for new files is not "
-                             "built yet; the source reads the files present when the job "
-                             "starts (process_static_file_set)")
+            """Keeps watching the paths, listing them every ``discovery_interval`` (a
+            ``Duration``, or milliseconds), and reads each new file once: the source
+            never ends. A file is read up to the size it had when it was found, so move
+            files into the directory whole (write them elsewhere, or under a name
+            starting with ``.`` or ``_``, and rename them)."""
+            interval = to_millis(discovery_interval, "monitor_continuously")
+            if interval < 1:
+                raise ValueError("monitor_continuously needs an interval of at least 1 ms, "
+                                 f"got {discovery_interval!r}")
+            self._discovery_interval_ms = interval
+            return self
 
         def build(self) -> "FileSource":
-            return FileSource(self._paths)
+            return FileSource(self._paths, self._discovery_interval_ms)
 
     def _stream(self, env, name):
-        streams = [env.read_text_file(path).name(name) for path in self._paths]
+        streams = [env._text_file(path, name, self._discovery_interval_ms)
+                   for path in self._paths]
         return streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
 
 
@@ -85,12 +99,60 @@ class RollingPolicy:
         return RollingPolicy(2 ** 62, 2 ** 62)
 
 
+class OutputFileConfig:
+    """How a ``FileSink`` names its part files:
+    ``<part_prefix>-<run>-<subtask>-<n><part_suffix>`` (``part`` and no suffix by
+    default)."""
+
+    def __init__(self, part_prefix: str, part_suffix: str):
+        for what, value in (("part_prefix", part_prefix), ("part_suffix", part_suffix)):
+            if not isinstance(value, str):
+                raise TypeError(f"{what} must be a string, got {value!r}")
+            if "/" in value or "\\" in value or "\0" in value:
+                raise ValueError(f"{what} {value!r} must not contain a path separator")
+        if not part_prefix:
+            raise ValueError("part_prefix must not be empty")
+        if part_prefix.startswith("."):
+            raise ValueError(f"part_prefix {part_prefix!r} must not start with '.': "
+                             "readers skip hidden files")
+        self.part_prefix = part_prefix
+        self.part_suffix = part_suffix
+
+    def get_part_prefix(self) -> str:
+        return self.part_prefix
+
+    def get_part_suffix(self) -> str:
+        return self.part_suffix
+
+    @staticmethod
+    def builder() -> "OutputFileConfig.OutputFileConfigBuilder":
+        return OutputFileConfig.OutputFileConfigBuilder()
+
+    class OutputFileConfigBuilder:
+        def __init__(self):
+            self._prefix = "part"
+            self._suffix = ""
+
+        def with_part_prefix(self, prefix: str) -> "OutputFileConfig.OutputFileConfigBuilder":
+            self._prefix = prefix
+            return self
+
+        def with_part_suffix(self, suffix: str) -> "OutputFileConfig.OutputFileConfigBuilder":
+            self._suffix = suffix
+            return self
+
+        def build(self) -> "OutputFileConfig":
+            return OutputFileConfig(self._prefix, self._suffix)
+
+
 class FileSink:
     """A sink of part files in a directory, exactly once with checkpoints."""
 
-    def __init__(self, base_path: str, rolling_policy: RollingPolicy):
+    def __init__(self, base_path: str, rolling_policy: RollingPolicy,
+                 output_file_config: Optional[OutputFileConfig] = None):
         self.base_path = base_path
         self.rolling_policy = rolling_policy
+        self.output_file_config = output_file_config or OutputFileConfig("part", "")
 
     @staticmethod
     def for_row_format(base_path: str, encoder: Encoder) -> "FileSink.RowFormatBuilder":
@@ -102,6 +164,7 @@ class FileSink:
         def __init__(self, base_path: str):
             self._base_path = base_path
             self._policy = RollingPolicy.default_rolling_policy()
+            self._names = OutputFileConfig("part", "")
 
         def with_rolling_policy(self, policy: RollingPolicy) -> "FileSink.RowFormatBuilder":
             if not isinstance(policy, RollingPolicy):
@@ -109,8 +172,17 @@ class FileSink:
             self._policy = policy
             return self
 
+        def with_output_file_config(self, config: OutputFileConfig
+                                    ) -> "FileSink.RowFormatBuilder":
+            """Names the part files (prefix and suffix)."""
+            if not isinstance(config, OutputFileConfig):
+                raise TypeError("with_output_file_config takes an OutputFileConfig, got "
+                                f"{type(config).__name__}")
+            self._names = config
+            return self
+
         def build(self) -> "FileSink":
-            return FileSink(self._base_path, self._policy)
+            return FileSink(self._base_path, self._policy, self._names)
 
 
-__all__ = ["FileSink", "RollingPolicy"]
+__all__ = ["FileSink", "OutputFileConfig", "RollingPolicy"]
