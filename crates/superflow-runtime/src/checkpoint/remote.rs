@@ -53,6 +53,31 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// How staging directories are named: the prefix, then the URL's hash and the process id.
+const STAGING_PREFIX: &str = "superflow-staging-";
+
+/// Deletes the staging directories in `temp` of processes that have ended: a process
+/// keeps its staging copy as long as it lives (a later run may restore from it), and
+/// nothing runs when it exits. Only where `/proc` tells which processes live.
+fn remove_stale_staging(temp: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for entry in std::fs::read_dir(temp).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::debug!(path = %entry.path().display(), "deleting the staging copy of an ended process");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The storage at `url` (one per URL and process, so that a `memory://` store lives as
 /// long as the process).
 pub fn open(url: &str) -> Result<Arc<RemoteStorage>, String> {
@@ -84,8 +109,9 @@ pub fn open(url: &str) -> Result<Arc<RemoteStorage>, String> {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = foldhash::fast::FixedState::with_seed(11).build_hasher();
     hasher.write(url.as_bytes());
+    remove_stale_staging(&std::env::temp_dir());
     let staging = std::env::temp_dir().join(format!(
-        "superflow-staging-{:016x}-{}",
+        "{STAGING_PREFIX}{:016x}-{}",
         hasher.finish(),
         std::process::id()
     ));
@@ -261,6 +287,25 @@ impl RemoteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_copies_of_ended_processes_are_deleted() {
+        let temp = tempfile::tempdir().unwrap();
+        let ours = format!("{STAGING_PREFIX}00ff-{}", std::process::id());
+        // No process has this id (above Linux's largest, 2^22).
+        let ended = format!("{STAGING_PREFIX}00ff-{}", 1u32 << 23);
+        let other = "superflow-staging-notapid";
+        for name in [ours.as_str(), ended.as_str(), other] {
+            std::fs::create_dir_all(temp.path().join(name).join("chk-1")).unwrap();
+        }
+        remove_stale_staging(temp.path());
+        assert!(temp.path().join(&ours).exists());
+        assert!(temp.path().join(other).exists());
+        assert_eq!(
+            temp.path().join(&ended).exists(),
+            !Path::new("/proc/self").exists()
+        );
+    }
 
     #[test]
     fn urls_are_told_from_directories() {
