@@ -112,18 +112,14 @@ impl SourceFunction<String> for TextFileSource {
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
         if let Some(interval) = self.discovery {
-            return Ok(Box::new(MonitoringReader {
-                source: self.clone(),
-                files: TextFileReader {
-                    splits: Vec::new(),
-                    current: None,
-                },
-                seen: HashSet::new(),
+            return Ok(Box::new(MonitoringReader::new(
+                self,
                 interval,
-                next_discovery: Instant::now(),
+                TextFileReader::default(),
+                HashSet::new(),
                 subtask,
                 parallelism,
-            }));
+            )));
         }
         let splits = self
             .files()?
@@ -158,15 +154,14 @@ impl SourceFunction<String> for TextFileSource {
                 seen.insert(path);
             }
         }
-        Ok(Box::new(MonitoringReader {
-            source: self.clone(),
+        Ok(Box::new(MonitoringReader::new(
+            self,
+            interval,
             files,
             seen,
-            interval,
-            next_discovery: Instant::now(),
             subtask,
             parallelism,
-        }))
+        )))
     }
 }
 
@@ -215,6 +210,27 @@ struct MonitoringReader {
 }
 
 impl MonitoringReader {
+    /// Subtask `subtask` of `parallelism` of `source`, reading `files` and then new ones
+    /// it has not `seen`; it lists the directory at its first poll.
+    fn new(
+        source: &TextFileSource,
+        interval: Duration,
+        files: TextFileReader,
+        seen: HashSet<PathBuf>,
+        subtask: usize,
+        parallelism: usize,
+    ) -> MonitoringReader {
+        MonitoringReader {
+            source: source.clone(),
+            files,
+            seen,
+            interval,
+            next_discovery: Instant::now(),
+            subtask,
+            parallelism,
+        }
+    }
+
     /// Lists the directory and queues the new files this subtask owns, in name order.
     fn discover(&mut self) -> Result<(), SourceError> {
         let mut found = Vec::new();
@@ -290,6 +306,7 @@ struct OpenSplit {
     line: Vec<u8>,
 }
 
+#[derive(Default)]
 struct TextFileReader {
     splits: Vec<Split>,
     current: Option<OpenSplit>,

@@ -1092,11 +1092,11 @@ fn source_part<T>(
 ) -> PartReport {
     let mut snapshot =
         checkpoint.map_or_else(OperatorSnapshot::new, OperatorSnapshot::for_checkpoint);
-    if let Some(splits) = reader.and_then(|r| r.snapshot_splits()) {
+    if let Some((reader, splits)) = reader.and_then(|r| Some((r, r.snapshot_splits()?))) {
         if let Err(e) = snapshot.add_list(ctx.state_id(SOURCE_SPLITS), &splits, false) {
             ctx.fail(format!("cannot write the source's position: {e}"));
         }
-        let shared = reader.map(|r| r.snapshot_shared()).unwrap_or_default();
+        let shared = reader.snapshot_shared();
         if !shared.is_empty() {
             if let Err(e) = snapshot.add_list(ctx.state_id(SOURCE_SHARED), &shared, true) {
                 ctx.fail(format!("cannot write the source's shared position: {e}"));

@@ -366,9 +366,7 @@ impl Disk {
     /// its encoding.
     fn key<K: Hash + Serialize>(&self, key: &K, out: &mut Vec<u8>) {
         out.clear();
-        let group = assign_to_key_group(key, self.max_parallelism) as u16;
-        out.extend_from_slice(&group.to_be_bytes());
-        if let Err(e) = postcard::to_io(key, &mut *out) {
+        if let Err(e) = append_grouped_key(key, key, self.max_parallelism, out) {
             self.store.fail(format!("a key cannot be encoded: {e}"));
         }
     }
@@ -868,14 +866,25 @@ impl IncrementalChain {
         self.files.push(file.clone());
         (full, file, self.files.clone())
     }
-}
 
-impl IncrementalChain {
     /// Ends the chain after the file just added: the next checkpoint writes a full file,
     /// and until then no changes need recording.
     pub(crate) fn pause(&mut self) {
         self.files.clear();
     }
+}
+
+/// Appends a stored key to `out`: the key group of `key` (big-endian, so that keys sort
+/// by group and a restore takes a range of groups), then `encoded`.
+pub(crate) fn append_grouped_key<K: Hash + ?Sized, E: Serialize + ?Sized>(
+    key: &K,
+    encoded: &E,
+    max_parallelism: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), postcard::Error> {
+    let group = assign_to_key_group(key, max_parallelism) as u16;
+    out.extend_from_slice(&group.to_be_bytes());
+    postcard::to_io(encoded, out).map(|_| ())
 }
 
 /// Writes file `file` of an incremental chain into directory `shared` (atomically), and

@@ -16,7 +16,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::hashing::StateHashSet;
 use crate::spill::{
-    encode_delta, write_chain_file, DiskStateStore, Encoding, IncrementalChain, PartitionSnapshot,
+    append_grouped_key, encode_delta, write_chain_file, DiskStateStore, Encoding, IncrementalChain,
+    PartitionSnapshot,
 };
 
 /// Which clock a timer follows.
@@ -542,10 +543,9 @@ fn chain_key<K: Hash + Serialize, N: Serialize>(
     (domain, time, k, n): &Timer<K, N>,
     max_parallelism: usize,
 ) -> Result<Vec<u8>, String> {
-    let group = superflow_core::assign_to_key_group(k, max_parallelism) as u16;
-    let mut out = group.to_be_bytes().to_vec();
+    let mut out = Vec::new();
     let processing = *domain == TimeDomain::ProcessingTime;
-    postcard::to_io(&(k, n, (processing, *time)), &mut out)
+    append_grouped_key(k, &(k, n, (processing, *time)), max_parallelism, &mut out)
         .map_err(|e| format!("a timer cannot be encoded: {e}"))?;
     Ok(out)
 }

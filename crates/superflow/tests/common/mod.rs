@@ -40,19 +40,20 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A loopback port free now (the system's choice of an unused one).
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
 /// Free loopback addresses for `n` processes of a cluster, comma-separated.
 #[allow(dead_code)]
 pub fn loopback_addresses(n: usize) -> String {
     (0..n)
-        .map(|_| {
-            let listener =
-                std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-            let port = listener
-                .local_addr()
-                .unwrap_or_else(|e| panic!("{e}"))
-                .port();
-            format!("127.0.0.1:{port}")
-        })
+        .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect::<Vec<_>>()
         .join(",")
 }

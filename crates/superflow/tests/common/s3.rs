@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,10 +19,7 @@ impl MotoServer {
     /// Starts the server and creates `bucket`. Panics with what to install if moto is
     /// missing.
     pub fn start(bucket: &str) -> MotoServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("no free port for the S3 server: {e}"));
+        let port = super::free_port();
         let child = Command::new("python3")
             .args([
                 "-m",
