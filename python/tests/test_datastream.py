@@ -212,6 +212,20 @@ def test_global_sends_everything_to_one_subtask(env2):
     assert out == [0] * 20
 
 
+def test_the_runtime_context_names_the_subtask_and_the_max_parallelism(env2):
+    class Where(MapFunction):
+        def open(self, ctx):
+            self.seen = (ctx.get_task_name_with_subtasks(),
+                         ctx.get_max_number_of_parallel_subtasks())
+
+        def map(self, value):
+            return self.seen
+
+    out = collect(env2.from_collection(list(range(20))).rebalance().map(Where())
+                  .name("where").set_max_parallelism(9))
+    assert sorted(set(out)) == [("where (1/2)", 9), ("where (2/2)", 9)]
+
+
 def test_partition_custom(env2):
     class ByParity(Partitioner):
         def partition(self, key, num_partitions):

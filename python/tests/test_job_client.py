@@ -40,13 +40,15 @@ def held_back_while(marker):
     return held_back
 
 
-def counting_job(env, out_dir, hold=None):
+def counting_job(env, out_dir, hold=None, max_parallelism=None):
     from superflow.datastream.connectors import FileSink
     from superflow.common.serialization import Encoder
     step = slowly if hold is None else held_back_while(str(hold))
-    (env.from_sequence(0, N - 1).uid("source").map(step).uid("slowly")
-     .key_by(lambda i: i % 5).process(RunningCount()).uid("count")
-     .sink_to(FileSink.for_row_format(str(out_dir), Encoder.simple_string_encoder()).build())
+    counts = (env.from_sequence(0, N - 1).uid("source").map(step).uid("slowly")
+              .key_by(lambda i: i % 5).process(RunningCount()).uid("count"))
+    if max_parallelism is not None:
+        counts.set_max_parallelism(max_parallelism)
+    (counts.sink_to(FileSink.for_row_format(str(out_dir), Encoder.simple_string_encoder()).build())
      .uid("sink"))
 
 
@@ -101,6 +103,48 @@ def test_savepoints_from_the_client_restore_with_the_output_of_an_unstopped_run(
     counting_job(env, out)
     env.execute("resumed")
     assert committed(out) == expected()
+
+
+def test_an_operator_rescales_within_its_own_max_parallelism(tmp_path):
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    out = tmp_path / "out"
+    hold = tmp_path / "hold"
+    hold.touch()
+    counting_job(env, out, hold, max_parallelism=3)
+    client = env.execute_async("own max parallelism")
+    wait_until_running(client)
+    stopped = client.stop_with_savepoint(False, str(tmp_path / "savepoint")).result(timeout=60)
+    client.get_job_execution_result().result(timeout=60)
+    hold.unlink()
+    assert 0 < len(committed(out)) < N, "the job stopped at the savepoint"
+
+    def resume(parallelism, max_parallelism):
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_parallelism(parallelism).set_restore_path(stopped)
+        counting_job(env, out, max_parallelism=max_parallelism)
+        return env.execute("resumed")
+
+    # The keyed state is split into 3 key groups: another count cannot restore it, and
+    # the operator cannot run wider than 3.
+    with pytest.raises(JobExecutionError,
+                       match="max parallelism 3 for operator '.*', the job now has 4"):
+        resume(3, 4)
+    with pytest.raises(JobExecutionError, match="is 4, which exceeds the max parallelism 3"):
+        resume(4, 3)
+    resume(3, 3)
+    assert committed(out) == expected()
+
+
+def test_max_parallelism_is_a_number_of_key_groups():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    stream = env.from_collection([1, 2]).map(lambda x: x)
+    assert stream.get_max_parallelism() == 128
+    env.set_max_parallelism(64)
+    assert stream.get_max_parallelism() == 64
+    assert stream.set_max_parallelism(7).get_max_parallelism() == 7
+    for bad in (0, 32769, "8", True):
+        with pytest.raises(ValueError, match="max parallelism must be in 1..32768"):
+            stream.set_max_parallelism(bad)
 
 
 def test_a_drained_stop_fires_every_window_and_a_plain_stop_does_not(tmp_path):

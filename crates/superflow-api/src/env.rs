@@ -248,6 +248,7 @@ impl StreamExecutionEnvironment {
             uid: None,
             parallelism: None,
             max_parallelism: spec.max_parallelism,
+            key_groups: None,
             kind: spec.kind,
             chaining: ChainingStrategy::Always,
             inputs: spec.inputs,
@@ -263,6 +264,15 @@ impl StreamExecutionEnvironment {
         if let Some(node) = self.state.borrow_mut().graph.nodes.get_mut(id) {
             update(node);
         }
+    }
+
+    pub(crate) fn node_key_groups(&self, id: NodeId) -> Option<usize> {
+        self.state
+            .borrow()
+            .graph
+            .nodes
+            .get(id)
+            .and_then(|n| n.key_groups)
     }
 
     pub(crate) fn node_parallelism(&self, id: NodeId) -> Option<usize> {

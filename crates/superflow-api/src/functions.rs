@@ -149,6 +149,8 @@ pub struct RuntimeContext {
     pub subtask: usize,
     /// The operator's parallelism.
     pub parallelism: usize,
+    /// The operator's max parallelism (its number of key groups).
+    pub max_parallelism: usize,
 }
 
 impl RuntimeContext {
@@ -160,6 +162,22 @@ impl RuntimeContext {
     /// The operator's parallelism, as Flink's `getNumberOfParallelSubtasks()`.
     pub fn number_of_parallel_subtasks(&self) -> usize {
         self.parallelism
+    }
+
+    /// The operator's max parallelism, as Flink's `getMaxNumberOfParallelSubtasks()`.
+    pub fn max_number_of_parallel_subtasks(&self) -> usize {
+        self.max_parallelism
+    }
+
+    /// The operator's name with this subtask, as Flink's `getTaskNameWithSubtasks()`:
+    /// `name (2/4)`.
+    pub fn task_name_with_subtasks(&self) -> String {
+        format!(
+            "{} ({}/{})",
+            self.task_name,
+            self.subtask + 1,
+            self.parallelism
+        )
     }
 }
 

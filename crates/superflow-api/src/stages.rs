@@ -40,6 +40,7 @@ pub(crate) fn runtime_context(ctx: &StageContext) -> RuntimeContext {
         task_name: ctx.name.to_string(),
         subtask: ctx.subtask,
         parallelism: ctx.parallelism,
+        max_parallelism: ctx.max_parallelism,
     }
 }
 

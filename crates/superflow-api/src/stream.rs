@@ -130,6 +130,24 @@ impl<T: Data> DataStream<T> {
             .unwrap_or_else(|| self.env.get_parallelism())
     }
 
+    /// Sets the max parallelism of the operator that produces this stream: the bound of
+    /// its parallelism across rescaling, and the number of key groups its keyed state
+    /// and timers are split into (Flink's per-operator `setMaxParallelism`). Without
+    /// it the operator takes the job's (`set_max_parallelism` on the environment). A
+    /// checkpoint restores only with the count it was written with.
+    pub fn set_max_parallelism(self, max_parallelism: usize) -> Self {
+        self.env
+            .update_node(self.id, |node| node.key_groups = Some(max_parallelism));
+        self
+    }
+
+    /// The max parallelism of this stream's operator: its own, or the job's.
+    pub fn get_max_parallelism(&self) -> usize {
+        self.env
+            .node_key_groups(self.id)
+            .unwrap_or_else(|| self.env.get_max_parallelism())
+    }
+
     /// Declares that the operator keeps no state (no keyed state, timers or
     /// `snapshot_state`), so that it needs no uid to restore: maps, filters and print
     /// sinks are declared so already; a binding's own functions can be.

@@ -115,9 +115,13 @@ pub(crate) fn python_runtime_context<'py>(
     ctx: &RuntimeContext,
     keyed: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    class
-        .bind(py)
-        .call1((ctx.task_name.as_str(), ctx.subtask, ctx.parallelism, keyed))
+    class.bind(py).call1((
+        ctx.task_name.as_str(),
+        ctx.subtask,
+        ctx.parallelism,
+        keyed,
+        ctx.max_parallelism,
+    ))
 }
 
 impl ProcessFunction<PyObj, PyObj> for PyOneInput {

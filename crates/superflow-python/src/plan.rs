@@ -49,6 +49,8 @@ struct PlanNode {
     name: Option<String>,
     uid: Option<String>,
     parallelism: Option<usize>,
+    /// `set_max_parallelism()`: the operator's own number of key groups.
+    max_parallelism: Option<usize>,
     /// `disable` (`disable_chaining()`) or `new_chain` (`start_new_chain()`).
     chaining: Option<String>,
     window: Option<WindowSpec>,
@@ -128,6 +130,7 @@ impl PlanNode {
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
+            max_parallelism: item(dict, "max_parallelism")?,
             chaining: item(dict, "chaining")?,
         })
     }
@@ -296,7 +299,8 @@ fn key_pair(node: &PlanNode) -> Result<(PyKeySelector, PyKeySelector), String> {
     })
 }
 
-/// Sets the node's name, uid and parallelism on the operator behind `stream`.
+/// Sets the node's name, uid, parallelism and max parallelism on the operator behind
+/// `stream`.
 fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -> DataStream<T> {
     let mut s = stream;
     if let Some(name) = &node.name {
@@ -307,6 +311,9 @@ fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -
     }
     if let Some(p) = node.parallelism {
         s = s.set_parallelism(p);
+    }
+    if let Some(max) = node.max_parallelism {
+        s = s.set_max_parallelism(max);
     }
     match node.chaining.as_deref() {
         Some("disable") => s.disable_chaining(),

@@ -235,7 +235,7 @@ pub struct StageContext {
     pub subtask: usize,
     /// The operator's parallelism.
     pub parallelism: usize,
-    /// The job's max parallelism.
+    /// The operator's max parallelism: the number of key groups of its keyed state.
     pub max_parallelism: usize,
     /// The operator's record counters on this worker.
     pub counters: Rc<OperatorCounters>,
@@ -495,7 +495,7 @@ impl<'s> BuildCtx<'s> {
             name: Arc::from(self.graph.nodes[id].name.as_str()),
             subtask: self.worker(),
             parallelism: self.parallelism(id),
-            max_parallelism: self.plan.max_parallelism,
+            max_parallelism: self.plan.key_groups[id],
             counters: self.metrics.counters(id),
             uid: Arc::from(self.graph.nodes[id].state_uid().as_str()),
             restored: self.run.restored.clone(),
@@ -577,7 +577,7 @@ impl<'s> BuildCtx<'s> {
             worker: self.worker(),
             source_parallelism: self.parallelism(from),
             target_parallelism: self.parallelism(to),
-            max_parallelism: self.plan.max_parallelism,
+            max_parallelism: self.plan.key_groups[to],
         }
     }
 

@@ -47,7 +47,7 @@ pub struct RouteContext {
     pub source_parallelism: usize,
     /// The parallelism of the consuming operator.
     pub target_parallelism: usize,
-    /// The job's max parallelism (number of key groups).
+    /// The consuming operator's max parallelism (its number of key groups).
     pub max_parallelism: usize,
 }
 

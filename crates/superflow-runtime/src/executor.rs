@@ -338,6 +338,7 @@ pub fn execute_graph(
                 config: settings.checkpointing.clone(),
                 job: job_name.to_string(),
                 max_parallelism: plan.max_parallelism,
+                operator_key_groups: operator_key_groups(&graph, &plan),
                 workers: threads,
                 base: start.base,
                 history: std::mem::take(&mut history),
@@ -568,6 +569,19 @@ fn agree_on_start(
     Ok((start, role))
 }
 
+/// The operators (by state uid) whose own max parallelism differs from the job's.
+fn operator_key_groups(
+    graph: &JobGraph,
+    plan: &JobPlan,
+) -> std::collections::BTreeMap<String, usize> {
+    graph
+        .nodes
+        .iter()
+        .filter(|node| plan.key_groups[node.id] != plan.max_parallelism)
+        .map(|node| (node.state_uid(), plan.key_groups[node.id]))
+        .collect()
+}
+
 /// Loads what `path` points to and checks that it fits the job.
 fn restore(
     path: &std::path::Path,
@@ -576,13 +590,19 @@ fn restore(
     settings: &ExecutionSettings,
 ) -> Result<RestoredState, JobError> {
     let (_, state) = find_restorable(path).map_err(JobError::Checkpoint)?;
-    if state.max_parallelism != plan.max_parallelism {
-        return Err(JobError::Checkpoint(format!(
-            "{} was written with max parallelism {}, the job has {}; keyed state can only be restored with the same max parallelism",
-            state.path.display(),
-            state.max_parallelism,
-            plan.max_parallelism
-        )));
+    // Key groups are the unit keyed state moves in, so an operator's count must not
+    // change; operators without keyed state (sources, sinks) may.
+    for node in &graph.nodes {
+        let uid = node.state_uid();
+        let (written, now) = (state.key_groups_of(&uid), plan.key_groups[node.id]);
+        if written != now && state.has_keyed_state_of(&uid) {
+            return Err(JobError::Checkpoint(format!(
+                "{} was written with max parallelism {written} for operator '{}', the job now has {now}; \
+                 keyed state can only be restored with the max parallelism it was written with",
+                state.path.display(),
+                node.name,
+            )));
+        }
     }
     if !settings.allow_non_restored_state {
         let prefixes: Vec<String> = graph

@@ -67,6 +67,10 @@ pub struct Node {
     pub parallelism: Option<usize>,
     /// The largest parallelism the node supports (1 for non-parallel sources).
     pub max_parallelism: Option<usize>,
+    /// The operator's own max parallelism (Flink's per-operator `setMaxParallelism`):
+    /// the number of key groups its keyed state and timers are split into, and so the
+    /// bound of its parallelism; `None` takes the job's.
+    pub key_groups: Option<usize>,
     /// The node's role.
     pub kind: NodeKind,
     /// Chaining strategy.
@@ -123,8 +127,10 @@ pub struct JobGraph {
 pub struct JobPlan {
     /// Number of workers (the job's parallelism).
     pub workers: usize,
-    /// Max parallelism (key groups).
+    /// The job's max parallelism (key groups of operators that set none).
     pub max_parallelism: usize,
+    /// Key groups per node: its own max parallelism, or the job's.
+    pub key_groups: Vec<usize>,
     /// Effective parallelism per node.
     pub parallelism: Vec<usize>,
     /// Effective partitioner per node input.
@@ -148,11 +154,7 @@ impl JobPlan {
         if let Some(problem) = graph.problems.first() {
             return Err(JobError::InvalidJob(problem.clone()));
         }
-        if max_parallelism == 0 || max_parallelism > UPPER_BOUND_MAX_PARALLELISM {
-            return Err(JobError::InvalidParallelism(format!(
-                "max parallelism must be between 1 and {UPPER_BOUND_MAX_PARALLELISM}, got {max_parallelism}"
-            )));
-        }
+        check_max_parallelism("the job", max_parallelism)?;
         check_parallelism("the job", default_parallelism, max_parallelism)?;
         if graph.nodes.is_empty() {
             return Err(JobError::InvalidJob(
@@ -162,13 +164,22 @@ impl JobPlan {
 
         let n = graph.nodes.len();
         let mut parallelism = Vec::with_capacity(n);
+        let mut key_groups = Vec::with_capacity(n);
         for node in &graph.nodes {
+            let what = format!("operator '{}'", node.name);
+            let groups = match node.key_groups {
+                Some(groups) => {
+                    check_max_parallelism(&what, groups)?;
+                    groups
+                }
+                None => max_parallelism,
+            };
             let p = match (node.parallelism, node.max_parallelism) {
                 (Some(p), _) => p,
                 (None, Some(limit)) => default_parallelism.min(limit),
                 (None, None) => default_parallelism,
             };
-            check_parallelism(&format!("operator '{}'", node.name), p, max_parallelism)?;
+            check_parallelism(&what, p, groups)?;
             if let Some(limit) = node.max_parallelism {
                 if p > limit {
                     return Err(JobError::InvalidParallelism(format!(
@@ -178,6 +189,7 @@ impl JobPlan {
                 }
             }
             parallelism.push(p);
+            key_groups.push(groups);
         }
 
         let mut consumers = vec![0usize; n];
@@ -248,6 +260,7 @@ impl JobPlan {
         Ok(JobPlan {
             workers,
             max_parallelism,
+            key_groups,
             parallelism,
             edges,
             chained_to_input,
@@ -278,6 +291,15 @@ impl JobPlan {
             })
             .collect()
     }
+}
+
+fn check_max_parallelism(what: &str, max_parallelism: usize) -> Result<(), JobError> {
+    if max_parallelism == 0 || max_parallelism > UPPER_BOUND_MAX_PARALLELISM {
+        return Err(JobError::InvalidParallelism(format!(
+            "the max parallelism of {what} must be between 1 and {UPPER_BOUND_MAX_PARALLELISM}, got {max_parallelism}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_parallelism(what: &str, p: usize, max_parallelism: usize) -> Result<(), JobError> {

@@ -50,6 +50,29 @@ impl KeyedProcessFunction<u64, (u64, u64), String> for CountPerKey {
 }
 
 fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate: f64) {
+    job_with(env, out, fail_at, rate, JOB_KEY_GROUPS);
+}
+
+/// The max parallelism of the two keyed operators, (sums, totals); `None` takes the
+/// job's.
+type OwnKeyGroups = (Option<usize>, Option<usize>);
+
+const JOB_KEY_GROUPS: OwnKeyGroups = (None, None);
+
+fn with_groups<T: superflow::Data>(stream: DataStream<T>, groups: Option<usize>) -> DataStream<T> {
+    match groups {
+        Some(n) => stream.set_max_parallelism(n),
+        None => stream,
+    }
+}
+
+fn job_with(
+    env: &StreamExecutionEnvironment,
+    out: &Path,
+    fail_at: Option<u64>,
+    rate: f64,
+    (sums_groups, totals_groups): OwnKeyGroups,
+) {
     let records = env
         .from_generator(|i| (i % KEYS, i), Some(RECORDS), Some(rate))
         .uid("numbers")
@@ -63,7 +86,8 @@ fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate:
     let sums = records
         .key_by(|r: &(u64, u64)| r.0)
         .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
-        .uid("sums")
+        .uid("sums");
+    let sums = with_groups(sums, sums_groups)
         .map(|(k, s): (u64, u64)| format!("sum {k} {s}"))
         .uid("format");
     let totals = records
@@ -71,7 +95,9 @@ fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate:
         .process(CountPerKey {
             count: ValueStateDescriptor::new("count"),
         })
+        .name("totals")
         .uid("totals");
+    let totals = with_groups(totals, totals_groups);
     sums.union(&[&totals])
         .sink_to(FileSink::new(out))
         .uid("sink");
@@ -129,6 +155,15 @@ fn expected() -> BTreeMap<u64, (u64, u64, u64)> {
 /// Runs the job at parallelism 4 until it fails at record 24,000, leaving its
 /// checkpoints and its output so far; returns (checkpoints, output) directories.
 fn failed_run(root: &Path, retained: usize, rate: f64) -> (PathBuf, PathBuf) {
+    failed_run_with(root, retained, rate, JOB_KEY_GROUPS)
+}
+
+fn failed_run_with(
+    root: &Path,
+    retained: usize,
+    rate: f64,
+    groups: OwnKeyGroups,
+) -> (PathBuf, PathBuf) {
     let (checkpoints, out) = (root.join("checkpoints"), root.join("out"));
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(4);
@@ -139,7 +174,7 @@ fn failed_run(root: &Path, retained: usize, rate: f64) -> (PathBuf, PathBuf) {
         c.retained = retained;
     });
     env.set_restart_strategy(RestartStrategy::None);
-    job(&env, &out, Some(24_000), rate);
+    job_with(&env, &out, Some(24_000), rate, groups);
     let err = env.execute("rescale, first run").err();
     assert!(
         err.as_ref()
@@ -156,6 +191,18 @@ fn resume(
     name: &str,
     parallelism: usize,
 ) -> (JobExecutionResult, PathBuf) {
+    let (result, out) = try_resume(root, from, name, parallelism, JOB_KEY_GROUPS);
+    let result = result.unwrap_or_else(|e| panic!("at parallelism {parallelism}: {e}"));
+    (result, out)
+}
+
+fn try_resume(
+    root: &Path,
+    from: &(PathBuf, PathBuf),
+    name: &str,
+    parallelism: usize,
+    groups: OwnKeyGroups,
+) -> (Result<JobExecutionResult, JobError>, PathBuf) {
     let (checkpoints, out) = (
         root.join(format!("{name}-checkpoints")),
         root.join(format!("{name}-out")),
@@ -168,11 +215,8 @@ fn resume(
     let storage = checkpoints.clone();
     env.configure_checkpoints(move |c| c.storage = storage);
     env.set_restore_path(&checkpoints);
-    job(&env, &out, None, 200_000.0);
-    let result = env
-        .execute("rescale, resumed")
-        .unwrap_or_else(|e| panic!("at parallelism {parallelism}: {e}"));
-    (result, out)
+    job_with(&env, &out, None, 200_000.0, groups);
+    (env.execute("rescale, resumed"), out)
 }
 
 #[test]
@@ -194,6 +238,58 @@ fn a_checkpoint_taken_at_parallelism_four_restores_at_one_two_and_eight() {
             "at parallelism {parallelism}"
         );
     }
+}
+
+#[test]
+fn operators_with_their_own_max_parallelism_restore_at_another_parallelism() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Key groups unlike the job's 128 and unlike each other, so that routing by the
+    // wrong count would send a key to a subtask that did not restore its state.
+    let groups = (Some(7), Some(5));
+    let first = failed_run_with(root.path(), 2, 60_000.0, groups);
+    let metadata = std::fs::read_dir(&first.0)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("_metadata")).ok())
+        .next()
+        .unwrap_or_else(|| panic!("no checkpoint in {}", first.0.display()));
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        metadata["operator_key_groups"],
+        serde_json::json!({"sums": 7, "totals": 5})
+    );
+    for parallelism in [3, 5] {
+        let name = format!("own-p{parallelism}");
+        let (result, out) = try_resume(root.path(), &first, &name, parallelism, groups);
+        let result = result.unwrap_or_else(|e| panic!("at parallelism {parallelism}: {e}"));
+        assert!(result.restored_from.is_some());
+        assert_eq!(
+            summary(&lines(&out)),
+            expected(),
+            "at parallelism {parallelism}"
+        );
+    }
+
+    let (too_wide, _) = try_resume(root.path(), &first, "own-p6", 6, groups);
+    let err = too_wide.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains(
+            "the parallelism of operator 'totals' is 6, which exceeds the max parallelism 5"
+        ),
+        "{err}"
+    );
+    let (changed, _) = try_resume(root.path(), &first, "own-changed", 3, (Some(7), Some(6)));
+    let err = changed.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("with max parallelism 5 for operator 'totals', the job now has 6"),
+        "{err}"
+    );
+    let (job_default, _) = try_resume(root.path(), &first, "own-job", 3, (Some(7), None));
+    let err = job_default.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("with max parallelism 5 for operator 'totals', the job now has 128"),
+        "{err}"
+    );
 }
 
 #[test]

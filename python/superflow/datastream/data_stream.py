@@ -27,6 +27,14 @@ def _callable(function: Any, method: str, what: str) -> Any:
                     f"got {type(function).__name__}")
 
 
+def checked_max_parallelism(max_parallelism: Any) -> int:
+    """``max_parallelism`` if it is a valid number of key groups (1..32768)."""
+    if (not isinstance(max_parallelism, int) or isinstance(max_parallelism, bool)
+            or not 1 <= max_parallelism <= 32768):
+        raise ValueError(f"max parallelism must be in 1..32768, got {max_parallelism!r}")
+    return max_parallelism
+
+
 def _rich(function: Any) -> Any:
     return function if isinstance(function, fn.Function) else None
 
@@ -51,6 +59,15 @@ class _OperatorSettings:
         if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
             raise ValueError(f"parallelism must be a positive integer, got {parallelism!r}")
         self._node["parallelism"] = parallelism
+        return self
+
+    def set_max_parallelism(self: _Self, max_parallelism: int) -> _Self:
+        """Sets the operator's max parallelism: the upper bound of its parallelism, also
+        when a checkpoint is restored at another parallelism, and the number of key
+        groups its keyed state and timers are split into. Without it the operator takes
+        the environment's. A checkpoint restores only with the max parallelism each
+        keyed operator was written with."""
+        self._node["max_parallelism"] = checked_max_parallelism(max_parallelism)
         return self
 
     def disable_chaining(self: _Self) -> _Self:
@@ -91,6 +108,10 @@ class DataStream(_OperatorSettings):
 
     def get_parallelism(self) -> int:
         return self._node.get("parallelism") or self._env.get_parallelism()
+
+    def get_max_parallelism(self) -> int:
+        """The operator's max parallelism: its own, or the environment's."""
+        return self._node.get("max_parallelism") or self._env.get_max_parallelism()
 
     def get_type(self) -> Optional[TypeInformation]:
         return self._output_type

@@ -439,10 +439,12 @@ class AllWindowFunction(Function):
 class RuntimeContext:
     """Where a function runs, and (on keyed streams) its keyed state."""
 
-    def __init__(self, task_name: str, subtask: int, parallelism: int, keyed: bool = True):
+    def __init__(self, task_name: str, subtask: int, parallelism: int, keyed: bool = True,
+                 max_parallelism: int = 128):
         self._task_name = task_name
         self._subtask = subtask
         self._parallelism = parallelism
+        self._max_parallelism = max_parallelism
         self._keyed = keyed
         self._states: List[Tuple[str, Any, Optional[tuple]]] = []
         self._names: set = set()
@@ -455,6 +457,14 @@ class RuntimeContext:
 
     def get_number_of_parallel_subtasks(self) -> int:
         return self._parallelism
+
+    def get_max_number_of_parallel_subtasks(self) -> int:
+        """The operator's max parallelism: its number of key groups."""
+        return self._max_parallelism
+
+    def get_task_name_with_subtasks(self) -> str:
+        """The task name with this subtask, as Flink writes it: ``name (2/4)``."""
+        return f"{self._task_name} ({self._subtask + 1}/{self._parallelism})"
 
     def _declare(self, descriptor: Any, state: Any) -> Any:
         if not self._keyed:

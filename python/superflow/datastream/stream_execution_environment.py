@@ -14,7 +14,7 @@ from superflow.common.typeinfo import TypeInformation
 from superflow.common.types import Row
 from superflow.common.restart_strategy import RestartStrategyConfiguration
 from superflow.datastream.checkpoint_config import CheckpointConfig
-from superflow.datastream.data_stream import DataStream
+from superflow.datastream.data_stream import DataStream, checked_max_parallelism
 from superflow.datastream.state_backend import StateBackend
 
 
@@ -164,9 +164,7 @@ class StreamExecutionEnvironment:
 
     def set_max_parallelism(self, max_parallelism: int) -> "StreamExecutionEnvironment":
         """The number of key groups (default 128): the most a job can be rescaled to."""
-        if not isinstance(max_parallelism, int) or not 1 <= max_parallelism <= 32768:
-            raise ValueError(f"max parallelism must be in 1..32768, got {max_parallelism!r}")
-        self._max_parallelism = max_parallelism
+        self._max_parallelism = checked_max_parallelism(max_parallelism)
         return self
 
     def get_max_parallelism(self) -> int:

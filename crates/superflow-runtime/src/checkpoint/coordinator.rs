@@ -191,6 +191,8 @@ pub struct CoordinatorSettings {
     pub job: String,
     /// The job's max parallelism.
     pub max_parallelism: usize,
+    /// The operators (by state uid) with a max parallelism of their own.
+    pub operator_key_groups: std::collections::BTreeMap<String, usize>,
     /// Workers that will register their operators.
     pub workers: usize,
     /// The id the run starts after (its epochs start at `base << 32`).
@@ -1169,6 +1171,7 @@ impl CoordinatorThread {
             savepoint,
             trigger_timestamp_ms,
             max_parallelism: self.settings.max_parallelism,
+            operator_key_groups: self.settings.operator_key_groups.clone(),
             parts,
         }
     }
@@ -1666,6 +1669,7 @@ mod tests {
                 config: Some(config),
                 job: "slow-part".into(),
                 max_parallelism: 128,
+                operator_key_groups: Default::default(),
                 workers: 1,
                 base: 0,
                 history: Vec::new(),

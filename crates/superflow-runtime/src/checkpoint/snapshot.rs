@@ -180,8 +180,10 @@ struct RestoredSection {
 pub struct RestoredState {
     /// The checkpoint's id.
     pub checkpoint: u64,
-    /// The max parallelism it was written with (the number of key groups).
+    /// The job's max parallelism it was written with (the number of key groups).
     pub max_parallelism: usize,
+    /// The operators (by state uid) written with a max parallelism of their own.
+    pub operator_key_groups: std::collections::BTreeMap<String, usize>,
     /// Where it was read from.
     pub path: std::path::PathBuf,
     sections: HashMap<String, Vec<RestoredSection>>,
@@ -193,6 +195,7 @@ impl RestoredState {
         RestoredState {
             checkpoint,
             max_parallelism,
+            operator_key_groups: Default::default(),
             path,
             sections: HashMap::new(),
         }
@@ -211,6 +214,26 @@ impl RestoredState {
     /// The names of every state in the checkpoint.
     pub fn states(&self) -> impl Iterator<Item = &str> {
         self.sections.keys().map(String::as_str)
+    }
+
+    /// The number of key groups the operator stored under `uid` was written with.
+    pub fn key_groups_of(&self, uid: &str) -> usize {
+        self.operator_key_groups
+            .get(uid)
+            .copied()
+            .unwrap_or(self.max_parallelism)
+    }
+
+    /// Whether the checkpoint holds keyed state of the operator stored under `uid`.
+    pub fn has_keyed_state_of(&self, uid: &str) -> bool {
+        self.sections.iter().any(|(state, sections)| {
+            state
+                .strip_prefix(uid)
+                .is_some_and(|rest| rest.starts_with('/'))
+                && sections
+                    .iter()
+                    .any(|s| matches!(s.kind, SectionKind::Keyed | SectionKind::KeyedChain))
+        })
     }
 
     /// Whether the checkpoint holds state `state`.

@@ -65,6 +65,10 @@ pub struct CheckpointMetadata {
     pub trigger_timestamp_ms: i64,
     /// The max parallelism (number of key groups) of the job.
     pub max_parallelism: usize,
+    /// The operators (by state uid) with a max parallelism of their own, other than
+    /// the job's.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub operator_key_groups: std::collections::BTreeMap<String, usize>,
     /// Every part.
     pub parts: Vec<PartMetadata>,
 }
@@ -363,6 +367,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<(CheckpointMetadata, RestoredState)
     let metadata: CheckpointMetadata = serde_json::from_slice(&text)
         .map_err(|e| format!("{} is damaged: {e}", metadata_path.display()))?;
     let mut state = RestoredState::new(metadata.id, metadata.max_parallelism, dir.to_path_buf());
+    state.operator_key_groups = metadata.operator_key_groups.clone();
     for part in &metadata.parts {
         let path = dir.join(&part.file);
         let bytes =
@@ -557,6 +562,7 @@ mod tests {
             savepoint: false,
             trigger_timestamp_ms: 0,
             max_parallelism: 128,
+            operator_key_groups: Default::default(),
             parts: vec![PartMetadata {
                 file: "0-0.part".into(),
                 operator: "Source".into(),
