@@ -151,6 +151,99 @@ def test_count_windows_fire_when_full_with_count_window_ids(parallelism):
                            ("b", "CountWindow(id=0)", [1, 2])]
 
 
+class FireAtTwoPurgeAtThree(Trigger):
+    """Fires at a window's 2nd record and fires and purges at its 3rd; it checks that it
+    is handed the count window itself."""
+
+    def __init__(self):
+        self.seen = ValueStateDescriptor("seen")
+
+    def on_element(self, element, timestamp, window, ctx):
+        assert isinstance(window, CountWindow), window
+        state = ctx.get_partitioned_state(self.seen)
+        n = (state.value() or 0) + 1
+        state.update(n)
+        return {2: TriggerResult.FIRE, 3: TriggerResult.FIRE_AND_PURGE}.get(
+            n, TriggerResult.CONTINUE)
+
+    def on_event_time(self, time, window, ctx):
+        return TriggerResult.CONTINUE
+
+    def on_processing_time(self, time, window, ctx):
+        return TriggerResult.CONTINUE
+
+    def on_merge(self, window, ctx):
+        raise AssertionError("not a merging trigger")
+
+    def clear(self, window, ctx):
+        ctx.get_partitioned_state(self.seen).clear()
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_count_windows_take_a_trigger_and_an_evictor_of_the_job(parallelism):
+    data = [("a", i) for i in range(1, 8)] + [("b", i) for i in range(1, 4)]
+
+    def run(windowed):
+        return sorted(windowed(new_env(parallelism).from_collection(data)
+                               .key_by(lambda v: v[0])).process(Described())
+                      .execute_and_collect())
+
+    # A Python trigger sees CountWindow(id); the windows still hold 3 records each.
+    assert run(lambda k: k.count_window(3).trigger(FireAtTwoPurgeAtThree())) == [
+        ("a", "CountWindow(id=0)", [1, 2]), ("a", "CountWindow(id=0)", [1, 2, 3]),
+        ("a", "CountWindow(id=1)", [4, 5]), ("a", "CountWindow(id=1)", [4, 5, 6]),
+        ("b", "CountWindow(id=0)", [1, 2]), ("b", "CountWindow(id=0)", [1, 2, 3])]
+    # As PyFlink: a count trigger of 2 fires windows of 5 at their 2nd and 4th record,
+    # and the 5th record, the window's last, fires nothing.
+    assert run(lambda k: k.count_window(5).trigger(CountTrigger.of(2))) == [
+        ("a", "CountWindow(id=0)", [1, 2]), ("a", "CountWindow(id=0)", [1, 2, 3, 4]),
+        ("a", "CountWindow(id=1)", [6, 7]), ("b", "CountWindow(id=0)", [1, 2])]
+    assert run(lambda k: k.count_window(4, 2).evictor(CountEvictor.of(2))) == [
+        ("a", "CountWindow(id=0)", [3, 4]), ("a", "CountWindow(id=1)", [5, 6])]
+
+
+def failing_once_at(tmp_path, position):
+    """A map that raises once, at the record whose second field is ``position``."""
+    marker = str(tmp_path / "failed")
+
+    def fail_once(v):
+        if v[1] == position and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("injected failure")
+        return v
+    return fail_once
+
+
+def restarting(env, tmp_path):
+    """Checkpoints every 5 ms into ``tmp_path`` and restarts at most 3 times."""
+    env.enable_checkpointing(5, CheckpointingMode.EXACTLY_ONCE)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ck"))
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    return env
+
+
+def assert_restarted_once_with(stream, env, expected):
+    node = stream._add("collect")
+    result = env.execute("recovers")
+    assert result.get_restarts() == 1
+    assert sorted(result._collected[node["id"]]) == expected
+
+
+def test_count_windows_count_on_after_a_restart(tmp_path):
+    def job(fail):
+        env = restarting(new_env(2), tmp_path) if fail else new_env(2)
+        stream = env.from_collection([(f"k{i % 4}", i) for i in range(3000)])
+        if fail:
+            stream = stream.map(failing_once_at(tmp_path, 1500)).uid("fail")
+        return (stream.key_by(lambda v: v[0]).count_window(7, 3).process(Described())
+                .uid("windows"), env)
+
+    clean, _ = job(False)
+    expected = sorted(clean.execute_and_collect())
+    assert len(expected) == 4 * ((750 - 7) // 3 + 1)
+    assert_restarted_once_with(*job(True), expected)
+
+
 # Flink's triggers run by the engine, and the same triggers run in Python: a subclass
 # that changes nothing is called as Python code, with its state kept by the engine.
 
@@ -427,20 +520,8 @@ def test_a_continuous_processing_time_trigger_schedules_aligned_firings():
 
 
 def test_a_python_trigger_state_survives_a_restart(tmp_path):
-    marker = str(tmp_path / "failed")
-
-    def fail_once(v):
-        if v[1] == 1500 and not os.path.exists(marker):
-            open(marker, "w").close()
-            raise RuntimeError("injected failure")
-        return v
-
     def job(fail):
-        env = new_env(2)
-        if fail:
-            env.enable_checkpointing(5, CheckpointingMode.EXACTLY_ONCE)
-            env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ck"))
-            env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+        env = restarting(new_env(2), tmp_path) if fail else new_env(2)
         words = [f"w{i * i % 7}" for i in range(3000)]
         data = [(f"k{i % 4}", i, words[i]) for i in range(3000)]
 
@@ -450,7 +531,7 @@ def test_a_python_trigger_state_survives_a_restart(tmp_path):
 
         stream = env.from_collection(data)
         if fail:
-            stream = stream.map(fail_once).uid("fail")
+            stream = stream.map(failing_once_at(tmp_path, 1500)).uid("fail")
         strategy = (WatermarkStrategy.for_monotonous_timestamps()
                     .with_timestamp_assigner(lambda v, ts: v[1]))
         return (stream.assign_timestamps_and_watermarks(strategy).key_by(lambda v: v[0])
@@ -460,11 +541,7 @@ def test_a_python_trigger_state_survives_a_restart(tmp_path):
     clean, env = job(False)
     expected = sorted(clean.execute_and_collect())
     assert len(expected) > 100
-    recovered, env = job(True)
-    node = recovered._add("collect")
-    result = env.execute("trigger state recovers")
-    assert result.get_restarts() == 1
-    assert sorted(result._collected[node["id"]]) == expected
+    assert_restarted_once_with(*job(True), expected)
 
 
 # Errors.
@@ -511,9 +588,6 @@ def test_trigger_errors_are_clear():
     with pytest.raises(ValueError, match="cannot be used with session windows"):
         (new_env().from_collection([("a", 1)]).key_by(lambda v: v[0])
          .window(EventTimeSessionWindows.with_gap(Time.seconds(1))).trigger(Wrong(None)))
-    with pytest.raises(ValueError, match="count windows fire when full"):
-        new_env().from_collection([1]).key_by(lambda v: v).count_window(2).trigger(
-            CountTrigger.of(1))
     with pytest.raises(TypeError, match="CountEvictor or a TimeEvictor"):
         windowed(new_env()).evictor(3)
     with pytest.raises(ValueError, match="count of at least 1"):

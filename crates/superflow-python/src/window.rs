@@ -13,11 +13,11 @@ use pyo3::types::{PyDict, PyInt, PyList, PyString, PyTuple};
 use superflow_api::join::{TwoInputKeyed, TwoInputWindowed};
 use superflow_api::window::{
     AggregateFunction, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountEvictor,
-    CountTrigger, EventTimeSessionWindows, EventTimeTrigger, Evictor, EvictorContext, GlobalWindow,
-    GlobalWindows, NeverTrigger, NoEvictor, ProcessWindowContext, ProcessWindowFunction,
-    ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger, SessionGapExtractor,
-    SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor, TimeWindow, Trigger,
-    TriggerContext, TriggerResult, TriggerValue, TumblingEventTimeWindows,
+    CountTrigger, CountWindow, CountWindows, EventTimeSessionWindows, EventTimeTrigger, Evictor,
+    EvictorContext, GlobalWindow, GlobalWindows, NeverTrigger, NoEvictor, ProcessWindowContext,
+    ProcessWindowFunction, ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger,
+    SessionGapExtractor, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor,
+    TimeWindow, Trigger, TriggerContext, TriggerResult, TriggerValue, TumblingEventTimeWindows,
     TumblingProcessingTimeWindows, Window, WindowAssigner, WindowedStream,
 };
 use superflow_api::{CoGroupFunction, Collector, DataStream, KeyedStream, OutputTag, TaggedUnion};
@@ -41,6 +41,12 @@ impl PyWindowValue for TimeWindow {
 impl PyWindowValue for GlobalWindow {
     fn to_py<'py>(&self, py: Python<'py>, classes: &WindowClasses) -> PyResult<Bound<'py, PyAny>> {
         classes.global_window.bind(py).call0()
+    }
+}
+
+impl PyWindowValue for CountWindow {
+    fn to_py<'py>(&self, py: Python<'py>, classes: &WindowClasses) -> PyResult<Bound<'py, PyAny>> {
+        classes.count_window.bind(py).call1((self.id,))
     }
 }
 
@@ -134,13 +140,7 @@ struct PyWindowProcess {
     apply_style: bool,
     classes: WindowClasses,
     side: SideOutputs,
-    /// Count windows: the function sees `CountWindow(id)`, the key's windows numbered
-    /// in the order they fire (which is the order they fill).
-    count_windows: bool,
 }
-
-/// The name of a count window's per-key count of windows fired.
-const COUNT_WINDOWS_FIRED: &str = "count-windows-fired";
 
 impl<W: PyWindowValue> ProcessWindowFunction<PyObj, PyObj, PyKey, W> for PyWindowProcess {
     fn process(
@@ -153,14 +153,7 @@ impl<W: PyWindowValue> ProcessWindowFunction<PyObj, PyObj, PyKey, W> for PyWindo
         Python::attach(|py| {
             let result: PyResult<()> = (|| {
                 let key = key.to_py(py)?;
-                let window = if self.count_windows {
-                    let fired = ctx.global_state::<u64>(COUNT_WINDOWS_FIRED);
-                    let id = *fired;
-                    *fired += 1;
-                    self.classes.count_window.bind(py).call1((id,))?
-                } else {
-                    ctx.window().to_py(py, &self.classes)?
-                };
+                let window = ctx.window().to_py(py, &self.classes)?;
                 let elements = PyList::new(py, elements.iter().map(|e| e.clone_ref(py).0))?;
                 let result = if self.apply_style {
                     self.function
@@ -239,7 +232,6 @@ fn evaluate<A, TR, EV>(
     spec: &WindowSpec,
     classes: &WindowClasses,
     side: &SideOutputs,
-    count_windows: bool,
 ) -> Result<DataStream<PyObj>, String>
 where
     A: WindowAssigner<PyObj>,
@@ -260,7 +252,6 @@ where
             apply_style: spec.apply_style,
             classes: classes.clone(),
             side: side.clone(),
-            count_windows,
         })
     });
     let function = || {
@@ -294,23 +285,16 @@ fn evaluate_with<A>(
     classes: &WindowClasses,
     side: &SideOutputs,
     (trigger, evictor): (Option<PyTrigger>, Option<PyEvictor>),
-    count_windows: bool,
 ) -> Result<DataStream<PyObj>, String>
 where
     A: WindowAssigner<PyObj>,
     A::W: PyWindowValue,
 {
     match (trigger, evictor) {
-        (None, None) => evaluate(windowed, spec, classes, side, count_windows),
-        (Some(t), None) => evaluate(windowed.trigger(t), spec, classes, side, count_windows),
-        (None, Some(e)) => evaluate(windowed.evictor(e), spec, classes, side, count_windows),
-        (Some(t), Some(e)) => evaluate(
-            windowed.trigger(t).evictor(e),
-            spec,
-            classes,
-            side,
-            count_windows,
-        ),
+        (None, None) => evaluate(windowed, spec, classes, side),
+        (Some(t), None) => evaluate(windowed.trigger(t), spec, classes, side),
+        (None, Some(e)) => evaluate(windowed.evictor(e), spec, classes, side),
+        (Some(t), Some(e)) => evaluate(windowed.trigger(t).evictor(e), spec, classes, side),
     }
 }
 
@@ -345,29 +329,21 @@ pub(crate) fn window(
                 classes,
                 side,
                 (trigger, evictor),
-                false,
             )
         };
     }
     match (spec.assigner.as_str(), gap) {
-        // As PyFlink's count windows: the `size_ms` records from every `slide_ms`-th
-        // (every `size_ms`-th for tumbling ones), fired when full.
+        // PyFlink's count windows: `size_ms` records from every `slide_ms`-th (every
+        // `size_ms`-th for tumbling ones).
         ("count", _) => {
             let (size, slide) = (spec.size_ms, spec.slide_ms);
-            let fired = PyTrigger::CountWindow(CountWindowTrigger {
-                size: size as i64,
-                slide: if slide == 0 { size } else { slide } as i64,
-                purge: slide == 0,
-            });
-            let evictor = (slide != 0).then(|| PyEvictor::Count(CountEvictor::of(size as usize)));
-            evaluate_with(
-                keyed.window(GlobalWindows::create()),
-                spec,
-                classes,
-                side,
-                (Some(fired), evictor),
-                true,
-            )
+            if size == 0 {
+                return Err("count windows need a size above zero".into());
+            }
+            evaluated!(CountWindows::sliding(
+                size,
+                if slide == 0 { size } else { slide }
+            ))
         }
         ("global", _) => evaluated!(GlobalWindows::create()),
         ("event_time_session", Some(gap)) => {
@@ -407,43 +383,6 @@ impl SessionGapExtractor<PyObj> for PyGap {
     }
 }
 
-/// PyFlink's count windows on a global window per key: with `n` records of the key so
-/// far, the window of records `n - size .. n` fires when `n` is `size`, then every
-/// `slide` records (a count evictor keeps the last `size`); tumbling ones purge.
-#[derive(Clone, Copy)]
-struct CountWindowTrigger {
-    size: i64,
-    slide: i64,
-    purge: bool,
-}
-
-const RECORDS_SEEN: &str = "records";
-
-impl<W: Window> Trigger<PyObj, W> for CountWindowTrigger {
-    fn on_element(&self, _: &PyObj, _: i64, _: &W, ctx: &mut TriggerContext<'_>) -> TriggerResult {
-        let seen = ctx.get_state(RECORDS_SEEN).unwrap_or(0) + 1;
-        ctx.set_state(RECORDS_SEEN, seen);
-        if seen >= self.size && (seen - self.size) % self.slide == 0 {
-            if self.purge {
-                TriggerResult::FireAndPurge
-            } else {
-                TriggerResult::Fire
-            }
-        } else {
-            TriggerResult::Continue
-        }
-    }
-    fn on_event_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
-        TriggerResult::Continue
-    }
-    fn on_processing_time(&self, _: i64, _: &W, _: &mut TriggerContext<'_>) -> TriggerResult {
-        TriggerResult::Continue
-    }
-    fn clear(&self, _: &W, ctx: &mut TriggerContext<'_>) {
-        ctx.clear_state(RECORDS_SEEN);
-    }
-}
-
 /// The trigger of a Python window: one of Flink's built-in triggers, run in Rust, or a
 /// Python `Trigger`.
 #[derive(Clone)]
@@ -455,7 +394,6 @@ enum PyTrigger {
     ContinuousProcessingTime(ContinuousProcessingTimeTrigger),
     Never,
     Purging(Box<PurgingTrigger<PyTrigger>>),
-    CountWindow(CountWindowTrigger),
     Python(PythonTrigger),
 }
 
@@ -531,7 +469,6 @@ macro_rules! with_trigger {
                 let $t = purging.as_ref();
                 $call
             }
-            PyTrigger::CountWindow($t) => $call,
             PyTrigger::Python($t) => $call,
         }
     };

@@ -40,9 +40,9 @@ pub mod core {
 pub mod prelude {
     pub use superflow_api::window::{
         AggregateFunction, ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger,
-        CountEvictor, CountTrigger, EventTimeSessionWindows, EventTimeTrigger, Evictor,
-        GlobalWindow, GlobalWindows, ProcessWindowContext, ProcessWindowFunction,
-        ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger,
+        CountEvictor, CountTrigger, CountWindow, CountWindows, EventTimeSessionWindows,
+        EventTimeTrigger, Evictor, GlobalWindow, GlobalWindows, ProcessWindowContext,
+        ProcessWindowFunction, ProcessingTimeSessionWindows, ProcessingTimeTrigger, PurgingTrigger,
         SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeEvictor, TimeWindow, Trigger,
         TriggerContext, TriggerResult, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
         Window,

@@ -499,6 +499,78 @@ fn count_windows_fire_per_key() -> Result<(), JobError> {
     Ok(())
 }
 
+/// (key, window id, sum) of each firing; counts the windows it is told to clear.
+#[derive(Clone)]
+struct SumPerCountWindow {
+    cleared: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ProcessWindowFunction<(u64, i64), (u64, u64, i64), u64, CountWindow> for SumPerCountWindow {
+    fn process(
+        &mut self,
+        key: &u64,
+        ctx: &mut ProcessWindowContext<'_, u64, CountWindow>,
+        elements: &[(u64, i64)],
+        out: &mut Collector<(u64, u64, i64)>,
+    ) -> Result<(), UserError> {
+        out.collect((*key, ctx.window().id, elements.iter().map(|e| e.1).sum()));
+        Ok(())
+    }
+
+    fn clear(
+        &mut self,
+        _: &mut ProcessWindowContext<'_, u64, CountWindow>,
+    ) -> Result<(), UserError> {
+        self.cleared
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn count_windows_are_numbered_per_key_and_dropped_once_full() -> Result<(), JobError> {
+    for p in PARALLELISMS {
+        let input: Vec<(u64, i64)> = (0..23i64).map(|i| ((i % 2) as u64, i)).collect();
+        let run = |assigner: CountWindows| {
+            let cleared = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let out = env(p)
+                .from_collection(input.clone())
+                .key_by(|e: &(u64, i64)| e.0)
+                .window(assigner)
+                .process(SumPerCountWindow {
+                    cleared: std::sync::Arc::clone(&cleared),
+                })
+                .execute_and_collect()?;
+            Ok::<_, JobError>((
+                sorted(out),
+                cleared.load(std::sync::atomic::Ordering::SeqCst),
+            ))
+        };
+        // Key 0 sees 0,2,..,22 (12 records), key 1 sees 1,3,..,21 (11).
+        let (tumbling, cleared) = run(CountWindows::tumbling(5))?;
+        assert_eq!(
+            tumbling,
+            vec![(0, 0, 20), (0, 1, 70), (1, 0, 25), (1, 1, 75)],
+            "p={p}"
+        );
+        assert_eq!(cleared, 4, "every full window is dropped, p={p}");
+        // Windows of 3 records from every 2nd, each fired when full.
+        let (sliding, cleared) = run(CountWindows::sliding(3, 2))?;
+        let key1: Vec<(u64, i64)> = sliding
+            .into_iter()
+            .filter(|e| e.0 == 1)
+            .map(|e| (e.1, e.2))
+            .collect();
+        assert_eq!(
+            key1,
+            vec![(0, 9), (1, 21), (2, 33), (3, 45), (4, 57)],
+            "p={p}"
+        );
+        assert_eq!(cleared, 10, "p={p}");
+    }
+    Ok(())
+}
+
 #[test]
 fn continuous_event_time_trigger_fires_early_results() -> Result<(), JobError> {
     let env = punctuated_env();

@@ -69,7 +69,8 @@ class GlobalWindow:
 
 class CountWindow:
     """A window of a count window assigner: the ``id``-th window of its key, counted
-    from 0 in the order the windows fill."""
+    from 0 in the order the windows start (window ``k`` holds the key's records
+    ``k * slide`` to ``k * slide + size - 1``)."""
 
     def __init__(self, id: int):
         self.id = id
@@ -788,9 +789,6 @@ class WindowedStream:
 
     def trigger(self, trigger: Trigger) -> "WindowedStream":
         """Replaces the assigner's default trigger."""
-        if self._spec["assigner"] == "count":
-            raise ValueError("count windows fire when full, by a trigger of their own; for "
-                             "another trigger use window(GlobalWindows.create()).trigger(...)")
         engine = _engine_trigger(trigger)
         if self._spec["assigner"].endswith("_session") and not _can_merge(engine):
             raise ValueError(f"{type(trigger).__name__} cannot be used with session windows: "
@@ -805,9 +803,6 @@ class WindowedStream:
         if not isinstance(evictor, (CountEvictor, TimeEvictor)):
             raise TypeError("evictor() takes a CountEvictor or a TimeEvictor, got "
                             f"{type(evictor).__name__}")
-        if self._spec["assigner"] == "count":
-            raise ValueError("count windows keep exactly their records; for an evictor use "
-                             "window(GlobalWindows.create()) with a trigger")
         self._spec["evictor"] = evictor._spec
         return self
 

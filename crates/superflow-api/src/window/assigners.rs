@@ -1,5 +1,6 @@
 //! Windows and window assigners: which windows a record belongs to (Flink's
-//! `TimeWindow`, `GlobalWindow` and the tumbling, sliding, session and global assigners).
+//! `TimeWindow`, `GlobalWindow` and `CountWindow`, and the tumbling, sliding, session,
+//! global and count assigners).
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use super::triggers::{EventTimeTrigger, NeverTrigger, ProcessingTimeTrigger};
+use super::triggers::{
+    CountTrigger, EventTimeTrigger, NeverTrigger, ProcessingTimeTrigger, PurgingTrigger,
+};
 
 /// A window: a group of records a window function sees together.
 pub trait Window:
@@ -101,6 +104,22 @@ impl Window for GlobalWindow {
     }
 }
 
+/// The `id`-th count window of a key (PyFlink's `CountWindow`): the windows of
+/// `CountWindows` are numbered per key from 0, in the order they start.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct CountWindow {
+    /// The window's number among its key's windows.
+    pub id: u64,
+}
+
+impl Window for CountWindow {
+    fn max_timestamp(&self) -> i64 {
+        i64::MAX
+    }
+}
+
 /// Assigns records to windows.
 pub trait WindowAssigner<T>: Send + Sync + 'static {
     /// The kind of window.
@@ -126,6 +145,24 @@ pub trait WindowAssigner<T>: Send + Sync + 'static {
     /// For sliding event-time windows: `(size, slide, offset)`, so that the operator can
     /// pre-aggregate per pane instead of copying a record into every window.
     fn sliding_panes(&self) -> Option<(i64, i64, i64)> {
+        None
+    }
+
+    /// Whether windows follow each key's count of records (count windows): the operator
+    /// then numbers each key's records, in its keyed state, and calls `assign_by_count`
+    /// instead of `assign_windows`.
+    fn counts_records(&self) -> bool {
+        false
+    }
+
+    /// For assigners that count records: the windows of a key's `index`-th record
+    /// (from 0).
+    fn assign_by_count(&self, _index: u64, _out: &mut Vec<Self::W>) {}
+
+    /// For assigners that count records: the index of the last record `window` gets.
+    /// Once that record is in, nothing more reaches the window, so the operator drops it
+    /// when its trigger purges it.
+    fn last_record_of(&self, _window: &Self::W) -> Option<u64> {
         None
     }
 }
@@ -400,9 +437,108 @@ impl<T: 'static> WindowAssigner<T> for GlobalWindows {
     }
 }
 
+/// PyFlink's count windows (`CountTumblingWindowAssigner`, `CountSlidingWindowAssigner`):
+/// each key's records are numbered from 0, and record `n` belongs to every window `k`
+/// with `k * slide <= n < k * slide + size`. A window fires when it holds `size`
+/// records; a custom trigger or evictor may replace that, and triggers see the
+/// `CountWindow`. (The Rust `count_window` is Flink Java's: a global window with a
+/// count trigger.)
+#[derive(Debug, Clone, Copy)]
+pub struct CountWindows {
+    size: u64,
+    slide: u64,
+}
+
+impl CountWindows {
+    /// Windows of `size` records, one after the other.
+    pub fn tumbling(size: u64) -> Self {
+        Self::sliding(size, size)
+    }
+
+    /// Windows of `size` records, a new one starting every `slide` records.
+    pub fn sliding(size: u64, slide: u64) -> Self {
+        assert!(
+            size > 0 && slide > 0,
+            "count windows need a size and a slide above zero"
+        );
+        CountWindows { size, slide }
+    }
+}
+
+impl<T: 'static> WindowAssigner<T> for CountWindows {
+    type W = CountWindow;
+    // Purging frees a full window at once: no record reaches it afterwards, so the
+    // purge is not seen (PyFlink's count trigger fires without purging and keeps it).
+    type DefaultTrigger = PurgingTrigger<CountTrigger>;
+
+    // The operator calls `assign_by_count`: the windows follow the key's record count.
+    fn assign_windows(&self, _: &T, _: i64, _: i64, _: &mut Vec<CountWindow>) {}
+    fn default_trigger(&self) -> Self::DefaultTrigger {
+        PurgingTrigger::of(CountTrigger::of(self.size))
+    }
+    fn is_event_time(&self) -> bool {
+        false
+    }
+    fn counts_records(&self) -> bool {
+        true
+    }
+    fn assign_by_count(&self, index: u64, out: &mut Vec<CountWindow>) {
+        let mut id = index / self.slide;
+        loop {
+            if index >= id * self.slide + self.size {
+                break;
+            }
+            out.push(CountWindow { id });
+            if id == 0 {
+                break;
+            }
+            id -= 1;
+        }
+    }
+    fn last_record_of(&self, window: &CountWindow) -> Option<u64> {
+        Some(window.id * self.slide + self.size - 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_windows_hold_size_records_from_every_slide_th() {
+        let ids = |a: &CountWindows, n: u64| {
+            let mut out = Vec::new();
+            WindowAssigner::<u8>::assign_by_count(a, n, &mut out);
+            out.iter().map(|w| w.id).collect::<Vec<_>>()
+        };
+        let tumbling = CountWindows::tumbling(3);
+        assert_eq!(
+            (0..7).map(|n| ids(&tumbling, n)).collect::<Vec<_>>(),
+            vec![
+                vec![0],
+                vec![0],
+                vec![0],
+                vec![1],
+                vec![1],
+                vec![1],
+                vec![2]
+            ]
+        );
+        let sliding = CountWindows::sliding(3, 2);
+        assert_eq!(ids(&sliding, 0), vec![0]);
+        assert_eq!(ids(&sliding, 2), vec![1, 0]);
+        assert_eq!(ids(&sliding, 3), vec![1]);
+        assert_eq!(ids(&sliding, 4), vec![2, 1]);
+        // A slide wider than the size leaves records in no window, as in PyFlink.
+        let sparse = CountWindows::sliding(2, 3);
+        assert_eq!(ids(&sparse, 1), vec![0]);
+        assert!(ids(&sparse, 2).is_empty());
+        assert_eq!(ids(&sparse, 3), vec![1]);
+        let last =
+            |a: &CountWindows, id| WindowAssigner::<u8>::last_record_of(a, &CountWindow { id });
+        assert_eq!(last(&sliding, 1), Some(4));
+        assert_eq!(last(&tumbling, 2), Some(8));
+    }
 
     fn assign<A: WindowAssigner<u8, W = TimeWindow>>(a: &A, t: i64) -> Vec<TimeWindow> {
         let mut out = Vec::new();

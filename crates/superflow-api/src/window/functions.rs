@@ -60,7 +60,7 @@ enum BagSlot {
 pub struct StateBag(FxHashMap<&'static str, BagSlot>);
 
 impl StateBag {
-    fn get<V: Default + Serialize + DeserializeOwned + Send + 'static>(
+    pub(crate) fn get<V: Default + Serialize + DeserializeOwned + Send + 'static>(
         &mut self,
         name: &'static str,
     ) -> &mut V {

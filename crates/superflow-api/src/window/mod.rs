@@ -20,9 +20,10 @@ use crate::keyed::SharedKey;
 use crate::stream::DataStream;
 
 pub use assigners::{
-    EventTimeSessionWindows, GlobalWindow, GlobalWindows, ProcessingTimeSessionWindows,
-    SessionGapExtractor, SlidingEventTimeWindows, SlidingProcessingTimeWindows, TimeWindow,
-    TumblingEventTimeWindows, TumblingProcessingTimeWindows, Window, WindowAssigner,
+    CountWindow, CountWindows, EventTimeSessionWindows, GlobalWindow, GlobalWindows,
+    ProcessingTimeSessionWindows, SessionGapExtractor, SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows, TimeWindow, TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows, Window, WindowAssigner,
 };
 pub use functions::{
     AggregateFunction, CountEvictor, Evictor, EvictorContext, NoEvictor, ProcessWindowContext,

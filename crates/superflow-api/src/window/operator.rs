@@ -57,6 +57,8 @@ const WINDOWS_STATE: &str = "windows";
 const SESSIONS_STATE: &str = "sessions";
 const WINDOW_STATES: &str = "window-state";
 const GLOBAL_STATES: &str = "global-state";
+/// The per-key count of records of count windows, in the key's global state.
+const RECORDS_COUNTED: &str = "count-window-records";
 
 impl<Acc> WindowSlot<Acc> {
     fn new() -> Self {
@@ -370,13 +372,15 @@ where
         }
     }
 
-    /// Adds `value` to `window` of `key` and acts on the trigger's decision.
+    /// Adds `value` (for count windows, the key's `index`-th record) to `window` of
+    /// `key` and acts on the trigger's decision.
     fn add_to_window(
         &mut self,
         key: &K,
         window: A::W,
         value: T,
         timestamp: i64,
+        index: Option<u64>,
     ) -> Result<(), UserError> {
         let cleanup = self.cleanup_time(&window);
         let domain = self.cleanup_domain();
@@ -401,6 +405,13 @@ where
         }
         if result.is_purge() {
             slot.acc = None;
+            // A count window purged after its last record is done: nothing reaches it.
+            if index.is_some() && index == self.spec.assigner.last_record_of(&window) {
+                return match self.windows.remove(key, &window) {
+                    Some(mut slot) => self.clear_window(key, &window, &mut slot),
+                    None => Ok(()),
+                };
+            }
         }
         // The cleanup timer; for event time without lateness it is the trigger's own.
         if cleanup != i64::MAX && !(domain == TimeDomain::EventTime && slot.event_timer == cleanup)
@@ -489,9 +500,16 @@ where
         }
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
-        self.spec
-            .assigner
-            .assign_windows(&value, timestamp, now, &mut assigned);
+        let index = if self.spec.assigner.counts_records() {
+            let index = self.next_record_index(&key);
+            self.spec.assigner.assign_by_count(index, &mut assigned);
+            Some(index)
+        } else {
+            self.spec
+                .assigner
+                .assign_windows(&value, timestamp, now, &mut assigned);
+            None
+        };
         if self.spec.assigner.is_merging() {
             for w in assigned.iter_mut() {
                 *w = self.merge_window(&key, w.clone());
@@ -516,7 +534,7 @@ where
             };
             if let Some(v) = v {
                 if result.is_ok() {
-                    result = self.add_to_window(&key, w, v, timestamp);
+                    result = self.add_to_window(&key, w, v, timestamp, index);
                 }
             }
         }
@@ -652,12 +670,38 @@ where
         if result.is_purge() {
             slot.acc = None;
         }
-        if cleanup {
+        if cleanup || (slot.acc.is_none() && self.has_all_records(&key, &window)) {
             self.clear_window(&key, &window, &mut slot)
         } else {
             self.windows.insert(key, window, slot);
             Ok(())
         }
+    }
+
+    /// Count windows: the index of `key`'s next record (from 0), counted in its global
+    /// state.
+    fn next_record_index(&mut self, key: &K) -> u64 {
+        let states = &mut self.firing.global_states;
+        if let Some(bag) = states.get_mut(key, &()) {
+            let counted: &mut u64 = bag.get(RECORDS_COUNTED);
+            *counted += 1;
+            return *counted - 1;
+        }
+        let mut bag = StateBag::default();
+        *bag.get::<u64>(RECORDS_COUNTED) = 1;
+        states.insert(key.clone(), (), bag);
+        0
+    }
+
+    /// Whether `window` of `key` is a count window that got its last record.
+    fn has_all_records(&mut self, key: &K, window: &A::W) -> bool {
+        let Some(last) = self.spec.assigner.last_record_of(window) else {
+            return false;
+        };
+        self.firing
+            .global_states
+            .get_mut(key, &())
+            .is_some_and(|bag| *bag.get::<u64>(RECORDS_COUNTED) > last)
     }
 
     /// Drops everything of an expired window: contents, trigger state and timers,
