@@ -256,6 +256,23 @@ impl ProcessContext {
         &self.runtime
     }
 
+    /// The loop of `ProcessFunction::process_batch`: `handle(record, context,
+    /// collector)` for each record of `batch`, in order, with the record's timestamp
+    /// set, its outputs stamped with it into `out`; stops at the first error.
+    pub fn each_record<I, O>(
+        &mut self,
+        batch: &mut Records<I>,
+        out: &mut Records<O>,
+        mut handle: impl FnMut(I, &mut ProcessContext, &mut Collector<O>) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        for (value, timestamp) in batch.drain() {
+            self.timestamp = timestamp;
+            handle(value, self, &mut Collector::new(&mut out.values))?;
+            out.stamp_new(timestamp);
+        }
+        Ok(())
+    }
+
     pub(crate) fn flush_side_outputs(&mut self) {
         for (tag, buffer) in self.side.iter_mut() {
             buffer.flush(*tag, &self.sink);
@@ -278,6 +295,20 @@ pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
         ctx: &mut ProcessContext,
         out: &mut Collector<O>,
     ) -> Result<(), UserError>;
+
+    /// Handles a batch of records: `process_element` for each (`ctx.each_record`). A
+    /// binding to an interpreter overrides it to enter the interpreter once per batch
+    /// rather than once per record.
+    fn process_batch(
+        &mut self,
+        batch: &mut Records<I>,
+        ctx: &mut ProcessContext,
+        out: &mut Records<O>,
+    ) -> Result<(), UserError> {
+        ctx.each_record(batch, out, |value, ctx, out| {
+            self.process_element(value, ctx, out)
+        })
+    }
 
     /// Called once when the input has ended.
     fn close(&mut self) -> Result<(), UserError> {

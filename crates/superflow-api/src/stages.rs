@@ -198,14 +198,9 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
         self.open();
         self.ctx.counters.add_in(batch.len());
         let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
-        let result = self.ctx.guard(|| {
-            for (x, t) in batch.drain() {
-                context.timestamp = t;
-                function.process_element(x, context, &mut Collector::new(&mut out.values))?;
-                out.stamp_new(t);
-            }
-            Ok::<(), superflow_core::UserError>(())
-        });
+        let result = self
+            .ctx
+            .guard(|| function.process_batch(batch, context, out));
         if let Err(e) = result {
             self.ctx.fail(e);
         }

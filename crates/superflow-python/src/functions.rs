@@ -16,6 +16,7 @@ use superflow_api::{
 };
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::UserError;
+use superflow_runtime::Records;
 
 use crate::record::{PyKey, PyObj};
 
@@ -124,6 +125,57 @@ pub(crate) fn python_runtime_context<'py>(
     ))
 }
 
+impl PyOneInput {
+    /// One record, with the interpreter attached.
+    fn process_one(
+        &mut self,
+        py: Python<'_>,
+        value: PyObj,
+        ctx: &mut ProcessContext,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        let call = self.call.bind(py);
+        let result: PyResult<()> = match self.kind {
+            OneInputKind::Map => call
+                .call1((value.0,))
+                .map(|v| out.collect(PyObj(v.unbind()))),
+            OneInputKind::Filter => {
+                let keep = call
+                    .call1((value.0.clone_ref(py),))
+                    .and_then(|v| v.is_truthy());
+                keep.map(|keep| {
+                    if keep {
+                        out.collect(value)
+                    }
+                })
+            }
+            OneInputKind::FlatMap => call
+                .call1((value.0,))
+                .and_then(|r| self.side.emit_all(py, r, out, &mut |_, _| {})),
+            OneInputKind::Process => {
+                let context = self.context.as_ref().map(|c| c.bind(py).clone());
+                match context {
+                    None => Ok(()),
+                    Some(context) => {
+                        let set = context
+                            .setattr(intern!(py, "_timestamp"), ctx.timestamp())
+                            .and_then(|_| {
+                                context.setattr(intern!(py, "_watermark"), ctx.current_watermark())
+                            });
+                        set.and_then(|_| call.call1((value.0, &context)))
+                            .and_then(|r| {
+                                self.side.emit_all(py, r, out, &mut |tag, v| {
+                                    ctx.output(&OutputTag::<PyObj>::new(tag), v)
+                                })
+                            })
+                    }
+                }
+            }
+        };
+        result.map_err(|e| user_error(py, e))
+    }
+}
+
 impl ProcessFunction<PyObj, PyObj> for PyOneInput {
     fn open(&mut self, ctx: &RuntimeContext) -> Result<(), UserError> {
         Python::attach(|py| {
@@ -154,47 +206,21 @@ impl ProcessFunction<PyObj, PyObj> for PyOneInput {
         ctx: &mut ProcessContext,
         out: &mut Collector<PyObj>,
     ) -> Result<(), UserError> {
+        Python::attach(|py| self.process_one(py, value, ctx, out))
+    }
+
+    // The batch's records in one attachment to the interpreter: attaching per record
+    // costs a thread-local lookup each time.
+    fn process_batch(
+        &mut self,
+        batch: &mut Records<PyObj>,
+        ctx: &mut ProcessContext,
+        out: &mut Records<PyObj>,
+    ) -> Result<(), UserError> {
         Python::attach(|py| {
-            let call = self.call.bind(py);
-            let result: PyResult<()> = match self.kind {
-                OneInputKind::Map => call
-                    .call1((value.0,))
-                    .map(|v| out.collect(PyObj(v.unbind()))),
-                OneInputKind::Filter => {
-                    let keep = call
-                        .call1((value.0.clone_ref(py),))
-                        .and_then(|v| v.is_truthy());
-                    keep.map(|keep| {
-                        if keep {
-                            out.collect(value)
-                        }
-                    })
-                }
-                OneInputKind::FlatMap => call
-                    .call1((value.0,))
-                    .and_then(|r| self.side.emit_all(py, r, out, &mut |_, _| {})),
-                OneInputKind::Process => {
-                    let context = self.context.as_ref().map(|c| c.bind(py).clone());
-                    match context {
-                        None => Ok(()),
-                        Some(context) => {
-                            let set = context
-                                .setattr(intern!(py, "_timestamp"), ctx.timestamp())
-                                .and_then(|_| {
-                                    context
-                                        .setattr(intern!(py, "_watermark"), ctx.current_watermark())
-                                });
-                            set.and_then(|_| call.call1((value.0, &context)))
-                                .and_then(|r| {
-                                    self.side.emit_all(py, r, out, &mut |tag, v| {
-                                        ctx.output(&OutputTag::<PyObj>::new(tag), v)
-                                    })
-                                })
-                        }
-                    }
-                }
-            };
-            result.map_err(|e| user_error(py, e))
+            ctx.each_record(batch, out, |value, ctx, out| {
+                self.process_one(py, value, ctx, out)
+            })
         })
     }
 
@@ -871,12 +897,15 @@ impl SinkFunction<PyObj> for PySink {
         Ok(())
     }
     fn invoke(&mut self, value: PyObj) -> Result<(), UserError> {
+        self.invoke_batch(&mut vec![value])
+    }
+    fn invoke_batch(&mut self, values: &mut Vec<PyObj>) -> Result<(), UserError> {
         Python::attach(|py| {
-            self.call
-                .bind(py)
-                .call1((value.0,))
-                .map(|_| ())
-                .map_err(|e| user_error(py, e))
+            let call = self.call.bind(py);
+            for value in values.drain(..) {
+                call.call1((value.0,)).map_err(|e| user_error(py, e))?;
+            }
+            Ok(())
         })
     }
 }

@@ -11,8 +11,8 @@ use pyo3::types::{PyDict, PyList};
 use std::time::Duration;
 
 use superflow_api::{
-    DataStream, KeyedStream, MapStateDescriptor, OutputTag, StreamExecutionEnvironment,
-    WatermarkStrategy,
+    Collector, DataStream, KeyedStream, MapStateDescriptor, OutputTag, ProcessContext,
+    ProcessFunction, StreamExecutionEnvironment, WatermarkStrategy,
 };
 use superflow_connectors::{
     FileSink, OutputFileConfig, RollingPolicy, SinkFunction, TextFileSource,
@@ -21,7 +21,7 @@ use superflow_core::{JobError, UserError};
 use superflow_runtime::checkpoint::{
     CheckpointStatus, FunctionInitializationContext, FunctionSnapshotContext,
 };
-use superflow_runtime::{FlowControl, JobClient, JobExecutionResult};
+use superflow_runtime::{FlowControl, JobClient, JobExecutionResult, Records};
 
 use crate::functions::{
     raise, OneInputKind, PyBroadcastProcess, PyCoFunction, PyJoinProcess, PyKeySelector,
@@ -247,15 +247,20 @@ impl BenchSink {
 
 impl SinkFunction<PyObj> for BenchSink {
     fn invoke(&mut self, value: PyObj) -> Result<(), UserError> {
+        self.invoke_batch(&mut vec![value])
+    }
+    fn invoke_batch(&mut self, values: &mut Vec<PyObj>) -> Result<(), UserError> {
         Python::attach(|py| -> PyResult<()> {
-            let record = value.bind(py);
-            let v = self.value(record)?;
-            self.local.records += 1;
-            self.local.sum = self.local.sum.wrapping_add(v);
-            if let Some(k) = self.key_field {
-                let key = PyKey::from_py(&record.get_item(k)?)?;
-                let slot = self.max_by_key.entry(key).or_insert(i64::MIN);
-                *slot = (*slot).max(v);
+            for value in values.drain(..) {
+                let record = value.bind(py);
+                let v = self.value(record)?;
+                self.local.records += 1;
+                self.local.sum = self.local.sum.wrapping_add(v);
+                if let Some(k) = self.key_field {
+                    let key = PyKey::from_py(&record.get_item(k)?)?;
+                    let slot = self.max_by_key.entry(key).or_insert(i64::MIN);
+                    *slot = (*slot).max(v);
+                }
             }
             Ok(())
         })
@@ -319,6 +324,37 @@ fn configured<T: superflow_core::Data>(node: &PlanNode, stream: DataStream<T>) -
         Some("disable") => s.disable_chaining(),
         Some("new_chain") => s.start_new_chain(),
         _ => s,
+    }
+}
+
+/// Turns a Rust source's records into Python objects, a batch per attachment to the
+/// interpreter.
+#[derive(Clone, Copy)]
+struct ToPython<T>(for<'py> fn(Python<'py>, T) -> Bound<'py, PyAny>);
+
+impl<T: superflow_core::Data> ProcessFunction<T, PyObj> for ToPython<T> {
+    fn process_element(
+        &mut self,
+        value: T,
+        _ctx: &mut ProcessContext,
+        out: &mut Collector<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| out.collect(PyObj((self.0)(py, value).unbind())));
+        Ok(())
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Records<T>,
+        ctx: &mut ProcessContext,
+        out: &mut Records<PyObj>,
+    ) -> Result<(), UserError> {
+        Python::attach(|py| {
+            ctx.each_record(batch, out, |value, _, out| {
+                out.collect(PyObj((self.0)(py, value).unbind()));
+                Ok(())
+            })
+        })
     }
 }
 
@@ -399,11 +435,9 @@ fn build(
                 let source = configured(node, env.from_sequence(start, end));
                 Built::Converted(to_python(
                     node,
-                    source.map(|v: i64| {
-                        Python::attach(|py| {
-                            PyObj(pyo3::types::PyInt::new(py, v).into_any().unbind())
-                        })
-                    }),
+                    source.process(ToPython(|py, v: i64| {
+                        pyo3::types::PyInt::new(py, v).into_any()
+                    })),
                 ))
             }
             "read_text_file" => {
@@ -419,11 +453,9 @@ fn build(
                 let source = configured(node, source);
                 Built::Converted(to_python(
                     node,
-                    source.map(|line: String| {
-                        Python::attach(|py| {
-                            PyObj(pyo3::types::PyString::new(py, &line).into_any().unbind())
-                        })
-                    }),
+                    source.process(ToPython(|py, line: String| {
+                        pyo3::types::PyString::new(py, &line).into_any()
+                    })),
                 ))
             }
             // Python functions of unkeyed streams have no state to keep.
