@@ -333,6 +333,23 @@ enum Storage {
 /// Runs the crash job as a child process, kills it with SIGKILL at seeded moments and
 /// restarts it from its checkpoints (in a directory, or in an object store), then
 /// compares the committed output.
+/// Whether the crash job's storage holds a completed checkpoint (its `_metadata`).
+#[cfg_attr(not(feature = "cloud-storage"), allow(unused_variables))]
+fn holds_a_checkpoint(storage: &Storage, checkpoints: &Path, seed: u64) -> bool {
+    match storage {
+        Storage::Directory | Storage::FileUrl => std::fs::read_dir(checkpoints)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| entry.path().join("_metadata").is_file()),
+        #[cfg(feature = "cloud-storage")]
+        Storage::S3(s3) => s3
+            .keys(&format!("crash-{seed}/"))
+            .iter()
+            .any(|key| key.ends_with("/_metadata")),
+    }
+}
+
 fn killed_and_restarted(storage: &Storage, seeds: u64) {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     for seed in 0..seeds {
@@ -366,6 +383,18 @@ fn killed_and_restarted(storage: &Storage, seeds: u64) {
             }
             let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
             if kills < 3 {
+                if kills == 2 {
+                    // The last kill comes after a checkpoint, so that the final run
+                    // restores (on a slow machine the first ones may all come earlier).
+                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                    while !holds_a_checkpoint(storage, checkpoints.path(), seed) {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "seed {seed}: no checkpoint completed"
+                        );
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
                 std::thread::sleep(Duration::from_millis(100 + random(500)));
                 // SIGKILL: the process gets no chance to clean up.
                 let _ = child.kill();
