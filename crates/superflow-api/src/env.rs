@@ -266,22 +266,13 @@ impl StreamExecutionEnvironment {
         }
     }
 
-    pub(crate) fn node_key_groups(&self, id: NodeId) -> Option<usize> {
-        self.state
-            .borrow()
-            .graph
-            .nodes
-            .get(id)
-            .and_then(|n| n.key_groups)
-    }
-
-    pub(crate) fn node_parallelism(&self, id: NodeId) -> Option<usize> {
-        self.state
-            .borrow()
-            .graph
-            .nodes
-            .get(id)
-            .and_then(|n| n.parallelism)
+    /// A setting the user made on node `id` (`None`: not set, it takes the job's).
+    pub(crate) fn node_setting<R>(
+        &self,
+        id: NodeId,
+        read: impl FnOnce(&Node) -> Option<R>,
+    ) -> Option<R> {
+        self.state.borrow().graph.nodes.get(id).and_then(read)
     }
 
     /// Adds a source.

@@ -126,7 +126,7 @@ impl<T: Data> DataStream<T> {
     /// The parallelism set on this stream's operator, if any (else the job default).
     pub fn get_parallelism(&self) -> usize {
         self.env
-            .node_parallelism(self.id)
+            .node_setting(self.id, |n| n.parallelism)
             .unwrap_or_else(|| self.env.get_parallelism())
     }
 
@@ -144,7 +144,7 @@ impl<T: Data> DataStream<T> {
     /// The max parallelism of this stream's operator: its own, or the job's.
     pub fn get_max_parallelism(&self) -> usize {
         self.env
-            .node_key_groups(self.id)
+            .node_setting(self.id, |n| n.key_groups)
             .unwrap_or_else(|| self.env.get_max_parallelism())
     }
 
@@ -293,7 +293,7 @@ impl<T: Data> DataStream<T> {
             max_parallelism: None,
             prepare: None,
         };
-        let parallelism = self.env.node_parallelism(self.id);
+        let parallelism = self.env.node_setting(self.id, |n| n.parallelism);
         let (from, tag) = (self.id, side_output_tag(self.id, tag.id()));
         let (id, node) = self.env.add_node(spec, |id| SideOutputNode::<S> {
             id,

@@ -109,6 +109,28 @@ pub(crate) struct PyOneInput {
     pub runtime_context_class: PyObj,
 }
 
+/// `ProcessFunction::process_batch` of a Python-calling function: `process_one(py,
+/// record, context, collector)` for each record of `batch`, attached to the
+/// interpreter once for the batch (attaching per record costs a thread-local lookup
+/// each time).
+pub(crate) fn each_record_attached<I, O>(
+    batch: &mut Records<I>,
+    ctx: &mut ProcessContext,
+    out: &mut Records<O>,
+    mut process_one: impl FnMut(
+        Python<'_>,
+        I,
+        &mut ProcessContext,
+        &mut Collector<O>,
+    ) -> Result<(), UserError>,
+) -> Result<(), UserError> {
+    Python::attach(|py| {
+        ctx.each_record(batch, out, |value, ctx, out| {
+            process_one(py, value, ctx, out)
+        })
+    })
+}
+
 /// Makes the Python `RuntimeContext` a function's `open` receives.
 pub(crate) fn python_runtime_context<'py>(
     py: Python<'py>,
@@ -120,8 +142,8 @@ pub(crate) fn python_runtime_context<'py>(
         ctx.task_name.as_str(),
         ctx.subtask,
         ctx.parallelism,
-        keyed,
         ctx.max_parallelism,
+        keyed,
     ))
 }
 
@@ -209,18 +231,14 @@ impl ProcessFunction<PyObj, PyObj> for PyOneInput {
         Python::attach(|py| self.process_one(py, value, ctx, out))
     }
 
-    // The batch's records in one attachment to the interpreter: attaching per record
-    // costs a thread-local lookup each time.
     fn process_batch(
         &mut self,
         batch: &mut Records<PyObj>,
         ctx: &mut ProcessContext,
         out: &mut Records<PyObj>,
     ) -> Result<(), UserError> {
-        Python::attach(|py| {
-            ctx.each_record(batch, out, |value, ctx, out| {
-                self.process_one(py, value, ctx, out)
-            })
+        each_record_attached(batch, ctx, out, |py, value, ctx, out| {
+            self.process_one(py, value, ctx, out)
         })
     }
 

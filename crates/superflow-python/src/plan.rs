@@ -24,8 +24,8 @@ use superflow_runtime::checkpoint::{
 use superflow_runtime::{FlowControl, JobClient, JobExecutionResult, Records};
 
 use crate::functions::{
-    raise, OneInputKind, PyBroadcastProcess, PyCoFunction, PyJoinProcess, PyKeySelector,
-    PyKeyedProcess, PyOneInput, PyReduce, PySink, PyTimestampAssigner, SideOutputs,
+    each_record_attached, raise, OneInputKind, PyBroadcastProcess, PyCoFunction, PyJoinProcess,
+    PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink, PyTimestampAssigner, SideOutputs,
 };
 use crate::job_handle::JobHandle;
 use crate::record::{PyKey, PyObj};
@@ -349,11 +349,9 @@ impl<T: superflow_core::Data> ProcessFunction<T, PyObj> for ToPython<T> {
         ctx: &mut ProcessContext,
         out: &mut Records<PyObj>,
     ) -> Result<(), UserError> {
-        Python::attach(|py| {
-            ctx.each_record(batch, out, |value, _, out| {
-                out.collect(PyObj((self.0)(py, value).unbind()));
-                Ok(())
-            })
+        each_record_attached(batch, ctx, out, |py, value, _, out| {
+            out.collect(PyObj((self.0)(py, value).unbind()));
+            Ok(())
         })
     }
 }

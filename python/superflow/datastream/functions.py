@@ -439,8 +439,8 @@ class AllWindowFunction(Function):
 class RuntimeContext:
     """Where a function runs, and (on keyed streams) its keyed state."""
 
-    def __init__(self, task_name: str, subtask: int, parallelism: int, keyed: bool = True,
-                 max_parallelism: int = 128):
+    def __init__(self, task_name: str, subtask: int, parallelism: int, max_parallelism: int,
+                 keyed: bool = True):
         self._task_name = task_name
         self._subtask = subtask
         self._parallelism = parallelism
