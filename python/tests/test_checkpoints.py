@@ -220,9 +220,15 @@ def test_a_killed_process_resumes_from_its_checkpoints(tmp_path):
 
 
 def committed_lines(directory):
+    """The lines of a FileSink's committed parts, in its buckets (a directory per hour by
+    default) too, in the order of the parts' paths."""
     lines = []
     for path in sorted(directory.iterdir()):
-        if not path.name.startswith("."):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            lines.extend(committed_lines(path))
+        else:
             lines.extend(path.read_text().splitlines())
     return lines
 
@@ -244,7 +250,8 @@ def test_file_sink_commits_every_record_once_across_a_restart(tmp_path, parallel
     assert result.get_restarts() == 1
     lines = committed_lines(out)
     assert sorted(tuple(map(int, l.split(","))) for l in lines) == expected()
-    assert len(list(out.iterdir())) > 1
+    # Several parts, in the sink's buckets (a directory per hour).
+    assert len([p for p in out.rglob("*") if p.is_file()]) > 1
 
 
 def test_file_sink_without_checkpoints_commits_at_the_end(env, tmp_path):
@@ -272,7 +279,7 @@ def test_file_sink_names_its_parts_by_the_output_file_config(env, tmp_path):
         FileSink.for_row_format(str(out), Encoder.simple_string_encoder())
         .with_output_file_config(config).build())
     env.execute()
-    names = [p.name for p in out.iterdir()]
+    names = [p.name for p in out.rglob("*") if p.is_file()]
     assert len(names) == 1 and names[0].startswith("prefix-") and names[0].endswith(".txt")
     assert committed_lines(out) == ["a", "b"]
     for prefix, suffix, error in [("", "", "must not be empty"),

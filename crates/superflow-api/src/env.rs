@@ -16,7 +16,7 @@ use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy, StateBack
 use superflow_runtime::{
     execute_graph, ActivationScope, ChainingStrategy, ClusterConfig, ExecutionSettings,
     FlowControl, InputEdge, JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node,
-    NodeBuilder, NodeId, NodeKind, PrepareFn, SourceFunction,
+    NodeBuilder, NodeId, NodeKind, PrepareFn, RuntimeExecutionMode, SourceFunction,
 };
 
 use crate::nodes::SourceNode;
@@ -30,6 +30,8 @@ struct EnvState {
     flow: FlowControl,
     cluster: Option<ClusterConfig>,
     problems: Vec<String>,
+    /// Nodes before this index belong to jobs already executed.
+    executed: usize,
     checkpointing: Option<CheckpointConfig>,
     restart: Option<RestartStrategy>,
     restore_from: Option<PathBuf>,
@@ -37,9 +39,35 @@ struct EnvState {
     state_backend: StateBackend,
     activation_scope: Option<Arc<dyn ActivationScope>>,
     ctrl_c: bool,
+    runtime_mode: RuntimeExecutionMode,
     /// Milliseconds between periodic watermarks; read by the stages when the job runs, so
     /// it may be set after the streams are built.
     watermark_interval: Arc<AtomicU64>,
+}
+
+impl EnvState {
+    /// The graph of the job built since the last `execute`: the nodes made since, and
+    /// every node they read from, also nodes of earlier jobs (a stream stays usable
+    /// after `execute`, and the next job runs its operators again from their sources,
+    /// as in Flink). The environment keeps every node, so ids stay what the program's
+    /// streams hold; the other nodes of earlier jobs are dormant.
+    fn job_graph(&self) -> JobGraph {
+        let mut graph = self.graph.clone();
+        graph.problems.extend(self.problems.iter().cloned());
+        let mut included = vec![false; graph.nodes.len()];
+        let mut pending: Vec<NodeId> = (self.executed..graph.nodes.len()).collect();
+        while let Some(id) = pending.pop() {
+            if !std::mem::replace(&mut included[id], true) {
+                pending.extend(graph.nodes[id].inputs.iter().map(|edge| edge.from));
+            }
+        }
+        graph.nodes = std::mem::take(&mut graph.nodes)
+            .into_iter()
+            .zip(included)
+            .map(|(node, included)| if included { node } else { node.into_dormant() })
+            .collect();
+        graph
+    }
 }
 
 impl Default for EnvState {
@@ -51,6 +79,7 @@ impl Default for EnvState {
             flow: FlowControl::default(),
             cluster: None,
             problems: Vec::new(),
+            executed: 0,
             checkpointing: None,
             restart: None,
             restore_from: None,
@@ -58,6 +87,7 @@ impl Default for EnvState {
             state_backend: StateBackend::HashMap,
             activation_scope: None,
             ctrl_c: true,
+            runtime_mode: RuntimeExecutionMode::Streaming,
             watermark_interval: Arc::new(AtomicU64::new(DEFAULT_WATERMARK_INTERVAL_MS)),
         }
     }
@@ -90,6 +120,15 @@ impl StreamExecutionEnvironment {
     /// Sets the job's default parallelism: the number of workers (threads).
     pub fn set_parallelism(&self, parallelism: usize) -> &Self {
         self.state.borrow_mut().parallelism = Some(parallelism);
+        self
+    }
+
+    /// Sets streaming (the default) or batch semantics (Flink's `setRuntimeMode`): in
+    /// [`RuntimeExecutionMode::Batch`] a bounded job emits final results only (one
+    /// record per key from a keyed reduce, each event-time window once), and
+    /// [`RuntimeExecutionMode::Automatic`] picks batch when every source is bounded.
+    pub fn set_runtime_mode(&self, mode: RuntimeExecutionMode) -> &Self {
+        self.state.borrow_mut().runtime_mode = mode;
         self
     }
 
@@ -256,6 +295,8 @@ impl StreamExecutionEnvironment {
             prepare: spec.prepare,
             replayable: true,
             keeps_state: true,
+            bounded: true,
+            dormant: false,
         });
         (id, node)
     }
@@ -280,6 +321,7 @@ impl StreamExecutionEnvironment {
         let name = source.name();
         let max_parallelism = source.max_parallelism();
         let replayable = source.is_replayable();
+        let bounded = source.is_bounded();
         let source: Arc<dyn SourceFunction<T>> = Arc::new(source);
         let check = Arc::clone(&source);
         let prepare: PrepareFn = Arc::new(move || check.prepare().map_err(|e| e.to_string()));
@@ -291,7 +333,10 @@ impl StreamExecutionEnvironment {
             prepare: Some(prepare),
         };
         let (id, node) = self.add_node(spec, |id| SourceNode { id, source });
-        self.update_node(id, |n| n.replayable = replayable);
+        self.update_node(id, |n| {
+            n.replayable = replayable;
+            n.bounded = bounded;
+        });
         DataStream::new(self.clone(), id, node)
     }
 
@@ -365,8 +410,7 @@ impl StreamExecutionEnvironment {
     /// nodes (`Map -> Filter -> Sink`) with its parallelism. Nothing runs.
     pub fn get_execution_plan(&self) -> Result<Vec<String>, JobError> {
         let state = self.state.borrow();
-        let mut graph = state.graph.clone();
-        graph.problems.extend(state.problems.iter().cloned());
+        let graph = state.job_graph();
         let processes = state.cluster.as_ref().map_or(1, ClusterConfig::processes);
         let default_parallelism = state
             .parallelism
@@ -392,8 +436,9 @@ impl StreamExecutionEnvironment {
 
     fn take_job(&self) -> Result<(JobGraph, ExecutionSettings), JobError> {
         let mut state = self.state.borrow_mut();
-        let mut graph = std::mem::take(&mut state.graph);
-        graph.problems.append(&mut state.problems);
+        let graph = state.job_graph();
+        state.executed = state.graph.nodes.len();
+        state.problems.clear();
         let cluster = match state.cluster.clone() {
             Some(cluster) => Some(cluster),
             None => ClusterConfig::from_env()?,
@@ -410,6 +455,7 @@ impl StreamExecutionEnvironment {
             state_backend: state.state_backend.clone(),
             activation_scope: state.activation_scope.clone(),
             ctrl_c: state.ctrl_c,
+            runtime_mode: state.runtime_mode,
         };
         Ok((graph, settings))
     }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use superflow_core::{Data, ExchangeData, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
-use superflow_runtime::{BinaryConsumer, Consumer, Records, StageContext, WatermarkEvent};
+use superflow_runtime::{
+    BinaryConsumer, Consumer, Records, SideOutputSink, StageContext, WatermarkEvent,
+};
 use superflow_state::{StateTable, TimeDomain, TimerService};
 
-use crate::functions::{Collector, KeySelector};
+use crate::functions::{Collector, KeySelector, OutputTag};
 use crate::keyed::SharedKey;
 use crate::keyed_process::KeyedProcessContext;
 use crate::stages::emit;
@@ -317,6 +319,7 @@ where
             join: self,
             lower: lower_ms,
             upper: upper_ms,
+            late_tags: (None, None),
         }
     }
 }
@@ -326,6 +329,8 @@ pub struct IntervalJoined<A, B, K, KA, KB> {
     join: IntervalJoin<A, B, K, KA, KB>,
     lower: i64,
     upper: i64,
+    /// The side outputs of late left and right records, by tag name.
+    late_tags: (Option<String>, Option<String>),
 }
 
 impl<A, B, K, KA, KB> IntervalJoined<A, B, K, KA, KB>
@@ -348,6 +353,20 @@ where
         self
     }
 
+    /// Sends left records that arrive behind the watermark to side output `tag`
+    /// instead of dropping them (Flink's `sideOutputLeftLateData`).
+    pub fn side_output_left_late_data(mut self, tag: &OutputTag<A>) -> Self {
+        self.late_tags.0 = Some(tag.id().to_string());
+        self
+    }
+
+    /// Sends right records that arrive behind the watermark to side output `tag`
+    /// instead of dropping them (Flink's `sideOutputRightLateData`).
+    pub fn side_output_right_late_data(mut self, tag: &OutputTag<B>) -> Self {
+        self.late_tags.1 = Some(tag.id().to_string());
+        self
+    }
+
     /// Emits the results of `function` for every pair; results carry the larger of the
     /// two timestamps.
     pub fn process<O: Data, P: ProcessJoinFunction<A, B, O>>(self, function: P) -> DataStream<O> {
@@ -362,10 +381,21 @@ where
             .with_partitioner(hash_partitioner(SharedKey(Arc::clone(&key_a))))
             .connect(&right.with_partitioner(hash_partitioner(SharedKey(Arc::clone(&key_b)))));
         let (lower, upper) = (self.lower, self.upper);
+        let (left_late, right_late) = self.late_tags;
         streams.binary(
             "IntervalJoin",
-            Arc::new(move |ctx, _chain, next| {
+            Arc::new(move |ctx, chain, next| {
+                let tag = |name: &Option<String>| {
+                    name.as_ref()
+                        .map(|n| superflow_runtime::side_output_tag(ctx.node, n))
+                };
                 Box::new(IntervalJoinStage {
+                    late: LateRecords {
+                        tags: (tag(&left_late), tag(&right_late)),
+                        left: Records::default(),
+                        right: Records::default(),
+                        sink: chain.side_output_sink(),
+                    },
                     ctx: ctx.clone(),
                     key_a: Arc::clone(&key_a),
                     key_b: Arc::clone(&key_b),
@@ -428,7 +458,28 @@ fn trim<K: Key, T: ExchangeData>(store: &mut StateTable<K, (), Buffer<T>>, key: 
     }
 }
 
+/// The late records of an interval join bound for side outputs.
+struct LateRecords<A, B> {
+    /// The side output tags of late left and right records.
+    tags: (Option<u32>, Option<u32>),
+    left: Records<A>,
+    right: Records<B>,
+    sink: SideOutputSink,
+}
+
+impl<A: Data, B: Data> LateRecords<A, B> {
+    fn flush(&mut self) {
+        if let (Some(tag), false) = (self.tags.0, self.left.is_empty()) {
+            self.sink.emit(tag, std::mem::take(&mut self.left));
+        }
+        if let (Some(tag), false) = (self.tags.1, self.right.is_empty()) {
+            self.sink.emit(tag, std::mem::take(&mut self.right));
+        }
+    }
+}
+
 struct IntervalJoinStage<A, B, K, KA, KB, P, O> {
+    late: LateRecords<A, B>,
     ctx: StageContext,
     key_a: Arc<KA>,
     key_b: Arc<KB>,
@@ -466,7 +517,10 @@ where
 
     fn add_left(&mut self, value: A, t: i64) -> Result<(), UserError> {
         if self.is_late(t) {
-            self.ctx.counters.add_late_dropped(1);
+            match self.late.tags.0 {
+                Some(_) => self.late.left.push(value, Some(t)),
+                None => self.ctx.counters.add_late_dropped(1),
+            }
             return Ok(());
         }
         let key = self.key_a.get_key(&value);
@@ -504,7 +558,10 @@ where
 
     fn add_right(&mut self, value: B, t: i64) -> Result<(), UserError> {
         if self.is_late(t) {
-            self.ctx.counters.add_late_dropped(1);
+            match self.late.tags.1 {
+                Some(_) => self.late.right.push(value, Some(t)),
+                None => self.ctx.counters.add_late_dropped(1),
+            }
             return Ok(());
         }
         let key = self.key_b.get_key(&value);
@@ -558,6 +615,7 @@ where
         if let Err(e) = ctx.guard(|| f(self)) {
             ctx.fail(e);
         }
+        self.late.flush();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
 }

@@ -205,6 +205,7 @@ impl<T: ExchangeData, K: Key, KS: KeySelector<T, K>> KeyedStream<T, K, KS> {
                     state,
                     out: superflow_runtime::Records::default(),
                     next,
+                    final_emitted: false,
                 })
             }),
         )

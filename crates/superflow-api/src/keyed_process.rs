@@ -8,7 +8,7 @@ use std::sync::Arc;
 use superflow_core::{Data, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{
-    processing_time_now, Consumer, Records, StageContext, WakeUp, WatermarkEvent,
+    processing_time_now, Consumer, Records, StageContext, WakeUp, WatermarkEvent, MAX_WATERMARK,
 };
 use superflow_state::{TimeDomain, TimerService};
 
@@ -433,11 +433,20 @@ where
         if let WatermarkEvent::Watermark(w) = event {
             self.context.set_watermark(w);
             self.fire(TimeDomain::EventTime, w);
+            // In batch mode processing time stands still until the input ends, where
+            // every processing-time timer fires, as in Flink.
+            if w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch() {
+                self.fire(TimeDomain::ProcessingTime, MAX_WATERMARK);
+            }
         }
         self.next.watermark(event);
     }
 
     fn on_processing_time(&mut self, now: i64) {
+        if self.ctx.runtime_mode.is_batch() {
+            self.next.on_processing_time(now);
+            return;
+        }
         self.fire(TimeDomain::ProcessingTime, now);
         self.context.request_next_wake_up();
         self.next.on_processing_time(now);

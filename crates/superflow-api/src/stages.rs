@@ -12,7 +12,7 @@ use superflow_runtime::checkpoint::{
 };
 use superflow_runtime::{
     forward_snapshot, forward_time_signals, BinaryConsumer, Consumer, Records, SideOutputSink,
-    StageContext,
+    StageContext, MAX_WATERMARK,
 };
 
 use crate::functions::{
@@ -234,7 +234,9 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
     }
 }
 
-/// A rolling, per-key reduce: every record emits the key's new value.
+/// A rolling, per-key reduce: every record emits the key's new value. In batch mode
+/// only the final value of each key is emitted, when the input ends (Flink's
+/// `BatchGroupedReduceOperator`: with the timestamp `i64::MAX`).
 pub(crate) struct KeyedReduceStage<T, K, KS, R> {
     pub ctx: StageContext,
     pub key: Arc<KS>,
@@ -242,11 +244,35 @@ pub(crate) struct KeyedReduceStage<T, K, KS, R> {
     pub state: superflow_state::SpillingMap<K, Option<T>>,
     pub out: Records<T>,
     pub next: Box<dyn Consumer<T>>,
+    /// Batch mode: whether the final values went out.
+    pub final_emitted: bool,
 }
 
 impl<T, K, KS, R> KeyedReduceStage<T, K, KS, R> {
     /// The name of the per-key results in checkpoints.
     pub const STATE: &'static str = "reduce";
+}
+
+impl<T: Clone + 'static, K, KS, R> KeyedReduceStage<T, K, KS, R>
+where
+    K: Key,
+    T: serde::Serialize + serde::de::DeserializeOwned + Send,
+{
+    /// Batch mode: emits every key's value, once, at the end of the input.
+    fn emit_final(&mut self) {
+        if !self.ctx.runtime_mode.is_batch() || std::mem::replace(&mut self.final_emitted, true) {
+            return;
+        }
+        let out = &mut self.out;
+        self.state.retain(|_key, value| {
+            if let Some(value) = value {
+                out.values.push(value.clone());
+            }
+            true
+        });
+        out.timestamps = Some(vec![MAX_WATERMARK; out.values.len()]);
+        emit(&self.ctx, &mut self.out, &mut self.next);
+    }
 }
 
 impl<T, K, KS, R> Consumer<T> for KeyedReduceStage<T, K, KS, R>
@@ -259,6 +285,19 @@ where
     fn push(&mut self, batch: &mut Records<T>) {
         self.ctx.counters.add_in(batch.len());
         let (key, reduce, state, out) = (&self.key, &self.reduce, &mut self.state, &mut self.out);
+        if self.ctx.runtime_mode.is_batch() {
+            self.ctx.guard(|| {
+                for value in batch.values.drain(..) {
+                    let slot = state.get_or_insert_with(key.get_key(&value), || None);
+                    *slot = Some(match slot.take() {
+                        Some(accumulated) => reduce.reduce(accumulated, value),
+                        None => value,
+                    });
+                }
+            });
+            batch.clear();
+            return;
+        }
         self.ctx.guard(|| {
             for value in batch.values.drain(..) {
                 let slot = state.get_or_insert_with(key.get_key(&value), || None);
@@ -274,8 +313,17 @@ where
         std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    forward_time_signals!(next);
+    fn watermark(&mut self, event: superflow_runtime::WatermarkEvent) {
+        if event == superflow_runtime::WatermarkEvent::Watermark(MAX_WATERMARK) {
+            self.emit_final();
+        }
+        self.next.watermark(event);
+    }
+    fn on_processing_time(&mut self, now: i64) {
+        self.next.on_processing_time(now);
+    }
     fn finish(&mut self) {
+        self.emit_final();
         self.next.finish();
     }
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {

@@ -93,6 +93,15 @@ pub trait WatermarkGenerator<T>: Send + 'static {
 
     /// Called every auto-watermark interval; may emit a watermark.
     fn on_periodic_emit(&mut self, output: &mut WatermarkOutput);
+
+    /// Whether `on_event` may emit a watermark (or change idleness). Such a watermark
+    /// takes effect before the next record, as in Flink, so the stage hands the
+    /// generator one record at a time and cuts the batch where the watermark advances.
+    /// Generators that emit only from `on_periodic_emit` say `false`, and see whole
+    /// batches (`on_events`).
+    fn emits_on_event(&self) -> bool {
+        true
+    }
 }
 
 /// Watermarks that trail the largest timestamp seen by a fixed bound (Flink's
@@ -128,6 +137,9 @@ impl<T> WatermarkGenerator<T> for BoundedOutOfOrderness {
     fn on_periodic_emit(&mut self, output: &mut WatermarkOutput) {
         output.emit_watermark(self.max_timestamp - self.bound - 1);
     }
+    fn emits_on_event(&self) -> bool {
+        false
+    }
 }
 
 /// Emits no watermark (Flink's `NoWatermarksGenerator`).
@@ -138,6 +150,9 @@ impl<T> WatermarkGenerator<T> for NoWatermarks {
     fn on_event(&mut self, _: &T, _: i64, _: &mut WatermarkOutput) {}
     fn on_events(&mut self, _: &[T], _: &[i64], _: &mut WatermarkOutput) {}
     fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
+    fn emits_on_event(&self) -> bool {
+        false
+    }
 }
 
 /// Wraps a generator: the stream is declared idle when no event arrived for `timeout`
@@ -161,6 +176,11 @@ impl<T: 'static> WatermarkGenerator<T> for WithIdleness<T> {
             output.mark_active();
         }
         self.inner.on_events(events, timestamps, output);
+    }
+    fn emits_on_event(&self) -> bool {
+        // A batch marks the stream active once; only the inner generator's own
+        // watermarks need the record-by-record path.
+        self.inner.emits_on_event()
     }
     fn on_periodic_emit(&mut self, output: &mut WatermarkOutput) {
         let now = processing_time_now();
@@ -273,15 +293,28 @@ impl<T: Data, A: TimestampAssigner<T>> WatermarkStrategy<T, A> {
         interval: &Arc<AtomicU64>,
         next: Box<dyn Consumer<T>>,
     ) -> TimestampsAndWatermarksStage<T, A> {
-        let interval = interval.load(Ordering::Relaxed) as i64;
+        // In batch mode watermarks are perfect: none until the input ends, so no record
+        // is late and each event-time window fires once, with all its records.
+        let batch = ctx.runtime_mode.is_batch();
+        let interval = if batch {
+            0
+        } else {
+            interval.load(Ordering::Relaxed) as i64
+        };
         let active = ctx.subtask < ctx.parallelism;
         if interval > 0 && active {
             wake.request(processing_time_now() + interval);
         }
+        let generator = if batch {
+            Box::new(NoWatermarks)
+        } else {
+            self.create_generator()
+        };
         TimestampsAndWatermarksStage {
             ctx: ctx.clone(),
             assigner: Arc::clone(&self.assigner),
-            generator: self.create_generator(),
+            punctuated: generator.emits_on_event(),
+            generator,
             output: WatermarkOutput::new(),
             emitted: i64::MIN,
             emitted_idle: false,
@@ -303,6 +336,9 @@ pub(crate) struct TimestampsAndWatermarksStage<T, A> {
     output: WatermarkOutput,
     emitted: i64,
     emitted_idle: bool,
+    /// Whether the generator may emit from `on_event`: records then go to it one at a
+    /// time.
+    punctuated: bool,
     interval: i64,
     wake: WakeUp,
     timestamps: Vec<i64>,
@@ -311,6 +347,52 @@ pub(crate) struct TimestampsAndWatermarksStage<T, A> {
 }
 
 impl<T: Data, A: TimestampAssigner<T>> TimestampsAndWatermarksStage<T, A> {
+    /// Hands the generator one record at a time, and sends each watermark it emits from
+    /// `on_event` right after the record that caused it, before the next record (what
+    /// Flink's timestamps-and-watermarks operator does). `self.timestamps` holds the
+    /// batch's timestamps.
+    fn push_punctuated(&mut self, batch: &mut Records<T>) {
+        let timestamps = std::mem::take(&mut self.timestamps);
+        let mut segment = Records {
+            values: Vec::with_capacity(batch.len()),
+            timestamps: None,
+        };
+        let mut segment_timestamps = Vec::with_capacity(batch.len());
+        for (value, &timestamp) in batch.values.drain(..).zip(&timestamps) {
+            let (generator, output) = (&mut self.generator, &mut self.output);
+            self.ctx
+                .guard(|| generator.on_event(&value, timestamp, output));
+            segment.values.push(value);
+            segment_timestamps.push(timestamp);
+            let advanced =
+                self.output.watermark > self.emitted || self.output.idle != self.emitted_idle;
+            if advanced {
+                self.forward_segment(&mut segment, &mut segment_timestamps);
+                self.emit_progress();
+            }
+        }
+        self.forward_segment(&mut segment, &mut segment_timestamps);
+        self.emit_progress();
+        batch.clear();
+        self.timestamps = timestamps;
+        self.timestamps.clear();
+    }
+
+    /// Sends the records gathered since the last watermark.
+    fn forward_segment(&mut self, segment: &mut Records<T>, timestamps: &mut Vec<i64>) {
+        if segment.values.is_empty() {
+            return;
+        }
+        segment.timestamps = Some(std::mem::take(timestamps));
+        self.ctx.counters.add_out(segment.len());
+        self.next.push(segment);
+        segment.values.clear();
+        if let Some(mut used) = segment.timestamps.take() {
+            used.clear();
+            *timestamps = used;
+        }
+    }
+
     fn emit_progress(&mut self) {
         if self.output.idle {
             if !self.emitted_idle {
@@ -347,6 +429,10 @@ impl<T: Data, A: TimestampAssigner<T>> Consumer<T> for TimestampsAndWatermarksSt
                     .map(|(v, &t)| assigner.extract_timestamp(v, Some(t))),
             ),
         });
+        if self.punctuated {
+            self.push_punctuated(batch);
+            return;
+        }
         let (generator, output) = (&mut self.generator, &mut self.output);
         self.ctx
             .guard(|| generator.on_events(&batch.values, timestamps, output));

@@ -25,6 +25,10 @@ impl<T: Data + Sync> SourceFunction<T> for CollectionSource<T> {
         true
     }
 
+    fn is_bounded(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "Collection Source".into()
     }

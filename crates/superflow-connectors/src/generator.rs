@@ -38,6 +38,10 @@ impl SourceFunction<i64> for SequenceSource {
         true
     }
 
+    fn is_bounded(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         "Sequence Source".into()
     }
@@ -132,6 +136,10 @@ impl<T: Data, F: Fn(u64) -> T + Clone + Send + Sync + 'static> SourceFunction<T>
 
     fn name(&self) -> String {
         "DataGenerator Source".into()
+    }
+
+    fn is_bounded(&self) -> bool {
+        self.count.is_some()
     }
 
     fn prepare(&self) -> Result<(), SourceError> {

@@ -6,6 +6,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bucket;
 pub mod collection;
 pub mod generator;
 pub mod sink;
@@ -13,6 +14,7 @@ pub mod socket;
 pub mod text_file;
 pub mod transactional;
 
+pub use bucket::BucketAssigner;
 pub use collection::CollectionSource;
 pub use generator::{DataGeneratorSource, SequenceSource};
 pub use sink::{PrintSink, SinkContext, SinkFunction, TextFileSink, WriteMode};

@@ -91,6 +91,10 @@ impl SourceFunction<String> for TextFileSource {
         true
     }
 
+    fn is_bounded(&self) -> bool {
+        self.discovery.is_none()
+    }
+
     fn name(&self) -> String {
         match self.discovery {
             None => format!("TextFile Source: {}", self.path.display()),

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use superflow_core::{RecordDisplay, UserError};
 
+use crate::bucket::{BucketAssigner, Buckets};
+
 /// Where a transactional sink's subtask runs.
 #[derive(Debug, Clone, Copy)]
 pub struct TransactionContext {
@@ -99,7 +101,7 @@ impl Default for RollingPolicy {
 }
 
 /// How a [`FileSink`] names its part files (Flink's `OutputFileConfig`):
-/// `<prefix>-<run>-<subtask>-<n><suffix>`.
+/// `<prefix>-<uuid>-<n><suffix>`, the uuid being one of the subtask's in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFileConfig {
     /// The start of every part's name (`part` by default).
@@ -164,16 +166,21 @@ pub struct FileTransaction {
 /// visible (renamed from a hidden in-progress name) only when the checkpoint that
 /// covers it completes, or when the job finishes (Flink's `FileSink` in row format).
 ///
-/// Part names are `part-<run>-<subtask>-<n>` ([`OutputFileConfig`] changes the prefix
-/// and adds a suffix); readers should skip names starting with `.` (Flink's convention,
-/// which `read_text_file` follows).
+/// As in Flink, parts go into buckets: by default a directory per hour of processing
+/// time (`2026-12-07--13/`, [`BucketAssigner`]). Part names are Flink's:
+/// `part-<uuid>-<n>` ([`OutputFileConfig`] changes the prefix and adds a suffix), the
+/// uuid one per subtask and run; readers should skip names starting with `.` (Flink's
+/// convention, which `read_text_file` follows).
 pub struct FileSink {
     dir: PathBuf,
     policy: RollingPolicy,
     names: OutputFileConfig,
+    bucket_assigner: BucketAssigner,
+    buckets: Option<Buckets>,
     ctx: Option<TransactionContext>,
     counter: u64,
-    open: Option<OpenPart>,
+    /// The open part of each bucket written to since the last checkpoint.
+    open: Vec<(String, OpenPart)>,
     text: String,
 }
 
@@ -188,7 +195,22 @@ impl Clone for FileSink {
         FileSink::new(self.dir.clone())
             .with_rolling_policy(self.policy)
             .with_output_file_config(self.names.clone())
+            .with_bucket_assigner(self.bucket_assigner.clone())
     }
+}
+
+/// The uuid in the part names of `subtask` in run `run_id`: unique per run and subtask,
+/// and known to every subtask, so that recovery tells this run's parts from leftovers.
+fn part_uuid(run_id: u64, subtask: usize) -> String {
+    let (a, b) = (run_id, subtask as u64);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        (b >> 48) & 0xffff,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 impl FileSink {
@@ -198,11 +220,19 @@ impl FileSink {
             dir: dir.into(),
             policy: RollingPolicy::default(),
             names: OutputFileConfig::default(),
+            bucket_assigner: BucketAssigner::default(),
+            buckets: None,
             ctx: None,
             counter: 0,
-            open: None,
+            open: Vec::new(),
             text: String::new(),
         }
+    }
+
+    /// Sets the directories parts go into (by default one per hour of processing time).
+    pub fn with_bucket_assigner(mut self, assigner: BucketAssigner) -> FileSink {
+        self.bucket_assigner = assigner;
+        self
     }
 
     /// Sets when parts roll.
@@ -226,42 +256,91 @@ impl FileSink {
         format!("cannot {what} '{}': {e}", path.display()).into()
     }
 
-    /// Closes the open part: flushes it and makes it durable.
-    fn close_part(&mut self) -> Result<(), UserError> {
-        if let Some(mut part) = self.open.take() {
-            part.writer
-                .flush()
-                .map_err(|e| Self::io_error(&self.dir, "write to", e))?;
-            let file = part
-                .writer
-                .into_inner()
-                .map_err(|e| Self::io_error(&self.dir, "write to", e.into_error()))?;
-            file.sync_all()
-                .map_err(|e| Self::io_error(&self.dir, "sync a part file in", e))?;
+    /// Closes a part: flushes it and makes it durable.
+    fn close(dir: &Path, mut part: OpenPart) -> Result<(), UserError> {
+        part.writer
+            .flush()
+            .map_err(|e| Self::io_error(dir, "write to", e))?;
+        let file = part
+            .writer
+            .into_inner()
+            .map_err(|e| Self::io_error(dir, "write to", e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| Self::io_error(dir, "sync a part file in", e))
+    }
+
+    /// Closes every open part.
+    fn close_parts(&mut self) -> Result<(), UserError> {
+        for (_, part) in std::mem::take(&mut self.open) {
+            Self::close(&self.dir, part)?;
         }
         Ok(())
     }
 
-    fn start_part(&mut self, transaction: &mut FileTransaction) -> Result<(), UserError> {
+    /// Starts a part in `bucket` and returns its index in `open`.
+    fn start_part(
+        &mut self,
+        bucket: String,
+        transaction: &mut FileTransaction,
+    ) -> Result<usize, UserError> {
         let ctx = self.ctx.ok_or("the file sink was not opened")?;
         let name = format!(
-            "{}-{}-{}-{}{}",
-            self.names.part_prefix, ctx.run_id, ctx.subtask, self.counter, self.names.part_suffix
+            "{}-{}-{}{}",
+            self.names.part_prefix,
+            part_uuid(ctx.run_id, ctx.subtask),
+            self.counter,
+            self.names.part_suffix
         );
         self.counter += 1;
+        let in_bucket = |file: &str| match bucket.as_str() {
+            "" => file.to_string(),
+            dir => format!("{dir}/{file}"),
+        };
         let part = PartFile {
-            in_progress: format!(".{name}.inprogress"),
-            committed: name,
+            in_progress: in_bucket(&format!(".{name}.inprogress")),
+            committed: in_bucket(&name),
         };
         let path = self.dir.join(&part.in_progress);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Self::io_error(parent, "create bucket directory", e))?;
+        }
         let file = File::create(&path).map_err(|e| Self::io_error(&path, "create", e))?;
-        self.open = Some(OpenPart {
-            writer: BufWriter::with_capacity(1 << 16, file),
-            size: 0,
-            opened: Instant::now(),
-        });
+        self.open.push((
+            bucket,
+            OpenPart {
+                writer: BufWriter::with_capacity(1 << 16, file),
+                size: 0,
+                opened: Instant::now(),
+            },
+        ));
         transaction.parts.push(part);
-        Ok(())
+        Ok(self.open.len() - 1)
+    }
+
+    /// The in-progress parts under the sink's directory (in buckets too), by path
+    /// relative to it.
+    fn in_progress_parts(&self) -> Result<Vec<String>, UserError> {
+        let mut found = Vec::new();
+        let mut pending = vec![(self.dir.clone(), String::new())];
+        while let Some((dir, relative)) = pending.pop() {
+            let entries = std::fs::read_dir(&dir).map_err(|e| Self::io_error(&dir, "list", e))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let path = match relative.as_str() {
+                    "" => name.clone(),
+                    r => format!("{r}/{name}"),
+                };
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push((entry.path(), path));
+                } else if name.starts_with(&format!(".{}-", self.names.part_prefix))
+                    && name.ends_with(".inprogress")
+                {
+                    found.push(path);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -273,9 +352,9 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         ctx: &TransactionContext,
         all_restored: &[FileTransaction],
     ) -> Result<(), UserError> {
-        self.names
-            .validate()
-            .map_err(|e| format!("file sink '{}': {e}", self.dir.display()))?;
+        let bad = |e: String| format!("file sink '{}': {e}", self.dir.display());
+        self.names.validate().map_err(bad)?;
+        self.buckets = Some(self.bucket_assigner.compile().map_err(bad)?);
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "create output directory", e))?;
         self.ctx = Some(*ctx);
@@ -288,19 +367,20 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
             .iter()
             .flat_map(|t| t.parts.iter().map(|p| p.in_progress.as_str()))
             .collect();
-        let prefix = format!(".{}-", self.names.part_prefix);
-        let current = format!("{prefix}{}-", ctx.run_id);
-        let entries = std::fs::read_dir(&self.dir)
-            .map_err(|e| Self::io_error(&self.dir, "list output directory", e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let leftover = name.starts_with(&prefix)
-                && name.ends_with(".inprogress")
-                && !name.starts_with(&current);
-            if leftover && !keep.contains(name.as_str()) {
-                tracing::debug!(file = %entry.path().display(), "aborting a part of an earlier run");
-                std::fs::remove_file(entry.path())
-                    .map_err(|e| Self::io_error(&entry.path(), "remove", e))?;
+        let current: Vec<String> = (0..ctx.parallelism)
+            .map(|s| format!(".{}-{}-", self.names.part_prefix, part_uuid(ctx.run_id, s)))
+            .collect();
+        for path in self.in_progress_parts()? {
+            let name = path.rsplit('/').next().unwrap_or(&path);
+            let ours = current.iter().any(|c| name.starts_with(c.as_str()));
+            if !ours && !keep.contains(path.as_str()) {
+                let file = self.dir.join(&path);
+                tracing::debug!(file = %file.display(), "aborting a part of an earlier run");
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Self::io_error(&file, "remove", e)),
+                }
             }
         }
         Ok(())
@@ -327,35 +407,43 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
             value.fmt_record(&mut self.text)?;
             self.text.push('\n');
         }
-        if self.open.is_none() {
-            self.start_part(transaction)?;
-        }
-        let dir = self.dir.clone();
-        if let Some(part) = self.open.as_mut() {
-            part.writer
-                .write_all(self.text.as_bytes())
-                .map_err(|e| Self::io_error(&dir, "write to", e))?;
-            part.size += self.text.len() as u64;
-            if part.size >= self.policy.max_part_size {
-                self.close_part()?;
-            }
+        // The bucket of the batch: its records are handled at one processing time.
+        let bucket = self
+            .buckets
+            .as_ref()
+            .ok_or("the file sink was not opened")?
+            .bucket_now();
+        let index = match self.open.iter().position(|(b, _)| *b == bucket) {
+            Some(index) => index,
+            None => self.start_part(bucket, transaction)?,
+        };
+        let (_, part) = &mut self.open[index];
+        part.writer
+            .write_all(self.text.as_bytes())
+            .map_err(|e| Self::io_error(&self.dir, "write to", e))?;
+        part.size += self.text.len() as u64;
+        if part.size >= self.policy.max_part_size {
+            let (_, full) = self.open.swap_remove(index);
+            Self::close(&self.dir, full)?;
         }
         Ok(())
     }
 
     fn tick(&mut self, _transaction: &mut FileTransaction, now: Instant) -> Result<(), UserError> {
-        if self
+        let rollover = self.policy.rollover_interval;
+        while let Some(index) = self
             .open
-            .as_ref()
-            .is_some_and(|p| now.duration_since(p.opened) >= self.policy.rollover_interval)
+            .iter()
+            .position(|(_, p)| now.duration_since(p.opened) >= rollover)
         {
-            self.close_part()?;
+            let (_, part) = self.open.swap_remove(index);
+            Self::close(&self.dir, part)?;
         }
         Ok(())
     }
 
     fn pre_commit(&mut self, _transaction: &mut FileTransaction) -> Result<(), UserError> {
-        self.close_part()
+        self.close_parts()
     }
 
     fn commit(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
@@ -375,7 +463,7 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
     }
 
     fn abort(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
-        self.open = None;
+        self.open.clear();
         for part in transaction.parts {
             let path = self.dir.join(&part.in_progress);
             if let Err(e) = std::fs::remove_file(&path) {
@@ -400,21 +488,44 @@ mod tests {
         }
     }
 
+    /// The committed lines under `dir`, in its buckets too.
     fn visible(dir: &Path) -> Vec<String> {
-        let mut lines: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .flat_map(|e| {
-                std::fs::read_to_string(e.path())
-                    .unwrap()
-                    .lines()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry.path().is_dir() {
+                lines.extend(visible(&entry.path()));
+            } else {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                lines.extend(text.lines().map(String::from));
+            }
+        }
         lines.sort();
         lines
+    }
+
+    #[test]
+    fn parts_go_into_a_directory_per_hour_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::new(dir.path());
+        TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(1), &[]).unwrap();
+        let mut txn = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(1)).unwrap();
+        let hour = BucketAssigner::default().compile().unwrap().bucket_now();
+        sink.invoke(&mut txn, &mut vec![1i64]).unwrap();
+        TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut txn).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
+        // yyyy-MM-dd--HH: the hour may have turned since `hour` was taken.
+        let bucket = txn.parts[0]
+            .committed
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(bucket.len(), "2026-12-07--13".len(), "{bucket}");
+        assert!(bucket >= hour, "{bucket} {hour}");
+        assert_eq!(visible(dir.path()), vec!["1"]);
     }
 
     #[test]
@@ -438,12 +549,19 @@ mod tests {
             part_prefix: "prefix".into(),
             part_suffix: ".txt".into(),
         };
-        let mut sink = FileSink::new(dir.path()).with_output_file_config(names);
+        let mut sink = FileSink::new(dir.path())
+            .with_output_file_config(names)
+            .with_bucket_assigner(BucketAssigner::base_path());
         TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(3), &[]).unwrap();
         let mut txn = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(3)).unwrap();
         sink.invoke(&mut txn, &mut vec![1i64]).unwrap();
         TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut txn).unwrap();
-        assert_eq!(txn.parts[0].in_progress, ".prefix-3-0-0.txt.inprogress");
+        // Flink's names: <prefix>-<uuid of the subtask's writer>-<counter><suffix>.
+        let uuid = "00000000-0000-0003-0000-000000000000";
+        assert_eq!(
+            txn.parts[0].in_progress,
+            format!(".prefix-{uuid}-0.txt.inprogress")
+        );
         let mut lost = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(3)).unwrap();
         sink.invoke(&mut lost, &mut vec![2i64]).unwrap();
         TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
@@ -455,13 +573,18 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            vec![".prefix-3-0-1.txt.inprogress", "prefix-3-0-0.txt"]
+            vec![
+                format!(".prefix-{uuid}-1.txt.inprogress"),
+                format!("prefix-{uuid}-0.txt")
+            ]
         );
         // A later run aborts the earlier run's part under the same prefix.
-        let mut next = FileSink::new(dir.path()).with_output_file_config(OutputFileConfig {
-            part_prefix: "prefix".into(),
-            part_suffix: ".txt".into(),
-        });
+        let mut next = FileSink::new(dir.path())
+            .with_output_file_config(OutputFileConfig {
+                part_prefix: "prefix".into(),
+                part_suffix: ".txt".into(),
+            })
+            .with_bucket_assigner(BucketAssigner::base_path());
         TwoPhaseCommitSink::<i64>::recover(&mut next, &ctx(4), &[txn]).unwrap();
         assert_eq!(visible(dir.path()), vec!["1"]);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -492,7 +615,9 @@ mod tests {
             max_part_size: 4,
             rollover_interval: Duration::from_secs(60),
         };
-        let mut sink = FileSink::new(dir.path()).with_rolling_policy(policy);
+        let mut sink = FileSink::new(dir.path())
+            .with_rolling_policy(policy)
+            .with_bucket_assigner(BucketAssigner::base_path());
         TwoPhaseCommitSink::<i64>::recover(&mut sink, &ctx(1), &[]).unwrap();
         let mut kept = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(1)).unwrap();
         sink.invoke(&mut kept, &mut vec![10i64, 11]).unwrap();
@@ -502,7 +627,7 @@ mod tests {
         let mut lost = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(1)).unwrap();
         sink.invoke(&mut lost, &mut vec![99i64]).unwrap();
         // A new run restores `kept` only: `lost` is removed, `kept` then committed.
-        let mut next = FileSink::new(dir.path());
+        let mut next = FileSink::new(dir.path()).with_bucket_assigner(BucketAssigner::base_path());
         TwoPhaseCommitSink::<i64>::recover(&mut next, &ctx(2), std::slice::from_ref(&kept))
             .unwrap();
         TwoPhaseCommitSink::<i64>::commit(&mut next, kept).unwrap();

@@ -90,6 +90,10 @@ impl SourceFunction<Event> for NexmarkSource {
         "Nexmark Source".into()
     }
 
+    fn is_bounded(&self) -> bool {
+        true
+    }
+
     fn create_reader(
         &self,
         subtask: usize,

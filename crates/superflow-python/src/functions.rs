@@ -12,7 +12,7 @@ use superflow_api::{
     KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedProcessContext,
     KeyedProcessFunction, KeyedReadOnlyContext, MapStateDescriptor, OutputTag, ProcessContext,
     ProcessFunction, ProcessJoinContext, ProcessJoinFunction, ReduceFunction, RuntimeContext,
-    TimeDomain, TimestampAssigner, ValueStateDescriptor,
+    TimeDomain, TimestampAssigner, ValueStateDescriptor, WatermarkGenerator, WatermarkOutput,
 };
 use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::UserError;
@@ -296,6 +296,67 @@ impl TimestampAssigner<PyObj> for PyTimestampAssigner {
                 Err(e) => raise(py, e),
             }
         })
+    }
+}
+
+/// A watermark generator written in Python (`WatermarkStrategy.for_generator`): made
+/// by its factory once per subtask, on first use (so that an error in it fails the job
+/// naming the operator), and handed a `WatermarkOutput` of
+/// `superflow.common.watermark_strategy` whose emissions are read back after each call.
+pub(crate) struct PyWatermarkGenerator {
+    pub factory: PyObj,
+    pub made: Option<(PyObj, PyObj)>,
+}
+
+impl PyWatermarkGenerator {
+    fn call(&mut self, output: &mut WatermarkOutput, method: &str, event: Option<(&PyObj, i64)>) {
+        Python::attach(|py| {
+            let result = (|| -> PyResult<()> {
+                if self.made.is_none() {
+                    let generator = self.factory.bind(py).call0()?;
+                    let module = py.import("superflow.common.watermark_strategy")?;
+                    let out = module.getattr("WatermarkOutput")?.call0()?;
+                    self.made = Some((PyObj(generator.unbind()), PyObj(out.unbind())));
+                }
+                let Some((generator, out)) = &self.made else {
+                    return Ok(());
+                };
+                let (generator, out) = (generator.bind(py), out.bind(py));
+                match event {
+                    Some((event, timestamp)) => {
+                        generator.call_method1(method, (event.0.clone_ref(py), timestamp, out))?
+                    }
+                    None => generator.call_method1(method, (out,))?,
+                };
+                let watermark = out.getattr(intern!(py, "_watermark"))?;
+                if !watermark.is_none() {
+                    output.emit_watermark(watermark.extract::<i64>()?);
+                    out.setattr(intern!(py, "_watermark"), py.None())?;
+                }
+                let idle = out.getattr(intern!(py, "_idle"))?;
+                if !idle.is_none() {
+                    if idle.extract::<bool>()? {
+                        output.mark_idle();
+                    } else {
+                        output.mark_active();
+                    }
+                    out.setattr(intern!(py, "_idle"), py.None())?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                raise(py, e)
+            }
+        })
+    }
+}
+
+impl WatermarkGenerator<PyObj> for PyWatermarkGenerator {
+    fn on_event(&mut self, event: &PyObj, timestamp: i64, output: &mut WatermarkOutput) {
+        self.call(output, "on_event", Some((event, timestamp)));
+    }
+    fn on_periodic_emit(&mut self, output: &mut WatermarkOutput) {
+        self.call(output, "on_periodic_emit", None);
     }
 }
 

@@ -15,7 +15,7 @@ use superflow_api::{
     ProcessFunction, StreamExecutionEnvironment, WatermarkStrategy,
 };
 use superflow_connectors::{
-    FileSink, OutputFileConfig, RollingPolicy, SinkFunction, TextFileSource,
+    BucketAssigner, FileSink, OutputFileConfig, RollingPolicy, SinkFunction, TextFileSource,
 };
 use superflow_core::{JobError, UserError};
 use superflow_runtime::checkpoint::{
@@ -25,7 +25,8 @@ use superflow_runtime::{FlowControl, JobClient, JobExecutionResult, Records};
 
 use crate::functions::{
     each_record_attached, raise, OneInputKind, PyBroadcastProcess, PyCoFunction, PyJoinProcess,
-    PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink, PyTimestampAssigner, SideOutputs,
+    PyKeySelector, PyKeyedProcess, PyOneInput, PyReduce, PySink, PyTimestampAssigner,
+    PyWatermarkGenerator, SideOutputs,
 };
 use crate::job_handle::JobHandle;
 use crate::record::{PyKey, PyObj};
@@ -60,6 +61,9 @@ struct PlanNode {
     bounds: (bool, bool),
     /// The broadcast state descriptors' names of a broadcast process node.
     names: Vec<String>,
+    /// A file sink's bucket assigner: `["date_time", format, time zone or None]` or
+    /// `["base_path"]`.
+    bucket: Vec<Option<String>>,
 }
 
 pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -127,6 +131,7 @@ impl PlanNode {
                 item(dict, "upper_exclusive")?.unwrap_or(false),
             ),
             names: item(dict, "names")?.unwrap_or_default(),
+            bucket: item(dict, "bucket")?.unwrap_or_default(),
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -560,6 +565,13 @@ fn build(
                 if node.bounds.1 {
                     joined = joined.upper_bound_exclusive();
                 }
+                // `names`: the side outputs of late left and right records ("" for none).
+                if let Some(tag) = node.names.first().filter(|t| !t.is_empty()) {
+                    joined = joined.side_output_left_late_data(&OutputTag::new(tag.clone()));
+                }
+                if let Some(tag) = node.names.get(1).filter(|t| !t.is_empty()) {
+                    joined = joined.side_output_right_late_data(&OutputTag::new(tag.clone()));
+                }
                 let function = Python::attach(|py| -> Result<_, String> {
                     Ok(PyJoinProcess {
                         function: need(node, &node.function)?.clone_ref(py),
@@ -675,12 +687,21 @@ fn build(
                     names.part_prefix.clone_from(prefix);
                     names.part_suffix.clone_from(suffix);
                 }
+                let buckets = match node.bucket.as_slice() {
+                    [] => BucketAssigner::default(),
+                    [Some(kind), ..] if kind == "base_path" => BucketAssigner::base_path(),
+                    [Some(kind), Some(format), zone] if kind == "date_time" => {
+                        BucketAssigner::date_time(format, zone.as_deref())
+                    }
+                    other => return Err(format!("unknown bucket assigner {other:?}")),
+                };
                 let name = format!("File Sink: {dir}");
                 let sink = stream_of(0)?
                     .sink_to(
                         FileSink::new(dir)
                             .with_rolling_policy(policy)
-                            .with_output_file_config(names),
+                            .with_output_file_config(names)
+                            .with_bucket_assigner(buckets),
                     )
                     .name(&name);
                 configured(node, sink);
@@ -721,6 +742,14 @@ fn assign_watermarks(
         Some("bounded") => WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
             bound.unwrap_or(0),
         )),
+        Some("generator") => {
+            let factory =
+                Python::attach(|py| need(node, &node.function2).map(|f| PyObj(f.0.clone_ref(py))))?;
+            WatermarkStrategy::for_generator(move || PyWatermarkGenerator {
+                factory: Python::attach(|py| PyObj(factory.0.clone_ref(py))),
+                made: None,
+            })
+        }
         other => return Err(format!("unknown watermark strategy {other:?}")),
     };
     if let Some(ms) = idle {

@@ -13,7 +13,7 @@ use superflow_runtime::checkpoint::{
     CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategy,
     SnapshotCompression, StateBackend, TimerStorage,
 };
-use superflow_runtime::ClusterConfig;
+use superflow_runtime::{ClusterConfig, RuntimeExecutionMode};
 
 use crate::plan::item;
 
@@ -22,6 +22,7 @@ pub(crate) struct PlanSettings {
     parallelism: usize,
     max_parallelism: Option<usize>,
     auto_watermark_interval: Option<Duration>,
+    runtime_mode: RuntimeExecutionMode,
     cluster: Option<ClusterConfig>,
     checkpointing: Option<CheckpointConfig>,
     restart: Option<RestartStrategy>,
@@ -166,6 +167,16 @@ impl PlanSettings {
             parallelism: item(settings, "parallelism")?.unwrap_or(1),
             max_parallelism: item(settings, "max_parallelism")?,
             auto_watermark_interval: item(settings, "auto_watermark_interval_ms")?.map(ms),
+            runtime_mode: match item::<String>(settings, "runtime_mode")?.as_deref() {
+                None | Some("streaming") => RuntimeExecutionMode::Streaming,
+                Some("batch") => RuntimeExecutionMode::Batch,
+                Some("automatic") => RuntimeExecutionMode::Automatic,
+                Some(other) => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown runtime execution mode '{other}'"
+                    )))
+                }
+            },
             cluster: cluster.map(|(process_id, addresses)| ClusterConfig {
                 process_id,
                 addresses,
@@ -181,6 +192,7 @@ impl PlanSettings {
     /// Sets them on a Rust environment.
     pub(crate) fn apply(self, env: &StreamExecutionEnvironment) {
         env.set_parallelism(self.parallelism);
+        env.set_runtime_mode(self.runtime_mode);
         if let Some(interval) = self.auto_watermark_interval {
             env.set_auto_watermark_interval(interval);
         }

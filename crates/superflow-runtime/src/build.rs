@@ -249,6 +249,8 @@ pub struct StageContext {
     /// The embedded store of larger-than-memory state; `None` with the in-memory
     /// backend.
     pub state_store: Option<EmbeddedStore>,
+    /// The job's semantics: `Streaming` or `Batch` (never `Automatic`).
+    pub runtime_mode: crate::RuntimeExecutionMode,
 }
 
 /// The embedded store of one job run, with the embedded backend's settings.
@@ -426,6 +428,7 @@ pub(crate) struct JobRun {
     pub(crate) restored: Option<Arc<RestoredState>>,
     pub(crate) state_store: Option<EmbeddedStore>,
     pub(crate) activation_scope: Option<Arc<dyn crate::ActivationScope>>,
+    pub(crate) runtime_mode: crate::RuntimeExecutionMode,
 }
 
 /// How an operator input is connected, for watermark tracking.
@@ -501,6 +504,7 @@ impl<'s> BuildCtx<'s> {
             restored: self.run.restored.clone(),
             checkpoints: Arc::clone(&self.run.checkpoints),
             state_store: self.run.state_store.clone(),
+            runtime_mode: self.run.runtime_mode,
         }
     }
 

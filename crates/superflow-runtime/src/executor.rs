@@ -136,6 +136,8 @@ pub struct ExecutionSettings {
     /// Whether Ctrl-C cancels the job (a handler is installed once per process); off
     /// for hosts that handle signals themselves, as the Python interpreter does.
     pub ctrl_c: bool,
+    /// Streaming or batch semantics (`Automatic`: batch when every source is bounded).
+    pub runtime_mode: crate::RuntimeExecutionMode,
 }
 
 impl Default for ExecutionSettings {
@@ -152,6 +154,7 @@ impl Default for ExecutionSettings {
             state_backend: StateBackend::HashMap,
             activation_scope: None,
             ctrl_c: true,
+            runtime_mode: crate::RuntimeExecutionMode::Streaming,
         }
     }
 }
@@ -208,6 +211,20 @@ pub fn execute_graph(
     control: Arc<JobControl>,
 ) -> Result<JobExecutionResult, JobError> {
     install_panic_hook();
+    let runtime_mode = settings.runtime_mode.resolve(&graph)?;
+    let without_checkpoints;
+    let settings = if runtime_mode.is_batch() && settings.checkpointing.is_some() {
+        crate::notice::warn_user(format!(
+            "job '{job_name}' runs in BATCH execution mode, which takes no checkpoints (as in Flink): a failure restarts it from the beginning"
+        ));
+        without_checkpoints = ExecutionSettings {
+            checkpointing: None,
+            ..settings.clone()
+        };
+        &without_checkpoints
+    } else {
+        settings
+    };
     let resolved;
     let settings = match with_storage_resolved(settings)? {
         Some(changed) => {
@@ -389,6 +406,7 @@ pub fn execute_graph(
             restored,
             state_store: state_store.clone(),
             activation_scope: settings.activation_scope.clone(),
+            runtime_mode,
         };
         let started = Instant::now();
         let mut outcome = run_once(job_name, &graph, &plan, settings, threads, run, network);
@@ -744,6 +762,7 @@ fn run_once(
     let operators = graph
         .nodes
         .iter()
+        .filter(|node| !node.dormant)
         .map(|node| OperatorMetrics {
             id: node.id,
             name: node.name.clone(),

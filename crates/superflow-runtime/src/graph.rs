@@ -86,12 +86,36 @@ pub struct Node {
     /// Whether the operator may keep state, and so wants a uid (map, filter and print
     /// sinks keep none).
     pub keeps_state: bool,
+    /// For sources: whether their input ends ([`SourceFunction::is_bounded`]); true for
+    /// every other node.
+    ///
+    /// [`SourceFunction::is_bounded`]: crate::SourceFunction::is_bounded
+    pub bounded: bool,
+    /// A node of an earlier job of the same environment that this job does not run. It
+    /// keeps its place, so that node ids stay what the program's streams hold, but has
+    /// no inputs, is never built, and is left out of the plan's operators and results.
+    pub dormant: bool,
 }
 
 /// A check run before the job starts; the error says what is missing.
 pub type PrepareFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl Node {
+    /// This node as a dormant one ([`Node::dormant`]).
+    pub fn into_dormant(self) -> Node {
+        Node {
+            kind: NodeKind::Internal,
+            parallelism: Some(1),
+            max_parallelism: None,
+            key_groups: None,
+            inputs: Vec::new(),
+            prepare: None,
+            keeps_state: false,
+            dormant: true,
+            ..self
+        }
+    }
+
     /// The name the node's state is stored under in checkpoints: its uid, or one made
     /// of its id and name (which changes when the program's shape does).
     pub fn state_uid(&self) -> String {
@@ -244,7 +268,9 @@ impl JobPlan {
             })
             .collect();
 
-        let sinks: Vec<NodeId> = (0..n).filter(|id| consumers[*id] == 0).collect();
+        let sinks: Vec<NodeId> = (0..n)
+            .filter(|id| consumers[*id] == 0 && !graph.nodes[*id].dormant)
+            .collect();
         if !graph.nodes.iter().any(|node| node.kind == NodeKind::Sink) {
             return Err(JobError::InvalidJob(
                 "the job has no sink, so it would compute nothing; add print(), add_sink() or collect the results".into(),
@@ -281,7 +307,7 @@ impl JobPlan {
             }
         }
         (0..n)
-            .filter(|id| !self.chained_to_input[*id])
+            .filter(|id| !self.chained_to_input[*id] && !graph.nodes[*id].dormant)
             .map(|head| {
                 let mut chain = vec![head];
                 while let Some(next) = chained_successor[*chain.last().unwrap_or(&head)] {

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod cluster_control;
 pub mod control;
 pub mod exchange;
+pub mod execution_mode;
 pub mod executor;
 pub mod failure;
 pub mod graph;
@@ -31,6 +32,7 @@ pub use build::{
 };
 pub use control::JobControl;
 pub use exchange::{PartitionKind, Partitioner, RouteContext};
+pub use execution_mode::RuntimeExecutionMode;
 pub use executor::{
     available_cores, execute_graph, ClusterConfig, ExecutionSettings, JobClient, JobController,
     JobExecutionResult,

@@ -44,6 +44,13 @@ pub trait SourceFunction<T>: Send + Sync + 'static {
         false
     }
 
+    /// Whether the input ends (a collection, a sequence, the files there at the start).
+    /// Decides `RuntimeExecutionMode::Automatic`, and a job with an unbounded source is
+    /// refused in `Batch` mode. Unbounded by default, as Flink's `addSource`.
+    fn is_bounded(&self) -> bool {
+        false
+    }
+
     /// Checks, before anything runs, that the source can start (files exist, sockets
     /// connect). The error names what is missing.
     fn prepare(&self) -> Result<(), SourceError> {

@@ -114,11 +114,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             last.size_bytes
         );
     }
+    // The sink writes a directory per hour (Flink's default buckets); in-progress parts
+    // are hidden.
     let mut lines = 0;
-    for entry in std::fs::read_dir(&output)? {
-        let entry = entry?;
-        if !entry.file_name().to_string_lossy().starts_with('.') {
-            lines += std::fs::read_to_string(entry.path())?.lines().count();
+    let mut pending = vec![output.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                lines += std::fs::read_to_string(entry.path())?.lines().count();
+            }
         }
     }
     println!(

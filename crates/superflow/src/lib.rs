@@ -23,7 +23,7 @@ pub use superflow_core::{
 };
 pub use superflow_runtime::{
     ClusterConfig, FlowControl, JobClient, JobExecutionResult, OperatorMetrics, RestoredSplits,
-    SourceError, SourceFunction, SourcePoll, SourceReader,
+    RuntimeExecutionMode, SourceError, SourceFunction, SourcePoll, SourceReader,
 };
 
 /// Lower-level pieces, for custom sources, sinks and partitioners.
@@ -58,13 +58,13 @@ pub mod prelude {
     pub use superflow_api::{
         CoFlatMapFunction, CoMapFunction, Collector, DataStream, FilterFunction, FlatMapFunction,
         KeySelector, KeyedProcessContext, KeyedProcessFunction, KeyedStream, MapFunction,
-        OutputTag, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
-        StreamExecutionEnvironment, TimeDomain, WatermarkGenerator, WatermarkOutput,
-        WatermarkStrategy,
+        OutputTag, ProcessContext, ProcessFunction, ProcessJoinContext, ProcessJoinFunction,
+        ReduceFunction, RuntimeContext, StreamExecutionEnvironment, TimeDomain, WatermarkGenerator,
+        WatermarkOutput, WatermarkStrategy,
     };
     pub use superflow_connectors::{
-        FileSink, OutputFileConfig, RollingPolicy, SinkContext, SinkFunction, TransactionContext,
-        TwoPhaseCommitSink, WriteMode,
+        BucketAssigner, FileSink, OutputFileConfig, RollingPolicy, SinkContext, SinkFunction,
+        TransactionContext, TwoPhaseCommitSink, WriteMode,
     };
     pub use superflow_core::{JobError, RecordDisplay, UserError};
     pub use superflow_runtime::checkpoint::{
@@ -72,5 +72,5 @@ pub mod prelude {
         ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression, StateBackend,
         TimerStorage,
     };
-    pub use superflow_runtime::JobExecutionResult;
+    pub use superflow_runtime::{JobExecutionResult, RuntimeExecutionMode};
 }

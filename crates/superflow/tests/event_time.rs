@@ -1319,3 +1319,198 @@ fn draining_with_a_savepoint_fires_every_window_stopping_leaves_them_pending() {
         }
     }
 }
+
+/// Emits `max timestamp - 3 s - 1` from every record (Flink's bounded out-of-orderness,
+/// punctuated).
+#[derive(Default)]
+struct TrailingEveryRecord {
+    max: Option<i64>,
+}
+
+impl<T> WatermarkGenerator<T> for TrailingEveryRecord {
+    fn on_event(&mut self, _: &T, timestamp: i64, output: &mut WatermarkOutput) {
+        let max = self.max.map_or(timestamp, |m| m.max(timestamp));
+        self.max = Some(max);
+        output.emit_watermark(max - 3000 - 1);
+    }
+    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
+}
+
+/// Sums a window's values: (key, window start, sum).
+fn sum_per_window(
+    key: &u64,
+    ctx: &mut ProcessWindowContext<'_, u64, TimeWindow>,
+    elements: &[(u64, i64, i64)],
+    out: &mut Collector<(u64, i64, i64)>,
+) -> Result<(), UserError> {
+    out.collect((*key, ctx.window().start, elements.iter().map(|e| e.2).sum()));
+    Ok(())
+}
+
+/// The case Flink 2.3 was run on: (key, timestamp, value) records in 10 s tumbling
+/// windows with 5 s of allowed lateness, the watermark trailing by 3 s from every record.
+fn windows_of_punctuated_input(env: &StreamExecutionEnvironment) -> DataStream<(u64, i64, i64)> {
+    let input = vec![
+        (1u64, 1000i64, 1i64),
+        (1, 14000, 1),
+        (1, 2000, 5),
+        (1, 30000, 1),
+        (1, 3000, 7),
+    ];
+    env.set_auto_watermark_interval(Duration::ZERO);
+    env.from_collection(input)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_generator(TrailingEveryRecord::default)
+                .with_timestamp_assigner(|e: &(u64, i64, i64), _| e.1),
+        )
+        // One generator sees the records in order.
+        .set_parallelism(1)
+}
+
+#[test]
+fn a_watermark_from_on_event_acts_before_the_next_record_of_the_same_batch() -> Result<(), JobError>
+{
+    // All five records reach the generator in one batch (the default batch size), yet
+    // each watermark acts before the next record, as in Flink: [0,10s) fires at 14000's
+    // watermark (sum 1), again for the allowed-late 2000 (sum 6); 30000's watermark
+    // (26999) passes its cleanup time (14999), so 3000 goes to the late side output.
+    for p in PARALLELISMS {
+        let late = OutputTag::<(u64, i64, i64)>::new("late");
+        let windows = windows_of_punctuated_input(&env(p))
+            .key_by(|e: &(u64, i64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+            .allowed_lateness(Duration::from_secs(5))
+            .side_output_late_data(&late)
+            .process(sum_per_window);
+        let late_records = windows.get_side_output(&late).execute_and_collect()?;
+        assert_eq!(late_records, vec![(1, 3000, 7)], "p={p}");
+
+        let out = windows_of_punctuated_input(&env(p))
+            .key_by(|e: &(u64, i64, i64)| e.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+            .allowed_lateness(Duration::from_secs(5))
+            .process(sum_per_window)
+            .execute_and_collect()?;
+        assert_eq!(
+            sorted(out),
+            vec![(1, 0, 1), (1, 0, 6), (1, 10000, 1), (1, 30000, 1)],
+            "p={p}"
+        );
+    }
+    Ok(())
+}
+
+/// Emits its (key, timestamp) records: the first `fast` at once, the rest after
+/// `pause`, so that the watermarks of the first reach every operator before them.
+struct PausedSource {
+    records: Vec<(u64, i64)>,
+    fast: usize,
+    pause: Duration,
+}
+
+struct PausedReader {
+    records: Vec<(u64, i64)>,
+    next: usize,
+    fast: usize,
+    resume: Option<std::time::Instant>,
+    pause: Duration,
+}
+
+impl SourceFunction<(u64, i64)> for PausedSource {
+    fn name(&self) -> String {
+        "Paused Source".into()
+    }
+    fn max_parallelism(&self) -> Option<usize> {
+        Some(1)
+    }
+    fn is_bounded(&self) -> bool {
+        true
+    }
+    fn create_reader(
+        &self,
+        _: usize,
+        _: usize,
+    ) -> Result<Box<dyn SourceReader<(u64, i64)>>, SourceError> {
+        Ok(Box::new(PausedReader {
+            records: self.records.clone(),
+            next: 0,
+            fast: self.fast,
+            resume: None,
+            pause: self.pause,
+        }))
+    }
+}
+
+impl SourceReader<(u64, i64)> for PausedReader {
+    fn poll(&mut self, out: &mut Vec<(u64, i64)>, _max: usize) -> Result<SourcePoll, SourceError> {
+        if self.next < self.fast {
+            out.extend_from_slice(&self.records[..self.fast]);
+            self.next = self.fast;
+            return Ok(SourcePoll::Ready);
+        }
+        let resume = *self
+            .resume
+            .get_or_insert_with(|| std::time::Instant::now() + self.pause);
+        if self.next >= self.records.len() {
+            return Ok(SourcePoll::Finished);
+        }
+        if std::time::Instant::now() < resume {
+            return Ok(SourcePoll::Pending(Duration::from_millis(5)));
+        }
+        out.extend_from_slice(&self.records[self.next..]);
+        self.next = self.records.len();
+        Ok(SourcePoll::Ready)
+    }
+}
+
+#[test]
+fn interval_join_sends_late_records_to_side_outputs() -> Result<(), JobError> {
+    for p in [1, 2] {
+        let env = env(p);
+        env.set_auto_watermark_interval(Duration::ZERO);
+        let punctuated = || {
+            WatermarkStrategy::for_generator(PunctuatedEveryRecord::default)
+                .with_timestamp_assigner(|e: &(u64, i64), _| e.1)
+        };
+        // Left 5 comes 300 ms after left 50, whose watermark (49) it is behind.
+        let left = env
+            .from_source(PausedSource {
+                records: vec![(1, 10), (1, 50), (1, 5)],
+                fast: 2,
+                pause: Duration::from_millis(300),
+            })
+            .assign_timestamps_and_watermarks(punctuated())
+            .set_parallelism(1);
+        let right = env
+            .from_collection(vec![(1u64, 52i64)])
+            .assign_timestamps_and_watermarks(punctuated())
+            .set_parallelism(1);
+        let (left_late, right_late) = (
+            OutputTag::<(u64, i64)>::new("left-late"),
+            OutputTag::<(u64, i64)>::new("right-late"),
+        );
+        let joined = left
+            .key_by(|l: &(u64, i64)| l.0)
+            .interval_join(&right.key_by(|r: &(u64, i64)| r.0))
+            .between(0, 5)
+            .side_output_left_late_data(&left_late)
+            .side_output_right_late_data(&right_late)
+            .process(
+                |l: &(u64, i64),
+                 r: &(u64, i64),
+                 _: &ProcessJoinContext,
+                 out: &mut Collector<(i64, i64)>| {
+                    out.collect((l.1, r.1));
+                    Ok(())
+                },
+            );
+        let late = joined
+            .get_side_output(&left_late)
+            .union(&[&joined
+                .get_side_output(&right_late)
+                .map(|(k, t)| (k + 100, t))])
+            .execute_and_collect()?;
+        assert_eq!(late, vec![(1, 5)], "p={p}");
+    }
+    Ok(())
+}

@@ -471,3 +471,31 @@ fn side_outputs_coexist_with_a_keyed_exchange_on_the_main_output() -> Result<(),
     }
     Ok(())
 }
+
+#[test]
+fn a_stream_built_before_execute_reads_its_own_input_in_the_next_job() -> Result<(), JobError> {
+    // As in Flink (and PyFlink's basic_operations example): every job runs the stream's
+    // operators again from their sources, whatever was built and run in between.
+    for p in PARALLELISMS {
+        let env = env(p);
+        let ds = env.from_collection(vec![1i64, 2, 3]);
+        let first = ds.map(|x| x + 1).execute_and_collect()?;
+        assert_eq!(sorted(first), vec![2, 3, 4], "p={p}");
+        // A source made after the first job must not be read in place of `ds`'s.
+        let other = env.from_collection(vec![10i64, 20]);
+        let second = ds.map(|x| x * 100).execute_and_collect()?;
+        assert_eq!(sorted(second), vec![100, 200, 300], "p={p}");
+        let third = ds
+            .filter(|x: &i64| *x != 2)
+            .union(&[&other])
+            .execute_and_collect()?;
+        assert_eq!(sorted(third), vec![1, 3, 10, 20], "p={p}");
+        // The plan lists only the job being built.
+        ds.map(|x| x - 1).print();
+        let plan = env.get_execution_plan()?;
+        assert_eq!(plan.len(), 2, "p={p}: {plan:?}");
+        let result = env.execute("fourth")?;
+        assert_eq!(result.operators.len(), 3, "p={p}");
+    }
+    Ok(())
+}

@@ -81,3 +81,32 @@ class Time(Duration):
     @staticmethod
     def days(days: int) -> "Time":
         return Time(days * 86_400_000)
+
+
+class Instant:
+    """A point on the time line: seconds and nanoseconds since the Unix epoch, as
+    PyFlink's ``Instant``."""
+
+    def __init__(self, seconds: int, nanos: int):
+        if not 0 <= nanos < 1_000_000_000:
+            raise ValueError(f"nanos must be in 0..999999999, got {nanos}")
+        self.seconds = int(seconds)
+        self.nanos = int(nanos)
+
+    @staticmethod
+    def of_epoch_milli(epoch_milli: int) -> "Instant":
+        seconds, millis = divmod(int(epoch_milli), 1000)
+        return Instant(seconds, millis * 1_000_000)
+
+    def to_epoch_milli(self) -> int:
+        return self.seconds * 1000 + self.nanos // 1_000_000
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Instant) and (self.seconds, self.nanos) == (
+            other.seconds, other.nanos)
+
+    def __hash__(self) -> int:
+        return hash((self.seconds, self.nanos))
+
+    def __repr__(self) -> str:
+        return f"Instant<{self.seconds}, {self.nanos}>"

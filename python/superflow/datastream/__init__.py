@@ -11,6 +11,11 @@ from superflow.datastream.data_stream import (
 )
 from superflow.datastream.functions import (
     AggregateFunction,
+    AsyncFunction,
+    AsyncRetryPredicate,
+    AsyncRetryStrategy,
+    CoProcessFunction,
+    SourceFunction,
     BroadcastProcessFunction,
     BroadcastState,
     CoGroupFunction,
@@ -41,17 +46,70 @@ from superflow.datastream.functions import (
 from superflow.datastream.checkpoint_config import (
     CheckpointConfig,
     CheckpointingMode,
+    CheckpointStorage,
     ExternalizedCheckpointRetention,
+    FileSystemCheckpointStorage,
+    JobManagerCheckpointStorage,
 )
 from superflow.datastream.output_tag import OutputTag
-from superflow.datastream.state_backend import EmbeddedLsmStateBackend, HashMapStateBackend
-from superflow.datastream.window import AllWindowedStream, WindowedStream
+from superflow.datastream.execution_mode import RuntimeExecutionMode
+from superflow.datastream.slot_sharing_group import MemorySize, SlotSharingGroup
+from superflow.datastream.state_backend import (
+    CustomStateBackend,
+    EmbeddedLsmStateBackend,
+    EmbeddedRocksDBStateBackend,
+    HashMapStateBackend,
+    PredefinedOptions,
+    StateBackend,
+)
+from superflow.datastream.window import (
+    AllWindowedStream,
+    CountWindow,
+    GlobalWindow,
+    MergingWindowAssigner,
+    TimeWindow,
+    Trigger,
+    TriggerResult,
+    Window,
+    WindowAssigner,
+    WindowedStream,
+)
+from superflow._unsupported import unsupported
 from superflow.datastream.stream_execution_environment import (
     JobExecutionResult,
     StreamExecutionEnvironment,
 )
 
+AsyncDataStream = unsupported("AsyncDataStream", "datastream", "async I/O")
+CustomCheckpointStorage = unsupported("CustomCheckpointStorage", "datastream",
+                                      "checkpoint storages written in Java")
+
 __all__ = [
+    "AsyncDataStream",
+    "AsyncFunction",
+    "AsyncRetryPredicate",
+    "AsyncRetryStrategy",
+    "CheckpointStorage",
+    "CoProcessFunction",
+    "CountWindow",
+    "CustomCheckpointStorage",
+    "CustomStateBackend",
+    "EmbeddedRocksDBStateBackend",
+    "FileSystemCheckpointStorage",
+    "GlobalWindow",
+    "JobManagerCheckpointStorage",
+    "MemorySize",
+    "MergingWindowAssigner",
+    "PredefinedOptions",
+    "RuntimeExecutionMode",
+    "SlotSharingGroup",
+    "SourceFunction",
+    "StateBackend",
+    "TimeWindow",
+    "Trigger",
+    "TriggerResult",
+    "Window",
+    "WindowAssigner",
     "BroadcastConnectedStream",
     "BroadcastProcessFunction",
     "BroadcastState",

@@ -94,6 +94,17 @@ class CheckpointConfig:
         self._settings["storage"] = path
         return self
 
+    def set_checkpoint_storage(self, storage: "CheckpointStorage") -> "CheckpointConfig":
+        """Where checkpoints are written: ``FileSystemCheckpointStorage(path)`` or
+        ``JobManagerCheckpointStorage()`` (in the memory of the job's process)."""
+        if not isinstance(storage, CheckpointStorage):
+            raise TypeError("set_checkpoint_storage takes FileSystemCheckpointStorage(path) or "
+                            f"JobManagerCheckpointStorage(), got {type(storage).__name__}")
+        if storage._location is None:
+            self._settings.pop("storage", None)
+            return self
+        return self.set_checkpoint_storage_dir(storage._location)
+
     def set_snapshot_compression(self, compression: str) -> "CheckpointConfig":
         """``none``, ``lz4`` or ``zstd``."""
         if compression not in ("none", "lz4", "zstd"):
@@ -106,3 +117,31 @@ class CheckpointConfig:
             raise ValueError("at least one checkpoint must be retained")
         self._settings["retained"] = retained
         return self
+
+
+class CheckpointStorage:
+    """Where checkpoints are kept."""
+
+    _location: Optional[str]
+
+
+class FileSystemCheckpointStorage(CheckpointStorage):
+    """Checkpoints in a directory or an object store (``file://``, ``s3://``, ...)."""
+
+    def __init__(self, checkpoint_path: str):
+        if not str(checkpoint_path):
+            raise ValueError("the checkpoint storage location must not be empty")
+        self._location = str(checkpoint_path)
+
+    def get_checkpoint_path(self) -> str:
+        return self._location
+
+
+class JobManagerCheckpointStorage(CheckpointStorage):
+    """Flink's checkpoints in the JobManager's memory. Superflow has no JobManager: its
+    checkpoints go to ``checkpoint_path`` if given, or else to the default directory
+    (``superflow-checkpoints``), so that a restart after a failure finds them."""
+
+    def __init__(self, checkpoint_path: Optional[str] = None,
+                 max_state_size: Optional[int] = None):
+        self._location = None if checkpoint_path is None else str(checkpoint_path)

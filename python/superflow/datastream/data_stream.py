@@ -2,6 +2,7 @@
 Each transformation adds a node to the environment's plan; ``execute`` runs the plan
 on the Rust engine."""
 
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, TypeVar, Union
 
 from superflow.common.typeinfo import TypeInformation
@@ -123,7 +124,7 @@ class DataStream(_OperatorSettings):
     def _add(self, op: str, inputs: Optional[List["DataStream"]] = None, **fields: Any
              ) -> Dict[str, Any]:
         streams = [self] + (inputs or [])
-        return self._env._add_node(op, [s._node["id"] for s in streams], **fields)
+        return self._env._add_node(op, [s._node for s in streams], **fields)
 
     def _one(self, op: str, output_type: Optional[TypeInformation] = None, **fields: Any
              ) -> "DataStream":
@@ -161,6 +162,7 @@ class DataStream(_OperatorSettings):
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError("assign_timestamps_and_watermarks takes a WatermarkStrategy")
         return self._one("watermarks", self._output_type, fn=watermark_strategy._assigner,
+                         fn2=watermark_strategy._generator,
                          strategy=watermark_strategy._kind,
                          bound_ms=watermark_strategy._bound_ms,
                          idle_ms=watermark_strategy._idle_ms)
@@ -265,18 +267,36 @@ class DataStream(_OperatorSettings):
 
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints each record, prefixed with ``N>`` (the subtask) when the parallelism
-        is above one."""
-        return DataStreamSink(self._add("print", name=sink_identifier))
+        is above one: as Flink prints its declared type (``(a,1)`` for a
+        ``Types.TUPLE``), or Python's ``str()`` of it without one, as PyFlink prints."""
+        return DataStreamSink(self._as_text()._add("print", name=sink_identifier))
+
+    def _as_text(self) -> "DataStream":
+        """This stream, or, when its declared type prints otherwise than Python's
+        ``str()``, the stream of each record's text as Flink writes that type (PyFlink's
+        sinks see the Java object, whose ``toString`` they write)."""
+        from superflow.common.typeinfo import Types, flink_string
+        declared = self._output_type
+        if declared is None or declared.name in ("PICKLED_BYTE_ARRAY", "STRING", "ROW",
+                                                 "ROW_NAMED"):
+            return self
+        text = DataStream._one(self, "map", Types.STRING(),
+                               fn=functools.partial(flink_string, declared),
+                               name="Declared Type To String")
+        if self._node.get("parallelism"):
+            text._node["parallelism"] = self._node["parallelism"]
+        return text
 
     def sink_to(self, sink: Any) -> "DataStreamSink":
         """Writes the stream to a sink connector (``FileSink``)."""
         from superflow.datastream.connectors.file_system import FileSink
         if not isinstance(sink, FileSink):
             raise TypeError(f"sink_to takes a FileSink, got {type(sink).__name__}")
-        return DataStreamSink(self._add(
+        return DataStreamSink(self._as_text()._add(
             "file_sink", text=sink.base_path, start=sink.rolling_policy.part_size,
             end=sink.rolling_policy.rollover_ms,
-            names=[sink.output_file_config.part_prefix, sink.output_file_config.part_suffix]))
+            names=[sink.output_file_config.part_prefix, sink.output_file_config.part_suffix],
+            bucket=list(sink.bucket_assigner._spec)))
 
     def add_sink(self, sink_func: Union[Callable[[Any], None], fn.SinkFunction]
                  ) -> "DataStreamSink":
@@ -524,6 +544,23 @@ class IntervalJoined:
         self._left = left
         self._right = right
         self._bounds = {"start": lower, "end": upper}
+        self._late = ["", ""]
+
+    def side_output_left_late_data(self, output_tag: OutputTag) -> "IntervalJoined":
+        """Sends left records behind the watermark to ``output_tag`` instead of dropping
+        them (read it with ``get_side_output`` on the joined stream)."""
+        if not isinstance(output_tag, OutputTag):
+            raise TypeError("side_output_left_late_data takes an OutputTag")
+        self._late[0] = output_tag.tag_id
+        return self
+
+    def side_output_right_late_data(self, output_tag: OutputTag) -> "IntervalJoined":
+        """Sends right records behind the watermark to ``output_tag`` instead of dropping
+        them."""
+        if not isinstance(output_tag, OutputTag):
+            raise TypeError("side_output_right_late_data takes an OutputTag")
+        self._late[1] = output_tag.tag_id
+        return self
 
     def lower_bound_exclusive(self) -> "IntervalJoined":
         self._bounds["lower_exclusive"] = True
@@ -538,7 +575,7 @@ class IntervalJoined:
         if not callable(getattr(process_join_function, "process_element", None)):
             raise TypeError("process() takes a ProcessJoinFunction")
         node = self._left._add("interval_join", [self._right], fn=process_join_function,
-                               name="Interval Join", **self._bounds)
+                               name="Interval Join", names=list(self._late), **self._bounds)
         return DataStream(self._left._env, node, output_type)
 
 
@@ -563,7 +600,10 @@ class ConnectedStreams:
         """Runs a ``KeyedCoProcessFunction`` (``process_element1/2``, ``on_timer``,
         keyed state) on the streams keyed by ``key_by``."""
         if self._keys is None:
-            raise TypeError("process() on connected streams needs key_by(key1, key2) first")
+            raise TypeError(
+                "process() on connected streams needs key_by(key1, key2) first: Superflow "
+                "does not have the unkeyed CoProcessFunction yet; key both inputs and use a "
+                "KeyedCoProcessFunction, or use map/flat_map with a CoMapFunction")
         for method in ("process_element1", "process_element2"):
             if not callable(getattr(func, method, None)):
                 raise TypeError(f"process() takes a KeyedCoProcessFunction (missing {method})")

@@ -2,9 +2,21 @@
 plain function or lambda where PyFlink accepts one. ``open`` and ``close`` run in the
 worker, once per subtask."""
 
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Generic, Iterable, List, Optional, Tuple, TypeVar
+
+from superflow._unsupported import unsupported
 
 MIN_WATERMARK = -(2 ** 63)
+
+# The type parameters of PyFlink's generic function classes: examples write
+# ``ProcessWindowFunction[tuple, tuple, str, TimeWindow]``.
+IN = TypeVar("IN")
+IN1 = TypeVar("IN1")
+IN2 = TypeVar("IN2")
+OUT = TypeVar("OUT")
+KEY = TypeVar("KEY")
+W = TypeVar("W")
+W2 = TypeVar("W2")
 
 
 class Function:
@@ -18,27 +30,27 @@ class Function:
         pass
 
 
-class MapFunction(Function):
+class MapFunction(Function, Generic[IN, OUT]):
     def map(self, value: Any) -> Any:
         raise NotImplementedError("MapFunction.map")
 
 
-class FlatMapFunction(Function):
+class FlatMapFunction(Function, Generic[IN, OUT]):
     def flat_map(self, value: Any) -> Optional[Iterable[Any]]:
         raise NotImplementedError("FlatMapFunction.flat_map")
 
 
-class FilterFunction(Function):
+class FilterFunction(Function, Generic[IN]):
     def filter(self, value: Any) -> bool:
         raise NotImplementedError("FilterFunction.filter")
 
 
-class ReduceFunction(Function):
+class ReduceFunction(Function, Generic[IN]):
     def reduce(self, value1: Any, value2: Any) -> Any:
         raise NotImplementedError("ReduceFunction.reduce")
 
 
-class AggregateFunction(Function):
+class AggregateFunction(Function, Generic[IN, OUT]):
     """Incremental aggregation: used by ``AggregatingStateDescriptor``."""
 
     def create_accumulator(self) -> Any:
@@ -54,17 +66,17 @@ class AggregateFunction(Function):
         raise NotImplementedError("AggregateFunction.merge")
 
 
-class KeySelector(Function):
+class KeySelector(Function, Generic[IN, KEY]):
     def get_key(self, value: Any) -> Any:
         raise NotImplementedError("KeySelector.get_key")
 
 
-class Partitioner(Function):
+class Partitioner(Function, Generic[KEY]):
     def partition(self, key: Any, num_partitions: int) -> int:
         raise NotImplementedError("Partitioner.partition")
 
 
-class CoMapFunction(Function):
+class CoMapFunction(Function, Generic[IN1, IN2, OUT]):
     def map1(self, value: Any) -> Any:
         raise NotImplementedError("CoMapFunction.map1")
 
@@ -72,7 +84,7 @@ class CoMapFunction(Function):
         raise NotImplementedError("CoMapFunction.map2")
 
 
-class CoFlatMapFunction(Function):
+class CoFlatMapFunction(Function, Generic[IN1, IN2, OUT]):
     def flat_map1(self, value: Any) -> Optional[Iterable[Any]]:
         raise NotImplementedError("CoFlatMapFunction.flat_map1")
 
@@ -80,7 +92,7 @@ class CoFlatMapFunction(Function):
         raise NotImplementedError("CoFlatMapFunction.flat_map2")
 
 
-class SinkFunction(Function):
+class SinkFunction(Function, Generic[IN]):
     """A sink written in Python: ``invoke`` is called with each record."""
 
     def invoke(self, value: Any) -> None:
@@ -164,7 +176,7 @@ class TimeDomain:
     PROCESSING_TIME = "PROCESSING_TIME"
 
 
-class ProcessFunction(Function):
+class ProcessFunction(Function, Generic[IN, OUT]):
     """Handles each record with a context: its timestamp, the clocks, side outputs
     (yield ``(output_tag, value)``)."""
 
@@ -174,7 +186,7 @@ class ProcessFunction(Function):
         raise NotImplementedError("ProcessFunction.process_element")
 
 
-class KeyedProcessFunction(Function):
+class KeyedProcessFunction(Function, Generic[KEY, IN, OUT]):
     """Handles each record of a keyed stream with its key's state and timers."""
 
     Context = _KeyedContext
@@ -187,7 +199,21 @@ class KeyedProcessFunction(Function):
         return None
 
 
-class KeyedCoProcessFunction(Function):
+class CoProcessFunction(Function, Generic[IN1, IN2, OUT]):
+    """Handles the records of two connected streams that are not keyed. Superflow runs
+    co-process functions on keyed streams only (``KeyedCoProcessFunction``); an
+    unkeyed one is refused when the job is built, saying so."""
+
+    Context = _ProcessContext
+
+    def process_element1(self, value: Any, ctx: _ProcessContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("CoProcessFunction.process_element1")
+
+    def process_element2(self, value: Any, ctx: _ProcessContext) -> Optional[Iterable[Any]]:
+        raise NotImplementedError("CoProcessFunction.process_element2")
+
+
+class KeyedCoProcessFunction(Function, Generic[KEY, IN1, IN2, OUT]):
     """Handles the records of two connected keyed streams with their key's state and
     timers. ``open`` runs before the first record (of either input)."""
 
@@ -321,7 +347,11 @@ class _BroadcastContext:
         return _now_ms()
 
 
-class BroadcastProcessFunction(Function):
+class BaseBroadcastProcessFunction(Function):
+    """The base of the two broadcast process functions."""
+
+
+class BroadcastProcessFunction(BaseBroadcastProcessFunction, Generic[IN1, IN2, OUT]):
     """Handles a stream connected with a broadcast stream: ``process_broadcast_element``
     sees every broadcast record on every subtask and may change broadcast state;
     ``process_element`` handles the other stream's records and reads it."""
@@ -338,7 +368,7 @@ class BroadcastProcessFunction(Function):
         raise NotImplementedError("BroadcastProcessFunction.process_broadcast_element")
 
 
-class KeyedBroadcastProcessFunction(Function):
+class KeyedBroadcastProcessFunction(BaseBroadcastProcessFunction, Generic[KEY, IN1, IN2, OUT]):
     """As ``BroadcastProcessFunction``, on a keyed stream: ``process_element`` and
     ``on_timer`` also have the key, keyed state and timers."""
 
@@ -376,7 +406,7 @@ class _JoinContext:
         return max(self._left, self._right)
 
 
-class ProcessJoinFunction(Function):
+class ProcessJoinFunction(Function, Generic[IN1, IN2, OUT]):
     """Joins the pairs of an interval join: ``process_element(left, right, ctx)`` yields
     the outputs."""
 
@@ -387,14 +417,14 @@ class ProcessJoinFunction(Function):
         raise NotImplementedError("ProcessJoinFunction.process_element")
 
 
-class JoinFunction(Function):
+class JoinFunction(Function, Generic[IN1, IN2, OUT]):
     """Joins a pair of a window join: ``join(first, second)`` returns the output."""
 
     def join(self, value1: Any, value2: Any) -> Any:
         raise NotImplementedError("JoinFunction.join")
 
 
-class CoGroupFunction(Function):
+class CoGroupFunction(Function, Generic[IN1, IN2, OUT]):
     """Handles all records of both inputs of one key and window:
     ``co_group(firsts, seconds)`` yields the outputs; either list may be empty."""
 
@@ -403,32 +433,51 @@ class CoGroupFunction(Function):
         raise NotImplementedError("CoGroupFunction.co_group")
 
 
-class ProcessWindowFunction(Function):
+class _WindowFunctionContext(Generic[W2]):
+    """What a window function sees of its window: ``window()``, the clocks, and the
+    per-window and per-key state (``window_state()``, ``global_state()``). The engine
+    hands over its own subclass."""
+
+    def window(self) -> W2:
+        raise NotImplementedError("Context.window")
+
+    def current_processing_time(self) -> int:
+        return _now_ms()
+
+    def current_watermark(self) -> int:
+        raise NotImplementedError("Context.current_watermark")
+
+
+class ProcessWindowFunction(Function, Generic[IN, OUT, KEY, W]):
     """Evaluates a window with all its records: ``process(key, context, elements)``
     yields the outputs; ``context.window()`` is the window."""
+
+    Context = _WindowFunctionContext
 
     def process(self, key: Any, context: Any, elements: Iterable[Any]
                 ) -> Optional[Iterable[Any]]:
         raise NotImplementedError("ProcessWindowFunction.process")
 
 
-class WindowFunction(Function):
+class WindowFunction(Function, Generic[IN, OUT, KEY, W]):
     """Evaluates a window with all its records: ``apply(key, window, inputs)``."""
 
     def apply(self, key: Any, window: Any, inputs: Iterable[Any]) -> Optional[Iterable[Any]]:
         raise NotImplementedError("WindowFunction.apply")
 
 
-class ProcessAllWindowFunction(Function):
+class ProcessAllWindowFunction(Function, Generic[IN, OUT, W]):
     """Evaluates a window of a whole stream (``window_all``) with all its records:
     ``process(context, elements)`` yields the outputs; ``context.window()`` is the
     window."""
+
+    Context = _WindowFunctionContext
 
     def process(self, context: Any, elements: Iterable[Any]) -> Optional[Iterable[Any]]:
         raise NotImplementedError("ProcessAllWindowFunction.process")
 
 
-class AllWindowFunction(Function):
+class AllWindowFunction(Function, Generic[IN, OUT, W]):
     """Evaluates a window of a whole stream with all its records:
     ``apply(window, inputs)``."""
 
@@ -496,3 +545,25 @@ class RuntimeContext:
     def get_aggregating_state(self, state_descriptor: Any) -> Any:
         from superflow.datastream import state
         return self._declare(state_descriptor, state.AggregatingState(state_descriptor))
+
+
+SourceFunction = unsupported("SourceFunction", "datastream.functions",
+                             "Java source functions (a Python source is a generator passed "
+                             "to from_collection, or a Source of from_source)")
+AsyncFunction = unsupported("AsyncFunction", "datastream.functions", "async I/O")
+AsyncFunctionDescriptor = unsupported("AsyncFunctionDescriptor", "datastream.functions",
+                                      "async I/O")
+AsyncRetryPredicate = unsupported("AsyncRetryPredicate", "datastream.functions", "async I/O")
+AsyncRetryStrategy = unsupported("AsyncRetryStrategy", "datastream.functions", "async I/O")
+
+__all__ = [
+    "RuntimeContext", "MapFunction", "CoMapFunction", "FlatMapFunction", "CoFlatMapFunction",
+    "ReduceFunction", "AggregateFunction", "KeySelector", "FilterFunction", "Partitioner",
+    "SourceFunction", "SinkFunction", "ProcessFunction", "CoProcessFunction",
+    "KeyedProcessFunction", "KeyedCoProcessFunction", "TimerService", "WindowFunction",
+    "AllWindowFunction", "ProcessWindowFunction", "ProcessAllWindowFunction",
+    "BaseBroadcastProcessFunction", "BroadcastProcessFunction", "KeyedBroadcastProcessFunction",
+    "AsyncFunction", "AsyncFunctionDescriptor", "AsyncRetryPredicate", "AsyncRetryStrategy",
+    "ProcessJoinFunction", "JoinFunction", "CoGroupFunction", "TimeDomain", "Function",
+    "BroadcastState", "ReadOnlyBroadcastState",
+]

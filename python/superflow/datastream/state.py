@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from superflow.common.time import Duration
 from superflow.common.typeinfo import TypeInformation
+from superflow._unsupported import unsupported
 
 
 # The background cleanups on by default, as in Flink and the engine: how many entries
@@ -546,3 +547,21 @@ class AggregatingState(State):
         acc = self._value if self._value is not None else function.create_accumulator()
         self._value = function.add(value, acc)
         self._dirty = True
+
+
+def __getattr__(name: str) -> Any:
+    # The broadcast states live with the broadcast functions, which import this module.
+    if name in ("BroadcastState", "ReadOnlyBroadcastState"):
+        from superflow.datastream import functions
+        return getattr(functions, name)
+    raise AttributeError(f"module 'superflow.datastream.state' has no attribute {name!r}")
+
+
+OperatorStateStore = unsupported("OperatorStateStore", "datastream.state",
+                                 "operator state in Python functions (broadcast state is "
+                                 "there: BroadcastProcessFunction)")
+
+__all__ = ["ValueStateDescriptor", "ValueState", "ListStateDescriptor", "ListState",
+           "MapStateDescriptor", "MapState", "ReducingStateDescriptor", "ReducingState",
+           "AggregatingStateDescriptor", "AggregatingState", "ReadOnlyBroadcastState",
+           "BroadcastState", "StateTtlConfig", "OperatorStateStore"]

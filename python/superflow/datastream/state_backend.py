@@ -1,6 +1,8 @@
 """State backends (``pyflink.datastream.state_backend``): where keyed state lives."""
 
-from typing import Optional
+from typing import Any, Optional
+
+from superflow._unsupported import unsupported
 
 
 class StateBackend:
@@ -42,3 +44,26 @@ class EmbeddedLsmStateBackend(StateBackend):
             raise ValueError("block_cache_bytes must be a non-negative integer, "
                              f"got {block_cache_bytes!r}")
         self._spec = ("embedded_lsm", directory, cache_entries, timers, block_cache_bytes)
+
+
+class EmbeddedRocksDBStateBackend(EmbeddedLsmStateBackend):
+    """Flink's on-disk keyed state backend. Superflow has no RocksDB: this is its
+    embedded LSM store (fjall) in RocksDB's place, with the same role: keyed state larger
+    than memory, incremental checkpoints (always on, whatever
+    ``enable_incremental_checkpointing`` says)."""
+
+    def __init__(self, enable_incremental_checkpointing: Optional[bool] = None,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+
+    def set_db_storage_paths(self, *paths: str) -> None:
+        """The directory of the store (one: a second path is refused)."""
+        if len(paths) != 1:
+            raise ValueError(f"the embedded store keeps one directory, got {len(paths)}")
+        self._spec = (self._spec[0], str(paths[0])) + self._spec[2:]
+
+
+CustomStateBackend = unsupported("CustomStateBackend", "datastream",
+                                 "state backends written in Java")
+PredefinedOptions = unsupported("PredefinedOptions", "datastream",
+                                "RocksDB option profiles (the embedded store is fjall)")

@@ -2,6 +2,7 @@
 run. A job's parallelism is its number of worker processes: one Python interpreter
 each, since one interpreter runs one Python thread at a time."""
 
+import itertools
 import os
 import threading
 from concurrent.futures import Future
@@ -10,12 +11,18 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from superflow.common.configuration import Configuration
 from superflow.common.execution_config import ExecutionConfig
 from superflow.common.job_client import JobClient, JobID
-from superflow.common.typeinfo import TypeInformation
+from superflow.common.typeinfo import TypeInformation, _needs_conversion, as_declared
 from superflow.common.types import Row
 from superflow.common.restart_strategy import RestartStrategyConfiguration
 from superflow.datastream.checkpoint_config import CheckpointConfig
 from superflow.datastream.data_stream import DataStream, checked_max_parallelism
+from superflow.datastream.execution_mode import RuntimeExecutionMode
 from superflow.datastream.state_backend import StateBackend
+
+
+# Creation order of nodes, over every environment: a job lists its nodes in this order,
+# which is a topological order, since a node is made after its inputs.
+_NODE_SEQUENCE = itertools.count()
 
 
 def _config_millis(value: str, key: str) -> int:
@@ -126,7 +133,15 @@ class StreamExecutionEnvironment:
         self._allow_non_restored_state = False
         self._savepoint_dir: Optional[str] = None
         self._auto_watermark_interval_ms = 200
+        self._runtime_mode = RuntimeExecutionMode.STREAMING
         if configuration is not None:
+            if configuration.contains_key("execution.runtime-mode"):
+                text = configuration.get_string("execution.runtime-mode", "").strip()
+                modes = {m.name: m for m in RuntimeExecutionMode}
+                if text.upper() not in modes:
+                    raise ValueError("execution.runtime-mode is STREAMING, BATCH or AUTOMATIC, "
+                                     f"got {text!r}")
+                self._runtime_mode = modes[text.upper()]
             if configuration.contains_key("pipeline.auto-watermark-interval"):
                 self._auto_watermark_interval_ms = _config_millis(
                     configuration.get_string("pipeline.auto-watermark-interval", ""),
@@ -169,6 +184,16 @@ class StreamExecutionEnvironment:
 
     def get_max_parallelism(self) -> int:
         return self._max_parallelism or 128
+
+    def set_runtime_mode(self, execution_mode: RuntimeExecutionMode
+                         ) -> "StreamExecutionEnvironment":
+        """Streaming (the default) or batch semantics (``RuntimeExecutionMode``): in
+        ``BATCH`` a bounded job emits final results only, as in Flink."""
+        if not isinstance(execution_mode, RuntimeExecutionMode):
+            raise TypeError("set_runtime_mode takes RuntimeExecutionMode.STREAMING, BATCH or "
+                            f"AUTOMATIC, got {execution_mode!r}")
+        self._runtime_mode = execution_mode
+        return self
 
     def get_config(self) -> ExecutionConfig:
         """The job settings PyFlink keeps in ``ExecutionConfig``: the watermark
@@ -221,11 +246,35 @@ class StreamExecutionEnvironment:
 
     # ----- sources -----
 
-    def _add_node(self, op: str, inputs: List[int], **fields: Any) -> Dict[str, Any]:
-        node = {"id": len(self._nodes), "op": op, "inputs": inputs}
+    def _add_node(self, op: str, inputs: List[Dict[str, Any]], **fields: Any
+                  ) -> Dict[str, Any]:
+        """A new node reading ``inputs`` (nodes). A node keeps its inputs themselves, not
+        positions in a list: a stream built before an ``execute`` stays usable in the
+        next job, which then runs the stream's operators again from their sources, as
+        in Flink."""
+        node = {"op": op, "_inputs": list(inputs), "_seq": next(_NODE_SEQUENCE)}
         node.update({k: v for k, v in fields.items() if v is not None})
         self._nodes.append(node)
         return node
+
+    def _job_nodes(self) -> List[Dict[str, Any]]:
+        """The nodes of the job built since the last ``execute`` with every node they
+        read from (also nodes of earlier jobs), in creation order, each a copy with its
+        position in the job as ``id`` and its inputs' positions as ``inputs``. The
+        originals get their position in this job as ``id`` too."""
+        reached: Dict[int, Dict[str, Any]] = {}
+        pending = list(self._nodes)
+        while pending:
+            node = pending.pop()
+            if node["_seq"] not in reached:
+                reached[node["_seq"]] = node
+                pending.extend(node["_inputs"])
+        ordered = [reached[seq] for seq in sorted(reached)]
+        for position, node in enumerate(ordered):
+            node["id"] = position
+        return [dict({k: v for k, v in node.items() if not k.startswith("_")},
+                     inputs=[i["id"] for i in node["_inputs"]])
+                for node in ordered]
 
     def from_source(self, source: Any, watermark_strategy: Any, source_name: str,
                     type_info: Optional[TypeInformation] = None) -> DataStream:
@@ -259,6 +308,9 @@ class StreamExecutionEnvironment:
         elements = list(collection)
         if type_info is not None and type_info.name in ("ROW", "ROW_NAMED"):
             elements = [_as_row(e, i, type_info) for i, e in enumerate(elements)]
+        elif type_info is not None and _needs_conversion(type_info):
+            # As PyFlink's elements come back from Java: a FLOAT is a 32-bit float.
+            elements = [as_declared(type_info, e) for e in elements]
         node = self._add_node("from_collection", [], elements=elements,
                               name="Collection Source")
         return DataStream(self, node, type_info)
@@ -306,11 +358,13 @@ class StreamExecutionEnvironment:
         if not any(n["op"] in sinks for n in self._nodes):
             raise RuntimeError("no sinks defined in the job: add print(), add_sink() or "
                                "execute_and_collect() before execute()")
-        nodes, self._nodes = self._nodes, []
+        nodes = self._job_nodes()
+        self._nodes = []
         name = job_name or "Superflow Streaming Job"
         settings = {"parallelism": self.get_parallelism(),
                     "max_parallelism": self._max_parallelism,
                     "auto_watermark_interval_ms": self._auto_watermark_interval_ms,
+                    "runtime_mode": self._runtime_mode.name.lower(),
                     "checkpoint": self._checkpoint_config._dict(),
                     "restart": self._restart._spec if self._restart else None,
                     "state_backend": self._state_backend._spec if self._state_backend else None,
@@ -352,7 +406,7 @@ class StreamExecutionEnvironment:
     def get_execution_plan(self) -> str:
         """The plan as text: one line per operator."""
         lines = []
-        for n in self._nodes:
+        for n in self._job_nodes():
             inputs = ", ".join(str(i) for i in n["inputs"])
             label = n.get("name") or n["op"]
             lines.append(f"{n['id']}: {label} <- [{inputs}]")

@@ -4,11 +4,12 @@ evictors, and the windowed stream of ``key_by(...).window(...)``."""
 
 from abc import ABC, abstractmethod
 from enum import Enum
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar, Union
 
 from superflow.common.time import Duration, to_millis
-from superflow.datastream.functions import _now_ms
+from superflow.datastream.functions import _now_ms, _WindowFunctionContext
 from superflow.datastream.output_tag import OutputTag
+from superflow._unsupported import unsupported
 from superflow.datastream.state import (
     AggregatingState,
     AggregatingStateDescriptor,
@@ -26,8 +27,19 @@ from superflow.datastream.state import (
 
 MAX_TIMESTAMP = 2 ** 63 - 1
 
+T = TypeVar("T")
+W = TypeVar("W")
 
-class TimeWindow:
+
+class Window(ABC):
+    """A window: a group of records that a window function sees together."""
+
+    @abstractmethod
+    def max_timestamp(self) -> int:
+        """The largest timestamp that still belongs to the window."""
+
+
+class TimeWindow(Window):
     """A window of event or processing time: ``[start, end)`` in milliseconds."""
 
     def __init__(self, start: int, end: int):
@@ -47,7 +59,7 @@ class TimeWindow:
         return f"TimeWindow(start={self.start}, end={self.end})"
 
 
-class GlobalWindow:
+class GlobalWindow(Window):
     """The one window of each key of ``GlobalWindows``."""
 
     @staticmethod
@@ -67,7 +79,7 @@ class GlobalWindow:
         return "GlobalWindow"
 
 
-class CountWindow:
+class CountWindow(Window):
     """A window of a count window assigner: the ``id``-th window of its key, counted
     from 0 in the order the windows start (window ``k`` holds the key's records
     ``k * slide`` to ``k * slide + size - 1``)."""
@@ -88,7 +100,7 @@ class CountWindow:
         return f"CountWindow(id={self.id})"
 
 
-class _WindowContext:
+class _WindowContext(_WindowFunctionContext):
     """``ProcessWindowFunction.Context``."""
 
     def __init__(self, window: Any, watermark: int):
@@ -108,7 +120,7 @@ class _WindowContext:
 _ms = to_millis
 
 
-class WindowAssigner:
+class WindowAssigner(Generic[T, W]):
     """Puts each record into windows."""
 
     def __init__(self, kind: str, size_ms: int, slide_ms: int = 0, offset_ms: int = 0,
@@ -117,6 +129,10 @@ class WindowAssigner:
             raise ValueError(f"window size must be positive, got {size_ms} ms")
         self._spec = {"assigner": kind, "size_ms": size_ms, "slide_ms": slide_ms,
                       "offset_ms": offset_ms, "gap": gap}
+
+
+class MergingWindowAssigner(WindowAssigner[T, W]):
+    """An assigner whose windows merge when they overlap: the session windows."""
 
 
 class SessionWindowTimeGapExtractor(ABC):
@@ -169,7 +185,7 @@ class SlidingProcessingTimeWindows(WindowAssigner):
                                             _ms(slide, "of"), _ms(offset or 0, "of"))
 
 
-class EventTimeSessionWindows(WindowAssigner):
+class EventTimeSessionWindows(MergingWindowAssigner):
     @staticmethod
     def with_gap(gap: Duration) -> "EventTimeSessionWindows":
         return EventTimeSessionWindows("event_time_session", _ms(gap, "with_gap"))
@@ -181,7 +197,7 @@ class EventTimeSessionWindows(WindowAssigner):
         return EventTimeSessionWindows("event_time_session", 0, gap=_gap_extractor(extractor))
 
 
-class ProcessingTimeSessionWindows(WindowAssigner):
+class ProcessingTimeSessionWindows(MergingWindowAssigner):
     @staticmethod
     def with_gap(gap: Duration) -> "ProcessingTimeSessionWindows":
         return ProcessingTimeSessionWindows("processing_time_session", _ms(gap, "with_gap"))
@@ -253,7 +269,7 @@ class TriggerResult(Enum):
         return self.value[1]
 
 
-class Trigger(ABC):
+class Trigger(ABC, Generic[T, W]):
     """Decides when a window fires (PyFlink's ``Trigger``). A subclass runs in Python,
     called by the engine for each record and timer of a window, with the window's own
     state through ``ctx.get_partitioned_state``; Flink's built-in triggers below run in
@@ -814,11 +830,12 @@ class WindowedStream:
         return self
 
     def _evaluate(self, kind: str, function: Any, window_function: Any, apply_style: bool,
-                  name: str) -> Any:
+                  name: str, output_type: Any = None) -> Any:
+        """The stream of the windows' results, of ``output_type`` (declared)."""
         from superflow.datastream.data_stream import DataStream
         node = self._keyed._add("window", window_kind=kind, fn=function, fn2=window_function,
                                 apply_style=apply_style, name=name, **self._spec)
-        return DataStream(self._keyed._env, node)
+        return DataStream(self._keyed._env, node, output_type)
 
     def reduce(self, reduce_function: Any, window_function: Any = None,
                output_type: Any = None) -> Any:
@@ -826,7 +843,9 @@ class WindowedStream:
         to ``window_function`` when given)."""
         from superflow.datastream.data_stream import _callable
         call = _callable(reduce_function, "reduce", "ReduceFunction")
-        return self._evaluate("reduce", call, *_window_function(window_function), "Window(Reduce)")
+        return self._evaluate("reduce", call, *_window_function(window_function), "Window(Reduce)",
+                              output_type if window_function is not None
+                              else self._keyed.get_type())
 
     def aggregate(self, aggregate_function: Any, window_function: Any = None,
                   accumulator_type: Any = None, output_type: Any = None) -> Any:
@@ -835,25 +854,27 @@ class WindowedStream:
             if not callable(getattr(aggregate_function, method, None)):
                 raise TypeError(f"aggregate() takes an AggregateFunction (missing {method})")
         return self._evaluate("aggregate", aggregate_function,
-                              *_window_function(window_function), "Window(Aggregate)")
+                              *_window_function(window_function), "Window(Aggregate)",
+                              output_type)
 
     def process(self, process_window_function: Any, output_type: Any = None) -> Any:
         """Hands each window's records to ``process(key, context, elements)``."""
         if not callable(getattr(process_window_function, "process", None)):
             raise TypeError("process() takes a ProcessWindowFunction")
         return self._evaluate("process", None, process_window_function, False,
-                              "Window(Process)")
+                              "Window(Process)", output_type)
 
     def apply(self, window_function: Any, output_type: Any = None) -> Any:
         """Hands each window's records to ``apply(key, window, inputs)``."""
         if not callable(getattr(window_function, "apply", None)):
             raise TypeError("apply() takes a WindowFunction")
-        return self._evaluate("process", None, window_function, True, "Window(Apply)")
+        return self._evaluate("process", None, window_function, True, "Window(Apply)",
+                              output_type)
 
     def sum(self, position_to_sum: Union[int, str] = 0) -> Any:
         from superflow.datastream.data_stream import _sum_reducer
         return self._evaluate("reduce", _sum_reducer(position_to_sum), None, False,
-                              "Window(Sum)")
+                              "Window(Sum)", self._keyed.get_type())
 
 
 def _everything(value: Any) -> int:
@@ -884,11 +905,11 @@ class AllWindowedStream(WindowedStream):
         super().__init__(stream.key_by(_everything), spec)
 
     def _evaluate(self, kind: str, function: Any, window_function: Any, apply_style: bool,
-                  name: str) -> Any:
+                  name: str, output_type: Any = None) -> Any:
         if window_function is not None:
             window_function = _WithoutKey(window_function)
         stream = super()._evaluate(kind, function, window_function, apply_style,
-                                   name.replace("Window", "Window All", 1))
+                                   name.replace("Window", "Window All", 1), output_type)
         return stream.set_parallelism(1)
 
     def process(self, process_window_function: Any, output_type: Any = None) -> Any:
@@ -896,13 +917,14 @@ class AllWindowedStream(WindowedStream):
         if not callable(getattr(process_window_function, "process", None)):
             raise TypeError("process() takes a ProcessAllWindowFunction")
         return self._evaluate("process", None, process_window_function, False,
-                              "Window(Process)")
+                              "Window(Process)", output_type)
 
     def apply(self, window_function: Any, output_type: Any = None) -> Any:
         """Hands each window's records to ``apply(window, inputs)``."""
         if not callable(getattr(window_function, "apply", None)):
             raise TypeError("apply() takes an AllWindowFunction")
-        return self._evaluate("process", None, window_function, True, "Window(Apply)")
+        return self._evaluate("process", None, window_function, True, "Window(Apply)",
+                              output_type)
 
 
 def _window_function(window_function: Any):
@@ -929,7 +951,20 @@ def count_window_spec(size: int, slide: int) -> Dict[str, Any]:
     return {"assigner": "count", "size_ms": size, "slide_ms": slide, "offset_ms": 0}
 
 
+TimeWindowSerializer = unsupported("TimeWindowSerializer", "datastream.window",
+                                   "user-visible window serializers (windows are Python objects)")
+CountWindowSerializer = unsupported("CountWindowSerializer", "datastream.window",
+                                    "user-visible window serializers (windows are Python objects)")
+GlobalWindowSerializer = unsupported("GlobalWindowSerializer", "datastream.window",
+                                     "user-visible window serializers (windows are Python "
+                                     "objects)")
+
 __all__ = [
+    "Window",
+    "MergingWindowAssigner",
+    "TimeWindowSerializer",
+    "CountWindowSerializer",
+    "GlobalWindowSerializer",
     "ContinuousEventTimeTrigger",
     "ContinuousProcessingTimeTrigger",
     "CountEvictor",

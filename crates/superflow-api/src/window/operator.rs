@@ -12,6 +12,7 @@ use std::sync::Arc;
 use superflow_core::{Data, Key, UserError};
 use superflow_runtime::{
     processing_time_now, Consumer, Records, SideOutputSink, StageContext, WakeUp, WatermarkEvent,
+    MAX_WATERMARK,
 };
 use superflow_state::{StateTable, TimeDomain, TimerService};
 
@@ -821,11 +822,20 @@ where
         if let WatermarkEvent::Watermark(w) = event {
             self.clock.watermark = w;
             self.fire_timers(TimeDomain::EventTime, w);
+            // In batch mode processing time stands still until the input ends, where
+            // every processing-time timer fires, as in Flink.
+            if w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch() {
+                self.fire_timers(TimeDomain::ProcessingTime, MAX_WATERMARK);
+            }
         }
         self.next.watermark(event);
     }
 
     fn on_processing_time(&mut self, now: i64) {
+        if self.ctx.runtime_mode.is_batch() {
+            self.next.on_processing_time(now);
+            return;
+        }
         self.fire_timers(TimeDomain::ProcessingTime, now);
         if let Some(next) = self.clock.timers.next_processing_time() {
             self.clock.wake.request(next);

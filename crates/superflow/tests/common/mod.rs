@@ -5,23 +5,22 @@ use std::path::Path;
 #[cfg(feature = "cloud-storage")]
 pub mod s3;
 
-/// The committed lines of a `FileSink` directory, sorted; hidden (in-progress) parts
-/// are not output.
+/// The committed lines of a `FileSink` directory and its buckets (a directory per
+/// hour by default), sorted; hidden (in-progress) parts are not output.
 #[allow(dead_code)]
 pub fn committed_lines(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .flat_map(|e| {
-            std::fs::read_to_string(e.path())
-                .unwrap_or_default()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if entry.path().is_dir() {
+            lines.extend(committed_lines(&entry.path()));
+        } else {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            lines.extend(text.lines().map(String::from));
+        }
+    }
     lines.sort();
     lines
 }

@@ -3,7 +3,7 @@
 (``from_collection``, ``from_sequence``, ``read_text_file``); sinks are ``print``,
 ``add_sink``, ``execute_and_collect`` and the exactly-once ``FileSink``."""
 
-from superflow.datastream.connectors.base import Source
+from superflow.datastream.connectors.base import DeliveryGuarantee, Sink, Source
 from superflow.datastream.connectors.file_system import (
     FileSink,
     FileSource,
@@ -13,5 +13,5 @@ from superflow.datastream.connectors.file_system import (
 )
 from superflow.datastream.connectors.number_seq import NumberSequenceSource
 
-__all__ = ["FileSink", "FileSource", "NumberSequenceSource", "OutputFileConfig",
-           "RollingPolicy", "Source", "StreamFormat"]
+__all__ = ["DeliveryGuarantee", "FileSink", "FileSource", "NumberSequenceSource",
+           "OutputFileConfig", "RollingPolicy", "Sink", "Source", "StreamFormat"]

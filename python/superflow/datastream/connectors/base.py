@@ -1,5 +1,6 @@
 """``Source`` (``pyflink.datastream.connectors``): what ``env.from_source`` reads."""
 
+from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,4 +23,17 @@ class Source:
         return f"{type(self).__name__}()"
 
 
-__all__ = ["Source"]
+class Sink:
+    """A sink of ``DataStream.sink_to(sink)``."""
+
+
+class DeliveryGuarantee(Enum):
+    """What a sink promises after a failure: ``EXACTLY_ONCE`` (with checkpoints, as
+    ``FileSink`` writes), ``AT_LEAST_ONCE``, or ``NONE``."""
+
+    EXACTLY_ONCE = 0
+    AT_LEAST_ONCE = 1
+    NONE = 2
+
+
+__all__ = ["Source", "Sink", "DeliveryGuarantee"]

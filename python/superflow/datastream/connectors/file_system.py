@@ -8,7 +8,8 @@ from typing import Any, List, Optional
 
 from superflow.common.serialization import Encoder
 from superflow.common.time import to_millis
-from superflow.datastream.connectors.base import Source
+from superflow.datastream.connectors.base import Sink, Source
+from superflow._unsupported import unsupported
 
 
 class StreamFormat:
@@ -100,9 +101,9 @@ class RollingPolicy:
 
 
 class OutputFileConfig:
-    """How a ``FileSink`` names its part files:
-    ``<part_prefix>-<run>-<subtask>-<n><part_suffix>`` (``part`` and no suffix by
-    default)."""
+    """How a ``FileSink`` names its part files, as Flink does:
+    ``<part_prefix>-<uuid>-<n><part_suffix>``, the uuid one per subtask and run
+    (``part`` and no suffix by default)."""
 
     def __init__(self, part_prefix: str, part_suffix: str):
         for what, value in (("part_prefix", part_prefix), ("part_suffix", part_suffix)):
@@ -145,14 +146,45 @@ class OutputFileConfig:
             return OutputFileConfig(self._prefix, self._suffix)
 
 
-class FileSink:
-    """A sink of part files in a directory, exactly once with checkpoints."""
+class BucketAssigner:
+    """Which directory (bucket) under a ``FileSink``'s base path a part goes to: by
+    default one per hour of processing time (``2026-12-07--13``), as in Flink."""
+
+    def __init__(self, spec: List[Optional[str]]):
+        self._spec = spec
+
+    @staticmethod
+    def base_path_bucket_assigner() -> "BucketAssigner":
+        """Every part in the base path itself."""
+        return BucketAssigner(["base_path"])
+
+    @staticmethod
+    def date_time_bucket_assigner(format_str: str = "yyyy-MM-dd--HH",
+                                  timezone_id: Optional[str] = None) -> "BucketAssigner":
+        """A directory per period of processing time, named by ``format_str`` (a pattern
+        of Java's ``DateTimeFormatter``: letters ``y M d H h m s S a E D``, text in single
+        quotes) in ``timezone_id`` (an IANA name such as ``America/Los_Angeles``, ``UTC``,
+        or an offset such as ``GMT-08:00``; the system's when None). A bad pattern or
+        time zone fails the job when it starts, naming it."""
+        if not isinstance(format_str, str) or not format_str:
+            raise ValueError(f"format_str must be a non-empty string, got {format_str!r}")
+        if timezone_id is not None and not isinstance(timezone_id, str):
+            raise TypeError(f"timezone_id must be a string, got {timezone_id!r}")
+        return BucketAssigner(["date_time", format_str, timezone_id])
+
+
+class FileSink(Sink):
+    """A sink of part files in a directory, exactly once with checkpoints. Parts are
+    named as Flink names them (``part-<uuid>-<n>``) and go into a directory per hour
+    (``BucketAssigner``) unless told otherwise."""
 
     def __init__(self, base_path: str, rolling_policy: RollingPolicy,
-                 output_file_config: Optional[OutputFileConfig] = None):
+                 output_file_config: Optional[OutputFileConfig] = None,
+                 bucket_assigner: Optional[BucketAssigner] = None):
         self.base_path = base_path
         self.rolling_policy = rolling_policy
         self.output_file_config = output_file_config or OutputFileConfig("part", "")
+        self.bucket_assigner = bucket_assigner or BucketAssigner.date_time_bucket_assigner()
 
     @staticmethod
     def for_row_format(base_path: str, encoder: Encoder) -> "FileSink.RowFormatBuilder":
@@ -165,6 +197,22 @@ class FileSink:
             self._base_path = base_path
             self._policy = RollingPolicy.default_rolling_policy()
             self._names = OutputFileConfig("part", "")
+            self._buckets = BucketAssigner.date_time_bucket_assigner()
+
+        def with_bucket_assigner(self, bucket_assigner: BucketAssigner
+                                 ) -> "FileSink.RowFormatBuilder":
+            """Sets the directories parts go into."""
+            if not isinstance(bucket_assigner, BucketAssigner):
+                raise TypeError("with_bucket_assigner takes a BucketAssigner, got "
+                                f"{type(bucket_assigner).__name__}")
+            self._buckets = bucket_assigner
+            return self
+
+        def with_bucket_check_interval(self, interval: int) -> "FileSink.RowFormatBuilder":
+            """Accepted for PyFlink's jobs: the sink looks at the time of every batch it
+            writes, so a new bucket starts with the first batch after the hour turns."""
+            to_millis(interval, "with_bucket_check_interval")
+            return self
 
         def with_rolling_policy(self, policy: RollingPolicy) -> "FileSink.RowFormatBuilder":
             if not isinstance(policy, RollingPolicy):
@@ -182,7 +230,27 @@ class FileSink:
             return self
 
         def build(self) -> "FileSink":
-            return FileSink(self._base_path, self._policy, self._names)
+            return FileSink(self._base_path, self._policy, self._names, self._buckets)
 
 
-__all__ = ["FileSink", "OutputFileConfig", "RollingPolicy"]
+FileSourceBuilder = FileSource.FileSourceBuilder
+
+FileCompactor = unsupported("FileCompactor", "datastream.connectors.file_system",
+                            "compaction of the file sink's small files")
+FileCompactStrategy = unsupported("FileCompactStrategy", "datastream.connectors.file_system",
+                                  "compaction of the file sink's small files")
+StreamingFileSink = unsupported("StreamingFileSink", "datastream.connectors.file_system",
+                                "the legacy StreamingFileSink (use FileSink)")
+BulkFormat = unsupported("BulkFormat", "datastream.connectors.file_system",
+                         "bulk file formats (Parquet, ORC, Avro)")
+FileEnumeratorProvider = unsupported("FileEnumeratorProvider",
+                                     "datastream.connectors.file_system",
+                                     "custom file enumerators")
+FileSplitAssignerProvider = unsupported("FileSplitAssignerProvider",
+                                        "datastream.connectors.file_system",
+                                        "custom file split assigners")
+
+__all__ = ["FileCompactor", "FileCompactStrategy", "OutputFileConfig", "FileSource",
+           "FileSourceBuilder", "FileSink", "StreamingFileSink", "StreamFormat", "BulkFormat",
+           "FileEnumeratorProvider", "FileSplitAssignerProvider", "RollingPolicy",
+           "BucketAssigner"]
