@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use superflow::prelude::*;
 
+mod common;
+use common::PunctuatedEveryRecord;
+
 fn env(p: usize, mode: RuntimeExecutionMode) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(p);
@@ -54,17 +57,6 @@ fn a_keyed_sum_emits_one_final_record_per_key() -> Result<(), JobError> {
         assert_eq!(out.len(), 7, "p={p}");
     }
     Ok(())
-}
-
-/// Emits a watermark right behind every record (a punctuated generator).
-#[derive(Default)]
-struct PunctuatedEveryRecord;
-
-impl<T> WatermarkGenerator<T> for PunctuatedEveryRecord {
-    fn on_event(&mut self, _: &T, timestamp: i64, output: &mut WatermarkOutput) {
-        output.emit_watermark(timestamp - 1);
-    }
-    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
 }
 
 #[test]

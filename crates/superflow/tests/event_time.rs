@@ -7,6 +7,9 @@ use std::time::Duration;
 use superflow::prelude::*;
 use superflow::{SourceError, SourceFunction, SourcePoll, SourceReader};
 
+mod common;
+use common::PunctuatedEveryRecord;
+
 /// Appends every record to a shared vector as it arrives.
 #[derive(Clone)]
 struct SharedSink(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
@@ -263,17 +266,6 @@ fn late_records_go_to_the_side_output_or_are_counted_as_dropped() -> Result<(), 
         Some(2)
     );
     Ok(())
-}
-
-/// Emits a watermark right behind every record (a punctuated generator).
-#[derive(Default)]
-struct PunctuatedEveryRecord;
-
-impl<T> WatermarkGenerator<T> for PunctuatedEveryRecord {
-    fn on_event(&mut self, _: &T, timestamp: i64, output: &mut WatermarkOutput) {
-        output.emit_watermark(timestamp - 1);
-    }
-    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
 }
 
 fn punctuated_env() -> StreamExecutionEnvironment {

@@ -1,6 +1,9 @@
-//! Helpers the checkpoint tests share.
+//! Helpers the integration tests share: reading a file sink's output, copying directories,
+//! free ports, and a punctuated watermark generator.
 
 use std::path::Path;
+
+use superflow::prelude::{WatermarkGenerator, WatermarkOutput};
 
 #[cfg(feature = "cloud-storage")]
 pub mod s3;
@@ -100,4 +103,16 @@ pub fn assert_same_lines(actual: &[String], expected: &[String], context: &str) 
         kinds(&extra),
         first(&extra)
     );
+}
+
+/// Emits a watermark right behind every record (a punctuated generator).
+#[derive(Default)]
+#[allow(dead_code)]
+pub struct PunctuatedEveryRecord;
+
+impl<T> WatermarkGenerator<T> for PunctuatedEveryRecord {
+    fn on_event(&mut self, _: &T, timestamp: i64, output: &mut WatermarkOutput) {
+        output.emit_watermark(timestamp - 1);
+    }
+    fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
 }
