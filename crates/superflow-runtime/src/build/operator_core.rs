@@ -1,0 +1,345 @@
+//! What every operator does besides running its stages ([`OperatorCore`]): delivering
+//! input batches and watermarks to them, sending what they queued, holding a
+//! capability for timers and the end of input, and its part in checkpoints
+//! (alignment and snapshots).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use superflow_core::Data;
+use timely::dataflow::operators::Capability;
+use timely::progress::frontier::MutableAntichain;
+use timely::scheduling::Activator;
+
+use crate::batch::{Batch, DecodeFn};
+use crate::checkpoint::{
+    checkpoint_of_epoch, CheckpointCoordinator, InstanceId, OperatorSnapshot, PartReport,
+};
+use crate::failure::raise;
+use crate::graph::NodeId;
+use crate::time::{processing_time_now, WakeUp, WatermarkTracker};
+
+use super::{BinaryConsumer, BuildCtx, ChainOutput, Consumer};
+
+/// Hands one input batch of a one-input operator to its stages: a watermark through the
+/// tracker, records of the main output to `push`. Returns whether the stages ran.
+pub(super) fn deliver_one<I: Data>(
+    tracker: &mut WatermarkTracker,
+    consumer: &mut dyn Consumer<I>,
+    data: &mut Batch,
+    decode: Option<DecodeFn>,
+) -> bool {
+    if let Some(message) = data.as_watermark() {
+        match tracker.update(0, message) {
+            Some(event) => consumer.watermark(event),
+            None => return false,
+        }
+    } else if data.tag() == 0 {
+        let mut records = data.take_records::<I>(decode);
+        consumer.push(&mut records);
+    } else {
+        return false;
+    }
+    true
+}
+
+/// [`deliver_one`] for input `input` of a two-input operator.
+pub(super) fn deliver_two<A: Data, B: Data>(
+    tracker: &mut WatermarkTracker,
+    consumer: &mut dyn BinaryConsumer<A, B>,
+    input: usize,
+    data: &mut Batch,
+    decode: (Option<DecodeFn>, Option<DecodeFn>),
+) -> bool {
+    if let Some(message) = data.as_watermark() {
+        match tracker.update(input as u8, message) {
+            Some(event) => consumer.watermark(event),
+            None => return false,
+        }
+    } else if data.tag() == 0 {
+        if input == 0 {
+            let mut records = data.take_records::<A>(decode.0);
+            consumer.push1(&mut records);
+        } else {
+            let mut records = data.take_records::<B>(decode.1);
+            consumer.push2(&mut records);
+        }
+    } else {
+        return false;
+    }
+    true
+}
+
+/// A call into an operator's stages that no input batch carries.
+pub(super) enum Signal<'a> {
+    ProcessingTime(i64),
+    Finish,
+    /// Write the stages' state for a checkpoint (clones made meanwhile are the
+    /// snapshot's copies: see `superflow_core::snapshot_copy`).
+    Snapshot(&'a mut OperatorSnapshot),
+    /// A batch of input `usize` held back for alignment, to process now.
+    Replay(usize, &'a mut Batch),
+}
+
+/// What every Superflow operator does besides running its stages: it sends what the
+/// chain queued (stamping watermarks with its channel), holds a capability at its input
+/// frontier so that timers and the end of input can still emit, schedules itself for
+/// processing-time wake-ups, and takes its part in checkpoints.
+pub(super) struct OperatorCore {
+    pub(super) queue: Rc<RefCell<Vec<Batch>>>,
+    pub(super) wake: WakeUp,
+    pub(super) activator: Activator,
+    pub(super) scheduled: Option<i64>,
+    pub(super) held: Option<Capability<u64>>,
+    pub(super) finished: bool,
+    pub(super) origin: u32,
+    pub(super) subtask: u32,
+    pub(super) peers: usize,
+    pub(super) checkpoints: CheckpointPart,
+}
+
+/// An operator subtask's part in checkpoints: when its input frontier passes a
+/// checkpoint's epoch it snapshots its stages; in exactly-once mode it holds back the
+/// batches of later epochs until then (alignment).
+pub(super) struct CheckpointPart {
+    coordinator: Arc<CheckpointCoordinator>,
+    aligned: bool,
+    /// The checkpoints up to this one are taken: batches of epochs up to its interval
+    /// are processed as they come.
+    done: u64,
+    deferred: Vec<(u64, usize, Batch)>,
+    deferred_since: Option<Instant>,
+    instance: InstanceId,
+    operator: String,
+    node: NodeId,
+    subtask: usize,
+    parallelism: usize,
+}
+
+impl CheckpointPart {
+    pub(super) fn report(&self, snapshot: OperatorSnapshot, sync: Duration) -> PartReport {
+        PartReport {
+            instance: self.instance,
+            operator: self.operator.clone(),
+            node: self.node,
+            subtask: self.subtask,
+            parallelism: self.parallelism,
+            snapshot,
+            sync,
+            alignment: self
+                .deferred_since
+                .map_or(Duration::ZERO, |since| since.elapsed()),
+        }
+    }
+}
+
+impl OperatorCore {
+    pub(super) fn new(
+        ctx: &mut BuildCtx<'_>,
+        chain: &ChainOutput,
+        activator: Activator,
+        origin: u32,
+        head: NodeId,
+    ) -> OperatorCore {
+        let instance = InstanceId {
+            operator: origin as usize,
+            worker: ctx.worker(),
+        };
+        ctx.instances.push(instance);
+        let coordinator = Arc::clone(&ctx.run.checkpoints);
+        OperatorCore {
+            queue: Rc::clone(&chain.queue),
+            wake: chain.wake.clone(),
+            activator,
+            scheduled: None,
+            held: None,
+            finished: false,
+            origin,
+            subtask: ctx.worker() as u32,
+            peers: ctx.scope.peers(),
+            checkpoints: CheckpointPart {
+                aligned: coordinator.aligned(),
+                done: coordinator.base(),
+                coordinator,
+                deferred: Vec::new(),
+                deferred_since: None,
+                instance,
+                operator: chain.name(),
+                node: head,
+                subtask: ctx.worker(),
+                parallelism: ctx.parallelism(head),
+            },
+        }
+    }
+
+    /// Holds back `data` (received at `epoch` on input `input`) if it comes after a
+    /// checkpoint this subtask has not taken yet; returns whether it did.
+    pub(super) fn defer(&mut self, epoch: u64, input: usize, data: &mut Batch) -> bool {
+        let part = &mut self.checkpoints;
+        if !part.aligned || checkpoint_of_epoch(epoch) <= part.done {
+            return false;
+        }
+        part.deferred.push((epoch, input, std::mem::take(data)));
+        part.deferred_since.get_or_insert_with(Instant::now);
+        true
+    }
+
+    pub(super) fn drain<CT: timely::dataflow::operators::CapabilityTrait<u64>>(
+        &self,
+        session: &mut timely::dataflow::operators::generic::Session<
+            '_,
+            '_,
+            u64,
+            timely::container::CapacityContainerBuilder<Batch>,
+            CT,
+        >,
+    ) {
+        let mut queue = self.queue.borrow_mut();
+        for batch in queue.iter_mut() {
+            batch.stamp_watermark_origin(self.origin, self.subtask, self.peers);
+            session.give_container(batch);
+        }
+        queue.clear();
+    }
+
+    /// Takes every checkpoint whose epoch the input frontier (`least`, `None` when the
+    /// input ended) has passed, each followed by the held-back batches it releases.
+    pub(super) fn take_checkpoints(
+        &mut self,
+        least: Option<u64>,
+        out: &mut timely::dataflow::operators::generic::OutputBuilderSession<
+            '_,
+            u64,
+            timely::container::CapacityContainerBuilder<Batch>,
+        >,
+        signal: &mut dyn FnMut(Signal),
+    ) {
+        loop {
+            let next = self.checkpoints.done + 1;
+            let passed = match least {
+                Some(least) => checkpoint_of_epoch(least) >= next,
+                None => self
+                    .checkpoints
+                    .deferred
+                    .iter()
+                    .any(|(epoch, _, _)| checkpoint_of_epoch(*epoch) >= next),
+            };
+            if !passed {
+                return;
+            }
+            let started = Instant::now();
+            let mut snapshot = OperatorSnapshot::for_checkpoint(next);
+            superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
+            let report = self.checkpoints.report(snapshot, started.elapsed());
+            self.checkpoints.coordinator.report(next, report);
+            self.checkpoints.done = next;
+            let deferred = std::mem::take(&mut self.checkpoints.deferred);
+            let (due, later): (Vec<_>, Vec<_>) = deferred
+                .into_iter()
+                .partition(|(epoch, _, _)| checkpoint_of_epoch(*epoch) <= next);
+            self.checkpoints.deferred = later;
+            self.checkpoints.deferred_since =
+                (!self.checkpoints.deferred.is_empty()).then(Instant::now);
+            // In the order they came, not by epoch: an operator sends a periodic
+            // watermark at its input frontier, an earlier epoch than records it sent
+            // before it from the same checkpoint interval, and sorted the watermark
+            // would overtake those records and make them late.
+            for (epoch, input, mut batch) in due {
+                signal(Signal::Replay(input, &mut batch));
+                if let Some(held) = &self.held {
+                    let cap = held.delayed(&epoch.max(*held.time()));
+                    self.drain(&mut out.session(&cap));
+                }
+            }
+        }
+    }
+
+    pub(super) fn after_inputs(
+        &mut self,
+        frontiers: &[MutableAntichain<u64>],
+        out: &mut timely::dataflow::operators::generic::OutputBuilderSession<
+            '_,
+            u64,
+            timely::container::CapacityContainerBuilder<Batch>,
+        >,
+        signal: &mut dyn FnMut(Signal),
+    ) {
+        if self.held.is_none() {
+            return;
+        }
+        let least = frontiers
+            .iter()
+            .filter_map(|f| f.frontier().iter().min().copied())
+            .min();
+        self.take_checkpoints(least, out, signal);
+        let Some(least) = least else {
+            if !self.finished {
+                self.finished = true;
+                signal(Signal::Finish);
+                if let Some(held) = &self.held {
+                    self.drain(&mut out.session(held));
+                }
+                let started = Instant::now();
+                let mut snapshot = OperatorSnapshot::new();
+                superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
+                let report = self.checkpoints.report(snapshot, started.elapsed());
+                if let Err(e) = self.checkpoints.coordinator.report_final(report) {
+                    raise(
+                        &self.checkpoints.operator,
+                        self.checkpoints.subtask,
+                        format!("cannot write the final state: {e}"),
+                    );
+                }
+            }
+            self.held = None;
+            return;
+        };
+        if let Some(held) = &mut self.held {
+            if *held.time() < least {
+                held.downgrade(&least);
+            }
+        }
+        if self.wake.next().is_none() {
+            return;
+        }
+        let now = processing_time_now();
+        if self.wake.take_due(now) {
+            signal(Signal::ProcessingTime(now));
+            if let Some(held) = &self.held {
+                self.drain(&mut out.session(held));
+            }
+        }
+        if let Some(at) = self.wake.next() {
+            let stale = self.scheduled.is_none_or(|s| s <= now || at < s);
+            if stale {
+                self.scheduled = Some(at);
+                self.activator
+                    .activate_after(Duration::from_millis((at - now).max(0) as u64));
+            }
+        }
+    }
+}
+
+/// An input handle whose pact type is erased, for operators with several inputs.
+pub(super) trait ErasedInput {
+    fn for_each(
+        &mut self,
+        logic: &mut dyn FnMut(&timely::dataflow::operators::InputCapability<u64>, &mut Batch),
+    );
+}
+
+impl<P> ErasedInput for timely::dataflow::operators::generic::InputHandleCore<u64, Batch, P>
+where
+    P: timely::communication::Pull<timely::dataflow::channels::Message<u64, Batch>>,
+{
+    fn for_each(
+        &mut self,
+        logic: &mut dyn FnMut(&timely::dataflow::operators::InputCapability<u64>, &mut Batch),
+    ) {
+        timely::dataflow::operators::generic::InputHandleCore::for_each(self, |cap, data| {
+            logic(&cap, data)
+        });
+    }
+}
