@@ -199,16 +199,19 @@ def test_batch_mode_fires_event_time_windows_once_with_every_record(env):
 
 
 def test_batch_mode_fires_processing_time_timers_at_the_end(env):
-    class AnHourLater(KeyedProcessFunction):
+    class FarAhead(KeyedProcessFunction):
+        # One timer per key (timers are per key and time); what on_timer registers at
+        # the end of the input is ignored, as in Flink, instead of looping.
         def process_element(self, value, ctx):
-            ctx.timer_service().register_processing_time_timer(
-                ctx.timer_service().current_processing_time() + 3_600_000)
+            ctx.timer_service().register_processing_time_timer(4_000_000_000_000)
 
         def on_timer(self, timestamp, ctx):
+            ctx.timer_service().register_processing_time_timer(timestamp + 1000)
+            ctx.timer_service().register_event_time_timer(timestamp + 1000)
             yield ctx.get_current_key()
 
     env.set_runtime_mode(RuntimeExecutionMode.BATCH)
-    out = words(env).key_by(lambda w: w[0]).process(AnHourLater()).execute_and_collect()
+    out = words(env).key_by(lambda w: w[0]).process(FarAhead()).execute_and_collect()
     assert sorted(out) == ["be", "not", "or", "to"]
 
 
@@ -237,6 +240,13 @@ def test_declared_types_are_kept_as_flink_keeps_them(env, capfd):
     env.execute()
     printed = sorted(capfd.readouterr().out.splitlines())
     assert printed == ["('hi', 0)", "(hi,0,5,4)", "(true,null,2.5E-5,[1, 2])", "1.0E7"]
+
+
+def test_a_record_that_does_not_match_its_declared_type_fails_the_job_naming_both(env):
+    env.from_collection([("a", 1), ("b", 2, 3)]) \
+        .map(lambda r: r, output_type=Types.TUPLE([Types.STRING(), Types.INT()])).print()
+    with pytest.raises(Exception, match=r"\('b', 2, 3\).*does not match its declared type TUPLE"):
+        env.execute()
 
 
 def test_a_typed_stream_is_written_to_a_file_sink_as_flink_prints_it(env, tmp_path):

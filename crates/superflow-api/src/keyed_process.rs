@@ -82,6 +82,9 @@ pub struct KeyedProcessContext<K> {
     timers: TimerService<K, ()>,
     domain: Option<TimeDomain>,
     wake: WakeUp,
+    /// Batch mode, at the end of the input: timers registered now are ignored, as in
+    /// Flink, so an `on_timer` that registers again cannot loop.
+    quiesced: bool,
 }
 
 /// Registers and deletes the current key's timers (Flink's `TimerService`).
@@ -198,6 +201,7 @@ impl<K: Key> KeyedProcessContext<K> {
             timers: restored_timers(ctx),
             domain: None,
             wake: chain.wake_up(),
+            quiesced: false,
         };
         context.request_next_wake_up();
         context
@@ -267,6 +271,9 @@ impl<K: Key> KeyedTimerService<'_, K> {
 
     /// Calls `on_timer` when the watermark reaches `time` (once per key and time).
     pub fn register_event_time_timer(&mut self, time: i64) {
+        if self.ctx.quiesced {
+            return;
+        }
         let key = self.ctx.current_key();
         self.ctx
             .timers
@@ -275,6 +282,9 @@ impl<K: Key> KeyedTimerService<'_, K> {
 
     /// Calls `on_timer` when the wall clock reaches `time` (once per key and time).
     pub fn register_processing_time_timer(&mut self, time: i64) {
+        if self.ctx.quiesced {
+            return;
+        }
         let key = self.ctx.current_key();
         self.ctx
             .timers
@@ -432,10 +442,12 @@ where
     fn watermark(&mut self, event: WatermarkEvent) {
         if let WatermarkEvent::Watermark(w) = event {
             self.context.set_watermark(w);
-            self.fire(TimeDomain::EventTime, w);
             // In batch mode processing time stands still until the input ends, where
-            // every processing-time timer fires, as in Flink.
-            if w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch() {
+            // every timer fires, and what the timers register is ignored, as in Flink.
+            let end_of_batch = w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch();
+            self.context.quiesced |= end_of_batch;
+            self.fire(TimeDomain::EventTime, w);
+            if end_of_batch {
                 self.fire(TimeDomain::ProcessingTime, MAX_WATERMARK);
             }
         }

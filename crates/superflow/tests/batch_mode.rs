@@ -101,9 +101,14 @@ fn event_time_windows_fire_once_with_every_record_and_none_is_late() -> Result<(
     Ok(())
 }
 
+/// A processing time an hour or more from now.
+const FAR_AHEAD: i64 = 4_000_000_000_000;
+
 #[test]
 fn processing_time_timers_fire_at_the_end_of_the_input() -> Result<(), JobError> {
-    /// Asks to be called an hour from now, for each key.
+    /// Asks to be called at a time far ahead (once per key: timers are per key and
+    /// time), and again a second after each call, which in batch mode, at the end of
+    /// the input, is ignored, as in Flink, instead of looping.
     #[derive(Clone)]
     struct AnHourLater;
     impl KeyedProcessFunction<String, (String, i64), (String, bool)> for AnHourLater {
@@ -113,16 +118,19 @@ fn processing_time_timers_fire_at_the_end_of_the_input() -> Result<(), JobError>
             ctx: &mut KeyedProcessContext<String>,
             _: &mut Collector<(String, bool)>,
         ) -> Result<(), UserError> {
-            let at = ctx.current_processing_time() + 3_600_000;
-            ctx.timer_service().register_processing_time_timer(at);
+            ctx.timer_service()
+                .register_processing_time_timer(FAR_AHEAD);
             Ok(())
         }
         fn on_timer(
             &mut self,
-            _: i64,
+            time: i64,
             ctx: &mut KeyedProcessContext<String>,
             out: &mut Collector<(String, bool)>,
         ) -> Result<(), UserError> {
+            ctx.timer_service()
+                .register_processing_time_timer(time + 1000);
+            ctx.timer_service().register_event_time_timer(time + 1000);
             let processing = ctx.time_domain() == Some(TimeDomain::ProcessingTime);
             out.collect((ctx.get_current_key().clone(), processing));
             Ok(())

@@ -217,16 +217,26 @@ def flink_string(type_info: Optional[TypeInformation], value: object) -> str:
     name = type_info.name
     if isinstance(value, Row):
         return value._flink_string()
-    if name == "STRING" or name == "CHAR":
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    mismatch = ((name in ("STRING", "CHAR") and not isinstance(value, str))
+                or (name == "BOOLEAN" and not isinstance(value, bool))
+                or (name in _INTEGERS and not (number and isinstance(value, int)))
+                or (name in _FLOATS and not number)
+                or (name == "TUPLE" and not (isinstance(value, (tuple, list))
+                                             and len(value) == len(type_info.fields))))
+    if mismatch:
+        # PyFlink fails converting such a record to its Java type: so does Superflow.
+        raise TypeError(f"the record {value!r} ({type(value).__name__}) does not match its "
+                        f"declared type {type_info!r} (type_info= or output_type=)")
+    if name in ("STRING", "CHAR"):
         return str(value)
-    if name == "BOOLEAN" and isinstance(value, bool):
+    if name == "BOOLEAN":
         return "true" if value else "false"
-    if name in _INTEGERS and isinstance(value, int) and not isinstance(value, bool):
+    if name in _INTEGERS:
         return str(value)
-    if name in _FLOATS and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if name in _FLOATS:
         return _java_float_text(float(value), single=name == "FLOAT")
-    if name == "TUPLE" and isinstance(value, (tuple, list)) and \
-            len(value) == len(type_info.fields):
+    if name == "TUPLE":
         return "(" + ",".join(flink_string(t, v) for t, v in zip(type_info.fields, value)) + ")"
     if name in ("LIST", "BASIC_ARRAY", "PRIMITIVE_ARRAY", "OBJECT_ARRAY") and \
             isinstance(value, (list, tuple)):

@@ -118,12 +118,22 @@ struct Clock<K, W> {
     wake: WakeUp,
     ops: Vec<TimerOp>,
     watermark: i64,
+    /// Batch mode, at the end of the input: timers registered now are ignored, as in
+    /// Flink, so a trigger that registers again (a continuous trigger) cannot loop.
+    quiesced: bool,
 }
 
 impl<K: Key, W: Window> Clock<K, W> {
     /// Applies the trigger's timer requests for `key` and `window`.
     fn apply_ops(&mut self, event_timer: &mut i64, key: &K, window: &W) {
         for op in self.ops.drain(..) {
+            let registers = matches!(
+                op,
+                TimerOp::RegisterEvent(_) | TimerOp::RegisterProcessing(_)
+            );
+            if self.quiesced && registers {
+                continue;
+            }
             match op {
                 TimerOp::RegisterEvent(t) => {
                     if *event_timer != t {
@@ -314,6 +324,7 @@ where
                 wake: chain.wake_up(),
                 ops: Vec::new(),
                 watermark: i64::MIN,
+                quiesced: false,
             },
             firing: Firing {
                 fold,
@@ -821,10 +832,14 @@ where
     fn watermark(&mut self, event: WatermarkEvent) {
         if let WatermarkEvent::Watermark(w) = event {
             self.clock.watermark = w;
+            if w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch() {
+                self.clock.quiesced = true;
+            }
             self.fire_timers(TimeDomain::EventTime, w);
             // In batch mode processing time stands still until the input ends, where
             // every processing-time timer fires, as in Flink.
             if w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch() {
+                self.clock.quiesced = true;
                 self.fire_timers(TimeDomain::ProcessingTime, MAX_WATERMARK);
             }
         }
