@@ -22,7 +22,7 @@ use superflow_state::TimeDomain;
 
 use crate::functions::{Collector, KeySelector, RuntimeContext};
 use crate::keyed::{KeyedStream, SharedKey};
-use crate::keyed_process::KeyedProcessContext;
+use crate::keyed_process::{FiresKeyedTimers, KeyedProcessContext};
 use crate::stages::emit;
 use crate::state::{MapStateDescriptor, StateValue};
 use crate::stream::{ConnectedStreams, DataStream};
@@ -458,6 +458,26 @@ where
         self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+}
+
+impl<K, A, B, O, BK, BV, P, KS> FiresKeyedTimers<K> for BroadcastStage<K, A, B, O, BK, BV, P, KS>
+where
+    K: Key,
+    A: Data,
+    B: Data,
+    O: Data,
+    BK: StateValue + Hash + Eq,
+    BV: StateValue,
+    P: KeyedBroadcastProcessFunction<K, A, B, O, BK, BV>,
+    KS: KeySelector<A, K>,
+{
+    fn stage(&self) -> &StageContext {
+        &self.ctx
+    }
+
+    fn keyed_context(&mut self) -> &mut KeyedProcessContext<K> {
+        &mut self.context
+    }
 
     fn fire(&mut self, domain: TimeDomain, until: i64) {
         self.run(|s| {
@@ -525,16 +545,12 @@ where
     }
 
     fn watermark(&mut self, event: WatermarkEvent) {
-        if let WatermarkEvent::Watermark(w) = event {
-            self.context.set_watermark(w);
-            self.fire(TimeDomain::EventTime, w);
-        }
+        self.timers_on_watermark(event);
         self.next.watermark(event);
     }
 
     fn on_processing_time(&mut self, now: i64) {
-        self.fire(TimeDomain::ProcessingTime, now);
-        self.context.request_next_wake_up();
+        self.timers_on_processing_time(now);
         self.next.on_processing_time(now);
     }
 

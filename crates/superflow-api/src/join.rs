@@ -17,7 +17,7 @@ use superflow_state::{StateTable, TimeDomain, TimerService};
 
 use crate::functions::{Collector, KeySelector, OutputTag};
 use crate::keyed::SharedKey;
-use crate::keyed_process::KeyedProcessContext;
+use crate::keyed_process::{FiresKeyedTimers, KeyedProcessContext};
 use crate::stages::emit;
 use crate::stream::{hash_partitioner, ConnectedStreams, DataStream};
 use crate::window::functions::WindowEmit;
@@ -156,6 +156,25 @@ where
             function.open(runtime)
         });
     }
+}
+
+impl<K, A, B, O, P, KA, KB> FiresKeyedTimers<K> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
+where
+    K: Key,
+    A: Data,
+    B: Data,
+    O: Data,
+    P: KeyedCoProcessFunction<K, A, B, O>,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+{
+    fn stage(&self) -> &StageContext {
+        &self.ctx
+    }
+
+    fn keyed_context(&mut self) -> &mut KeyedProcessContext<K> {
+        &mut self.context
+    }
 
     /// Fires the due timers of `domain`, as the keyed process stage does.
     fn fire(&mut self, domain: TimeDomain, until: i64) {
@@ -213,16 +232,12 @@ where
     }
 
     fn watermark(&mut self, event: WatermarkEvent) {
-        if let WatermarkEvent::Watermark(w) = event {
-            self.context.set_watermark(w);
-            self.fire(TimeDomain::EventTime, w);
-        }
+        self.timers_on_watermark(event);
         self.next.watermark(event);
     }
 
     fn on_processing_time(&mut self, now: i64) {
-        self.fire(TimeDomain::ProcessingTime, now);
-        self.context.request_next_wake_up();
+        self.timers_on_processing_time(now);
         self.next.on_processing_time(now);
     }
 

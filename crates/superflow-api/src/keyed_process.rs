@@ -342,6 +342,43 @@ pub(crate) fn snapshot_timers<K: Key, N: Key>(
     }
 }
 
+/// The timer lifecycle a stage of a keyed function (keyed process, keyed co-process,
+/// keyed broadcast process) shares: the watermark fires the due event-time timers, the
+/// processing time the due processing-time timers; in batch mode processing time stands
+/// still, and the end of the input fires every timer with the timer service quiesced
+/// (what the timers register is ignored, as in Flink).
+pub(crate) trait FiresKeyedTimers<K: Key> {
+    /// The stage's context.
+    fn stage(&self) -> &StageContext;
+    /// The keyed function's context, which holds the timers.
+    fn keyed_context(&mut self) -> &mut KeyedProcessContext<K>;
+    /// Fires the due timers of `domain`, up to `until`, through the user's function.
+    fn fire(&mut self, domain: TimeDomain, until: i64);
+
+    /// The operator's watermark advanced (call before passing the watermark on).
+    fn timers_on_watermark(&mut self, event: WatermarkEvent) {
+        let WatermarkEvent::Watermark(w) = event else {
+            return;
+        };
+        self.keyed_context().set_watermark(w);
+        let end_of_batch = w == MAX_WATERMARK && self.stage().runtime_mode.is_batch();
+        self.keyed_context().quiesced |= end_of_batch;
+        self.fire(TimeDomain::EventTime, w);
+        if end_of_batch {
+            self.fire(TimeDomain::ProcessingTime, MAX_WATERMARK);
+        }
+    }
+
+    /// Processing time reached a requested time (call before passing it on).
+    fn timers_on_processing_time(&mut self, now: i64) {
+        if self.stage().runtime_mode.is_batch() {
+            return;
+        }
+        self.fire(TimeDomain::ProcessingTime, now);
+        self.keyed_context().request_next_wake_up();
+    }
+}
+
 /// Runs a keyed process function.
 pub(crate) struct KeyedProcessStage<K, I, O, P, KS> {
     ctx: StageContext,
@@ -386,6 +423,23 @@ where
         crate::stages::open_once(&self.ctx, &mut self.opened, |runtime| {
             function.open(runtime)
         });
+    }
+}
+
+impl<K, I, O, P, KS> FiresKeyedTimers<K> for KeyedProcessStage<K, I, O, P, KS>
+where
+    K: Key,
+    I: Data,
+    O: Data,
+    P: KeyedProcessFunction<K, I, O>,
+    KS: KeySelector<I, K>,
+{
+    fn stage(&self) -> &StageContext {
+        &self.ctx
+    }
+
+    fn keyed_context(&mut self) -> &mut KeyedProcessContext<K> {
+        &mut self.context
     }
 
     /// Fires the due timers of `domain`, including those registered while firing.
@@ -440,27 +494,12 @@ where
     }
 
     fn watermark(&mut self, event: WatermarkEvent) {
-        if let WatermarkEvent::Watermark(w) = event {
-            self.context.set_watermark(w);
-            // In batch mode processing time stands still until the input ends, where
-            // every timer fires, and what the timers register is ignored, as in Flink.
-            let end_of_batch = w == MAX_WATERMARK && self.ctx.runtime_mode.is_batch();
-            self.context.quiesced |= end_of_batch;
-            self.fire(TimeDomain::EventTime, w);
-            if end_of_batch {
-                self.fire(TimeDomain::ProcessingTime, MAX_WATERMARK);
-            }
-        }
+        self.timers_on_watermark(event);
         self.next.watermark(event);
     }
 
     fn on_processing_time(&mut self, now: i64) {
-        if self.ctx.runtime_mode.is_batch() {
-            self.next.on_processing_time(now);
-            return;
-        }
-        self.fire(TimeDomain::ProcessingTime, now);
-        self.context.request_next_wake_up();
+        self.timers_on_processing_time(now);
         self.next.on_processing_time(now);
     }
 

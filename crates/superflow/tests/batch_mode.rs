@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use superflow::prelude::*;
+use superflow::KeyedCoProcessFunction;
 
 mod common;
 use common::PunctuatedEveryRecord;
@@ -195,4 +196,65 @@ impl SinkFunction<(u64, i64)> for Counted {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+#[test]
+fn keyed_co_process_functions_fire_processing_time_timers_at_the_end_too() -> Result<(), JobError> {
+    /// Counts each key's records of both inputs, and reports the count when its
+    /// processing-time timer fires (at the end of the input, in batch mode).
+    #[derive(Clone)]
+    struct CountAtTheEnd;
+    impl KeyedCoProcessFunction<String, (String, i64), (String, i64), (String, i64)> for CountAtTheEnd {
+        fn process_element1(
+            &mut self,
+            _: (String, i64),
+            ctx: &mut KeyedProcessContext<String>,
+            _: &mut Collector<(String, i64)>,
+        ) -> Result<(), UserError> {
+            let mut count = ctx.get_state(&ValueStateDescriptor::<i64>::new("count"));
+            let n = count.value().unwrap_or(0) + 1;
+            count.update(n);
+            ctx.timer_service()
+                .register_processing_time_timer(FAR_AHEAD);
+            Ok(())
+        }
+        fn process_element2(
+            &mut self,
+            value: (String, i64),
+            ctx: &mut KeyedProcessContext<String>,
+            out: &mut Collector<(String, i64)>,
+        ) -> Result<(), UserError> {
+            self.process_element1(value, ctx, out)
+        }
+        fn on_timer(
+            &mut self,
+            time: i64,
+            ctx: &mut KeyedProcessContext<String>,
+            out: &mut Collector<(String, i64)>,
+        ) -> Result<(), UserError> {
+            ctx.timer_service().register_processing_time_timer(time + 1);
+            let key = ctx.get_current_key().clone();
+            let n = ctx
+                .get_state(&ValueStateDescriptor::<i64>::new("count"))
+                .value()
+                .unwrap_or(0);
+            out.collect((key, n));
+            Ok(())
+        }
+    }
+    for p in [1, 2] {
+        let env = env(p, RuntimeExecutionMode::Batch);
+        let (a, b) = (env.from_collection(words()), env.from_collection(words()));
+        let out = a
+            .key_by(|w: &(String, i64)| w.0.clone())
+            .connect(&b.key_by(|w: &(String, i64)| w.0.clone()))
+            .process(CountAtTheEnd)
+            .execute_and_collect()?;
+        assert_eq!(
+            sorted(out),
+            counts(&[("be", 4), ("not", 2), ("or", 2), ("to", 6)]),
+            "p={p}"
+        );
+    }
+    Ok(())
 }
