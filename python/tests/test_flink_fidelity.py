@@ -242,6 +242,15 @@ def test_declared_types_are_kept_as_flink_keeps_them(env, capfd):
     assert printed == ["('hi', 0)", "(hi,0,5,4)", "(true,null,2.5E-5,[1, 2])", "1.0E7"]
 
 
+def test_print_prefixes_lines_with_the_sink_identifier(env, capfd):
+    env.from_collection(["a"]).print("id")
+    env.from_collection(["b"]).print()
+    env.execute()
+    assert sorted(capfd.readouterr().out.splitlines()) == ["b", "id> a"]
+    with pytest.raises(TypeError, match="sink identifier"):
+        env.from_collection(["a"]).print(1)
+
+
 def test_a_record_that_does_not_match_its_declared_type_fails_the_job_naming_both(env):
     env.from_collection([("a", 1), ("b", 2, 3)]) \
         .map(lambda r: r, output_type=Types.TUPLE([Types.STRING(), Types.INT()])).print()

@@ -445,13 +445,8 @@ where
 {
     fn run(&mut self, f: impl FnOnce(&mut Self) -> Result<(), UserError>) {
         let ctx = self.ctx.clone();
-        if !self.opened {
-            self.opened = true;
-            let runtime = crate::stages::runtime_context(&ctx);
-            if let Err(e) = ctx.guard(|| self.function.open(&runtime)) {
-                ctx.fail(format!("open() failed: {e}"));
-            }
-        }
+        let function = &mut self.function;
+        crate::stages::open_once(&ctx, &mut self.opened, |runtime| function.open(runtime));
         if let Err(e) = ctx.guard(|| f(self)) {
             ctx.fail(e);
         }

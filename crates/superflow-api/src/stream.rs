@@ -565,6 +565,17 @@ impl<T: Data> DataStream<T> {
             .stateless()
     }
 
+    /// Prints every record to stdout, each line prefixed with `identifier` (Flink's
+    /// `print(sinkIdentifier)`): `id:N> record` above parallelism one, `id> record` at one.
+    pub fn print_with_identifier(&self, identifier: &str) -> DataStream<()>
+    where
+        T: RecordDisplay,
+    {
+        self.add_sink(PrintSink::stdout().with_identifier(identifier))
+            .name("Print to Std. Out")
+            .stateless()
+    }
+
     /// Prints every record to stderr.
     pub fn print_to_err(&self) -> DataStream<()>
     where

@@ -54,11 +54,13 @@ pub trait SinkFunction<T>: Send + 'static {
     }
 }
 
-/// Prints records to stdout or stderr, one per line, prefixed with `N> ` (the 1-based
-/// subtask) when the sink's parallelism is above one, as Flink does.
+/// Prints records to stdout or stderr, one per line, prefixed as Flink prefixes them:
+/// `N> ` (the 1-based subtask) when the sink's parallelism is above one, and with a sink
+/// identifier `id:N> `, or `id> ` at parallelism one.
 #[derive(Debug, Clone, Default)]
 pub struct PrintSink {
     to_stderr: bool,
+    identifier: String,
     prefix: String,
     text: String,
 }
@@ -76,13 +78,28 @@ impl PrintSink {
             ..PrintSink::default()
         }
     }
+
+    /// Prefixes every line with `identifier` (Flink's `print(sinkIdentifier)`).
+    pub fn with_identifier(mut self, identifier: &str) -> Self {
+        self.identifier = identifier.to_string();
+        self
+    }
 }
 
 impl<T: RecordDisplay + 'static> SinkFunction<T> for PrintSink {
     fn open(&mut self, ctx: &SinkContext) -> Result<(), UserError> {
+        // Flink's PrintSinkOutputWriter: identifier, ":" and subtask, then "> ".
+        let mut prefix = self.identifier.clone();
         if ctx.parallelism > 1 {
-            self.prefix = format!("{}> ", ctx.subtask + 1);
+            if !prefix.is_empty() {
+                prefix.push(':');
+            }
+            prefix.push_str(&(ctx.subtask + 1).to_string());
         }
+        if !prefix.is_empty() {
+            prefix.push_str("> ");
+        }
+        self.prefix = prefix;
         Ok(())
     }
 
@@ -195,5 +212,37 @@ impl<T: RecordDisplay + 'static> SinkFunction<T> for TextFileSink {
             writer.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefix(sink: PrintSink, subtask: usize, parallelism: usize) -> String {
+        let mut sink = sink;
+        SinkFunction::<i64>::open(
+            &mut sink,
+            &SinkContext {
+                subtask,
+                parallelism,
+            },
+        )
+        .unwrap();
+        sink.prefix
+    }
+
+    #[test]
+    fn print_prefixes_lines_as_flink_does() {
+        assert_eq!(prefix(PrintSink::stdout(), 0, 1), "");
+        assert_eq!(prefix(PrintSink::stdout(), 1, 2), "2> ");
+        assert_eq!(
+            prefix(PrintSink::stdout().with_identifier("id"), 0, 1),
+            "id> "
+        );
+        assert_eq!(
+            prefix(PrintSink::stdout().with_identifier("id"), 1, 2),
+            "id:2> "
+        );
     }
 }

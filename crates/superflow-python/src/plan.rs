@@ -643,7 +643,12 @@ fn build(
                 Built::Stream(stream_of(0)?.partition_custom(partition, select))
             }
             "print" => {
-                configured(node, stream_of(0)?.print());
+                // `text`: the sink identifier of `print(sink_identifier)`.
+                let sink = match &node.text {
+                    Some(identifier) => stream_of(0)?.print_with_identifier(identifier),
+                    None => stream_of(0)?.print(),
+                };
+                configured(node, sink);
                 Built::Sink
             }
             "collect" => {

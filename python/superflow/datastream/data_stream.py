@@ -267,9 +267,12 @@ class DataStream(_OperatorSettings):
 
     def print(self, sink_identifier: Optional[str] = None) -> "DataStreamSink":
         """Prints each record, prefixed with ``N>`` (the subtask) when the parallelism
-        is above one: as Flink prints its declared type (``(a,1)`` for a
-        ``Types.TUPLE``), or Python's ``str()`` of it without one, as PyFlink prints."""
-        return DataStreamSink(self._as_text()._add("print", name=sink_identifier))
+        is above one, and with ``sink_identifier`` if given (``id:N>``, or ``id>`` at
+        parallelism one), as Flink does: as Flink prints its declared type (``(a,1)`` for
+        a ``Types.TUPLE``), or Python's ``str()`` of it without one, as PyFlink prints."""
+        if sink_identifier is not None and not isinstance(sink_identifier, str):
+            raise TypeError(f"print() takes a string sink identifier, got {sink_identifier!r}")
+        return DataStreamSink(self._as_text()._add("print", text=sink_identifier))
 
     def _as_text(self) -> "DataStream":
         """This stream, or, when its declared type prints otherwise than Python's
