@@ -242,6 +242,17 @@ def test_declared_types_are_kept_as_flink_keeps_them(env, capfd):
     assert printed == ["('hi', 0)", "(hi,0,5,4)", "(true,null,2.5E-5,[1, 2])", "1.0E7"]
 
 
+def test_an_operators_declared_floats_are_32_bit_floats(env):
+    # As PyFlink's records pass through Java: a map declared FLOAT gives float32 values,
+    # and so does a reduce of a stream declared with a FLOAT field.
+    tenths = env.from_collection([1, 2]).map(lambda x: x / 10, output_type=Types.FLOAT())
+    assert sorted(tenths.execute_and_collect()) == [0.10000000149011612, 0.20000000298023224]
+    sums = env.from_collection([("a", 0.1), ("a", 0.2)]) \
+        .map(lambda r: r, output_type=Types.TUPLE([Types.STRING(), Types.FLOAT()])) \
+        .key_by(lambda r: r[0]).reduce(lambda a, b: (a[0], a[1] + b[1]))
+    assert list(sums.execute_and_collect())[-1] == ("a", 0.30000001192092896)
+
+
 def test_print_prefixes_lines_with_the_sink_identifier(env, capfd):
     env.from_collection(["a"]).print("id")
     env.from_collection(["b"]).print()

@@ -64,6 +64,9 @@ struct PlanNode {
     /// A file sink's bucket assigner: `["date_time", format, time zone or None]` or
     /// `["base_path"]`.
     bucket: Vec<Option<String>>,
+    /// The conversion of the node's records to their declared type, when that type
+    /// changes values (`Types.FLOAT()`).
+    declared: Option<PyObj>,
 }
 
 pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -132,6 +135,7 @@ impl PlanNode {
             ),
             names: item(dict, "names")?.unwrap_or_default(),
             bucket: item(dict, "bucket")?.unwrap_or_default(),
+            declared: item::<Py<PyAny>>(dict, "declared")?.map(PyObj),
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -725,10 +729,33 @@ fn build(
             }
             other => return Err(format!("unknown plan operation '{other}'")),
         };
-        let result = match result {
-            Built::Stream(s) => Built::Stream(configured(node, s).exchangeable()),
-            Built::Converted(s) => Built::Stream(s.exchangeable()),
-            other => other,
+        let result = match (result, &node.declared) {
+            // A declared type that changes values (32-bit floats): the records take its
+            // form as they leave the operator, as PyFlink's pass through Java.
+            (Built::Stream(s), Some(convert)) => {
+                let function = Python::attach(|py| PyOneInput {
+                    kind: OneInputKind::Map,
+                    call: convert.clone_ref(py),
+                    rich: None,
+                    context: None,
+                    side: classes.side.clone(),
+                    runtime_context_class: classes.runtime_context.clone_ref(py),
+                });
+                let mut converted = configured(node, s)
+                    .process(function)
+                    .name("Declared Type")
+                    .stateless();
+                if let Some(p) = node.parallelism {
+                    converted = converted.set_parallelism(p);
+                }
+                if let Some(uid) = &node.uid {
+                    converted = converted.uid(&format!("{uid}/declared-type"));
+                }
+                Built::Stream(converted.exchangeable())
+            }
+            (Built::Stream(s), None) => Built::Stream(configured(node, s).exchangeable()),
+            (Built::Converted(s), _) => Built::Stream(s.exchangeable()),
+            (other, _) => other,
         };
         built.insert(node.id, result);
     }

@@ -28,6 +28,26 @@ def _callable(function: Any, method: str, what: str) -> Any:
                     f"got {type(function).__name__}")
 
 
+def _conversion(output_type: Optional[TypeInformation]) -> Optional[Callable[[Any], Any]]:
+    """What makes an operator's records of ``output_type`` take that type's form (a
+    FLOAT is a 32-bit float, as PyFlink's records pass through Java); None when the type
+    changes no value, so the records go on untouched."""
+    from superflow.common.typeinfo import _needs_conversion, as_declared
+    if output_type is None or not _needs_conversion(output_type):
+        return None
+    return functools.partial(as_declared, output_type)
+
+
+def _typed(env: "StreamExecutionEnvironment", node: Dict[str, Any],
+           output_type: Optional[TypeInformation]) -> "DataStream":
+    """The stream of ``node``'s records, of ``output_type``: records whose declared type
+    changes values take its form as they leave the operator."""
+    conversion = _conversion(output_type)
+    if conversion is not None:
+        node["declared"] = conversion
+    return DataStream(env, node, output_type)
+
+
 def checked_max_parallelism(max_parallelism: Any) -> int:
     """``max_parallelism`` if it is a valid number of key groups (1..32768)."""
     if (not isinstance(max_parallelism, int) or isinstance(max_parallelism, bool)
@@ -128,7 +148,7 @@ class DataStream(_OperatorSettings):
 
     def _one(self, op: str, output_type: Optional[TypeInformation] = None, **fields: Any
              ) -> "DataStream":
-        return DataStream(self._env, self._add(op, **fields), output_type)
+        return _typed(self._env, self._add(op, **fields), output_type)
 
     # ----- transformations -----
 
@@ -161,11 +181,12 @@ class DataStream(_OperatorSettings):
         from superflow.common.watermark_strategy import WatermarkStrategy
         if not isinstance(watermark_strategy, WatermarkStrategy):
             raise TypeError("assign_timestamps_and_watermarks takes a WatermarkStrategy")
-        return self._one("watermarks", self._output_type, fn=watermark_strategy._assigner,
-                         fn2=watermark_strategy._generator,
-                         strategy=watermark_strategy._kind,
+        # The records pass unchanged: their declared type is the input's.
+        node = self._add("watermarks", fn=watermark_strategy._assigner,
+                         fn2=watermark_strategy._generator, strategy=watermark_strategy._kind,
                          bound_ms=watermark_strategy._bound_ms,
                          idle_ms=watermark_strategy._idle_ms)
+        return DataStream(self._env, node, self._output_type)
 
     def key_by(self, key_selector: Union[Callable[[Any], Any], fn.KeySelector],
                key_type: Optional[TypeInformation] = None) -> "KeyedStream":
@@ -398,7 +419,7 @@ class KeyedStream(DataStream):
 
     def _one(self, op: str, output_type: Optional[TypeInformation] = None, **fields: Any
              ) -> "DataStream":
-        return DataStream(self._env, self._add(op, **fields), output_type)
+        return _typed(self._env, self._add(op, **fields), output_type)
 
     def reduce(self, func: Union[Callable[[Any, Any], Any], fn.ReduceFunction]
                ) -> "DataStream":
@@ -512,7 +533,7 @@ class WindowJoin:
         node = self._first._add("window_join", [self._second], fn=function,
                                 key1=self._keys[0], key2=self._keys[1],
                                 window_kind=self._kind, **self._spec)
-        return DataStream(self._first._env, node, output_type)
+        return _typed(self._first._env, node, output_type)
 
 
 class IntervalJoin:
@@ -579,7 +600,7 @@ class IntervalJoined:
             raise TypeError("process() takes a ProcessJoinFunction")
         node = self._left._add("interval_join", [self._right], fn=process_join_function,
                                name="Interval Join", names=list(self._late), **self._bounds)
-        return DataStream(self._left._env, node, output_type)
+        return _typed(self._left._env, node, output_type)
 
 
 class ConnectedStreams:
@@ -612,14 +633,14 @@ class ConnectedStreams:
                 raise TypeError(f"process() takes a KeyedCoProcessFunction (missing {method})")
         node = self._first._add("co_keyed_process", [self._second], fn=func,
                                 key1=self._keys[0], key2=self._keys[1])
-        return DataStream(self._first._env, node, output_type)
+        return _typed(self._first._env, node, output_type)
 
     def map(self, func: fn.CoMapFunction, output_type: Optional[TypeInformation] = None
             ) -> DataStream:
         node = self._first._add(
             "co_map", [self._second], fn=_callable(func, "map1", "CoMapFunction"),
             fn2=_callable(func, "map2", "CoMapFunction"))
-        return DataStream(self._first._env, node, output_type)
+        return _typed(self._first._env, node, output_type)
 
     def flat_map(self, func: fn.CoFlatMapFunction,
                  output_type: Optional[TypeInformation] = None) -> DataStream:
@@ -627,7 +648,7 @@ class ConnectedStreams:
             "co_flat_map", [self._second],
             fn=_callable(func, "flat_map1", "CoFlatMapFunction"),
             fn2=_callable(func, "flat_map2", "CoFlatMapFunction"))
-        return DataStream(self._first._env, node, output_type)
+        return _typed(self._first._env, node, output_type)
 
 
 class BroadcastStream:
@@ -660,4 +681,4 @@ class BroadcastConnectedStream:
                             "key_by(...) before connect(broadcast_stream)")
         node = self._stream._add("broadcast_process", [self._broadcast._stream], fn=func,
                                  names=list(self._broadcast._names))
-        return DataStream(self._stream._env, node, output_type)
+        return _typed(self._stream._env, node, output_type)

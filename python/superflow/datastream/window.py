@@ -832,10 +832,10 @@ class WindowedStream:
     def _evaluate(self, kind: str, function: Any, window_function: Any, apply_style: bool,
                   name: str, output_type: Any = None) -> Any:
         """The stream of the windows' results, of ``output_type`` (declared)."""
-        from superflow.datastream.data_stream import DataStream
+        from superflow.datastream.data_stream import _typed
         node = self._keyed._add("window", window_kind=kind, fn=function, fn2=window_function,
                                 apply_style=apply_style, name=name, **self._spec)
-        return DataStream(self._keyed._env, node, output_type)
+        return _typed(self._keyed._env, node, output_type)
 
     def reduce(self, reduce_function: Any, window_function: Any = None,
                output_type: Any = None) -> Any:
