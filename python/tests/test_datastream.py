@@ -591,3 +591,17 @@ def test_sink_settings_apply_to_print_and_add_sink(capfd, env2):
     env2.from_collection(["a", "b", "c", "d"]).map(str.upper).print().set_parallelism(1).name("out")
     env2.execute("sink settings")
     assert sorted(capfd.readouterr().out.splitlines()) == ["A", "B", "C", "D"]
+
+
+def test_a_bad_key_on_two_processes_is_reported_every_time_naming_the_key_by():
+    # The key selector runs where the records are sent from: its error must reach the
+    # driver as itself, never as the connection loss it causes in the other process.
+    for _ in range(20):
+        env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+        env.from_collection([("a", 1), ("b", 2)] * 50) \
+            .key_by(lambda r: [r[0]]).sum(1).print()
+        with pytest.raises(JobExecutionError) as error:
+            env.execute()
+        message = str(error.value)
+        assert "key ['a'] of type list cannot be used as a key" in message, message
+        assert "Keyed Sum (key-by from Collection Source)" in message, message

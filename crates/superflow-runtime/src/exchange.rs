@@ -39,7 +39,7 @@ pub enum PartitionKind {
 }
 
 /// What a router knows about where it runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RouteContext {
     /// The worker (= upstream subtask) this router runs on.
     pub worker: usize,
@@ -49,6 +49,9 @@ pub struct RouteContext {
     pub target_parallelism: usize,
     /// The consuming operator's max parallelism (its number of key groups).
     pub max_parallelism: usize,
+    /// The edge, as a failure of its key selector or partitioner names it:
+    /// `Keyed Sum (key-by from Collection Source)`.
+    pub edge: std::sync::Arc<str>,
 }
 
 /// Splits a batch into per-worker batches.
@@ -223,6 +226,7 @@ impl BatchRouter for TaggedBatchRouter {
 /// The timely distributor of an exchange edge.
 pub struct BatchDistributor {
     router: Box<dyn BatchRouter>,
+    edge: std::sync::Arc<str>,
     out: Vec<Batch>,
     worker: usize,
 }
@@ -256,7 +260,10 @@ impl Distributor<Batch> for BatchDistributor {
         if self.out.len() != pushers.len() {
             self.out = (0..pushers.len()).map(|_| Batch::default()).collect();
         }
-        self.router.route(container, &mut self.out);
+        // A key selector or a custom partitioner is user code: its panic fails the job
+        // naming the edge, not the worker (nor, on several processes, a lost connection).
+        let (router, out) = (&mut self.router, &mut self.out);
+        crate::failure::guard(&self.edge, self.worker, || router.route(container, out));
         for (batch, pusher) in self.out.iter_mut().zip(pushers.iter_mut()) {
             if !batch.is_empty() {
                 Message::push_at(batch, stamp.clone(), pusher);
@@ -282,9 +289,11 @@ pub type BatchPact = DistributorPact<Box<dyn FnOnce(usize) -> BatchDistributor>>
 pub fn pact(factory: &RouterFactory, ctx: &RouteContext) -> BatchPact {
     let router = factory(ctx);
     let worker = ctx.worker;
+    let edge = std::sync::Arc::clone(&ctx.edge);
     DistributorPact(Box::new(move |_peers| BatchDistributor {
         router,
         out: Vec::new(),
         worker,
+        edge,
     }))
 }

@@ -81,6 +81,27 @@ fn panic_in_keyed_reduce_after_an_exchange() {
 }
 
 #[test]
+fn a_panic_in_a_key_selector_names_the_key_by() {
+    let env = env(2);
+    env.from_sequence(0, 5000)
+        .key_by(|x: &i64| {
+            if *x == 4321 {
+                panic!("no key for {x}");
+            }
+            x % 10
+        })
+        .reduce(|a: i64, b: i64| a + b)
+        .name("Summer")
+        .print_to_err();
+    let err = error_of(env.execute("key selector panic"));
+    assert!(
+        err.contains("operator 'Summer (key-by from Sequence Source)'")
+            && err.contains("no key for 4321"),
+        "{err}"
+    );
+}
+
+#[test]
 fn error_returned_by_a_process_function_fails_the_job() {
     let env = env(2);
     env.from_sequence(1, 100)

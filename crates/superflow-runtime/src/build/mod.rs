@@ -226,12 +226,21 @@ impl<'s> BuildCtx<'s> {
         stream
     }
 
-    fn route_context(&self, from: NodeId, to: NodeId) -> RouteContext {
+    fn route_context(&self, from: NodeId, to: NodeId, kind: PartitionKind) -> RouteContext {
+        let what = match kind {
+            PartitionKind::Hash => "key-by",
+            PartitionKind::Custom => "custom partitioner",
+            _ => "partitioner",
+        };
         RouteContext {
             worker: self.worker(),
             source_parallelism: self.parallelism(from),
             target_parallelism: self.parallelism(to),
             max_parallelism: self.plan.key_groups[to],
+            edge: Arc::from(format!(
+                "{} ({what} from {})",
+                self.graph.nodes[to].name, self.graph.nodes[from].name
+            )),
         }
     }
 
@@ -258,7 +267,7 @@ impl<'s> BuildCtx<'s> {
             Some(factory) => {
                 let pact = exchange::pact(
                     &self.routing_factory(&partitioner, factory),
-                    &self.route_context(from, id),
+                    &self.route_context(from, id, partitioner.kind),
                 );
                 self.unary_operator(input, pact, decode, consumer, chain, channels, id)
             }
@@ -407,7 +416,7 @@ impl<'s> BuildCtx<'s> {
             Some(factory) => {
                 let pact = exchange::pact(
                     &self.routing_factory(partitioner, factory),
-                    &self.route_context(from, to),
+                    &self.route_context(from, to, partitioner.kind),
                 );
                 Box::new(builder.new_input(input, pact))
             }
@@ -448,7 +457,7 @@ impl<'s> BuildCtx<'s> {
         };
         let targets = self.parallelism(to);
         // The broadcast router factory copies one batch into one slot per target.
-        let mut copier = factory(&self.route_context(from, to));
+        let mut copier = factory(&self.route_context(from, to, partitioner.kind));
         let mut builder = OperatorBuilder::new("Broadcast".to_string(), self.scope);
         let mut handle = builder.new_input(input.clone(), Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
