@@ -394,8 +394,12 @@ def test_bad_arguments_name_what_is_wrong(env):
         env.from_collection([1]).map(42)
     with pytest.raises(TypeError, match="union"):
         env.from_collection([1]).union([1])
-    with pytest.raises(ValueError, match="UTF-8"):
-        env.read_text_file("x", "latin-1")
+    # Latin-1 is read now (as Flink's readTextFile reads any charset); UTF-16 cannot be
+    # split into lines at the byte '\n', and an unknown charset is named.
+    with pytest.raises(ValueError, match="UTF-8 and the other ASCII-compatible"):
+        env.read_text_file("x", "UTF-16")
+    with pytest.raises(ValueError, match="unknown charset 'latin-99'"):
+        env.read_text_file("x", "latin-99")
 
 
 def test_a_missing_input_file_fails_with_its_path(env, tmp_path):

@@ -435,3 +435,23 @@ def test_a_bad_bucket_format_fails_the_job_naming_it(env, tmp_path):
             "yyyy", "Mars/Olympus")).build())
     with pytest.raises(Exception, match="unknown time zone 'Mars/Olympus'"):
         env.execute()
+
+
+def test_text_files_in_other_charsets(env, tmp_path, capfd):
+    from superflow.datastream.connectors.file_system import FileSource, StreamFormat
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("café\ngrüße\n".encode("latin-1"))
+    assert sorted(env.read_text_file(str(latin), "ISO-8859-1").execute_and_collect()) == \
+        ["café", "grüße"]
+    source = FileSource.for_record_stream_format(
+        StreamFormat.text_line_format("windows-1252"), str(latin)).build()
+    assert sorted(env.from_source(source, WatermarkStrategy.no_watermarks(), "latin")
+                  .execute_and_collect()) == ["café", "grüße"]
+    # Read as UTF-8, the bad bytes are U+FFFD, as Java reads them, with a warning.
+    assert sorted(env.read_text_file(str(latin)).execute_and_collect()) == \
+        ["caf\ufffd", "gr\ufffd\ufffde"]
+    assert "latin1.txt: 2 line(s) were not valid UTF-8" in capfd.readouterr().err
+    with pytest.raises(ValueError, match="ASCII-compatible"):
+        env.read_text_file(str(latin), "UTF-16")
+    with pytest.raises(ValueError, match="unknown charset 'klingon'"):
+        env.read_text_file(str(latin), "klingon")

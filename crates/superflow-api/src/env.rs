@@ -396,9 +396,22 @@ impl StreamExecutionEnvironment {
         self.from_source(DataGeneratorSource::new(generate, count, rate))
     }
 
-    /// The lines of a text file, or of every file in a directory.
+    /// The lines of a text file, or of every file in a directory, in UTF-8. Bytes that
+    /// are not valid UTF-8 are read as U+FFFD, with a warning (as Java reads them);
+    /// `from_source(TextFileSource::new(path).strict())` fails on them instead.
     pub fn read_text_file(&self, path: impl Into<PathBuf>) -> DataStream<String> {
         self.from_source(TextFileSource::new(path))
+    }
+
+    /// The lines of a text file, or of every file in a directory, in `charset` (Flink's
+    /// `readTextFile(path, charsetName)`: `ISO-8859-1`, `windows-1252`, `Shift_JIS`, ...).
+    /// An unknown charset, or one not ASCII-compatible (UTF-16), fails `execute`.
+    pub fn read_text_file_with_charset(
+        &self,
+        path: impl Into<PathBuf>,
+        charset: &str,
+    ) -> DataStream<String> {
+        self.from_source(TextFileSource::new(path).with_charset(charset))
     }
 
     /// Lines read from a TCP socket (non-parallel); the stream ends when the peer closes.

@@ -2,7 +2,11 @@
 //!
 //! Each file is cut into byte ranges, one per subtask; a range owns every line that
 //! starts inside it, so the subtasks read disjoint lines and together read all of them.
-//! A line that is not UTF-8 fails the job with the file and line number.
+//!
+//! Lines are decoded from a charset (UTF-8 by default; any ASCII-compatible one, as
+//! Flink's `readTextFile(path, charsetName)` takes). Bytes that are not valid in it
+//! become U+FFFD, as Java's decoder makes them, and the source warns once per file with
+//! the count; in strict mode such a line fails the job with the file and line number.
 //!
 //! Monitoring a directory ([`TextFileSource::monitor_continuously`], Flink's
 //! `FileSource.monitor_continuously`) makes the source unbounded: every subtask lists
@@ -24,6 +28,92 @@ pub struct TextFileSource {
     path: PathBuf,
     /// How often a monitoring source lists the directory; `None` for a bounded source.
     discovery: Option<Duration>,
+    /// The charset's name, as the user gave it (checked by `prepare`).
+    charset: String,
+    /// Whether a line with bytes not valid in the charset fails the job.
+    strict: bool,
+}
+
+/// How a reader turns a line's bytes into text.
+#[derive(Debug, Clone, Copy)]
+struct LineDecoder {
+    encoding: &'static encoding_rs::Encoding,
+    /// ISO-8859-1 as Java decodes it: every byte is the code point of its value. (The
+    /// WHATWG labels encoding_rs follows make "ISO-8859-1" windows-1252, which differs at
+    /// 0x80..0x9F.)
+    latin1: bool,
+    strict: bool,
+}
+
+impl Default for LineDecoder {
+    fn default() -> Self {
+        LineDecoder {
+            encoding: encoding_rs::UTF_8,
+            latin1: false,
+            strict: false,
+        }
+    }
+}
+
+impl LineDecoder {
+    /// The decoder of charset `name`, or an error naming it: an unknown charset, or
+    /// one whose lines cannot be split at the byte `\n` (UTF-16, UTF-32).
+    fn of(name: &str, strict: bool) -> Result<LineDecoder, SourceError> {
+        let label = name.trim().to_ascii_lowercase().replace('_', "-");
+        if matches!(
+            label.as_str(),
+            "iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1" | "cp819" | "iso-ir-100"
+        ) {
+            return Ok(LineDecoder {
+                encoding: encoding_rs::WINDOWS_1252,
+                latin1: true,
+                strict,
+            });
+        }
+        let encoding = encoding_rs::Encoding::for_label(name.trim().as_bytes())
+            .ok_or_else(|| SourceError::new(format!("unknown charset '{name}'")))?;
+        if !encoding.is_ascii_compatible() {
+            return Err(SourceError::new(format!(
+                "charset '{name}' is not supported by the text file source: lines are split at the byte '\\n', which needs an ASCII-compatible charset (UTF-8, ISO-8859-1, windows-1252, Shift_JIS, ...)"
+            )));
+        }
+        Ok(LineDecoder {
+            encoding,
+            latin1: false,
+            strict,
+        })
+    }
+
+    /// The charset's name, for messages.
+    fn name(&self) -> &'static str {
+        if self.latin1 {
+            "ISO-8859-1"
+        } else {
+            self.encoding.name()
+        }
+    }
+
+    /// The text of a line; `None` when its bytes are not valid in the charset and the
+    /// decoder is strict. A lenient decoder puts U+FFFD in their place, and says so
+    /// through `malformed`.
+    fn decode(&self, bytes: &[u8], malformed: &mut u64) -> Option<String> {
+        if self.latin1 {
+            return Some(encoding_rs::mem::decode_latin1(bytes).into_owned());
+        }
+        if self.encoding == encoding_rs::UTF_8 {
+            if let Ok(text) = std::str::from_utf8(bytes) {
+                return Some(text.to_string());
+            }
+        }
+        let (text, _, had_errors) = self.encoding.decode(bytes);
+        if had_errors {
+            if self.strict {
+                return None;
+            }
+            *malformed += 1;
+        }
+        Some(text.into_owned())
+    }
 }
 
 impl TextFileSource {
@@ -32,7 +122,28 @@ impl TextFileSource {
         TextFileSource {
             path: path.into(),
             discovery: None,
+            charset: "UTF-8".into(),
+            strict: false,
         }
+    }
+
+    /// Decodes the files from `charset` (a name or label such as `ISO-8859-1`,
+    /// `windows-1252` or `Shift_JIS`; UTF-8 by default). An unknown charset, or one whose
+    /// lines cannot be split at the byte `\n` (UTF-16), fails the job before it runs.
+    pub fn with_charset(mut self, charset: &str) -> Self {
+        self.charset = charset.to_string();
+        self
+    }
+
+    /// Fails the job, naming the file and the line, at the first line whose bytes are not
+    /// valid in the charset, instead of decoding them as U+FFFD with a warning.
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    fn decoder(&self) -> Result<LineDecoder, SourceError> {
+        LineDecoder::of(&self.charset, self.strict)
     }
 
     /// Keeps watching the directory, every `interval`, and reads each new visible file
@@ -103,6 +214,7 @@ impl SourceFunction<String> for TextFileSource {
     }
 
     fn prepare(&self) -> Result<(), SourceError> {
+        self.decoder()?;
         for (file, _) in self.files()? {
             File::open(&file)
                 .map_err(|e| SourceError::new(format!("cannot open '{}': {e}", file.display())))?;
@@ -119,7 +231,10 @@ impl SourceFunction<String> for TextFileSource {
             return Ok(Box::new(MonitoringReader::new(
                 self,
                 interval,
-                TextFileReader::default(),
+                TextFileReader {
+                    decoder: self.decoder()?,
+                    ..TextFileReader::default()
+                },
                 HashSet::new(),
                 subtask,
                 parallelism,
@@ -137,6 +252,7 @@ impl SourceFunction<String> for TextFileSource {
         Ok(Box::new(TextFileReader {
             splits: splits.into_iter().rev().collect(),
             current: None,
+            decoder: self.decoder()?,
         }))
     }
 
@@ -146,7 +262,7 @@ impl SourceFunction<String> for TextFileSource {
         subtask: usize,
         parallelism: usize,
     ) -> Result<Box<dyn SourceReader<String>>, SourceError> {
-        let files = restore_splits(&restored.splits)?;
+        let files = restore_splits(&restored.splits, self.decoder()?)?;
         let Some(interval) = self.discovery else {
             return Ok(Box::new(files));
         };
@@ -177,7 +293,7 @@ fn owner(path: &Path, parallelism: usize) -> usize {
 
 /// A reader of the splits a checkpoint recorded, checking that their files are still
 /// as long as they were.
-fn restore_splits(splits: &[Vec<u8>]) -> Result<TextFileReader, SourceError> {
+fn restore_splits(splits: &[Vec<u8>], decoder: LineDecoder) -> Result<TextFileReader, SourceError> {
     let mut restored = Vec::with_capacity(splits.len());
     for bytes in splits {
         let (path, start, end) = crate::decode_split::<(PathBuf, u64, u64)>(bytes)?;
@@ -197,6 +313,7 @@ fn restore_splits(splits: &[Vec<u8>]) -> Result<TextFileReader, SourceError> {
     Ok(TextFileReader {
         splits: restored.into_iter().rev().collect(),
         current: None,
+        decoder,
     })
 }
 
@@ -308,12 +425,29 @@ struct OpenSplit {
     position: u64,
     end: u64,
     line: Vec<u8>,
+    /// Lines read whose bytes were not valid in the charset (decoded with U+FFFD).
+    malformed: u64,
+}
+
+impl OpenSplit {
+    /// Done with the split: warns if some of its lines were not valid in the charset.
+    fn close(self, decoder: &LineDecoder) {
+        if self.malformed > 0 {
+            superflow_runtime::notice::warn_user(format!(
+                "{}: {} line(s) were not valid {}: their bad bytes were read as U+FFFD (the replacement character), as Java reads them; give the file's charset, or read strictly to fail on such lines",
+                self.path.display(),
+                self.malformed,
+                decoder.name()
+            ));
+        }
+    }
 }
 
 #[derive(Default)]
 struct TextFileReader {
     splits: Vec<Split>,
     current: Option<OpenSplit>,
+    decoder: LineDecoder,
 }
 
 fn open_split(split: Split) -> Result<OpenSplit, SourceError> {
@@ -339,6 +473,7 @@ fn open_split(split: Split) -> Result<OpenSplit, SourceError> {
             position,
             end: split.end,
             line: Vec::new(),
+            malformed: 0,
         });
     }
     Ok(OpenSplit {
@@ -347,6 +482,7 @@ fn open_split(split: Split) -> Result<OpenSplit, SourceError> {
         position,
         end: split.end,
         line: Vec::new(),
+        malformed: 0,
     })
 }
 
@@ -387,7 +523,9 @@ impl SourceReader<String> for TextFileReader {
                 },
             };
             if split.position >= split.end {
-                self.current = None;
+                if let Some(done) = self.current.take() {
+                    done.close(&self.decoder);
+                }
                 continue;
             }
             split.line.clear();
@@ -398,7 +536,9 @@ impl SourceReader<String> for TextFileReader {
                     SourceError::new(format!("cannot read '{}': {e}", split.path.display()))
                 })?;
             if read == 0 {
-                self.current = None;
+                if let Some(done) = self.current.take() {
+                    done.close(&self.decoder);
+                }
                 continue;
             }
             let line_start = split.position;
@@ -410,14 +550,15 @@ impl SourceReader<String> for TextFileReader {
             if bytes.last() == Some(&b'\r') {
                 bytes = &bytes[..bytes.len() - 1];
             }
-            match std::str::from_utf8(bytes) {
-                Ok(text) => out.push(text.to_string()),
-                Err(e) => {
+            match self.decoder.decode(bytes, &mut split.malformed) {
+                Some(text) => out.push(text),
+                None => {
                     let line = line_number(&split.path, line_start)
                         .map_or_else(|| "?".to_string(), |n| n.to_string());
                     return Err(SourceError::new(format!(
-                        "{}:{line}: the line is not valid UTF-8 ({e})",
-                        split.path.display()
+                        "{}:{line}: the line is not valid {}",
+                        split.path.display(),
+                        self.decoder.name()
                     )));
                 }
             }
@@ -564,11 +705,11 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_names_file_and_line() -> Result<(), Box<dyn std::error::Error>> {
+    fn invalid_utf8_names_file_and_line_in_strict_mode() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("bad.txt");
         File::create(&path)?.write_all(b"ok\nfine\n\xff\xfe broken\nlast\n")?;
-        let err = read_all(&TextFileSource::new(&path), 1)
+        let err = read_all(&TextFileSource::new(&path).strict(), 1)
             .err()
             .ok_or("expected an error")?;
         let text = err.to_string();
@@ -576,6 +717,47 @@ mod tests {
             text.contains("bad.txt:3:") && text.contains("not valid UTF-8"),
             "{text}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_bytes_become_replacement_characters_and_no_line_is_lost(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("bad.txt");
+        File::create(&path)?.write_all(b"ok\n\xff broken\nlast\n")?;
+        let mut lines = read_all(&TextFileSource::new(&path), 2)?;
+        lines.sort();
+        assert_eq!(lines, vec!["last", "ok", "\u{FFFD} broken"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_charset_decodes_the_files() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("latin1.txt");
+        // "café", "größe" and a C1 control in ISO-8859-1: not valid UTF-8. Java reads 0x80
+        // as U+0080 (windows-1252 would make it €).
+        File::create(&path)?.write_all(b"caf\xe9\ngr\xf6\xdfe\n\x80\n")?;
+        let source = TextFileSource::new(&path)
+            .with_charset("ISO-8859-1")
+            .strict();
+        let mut lines = read_all(&source, 1)?;
+        lines.sort();
+        assert_eq!(lines, vec!["café", "größe", "\u{80}"]);
+        let source = TextFileSource::new(&path).with_charset("windows-1252");
+        assert!(read_all(&source, 1)?.contains(&"€".to_string()));
+        for (charset, error) in [
+            ("klingon", "unknown charset 'klingon'"),
+            ("UTF-16", "ASCII-compatible"),
+        ] {
+            let err = TextFileSource::new(&path)
+                .with_charset(charset)
+                .prepare()
+                .err();
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(text.contains(error), "{charset}: {text}");
+        }
         Ok(())
     }
 

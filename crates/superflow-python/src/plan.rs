@@ -67,6 +67,8 @@ struct PlanNode {
     /// The conversion of the node's records to their declared type, when that type
     /// changes values (`Types.FLOAT()`).
     declared: Option<PyObj>,
+    /// The charset of a text file source.
+    charset: Option<String>,
 }
 
 pub(crate) fn item<'py, T: FromPyObjectOwned<'py>>(
@@ -136,6 +138,7 @@ impl PlanNode {
             names: item(dict, "names")?.unwrap_or_default(),
             bucket: item(dict, "bucket")?.unwrap_or_default(),
             declared: item::<Py<PyAny>>(dict, "declared")?.map(PyObj),
+            charset: item(dict, "charset")?,
             name: item(dict, "name")?,
             uid: item(dict, "uid")?,
             parallelism: item(dict, "parallelism")?,
@@ -449,13 +452,16 @@ fn build(
             }
             "read_text_file" => {
                 let path = node.text.clone().unwrap_or_default();
+                let mut files = TextFileSource::new(path);
+                if let Some(charset) = &node.charset {
+                    files = files.with_charset(charset);
+                }
                 // `start` is the discovery interval in ms; 0 for a bounded source.
                 let source = match u64::try_from(node.range.0) {
                     Ok(interval) if interval > 0 => env.from_source(
-                        TextFileSource::new(path)
-                            .monitor_continuously(std::time::Duration::from_millis(interval)),
+                        files.monitor_continuously(std::time::Duration::from_millis(interval)),
                     ),
-                    _ => env.read_text_file(path),
+                    _ => env.from_source(files),
                 };
                 let source = configured(node, source);
                 Built::Converted(to_python(

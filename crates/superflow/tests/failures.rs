@@ -261,13 +261,31 @@ fn invalid_utf8_input_names_file_and_line() -> Result<(), std::io::Error> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("input.txt");
     std::fs::File::create(&path)?.write_all(b"one\ntwo\nthr\xffee\nfour\n")?;
-    let env = env(1);
-    env.read_text_file(&path).print_to_err();
-    let err = error_of(env.execute("bad utf8"));
+    // Strictly read, the bad line fails the job naming it.
+    let strict = env(1);
+    strict
+        .from_source(superflow::connectors::TextFileSource::new(&path).strict())
+        .print_to_err();
+    let err = error_of(strict.execute("bad utf8"));
     assert!(
         err.contains("input.txt:3:") && err.contains("not valid UTF-8"),
         "{err}"
     );
+    // By default, as Java reads it: U+FFFD in place of the bad byte, and no line lost.
+    let lenient = env(1);
+    let mut lines = lenient
+        .read_text_file(&path)
+        .execute_and_collect()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    lines.sort();
+    assert_eq!(lines, vec!["four", "one", "thr\u{FFFD}ee", "two"]);
+    // In a charset of its own.
+    let latin = env(1);
+    let lines = latin
+        .read_text_file_with_charset(&path, "windows-1252")
+        .execute_and_collect()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    assert!(lines.contains(&"thrÿee".to_string()), "{lines:?}");
     Ok(())
 }
 

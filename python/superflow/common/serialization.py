@@ -9,10 +9,25 @@ from superflow._unsupported import unsupported
 def _checked_charset(charset: str, what: str) -> str:
     """``charset`` if Python knows it (``UTF-8``, ``ISO-8859-1``, ...)."""
     import codecs
+    if not isinstance(charset, str):
+        raise TypeError(f"{what}: a charset is a name such as 'UTF-8', got {charset!r}")
     try:
         codecs.lookup(charset)
     except LookupError:
         raise ValueError(f"{what}: unknown charset {charset!r}") from None
+    return charset
+
+
+def _line_charset(charset: str, what: str) -> str:
+    """``charset`` if text lines can be read in it: a charset Python knows whose lines
+    end with the byte ``\\n`` (UTF-8 and the other ASCII-compatible ones, not UTF-16 or
+    UTF-32)."""
+    import codecs
+    name = codecs.lookup(_checked_charset(charset, what)).name
+    if name.startswith(("utf-16", "utf-32")):
+        raise ValueError(f"{what} reads UTF-8 and the other ASCII-compatible charsets "
+                         f"(ISO-8859-1, windows-1252, Shift_JIS, ...), not {charset!r}: "
+                         "lines are split at the byte '\\n'")
     return charset
 
 

@@ -331,17 +331,19 @@ class StreamExecutionEnvironment:
         return DataStream(self, node)
 
     def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
-        """The lines of a text file (or of the files of a directory)."""
-        if charset_name.upper().replace("-", "") != "UTF8":
-            raise ValueError(f"read_text_file reads UTF-8 only, got {charset_name!r}")
-        return self._text_file(file_path, f"Text Source: {file_path}", None)
+        """The lines of a text file (or of the files of a directory), in ``charset_name``
+        (``UTF-8``, ``ISO-8859-1``, ``windows-1252``, ...). Bytes not valid in it are read
+        as U+FFFD, as Java reads them, with a warning naming the file."""
+        from superflow.common.serialization import _line_charset
+        charset = _line_charset(charset_name, "read_text_file")
+        return self._text_file(file_path, f"Text Source: {file_path}", None, charset)
 
-    def _text_file(self, file_path: str, name: str, discovery_interval_ms: Optional[int]
-                   ) -> DataStream:
-        """The lines of a file or directory, monitored every ``discovery_interval_ms``
-        when it is given."""
+    def _text_file(self, file_path: str, name: str, discovery_interval_ms: Optional[int],
+                   charset: str = "UTF-8") -> DataStream:
+        """The lines of a file or directory in ``charset``, monitored every
+        ``discovery_interval_ms`` when it is given."""
         node = self._add_node("read_text_file", [], text=str(file_path), name=name,
-                              start=discovery_interval_ms)
+                              start=discovery_interval_ms, charset=charset)
         return DataStream(self, node)
 
     # ----- running -----

@@ -16,9 +16,8 @@ class StreamFormat:
     """How a ``FileSource`` reads records from a file."""
 
     def __init__(self, charset: str):
-        if charset.replace("-", "").lower() not in ("utf8", "ascii", "usascii"):
-            raise ValueError(f"the text line format reads UTF-8, not {charset}")
-        self._charset = charset
+        from superflow.common.serialization import _line_charset
+        self._charset = _line_charset(charset, "the text line format")
 
     @staticmethod
     def text_line_format(charset_name: str = "UTF-8") -> "StreamFormat":
@@ -32,9 +31,11 @@ class FileSource(Source):
     directories are listed again at every interval, and each new file is read once,
     whole, by one subtask; the files seen are checkpointed)."""
 
-    def __init__(self, paths: List[str], discovery_interval_ms: Optional[int] = None):
+    def __init__(self, paths: List[str], discovery_interval_ms: Optional[int] = None,
+                 charset: str = "UTF-8"):
         self._paths = paths
         self._discovery_interval_ms = discovery_interval_ms
+        self._charset = charset
 
     @staticmethod
     def for_record_stream_format(stream_format: StreamFormat, *paths: Any
@@ -43,11 +44,12 @@ class FileSource(Source):
             raise TypeError("for_record_stream_format takes StreamFormat.text_line_format()")
         if not paths:
             raise ValueError("a FileSource needs at least one path")
-        return FileSource.FileSourceBuilder([str(p) for p in paths])
+        return FileSource.FileSourceBuilder([str(p) for p in paths], stream_format._charset)
 
     class FileSourceBuilder:
-        def __init__(self, paths: List[str]):
+        def __init__(self, paths: List[str], charset: str = "UTF-8"):
             self._paths = paths
+            self._charset = charset
             self._discovery_interval_ms: Optional[int] = None
 
         def process_static_file_set(self) -> "FileSource.FileSourceBuilder":
@@ -69,10 +71,10 @@ class FileSource(Source):
             return self
 
         def build(self) -> "FileSource":
-            return FileSource(self._paths, self._discovery_interval_ms)
+            return FileSource(self._paths, self._discovery_interval_ms, self._charset)
 
     def _stream(self, env, name):
-        streams = [env._text_file(path, name, self._discovery_interval_ms)
+        streams = [env._text_file(path, name, self._discovery_interval_ms, self._charset)
                    for path in self._paths]
         return streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
 
