@@ -36,6 +36,11 @@ enum Workload {
     W2,
     /// Word count over a text file: split on ' ', rolling count per word.
     W4,
+    /// `--records` lines of 10 digits (11 bytes with the line break) from a local TCP
+    /// peer through `socket_text_stream`, parsed and summed at the sink.
+    Socket,
+    /// The same lines from a file through `read_text_file`: the rate `socket` aims at.
+    FileLines,
     /// W2's result computed by a hand-written single-threaded loop.
     Baseline,
     /// Event time as the peers' w3: event `e` at `e` ms, key `e % 1000`, tumbling 1 s
@@ -473,6 +478,49 @@ fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64
             run.job_seconds = Some(started.elapsed().as_secs_f64());
             let out = records.load(Ordering::Relaxed);
             Ok((out, out, checksum.load(Ordering::Relaxed), out > 0))
+        }
+        Workload::Socket | Workload::FileLines => {
+            // The lines are made before the job, so the job's time is the source's.
+            let mut text = Vec::with_capacity(n as usize * 11);
+            for i in 0..n {
+                text.extend_from_slice(format!("{i:010}\n").as_bytes());
+            }
+            let (sink, records, checksum) =
+                counting(|line: &String| line.parse::<u64>().unwrap_or(u64::MAX));
+            let lines = if matches!(args.workload, Workload::Socket) {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+                let port = listener.local_addr()?.port();
+                std::thread::spawn(move || {
+                    if let Ok((mut peer, _)) = listener.accept() {
+                        use std::io::Write;
+                        let _ = peer.write_all(&text);
+                    }
+                });
+                env.set_parallelism(1);
+                env.socket_text_stream("127.0.0.1", port)
+            } else {
+                let file = std::env::temp_dir()
+                    .join(format!("superflow-bench-lines-{}.txt", std::process::id()));
+                std::fs::write(&file, &text)?;
+                drop(text);
+                env.read_text_file(&file)
+            };
+            lines.add_sink(sink);
+            let name = format!("{:?}", args.workload).to_lowercase();
+            let job_started = Instant::now();
+            let result = execute(&env, &name, run);
+            run.job_seconds = Some(job_started.elapsed().as_secs_f64());
+            let _ = std::fs::remove_file(
+                std::env::temp_dir()
+                    .join(format!("superflow-bench-lines-{}.txt", std::process::id())),
+            );
+            result?;
+            let (out, cks) = (
+                records.load(Ordering::Relaxed),
+                checksum.load(Ordering::Relaxed),
+            );
+            let expected = (n as u128 * (n as u128).saturating_sub(1) / 2) as u64;
+            Ok((n, out, cks, out == n && cks == expected))
         }
         Workload::W3 => {
             let p = args.parallelism as i64;
