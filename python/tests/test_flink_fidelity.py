@@ -455,3 +455,31 @@ def test_text_files_in_other_charsets(env, tmp_path, capfd):
         env.read_text_file(str(latin), "UTF-16")
     with pytest.raises(ValueError, match="unknown charset 'klingon'"):
         env.read_text_file(str(latin), "klingon")
+
+
+def test_pyflink_dependency_methods_are_accepted(env, tmp_path):
+    module = tmp_path / "helper_module_for_superflow.py"
+    module.write_text("def triple(x):\n    return 3 * x\n")
+    env.add_jars("file:///nowhere/flink-connector.jar").add_classpaths("file:///nowhere")
+    env.add_python_file(str(module))
+    import helper_module_for_superflow
+    assert sorted(env.from_collection([1, 2]).map(helper_module_for_superflow.triple)
+                  .execute_and_collect()) == [3, 6]
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("")
+    env.set_python_requirements(str(requirements))
+    env.register_cached_file(str(module), "helper")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        env.add_python_file(str(tmp_path / "missing.py"))
+    with pytest.raises(NotImplementedError, match="from_collection"):
+        env.add_source(object())
+
+
+def test_an_aggregation_position_outside_the_declared_tuple_is_refused_when_built(env):
+    pairs = env.from_collection([("a", 1)], type_info=Types.TUPLE([Types.STRING(), Types.INT()]))
+    with pytest.raises(ValueError, match=r"sum\(5\): there is no field 5 of the declared TUPLE"):
+        pairs.key_by(lambda r: r[0]).sum(5)
+    with pytest.raises(ValueError, match="no field -1"):
+        env.from_collection([("a", 1)]).key_by(lambda r: r[0]).max(-1)
+    with pytest.raises(TypeError, match="field position or name"):
+        pairs.key_by(lambda r: r[0]).min_by(1.5)

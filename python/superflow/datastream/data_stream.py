@@ -427,26 +427,49 @@ class KeyedStream(DataStream):
         return self._one("reduce", self._output_type,
                          fn=_callable(func, "reduce", "ReduceFunction"))
 
+    def _checked_position(self, aggregation: str, position: Union[int, str]
+                          ) -> Union[int, str]:
+        """``position`` if the records can have it: a field name, or a position that is
+        not negative and, when the stream declares a tuple or row type, within it (as
+        Rust checks when the job is built)."""
+        if isinstance(position, bool) or not isinstance(position, (int, str)):
+            raise TypeError(f"{aggregation}() takes a field position or name, "
+                            f"got {position!r}")
+        if isinstance(position, int):
+            declared = self._output_type
+            arity = len(declared.fields) if declared is not None and declared.name in (
+                "TUPLE", "ROW", "ROW_NAMED") else None
+            if position < 0 or (arity is not None and position >= arity):
+                within = f" of the declared {declared!r}" if arity is not None else ""
+                raise ValueError(f"{aggregation}({position}): there is no field {position}"
+                                 f"{within}")
+        return position
+
     def sum(self, position_to_sum: Union[int, str] = 0) -> "DataStream":
         """Rolling sum of a field (a tuple position or a dict key)."""
-        return self._one("reduce", self._output_type, fn=_sum_reducer(position_to_sum),
+        position = self._checked_position("sum", position_to_sum)
+        return self._one("reduce", self._output_type, fn=_sum_reducer(position),
                          name="Keyed Sum")
 
     def min(self, position_to_min: Union[int, str] = 0) -> "DataStream":
+        position = self._checked_position("min", position_to_min)
         return self._one("reduce", self._output_type,
-                         fn=_pick(position_to_min, lambda x, y: x < y, False), name="Min")
+                         fn=_pick(position, lambda x, y: x < y, False), name="Min")
 
     def max(self, position_to_max: Union[int, str] = 0) -> "DataStream":
+        position = self._checked_position("max", position_to_max)
         return self._one("reduce", self._output_type,
-                         fn=_pick(position_to_max, lambda x, y: x > y, False), name="Max")
+                         fn=_pick(position, lambda x, y: x > y, False), name="Max")
 
     def min_by(self, position_to_min_by: Union[int, str] = 0) -> "DataStream":
+        position = self._checked_position("min_by", position_to_min_by)
         return self._one("reduce", self._output_type,
-                         fn=_pick(position_to_min_by, lambda x, y: x < y, True), name="MinBy")
+                         fn=_pick(position, lambda x, y: x < y, True), name="MinBy")
 
     def max_by(self, position_to_max_by: Union[int, str] = 0) -> "DataStream":
+        position = self._checked_position("max_by", position_to_max_by)
         return self._one("reduce", self._output_type,
-                         fn=_pick(position_to_max_by, lambda x, y: x > y, True), name="MaxBy")
+                         fn=_pick(position, lambda x, y: x > y, True), name="MaxBy")
 
     def interval_join(self, keyed_stream: "KeyedStream") -> "IntervalJoin":
         """Joins with another keyed stream on key and event time: continue with

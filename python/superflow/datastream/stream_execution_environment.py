@@ -134,6 +134,7 @@ class StreamExecutionEnvironment:
         self._savepoint_dir: Optional[str] = None
         self._auto_watermark_interval_ms = 200
         self._runtime_mode = RuntimeExecutionMode.STREAMING
+        self._cached_files: Dict[str, str] = {}
         if configuration is not None:
             if configuration.contains_key("execution.runtime-mode"):
                 text = configuration.get_string("execution.runtime-mode", "").strip()
@@ -207,6 +208,68 @@ class StreamExecutionEnvironment:
         if not isinstance(timeout_millis, int) or timeout_millis < -1:
             raise ValueError(f"buffer timeout must be -1 or more ms, got {timeout_millis!r}")
         return self
+
+    # ----- dependencies (PyFlink's; Superflow runs no JVM) -----
+
+    def add_jars(self, *jars_path: str) -> "StreamExecutionEnvironment":
+        """Accepted for PyFlink's jobs, and nothing is loaded: Superflow runs no JVM, and
+        its connectors are built in (a job that needs a Java connector gets an error
+        naming the missing capability when it uses it)."""
+        for jar in jars_path:
+            if not isinstance(jar, str):
+                raise TypeError(f"add_jars takes paths, got {jar!r}")
+        return self
+
+    def add_classpaths(self, *classpaths: str) -> "StreamExecutionEnvironment":
+        """Accepted for PyFlink's jobs, and nothing is loaded (no JVM): see ``add_jars``."""
+        return self.add_jars(*classpaths)
+
+    def add_python_file(self, file_path: str) -> "StreamExecutionEnvironment":
+        """Makes a Python file, package directory or zip archive importable by the job's
+        functions, here and in its worker processes (PyFlink's PYTHONPATH of the
+        workers): a ``.py`` file's directory, or the directory or archive itself, goes
+        onto ``sys.path``."""
+        import sys
+        path = os.path.abspath(str(file_path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"add_python_file: {file_path!r} does not exist")
+        entry = os.path.dirname(path) if path.endswith(".py") else path
+        if entry not in sys.path:
+            sys.path.append(entry)
+        return self
+
+    def set_python_requirements(self, requirements_file_path: str,
+                                requirements_cache_dir: Optional[str] = None
+                                ) -> "StreamExecutionEnvironment":
+        """Accepted for PyFlink's jobs, and nothing is installed: the job's functions run
+        in this interpreter and in worker processes started with it, so the packages of
+        ``requirements_file_path`` must be installed here (``pip install -r``)."""
+        if not os.path.isfile(str(requirements_file_path)):
+            raise FileNotFoundError(
+                f"set_python_requirements: {requirements_file_path!r} does not exist")
+        return self
+
+    def register_cached_file(self, file_path: str, name: str, executable: bool = False
+                             ) -> "StreamExecutionEnvironment":
+        """Accepted for PyFlink's jobs: every process of a Superflow job runs on this
+        machine, so functions read ``file_path`` where it is; the file must exist."""
+        path = str(file_path)
+        if path.startswith("file://"):
+            path = path[len("file://"):]
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"register_cached_file: {file_path!r} does not exist")
+        self._cached_files[str(name)] = path
+        return self
+
+    def add_source(self, source_func: Any, source_name: str = "Custom Source",
+                   type_info: Optional[TypeInformation] = None) -> DataStream:
+        """PyFlink's ``add_source`` takes a Java ``SourceFunction``, which Superflow
+        cannot run: a Python source is a generator or list given to
+        ``from_collection``, or a ``Source`` given to ``from_source``."""
+        raise NotImplementedError(
+            "add_source: Superflow runs no Java SourceFunction; give a generator or a list "
+            "to from_collection(), or a Source (FileSource, NumberSequenceSource) to "
+            "from_source()")
 
     # ----- fault tolerance -----
 
