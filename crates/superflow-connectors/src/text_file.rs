@@ -215,7 +215,14 @@ impl SourceFunction<String> for TextFileSource {
 
     fn prepare(&self) -> Result<(), SourceError> {
         self.decoder()?;
-        for (file, _) in self.files()? {
+        let files = self.files()?;
+        if files.is_empty() && self.discovery.is_none() {
+            superflow_runtime::notice::warn_user(format!(
+                "{}: no file to read (hidden files and those starting with '_' are skipped): the source ends at once",
+                self.path.display()
+            ));
+        }
+        for (file, _) in files {
             File::open(&file)
                 .map_err(|e| SourceError::new(format!("cannot open '{}': {e}", file.display())))?;
         }

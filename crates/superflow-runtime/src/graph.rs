@@ -232,8 +232,8 @@ impl JobPlan {
                 if partitioner.kind == PartitionKind::Forward && up != down {
                     if input.explicit_forward {
                         return Err(JobError::InvalidJob(format!(
-                            "forward partitioning does not allow a change of parallelism: '{}' has parallelism {up}, '{}' has {down}",
-                            graph.nodes[input.from].name, node.name
+                            "forward partitioning does not allow a change of parallelism: '{}' (operator {}) has parallelism {up}, '{}' (operator {}) has {down}",
+                            graph.nodes[input.from].name, input.from, node.name, node.id
                         )));
                     }
                     partitioner = input.implicit_rebalance.clone();

@@ -76,7 +76,8 @@ fn forward_rejects_a_parallelism_change() {
         "{err}"
     );
     assert!(
-        err.contains("'Sequence Source' has parallelism 2") && err.contains("'Map' has 1"),
+        err.contains("'Sequence Source' (operator 0) has parallelism 2")
+            && err.contains("'Map' (operator 1) has 1"),
         "{err}"
     );
 }
