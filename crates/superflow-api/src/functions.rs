@@ -95,17 +95,36 @@ impl<K, F: Fn(&K, usize) -> usize + Send + Sync + 'static> Partitioner<K> for F 
 /// Collects the records a function emits.
 pub struct Collector<'a, O> {
     out: &'a mut Vec<O>,
+    /// Where a stage sends what one call emitted once it holds `SPILL_AT` records, so a
+    /// call that emits millions (the words of one huge line) holds a batch at a time.
+    spill: Option<&'a mut dyn FnMut(&mut Vec<O>)>,
 }
+
+/// How many records a spilling collector holds before it sends them on.
+pub(crate) const SPILL_AT: usize = 4096;
 
 impl<'a, O> Collector<'a, O> {
     pub(crate) fn new(out: &'a mut Vec<O>) -> Self {
-        Collector { out }
+        Collector { out, spill: None }
+    }
+
+    /// A collector that hands `spill` its records whenever it holds `SPILL_AT`.
+    pub(crate) fn spilling(out: &'a mut Vec<O>, spill: &'a mut dyn FnMut(&mut Vec<O>)) -> Self {
+        Collector {
+            out,
+            spill: Some(spill),
+        }
     }
 
     /// Emits a record.
     #[inline]
     pub fn collect(&mut self, value: O) {
         self.out.push(value);
+        if let Some(spill) = &mut self.spill {
+            if self.out.len() >= SPILL_AT {
+                spill(self.out);
+            }
+        }
     }
 }
 

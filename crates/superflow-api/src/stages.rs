@@ -100,11 +100,28 @@ pub(crate) struct FlatMapStage<I, O, F> {
 impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I, O, F> {
     fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
-        let (f, out) = (&self.f, &mut self.out);
-        self.ctx.guard(|| {
+        let (f, ctx, next) = (&self.f, &self.ctx, &mut self.next);
+        let Records { values, timestamps } = &mut self.out;
+        ctx.guard(|| {
             for (x, t) in batch.drain() {
-                f.flat_map(x, &mut Collector::new(&mut out.values));
-                out.stamp_new(t);
+                // A record that flat-maps into many (one huge line into its words)
+                // sends them on a batch at a time, so its output never sits whole.
+                let mut spill = |full: &mut Vec<O>| {
+                    let mut records = Records {
+                        values: std::mem::take(full),
+                        timestamps: timestamps.take(),
+                    };
+                    records.stamp_new(t);
+                    emit(ctx, &mut records, next);
+                    *full = records.values;
+                    *timestamps = records.timestamps;
+                };
+                f.flat_map(x, &mut Collector::spilling(values, &mut spill));
+                if let Some(t) = t {
+                    timestamps
+                        .get_or_insert_with(Vec::new)
+                        .resize(values.len(), t);
+                }
             }
         });
         emit(&self.ctx, &mut self.out, &mut self.next);

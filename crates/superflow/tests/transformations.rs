@@ -499,3 +499,46 @@ fn a_stream_built_before_execute_reads_its_own_input_in_the_next_job() -> Result
     }
     Ok(())
 }
+
+#[test]
+fn a_flat_map_of_one_record_into_many_sends_them_all_in_order_with_its_timestamp(
+) -> Result<(), JobError> {
+    // Its output goes on a batch at a time while the function runs (one huge line into
+    // its words), mixed with the outputs of the records before and after it.
+    for p in [1, 2] {
+        let env = env(p);
+        let out = env
+            .from_elements(vec![(1u64, 10i64), (100_000, 20), (2, 30)])
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_monotonous_timestamps()
+                    .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
+            )
+            .set_parallelism(1)
+            .flat_map(|(n, _t): (u64, i64), out: &mut Collector<(u64, u64)>| {
+                for i in 0..n {
+                    out.collect((n, i));
+                }
+            })
+            .set_parallelism(1)
+            .process(
+                |v: (u64, u64), ctx: &mut ProcessContext, out: &mut Collector<(u64, u64, i64)>| {
+                    out.collect((v.0, v.1, ctx.timestamp().unwrap_or(-1)));
+                    Ok(())
+                },
+            )
+            .set_parallelism(1)
+            .execute_and_collect()?;
+        assert_eq!(out.len(), 100_003, "p={p}");
+        let expected: Vec<(u64, u64, i64)> = std::iter::once((1, 0, 10))
+            .chain((0..100_000).map(|i| (100_000, i, 20)))
+            .chain((0..2).map(|i| (2, i, 30)))
+            .collect();
+        // The collecting sink runs at the job's parallelism: in order at one.
+        if p == 1 {
+            assert!(out == expected, "p={p}");
+        } else {
+            assert_eq!(sorted(out), sorted(expected), "p={p}");
+        }
+    }
+    Ok(())
+}
