@@ -92,12 +92,15 @@ impl<K, F: Fn(&K, usize) -> usize + Send + Sync + 'static> Partitioner<K> for F 
     }
 }
 
+/// Where a stage sends the records a call emitted so far (see [`Collector`]).
+type Spill<'a, O> = &'a mut dyn FnMut(&mut Vec<O>);
+
 /// Collects the records a function emits.
 pub struct Collector<'a, O> {
     out: &'a mut Vec<O>,
     /// Where a stage sends what one call emitted once it holds `SPILL_AT` records, so a
     /// call that emits millions (the words of one huge line) holds a batch at a time.
-    spill: Option<&'a mut dyn FnMut(&mut Vec<O>)>,
+    spill: Option<Spill<'a, O>>,
 }
 
 /// How many records a spilling collector holds before it sends them on.
@@ -109,7 +112,7 @@ impl<'a, O> Collector<'a, O> {
     }
 
     /// A collector that hands `spill` its records whenever it holds `SPILL_AT`.
-    pub(crate) fn spilling(out: &'a mut Vec<O>, spill: &'a mut dyn FnMut(&mut Vec<O>)) -> Self {
+    pub(crate) fn spilling(out: &'a mut Vec<O>, spill: Spill<'a, O>) -> Self {
         Collector {
             out,
             spill: Some(spill),
