@@ -451,6 +451,37 @@ def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
     assert b"interrupted" in out
 
 
+def test_a_second_ctrl_c_ends_a_job_stuck_in_a_function_naming_the_operator(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    marker = tmp_path / "stuck"
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import time\n"
+        "from superflow.datastream import StreamExecutionEnvironment\n"
+        "env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)\n"
+        "def stuck(x):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    time.sleep(3600)\n"
+        "env.from_sequence(0, 10).map(stuck).name('Stuck').add_sink(lambda x: None)\n"
+        "env.execute('stuck')\n")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err.decode()
+    assert b"cancelling the job" in err and b"'Stuck' (subtask 1)" in err, err.decode()
+
+
 def test_every_kind_of_record_crosses_processes_unchanged(env2):
     from collections import namedtuple
     Pair = namedtuple("Pair", "a b")

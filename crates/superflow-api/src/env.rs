@@ -132,6 +132,14 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// How long a job cancelled by Ctrl-C may take to stop before the process ends with
+    /// exit code 130, naming the operators whose user code is still running (10 s by
+    /// default; a second Ctrl-C ends it at once). The setting is the process's.
+    pub fn set_cancel_grace_period(&self, grace: Duration) -> &Self {
+        superflow_runtime::control::set_cancel_grace_period(grace);
+        self
+    }
+
     /// The job's default parallelism: as set, or the number of cores.
     pub fn get_parallelism(&self) -> usize {
         let state = self.state.borrow();

@@ -824,9 +824,37 @@ fn wait_for(
             break;
         }
         if let Err(interrupt) = py.check_signals() {
+            // Cancel, and give the job the grace period to stop: a function stuck on a
+            // record would hold it forever. Ctrl-C again ends the process at once.
             client.cancel();
-            let _ = py.detach(move || client.wait());
-            return Err(interrupt);
+            let grace = superflow_runtime::control::cancel_grace_period();
+            eprintln!(
+                "KeyboardInterrupt: cancelling the job (Ctrl-C again, or {} s without it stopping, ends the process)",
+                grace.as_secs_f64()
+            );
+            let deadline = std::time::Instant::now() + grace;
+            loop {
+                let stopped = py.detach(|| {
+                    let until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+                    while !client.is_finished() && std::time::Instant::now() < until {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    client.is_finished()
+                });
+                if stopped {
+                    let _ = py.detach(move || client.wait());
+                    return Err(interrupt);
+                }
+                if py.check_signals().is_err() {
+                    superflow_runtime::control::give_up_on_cancelled_job("Ctrl-C again");
+                }
+                if std::time::Instant::now() >= deadline {
+                    superflow_runtime::control::give_up_on_cancelled_job(&format!(
+                        "{} s after Ctrl-C",
+                        grace.as_secs_f64()
+                    ));
+                }
+            }
         }
         // The supervisor of the job's other processes says when the job cannot go on.
         let verdict = match watch {

@@ -2,7 +2,7 @@
 //! first failure, the current run's checkpoint coordinator, the current run's
 //! connections to other processes, and Ctrl-C handling.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 
 use superflow_core::OperatorFailure;
@@ -13,6 +13,10 @@ use crate::checkpoint::CheckpointCoordinator;
 #[derive(Debug, Default)]
 pub struct JobControl {
     cancelled: AtomicBool,
+    /// Cancelled by Ctrl-C: `execute` then returns `JobError::Cancelled`.
+    interrupted: AtomicBool,
+    /// The job's `execute` returned.
+    ended: AtomicBool,
     failed: AtomicBool,
     failure: Mutex<Option<OperatorFailure>>,
     checkpoints: Mutex<Option<Arc<CheckpointCoordinator>>>,
@@ -57,6 +61,16 @@ impl JobControl {
     /// Whether the job was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Whether Ctrl-C cancelled the job.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// The job's `execute` returned: Ctrl-C has nothing left to wait for.
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::SeqCst);
     }
 
     /// Records a failure; the first one wins, and every worker stops. On several
@@ -112,21 +126,77 @@ impl JobControl {
 
 static CTRL_C: Once = Once::new();
 static RUNNING: Mutex<Vec<Weak<JobControl>>> = Mutex::new(Vec::new());
+/// How many times Ctrl-C was pressed.
+static PRESSES: AtomicUsize = AtomicUsize::new(0);
+/// How long a cancelled job may take to stop before the process ends (ms).
+static CANCEL_GRACE_MS: AtomicU64 = AtomicU64::new(DEFAULT_CANCEL_GRACE.as_millis() as u64);
+
+/// How long a job cancelled by Ctrl-C may take to stop by default.
+pub const DEFAULT_CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sets how long a job cancelled by Ctrl-C may take to stop before the process ends
+/// (exit code 130), naming the operators whose user code is still running.
+pub fn set_cancel_grace_period(grace: std::time::Duration) {
+    CANCEL_GRACE_MS.store(grace.as_millis() as u64, Ordering::Relaxed);
+}
+
+/// How long a job cancelled by Ctrl-C may take to stop.
+pub fn cancel_grace_period() -> std::time::Duration {
+    std::time::Duration::from_millis(CANCEL_GRACE_MS.load(Ordering::Relaxed))
+}
+
+/// Ends the process (exit code 130, as after SIGINT) because a cancelled job did not
+/// stop, naming the operators whose user code is still running.
+pub fn give_up_on_cancelled_job(why: &str) -> ! {
+    let running = crate::user_code::running_now();
+    if running.is_empty() {
+        eprintln!("{why}: the job did not stop; ending the process");
+    } else {
+        eprintln!(
+            "{why}: the job did not stop; user code of {} is still running; ending the process",
+            running.join(", ")
+        );
+    }
+    std::process::exit(130)
+}
+
+fn running_jobs() -> Vec<Arc<JobControl>> {
+    let jobs = RUNNING.lock().map(|j| j.clone()).unwrap_or_default();
+    jobs.iter()
+        .filter_map(Weak::upgrade)
+        .filter(|j| !j.ended.load(Ordering::SeqCst))
+        .collect()
+}
 
 fn register_for_ctrl_c(control: &Arc<JobControl>) {
     CTRL_C.call_once(|| {
         // A program that installed its own handler keeps it; Ctrl-C then is its business.
         let installed = ctrlc::set_handler(|| {
-            let jobs = RUNNING.lock().map(|j| j.clone()).unwrap_or_default();
-            let mut any = false;
-            for job in jobs.iter().filter_map(Weak::upgrade) {
-                tracing::info!("Ctrl-C: cancelling the running job");
-                job.cancel();
-                any = true;
-            }
-            if !any {
+            let jobs = running_jobs();
+            if jobs.is_empty() {
                 std::process::exit(130);
             }
+            if PRESSES.fetch_add(1, Ordering::SeqCst) > 0 {
+                give_up_on_cancelled_job("Ctrl-C again");
+            }
+            let grace = cancel_grace_period();
+            eprintln!(
+                "Ctrl-C: cancelling the job (Ctrl-C again, or {} s without it stopping, ends the process)",
+                grace.as_secs_f64()
+            );
+            for job in &jobs {
+                job.interrupted.store(true, Ordering::SeqCst);
+                job.cancel();
+            }
+            std::thread::spawn(move || {
+                std::thread::sleep(grace);
+                if !running_jobs().is_empty() {
+                    give_up_on_cancelled_job(&format!(
+                        "{} s after Ctrl-C",
+                        grace.as_secs_f64()
+                    ));
+                }
+            });
         });
         if let Err(e) = installed {
             tracing::debug!("Ctrl-C handler not installed: {e}");

@@ -210,6 +210,22 @@ pub fn execute_graph(
     settings: &ExecutionSettings,
     control: Arc<JobControl>,
 ) -> Result<JobExecutionResult, JobError> {
+    let outcome = execute_job(job_name, graph, settings, Arc::clone(&control));
+    control.mark_ended();
+    match outcome {
+        // Ctrl-C cancelled it: the caller must not take it for a finished job (Flink's
+        // execute throws), so a program that returns the error does not exit 0.
+        Ok(_) if control.was_interrupted() => Err(JobError::Cancelled),
+        outcome => outcome,
+    }
+}
+
+fn execute_job(
+    job_name: &str,
+    graph: JobGraph,
+    settings: &ExecutionSettings,
+    control: Arc<JobControl>,
+) -> Result<JobExecutionResult, JobError> {
     install_panic_hook();
     let runtime_mode = settings.runtime_mode.resolve(&graph)?;
     let without_checkpoints;

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod notice;
 pub mod source;
 pub mod time;
+pub mod user_code;
 
 pub use activation::ActivationScope;
 pub use batch::{Batch, Records};

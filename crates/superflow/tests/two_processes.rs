@@ -281,8 +281,105 @@ fn ctrl_c_child() -> Result<(), Box<dyn std::error::Error>> {
     env.set_parallelism(2);
     env.from_generator(|i| i as i64, None, Some(50_000.0))
         .add_sink(MarkWhenRunning(marker.into()));
-    let result = env.execute("until ctrl-c")?;
-    println!("job '{}' stopped cleanly", result.job_name);
+    // Cancelled by Ctrl-C, the job drains and `execute` says so: it is not a finished
+    // job, and a program that returns the error does not exit 0.
+    match env.execute("until ctrl-c") {
+        Err(JobError::Cancelled) => println!("job 'until ctrl-c' was cancelled cleanly"),
+        other => println!("unexpected outcome: {other:?}"),
+    }
+    Ok(())
+}
+
+/// A job whose map is stuck on a record: Ctrl-C cannot drain it
+/// (`SUPERFLOW_TEST_STUCK=marker[,grace ms]`).
+#[test]
+fn stuck_child() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(spec) = std::env::var("SUPERFLOW_TEST_STUCK") else {
+        return Ok(());
+    };
+    let (marker, grace) = match spec.split_once(',') {
+        Some((marker, ms)) => (marker.to_string(), Some(ms.parse::<u64>()?)),
+        None => (spec, None),
+    };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(1);
+    if let Some(ms) = grace {
+        env.set_cancel_grace_period(std::time::Duration::from_millis(ms));
+    }
+    env.from_generator(|i| i as i64, None, None)
+        .map(move |x: i64| {
+            std::fs::write(&marker, "stuck").unwrap_or_default();
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            x
+        })
+        .name("Stuck")
+        .print();
+    let _ = env.execute("stuck");
+    println!("execute returned");
+    Ok(())
+}
+
+/// Runs `stuck_child`, waits until its map is stuck, and sends it SIGINT `signals`
+/// times; returns its exit code and what it wrote to stderr.
+fn interrupt_a_stuck_job(
+    grace_ms: Option<u64>,
+    signals: usize,
+) -> Result<(Option<i32>, String), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let marker = dir.path().join("stuck");
+    let spec = match grace_ms {
+        Some(ms) => format!("{},{ms}", marker.display()),
+        None => marker.display().to_string(),
+    };
+    let child = Command::new(std::env::current_exe()?)
+        .args(["--exact", "stuck_child", "--nocapture", "--test-threads=1"])
+        .env("SUPERFLOW_TEST_STUCK", spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for _ in 0..signals {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()?;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let output = child.wait_with_output()?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    ))
+}
+
+#[test]
+fn a_second_ctrl_c_ends_a_job_stuck_in_user_code_naming_the_operator(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (code, stderr) = interrupt_a_stuck_job(None, 2)?;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("Ctrl-C: cancelling the job"), "{stderr}");
+    assert!(
+        stderr.contains("Ctrl-C again") && stderr.contains("'Stuck' (subtask 1)"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_grace_period_ends_a_job_stuck_in_user_code_naming_the_operator(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let (code, stderr) = interrupt_a_stuck_job(Some(300), 1)?;
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("0.3 s after Ctrl-C") && stderr.contains("'Stuck' (subtask 1)"),
+        "{stderr}"
+    );
     Ok(())
 }
 
@@ -311,7 +408,7 @@ fn ctrl_c_stops_an_unbounded_job_cleanly() -> Result<(), Box<dyn std::error::Err
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(
-        text.contains("job 'until ctrl-c' stopped cleanly"),
+        text.contains("job 'until ctrl-c' was cancelled cleanly"),
         "{text}"
     );
     Ok(())

@@ -55,6 +55,7 @@ impl StageContext {
     /// Runs user code of this stage; a panic fails the job naming this operator.
     #[inline]
     pub fn guard<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _in_user_code = crate::user_code::enter(&self.name, self.subtask);
         guard(&self.name, self.subtask, f)
     }
 
