@@ -417,11 +417,23 @@ def test_unpicklable_functions_are_refused_on_several_processes(env2):
         env2.execute()
 
 
-def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
-    import signal
+def _start_until_marked(script, marker):
+    """Runs `script` in a new interpreter, its output piped, until it wrote `marker`."""
     import subprocess
     import sys
     import time
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    return child
+
+
+def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
+    import signal
     marker = tmp_path / "running"
     script = tmp_path / "endless.py"
     script.write_text(
@@ -438,13 +450,7 @@ def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n"
         "    sys.exit(3)\n")
-    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while not marker.exists():
-        assert child.poll() is None, child.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    child = _start_until_marked(script, marker)
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=30)
     assert child.returncode == 3, err.decode()
@@ -453,8 +459,6 @@ def test_ctrl_c_cancels_the_job_and_raises_keyboard_interrupt(tmp_path):
 
 def test_a_second_ctrl_c_ends_a_job_stuck_in_a_function_naming_the_operator(tmp_path):
     import signal
-    import subprocess
-    import sys
     import time
     marker = tmp_path / "stuck"
     script = tmp_path / "stuck.py"
@@ -467,13 +471,7 @@ def test_a_second_ctrl_c_ends_a_job_stuck_in_a_function_naming_the_operator(tmp_
         "    time.sleep(3600)\n"
         "env.from_sequence(0, 10).map(stuck).name('Stuck').add_sink(lambda x: None)\n"
         "env.execute('stuck')\n")
-    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while not marker.exists():
-        assert child.poll() is None, child.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    child = _start_until_marked(script, marker)
     child.send_signal(signal.SIGINT)
     time.sleep(0.3)
     child.send_signal(signal.SIGINT)

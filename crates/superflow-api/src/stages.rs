@@ -100,10 +100,10 @@ pub(crate) struct FlatMapStage<I, O, F> {
 impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I, O, F> {
     fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
-        let (f, ctx, next) = (&self.f, &self.ctx, &mut self.next);
-        let Records { values, timestamps } = &mut self.out;
+        let (f, ctx, next, out) = (&self.f, &self.ctx, &mut self.next, &mut self.out);
         ctx.guard(|| {
             for (x, t) in batch.drain() {
+                let Records { values, timestamps } = &mut *out;
                 // A record that flat-maps into many (one huge line into its words)
                 // sends them on a batch at a time, so its output never sits whole.
                 let mut spill = |full: &mut Vec<O>| {
@@ -117,11 +117,7 @@ impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I,
                     *timestamps = records.timestamps;
                 };
                 f.flat_map(x, &mut Collector::spilling(values, &mut spill));
-                if let Some(t) = t {
-                    timestamps
-                        .get_or_insert_with(Vec::new)
-                        .resize(values.len(), t);
-                }
+                out.stamp_new(t);
             }
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
@@ -251,6 +247,15 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
     }
 }
 
+/// A key's value after `value`: `value` itself for the key's first record.
+#[inline]
+fn reduce_into<T, R: ReduceFunction<T>>(reduce: &R, accumulated: Option<T>, value: T) -> T {
+    match accumulated {
+        Some(accumulated) => reduce.reduce(accumulated, value),
+        None => value,
+    }
+}
+
 /// A rolling, per-key reduce: every record emits the key's new value. In batch mode
 /// only the final value of each key is emitted, when the input ends (Flink's
 /// `BatchGroupedReduceOperator`: with the timestamp `i64::MAX`).
@@ -306,10 +311,7 @@ where
             self.ctx.guard(|| {
                 for value in batch.values.drain(..) {
                     let slot = state.get_or_insert_with(key.get_key(&value), || None);
-                    *slot = Some(match slot.take() {
-                        Some(accumulated) => reduce.reduce(accumulated, value),
-                        None => value,
-                    });
+                    *slot = Some(reduce_into(&**reduce, slot.take(), value));
                 }
             });
             batch.clear();
@@ -318,10 +320,7 @@ where
         self.ctx.guard(|| {
             for value in batch.values.drain(..) {
                 let slot = state.get_or_insert_with(key.get_key(&value), || None);
-                let next = match slot.take() {
-                    Some(accumulated) => reduce.reduce(accumulated, value),
-                    None => value,
-                };
+                let next = reduce_into(&**reduce, slot.take(), value);
                 out.values.push(next.clone());
                 *slot = Some(next);
             }

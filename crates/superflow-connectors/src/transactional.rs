@@ -322,6 +322,7 @@ impl FileSink {
     /// relative to it.
     fn in_progress_parts(&self) -> Result<Vec<String>, UserError> {
         let mut found = Vec::new();
+        let hidden_part = format!(".{}-", self.names.part_prefix);
         let mut pending = vec![(self.dir.clone(), String::new())];
         while let Some((dir, relative)) = pending.pop() {
             let entries = std::fs::read_dir(&dir).map_err(|e| Self::io_error(&dir, "list", e))?;
@@ -333,9 +334,7 @@ impl FileSink {
                 };
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     pending.push((entry.path(), path));
-                } else if name.starts_with(&format!(".{}-", self.names.part_prefix))
-                    && name.ends_with(".inprogress")
-                {
+                } else if name.starts_with(&hidden_part) && name.ends_with(".inprogress") {
                     found.push(path);
                 }
             }

@@ -368,17 +368,47 @@ impl<T: superflow_core::Data> ProcessFunction<T, PyObj> for ToPython<T> {
     }
 }
 
-/// Configures the map that turns a Rust source's records into Python objects: it runs
-/// beside the source, and its uid derives from the source's.
-fn to_python(node: &PlanNode, map: DataStream<PyObj>) -> DataStream<PyObj> {
-    let mut s = map.name("To Python").stateless();
+/// Configures a map the binding adds after `node`'s operator (the conversion of a Rust
+/// source's records into Python objects, or of records into their declared type): it
+/// runs beside the operator, named `name`, and its uid derives from the operator's.
+fn follower(
+    node: &PlanNode,
+    map: DataStream<PyObj>,
+    name: &str,
+    uid_suffix: &str,
+) -> DataStream<PyObj> {
+    let mut s = map.name(name).stateless();
     if let Some(uid) = &node.uid {
-        s = s.uid(&format!("{uid}/to-python"));
+        s = s.uid(&format!("{uid}/{uid_suffix}"));
     }
     if let Some(p) = node.parallelism {
         s = s.set_parallelism(p);
     }
     s
+}
+
+/// Configures the map that turns a Rust source's records into Python objects.
+fn to_python(node: &PlanNode, map: DataStream<PyObj>) -> DataStream<PyObj> {
+    follower(node, map, "To Python", "to-python")
+}
+
+/// A Python function of one input (`kind`) calling `call`, with `rich` as its function
+/// object (for `open`/`close`), if any.
+fn py_one_input(
+    py: Python<'_>,
+    kind: OneInputKind,
+    call: PyObj,
+    rich: Option<&PyObj>,
+    classes: &PythonClasses,
+) -> PyOneInput {
+    PyOneInput {
+        kind,
+        call,
+        rich: rich.map(|r| r.clone_ref(py)),
+        context: None,
+        side: classes.side.clone(),
+        runtime_context_class: classes.runtime_context.clone_ref(py),
+    }
 }
 
 /// Builds the Rust job of `nodes` on `env`; returns the collect nodes' shared buffer.
@@ -424,16 +454,12 @@ fn build(
             })
         };
         let one_input = |kind: OneInputKind| -> Result<DataStream<PyObj>, String> {
-            let function = Python::attach(|py| PyOneInput {
-                kind,
-                call: node
+            let function = Python::attach(|py| {
+                let call = node
                     .function
                     .as_ref()
-                    .map_or_else(|| PyObj(py.None()), |f| f.clone_ref(py)),
-                rich: node.rich.as_ref().map(|r| r.clone_ref(py)),
-                context: None,
-                side: classes.side.clone(),
-                runtime_context_class: classes.runtime_context.clone_ref(py),
+                    .map_or_else(|| PyObj(py.None()), |f| f.clone_ref(py));
+                py_one_input(py, kind, call, node.rich.as_ref(), classes)
             });
             need(node, &node.function)?;
             Ok(stream_of(0)?.process(function))
@@ -739,25 +765,13 @@ fn build(
             // A declared type that changes values (32-bit floats): the records take its
             // form as they leave the operator, as PyFlink's pass through Java.
             (Built::Stream(s), Some(convert)) => {
-                let function = Python::attach(|py| PyOneInput {
-                    kind: OneInputKind::Map,
-                    call: convert.clone_ref(py),
-                    rich: None,
-                    context: None,
-                    side: classes.side.clone(),
-                    runtime_context_class: classes.runtime_context.clone_ref(py),
+                let function = Python::attach(|py| {
+                    py_one_input(py, OneInputKind::Map, convert.clone_ref(py), None, classes)
                 });
-                let mut converted = configured(node, s)
-                    .process(function)
-                    .name("Declared Type")
-                    .stateless();
-                if let Some(p) = node.parallelism {
-                    converted = converted.set_parallelism(p);
-                }
-                if let Some(uid) = &node.uid {
-                    converted = converted.uid(&format!("{uid}/declared-type"));
-                }
-                Built::Stream(converted.exchangeable())
+                let converted = configured(node, s).process(function);
+                Built::Stream(
+                    follower(node, converted, "Declared Type", "declared-type").exchangeable(),
+                )
             }
             (Built::Stream(s), None) => Built::Stream(configured(node, s).exchangeable()),
             (Built::Converted(s), _) => Built::Stream(s.exchangeable()),
@@ -813,14 +827,7 @@ fn wait_for(
     watch: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<JobExecutionResult> {
     loop {
-        let finished = py.detach(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
-            while !client.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            client.is_finished()
-        });
-        if finished {
+        if finished_within_50_ms(py, &client) {
             break;
         }
         if let Err(interrupt) = py.check_signals() {
@@ -834,14 +841,7 @@ fn wait_for(
             );
             let deadline = std::time::Instant::now() + grace;
             loop {
-                let stopped = py.detach(|| {
-                    let until = std::time::Instant::now() + std::time::Duration::from_millis(50);
-                    while !client.is_finished() && std::time::Instant::now() < until {
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                    }
-                    client.is_finished()
-                });
-                if stopped {
+                if finished_within_50_ms(py, &client) {
                     let _ = py.detach(move || client.wait());
                     return Err(interrupt);
                 }
@@ -868,6 +868,17 @@ fn wait_for(
         }
     }
     py.detach(move || client.wait()).map_err(|e| job_error(&e))
+}
+
+/// Waits up to 50 ms, with the GIL released, for the job to finish; says whether it did.
+fn finished_within_50_ms(py: Python<'_>, client: &JobClient) -> bool {
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        while !client.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        client.is_finished()
+    })
 }
 
 fn job_error(e: &JobError) -> PyErr {

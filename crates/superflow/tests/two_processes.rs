@@ -319,6 +319,31 @@ fn stuck_child() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Runs this test binary's test `child` with `variable` set to `value`, its output
+/// piped, and waits until its job wrote `marker`.
+fn spawn_until_marked(
+    child: &str,
+    variable: &str,
+    value: &str,
+    marker: &Path,
+) -> Result<std::process::Child, Box<dyn std::error::Error>> {
+    let child = Command::new(std::env::current_exe()?)
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env(variable, value)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(child)
+}
+
 /// Runs `stuck_child`, waits until its map is stuck, and sends it SIGINT `signals`
 /// times; returns its exit code and what it wrote to stderr.
 fn interrupt_a_stuck_job(
@@ -331,20 +356,7 @@ fn interrupt_a_stuck_job(
         Some(ms) => format!("{},{ms}", marker.display()),
         None => marker.display().to_string(),
     };
-    let child = Command::new(std::env::current_exe()?)
-        .args(["--exact", "stuck_child", "--nocapture", "--test-threads=1"])
-        .env("SUPERFLOW_TEST_STUCK", spec)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = spawn_until_marked("stuck_child", "SUPERFLOW_TEST_STUCK", &spec, &marker)?;
     for _ in 0..signals {
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])
@@ -387,19 +399,12 @@ fn the_grace_period_ends_a_job_stuck_in_user_code_naming_the_operator(
 fn ctrl_c_stops_an_unbounded_job_cleanly() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let marker = dir.path().join("running");
-    let child = Command::new(std::env::current_exe()?)
-        .args(["--exact", "ctrl_c_child", "--nocapture", "--test-threads=1"])
-        .env("SUPERFLOW_TEST_CTRL_C", &marker)
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !marker.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = spawn_until_marked(
+        "ctrl_c_child",
+        "SUPERFLOW_TEST_CTRL_C",
+        &marker.display().to_string(),
+        &marker,
+    )?;
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()?;

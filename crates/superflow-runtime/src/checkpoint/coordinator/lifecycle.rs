@@ -368,14 +368,12 @@ impl CoordinatorThread {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use super::super::coordinator_for_test;
     use crate::checkpoint::{
-        CheckpointConfig, CheckpointCoordinator, CoordinatorSettings, InstanceId, OperatorSnapshot,
-        PartReport, RunOutcome,
+        CheckpointConfig, InstanceId, OperatorSnapshot, PartReport, RunOutcome,
     };
-    use crate::cluster_control::ControlRole;
     use crate::control::JobControl;
 
     fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -393,20 +391,7 @@ mod tests {
         config.max_concurrent = 1;
         config.min_pause = Duration::from_millis(300);
         config.storage = root.path().join("checkpoints");
-        let coordinator = CheckpointCoordinator::start(
-            CoordinatorSettings {
-                config: Some(config),
-                job: "policy".into(),
-                max_parallelism: 128,
-                operator_key_groups: Default::default(),
-                workers: 1,
-                base: 0,
-                history: Vec::new(),
-                run_id: CheckpointCoordinator::new_run_id(),
-                control: ControlRole::Alone,
-            },
-            Arc::clone(&JobControl::new()),
-        );
+        let coordinator = coordinator_for_test(config, "policy", JobControl::new());
         let instance = InstanceId {
             operator: 0,
             worker: 0,

@@ -649,6 +649,30 @@ impl CoordinatorThread {
     }
 }
 
+/// A coordinator of a one-worker job on this process alone, for the tests of this
+/// module and its parts.
+#[cfg(test)]
+pub(crate) fn coordinator_for_test(
+    config: CheckpointConfig,
+    job: &str,
+    control: Arc<JobControl>,
+) -> Arc<CheckpointCoordinator> {
+    CheckpointCoordinator::start(
+        CoordinatorSettings {
+            config: Some(config),
+            job: job.into(),
+            max_parallelism: 128,
+            operator_key_groups: Default::default(),
+            workers: 1,
+            base: 0,
+            history: Vec::new(),
+            run_id: CheckpointCoordinator::new_run_id(),
+            control: ControlRole::Alone,
+        },
+        control,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,20 +702,7 @@ mod tests {
         config.tolerable_failures = 10;
         config.storage = root.path().join("checkpoints");
         let control = JobControl::new();
-        let coordinator = CheckpointCoordinator::start(
-            CoordinatorSettings {
-                config: Some(config),
-                job: "slow-part".into(),
-                max_parallelism: 128,
-                operator_key_groups: Default::default(),
-                workers: 1,
-                base: 0,
-                history: Vec::new(),
-                run_id: CheckpointCoordinator::new_run_id(),
-                control: ControlRole::Alone,
-            },
-            Arc::clone(&control),
-        );
+        let coordinator = coordinator_for_test(config, "slow-part", Arc::clone(&control));
         let instance = InstanceId {
             operator: 0,
             worker: 0,
