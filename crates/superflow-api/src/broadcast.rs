@@ -15,14 +15,12 @@ use std::sync::Arc;
 
 use superflow_core::{Data, ExchangeData, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
-use superflow_runtime::{
-    processing_time_now, BinaryConsumer, Consumer, Records, StageContext, WatermarkEvent,
-};
+use superflow_runtime::{processing_time_now, OneInputStage, Records, StageContext, TwoInputStage};
 use superflow_state::TimeDomain;
 
 use crate::functions::{Collector, KeySelector, RuntimeContext};
 use crate::keyed::{KeyedStream, SharedKey};
-use crate::keyed_process::{FiresKeyedTimers, KeyedProcessContext};
+use crate::keyed_process::{keyed_function_stage, KeyedFunctionStage, KeyedProcessContext};
 use crate::stages::emit;
 use crate::state::{MapStateDescriptor, StateValue};
 use crate::stream::{ConnectedStreams, DataStream};
@@ -132,7 +130,6 @@ where
                     ctx: ctx.clone(),
                     key: Arc::clone(&key),
                     function: function.clone(),
-                    opened: false,
                     context: KeyedProcessContext::new(ctx, chain),
                     state: BroadcastState::restored(ctx, &names),
                     out: Records::default(),
@@ -312,6 +309,11 @@ pub trait KeyedBroadcastProcessFunction<K, I1, I2, O, BK, BV>:
         Ok(())
     }
 
+    /// Called once per subtask after the last record.
+    fn close(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+
     /// Handles a record of the keyed stream.
     fn process_element(
         &mut self,
@@ -424,11 +426,10 @@ struct BroadcastStage<K, A, B, O, BK, BV, P, KS> {
     ctx: StageContext,
     key: Arc<KS>,
     function: P,
-    opened: bool,
     context: KeyedProcessContext<K>,
     state: BroadcastState<BK, BV>,
     out: Records<O>,
-    next: Box<dyn Consumer<O>>,
+    next: Box<dyn OneInputStage<O>>,
     _in: PhantomData<fn(A, B)>,
 }
 
@@ -445,8 +446,6 @@ where
 {
     fn run(&mut self, f: impl FnOnce(&mut Self) -> Result<(), UserError>) {
         let ctx = self.ctx.clone();
-        let function = &mut self.function;
-        crate::stages::open_once(&ctx, &mut self.opened, |runtime| function.open(runtime));
         if let Err(e) = ctx.guard(|| f(self)) {
             ctx.fail(e);
         }
@@ -455,7 +454,7 @@ where
     }
 }
 
-impl<K, A, B, O, BK, BV, P, KS> FiresKeyedTimers<K> for BroadcastStage<K, A, B, O, BK, BV, P, KS>
+impl<K, A, B, O, BK, BV, P, KS> KeyedFunctionStage<K> for BroadcastStage<K, A, B, O, BK, BV, P, KS>
 where
     K: Key,
     A: Data,
@@ -474,6 +473,18 @@ where
         &mut self.context
     }
 
+    fn open_function(&mut self, runtime: &RuntimeContext) -> Result<(), UserError> {
+        self.function.open(runtime)
+    }
+
+    fn close_function(&mut self) -> Result<(), UserError> {
+        self.function.close()
+    }
+
+    fn snapshot_other_state(&mut self, out: &mut OperatorSnapshot) {
+        self.state.snapshot(&self.ctx, out);
+    }
+
     fn fire(&mut self, domain: TimeDomain, until: i64) {
         self.run(|s| {
             let (function, state, out) = (&mut s.function, &s.state, &mut s.out);
@@ -490,7 +501,7 @@ where
     }
 }
 
-impl<K, A, B, O, BK, BV, P, KS> BinaryConsumer<A, B> for BroadcastStage<K, A, B, O, BK, BV, P, KS>
+impl<K, A, B, O, BK, BV, P, KS> TwoInputStage<A, B> for BroadcastStage<K, A, B, O, BK, BV, P, KS>
 where
     K: Key,
     A: Data,
@@ -538,24 +549,16 @@ where
             Ok(())
         });
     }
-
-    fn watermark(&mut self, event: WatermarkEvent) {
-        self.timers_on_watermark(event);
-        self.next.watermark(event);
-    }
-
-    fn on_processing_time(&mut self, now: i64) {
-        self.timers_on_processing_time(now);
-        self.next.on_processing_time(now);
-    }
-
-    fn finish(&mut self) {
-        self.next.finish();
-    }
-
-    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        self.context.snapshot(&self.ctx, out);
-        self.state.snapshot(&self.ctx, out);
-        self.next.snapshot(out);
-    }
 }
+
+keyed_function_stage!(impl<K, A, B, O, BK, BV, P, KS> for BroadcastStage<K, A, B, O, BK, BV, P, KS>
+where
+    K: Key,
+    A: Data,
+    B: Data,
+    O: Data,
+    BK: StateValue + Hash + Eq,
+    BV: StateValue,
+    P: KeyedBroadcastProcessFunction<K, A, B, O, BK, BV>,
+    KS: KeySelector<A, K>,
+);

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use superflow_core::{Data, ExchangeData, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{
-    BinaryConsumer, Consumer, Records, SideOutputSink, StageContext, WatermarkEvent,
+    OneInputStage, Records, SideOutputSink, Stage, StageContext, TwoInputStage, WatermarkEvent,
 };
 use superflow_state::{StateTable, TimeDomain, TimerService};
 
 use crate::functions::{Collector, KeySelector, OutputTag};
 use crate::keyed::SharedKey;
-use crate::keyed_process::{FiresKeyedTimers, KeyedProcessContext};
+use crate::keyed_process::{keyed_function_stage, KeyedFunctionStage, KeyedProcessContext};
 use crate::stages::emit;
 use crate::stream::{hash_partitioner, ConnectedStreams, DataStream};
 use crate::window::functions::WindowEmit;
@@ -107,7 +107,6 @@ where
                     key_a: Arc::clone(&key_a),
                     key_b: Arc::clone(&key_b),
                     function: function.clone(),
-                    opened: false,
                     context: KeyedProcessContext::new(ctx, chain),
                     out: Records::default(),
                     next,
@@ -123,10 +122,9 @@ struct KeyedCoProcessStage<K, A, B, O, P, KA, KB> {
     key_a: Arc<KA>,
     key_b: Arc<KB>,
     function: P,
-    opened: bool,
     context: KeyedProcessContext<K>,
     out: Records<O>,
-    next: Box<dyn Consumer<O>>,
+    next: Box<dyn OneInputStage<O>>,
     _in: PhantomData<fn(A, B)>,
 }
 
@@ -142,23 +140,15 @@ where
 {
     fn run(&mut self, f: impl FnOnce(&mut Self) -> Result<(), UserError>) {
         let ctx = self.ctx.clone();
-        self.open();
         if let Err(e) = ctx.guard(|| f(self)) {
             ctx.fail(e);
         }
         self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-
-    fn open(&mut self) {
-        let function = &mut self.function;
-        crate::stages::open_once(&self.ctx, &mut self.opened, |runtime| {
-            function.open(runtime)
-        });
-    }
 }
 
-impl<K, A, B, O, P, KA, KB> FiresKeyedTimers<K> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
+impl<K, A, B, O, P, KA, KB> KeyedFunctionStage<K> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
 where
     K: Key,
     A: Data,
@@ -176,6 +166,14 @@ where
         &mut self.context
     }
 
+    fn open_function(&mut self, runtime: &crate::RuntimeContext) -> Result<(), UserError> {
+        self.function.open(runtime)
+    }
+
+    fn close_function(&mut self) -> Result<(), UserError> {
+        self.function.close()
+    }
+
     /// Fires the due timers of `domain`, as the keyed process stage does.
     fn fire(&mut self, domain: TimeDomain, until: i64) {
         self.run(|s| {
@@ -189,7 +187,7 @@ where
     }
 }
 
-impl<K, A, B, O, P, KA, KB> BinaryConsumer<A, B> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
+impl<K, A, B, O, P, KA, KB> TwoInputStage<A, B> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
 where
     K: Key,
     A: ExchangeData,
@@ -230,31 +228,18 @@ where
             Ok(())
         });
     }
-
-    fn watermark(&mut self, event: WatermarkEvent) {
-        self.timers_on_watermark(event);
-        self.next.watermark(event);
-    }
-
-    fn on_processing_time(&mut self, now: i64) {
-        self.timers_on_processing_time(now);
-        self.next.on_processing_time(now);
-    }
-
-    fn finish(&mut self) {
-        if self.ctx.subtask < self.ctx.parallelism {
-            self.open();
-            let function = &mut self.function;
-            crate::stages::close_at_end(&self.ctx, || function.close());
-        }
-        self.next.finish();
-    }
-
-    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        self.context.snapshot(&self.ctx, out);
-        self.next.snapshot(out);
-    }
 }
+
+keyed_function_stage!(impl<K, A, B, O, P, KA, KB> for KeyedCoProcessStage<K, A, B, O, P, KA, KB>
+where
+    K: Key,
+    A: ExchangeData,
+    B: ExchangeData,
+    O: Data,
+    P: KeyedCoProcessFunction<K, A, B, O>,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+);
 
 // ----- interval join -----
 
@@ -507,7 +492,7 @@ struct IntervalJoinStage<A, B, K, KA, KB, P, O> {
     timers: TimerService<K, u8>,
     watermark: i64,
     out: Records<O>,
-    next: Box<dyn Consumer<O>>,
+    next: Box<dyn OneInputStage<O>>,
 }
 
 impl<A, B, K, KA, KB, P, O> IntervalJoinStage<A, B, K, KA, KB, P, O>
@@ -639,7 +624,7 @@ where
 const LEFT_STATE: &str = "left-buffer";
 const RIGHT_STATE: &str = "right-buffer";
 
-impl<A, B, K, KA, KB, P, O> BinaryConsumer<A, B> for IntervalJoinStage<A, B, K, KA, KB, P, O>
+impl<A, B, K, KA, KB, P, O> TwoInputStage<A, B> for IntervalJoinStage<A, B, K, KA, KB, P, O>
 where
     A: ExchangeData,
     B: ExchangeData,
@@ -670,6 +655,21 @@ where
             Ok(())
         });
     }
+}
+
+impl<A, B, K, KA, KB, P, O> Stage for IntervalJoinStage<A, B, K, KA, KB, P, O>
+where
+    A: ExchangeData,
+    B: ExchangeData,
+    K: Key,
+    KA: KeySelector<A, K>,
+    KB: KeySelector<B, K>,
+    P: ProcessJoinFunction<A, B, O>,
+    O: Data,
+{
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        Some(&mut *self.next)
+    }
 
     fn watermark(&mut self, event: WatermarkEvent) {
         if let WatermarkEvent::Watermark(w) = event {
@@ -677,14 +677,6 @@ where
             self.clean_up(w);
         }
         self.next.watermark(event);
-    }
-
-    fn on_processing_time(&mut self, now: i64) {
-        self.next.on_processing_time(now);
-    }
-
-    fn finish(&mut self) {
-        self.next.finish();
     }
 
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use superflow_core::{Data, Key, UserError};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::{
-    processing_time_now, Consumer, Records, StageContext, WakeUp, WatermarkEvent, MAX_WATERMARK,
+    processing_time_now, OneInputStage, Records, StageContext, WakeUp, WatermarkEvent,
+    MAX_WATERMARK,
 };
 use superflow_state::{TimeDomain, TimerService};
 
@@ -342,18 +343,45 @@ pub(crate) fn snapshot_timers<K: Key, N: Key>(
     }
 }
 
-/// The timer lifecycle a stage of a keyed function (keyed process, keyed co-process,
-/// keyed broadcast process) shares: the watermark fires the due event-time timers, the
+/// The lifecycle a stage of a keyed function (keyed process, keyed co-process, keyed
+/// broadcast process) shares: the watermark fires the due event-time timers, the
 /// processing time the due processing-time timers; in batch mode processing time stands
 /// still, and the end of the input fires every timer with the timer service quiesced
-/// (what the timers register is ignored, as in Flink).
-pub(crate) trait FiresKeyedTimers<K: Key> {
+/// (what the timers register is ignored, as in Flink). The function opens and closes
+/// with the operator, and the keyed state and timers go into checkpoints.
+/// [`keyed_function_stage!`] makes these hooks the stage's [`Stage`] implementation.
+pub(crate) trait KeyedFunctionStage<K: Key> {
     /// The stage's context.
     fn stage(&self) -> &StageContext;
     /// The keyed function's context, which holds the timers.
     fn keyed_context(&mut self) -> &mut KeyedProcessContext<K>;
     /// Fires the due timers of `domain`, up to `until`, through the user's function.
     fn fire(&mut self, domain: TimeDomain, until: i64);
+    /// Runs the user function's `open`.
+    fn open_function(&mut self, runtime: &RuntimeContext) -> Result<(), UserError>;
+    /// Runs the user function's `close`.
+    fn close_function(&mut self) -> Result<(), UserError>;
+    /// Writes the state the stage holds besides keyed state and timers.
+    fn snapshot_other_state(&mut self, _out: &mut OperatorSnapshot) {}
+
+    /// [`Stage::open`] before passing it on.
+    fn open_keyed(&mut self) {
+        let ctx = self.stage().clone();
+        crate::stages::open_function(&ctx, |runtime| self.open_function(runtime));
+    }
+
+    /// [`Stage::finish`] before passing it on.
+    fn close_keyed(&mut self) {
+        let ctx = self.stage().clone();
+        crate::stages::close_at_end(&ctx, || self.close_function());
+    }
+
+    /// [`Stage::snapshot`] before passing it on.
+    fn snapshot_keyed(&mut self, out: &mut OperatorSnapshot) {
+        let ctx = self.stage().clone();
+        self.keyed_context().snapshot(&ctx, out);
+        self.snapshot_other_state(out);
+    }
 
     /// The operator's watermark advanced (call before passing the watermark on).
     fn timers_on_watermark(&mut self, event: WatermarkEvent) {
@@ -379,15 +407,50 @@ pub(crate) trait FiresKeyedTimers<K: Key> {
     }
 }
 
+/// Implements [`Stage`] for a stage that implements [`KeyedFunctionStage`] and passes
+/// its output to the stage in its `next` field.
+macro_rules! keyed_function_stage {
+    (impl<$($param:ident),*> for $stage:ty where $($bounds:tt)*) => {
+        impl<$($param),*> superflow_runtime::Stage for $stage
+        where
+            $($bounds)*
+        {
+            fn next_stage(&mut self) -> Option<&mut dyn superflow_runtime::Stage> {
+                Some(&mut *self.next)
+            }
+            fn open(&mut self) {
+                self.open_keyed();
+                self.next.open();
+            }
+            fn watermark(&mut self, event: superflow_runtime::WatermarkEvent) {
+                self.timers_on_watermark(event);
+                self.next.watermark(event);
+            }
+            fn on_processing_time(&mut self, now: i64) {
+                self.timers_on_processing_time(now);
+                self.next.on_processing_time(now);
+            }
+            fn finish(&mut self) {
+                self.close_keyed();
+                self.next.finish();
+            }
+            fn snapshot(&mut self, out: &mut superflow_runtime::checkpoint::OperatorSnapshot) {
+                self.snapshot_keyed(out);
+                self.next.snapshot(out);
+            }
+        }
+    };
+}
+pub(crate) use keyed_function_stage;
+
 /// Runs a keyed process function.
 pub(crate) struct KeyedProcessStage<K, I, O, P, KS> {
     ctx: StageContext,
     key_selector: Arc<KS>,
     function: P,
-    opened: bool,
     context: KeyedProcessContext<K>,
     out: Records<O>,
-    next: Box<dyn Consumer<O>>,
+    next: Box<dyn OneInputStage<O>>,
     _in: PhantomData<fn(I)>,
 }
 
@@ -404,29 +467,21 @@ where
         chain: &superflow_runtime::ChainOutput,
         key_selector: Arc<KS>,
         function: P,
-        next: Box<dyn Consumer<O>>,
+        next: Box<dyn OneInputStage<O>>,
     ) -> Self {
         KeyedProcessStage {
             ctx: ctx.clone(),
             key_selector,
             function,
-            opened: false,
             context: KeyedProcessContext::new(ctx, chain),
             out: Records::default(),
             next,
             _in: PhantomData,
         }
     }
-
-    fn open(&mut self) {
-        let function = &mut self.function;
-        crate::stages::open_once(&self.ctx, &mut self.opened, |runtime| {
-            function.open(runtime)
-        });
-    }
 }
 
-impl<K, I, O, P, KS> FiresKeyedTimers<K> for KeyedProcessStage<K, I, O, P, KS>
+impl<K, I, O, P, KS> KeyedFunctionStage<K> for KeyedProcessStage<K, I, O, P, KS>
 where
     K: Key,
     I: Data,
@@ -442,9 +497,16 @@ where
         &mut self.context
     }
 
+    fn open_function(&mut self, runtime: &RuntimeContext) -> Result<(), UserError> {
+        self.function.open(runtime)
+    }
+
+    fn close_function(&mut self) -> Result<(), UserError> {
+        self.function.close()
+    }
+
     /// Fires the due timers of `domain`, including those registered while firing.
     fn fire(&mut self, domain: TimeDomain, until: i64) {
-        self.open();
         let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
         let result = self.ctx.guard(|| {
             context.fire_timers(domain, until, &mut |time, ctx| {
@@ -461,7 +523,7 @@ where
     }
 }
 
-impl<K, I, O, P, KS> Consumer<I> for KeyedProcessStage<K, I, O, P, KS>
+impl<K, I, O, P, KS> OneInputStage<I> for KeyedProcessStage<K, I, O, P, KS>
 where
     K: Key,
     I: Data,
@@ -470,7 +532,6 @@ where
     KS: KeySelector<I, K>,
 {
     fn push(&mut self, batch: &mut Records<I>) {
-        self.open();
         self.ctx.counters.add_in(batch.len());
         let (function, context, out, keys) = (
             &mut self.function,
@@ -492,28 +553,13 @@ where
         self.context.base.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-
-    fn watermark(&mut self, event: WatermarkEvent) {
-        self.timers_on_watermark(event);
-        self.next.watermark(event);
-    }
-
-    fn on_processing_time(&mut self, now: i64) {
-        self.timers_on_processing_time(now);
-        self.next.on_processing_time(now);
-    }
-
-    fn finish(&mut self) {
-        if self.ctx.subtask < self.ctx.parallelism {
-            self.open();
-            let function = &mut self.function;
-            crate::stages::close_at_end(&self.ctx, || function.close());
-        }
-        self.next.finish();
-    }
-
-    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        self.context.snapshot(&self.ctx, out);
-        self.next.snapshot(out);
-    }
 }
+
+keyed_function_stage!(impl<K, I, O, P, KS> for KeyedProcessStage<K, I, O, P, KS>
+where
+    K: Key,
+    I: Data,
+    O: Data,
+    P: KeyedProcessFunction<K, I, O>,
+    KS: KeySelector<I, K>,
+);

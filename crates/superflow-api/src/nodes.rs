@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use superflow_core::Data;
 use superflow_runtime::{
-    Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer, NodeBuilder, NodeId,
-    SourceFunction, StageContext,
+    Attach, BatchStream, BuildCtx, ChainOutput, NodeBuilder, NodeId, OneInputStage, SourceFunction,
+    StageContext, TwoInputStage,
 };
 
 use crate::stages::Identity;
 
 /// Makes the stage of a one-input node around its downstream consumer.
 pub(crate) type StageFactory<I, O> = Arc<
-    dyn Fn(&StageContext, &ChainOutput, Box<dyn Consumer<O>>) -> Box<dyn Consumer<I>> + Send + Sync,
+    dyn Fn(&StageContext, &ChainOutput, Box<dyn OneInputStage<O>>) -> Box<dyn OneInputStage<I>>
+        + Send
+        + Sync,
 >;
 
 /// A one-input transformation (map, filter, process, keyed reduce...).
@@ -29,7 +31,7 @@ impl<I: Data, O: Data> Attach<O> for StageNode<I, O> {
     fn attach<'s>(
         &self,
         ctx: &mut BuildCtx<'s>,
-        downstream: Box<dyn Consumer<O>>,
+        downstream: Box<dyn OneInputStage<O>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         chain.add_name(&ctx.graph().nodes[self.id].name);
@@ -67,7 +69,7 @@ impl<T: Data> Attach<T> for SourceNode<T> {
     fn attach<'s>(
         &self,
         ctx: &mut BuildCtx<'s>,
-        downstream: Box<dyn Consumer<T>>,
+        downstream: Box<dyn OneInputStage<T>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         // Sources are never chained; a consumer reads their stream in its own operator.
@@ -105,7 +107,7 @@ impl<T: Data> Attach<T> for UnionNode<T> {
     fn attach<'s>(
         &self,
         ctx: &mut BuildCtx<'s>,
-        downstream: Box<dyn Consumer<T>>,
+        downstream: Box<dyn OneInputStage<T>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         ctx.build_pipeline_from(self.id, downstream, chain)
@@ -114,7 +116,7 @@ impl<T: Data> Attach<T> for UnionNode<T> {
 
 /// Makes the stage of a two-input node around its downstream consumer.
 pub(crate) type BinaryStageFactory<A, B, O> = Arc<
-    dyn Fn(&StageContext, &ChainOutput, Box<dyn Consumer<O>>) -> Box<dyn BinaryConsumer<A, B>>
+    dyn Fn(&StageContext, &ChainOutput, Box<dyn OneInputStage<O>>) -> Box<dyn TwoInputStage<A, B>>
         + Send
         + Sync,
 >;
@@ -129,7 +131,7 @@ impl<A: Data, B: Data, O: Data> Attach<O> for BinaryNode<A, B, O> {
     fn attach<'s>(
         &self,
         ctx: &mut BuildCtx<'s>,
-        downstream: Box<dyn Consumer<O>>,
+        downstream: Box<dyn OneInputStage<O>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         chain.add_name(&ctx.graph().nodes[self.id].name);
@@ -166,7 +168,7 @@ impl<T: Data> Attach<T> for SideOutputNode<T> {
     fn attach<'s>(
         &self,
         ctx: &mut BuildCtx<'s>,
-        downstream: Box<dyn Consumer<T>>,
+        downstream: Box<dyn OneInputStage<T>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         ctx.build_pipeline_from(self.id, downstream, chain)

@@ -11,8 +11,7 @@ use superflow_runtime::checkpoint::{
     FunctionInitializationContext, FunctionSnapshotContext, OperatorSnapshot,
 };
 use superflow_runtime::{
-    forward_snapshot, forward_time_signals, BinaryConsumer, Consumer, Records, SideOutputSink,
-    StageContext, MAX_WATERMARK,
+    OneInputStage, Records, SideOutputSink, Stage, StageContext, TwoInputStage, MAX_WATERMARK,
 };
 
 use crate::functions::{
@@ -25,7 +24,7 @@ use crate::functions::{
 pub(crate) fn emit<O: 'static>(
     ctx: &StageContext,
     out: &mut Records<O>,
-    next: &mut Box<dyn Consumer<O>>,
+    next: &mut Box<dyn OneInputStage<O>>,
 ) {
     if out.is_empty() {
         return;
@@ -48,11 +47,30 @@ pub(crate) struct MapStage<I, O, F> {
     pub ctx: StageContext,
     pub f: Arc<F>,
     pub out: Records<O>,
-    pub next: Box<dyn Consumer<O>>,
+    pub next: Box<dyn OneInputStage<O>>,
     pub _in: PhantomData<fn(I)>,
 }
 
-impl<I: Data, O: Data, F: MapFunction<I, O>> Consumer<I> for MapStage<I, O, F> {
+/// Implements [`Stage`] for a stage without hooks of its own: every signal passes on to
+/// the stage in its `next` field.
+macro_rules! passes_signals_on {
+    ($stage:ident<$($param:ident),*>) => {
+        impl<$($param: 'static),*> Stage for $stage<$($param),*> {
+            fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+                Some(&mut *self.next)
+            }
+        }
+    };
+}
+
+passes_signals_on!(MapStage<I, O, F>);
+passes_signals_on!(FilterStage<T, F>);
+passes_signals_on!(FlatMapStage<I, O, F>);
+passes_signals_on!(CoMapStage<A, B, O, F>);
+passes_signals_on!(CoFlatMapStage<A, B, O, F>);
+passes_signals_on!(Identity<T>);
+
+impl<I: Data, O: Data, F: MapFunction<I, O>> OneInputStage<I> for MapStage<I, O, F> {
     fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
         let (f, out) = (&self.f, &mut self.out);
@@ -62,30 +80,20 @@ impl<I: Data, O: Data, F: MapFunction<I, O>> Consumer<I> for MapStage<I, O, F> {
         std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    forward_time_signals!(next);
-    forward_snapshot!(next);
-    fn finish(&mut self) {
-        self.next.finish();
-    }
 }
 
 pub(crate) struct FilterStage<T, F> {
     pub ctx: StageContext,
     pub f: Arc<F>,
-    pub next: Box<dyn Consumer<T>>,
+    pub next: Box<dyn OneInputStage<T>>,
 }
 
-impl<T: Data, F: FilterFunction<T>> Consumer<T> for FilterStage<T, F> {
+impl<T: Data, F: FilterFunction<T>> OneInputStage<T> for FilterStage<T, F> {
     fn push(&mut self, batch: &mut Records<T>) {
         self.ctx.counters.add_in(batch.len());
         let f = &self.f;
         self.ctx.guard(|| batch.retain(|x| f.filter(x)));
         emit(&self.ctx, batch, &mut self.next);
-    }
-    forward_time_signals!(next);
-    forward_snapshot!(next);
-    fn finish(&mut self) {
-        self.next.finish();
     }
 }
 
@@ -93,11 +101,11 @@ pub(crate) struct FlatMapStage<I, O, F> {
     pub ctx: StageContext,
     pub f: Arc<F>,
     pub out: Records<O>,
-    pub next: Box<dyn Consumer<O>>,
+    pub next: Box<dyn OneInputStage<O>>,
     pub _in: PhantomData<fn(I)>,
 }
 
-impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I, O, F> {
+impl<I: Data, O: Data, F: FlatMapFunction<I, O>> OneInputStage<I> for FlatMapStage<I, O, F> {
     fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
         let (f, ctx, next, out) = (&self.f, &self.ctx, &mut self.next, &mut self.out);
@@ -122,20 +130,14 @@ impl<I: Data, O: Data, F: FlatMapFunction<I, O>> Consumer<I> for FlatMapStage<I,
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    forward_time_signals!(next);
-    forward_snapshot!(next);
-    fn finish(&mut self) {
-        self.next.finish();
-    }
 }
 
 pub(crate) struct ProcessStage<I, O, P> {
     pub ctx: StageContext,
     pub function: P,
-    pub opened: bool,
     pub context: ProcessContext,
     pub out: Records<O>,
-    pub next: Box<dyn Consumer<O>>,
+    pub next: Box<dyn OneInputStage<O>>,
     pub _in: PhantomData<fn(I)>,
 }
 
@@ -145,26 +147,17 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> ProcessStage<I, O, P> {
         node: usize,
         function: P,
         sink: SideOutputSink,
-        next: Box<dyn Consumer<O>>,
+        next: Box<dyn OneInputStage<O>>,
     ) -> Self {
         let context = ProcessContext::new(node, runtime_context(&ctx), sink);
         ProcessStage {
             ctx,
             function,
-            opened: false,
             context,
             out: Records::default(),
             next,
             _in: PhantomData,
         }
-    }
-
-    fn open(&mut self) {
-        let (function, ctx) = (&mut self.function, &self.ctx);
-        open_once(&self.ctx, &mut self.opened, |runtime| {
-            function.initialize_state(&FunctionInitializationContext::new(ctx))?;
-            function.open(runtime)
-        });
     }
 }
 
@@ -191,24 +184,20 @@ pub(crate) fn close_at_end(
     }
 }
 
-/// Runs a function's `open` hook once, before its first record; an error fails the job.
-pub(crate) fn open_once(
+/// Runs a function's `open` hook (the operator calls it once, before the first
+/// record); an error fails the job.
+pub(crate) fn open_function(
     ctx: &StageContext,
-    opened: &mut bool,
     open: impl FnOnce(&RuntimeContext) -> Result<(), superflow_core::UserError>,
 ) {
-    if !*opened {
-        *opened = true;
-        let runtime = runtime_context(ctx);
-        if let Err(e) = ctx.guard(|| open(&runtime)) {
-            ctx.fail(format!("open() failed: {e}"));
-        }
+    let runtime = runtime_context(ctx);
+    if let Err(e) = ctx.guard(|| open(&runtime)) {
+        ctx.fail(format!("open() failed: {e}"));
     }
 }
 
-impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I, O, P> {
+impl<I: Data, O: Data, P: ProcessFunction<I, O>> OneInputStage<I> for ProcessStage<I, O, P> {
     fn push(&mut self, batch: &mut Records<I>) {
-        self.open();
         self.ctx.counters.add_in(batch.len());
         let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
         let result = self
@@ -220,29 +209,34 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> Consumer<I> for ProcessStage<I,
         self.context.flush_side_outputs();
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+}
+
+impl<I: Data, O: Data, P: ProcessFunction<I, O>> Stage for ProcessStage<I, O, P> {
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        Some(&mut *self.next)
+    }
+    fn open(&mut self) {
+        let (function, ctx) = (&mut self.function, &self.ctx);
+        open_function(ctx, |runtime| {
+            function.initialize_state(&FunctionInitializationContext::new(ctx))?;
+            function.open(runtime)
+        });
+        self.next.open();
+    }
     fn watermark(&mut self, event: superflow_runtime::WatermarkEvent) {
         if let superflow_runtime::WatermarkEvent::Watermark(w) = event {
             self.context.watermark = w;
         }
         self.next.watermark(event);
     }
-    fn on_processing_time(&mut self, now: i64) {
-        self.next.on_processing_time(now);
-    }
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        if self.ctx.subtask < self.ctx.parallelism {
-            self.open();
-            let function = &mut self.function;
-            snapshot_function_state(&self.ctx, out, |c| function.snapshot_state(c));
-        }
+        let function = &mut self.function;
+        snapshot_function_state(&self.ctx, out, |c| function.snapshot_state(c));
         self.next.snapshot(out);
     }
     fn finish(&mut self) {
-        if self.ctx.subtask < self.ctx.parallelism {
-            self.open();
-            let function = &mut self.function;
-            close_at_end(&self.ctx, || function.close());
-        }
+        let function = &mut self.function;
+        close_at_end(&self.ctx, || function.close());
         self.next.finish();
     }
 }
@@ -265,7 +259,7 @@ pub(crate) struct KeyedReduceStage<T, K, KS, R> {
     pub reduce: Arc<R>,
     pub state: superflow_state::SpillingMap<K, Option<T>>,
     pub out: Records<T>,
-    pub next: Box<dyn Consumer<T>>,
+    pub next: Box<dyn OneInputStage<T>>,
     /// Batch mode: whether the final values went out.
     pub final_emitted: bool,
 }
@@ -297,7 +291,7 @@ where
     }
 }
 
-impl<T, K, KS, R> Consumer<T> for KeyedReduceStage<T, K, KS, R>
+impl<T, K, KS, R> OneInputStage<T> for KeyedReduceStage<T, K, KS, R>
 where
     T: ExchangeData,
     K: Key,
@@ -329,14 +323,23 @@ where
         std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
+}
+
+impl<T, K, KS, R> Stage for KeyedReduceStage<T, K, KS, R>
+where
+    T: ExchangeData,
+    K: Key,
+    KS: KeySelector<T, K>,
+    R: ReduceFunction<T>,
+{
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        Some(&mut *self.next)
+    }
     fn watermark(&mut self, event: superflow_runtime::WatermarkEvent) {
         if event == superflow_runtime::WatermarkEvent::Watermark(MAX_WATERMARK) {
             self.emit_final();
         }
         self.next.watermark(event);
-    }
-    fn on_processing_time(&mut self, now: i64) {
-        self.next.on_processing_time(now);
     }
     fn finish(&mut self) {
         self.emit_final();
@@ -413,33 +416,11 @@ pub(crate) fn snapshot_table<K, N, V>(
 pub(crate) struct SinkStage<T, S> {
     pub ctx: StageContext,
     pub sink: S,
-    pub opened: bool,
     pub _in: PhantomData<fn(T)>,
 }
 
-impl<T: Data, S: SinkFunction<T>> SinkStage<T, S> {
-    fn open(&mut self) {
-        if !self.opened {
-            self.opened = true;
-            let info = SinkContext {
-                subtask: self.ctx.subtask,
-                parallelism: self.ctx.parallelism,
-            };
-            let (sink, ctx) = (&mut self.sink, &self.ctx);
-            let result = ctx.guard(|| {
-                sink.initialize_state(&FunctionInitializationContext::new(ctx))?;
-                sink.open(&info)
-            });
-            if let Err(e) = result {
-                self.ctx.fail(e);
-            }
-        }
-    }
-}
-
-impl<T: Data, S: SinkFunction<T>> Consumer<T> for SinkStage<T, S> {
+impl<T: Data, S: SinkFunction<T>> OneInputStage<T> for SinkStage<T, S> {
     fn push(&mut self, batch: &mut Records<T>) {
-        self.open();
         self.ctx.counters.add_in(batch.len());
         let sink = &mut self.sink;
         if let Err(e) = self.ctx.guard(|| sink.invoke_batch(&mut batch.values)) {
@@ -447,24 +428,36 @@ impl<T: Data, S: SinkFunction<T>> Consumer<T> for SinkStage<T, S> {
         }
         batch.clear();
     }
-    fn watermark(&mut self, _event: superflow_runtime::WatermarkEvent) {}
-    fn on_processing_time(&mut self, _now: i64) {}
+}
+
+impl<T: Data, S: SinkFunction<T>> Stage for SinkStage<T, S> {
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        None
+    }
+    fn open(&mut self) {
+        let info = SinkContext {
+            subtask: self.ctx.subtask,
+            parallelism: self.ctx.parallelism,
+        };
+        let (sink, ctx) = (&mut self.sink, &self.ctx);
+        let result = ctx.guard(|| {
+            sink.initialize_state(&FunctionInitializationContext::new(ctx))?;
+            sink.open(&info)
+        });
+        if let Err(e) = result {
+            self.ctx.fail(e);
+        }
+    }
     // A plain sink writes as records come (at least once after a restore); exactly-once
     // output goes through a `TwoPhaseCommitSink`.
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        if self.ctx.subtask < self.ctx.parallelism {
-            self.open();
-            let sink = &mut self.sink;
-            snapshot_function_state(&self.ctx, out, |c| sink.snapshot_state(c));
-        }
+        let sink = &mut self.sink;
+        snapshot_function_state(&self.ctx, out, |c| sink.snapshot_state(c));
     }
     fn finish(&mut self) {
-        if self.ctx.subtask < self.ctx.parallelism {
-            self.open();
-            let sink = &mut self.sink;
-            if let Err(e) = self.ctx.guard(|| sink.finish()) {
-                self.ctx.fail(e);
-            }
+        let sink = &mut self.sink;
+        if let Err(e) = self.ctx.guard(|| sink.finish()) {
+            self.ctx.fail(e);
         }
     }
 }
@@ -473,11 +466,11 @@ pub(crate) struct CoMapStage<A, B, O, F> {
     pub ctx: StageContext,
     pub f: F,
     pub out: Records<O>,
-    pub next: Box<dyn Consumer<O>>,
+    pub next: Box<dyn OneInputStage<O>>,
     pub _in: PhantomData<fn(A, B)>,
 }
 
-impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
+impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> TwoInputStage<A, B>
     for CoMapStage<A, B, O, F>
 {
     fn push1(&mut self, batch: &mut Records<A>) {
@@ -496,22 +489,17 @@ impl<A: Data, B: Data, O: Data, F: CoMapFunction<A, B, O>> BinaryConsumer<A, B>
         std::mem::swap(&mut out.timestamps, &mut batch.timestamps);
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    forward_time_signals!(next);
-    forward_snapshot!(next);
-    fn finish(&mut self) {
-        self.next.finish();
-    }
 }
 
 pub(crate) struct CoFlatMapStage<A, B, O, F> {
     pub ctx: StageContext,
     pub f: F,
     pub out: Records<O>,
-    pub next: Box<dyn Consumer<O>>,
+    pub next: Box<dyn OneInputStage<O>>,
     pub _in: PhantomData<fn(A, B)>,
 }
 
-impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A, B>
+impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> TwoInputStage<A, B>
     for CoFlatMapStage<A, B, O, F>
 {
     fn push1(&mut self, batch: &mut Records<A>) {
@@ -536,25 +524,15 @@ impl<A: Data, B: Data, O: Data, F: CoFlatMapFunction<A, B, O>> BinaryConsumer<A,
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
     }
-    forward_time_signals!(next);
-    forward_snapshot!(next);
-    fn finish(&mut self) {
-        self.next.finish();
-    }
 }
 
 /// Passes records through unchanged (a union input that needs its own exchange).
 pub(crate) struct Identity<T> {
-    pub next: Box<dyn Consumer<T>>,
+    pub next: Box<dyn OneInputStage<T>>,
 }
 
-impl<T: Data> Consumer<T> for Identity<T> {
+impl<T: Data> OneInputStage<T> for Identity<T> {
     fn push(&mut self, batch: &mut Records<T>) {
         self.next.push(batch);
-    }
-    forward_time_signals!(next);
-    forward_snapshot!(next);
-    fn finish(&mut self) {
-        self.next.finish();
     }
 }

@@ -526,7 +526,6 @@ impl<T: Data> DataStream<T> {
                 Box::new(SinkStage {
                     ctx: ctx.clone(),
                     sink,
-                    opened: false,
                     _in: PhantomData,
                 })
             }),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use superflow_connectors::{TransactionContext, TwoPhaseCommitSink};
 use superflow_core::Data;
 use superflow_runtime::checkpoint::OperatorSnapshot;
-use superflow_runtime::{processing_time_now, Consumer, Records, StageContext, WakeUp};
+use superflow_runtime::{processing_time_now, OneInputStage, Records, Stage, StageContext, WakeUp};
 
 /// The name of the pre-committed transactions in checkpoints.
 const PENDING_STATE: &str = "pending-transactions";
@@ -19,7 +19,6 @@ pub(crate) struct TwoPhaseCommitStage<T, S: TwoPhaseCommitSink<T>> {
     ctx: StageContext,
     sink: Option<S>,
     wake: WakeUp,
-    opened: bool,
     current: Option<S::Transaction>,
     /// Pre-committed transactions and the checkpoint each belongs to.
     pending: Vec<(u64, S::Transaction)>,
@@ -28,21 +27,14 @@ pub(crate) struct TwoPhaseCommitStage<T, S: TwoPhaseCommitSink<T>> {
 
 impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
     pub(crate) fn new(ctx: &StageContext, wake: WakeUp, sink: S) -> Self {
-        // Look soon after the start, so restored transactions are committed at once.
-        wake.request(processing_time_now());
         TwoPhaseCommitStage {
             ctx: ctx.clone(),
             sink: Some(sink),
             wake,
-            opened: false,
             current: None,
             pending: Vec::new(),
             _in: std::marker::PhantomData,
         }
-    }
-
-    fn active(&self) -> bool {
-        self.ctx.subtask < self.ctx.parallelism
     }
 
     fn transaction_context(&self) -> TransactionContext {
@@ -71,11 +63,7 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
 
     /// Recovers: commits the restored checkpoint's transactions of this subtask, after
     /// subtask 0 removed what earlier runs left beyond them; starts a transaction.
-    fn open(&mut self) {
-        if self.opened || !self.active() {
-            return;
-        }
-        self.opened = true;
+    fn recover(&mut self) {
         let tctx = self.transaction_context();
         let mine: Vec<(u64, S::Transaction)> =
             self.ctx.restore_list(PENDING_STATE).unwrap_or_default();
@@ -131,9 +119,8 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
     }
 }
 
-impl<T: Data, S: TwoPhaseCommitSink<T>> Consumer<T> for TwoPhaseCommitStage<T, S> {
+impl<T: Data, S: TwoPhaseCommitSink<T>> OneInputStage<T> for TwoPhaseCommitStage<T, S> {
     fn push(&mut self, batch: &mut Records<T>) {
-        self.open();
         self.ctx.counters.add_in(batch.len());
         let (ctx, sink, current) = (&self.ctx, &mut self.sink, &mut self.current);
         let result = ctx.guard(|| match (sink.as_mut(), current.as_mut()) {
@@ -143,14 +130,23 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> Consumer<T> for TwoPhaseCommitStage<T, S
         self.check(result);
         batch.clear();
     }
+}
 
-    fn watermark(&mut self, _event: superflow_runtime::WatermarkEvent) {}
+impl<T: Data, S: TwoPhaseCommitSink<T>> Stage for TwoPhaseCommitStage<T, S> {
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        None
+    }
+
+    fn open(&mut self) {
+        self.recover();
+        // Look soon, for checkpoints completed meanwhile, and then every POLL_MS.
+        self.wake.request(processing_time_now());
+    }
 
     fn on_processing_time(&mut self, now: i64) {
-        if !self.active() || self.sink.is_none() {
+        if self.sink.is_none() {
             return;
         }
-        self.open();
         self.commit_completed();
         let (ctx, sink, current) = (&self.ctx, &mut self.sink, &mut self.current);
         let result = ctx.guard(|| match (sink.as_mut(), current.as_mut()) {
@@ -162,11 +158,7 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> Consumer<T> for TwoPhaseCommitStage<T, S
     }
 
     fn snapshot(&mut self, out: &mut OperatorSnapshot) {
-        if !self.active() {
-            return;
-        }
         if let (Some(id), Some(_)) = (out.checkpoint(), self.sink.as_ref()) {
-            self.open();
             let mut transaction = self.current();
             let tctx = self.transaction_context();
             let ctx = self.ctx.clone();
@@ -187,10 +179,6 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> Consumer<T> for TwoPhaseCommitStage<T, S
     }
 
     fn finish(&mut self) {
-        if !self.active() {
-            return;
-        }
-        self.open();
         let mut transaction = self.current();
         let ctx = self.ctx.clone();
         let sink = self.sink();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use superflow_core::Data;
 use superflow_runtime::{
-    processing_time_now, Consumer, Records, StageContext, WakeUp, WatermarkEvent, MAX_WATERMARK,
+    processing_time_now, OneInputStage, Records, Stage, StageContext, WakeUp, WatermarkEvent,
+    MAX_WATERMARK,
 };
 
 /// Extracts a record's event timestamp (milliseconds), given the timestamp it already
@@ -291,7 +292,7 @@ impl<T: Data, A: TimestampAssigner<T>> WatermarkStrategy<T, A> {
         ctx: &StageContext,
         wake: WakeUp,
         interval: &Arc<AtomicU64>,
-        next: Box<dyn Consumer<T>>,
+        next: Box<dyn OneInputStage<T>>,
     ) -> TimestampsAndWatermarksStage<T, A> {
         // In batch mode watermarks are perfect: none until the input ends, so no record
         // is late and each event-time window fires once, with all its records.
@@ -301,10 +302,6 @@ impl<T: Data, A: TimestampAssigner<T>> WatermarkStrategy<T, A> {
         } else {
             interval.load(Ordering::Relaxed) as i64
         };
-        let active = ctx.subtask < ctx.parallelism;
-        if interval > 0 && active {
-            wake.request(processing_time_now() + interval);
-        }
         let generator = if batch {
             Box::new(NoWatermarks)
         } else {
@@ -342,7 +339,7 @@ pub(crate) struct TimestampsAndWatermarksStage<T, A> {
     interval: i64,
     wake: WakeUp,
     timestamps: Vec<i64>,
-    next: Box<dyn Consumer<T>>,
+    next: Box<dyn OneInputStage<T>>,
     _type: PhantomData<fn(T)>,
 }
 
@@ -409,7 +406,7 @@ impl<T: Data, A: TimestampAssigner<T>> TimestampsAndWatermarksStage<T, A> {
     }
 }
 
-impl<T: Data, A: TimestampAssigner<T>> Consumer<T> for TimestampsAndWatermarksStage<T, A> {
+impl<T: Data, A: TimestampAssigner<T>> OneInputStage<T> for TimestampsAndWatermarksStage<T, A> {
     fn push(&mut self, batch: &mut Records<T>) {
         self.ctx.counters.add_in(batch.len());
         let (assigner, timestamps) = (&self.assigner, &mut self.timestamps);
@@ -445,7 +442,21 @@ impl<T: Data, A: TimestampAssigner<T>> Consumer<T> for TimestampsAndWatermarksSt
         }
         self.emit_progress();
     }
+}
 
+impl<T: Data, A: TimestampAssigner<T>> Stage for TimestampsAndWatermarksStage<T, A> {
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        Some(&mut *self.next)
+    }
+
+    fn open(&mut self) {
+        if self.interval > 0 {
+            self.wake.request(processing_time_now() + self.interval);
+        }
+        self.next.open();
+    }
+
+    // Upstream watermarks stop here: this stage's generator makes the stream's own.
     fn watermark(&mut self, event: WatermarkEvent) {
         if event == WatermarkEvent::Watermark(MAX_WATERMARK) && self.emitted != MAX_WATERMARK {
             self.output.emit_watermark(MAX_WATERMARK);
@@ -464,14 +475,8 @@ impl<T: Data, A: TimestampAssigner<T>> Consumer<T> for TimestampsAndWatermarksSt
         }
         self.next.on_processing_time(now);
     }
-
-    fn finish(&mut self) {
-        self.next.finish();
-    }
-
-    // The generator starts afresh after a restore, as in Flink: the replayed records
-    // bring the watermark back.
-    superflow_runtime::forward_snapshot!(next);
+    // The generator starts afresh after a restore, as in Flink (no snapshot of its
+    // own): the replayed records bring the watermark back.
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ pub mod user_code;
 pub use activation::ActivationScope;
 pub use batch::{Batch, Records};
 pub use build::{
-    side_output_tag, Attach, BatchStream, BinaryConsumer, BuildCtx, ChainOutput, Consumer,
-    NodeBuilder, SideOutputSink, StageContext,
+    side_output_tag, Attach, BatchStream, BuildCtx, ChainOutput, NodeBuilder, OneInputStage,
+    SideOutputSink, Stage, StageContext, TwoInputStage,
 };
 pub use control::JobControl;
 pub use exchange::{PartitionKind, Partitioner, RouteContext};

@@ -114,7 +114,7 @@ pub trait SourceReader<T> {
     }
 }
 
-/// How sources pace themselves (ARCHITECTURE §2: flow control comes from epochs).
+/// How sources pace themselves (flow control comes from epochs: `docs/architecture.md`, "Time").
 #[derive(Debug, Clone)]
 pub struct FlowControl {
     /// Records per batch.

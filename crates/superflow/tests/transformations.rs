@@ -542,3 +542,69 @@ fn a_flat_map_of_one_record_into_many_sends_them_all_in_order_with_its_timestamp
     }
     Ok(())
 }
+
+/// Counts the `open` and `close` calls of every subtask, and the records before open.
+#[derive(Clone, Default)]
+struct Lifecycle {
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    is_open: bool,
+}
+
+impl KeyedProcessFunction<i64, i64, i64> for Lifecycle {
+    fn open(&mut self, _ctx: &RuntimeContext) -> Result<(), UserError> {
+        if self.is_open {
+            return Err("opened twice".into());
+        }
+        self.is_open = true;
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn process_element(
+        &mut self,
+        value: i64,
+        _ctx: &mut KeyedProcessContext<i64>,
+        out: &mut Collector<i64>,
+    ) -> Result<(), UserError> {
+        if !self.is_open {
+            return Err("process_element before open".into());
+        }
+        out.collect(value);
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), UserError> {
+        self.closed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_function_opens_and_closes_once_on_each_running_subtask_and_never_on_idle_ones(
+) -> Result<(), JobError> {
+    // Four workers, a keyed function of parallelism 2: two subtasks run, two stay idle.
+    let env = env(4);
+    let lifecycle = Lifecycle::default();
+    let out = env
+        .from_sequence(1, 50)
+        .key_by(|x: &i64| x % 5)
+        .process(lifecycle.clone())
+        .set_parallelism(2)
+        .execute_and_collect()?;
+    assert_eq!(sorted(out), (1..=50).collect::<Vec<_>>());
+    let count = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        count(&lifecycle.opened),
+        2,
+        "open, once per running subtask"
+    );
+    assert_eq!(
+        count(&lifecycle.closed),
+        2,
+        "close, once per running subtask"
+    );
+    Ok(())
+}

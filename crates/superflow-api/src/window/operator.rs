@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use superflow_core::{Data, Key, UserError};
 use superflow_runtime::{
-    processing_time_now, Consumer, Records, SideOutputSink, StageContext, WakeUp, WatermarkEvent,
-    MAX_WATERMARK,
+    processing_time_now, OneInputStage, Records, SideOutputSink, Stage, StageContext, WakeUp,
+    WatermarkEvent, MAX_WATERMARK,
 };
 use superflow_state::{StateTable, TimeDomain, TimerService};
 
@@ -284,7 +284,7 @@ pub(crate) struct WindowStage<T, K, KS, A: WindowAssigner<T>, TR, F: WindowFold<
     side_sink: SideOutputSink,
     late: Records<T>,
     assigned: Vec<A::W>,
-    next: Box<dyn Consumer<O>>,
+    next: Box<dyn OneInputStage<O>>,
 }
 
 impl<T, K, KS, A, TR, F, E, O> WindowStage<T, K, KS, A, TR, F, E, O>
@@ -306,7 +306,7 @@ where
         spec: WindowSpec<A, TR>,
         fold: Arc<F>,
         emitter: E,
-        next: Box<dyn Consumer<O>>,
+        next: Box<dyn OneInputStage<O>>,
     ) -> Self {
         let side = ProcessContext::new(
             ctx.node,
@@ -798,7 +798,7 @@ fn time_window<W: Window>(start: i64, end: i64) -> W {
     }
 }
 
-impl<T, K, KS, A, TR, F, E, O> Consumer<T> for WindowStage<T, K, KS, A, TR, F, E, O>
+impl<T, K, KS, A, TR, F, E, O> OneInputStage<T> for WindowStage<T, K, KS, A, TR, F, E, O>
 where
     T: Data,
     K: Key,
@@ -827,6 +827,22 @@ where
             ctx.fail(e);
         }
         self.flush();
+    }
+}
+
+impl<T, K, KS, A, TR, F, E, O> Stage for WindowStage<T, K, KS, A, TR, F, E, O>
+where
+    T: Data,
+    K: Key,
+    KS: KeySelector<T, K>,
+    A: WindowAssigner<T>,
+    TR: Trigger<T, A::W>,
+    F: WindowFold<T, A::W>,
+    E: WindowEmit<K, A::W, F::Out, O>,
+    O: Data,
+{
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        Some(&mut *self.next)
     }
 
     fn watermark(&mut self, event: WatermarkEvent) {

@@ -1,6 +1,7 @@
 //! A chain's stages: the traits a node implements to join a chain ([`NodeBuilder`],
-//! [`Attach`]), the stages themselves ([`Consumer`], [`BinaryConsumer`]), and where a
-//! chain's last stage puts its output ([`ChainOutput`], side outputs).
+//! [`Attach`]), the stages themselves ([`Stage`], with its lifecycle hooks, and its
+//! inputs [`OneInputStage`], [`TwoInputStage`]), and where a chain's last stage puts
+//! its output ([`ChainOutput`], side outputs).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -20,58 +21,73 @@ pub trait NodeBuilder: Send + Sync {
     fn materialize<'s>(&self, ctx: &mut BuildCtx<'s>) -> BatchStream<'s>;
 }
 
-/// A node that can feed a chain: it takes the downstream consumer and builds the chain's
-/// operator (or passes a wrapped consumer further up).
+/// A node that can feed a chain: it takes the downstream stage and builds the chain's
+/// operator (or passes a wrapped stage further up).
 pub trait Attach<T>: Send + Sync {
     /// Feeds this node's records into `downstream`, and returns the chain operator's
     /// output stream.
     fn attach<'s>(
         &self,
         ctx: &mut BuildCtx<'s>,
-        downstream: Box<dyn Consumer<T>>,
+        downstream: Box<dyn OneInputStage<T>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s>;
 }
 
-/// One stage of a chain, seen from upstream: it takes batches of `T`, and the time
-/// signals of its operator. Every stage passes the signals it does not consume on to
-/// the next stage ([`forward_time_signals!`](crate::forward_time_signals) does that).
-pub trait Consumer<T>: 'static {
+/// The lifecycle of a chain's stage, apart from its input. Each hook's default passes
+/// the call on to the next stage, so a stage implements the hooks it acts on and
+/// nothing else. The operator ([`OperatorCore`](super::operator_core)) calls `open`
+/// once before anything else, and only on the subtasks that run (those below the
+/// chain's parallelism): `finish` and `snapshot` never reach an idle subtask's stages,
+/// so no stage checks its subtask or keeps an `opened` flag.
+pub trait Stage: 'static {
+    /// The stage this one hands its output and signals to; `None` ends the chain.
+    fn next_stage(&mut self) -> Option<&mut dyn Stage>;
+    /// Runs the user function's `open` (and restores its operator state).
+    fn open(&mut self) {
+        if let Some(next) = self.next_stage() {
+            next.open();
+        }
+    }
+    /// The operator's combined input watermark advanced (or all its inputs went idle).
+    fn watermark(&mut self, event: WatermarkEvent) {
+        if let Some(next) = self.next_stage() {
+            next.watermark(event);
+        }
+    }
+    /// Processing time reached a time some stage asked for (see [`WakeUp`]).
+    fn on_processing_time(&mut self, now: i64) {
+        if let Some(next) = self.next_stage() {
+            next.on_processing_time(now);
+        }
+    }
+    /// The input is exhausted: flush, close the user function, and pass it on.
+    fn finish(&mut self) {
+        if let Some(next) = self.next_stage() {
+            next.finish();
+        }
+    }
+    /// Writes the stage's state for a checkpoint, then asks the next stage to.
+    fn snapshot(&mut self, out: &mut OperatorSnapshot) {
+        if let Some(next) = self.next_stage() {
+            next.snapshot(out);
+        }
+    }
+}
+
+/// A stage with one input (Flink's `OneInputStreamOperator`).
+pub trait OneInputStage<T>: Stage {
     /// Consumes the records of `batch` (leaving it empty, its capacity for reuse).
     fn push(&mut self, batch: &mut Records<T>);
-    /// The operator's combined input watermark advanced (or all its inputs went idle).
-    fn watermark(&mut self, event: WatermarkEvent);
-    /// Processing time reached a time some stage asked for (see [`WakeUp`]).
-    fn on_processing_time(&mut self, now: i64);
-    /// The input is exhausted: flush and close.
-    fn finish(&mut self);
-    /// Writes the stage's state for a checkpoint, then asks the next stage to
-    /// ([`forward_snapshot!`](crate::forward_snapshot) does that for stateless stages).
-    fn snapshot(&mut self, out: &mut OperatorSnapshot);
 }
 
-/// Implements [`Consumer::snapshot`] for a stage without state of its own.
-#[macro_export]
-macro_rules! forward_snapshot {
-    ($next:ident) => {
-        fn snapshot(&mut self, out: &mut $crate::checkpoint::OperatorSnapshot) {
-            self.$next.snapshot(out)
-        }
-    };
-}
-
-/// Implements [`Consumer::watermark`] and [`Consumer::on_processing_time`] for a stage
-/// that only passes them on to the stage in field `$next`.
-#[macro_export]
-macro_rules! forward_time_signals {
-    ($next:ident) => {
-        fn watermark(&mut self, event: $crate::time::WatermarkEvent) {
-            self.$next.watermark(event)
-        }
-        fn on_processing_time(&mut self, now: i64) {
-            self.$next.on_processing_time(now)
-        }
-    };
+/// A stage with two inputs (Flink's `TwoInputStreamOperator`): connect, joins and the
+/// broadcast pattern.
+pub trait TwoInputStage<A, B>: Stage {
+    /// Consumes records of the first input.
+    fn push1(&mut self, batch: &mut Records<A>);
+    /// Consumes records of the second input.
+    fn push2(&mut self, batch: &mut Records<B>);
 }
 
 /// Where a chain's last stage puts its output, and the chain's name.
@@ -108,8 +124,8 @@ impl ChainOutput {
         names.join(" -> ")
     }
 
-    /// The consumer that ends a chain whose records leave the operator.
-    pub fn tail<T: Data>(&self) -> Box<dyn Consumer<T>> {
+    /// The stage that ends a chain whose records leave the operator.
+    pub fn tail<T: Data>(&self) -> Box<dyn OneInputStage<T>> {
         Box::new(QueueTail {
             queue: Rc::clone(&self.queue),
             tag: 0,
@@ -135,13 +151,9 @@ struct QueueTail {
     tag: u32,
 }
 
-impl<T: Data> Consumer<T> for QueueTail {
-    fn push(&mut self, batch: &mut Records<T>) {
-        if !batch.is_empty() {
-            self.queue
-                .borrow_mut()
-                .push(Batch::local_records(std::mem::take(batch)).with_tag(self.tag));
-        }
+impl Stage for QueueTail {
+    fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+        None
     }
     fn watermark(&mut self, event: WatermarkEvent) {
         // The operator stamps the channel (origin, subtask) when it sends the batch.
@@ -156,9 +168,16 @@ impl<T: Data> Consumer<T> for QueueTail {
         };
         self.queue.borrow_mut().push(Batch::watermark(message, 0));
     }
-    fn on_processing_time(&mut self, _now: i64) {}
-    fn finish(&mut self) {}
-    fn snapshot(&mut self, _out: &mut OperatorSnapshot) {}
+}
+
+impl<T: Data> OneInputStage<T> for QueueTail {
+    fn push(&mut self, batch: &mut Records<T>) {
+        if !batch.is_empty() {
+            self.queue
+                .borrow_mut()
+                .push(Batch::local_records(std::mem::take(batch)).with_tag(self.tag));
+        }
+    }
 }
 
 /// Where a stage puts side-output records: batches tagged with the side output's tag,
@@ -187,22 +206,6 @@ pub fn side_output_tag(node: NodeId, name: &str) -> u32 {
     (hasher.finish() as u32).max(1)
 }
 
-/// The logic of a two-input operator.
-pub trait BinaryConsumer<A, B>: 'static {
-    /// Consumes records of the first input.
-    fn push1(&mut self, batch: &mut Records<A>);
-    /// Consumes records of the second input.
-    fn push2(&mut self, batch: &mut Records<B>);
-    /// The combined watermark of both inputs advanced (or both went idle).
-    fn watermark(&mut self, event: WatermarkEvent);
-    /// Processing time reached a time some stage asked for.
-    fn on_processing_time(&mut self, now: i64);
-    /// Both inputs are exhausted.
-    fn finish(&mut self);
-    /// Writes the operator's state for a checkpoint, then asks the next stage to.
-    fn snapshot(&mut self, out: &mut OperatorSnapshot);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +232,74 @@ mod tests {
             .filter_map(|b| b.as_watermark().map(|w| (w.value, w.idle)))
             .collect();
         assert_eq!(marks, vec![(7, false), (i64::MIN, true)]);
+    }
+
+    /// Records the hooks that reach it, and passes everything on by default.
+    struct Recording {
+        seen: Rc<RefCell<Vec<String>>>,
+        next: Box<dyn OneInputStage<u64>>,
+    }
+
+    impl Stage for Recording {
+        fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+            Some(&mut *self.next)
+        }
+        fn open(&mut self) {
+            self.seen.borrow_mut().push("open".into());
+            self.next.open();
+        }
+        fn finish(&mut self) {
+            self.seen.borrow_mut().push("finish".into());
+            self.next.finish();
+        }
+    }
+
+    impl OneInputStage<u64> for Recording {
+        fn push(&mut self, batch: &mut Records<u64>) {
+            self.seen.borrow_mut().push(format!("push {}", batch.len()));
+            self.next.push(batch);
+        }
+    }
+
+    /// A stage that implements no hook itself.
+    struct PassThrough {
+        next: Box<dyn OneInputStage<u64>>,
+    }
+
+    impl Stage for PassThrough {
+        fn next_stage(&mut self) -> Option<&mut dyn Stage> {
+            Some(&mut *self.next)
+        }
+    }
+
+    impl OneInputStage<u64> for PassThrough {
+        fn push(&mut self, batch: &mut Records<u64>) {
+            self.next.push(batch);
+        }
+    }
+
+    #[test]
+    fn a_stage_passes_on_every_hook_it_does_not_implement() {
+        let chain = ChainOutput::new();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let recording = Recording {
+            seen: Rc::clone(&seen),
+            next: chain.tail(),
+        };
+        let mut head = PassThrough {
+            next: Box::new(recording),
+        };
+        head.open();
+        head.push(&mut Records::untimed(vec![1, 2, 3]));
+        head.watermark(WatermarkEvent::Watermark(5));
+        head.on_processing_time(9);
+        head.snapshot(&mut OperatorSnapshot::new());
+        head.finish();
+        assert_eq!(*seen.borrow(), ["open", "push 3", "finish"]);
+        // The watermark went through both stages to the chain's tail.
+        let queued = chain.queue.borrow();
+        assert_eq!(queued.len(), 2);
+        assert_eq!(queued[1].as_watermark().map(|w| w.value), Some(5));
     }
 
     #[test]

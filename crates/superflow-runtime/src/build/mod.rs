@@ -2,7 +2,7 @@
 //!
 //! A node's output is a `Stream<Batch>`, memoized by node id in [`BuildCtx`], so a node
 //! with several consumers is built once. Chains are built from their tail: the tail
-//! node wraps its downstream [`Consumer`] in its own stage and hands the result to its
+//! node wraps its downstream [`OneInputStage`] in its own stage and hands the result to its
 //! input node ([`Attach::attach`]), until a node that heads the chain builds one timely
 //! operator whose logic pushes each input batch through the composed stages. Stages
 //! exchange `Vec`s (reused where possible), one dynamic call per stage per batch.
@@ -13,7 +13,8 @@ mod source_driver;
 mod stage_context;
 
 pub use chain::{
-    side_output_tag, Attach, BinaryConsumer, ChainOutput, Consumer, NodeBuilder, SideOutputSink,
+    side_output_tag, Attach, ChainOutput, NodeBuilder, OneInputStage, SideOutputSink, Stage,
+    TwoInputStage,
 };
 pub use stage_context::{EmbeddedStore, StageContext};
 
@@ -250,7 +251,7 @@ impl<'s> BuildCtx<'s> {
         &mut self,
         id: NodeId,
         input_index: usize,
-        consumer: Box<dyn Consumer<I>>,
+        consumer: Box<dyn OneInputStage<I>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         let from = self.graph.nodes[id].inputs[input_index].from;
@@ -279,7 +280,7 @@ impl<'s> BuildCtx<'s> {
     pub fn build_pipeline_from<I: Data>(
         &mut self,
         from: NodeId,
-        consumer: Box<dyn Consumer<I>>,
+        consumer: Box<dyn OneInputStage<I>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         let input = self.stream(from);
@@ -329,7 +330,7 @@ impl<'s> BuildCtx<'s> {
     pub fn build_binary<A: Data, B: Data>(
         &mut self,
         id: NodeId,
-        consumer: Box<dyn BinaryConsumer<A, B>>,
+        consumer: Box<dyn TwoInputStage<A, B>>,
         chain: &mut ChainOutput,
     ) -> BatchStream<'s> {
         let (from1, from2) = (
@@ -372,6 +373,7 @@ impl<'s> BuildCtx<'s> {
             core.held = capabilities.pop();
             move |frontiers| {
                 crate::activation::in_scope(&scope, &mut || {
+                    core.open_once(&mut *consumer);
                     let mut out = output.activate();
                     for (input, handle) in [(0, &mut handle1), (1, &mut handle2)] {
                         handle.for_each(
@@ -498,7 +500,7 @@ impl<'s> BuildCtx<'s> {
         input: BatchStream<'s>,
         pact: P,
         decode: Option<DecodeFn>,
-        mut consumer: Box<dyn Consumer<I>>,
+        mut consumer: Box<dyn OneInputStage<I>>,
         chain: &ChainOutput,
         channels: InputChannels,
         head: NodeId,
@@ -518,6 +520,7 @@ impl<'s> BuildCtx<'s> {
             core.held = capabilities.pop();
             move |frontiers| {
                 crate::activation::in_scope(&scope, &mut || {
+                    core.open_once(&mut *consumer);
                     let mut out = output.activate();
                     handle.for_each(|cap, data| {
                         if core.defer(cap.least().copied().unwrap_or(0), 0, data) {

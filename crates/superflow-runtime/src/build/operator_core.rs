@@ -21,13 +21,13 @@ use crate::failure::raise;
 use crate::graph::NodeId;
 use crate::time::{processing_time_now, WakeUp, WatermarkTracker};
 
-use super::{BinaryConsumer, BuildCtx, ChainOutput, Consumer};
+use super::{BuildCtx, ChainOutput, OneInputStage, Stage, TwoInputStage};
 
 /// Hands one input batch of a one-input operator to its stages: a watermark through the
 /// tracker, records of the main output to `push`. Returns whether the stages ran.
 pub(super) fn deliver_one<I: Data>(
     tracker: &mut WatermarkTracker,
-    consumer: &mut dyn Consumer<I>,
+    consumer: &mut dyn OneInputStage<I>,
     data: &mut Batch,
     decode: Option<DecodeFn>,
 ) -> bool {
@@ -48,7 +48,7 @@ pub(super) fn deliver_one<I: Data>(
 /// [`deliver_one`] for input `input` of a two-input operator.
 pub(super) fn deliver_two<A: Data, B: Data>(
     tracker: &mut WatermarkTracker,
-    consumer: &mut dyn BinaryConsumer<A, B>,
+    consumer: &mut dyn TwoInputStage<A, B>,
     input: usize,
     data: &mut Batch,
     decode: (Option<DecodeFn>, Option<DecodeFn>),
@@ -94,6 +94,8 @@ pub(super) struct OperatorCore {
     pub(super) scheduled: Option<i64>,
     pub(super) held: Option<Capability<u64>>,
     pub(super) finished: bool,
+    /// Whether the stages were opened (or, on an idle subtask, found not to need it).
+    opened: bool,
     pub(super) origin: u32,
     pub(super) subtask: u32,
     pub(super) peers: usize,
@@ -156,6 +158,7 @@ impl OperatorCore {
             scheduled: None,
             held: None,
             finished: false,
+            opened: false,
             origin,
             subtask: ctx.worker() as u32,
             peers: ctx.scope.peers(),
@@ -171,6 +174,20 @@ impl OperatorCore {
                 subtask: ctx.worker(),
                 parallelism: ctx.parallelism(head),
             },
+        }
+    }
+
+    /// Whether this subtask runs: a node of parallelism `p` has an operator on every
+    /// worker, and those at `p` and above stay idle (no input, no state, no snapshot).
+    fn active(&self) -> bool {
+        self.checkpoints.subtask < self.checkpoints.parallelism
+    }
+
+    /// Opens the chain's stages the first time the operator runs, before any input or
+    /// signal reaches them; an idle subtask's stages are never opened.
+    pub(super) fn open_once(&mut self, stages: &mut dyn Stage) {
+        if !std::mem::replace(&mut self.opened, true) && self.active() {
+            stages.open();
         }
     }
 
@@ -231,7 +248,9 @@ impl OperatorCore {
             }
             let started = Instant::now();
             let mut snapshot = OperatorSnapshot::for_checkpoint(next);
-            superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
+            if self.active() {
+                superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
+            }
             let report = self.checkpoints.report(snapshot, started.elapsed());
             self.checkpoints.coordinator.report(next, report);
             self.checkpoints.done = next;
@@ -277,13 +296,18 @@ impl OperatorCore {
         let Some(least) = least else {
             if !self.finished {
                 self.finished = true;
-                signal(Signal::Finish);
+                let active = self.active();
+                if active {
+                    signal(Signal::Finish);
+                }
                 if let Some(held) = &self.held {
                     self.drain(&mut out.session(held));
                 }
                 let started = Instant::now();
                 let mut snapshot = OperatorSnapshot::new();
-                superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
+                if active {
+                    superflow_core::copy_for_snapshot(|| signal(Signal::Snapshot(&mut snapshot)));
+                }
                 let report = self.checkpoints.report(snapshot, started.elapsed());
                 if let Err(e) = self.checkpoints.coordinator.report_final(report) {
                     raise(
@@ -305,7 +329,7 @@ impl OperatorCore {
             return;
         }
         let now = processing_time_now();
-        if self.wake.take_due(now) {
+        if self.wake.take_due(now) && self.active() {
             signal(Signal::ProcessingTime(now));
             if let Some(held) = &self.held {
                 self.drain(&mut out.session(held));

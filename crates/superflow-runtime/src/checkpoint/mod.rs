@@ -1,4 +1,4 @@
-//! Checkpoints (ARCHITECTURE §2–4): what a job is configured with, how checkpoint ids map
+//! Checkpoints: what a job is configured with, how checkpoint ids map
 //! to epochs, the state sections operators write, the files they go to, and the
 //! coordinator that triggers checkpoints and completes them.
 //!
