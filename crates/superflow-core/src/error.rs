@@ -43,6 +43,7 @@ impl fmt::Display for OperatorFailure {
 /// `Debug` prints the same text as `Display`, so `fn main() -> Result<(), JobError>`
 /// shows the user's message, not a struct dump.
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum JobError {
     /// The job graph is not valid; nothing ran.
     #[error("invalid job: {0}")]
@@ -65,8 +66,9 @@ pub enum JobError {
     #[error("cluster error: {0}")]
     Cluster(String),
     /// A checkpoint or savepoint could not be restored, or checkpointing is misconfigured.
+    /// The runtime's errors here are its `CheckpointError`s (`downcast_ref` tells which).
     #[error("checkpoint error: {0}")]
-    Checkpoint(String),
+    Checkpoint(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The job was cancelled before it finished.
     #[error("job was cancelled")]
     Cancelled,

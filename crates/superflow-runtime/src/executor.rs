@@ -12,9 +12,9 @@ use timely::dataflow::operators::Probe;
 
 use crate::build::{BuildCtx, JobRun};
 use crate::checkpoint::{
-    find_restorable, AfterSavepoint, CheckpointConfig, CheckpointCoordinator, CheckpointStats,
-    CheckpointStorage, CoordinatorSettings, RestartBackoff, RestartStrategy, RestoredState,
-    RunOutcome, StateBackend,
+    find_restorable, AfterSavepoint, CheckpointConfig, CheckpointCoordinator, CheckpointError,
+    CheckpointStats, CheckpointStorage, CoordinatorSettings, RestartBackoff, RestartStrategy,
+    RestoredState, RunOutcome, StateBackend,
 };
 use crate::cluster_control::{ControlMessage, ControlRole};
 use crate::control::JobControl;
@@ -407,7 +407,7 @@ fn execute_job(
                     &dir,
                     *block_cache_bytes,
                 )
-                .map_err(|e| JobError::Checkpoint(e.to_string()))?;
+                .map_err(|e| CheckpointError::StateStore(e.to_string()))?;
                 Some(crate::build::EmbeddedStore {
                     store,
                     cache_entries: *cache_entries,
@@ -449,10 +449,13 @@ fn execute_job(
         // failure; the restored final (or last) checkpoint commits on the way.
         let end_failed = !end_errors.is_empty();
         if end_failed {
-            outcome = Err(JobError::Checkpoint(format!(
-                "the job finished, but its output could not be committed: {}",
-                end_errors.join("; ")
-            )));
+            outcome = Err(JobError::Checkpoint(
+                format!(
+                    "the job finished, but its output could not be committed: {}",
+                    end_errors.join("; ")
+                )
+                .into(),
+            ));
         }
         match outcome {
             Ok(mut result) => {
@@ -523,7 +526,7 @@ fn with_storage_resolved(
     if !crate::checkpoint::remote::is_url(&location) {
         return Ok(None);
     }
-    let remote = crate::checkpoint::remote::open(&location).map_err(JobError::Checkpoint)?;
+    let remote = crate::checkpoint::remote::open(&location)?;
     let mut changed = settings.clone();
     if let Some(config) = changed.checkpointing.as_mut() {
         config.storage = remote.staging().to_path_buf();
@@ -623,19 +626,22 @@ fn restore(
     plan: &JobPlan,
     settings: &ExecutionSettings,
 ) -> Result<RestoredState, JobError> {
-    let (_, state) = find_restorable(path).map_err(JobError::Checkpoint)?;
+    let (_, state) = find_restorable(path)?;
     // Key groups are the unit keyed state moves in, so an operator's count must not
     // change; operators without keyed state (sources, sinks) may.
     for node in &graph.nodes {
         let uid = node.state_uid();
         let (written, now) = (state.key_groups_of(&uid), plan.key_groups[node.id]);
         if written != now && state.has_keyed_state_of(&uid) {
-            return Err(JobError::Checkpoint(format!(
-                "{} was written with max parallelism {written} for operator '{}', the job now has {now}; \
-                 keyed state can only be restored with the max parallelism it was written with",
-                state.path.display(),
-                node.name,
-            )));
+            return Err(CheckpointError::Incompatible {
+                checkpoint: state.path.display().to_string(),
+                reason: format!(
+                    "was written with max parallelism {written} for operator '{}', the job now has {now}; \
+                     keyed state can only be restored with the max parallelism it was written with",
+                    node.name,
+                ),
+            }
+            .into());
         }
     }
     if !settings.allow_non_restored_state {
@@ -650,11 +656,14 @@ fn restore(
             .collect();
         orphans.sort_unstable();
         if !orphans.is_empty() {
-            return Err(JobError::Checkpoint(format!(
-                "{} holds state that matches no operator of the job: {}; give the operators the uids they had, or allow non-restored state",
-                state.path.display(),
-                orphans.join(", ")
-            )));
+            return Err(CheckpointError::Incompatible {
+                checkpoint: state.path.display().to_string(),
+                reason: format!(
+                    "holds state that matches no operator of the job: {}; give the operators the uids they had, or allow non-restored state",
+                    orphans.join(", ")
+                ),
+            }
+            .into());
         }
     }
     Ok(state)
@@ -907,13 +916,13 @@ impl JobController {
                 break c;
             }
             if self.is_ended() {
-                return Err(JobError::Checkpoint("the job is not running".into()));
+                return Err(CheckpointError::NotRunning.into());
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         coordinator
             .savepoint(dir, after)
-            .map_err(JobError::Checkpoint)
+            .map_err(|e| JobError::Checkpoint(e.into()))
     }
 
     /// Whether the job has ended.

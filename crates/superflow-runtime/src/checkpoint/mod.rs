@@ -10,6 +10,7 @@
 mod config;
 pub(crate) use config::RestartBackoff;
 mod coordinator;
+mod error;
 mod operator_state;
 pub mod remote;
 mod snapshot;
@@ -23,6 +24,7 @@ pub use coordinator::{
     AfterSavepoint, CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings,
     InstanceId, OperatorCheckpointStats, PartReport, RunOutcome,
 };
+pub use error::CheckpointError;
 pub use operator_state::{FunctionInitializationContext, FunctionSnapshotContext};
 pub use snapshot::{DeferredEncoding, OperatorSnapshot, RestoredState, SectionKind, StateSection};
 pub use storage::{

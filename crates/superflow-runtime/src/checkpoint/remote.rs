@@ -10,6 +10,7 @@
 //! shared files they name) into the staging directory and reads it from there, so the
 //! checks of a local restore (sizes, checksums, fallback to an older checkpoint) apply.
 
+use super::CheckpointError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -80,15 +81,16 @@ fn remove_stale_staging(temp: &Path) {
 
 /// The storage at `url` (one per URL and process, so that a `memory://` store lives as
 /// long as the process).
-pub fn open(url: &str) -> Result<Arc<RemoteStorage>, String> {
+pub fn open(url: &str) -> Result<Arc<RemoteStorage>, CheckpointError> {
     let url = url.trim_end_matches('/').to_string();
     let mut registry = registry()
         .lock()
-        .map_err(|_| "the storage registry is poisoned".to_string())?;
+        .map_err(|_| CheckpointError::ObjectStore("the storage registry is poisoned".into()))?;
     if let Some(found) = registry.get(&url) {
         return Ok(Arc::clone(found));
     }
-    let parsed = url::Url::parse(&url).map_err(|e| format!("'{url}' is not a storage URL: {e}"))?;
+    let parsed = url::Url::parse(&url)
+        .map_err(|e| CheckpointError::ObjectStore(format!("'{url}' is not a storage URL: {e}")))?;
     // Credentials, region and endpoint come from the environment, as the clouds' own
     // tools read them (AWS_*, GOOGLE_*, AZURE_*); `parse_url` alone would read none and
     // fall back to the instance metadata service.
@@ -98,14 +100,16 @@ pub fn open(url: &str) -> Result<Arc<RemoteStorage>, String> {
             .any(|prefix| key.starts_with(prefix))
     });
     let (store, prefix) = object_store::parse_url_opts(&parsed, environment).map_err(|e| {
-        format!("cannot open checkpoint storage '{url}': {e} (s3://, gs:// and az:// need the 'cloud-storage' feature)")
+        CheckpointError::ObjectStore(format!("cannot open checkpoint storage '{url}': {e} (s3://, gs:// and az:// need the 'cloud-storage' feature)"))
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("superflow-object-store")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the object store client: {e}"))?;
+        .map_err(|e| {
+            CheckpointError::ObjectStore(format!("cannot start the object store client: {e}"))
+        })?;
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = foldhash::fast::FixedState::with_seed(11).build_hasher();
     hasher.write(url.as_bytes());
@@ -176,27 +180,36 @@ impl RemoteStorage {
         }
     }
 
+    /// The store failed to `action` object `relative`.
+    fn failed(&self, action: &str, relative: &str, e: object_store::Error) -> CheckpointError {
+        CheckpointError::ObjectStore(format!("cannot {action} {}/{relative}: {e}", self.url))
+    }
+
     /// The name under the storage's URL of the staged file `path`.
-    fn relative(&self, path: &Path) -> Result<String, String> {
-        let relative = path
-            .strip_prefix(&self.staging)
-            .map_err(|_| format!("{} is not in {}", path.display(), self.staging.display()))?;
+    fn relative(&self, path: &Path) -> Result<String, CheckpointError> {
+        let relative = path.strip_prefix(&self.staging).map_err(|_| {
+            let staging = self.staging.display();
+            CheckpointError::ObjectStore(format!("{} is not in {staging}", path.display()))
+        })?;
         Ok(relative.to_string_lossy().replace('\\', "/"))
     }
 
     /// Uploads the staged file `path`.
-    pub fn upload(&self, path: &Path) -> Result<(), String> {
+    pub fn upload(&self, path: &Path) -> Result<(), CheckpointError> {
         let relative = self.relative(path)?;
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| CheckpointError::io("read", path, e))?;
         let object = self.object(&relative);
         self.runtime
             .block_on(self.store.put(&object, PutPayload::from(bytes)))
             .map(|_| ())
-            .map_err(|e| format!("cannot upload {} to {}: {e}", path.display(), self.url))
+            .map_err(|e| {
+                let (path, url) = (path.display(), &self.url);
+                CheckpointError::ObjectStore(format!("cannot upload {path} to {url}: {e}"))
+            })
     }
 
     /// The bytes of `relative`, `None` if it does not exist.
-    pub fn read(&self, relative: &str) -> Result<Option<Vec<u8>>, String> {
+    pub fn read(&self, relative: &str) -> Result<Option<Vec<u8>>, CheckpointError> {
         let object = self.object(relative);
         self.runtime.block_on(async {
             match self.store.get(&object).await {
@@ -204,41 +217,41 @@ impl RemoteStorage {
                     .bytes()
                     .await
                     .map(|b| Some(b.to_vec()))
-                    .map_err(|e| format!("cannot read {}/{relative}: {e}", self.url)),
+                    .map_err(|e| self.failed("read", relative, e)),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(format!("cannot read {}/{relative}: {e}", self.url)),
+                Err(e) => Err(self.failed("read", relative, e)),
             }
         })
     }
 
     /// Whether `relative` exists (without reading it).
-    pub fn exists(&self, relative: &str) -> Result<bool, String> {
+    pub fn exists(&self, relative: &str) -> Result<bool, CheckpointError> {
         let object = self.object(relative);
         match self.runtime.block_on(self.store.head(&object)) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(format!("cannot look up {}/{relative}: {e}", self.url)),
+            Err(e) => Err(self.failed("look up", relative, e)),
         }
     }
 
     /// Downloads `relative` into the staging directory; false if it does not exist.
-    pub fn download(&self, relative: &str) -> Result<bool, String> {
+    pub fn download(&self, relative: &str) -> Result<bool, CheckpointError> {
         let Some(bytes) = self.read(relative)? else {
             return Ok(false);
         };
         let path = self.staging.join(relative);
         super::storage::write_local(&path, &bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| CheckpointError::io("write", path, e))?;
         Ok(true)
     }
 
     /// The names directly under `relative`: (sub-"directories", objects).
-    pub fn list(&self, relative: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    pub fn list(&self, relative: &str) -> Result<(Vec<String>, Vec<String>), CheckpointError> {
         let object = self.object(relative);
         let listed = self
             .runtime
             .block_on(self.store.list_with_delimiter(Some(&object)))
-            .map_err(|e| format!("cannot list {}/{relative}: {e}", self.url))?;
+            .map_err(|e| self.failed("list", relative, e))?;
         let name = |p: &ObjectPath| p.filename().map(str::to_string);
         Ok((
             listed.common_prefixes.iter().filter_map(name).collect(),
@@ -325,7 +338,7 @@ mod tests {
         if cfg!(feature = "cloud-storage") {
             assert!(opened.is_ok(), "{:?}", opened.err());
         } else {
-            let error = opened.err().unwrap_or_default();
+            let error = opened.err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.contains("'cloud-storage' feature"), "{error}");
         }
     }

@@ -6,6 +6,7 @@
 //! Layout: `<storage>/chk-<id>/<node>-<worker>.part` and `<storage>/chk-<id>/_metadata`
 //! (JSON, for people and tools). A savepoint has the same layout in its own directory.
 
+use super::CheckpointError;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ impl CheckpointStorage {
     /// The names of the entries (directories and files) in directory `relative` of the
     /// storage: of the object store it stages for, or of the local directory. A local
     /// directory that does not exist has none.
-    fn names_in(&self, relative: &str) -> Result<Vec<String>, String> {
+    fn names_in(&self, relative: &str) -> Result<Vec<String>, CheckpointError> {
         match self.remote() {
             Some(remote) => remote.list(relative).map(|(mut dirs, files)| {
                 dirs.extend(files);
@@ -219,7 +220,7 @@ impl CheckpointStorage {
     /// Downloads checkpoint `id` of an object store into the staging directory (its
     /// metadata, its parts, the shared files they name) and returns its local
     /// directory; a local checkpoint is where it is.
-    fn fetch(&self, id: u64) -> Result<PathBuf, String> {
+    fn fetch(&self, id: u64) -> Result<PathBuf, CheckpointError> {
         let dir = self.checkpoint_dir(id);
         match self.remote() {
             Some(remote) => download_checkpoint(&remote, &format!("chk-{id}")).map(|()| dir),
@@ -234,18 +235,22 @@ impl CheckpointStorage {
 pub(crate) fn download_checkpoint(
     remote: &super::remote::RemoteStorage,
     relative: &str,
-) -> Result<(), String> {
+) -> Result<(), CheckpointError> {
     let under = |name: &str| match relative {
         "" => name.to_string(),
         dir => format!("{dir}/{name}"),
     };
     if !remote.download(&under(METADATA_FILE))? {
-        return Err(format!("{} has no metadata", remote.url_of(relative)));
+        return Err(CheckpointError::damaged(
+            "checkpoint",
+            remote.url_of(relative),
+            "it has no metadata",
+        ));
     }
-    let text =
-        std::fs::read(remote.staging().join(under(METADATA_FILE))).map_err(|e| e.to_string())?;
+    let staged = remote.staging().join(under(METADATA_FILE));
+    let text = std::fs::read(&staged).map_err(|e| CheckpointError::io("read", staged, e))?;
     let metadata: CheckpointMetadata = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} has damaged metadata: {e}", remote.url_of(relative)))?;
+        .map_err(|e| CheckpointError::damaged("the metadata of", remote.url_of(relative), e))?;
     for part in &metadata.parts {
         // A missing object shows as a missing part when the checkpoint is read.
         remote.download(&under(&part.file))?;
@@ -263,8 +268,11 @@ pub(crate) fn download_checkpoint(
 pub(crate) fn encode_part(
     sections: &[StateSection],
     compression: SnapshotCompression,
-) -> Result<Vec<u8>, String> {
-    let encoded = postcard::to_stdvec(sections).map_err(|e| e.to_string())?;
+) -> Result<Vec<u8>, CheckpointError> {
+    let encoded = postcard::to_stdvec(sections).map_err(|e| CheckpointError::Encode {
+        what: "a part".into(),
+        reason: e.to_string(),
+    })?;
     let (flag, payload) = match compression {
         SnapshotCompression::None => (0u8, encoded),
         SnapshotCompression::Lz4 => (1u8, lz4_flex::compress_prepend_size(&encoded)),
@@ -353,42 +361,52 @@ pub(crate) fn write_local(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Writes a checkpoint's metadata: the last file, which makes it complete.
-pub(crate) fn write_metadata(dir: &Path, metadata: &CheckpointMetadata) -> Result<(), String> {
-    let json = serde_json::to_vec_pretty(metadata).map_err(|e| e.to_string())?;
-    write_atomically(&dir.join(METADATA_FILE), &json).map_err(|e| e.to_string())
+pub(crate) fn write_metadata(
+    dir: &Path,
+    metadata: &CheckpointMetadata,
+) -> Result<(), CheckpointError> {
+    let json = serde_json::to_vec_pretty(metadata).map_err(|e| CheckpointError::Encode {
+        what: "the metadata".into(),
+        reason: e.to_string(),
+    })?;
+    let path = dir.join(METADATA_FILE);
+    write_atomically(&path, &json).map_err(|e| CheckpointError::io("write", path, e))
 }
 
 /// Reads and verifies the checkpoint or savepoint in `dir`: every part must be present
 /// with the size and checksum its metadata records.
-pub fn load_checkpoint(dir: &Path) -> Result<(CheckpointMetadata, RestoredState), String> {
+pub fn load_checkpoint(dir: &Path) -> Result<(CheckpointMetadata, RestoredState), CheckpointError> {
     let metadata_path = dir.join(METADATA_FILE);
     let text = std::fs::read(&metadata_path)
-        .map_err(|e| format!("cannot read {}: {e}", metadata_path.display()))?;
+        .map_err(|e| CheckpointError::io("read", &metadata_path, e))?;
     let metadata: CheckpointMetadata = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is damaged: {e}", metadata_path.display()))?;
+        .map_err(|e| CheckpointError::damaged("metadata", metadata_path.display(), e))?;
     let mut state = RestoredState::new(metadata.id, metadata.max_parallelism, dir.to_path_buf());
     state.operator_key_groups = metadata.operator_key_groups.clone();
     for part in &metadata.parts {
         let path = dir.join(&part.file);
-        let bytes =
-            std::fs::read(&path).map_err(|e| format!("part {} is missing: {e}", path.display()))?;
+        let bytes = std::fs::read(&path).map_err(|e| CheckpointError::io("read part", &path, e))?;
         if bytes.len() as u64 != part.size {
-            return Err(format!(
-                "part {} has {} bytes, the metadata says {}",
+            return Err(CheckpointError::damaged(
+                "part",
                 path.display(),
-                bytes.len(),
-                part.size
+                format!(
+                    "it has {} bytes, the metadata says {}",
+                    bytes.len(),
+                    part.size
+                ),
             ));
         }
         let crc = crc32fast::hash(&bytes);
         if crc != part.crc32 {
-            return Err(format!(
-                "part {} is damaged: checksum {crc:08x}, the metadata says {:08x}",
+            return Err(CheckpointError::damaged(
+                "part",
                 path.display(),
-                part.crc32
+                format!("checksum {crc:08x}, the metadata says {:08x}", part.crc32),
             ));
         }
-        let sections = decode_part(&bytes).map_err(|e| format!("part {}: {e}", path.display()))?;
+        let sections =
+            decode_part(&bytes).map_err(|e| CheckpointError::damaged("part", path.display(), e))?;
         for mut section in sections {
             if section.kind == SectionKind::KeyedChain {
                 section = read_chain_section(dir, section)?;
@@ -410,35 +428,24 @@ pub(crate) fn shared_dir(checkpoint_dir: &Path) -> PathBuf {
 pub const SHARED_DIR: &str = "shared";
 
 /// The names of a chain section's files.
-pub(crate) fn chain_files(section: &StateSection) -> Result<Vec<String>, String> {
+pub(crate) fn chain_files(section: &StateSection) -> Result<Vec<String>, CheckpointError> {
     postcard::from_bytes(&section.bytes).map_err(|e| {
-        format!(
-            "the file list of state '{}' cannot be read: {e}",
-            section.state
-        )
+        CheckpointError::damaged("the file list of state", format!("'{}'", section.state), e)
     })
 }
 
 /// Reads the chain of files an incremental section names into a keyed section.
-fn read_chain_section(dir: &Path, section: StateSection) -> Result<StateSection, String> {
+fn read_chain_section(dir: &Path, section: StateSection) -> Result<StateSection, CheckpointError> {
     let shared = shared_dir(dir);
     let mut files = Vec::new();
     for name in chain_files(&section)? {
         let path = shared.join(&name);
-        files.push(std::fs::read(&path).map_err(|e| {
-            format!(
-                "file {} of state '{}' is missing: {e}",
-                path.display(),
-                section.state
-            )
-        })?);
+        let action = "read a shared file of state";
+        files.push(std::fs::read(&path).map_err(|e| CheckpointError::io(action, path, e))?);
     }
     let bytes = superflow_state::read_chain(&files).map_err(|e| {
-        format!(
-            "the files of state '{}' in {} are damaged: {e}",
-            section.state,
-            shared.display()
-        )
+        let what = format!("the shared files of state '{}' in", section.state);
+        CheckpointError::damaged(what, shared.display(), e)
     })?;
     Ok(StateSection {
         state: section.state,
@@ -451,7 +458,9 @@ fn read_chain_section(dir: &Path, section: StateSection) -> Result<StateSection,
 /// metadata; damage is an error), or a storage root, where the newest complete
 /// checkpoint that verifies is taken, skipping damaged ones with a warning. Either may
 /// be the URL of an object store (`<storage URL>/chk-<id>` for one checkpoint).
-pub fn find_restorable(path: &Path) -> Result<(CheckpointMetadata, RestoredState), String> {
+pub fn find_restorable(
+    path: &Path,
+) -> Result<(CheckpointMetadata, RestoredState), CheckpointError> {
     let text = path.to_string_lossy();
     if super::remote::is_url(&text) {
         let text = text.trim_end_matches('/');
@@ -485,10 +494,10 @@ pub fn find_restorable(path: &Path) -> Result<(CheckpointMetadata, RestoredState
 /// A checkpoint restored from an object store is named by its URL (other processes of
 /// the job read it from there, not from this process's staging copy).
 fn with_remote_path(
-    loaded: Result<(CheckpointMetadata, RestoredState), String>,
+    loaded: Result<(CheckpointMetadata, RestoredState), CheckpointError>,
     remote: &super::remote::RemoteStorage,
     id: u64,
-) -> Result<(CheckpointMetadata, RestoredState), String> {
+) -> Result<(CheckpointMetadata, RestoredState), CheckpointError> {
     loaded.map(|(metadata, mut state)| {
         state.path = PathBuf::from(remote.url_of(&format!("chk-{id}")));
         (metadata, state)
@@ -497,7 +506,7 @@ fn with_remote_path(
 
 fn newest_sound(
     storage: &CheckpointStorage,
-) -> Result<(CheckpointMetadata, RestoredState), String> {
+) -> Result<(CheckpointMetadata, RestoredState), CheckpointError> {
     let remote = storage.remote();
     for &id in storage.checkpoint_ids().iter().rev() {
         let name = match &remote {
@@ -520,13 +529,10 @@ fn newest_sound(
             Err(e) => crate::notice::warn_user(format!("skipping damaged checkpoint {id}: {e}")),
         }
     }
-    Err(format!(
-        "no complete checkpoint to restore from in {}",
-        remote.map_or_else(
-            || storage.root().display().to_string(),
-            |r| r.url().to_string()
-        )
-    ))
+    Err(CheckpointError::NothingToRestore(remote.map_or_else(
+        || storage.root().display().to_string(),
+        |r| r.url().to_string(),
+    )))
 }
 
 #[cfg(test)]
@@ -603,9 +609,12 @@ mod tests {
         let (metadata, state) = find_restorable(root.path()).unwrap();
         assert_eq!(metadata.id, 1);
         assert_eq!(state.list::<u64>("src/pos", 0, 1).unwrap(), vec![10]);
-        assert!(load_checkpoint(&storage.checkpoint_dir(3))
-            .unwrap_err()
-            .contains("damaged"));
+        let damaged = load_checkpoint(&storage.checkpoint_dir(3)).unwrap_err();
+        assert!(
+            matches!(&damaged, CheckpointError::Damaged { what, .. } if what == "part"),
+            "{damaged}"
+        );
+        assert!(damaged.to_string().contains("damaged"), "{damaged}");
     }
 
     #[test]
@@ -632,6 +641,7 @@ mod tests {
     fn no_checkpoint_is_a_clear_error() {
         let root = tempfile::tempdir().unwrap();
         let err = find_restorable(root.path()).unwrap_err();
-        assert!(err.contains("no complete checkpoint"), "{err}");
+        assert!(matches!(err, CheckpointError::NothingToRestore(_)), "{err}");
+        assert!(err.to_string().contains("no complete checkpoint"), "{err}");
     }
 }

@@ -37,7 +37,10 @@ impl CoordinatorThread {
         let compression = self.compression();
         let mut parts = Vec::new();
         for report in self.finals.values() {
-            parts.extend(write_part_file(dir, report, compression, Instant::now())?);
+            parts.extend(
+                write_part_file(dir, report, compression, Instant::now())
+                    .map_err(|e| e.to_string())?,
+            );
         }
         Ok(parts)
     }

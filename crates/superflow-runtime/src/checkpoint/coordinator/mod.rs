@@ -134,7 +134,11 @@ enum Message {
     Register(Vec<InstanceId>),
     Part(u64, Box<PartReport>),
     Final(Arc<PartReport>),
-    Written(u64, InstanceId, Result<Option<PartMetadata>, String>),
+    Written(
+        u64,
+        InstanceId,
+        Result<Option<PartMetadata>, super::CheckpointError>,
+    ),
     Savepoint {
         dir: PathBuf,
         after: AfterSavepoint,
@@ -400,7 +404,7 @@ impl CheckpointCoordinator {
         }
         let named = dir.to_string_lossy();
         if super::remote::is_url(&named) {
-            super::remote::open(&named)?;
+            super::remote::open(&named).map_err(|e| e.to_string())?;
         }
         let (reply, answer) = mpsc::channel();
         self.sender

@@ -1,6 +1,7 @@
 //! Writing a checkpoint's parts: each on a thread of its own, into the checkpoint's
 //! directory, and what a part writer that outlives its checkpoint does.
 
+use crate::checkpoint::CheckpointError;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,7 +67,8 @@ impl CoordinatorThread {
         match (&self.storage, savepoint) {
             (Some(storage), false) => Ok(storage.checkpoint_dir(id)),
             (_, true) if crate::checkpoint::remote::is_url(&dir.to_string_lossy()) => {
-                let remote = crate::checkpoint::remote::open(&dir.to_string_lossy())?;
+                let remote = crate::checkpoint::remote::open(&dir.to_string_lossy())
+                    .map_err(|e| e.to_string())?;
                 let staging = remote.staging().to_path_buf();
                 let _ = std::fs::remove_dir_all(&staging);
                 Ok(staging)
@@ -113,6 +115,10 @@ impl CoordinatorThread {
                     PartSource::Taken(mut report) => report
                         .snapshot
                         .materialize()
+                        .map_err(|reason| CheckpointError::Encode {
+                            what: format!("the state of '{}'", report.operator),
+                            reason,
+                        })
                         .and_then(|()| write_part_file(&dir, &report, compression, started)),
                     PartSource::Final(report) => {
                         write_part_file(&dir, &report, compression, started)
@@ -140,7 +146,7 @@ pub(super) fn write_part_file(
     report: &PartReport,
     compression: SnapshotCompression,
     started: Instant,
-) -> Result<Option<PartMetadata>, String> {
+) -> Result<Option<PartMetadata>, CheckpointError> {
     if report.snapshot.is_empty() {
         return Ok(None);
     }
@@ -149,8 +155,8 @@ pub(super) fn write_part_file(
         "{}-{}.part",
         report.instance.operator, report.instance.worker
     );
-    write_atomically(&dir.join(&file), &bytes)
-        .map_err(|e| format!("{}: {e}", dir.join(&file).display()))?;
+    let path = dir.join(&file);
+    write_atomically(&path, &bytes).map_err(|e| CheckpointError::io("write part", path, e))?;
     let shared: Vec<String> = report
         .snapshot
         .sections()
