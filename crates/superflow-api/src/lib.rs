@@ -5,7 +5,7 @@
 //! records a job graph; `execute` validates it, chains operators and runs it on
 //! timely-dataflow workers.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod broadcast;
 pub mod env;

@@ -5,11 +5,11 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::{Data, ExchangeData, Key};
 use superflow_runtime::checkpoint::{
     FunctionInitializationContext, FunctionSnapshotContext, OperatorSnapshot,
 };
+use superflow_runtime::sink::{SinkContext, SinkFunction};
 use superflow_runtime::{
     OneInputStage, Records, SideOutputSink, Stage, StageContext, TwoInputStage, MAX_WATERMARK,
 };

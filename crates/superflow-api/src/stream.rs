@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::{de::DeserializeOwned, Serialize};
-use superflow_connectors::{PrintSink, SinkFunction, TextFileSink, TwoPhaseCommitSink, WriteMode};
+use superflow_connectors::{PrintSink, TextFileSink, WriteMode};
 use superflow_core::{
     subtask_for_key, Data, ExchangeData, JobError, Key, RecordDisplay, UserError,
 };
 use superflow_runtime::exchange::{rescale_targets, round_robin};
+use superflow_runtime::sink::{SinkFunction, TwoPhaseCommitSink};
 use superflow_runtime::{
     side_output_tag, Attach, ChainingStrategy, InputEdge, NodeId, NodeKind, PartitionKind,
-    Partitioner,
+    StreamPartitioner,
 };
 
 use crate::env::{NodeSpec, StreamExecutionEnvironment};
@@ -37,11 +38,11 @@ pub struct DataStream<T> {
     pub(crate) env: StreamExecutionEnvironment,
     pub(crate) id: NodeId,
     pub(crate) attach: Arc<dyn Attach<T>>,
-    pub(crate) partitioner: Partitioner,
+    pub(crate) partitioner: StreamPartitioner,
     pub(crate) explicit_forward: bool,
     /// The rebalance a change of parallelism after this stream uses; `None` keeps
     /// records in their process (see [`DataStream::exchangeable`]).
-    pub(crate) implicit_rebalance: Option<Partitioner>,
+    pub(crate) implicit_rebalance: Option<StreamPartitioner>,
 }
 
 impl<T> Clone for DataStream<T> {
@@ -67,7 +68,7 @@ impl<T: Data> DataStream<T> {
             env,
             id,
             attach,
-            partitioner: Partitioner::forward(),
+            partitioner: StreamPartitioner::forward(),
             explicit_forward: false,
             implicit_rebalance: None,
         }
@@ -91,7 +92,7 @@ impl<T: Data> DataStream<T> {
             implicit_rebalance: self
                 .implicit_rebalance
                 .clone()
-                .unwrap_or_else(Partitioner::local_rebalance::<T>),
+                .unwrap_or_else(StreamPartitioner::local_rebalance::<T>),
         }
     }
 
@@ -283,12 +284,12 @@ impl<T: Data> DataStream<T> {
             kind: NodeKind::Internal,
             inputs: vec![InputEdge {
                 from: self.id,
-                partitioner: Partitioner::forward(),
+                partitioner: StreamPartitioner::forward(),
                 explicit_forward: false,
                 implicit_rebalance: self
                     .implicit_rebalance
                     .clone()
-                    .unwrap_or_else(Partitioner::local_rebalance::<T>),
+                    .unwrap_or_else(StreamPartitioner::local_rebalance::<T>),
             }],
             max_parallelism: None,
             prepare: None,
@@ -387,7 +388,7 @@ impl<T: Data> DataStream<T> {
 
     // ----- partitioning -----
 
-    pub(crate) fn with_partitioner(&self, partitioner: Partitioner) -> DataStream<T> {
+    pub(crate) fn with_partitioner(&self, partitioner: StreamPartitioner) -> DataStream<T> {
         let mut stream = self.clone();
         stream.partitioner = partitioner;
         stream.explicit_forward = false;
@@ -396,7 +397,7 @@ impl<T: Data> DataStream<T> {
 
     /// Keeps records on the producing subtask; the parallelism must not change.
     pub fn forward(&self) -> DataStream<T> {
-        let mut stream = self.with_partitioner(Partitioner::forward());
+        let mut stream = self.with_partitioner(StreamPartitioner::forward());
         stream.explicit_forward = true;
         stream
     }
@@ -425,7 +426,7 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+        self.with_partitioner(StreamPartitioner::by_target::<T, _, _>(
             PartitionKind::Rescale,
             |ctx| {
                 let targets = rescale_targets(ctx);
@@ -444,7 +445,7 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+        self.with_partitioner(StreamPartitioner::by_target::<T, _, _>(
             PartitionKind::Shuffle,
             |ctx| {
                 // xorshift64*, seeded per worker: cheap and good enough to spread load.
@@ -471,7 +472,7 @@ impl<T: Data> DataStream<T> {
                 _type: PhantomData,
             }) as Box<dyn superflow_runtime::exchange::BatchRouter>
         });
-        self.with_partitioner(Partitioner {
+        self.with_partitioner(StreamPartitioner {
             kind: PartitionKind::Broadcast,
             router: Some(factory),
             decode: Some(superflow_runtime::batch::decoder_for::<T>()),
@@ -483,7 +484,7 @@ impl<T: Data> DataStream<T> {
     where
         T: ExchangeData,
     {
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+        self.with_partitioner(StreamPartitioner::by_target::<T, _, _>(
             PartitionKind::Global,
             |_ctx| |_: &T| 0,
         ))
@@ -499,7 +500,7 @@ impl<T: Data> DataStream<T> {
     {
         let partitioner = Arc::new(partitioner);
         let key_selector = Arc::new(key_selector);
-        self.with_partitioner(Partitioner::by_target::<T, _, _>(
+        self.with_partitioner(StreamPartitioner::by_target::<T, _, _>(
             PartitionKind::Custom,
             move |ctx| {
                 let (p, k) = (Arc::clone(&partitioner), Arc::clone(&key_selector));
@@ -630,8 +631,8 @@ impl<T: Data> DataStream<T> {
     }
 }
 
-fn rebalance_partitioner<T: ExchangeData>() -> Partitioner {
-    Partitioner::by_target::<T, _, _>(PartitionKind::Rebalance, |ctx| {
+fn rebalance_partitioner<T: ExchangeData>() -> StreamPartitioner {
+    StreamPartitioner::by_target::<T, _, _>(PartitionKind::Rebalance, |ctx| {
         let mut next = round_robin(ctx);
         move |_: &T| next()
     })
@@ -774,9 +775,9 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
 /// The key-group partitioner for key selector `key`.
 pub(crate) fn hash_partitioner<T: ExchangeData, K: Key, KS: KeySelector<T, K>>(
     key: KS,
-) -> Partitioner {
+) -> StreamPartitioner {
     let key = Arc::new(key);
-    Partitioner::by_target::<T, _, _>(PartitionKind::Hash, move |ctx| {
+    StreamPartitioner::by_target::<T, _, _>(PartitionKind::Hash, move |ctx| {
         let key = Arc::clone(&key);
         let (max_parallelism, parallelism) = (ctx.max_parallelism, ctx.target_parallelism);
         move |x: &T| subtask_for_key(&key.get_key(x), max_parallelism, parallelism)

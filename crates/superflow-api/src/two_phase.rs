@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use superflow_connectors::{TransactionContext, TwoPhaseCommitSink};
 use superflow_core::Data;
 use superflow_runtime::checkpoint::OperatorSnapshot;
+use superflow_runtime::sink::{TransactionContext, TwoPhaseCommitSink};
 use superflow_runtime::{processing_time_now, OneInputStage, Records, Stage, StageContext, WakeUp};
 
 /// The name of the pre-committed transactions in checkpoints.

@@ -4,7 +4,7 @@
 //! sinks implement [`SinkFunction`]. Each parallel source splits its input across
 //! subtasks without overlap.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bucket;
 pub mod collection;

@@ -1,58 +1,12 @@
-//! Sinks: the [`SinkFunction`] contract, `print()` and `write_as_text()`.
+//! Sinks: `print()` and `write_as_text()` (the [`SinkFunction`] contract is the
+//! runtime's, beside `SourceFunction`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use superflow_core::{RecordDisplay, UserError};
-use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
-
-/// Where a sink subtask runs.
-#[derive(Debug, Clone, Copy)]
-pub struct SinkContext {
-    /// This subtask's index (0-based).
-    pub subtask: usize,
-    /// The sink's parallelism.
-    pub parallelism: usize,
-}
-
-/// A sink. Each subtask gets its own clone of the sink given to `add_sink`.
-pub trait SinkFunction<T>: Send + 'static {
-    /// Called once per subtask before the first record.
-    fn open(&mut self, _ctx: &SinkContext) -> Result<(), UserError> {
-        Ok(())
-    }
-
-    /// Writes one record.
-    fn invoke(&mut self, value: T) -> Result<(), UserError>;
-
-    /// Writes a batch of records (drains `values`). Override to write in bulk.
-    fn invoke_batch(&mut self, values: &mut Vec<T>) -> Result<(), UserError> {
-        for value in values.drain(..) {
-            self.invoke(value)?;
-        }
-        Ok(())
-    }
-
-    /// Called once when the input has ended: flush and close.
-    fn finish(&mut self) -> Result<(), UserError> {
-        Ok(())
-    }
-
-    /// Restores the sink's operator state (Flink's `CheckpointedFunction`); called once,
-    /// before `open`.
-    fn initialize_state(
-        &mut self,
-        _ctx: &FunctionInitializationContext<'_>,
-    ) -> Result<(), UserError> {
-        Ok(())
-    }
-
-    /// Writes the sink's operator state into a checkpoint.
-    fn snapshot_state(&mut self, _ctx: &mut FunctionSnapshotContext<'_>) -> Result<(), UserError> {
-        Ok(())
-    }
-}
+pub use superflow_runtime::sink::{SinkContext, SinkFunction};
 
 /// Prints records to stdout or stderr, one per line, prefixed as Flink prefixes them:
 /// `N> ` (the 1-based subtask) when the sink's parallelism is above one, and with a sink

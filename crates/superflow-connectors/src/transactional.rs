@@ -1,5 +1,5 @@
-//! Exactly-once sinks: the [`TwoPhaseCommitSink`] contract (Flink's
-//! `TwoPhaseCommitSinkFunction`), and [`FileSink`], a transactional file sink built on it.
+//! [`FileSink`], a transactional file sink built on the runtime's [`TwoPhaseCommitSink`]
+//! contract (Flink's `TwoPhaseCommitSinkFunction`).
 //!
 //! A sink writes each checkpoint interval's records into a transaction. When a checkpoint
 //! is taken, the transaction is pre-committed (flushed, made durable) and recorded in the
@@ -12,74 +12,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use superflow_core::{RecordDisplay, UserError};
 
 use crate::bucket::{BucketAssigner, Buckets};
 
-/// Where a transactional sink's subtask runs.
-#[derive(Debug, Clone, Copy)]
-pub struct TransactionContext {
-    /// This subtask's index.
-    pub subtask: usize,
-    /// The sink's parallelism.
-    pub parallelism: usize,
-    /// An id unique to this run of the job: names that must not collide with what an
-    /// earlier (failed) run wrote can include it.
-    pub run_id: u64,
-}
-
-/// A sink with exactly-once output through two-phase commit.
-///
-/// `commit` may be called again for a transaction already committed (a restore commits
-/// the restored checkpoint's transactions, which may have been committed before the
-/// failure), so it must be idempotent.
-pub trait TwoPhaseCommitSink<T>: Send + 'static {
-    /// A transaction's handle: stored in checkpoints, so it must be serializable.
-    type Transaction: Serialize + DeserializeOwned + Clone + Send + 'static;
-
-    /// Called once per subtask before anything else. `restored` are the pre-committed
-    /// transactions of the checkpoint the job restores from that this subtask will
-    /// commit next; subtask 0 should clean up what earlier runs left that is not among
-    /// them (`all_restored` lists those of every subtask).
-    fn recover(
-        &mut self,
-        ctx: &TransactionContext,
-        all_restored: &[Self::Transaction],
-    ) -> Result<(), UserError> {
-        let _ = (ctx, all_restored);
-        Ok(())
-    }
-
-    /// Starts a transaction.
-    fn begin_transaction(
-        &mut self,
-        ctx: &TransactionContext,
-    ) -> Result<Self::Transaction, UserError>;
-
-    /// Writes records into the transaction (draining `values`).
-    fn invoke(
-        &mut self,
-        transaction: &mut Self::Transaction,
-        values: &mut Vec<T>,
-    ) -> Result<(), UserError>;
-
-    /// Called now and then (at least every 100 ms while records flow), for time-based
-    /// work such as rolling files.
-    fn tick(&mut self, transaction: &mut Self::Transaction, now: Instant) -> Result<(), UserError> {
-        let _ = (transaction, now);
-        Ok(())
-    }
-
-    /// Makes the transaction durable; after this it can only be committed or aborted.
-    fn pre_commit(&mut self, transaction: &mut Self::Transaction) -> Result<(), UserError>;
-
-    /// Makes the transaction's output visible.
-    fn commit(&mut self, transaction: Self::Transaction) -> Result<(), UserError>;
-
-    /// Discards the transaction's output.
-    fn abort(&mut self, transaction: Self::Transaction) -> Result<(), UserError>;
-}
+pub use superflow_runtime::sink::{TransactionContext, TwoPhaseCommitSink};
 
 /// When a [`FileSink`] closes a part file and starts the next (Flink's
 /// `DefaultRollingPolicy`); parts also close at every checkpoint.

@@ -4,7 +4,9 @@
 //!
 //! Nothing here knows about timely-dataflow; the runtime and the API build on it.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+// Nothing here indexes out of bounds: every slice access is checked (as fjall does).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod aggregate;
 pub mod display;

@@ -5,7 +5,7 @@
 //! (`superflow-bench nexmark-qN`) runs them, and the tests check each query against a
 //! plain computation over the same events.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod queries;
 pub mod source;

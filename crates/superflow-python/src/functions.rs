@@ -14,8 +14,8 @@ use superflow_api::{
     ProcessFunction, ProcessJoinContext, ProcessJoinFunction, ReduceFunction, RuntimeContext,
     TimeDomain, TimestampAssigner, ValueStateDescriptor, WatermarkGenerator, WatermarkOutput,
 };
-use superflow_connectors::{SinkContext, SinkFunction};
 use superflow_core::UserError;
+use superflow_runtime::sink::{SinkContext, SinkFunction};
 use superflow_runtime::Records;
 
 use crate::record::{PyKey, PyObj};

@@ -63,9 +63,11 @@ pub trait BatchRouter: 'static {
 /// Builds a router on each worker.
 pub type RouterFactory = Arc<dyn Fn(&RouteContext) -> Box<dyn BatchRouter> + Send + Sync>;
 
-/// A partitioner ready to be used on an edge.
+/// How an edge distributes records over the consumer's subtasks (Flink's
+/// `StreamPartitioner`): the runtime's side of the user's choice, whose key selector or
+/// `Partitioner` (the API's user trait) sits inside the router.
 #[derive(Clone)]
-pub struct Partitioner {
+pub struct StreamPartitioner {
     /// The scheme.
     pub kind: PartitionKind,
     /// The router (none for forward edges).
@@ -74,19 +76,19 @@ pub struct Partitioner {
     pub decode: Option<DecodeFn>,
 }
 
-impl std::fmt::Debug for Partitioner {
+impl std::fmt::Debug for StreamPartitioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Partitioner")
+        f.debug_struct("StreamPartitioner")
             .field("kind", &self.kind)
             .field("crosses_processes", &self.decode.is_some())
             .finish()
     }
 }
 
-impl Partitioner {
+impl StreamPartitioner {
     /// The forward partitioner.
-    pub fn forward() -> Partitioner {
-        Partitioner {
+    pub fn forward() -> StreamPartitioner {
+        StreamPartitioner {
             kind: PartitionKind::Forward,
             router: None,
             decode: None,
@@ -95,7 +97,7 @@ impl Partitioner {
 
     /// A partitioner from a per-record target function (`ctx` in, target subtask out),
     /// for records that can cross processes.
-    pub fn by_target<T, F, M>(kind: PartitionKind, make: M) -> Partitioner
+    pub fn by_target<T, F, M>(kind: PartitionKind, make: M) -> StreamPartitioner
     where
         T: Data + Serialize + serde::de::DeserializeOwned,
         F: FnMut(&T) -> usize + 'static,
@@ -108,7 +110,7 @@ impl Partitioner {
                 wrap: Batch::exchangeable_records::<T>,
             }) as Box<dyn BatchRouter>
         });
-        Partitioner {
+        StreamPartitioner {
             kind,
             router: Some(factory),
             decode: Some(crate::batch::decoder_for::<T>()),
@@ -117,7 +119,7 @@ impl Partitioner {
 
     /// Round-robin for records that never leave the process: the implicit rebalance
     /// Flink inserts between operators of different parallelism.
-    pub fn local_rebalance<T: Data>() -> Partitioner {
+    pub fn local_rebalance<T: Data>() -> StreamPartitioner {
         let factory: RouterFactory = Arc::new(move |ctx: &RouteContext| {
             let mut next = round_robin(ctx);
             Box::new(RecordRouter::<T, _> {
@@ -126,7 +128,7 @@ impl Partitioner {
                 wrap: Batch::local_records::<T>,
             }) as Box<dyn BatchRouter>
         });
-        Partitioner {
+        StreamPartitioner {
             kind: PartitionKind::Rebalance,
             router: Some(factory),
             decode: None,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use superflow_core::{JobError, UPPER_BOUND_MAX_PARALLELISM};
 
 use crate::build::NodeBuilder;
-use crate::exchange::{PartitionKind, Partitioner};
+use crate::exchange::{PartitionKind, StreamPartitioner};
 
 /// Index of a node in its job graph.
 pub type NodeId = usize;
@@ -47,11 +47,11 @@ pub struct InputEdge {
     /// The producing node.
     pub from: NodeId,
     /// The partitioner the user chose (forward when none).
-    pub partitioner: Partitioner,
+    pub partitioner: StreamPartitioner,
     /// Whether the user chose forward explicitly (then a parallelism change is an error).
     pub explicit_forward: bool,
     /// The round-robin used when a forward edge changes parallelism.
-    pub implicit_rebalance: Partitioner,
+    pub implicit_rebalance: StreamPartitioner,
 }
 
 /// A node of the job graph.
@@ -158,7 +158,7 @@ pub struct JobPlan {
     /// Effective parallelism per node.
     pub parallelism: Vec<usize>,
     /// Effective partitioner per node input.
-    pub edges: Vec<Vec<Partitioner>>,
+    pub edges: Vec<Vec<StreamPartitioner>>,
     /// Whether the node is chained into its (single) input's operator.
     pub chained_to_input: Vec<bool>,
     /// Number of consumers per node.

@@ -5,7 +5,7 @@
 //! [`build`] (job graph nodes to timely operators, chaining), [`graph`] (the logical
 //! graph and its physical plan), and [`executor`] (workers, failures, results).
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod activation;
 pub mod batch;
@@ -21,6 +21,7 @@ pub mod failure;
 pub mod graph;
 pub mod metrics;
 pub mod notice;
+pub mod sink;
 pub mod source;
 pub mod time;
 pub mod user_code;
@@ -32,7 +33,7 @@ pub use build::{
     SideOutputSink, Stage, StageContext, TwoInputStage,
 };
 pub use control::JobControl;
-pub use exchange::{PartitionKind, Partitioner, RouteContext};
+pub use exchange::{PartitionKind, RouteContext, StreamPartitioner};
 pub use execution_mode::RuntimeExecutionMode;
 pub use executor::{
     available_cores, execute_graph, ClusterConfig, ExecutionSettings, JobClient, JobController,

@@ -5,7 +5,7 @@
 //! Window contents, trigger state and process-function timers all live here, so that
 //! snapshots and restores (the checkpoint issue) have one place to read and write.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod hashing;
 pub mod keyed;

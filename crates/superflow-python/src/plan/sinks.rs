@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
-use superflow_connectors::SinkFunction;
 use superflow_core::UserError;
 use superflow_runtime::checkpoint::{FunctionInitializationContext, FunctionSnapshotContext};
+use superflow_runtime::sink::SinkFunction;
 
 use crate::record::{PyKey, PyObj};
 

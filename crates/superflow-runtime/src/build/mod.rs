@@ -35,7 +35,7 @@ use timely::dataflow::{Scope, Stream};
 use crate::batch::{Batch, DecodeFn};
 use crate::checkpoint::{CheckpointCoordinator, InstanceId, RestoredState};
 use crate::control::JobControl;
-use crate::exchange::{self, PartitionKind, Partitioner, RouteContext, TaggedBatchRouter};
+use crate::exchange::{self, PartitionKind, RouteContext, StreamPartitioner, TaggedBatchRouter};
 use crate::graph::{JobGraph, JobPlan, NodeId};
 use crate::metrics::WorkerMetrics;
 use crate::source::FlowControl;
@@ -409,7 +409,7 @@ impl<'s> BuildCtx<'s> {
         &self,
         builder: &mut OperatorBuilder<'s, u64>,
         input: BatchStream<'s>,
-        partitioner: &Partitioner,
+        partitioner: &StreamPartitioner,
         from: NodeId,
         to: NodeId,
     ) -> Box<dyn ErasedInput> {
@@ -429,7 +429,7 @@ impl<'s> BuildCtx<'s> {
     /// their own router.
     fn routing_factory(
         &self,
-        partitioner: &Partitioner,
+        partitioner: &StreamPartitioner,
         factory: &exchange::RouterFactory,
     ) -> exchange::RouterFactory {
         if partitioner.kind == PartitionKind::Broadcast {
@@ -447,7 +447,7 @@ impl<'s> BuildCtx<'s> {
     fn broadcast_fan_out(
         &mut self,
         input: BatchStream<'s>,
-        partitioner: &Partitioner,
+        partitioner: &StreamPartitioner,
         from: NodeId,
         to: NodeId,
     ) -> BatchStream<'s> {
