@@ -49,8 +49,39 @@ impl KeyedProcessFunction<u64, (u64, u64), String> for CountPerKey {
     }
 }
 
-fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<u64>, rate: f64) {
+fn job(env: &StreamExecutionEnvironment, out: &Path, fail_at: Option<FailAt>, rate: f64) {
     job_with(env, out, fail_at, rate, JOB_KEY_GROUPS);
+}
+
+/// Where a first run fails: at the first record from `record` on once the checkpoint
+/// storage holds `complete` complete checkpoints, so that it has them to restore from
+/// however slowly a loaded machine takes them. The failure says `failing at <record>`.
+#[derive(Clone)]
+struct FailAt {
+    record: u64,
+    storage: PathBuf,
+    complete: usize,
+}
+
+impl FailAt {
+    fn new(record: u64, storage: &Path, complete: usize) -> Option<FailAt> {
+        Some(FailAt {
+            record,
+            storage: storage.to_path_buf(),
+            complete,
+        })
+    }
+
+    fn due(&self, record: u64) -> bool {
+        record >= self.record
+            && std::fs::read_dir(&self.storage)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().join("_metadata").is_file())
+                .count()
+                >= self.complete
+    }
 }
 
 /// The max parallelism of the two keyed operators, (sums, totals); `None` takes the
@@ -69,7 +100,7 @@ fn with_groups<T: superflow::Data>(stream: DataStream<T>, groups: Option<usize>)
 fn job_with(
     env: &StreamExecutionEnvironment,
     out: &Path,
-    fail_at: Option<u64>,
+    fail_at: Option<FailAt>,
     rate: f64,
     (sums_groups, totals_groups): OwnKeyGroups,
 ) {
@@ -77,8 +108,8 @@ fn job_with(
         .from_generator(|i| (i % KEYS, i), Some(RECORDS), Some(rate))
         .uid("numbers")
         .map(move |r: (u64, u64)| {
-            if Some(r.1) == fail_at {
-                panic!("failing at {}", r.1);
+            if let Some(fail) = fail_at.as_ref().filter(|f| f.due(r.1)) {
+                panic!("failing at {}", fail.record);
             }
             r
         })
@@ -174,7 +205,13 @@ fn failed_run_with(
         c.retained = retained;
     });
     env.set_restart_strategy(RestartStrategy::None);
-    job_with(&env, &out, Some(24_000), rate, groups);
+    job_with(
+        &env,
+        &out,
+        FailAt::new(24_000, &checkpoints, retained),
+        rate,
+        groups,
+    );
     let err = env.execute("rescale, first run").err();
     assert!(
         err.as_ref()
@@ -512,7 +549,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     env.configure_checkpoints(move |c| c.storage = storage);
     env.set_restart_strategy(RestartStrategy::None);
     // Slow enough for several checkpoints with nearly every access going to the store.
-    job(&env, &out, Some(16_000), 16_000.0);
+    job(&env, &out, FailAt::new(16_000, &checkpoints, 2), 16_000.0);
     let err = env
         .execute("lsm, first run")
         .err()
@@ -690,7 +727,7 @@ fn incremental_checkpoints_in_an_object_store_restore_into_an_empty_staging_dire
     let location = PathBuf::from(&url);
     env.configure_checkpoints(move |c| c.storage = location);
     env.set_restart_strategy(RestartStrategy::None);
-    job(&env, &out, Some(16_000), 16_000.0);
+    job(&env, &out, FailAt::new(16_000, &store, 1), 16_000.0);
     let err = env.execute("object store, first run").err();
     assert!(
         err.as_ref()
