@@ -70,7 +70,7 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
         let all: Vec<S::Transaction> = match &self.ctx.restored {
             Some(restored) if self.ctx.subtask == 0 => {
                 let id = self.ctx.state_id(PENDING_STATE);
-                let all: Result<Vec<(u64, S::Transaction)>, String> = restored.list(&id, 0, 1);
+                let all: Result<Vec<(u64, S::Transaction)>, _> = restored.list(&id, 0, 1);
                 self.check(all.map_err(Into::into))
                     .into_iter()
                     .map(|(_, t)| t)

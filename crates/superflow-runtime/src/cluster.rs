@@ -52,12 +52,16 @@ pub struct ClusterSockets {
 
 /// Connects this process to the others: the data connections timely will use, and the
 /// control connections. A cancellation of the job (`control`) stops the waiting.
+/// `shape` describes the job this process runs (`JobPlan::shape`): a process that
+/// connects with another shape (a different program, or another parallelism) is
+/// refused, naming the first difference.
 pub fn connect(
     cluster: &ClusterConfig,
     control: &JobControl,
     given_up: Option<&dyn Fn() -> Option<String>>,
+    shape: &str,
 ) -> Result<ClusterSockets, JobError> {
-    sockets(cluster, control, given_up)
+    sockets(cluster, control, given_up, shape)
 }
 
 /// How often a process reconnecting to process 0 checks whether it gave the job up.
@@ -106,12 +110,56 @@ fn cluster_error(what: String) -> JobError {
 const DATA: u64 = 0;
 const CONTROL: u64 = 1;
 
-fn handshake(stream: &mut TcpStream, me: usize, kind: u64) -> std::io::Result<()> {
-    let mut hello = [0u8; 16];
-    hello[..8].copy_from_slice(&(me as u64).to_le_bytes());
-    hello[8..].copy_from_slice(&kind.to_le_bytes());
+/// The most a job's shape may take in a handshake.
+const MAX_SHAPE_BYTES: usize = 1 << 20;
+
+/// Sends this process's index, the connection's kind and the job's shape.
+fn handshake(stream: &mut TcpStream, me: usize, kind: u64, shape: &str) -> std::io::Result<()> {
+    let mut hello = Vec::with_capacity(20 + shape.len());
+    hello.extend_from_slice(&(me as u64).to_le_bytes());
+    hello.extend_from_slice(&kind.to_le_bytes());
+    hello.extend_from_slice(&(shape.len() as u32).to_le_bytes());
+    hello.extend_from_slice(shape.as_bytes());
     stream.set_nodelay(true)?;
     stream.write_all(&hello)
+}
+
+/// Reads a handshake: the connecting process's index, the connection's kind and the
+/// shape of its job.
+fn read_handshake(stream: &mut TcpStream) -> std::io::Result<(usize, u64, String)> {
+    let mut word = [0u8; 8];
+    stream.read_exact(&mut word)?;
+    let id = u64::from_le_bytes(word) as usize;
+    stream.read_exact(&mut word)?;
+    let kind = u64::from_le_bytes(word);
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length)?;
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_SHAPE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "a job shape of {length} bytes (not a Superflow process of this version?)"
+        )));
+    }
+    let mut shape = vec![0u8; length];
+    stream.read_exact(&mut shape)?;
+    Ok((id, kind, String::from_utf8_lossy(&shape).into_owned()))
+}
+
+/// The first line where two job shapes differ, as an error of process `me`.
+fn shape_mismatch(me: usize, peer: usize, mine: &str, theirs: &str) -> JobError {
+    let (mut here, mut there) = (mine.lines(), theirs.lines());
+    let difference = loop {
+        match (here.next(), there.next()) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(a), Some(b)) => break format!("process {peer} has {b}, process {me} has {a}"),
+            (Some(a), None) => break format!("process {me} has {a}, process {peer} has not"),
+            (None, Some(b)) => break format!("process {peer} has {b}, process {me} has not"),
+            (None, None) => break "they differ".to_string(),
+        }
+    };
+    cluster_error(format!(
+        "process {peer} runs another job than process {me}: {difference}; start every process of a job with the same program and settings"
+    ))
 }
 
 fn connect_with_retries(
@@ -154,6 +202,7 @@ fn sockets(
     cluster: &ClusterConfig,
     job: &JobControl,
     given_up: Option<&dyn Fn() -> Option<String>>,
+    shape: &str,
 ) -> Result<ClusterSockets, JobError> {
     let me = cluster.process_id;
     let addresses = &cluster.addresses;
@@ -177,7 +226,7 @@ fn sockets(
         for &kind in kinds {
             let watch = given_up.filter(|_| index == 0);
             let mut stream = connect_with_retries(me, index, address, deadline, job, watch)?;
-            handshake(&mut stream, me, kind)
+            handshake(&mut stream, me, kind, shape)
                 .map_err(|e| cluster_error(format!("handshake with process {index}: {e}")))?;
             let slot = if kind == DATA {
                 &mut data
@@ -192,14 +241,14 @@ fn sockets(
     while missing > 0 {
         match listener.accept() {
             Ok((mut stream, _)) => {
-                let mut hello = [0u8; 16];
-                stream
+                let (id, kind, theirs) = stream
                     .set_nonblocking(false)
                     .and_then(|_| stream.set_nodelay(true))
-                    .and_then(|_| stream.read_exact(&mut hello))
+                    .and_then(|_| read_handshake(&mut stream))
                     .map_err(|e| cluster_error(format!("handshake on {own}: {e}")))?;
-                let id = u64::from_le_bytes(hello[..8].try_into().unwrap_or_default()) as usize;
-                let kind = u64::from_le_bytes(hello[8..].try_into().unwrap_or_default());
+                if theirs != shape {
+                    return Err(shape_mismatch(me, id, shape, &theirs));
+                }
                 let slot = match kind {
                     DATA => &mut data,
                     CONTROL if me == 0 => &mut control,

@@ -350,6 +350,7 @@ fn execute_job(
                 cluster,
                 &control,
                 watch.as_ref().map(|w| w as &dyn Fn() -> Option<String>),
+                &plan.shape(&graph, processes),
             )?),
             None => None,
         };
@@ -920,9 +921,7 @@ impl JobController {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        coordinator
-            .savepoint(dir, after)
-            .map_err(|e| JobError::Checkpoint(e.into()))
+        coordinator.savepoint(dir, after).map_err(JobError::from)
     }
 
     /// Whether the job has ended.

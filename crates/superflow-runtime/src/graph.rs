@@ -297,6 +297,24 @@ impl JobPlan {
 }
 
 impl JobPlan {
+    /// What the processes of one job must agree on, a line each: the number of
+    /// processes and workers, and every node that runs with its parallelism and key
+    /// groups. The cluster handshake compares it, so that processes started with
+    /// different programs or settings are refused, naming the first difference.
+    pub fn shape(&self, graph: &JobGraph, processes: usize) -> String {
+        let mut lines = vec![format!(
+            "{processes} processes and {} workers",
+            self.workers
+        )];
+        for node in graph.nodes.iter().filter(|n| !n.dormant) {
+            lines.push(format!(
+                "operator {} '{}' at parallelism {} with {} key groups",
+                node.id, node.name, self.parallelism[node.id], self.key_groups[node.id]
+            ));
+        }
+        lines.join("\n")
+    }
+
     /// The operators the plan runs: each a chain of node ids, head first.
     pub fn chains(&self, graph: &JobGraph) -> Vec<Vec<NodeId>> {
         let n = graph.nodes.len();

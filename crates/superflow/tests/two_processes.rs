@@ -142,6 +142,46 @@ fn two_processes_give_the_result_of_one() -> Result<(), Box<dyn std::error::Erro
     Ok(())
 }
 
+#[test]
+fn mismatched_child() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(parallelism) = std::env::var("SUPERFLOW_TEST_MISMATCH") else {
+        return Ok(());
+    };
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(parallelism.parse()?);
+    build_job(&env).execute_and_collect()?;
+    Ok(())
+}
+
+#[test]
+fn processes_started_with_another_parallelism_are_refused_naming_the_difference(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let children = spawn_cluster("mismatched_child", |id, command| {
+        command.env("SUPERFLOW_TEST_MISMATCH", if id == 0 { "4" } else { "2" });
+    })?;
+    let mut texts = Vec::new();
+    for child in children {
+        // Neither may hang: a wait here would time out the whole test run.
+        let output = child.wait_with_output()?;
+        assert!(!output.status.success(), "{}", text_of(&output));
+        texts.push(text_of(&output));
+    }
+    assert!(
+        texts[0].contains("process 1 runs another job than process 0")
+            && texts[0].contains("process 1 has 2 processes and 2 workers")
+            && texts[0].contains("process 0 has 2 processes and 4 workers"),
+        "{}",
+        texts[0]
+    );
+    // The other process ends too, and says why it cannot go on.
+    assert!(
+        texts[1].contains("process 0 did not start the run"),
+        "{}",
+        texts[1]
+    );
+    Ok(())
+}
+
 /// Writes a marker file when the first records arrive, then keeps going.
 #[derive(Clone)]
 struct MarkWhenRunning(std::path::PathBuf);

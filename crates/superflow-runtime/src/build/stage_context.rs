@@ -160,10 +160,8 @@ impl StageContext {
         }
         match restored.list(&id, self.subtask, self.parallelism) {
             Ok(items) => Some(items),
-            Err(e) => self.fail(format!(
-                "cannot restore from {}: {e}",
-                restored.path.display()
-            )),
+            // The error names the state and the checkpoint; failing names the operator.
+            Err(e) => self.fail(e),
         }
     }
 

@@ -54,6 +54,13 @@ pub enum CheckpointError {
     /// The state store of the embedded backend could not be opened.
     #[error("cannot open the state store: {0}")]
     StateStore(String),
+    /// A savepoint was asked of a process other than process 0.
+    #[error("savepoints of a job on several processes are taken through process 0")]
+    NotLeader,
+    /// The checkpoint or savepoint did not complete (it expired, a part could not be
+    /// written, or the job ended first).
+    #[error("{0}")]
+    Aborted(String),
     /// The checkpoint coordinator is gone (the job ended).
     #[error("the job is not running")]
     NotRunning,

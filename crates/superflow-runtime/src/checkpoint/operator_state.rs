@@ -3,6 +3,7 @@
 //! restore: list state is dealt round-robin over the new subtasks, union list state goes
 //! whole to every subtask.
 
+use super::CheckpointError;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::snapshot::OperatorSnapshot;
@@ -58,7 +59,11 @@ impl<'a> FunctionSnapshotContext<'a> {
     }
 
     /// Writes list state `name`: on restore, its elements are dealt over the subtasks.
-    pub fn put_list_state<T: Serialize>(&mut self, name: &str, items: &[T]) -> Result<(), String> {
+    pub fn put_list_state<T: Serialize>(
+        &mut self,
+        name: &str,
+        items: &[T],
+    ) -> Result<(), CheckpointError> {
         self.put(name, items, false)
     }
 
@@ -67,17 +72,25 @@ impl<'a> FunctionSnapshotContext<'a> {
         &mut self,
         name: &str,
         items: &[T],
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckpointError> {
         self.put(name, items, true)
     }
 
-    fn put<T: Serialize>(&mut self, name: &str, items: &[T], union: bool) -> Result<(), String> {
+    fn put<T: Serialize>(
+        &mut self,
+        name: &str,
+        items: &[T],
+        union: bool,
+    ) -> Result<(), CheckpointError> {
         self.out
             .add_list(
                 self.ctx.state_id(&format!("{OPERATOR_PREFIX}{name}")),
                 items,
                 union,
             )
-            .map_err(|e| format!("list state '{name}' cannot be encoded: {e}"))
+            .map_err(|e| CheckpointError::Encode {
+                what: format!("list state '{name}'"),
+                reason: e.to_string(),
+            })
     }
 }

@@ -2,6 +2,7 @@
 //! grouped by key group, or operator list state), and the restored state a new subtask
 //! reads its share from, at any parallelism.
 
+use super::CheckpointError;
 use std::collections::HashMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -112,9 +113,12 @@ impl OperatorSnapshot {
     }
 
     /// Runs the deferred encodings.
-    pub fn materialize(&mut self) -> Result<(), String> {
+    pub fn materialize(&mut self) -> Result<(), CheckpointError> {
         for (state, kind, encode) in std::mem::take(self.deferred_mut()) {
-            let bytes = encode().map_err(|e| format!("state '{state}': {e}"))?;
+            let bytes = encode().map_err(|reason| CheckpointError::Encode {
+                what: format!("state '{state}'"),
+                reason,
+            })?;
             self.sections.push(StateSection { state, kind, bytes });
         }
         Ok(())
@@ -258,22 +262,22 @@ impl RestoredState {
         state: &str,
         subtask: usize,
         parallelism: usize,
-    ) -> Result<Vec<T>, String> {
+    ) -> Result<Vec<T>, CheckpointError> {
+        let damaged = |e: postcard::Error| {
+            let what = format!("list state '{state}' of checkpoint");
+            CheckpointError::damaged(what, self.path.display(), format!("cannot decode it: {e}"))
+        };
         let mut all = Vec::new();
         let mut union = false;
         for section in self.sections.get(state).into_iter().flatten() {
             union |= section.kind == SectionKind::UnionList;
-            let elements: Vec<Vec<u8>> = postcard::from_bytes(&section.bytes)
-                .map_err(|e| format!("state '{state}' cannot be decoded: {e}"))?;
+            let elements: Vec<Vec<u8>> = postcard::from_bytes(&section.bytes).map_err(damaged)?;
             all.extend(elements);
         }
         all.into_iter()
             .enumerate()
             .filter(|(i, _)| union || i % parallelism.max(1) == subtask)
-            .map(|(_, bytes)| {
-                postcard::from_bytes(&bytes)
-                    .map_err(|e| format!("an element of state '{state}' cannot be decoded: {e}"))
-            })
+            .map(|(_, bytes)| postcard::from_bytes(&bytes).map_err(damaged))
             .collect()
     }
 }

@@ -388,7 +388,7 @@ impl CheckpointCoordinator {
 
     /// An operator subtask's state once its input ended. It stands for the subtask in
     /// every later checkpoint, so it is encoded here, once.
-    pub fn report_final(&self, mut report: PartReport) -> Result<(), String> {
+    pub fn report_final(&self, mut report: PartReport) -> Result<(), super::CheckpointError> {
         report.snapshot.materialize()?;
         let _ = self.sender.send(Message::Final(Arc::new(report)));
         Ok(())
@@ -396,23 +396,28 @@ impl CheckpointCoordinator {
 
     /// Triggers a savepoint into `dir`; the job then goes on as `after` says. Blocks
     /// until it completes or fails.
-    pub fn savepoint(&self, dir: PathBuf, after: AfterSavepoint) -> Result<PathBuf, String> {
+    pub fn savepoint(
+        &self,
+        dir: PathBuf,
+        after: AfterSavepoint,
+    ) -> Result<PathBuf, super::CheckpointError> {
+        use super::CheckpointError;
         if !self.decides {
-            return Err(
-                "savepoints of a job on several processes are taken through process 0".into(),
-            );
+            return Err(CheckpointError::NotLeader);
         }
         let named = dir.to_string_lossy();
         if super::remote::is_url(&named) {
-            super::remote::open(&named).map_err(|e| e.to_string())?;
+            super::remote::open(&named)?;
         }
         let (reply, answer) = mpsc::channel();
         self.sender
             .send(Message::Savepoint { dir, after, reply })
-            .map_err(|_| "the job is not running".to_string())?;
+            .map_err(|_| CheckpointError::NotRunning)?;
+        let ended = || "the job ended before the savepoint completed".to_string();
         answer
             .recv()
-            .map_err(|_| "the job ended before the savepoint completed".to_string())?
+            .unwrap_or_else(|_| Err(ended()))
+            .map_err(CheckpointError::Aborted)
     }
 
     /// Statistics of every checkpoint so far.

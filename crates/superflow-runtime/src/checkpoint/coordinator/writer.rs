@@ -115,10 +115,6 @@ impl CoordinatorThread {
                     PartSource::Taken(mut report) => report
                         .snapshot
                         .materialize()
-                        .map_err(|reason| CheckpointError::Encode {
-                            what: format!("the state of '{}'", report.operator),
-                            reason,
-                        })
                         .and_then(|()| write_part_file(&dir, &report, compression, started)),
                     PartSource::Final(report) => {
                         write_part_file(&dir, &report, compression, started)
