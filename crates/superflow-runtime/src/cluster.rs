@@ -113,9 +113,17 @@ const CONTROL: u64 = 1;
 /// The most a job's shape may take in a handshake.
 const MAX_SHAPE_BYTES: usize = 1 << 20;
 
+/// What a handshake starts with: a connection without it is not a Superflow process
+/// (a port scan, a health check) and is dropped, not taken for a peer.
+const HELLO_MAGIC: &[u8; 8] = b"SFLOW\x00\x00\x01";
+
+/// How long an accepted connection may take to send its handshake before it is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Sends this process's index, the connection's kind and the job's shape.
 fn handshake(stream: &mut TcpStream, me: usize, kind: u64, shape: &str) -> std::io::Result<()> {
-    let mut hello = Vec::with_capacity(20 + shape.len());
+    let mut hello = Vec::with_capacity(28 + shape.len());
+    hello.extend_from_slice(HELLO_MAGIC);
     hello.extend_from_slice(&(me as u64).to_le_bytes());
     hello.extend_from_slice(&kind.to_le_bytes());
     hello.extend_from_slice(&(shape.len() as u32).to_le_bytes());
@@ -128,6 +136,12 @@ fn handshake(stream: &mut TcpStream, me: usize, kind: u64, shape: &str) -> std::
 /// shape of its job.
 fn read_handshake(stream: &mut TcpStream) -> std::io::Result<(usize, u64, String)> {
     let mut word = [0u8; 8];
+    stream.read_exact(&mut word)?;
+    if &word != HELLO_MAGIC {
+        return Err(std::io::Error::other(
+            "it did not start with a Superflow handshake",
+        ));
+    }
     stream.read_exact(&mut word)?;
     let id = u64::from_le_bytes(word) as usize;
     stream.read_exact(&mut word)?;
@@ -143,6 +157,13 @@ fn read_handshake(stream: &mut TcpStream) -> std::io::Result<(usize, u64, String
     let mut shape = vec![0u8; length];
     stream.read_exact(&mut shape)?;
     Ok((id, kind, String::from_utf8_lossy(&shape).into_owned()))
+}
+
+/// Says that process `me` dropped a connection from `from` that is not a peer.
+fn ignore_stray(me: usize, from: std::net::SocketAddr, why: &str) {
+    crate::notice::warn_user(format!(
+        "process {me} ignored a connection from {from} that is not a process of this job: {why}"
+    ));
 }
 
 /// The first line where two job shapes differ, as an error of process `me`.
@@ -240,28 +261,58 @@ fn sockets(
     let mut missing = if me == 0 { 2 * higher } else { higher };
     while missing > 0 {
         match listener.accept() {
-            Ok((mut stream, _)) => {
-                let (id, kind, theirs) = stream
+            Ok((mut stream, from)) => {
+                // A connection that is not a peer of this job (garbage, silence past
+                // the timeout, a kind or index no peer has) is dropped with a warning,
+                // and the wait goes on: a port scan must not end the job.
+                let hello = stream
                     .set_nonblocking(false)
                     .and_then(|_| stream.set_nodelay(true))
+                    .and_then(|_| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
                     .and_then(|_| read_handshake(&mut stream))
-                    .map_err(|e| cluster_error(format!("handshake on {own}: {e}")))?;
-                if theirs != shape {
-                    return Err(shape_mismatch(me, id, shape, &theirs));
-                }
+                    .and_then(|hello| {
+                        stream.set_read_timeout(None)?;
+                        Ok(hello)
+                    });
+                let (id, kind, theirs) = match hello {
+                    Ok(hello) => hello,
+                    Err(e) => {
+                        let why = match e.kind() {
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                                format!(
+                                    "it sent no handshake within {} s",
+                                    HANDSHAKE_TIMEOUT.as_secs()
+                                )
+                            }
+                            std::io::ErrorKind::UnexpectedEof => {
+                                "it closed before a whole handshake".to_string()
+                            }
+                            _ => e.to_string(),
+                        };
+                        ignore_stray(me, from, &why);
+                        continue;
+                    }
+                };
                 let slot = match kind {
                     DATA => &mut data,
                     CONTROL if me == 0 => &mut control,
                     _ => {
-                        return Err(cluster_error(format!(
-                            "process {me} got a connection of unknown kind {kind} from process {id}"
-                        )))
+                        ignore_stray(me, from, &format!("a connection of unknown kind {kind}"));
+                        continue;
                     }
                 };
                 if id <= me || id >= addresses.len() || slot[id].is_some() {
-                    return Err(cluster_error(format!(
-                        "process {me} got a connection from an unexpected process {id}"
-                    )));
+                    ignore_stray(
+                        me,
+                        from,
+                        &format!(
+                            "a connection from process {id}, which this process does not expect"
+                        ),
+                    );
+                    continue;
+                }
+                if theirs != shape {
+                    return Err(shape_mismatch(me, id, shape, &theirs));
                 }
                 slot[id] = Some(stream);
                 missing -= 1;

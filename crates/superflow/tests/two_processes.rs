@@ -44,21 +44,28 @@ fn spawn_cluster(
     configure: impl Fn(usize, &mut Command),
 ) -> std::io::Result<Vec<std::process::Child>> {
     let addresses = loopback_addresses(2);
-    let exe = std::env::current_exe()?;
     (0..2)
-        .map(|id| {
-            let mut command = Command::new(&exe);
-            command
-                .args(["--exact", test, "--nocapture", "--test-threads=1"])
-                .env("SUPERFLOW_PROCESSES", "2")
-                .env("SUPERFLOW_PROCESS_ID", id.to_string())
-                .env("SUPERFLOW_ADDRESSES", &addresses)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            configure(id, &mut command);
-            command.spawn()
-        })
+        .map(|id| spawn_process(test, id, &addresses, &configure))
         .collect()
+}
+
+/// Starts process `id` of the two at `addresses` (see [`spawn_cluster`]).
+fn spawn_process(
+    test: &str,
+    id: usize,
+    addresses: &str,
+    configure: &impl Fn(usize, &mut Command),
+) -> std::io::Result<std::process::Child> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("SUPERFLOW_PROCESSES", "2")
+        .env("SUPERFLOW_PROCESS_ID", id.to_string())
+        .env("SUPERFLOW_ADDRESSES", addresses)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    configure(id, &mut command);
+    command.spawn()
 }
 
 /// What a process printed, stdout then stderr.
@@ -179,6 +186,63 @@ fn processes_started_with_another_parallelism_are_refused_naming_the_difference(
         "{}",
         texts[1]
     );
+    Ok(())
+}
+
+#[test]
+fn a_stray_connection_and_a_silent_one_are_ignored_while_the_cluster_starts(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let dir = tempfile::tempdir()?;
+    let addresses = loopback_addresses(2);
+    let configure = |id: usize, command: &mut Command| {
+        command.env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")));
+    };
+    let first = spawn_process("two_process_child", 0, &addresses, &configure)?;
+    // Once process 0 listens: a port scan's garbage, and a connection that says nothing.
+    let address = addresses.split(',').next().ok_or("no address")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut stray = loop {
+        match std::net::TcpStream::connect(address) {
+            Ok(stream) => break stream,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    stray.write_all(b"hello\n")?;
+    drop(stray);
+    // 64 bytes of noise (a fixed xorshift sequence).
+    let mut noise = std::net::TcpStream::connect(address)?;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..64)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    noise.write_all(&bytes)?;
+    let silent = std::net::TcpStream::connect(address)?;
+    let second = spawn_process("two_process_child", 1, &addresses, &configure)?;
+    let logs = wait_for_success(vec![first, second])?;
+    drop((noise, silent));
+    let ignored = "process 0 ignored a connection from 127.0.0.1:";
+    assert_eq!(logs[0].matches(ignored).count(), 3, "{}", logs[0]);
+    for why in [
+        "it closed before a whole handshake",
+        "it did not start with a Superflow handshake",
+        "it sent no handshake within 5 s",
+    ] {
+        assert!(logs[0].contains(why), "{why}: {}", logs[0]);
+    }
+    let records = read_records(&dir.path().join("out-0"))?.len()
+        + read_records(&dir.path().join("out-1"))?.len();
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(4);
+    assert_eq!(records, build_job(&env).execute_and_collect()?.len());
     Ok(())
 }
 
