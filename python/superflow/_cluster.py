@@ -11,6 +11,7 @@ is cancelled with an error naming the process."""
 
 import os
 import pickle
+import secrets
 import shutil
 import socket
 import subprocess
@@ -59,10 +60,13 @@ def run(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
 def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
                  processes: int, job_dir: str, handle: Optional[Any]) -> Dict[str, Any]:
     addresses = [f"127.0.0.1:{p}" for p in _free_ports(processes)]
+    # The processes prove to each other that they belong to this job with a secret made
+    # for it; it reaches the workers in the job file, which only this user can read.
+    secret = secrets.token_hex(32)
     try:
         payload = cloudpickle.dumps({
             "job_name": job_name, "nodes": nodes, "settings": settings,
-            "addresses": addresses, "sys_path": list(sys.path),
+            "addresses": addresses, "secret": secret, "sys_path": list(sys.path),
         })
     except Exception as e:  # noqa: BLE001 - any pickling failure names the culprit
         raise JobExecutionError(
@@ -82,7 +86,7 @@ def _run_cluster(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str,
     own_error: Optional[BaseException] = None
     result: Dict[str, Any] = {}
     try:
-        result = _superflow.execute(job_name, nodes, dict(settings, cluster=(0, addresses)),
+        result = _superflow.execute(job_name, nodes, dict(settings, cluster=(0, addresses, secret)),
                                     supervisor, handle)
     except BaseException as e:  # noqa: BLE001 - re-raised below, after the children
         own_error = e

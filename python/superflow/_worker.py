@@ -18,7 +18,7 @@ def main() -> int:
             if path not in sys.path:
                 sys.path.append(path)
         from superflow import _superflow
-        settings = dict(job["settings"], cluster=(index, job["addresses"]))
+        settings = dict(job["settings"], cluster=(index, job["addresses"], job["secret"]))
         driver = os.getppid()
 
         def driver_alive():

@@ -566,6 +566,8 @@ def test_records_of_classes_of_the_driver_script_reach_the_worker_processes(tmp_
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0, 1, 2, 3, 4, 5]"
+    # The driver made a secret for the job: its processes authenticated each other.
+    assert "without authentication" not in done.stderr, done.stderr
 
 
 def test_row_reads_as_pyflinks_row():

@@ -150,7 +150,7 @@ fn state_backend(spec: &Bound<'_, PyAny>) -> PyResult<StateBackend> {
 impl PlanSettings {
     /// Reads the settings dict of `superflow.datastream.StreamExecutionEnvironment`.
     pub(crate) fn read(settings: &Bound<'_, PyDict>) -> PyResult<PlanSettings> {
-        let cluster: Option<(usize, Vec<String>)> = item(settings, "cluster")?;
+        let cluster: Option<(usize, Vec<String>, Option<String>)> = item(settings, "cluster")?;
         let checkpointing = match item::<Bound<'_, PyDict>>(settings, "checkpoint")? {
             Some(dict) => Some(checkpoint_config(&dict)?),
             None => None,
@@ -177,9 +177,12 @@ impl PlanSettings {
                     )))
                 }
             },
-            cluster: cluster.map(|(process_id, addresses)| ClusterConfig {
+            cluster: cluster.map(|(process_id, addresses, secret)| ClusterConfig {
                 process_id,
                 addresses,
+                secret: secret
+                    .as_deref()
+                    .map(superflow_runtime::cluster_auth::ClusterSecret::new),
             }),
             checkpointing,
             restart,

@@ -16,6 +16,7 @@ use timely::communication::allocator::zero_copy::initialize::{
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
 
+use crate::cluster_auth::{self, Challenge, ClusterSecret, Side, PROOF_BYTES};
 use crate::cluster_control::{ControlLink, ControlRole};
 use crate::control::JobControl;
 use crate::ClusterConfig;
@@ -61,6 +62,13 @@ pub fn connect(
     given_up: Option<&dyn Fn() -> Option<String>>,
     shape: &str,
 ) -> Result<ClusterSockets, JobError> {
+    if cluster.secret.is_none() {
+        crate::notice::warn_user(format!(
+            "process {} connects to the job's other processes without authentication: give every process the same {}",
+            cluster.process_id,
+            crate::executor::ENV_SECRET
+        ));
+    }
     sockets(cluster, control, given_up, shape)
 }
 
@@ -120,21 +128,60 @@ const HELLO_MAGIC: &[u8; 8] = b"SFLOW\x00\x00\x01";
 /// How long an accepted connection may take to send its handshake before it is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Sends this process's index, the connection's kind and the job's shape.
-fn handshake(stream: &mut TcpStream, me: usize, kind: u64, shape: &str) -> std::io::Result<()> {
-    let mut hello = Vec::with_capacity(28 + shape.len());
+/// Sends this process's index, the connection's kind, a challenge when the job has a
+/// secret, and the job's shape; then, with a secret, checks the other process's answer
+/// and answers its challenge. Fails if the other process does not know the secret.
+fn handshake(
+    stream: &mut TcpStream,
+    me: usize,
+    kind: u64,
+    shape: &str,
+    secret: Option<&ClusterSecret>,
+) -> std::io::Result<()> {
+    let mine = secret.map(|_| cluster_auth::challenge()).transpose()?;
+    let mut hello = Vec::with_capacity(29 + PROOF_BYTES + shape.len());
     hello.extend_from_slice(HELLO_MAGIC);
     hello.extend_from_slice(&(me as u64).to_le_bytes());
     hello.extend_from_slice(&kind.to_le_bytes());
+    hello.push(u8::from(mine.is_some()));
+    if let Some(challenge) = &mine {
+        hello.extend_from_slice(challenge);
+    }
     hello.extend_from_slice(&(shape.len() as u32).to_le_bytes());
     hello.extend_from_slice(shape.as_bytes());
     stream.set_nodelay(true)?;
-    stream.write_all(&hello)
+    stream.write_all(&hello)?;
+    let (Some(secret), Some(mine)) = (secret, mine) else {
+        return Ok(());
+    };
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut answer = [0u8; PROOF_BYTES];
+    let mut theirs: Challenge = [0u8; PROOF_BYTES];
+    stream.read_exact(&mut answer)?;
+    stream.read_exact(&mut theirs)?;
+    if !secret.accepts(Side::Acceptor, &mine, me, kind, &answer) {
+        return Err(std::io::Error::other(
+            "it could not prove that it belongs to this job (its cluster secret differs)",
+        ));
+    }
+    stream.write_all(&secret.answer(Side::Connector, &theirs, me, kind))?;
+    stream.set_read_timeout(None)
 }
 
-/// Reads a handshake: the connecting process's index, the connection's kind and the
-/// shape of its job.
-fn read_handshake(stream: &mut TcpStream) -> std::io::Result<(usize, u64, String)> {
+/// A connecting process's handshake.
+struct Hello {
+    /// Its process index.
+    id: usize,
+    /// What the connection is for.
+    kind: u64,
+    /// Its challenge, when it has a cluster secret.
+    challenge: Option<Challenge>,
+    /// The shape of its job.
+    shape: String,
+}
+
+/// Reads a handshake.
+fn read_handshake(stream: &mut TcpStream) -> std::io::Result<Hello> {
     let mut word = [0u8; 8];
     stream.read_exact(&mut word)?;
     if &word != HELLO_MAGIC {
@@ -146,6 +193,16 @@ fn read_handshake(stream: &mut TcpStream) -> std::io::Result<(usize, u64, String
     let id = u64::from_le_bytes(word) as usize;
     stream.read_exact(&mut word)?;
     let kind = u64::from_le_bytes(word);
+    let mut flag = [0u8; 1];
+    stream.read_exact(&mut flag)?;
+    let challenge = match flag[0] {
+        0 => None,
+        _ => {
+            let mut challenge: Challenge = [0u8; PROOF_BYTES];
+            stream.read_exact(&mut challenge)?;
+            Some(challenge)
+        }
+    };
     let mut length = [0u8; 4];
     stream.read_exact(&mut length)?;
     let length = u32::from_le_bytes(length) as usize;
@@ -156,7 +213,45 @@ fn read_handshake(stream: &mut TcpStream) -> std::io::Result<(usize, u64, String
     }
     let mut shape = vec![0u8; length];
     stream.read_exact(&mut shape)?;
-    Ok((id, kind, String::from_utf8_lossy(&shape).into_owned()))
+    Ok(Hello {
+        id,
+        kind,
+        challenge,
+        shape: String::from_utf8_lossy(&shape).into_owned(),
+    })
+}
+
+/// With a secret, proves to the connecting process that this one belongs to the job
+/// and has it prove the same; `Err` says why the connection is not a peer.
+fn authenticate(
+    stream: &mut TcpStream,
+    hello: &Hello,
+    secret: Option<&ClusterSecret>,
+) -> Result<(), String> {
+    let (secret, theirs) = match (secret, &hello.challenge) {
+        (None, None) => return Ok(()),
+        (Some(secret), Some(theirs)) => (secret, theirs),
+        (Some(_), None) => {
+            return Err("it did not prove that it belongs to this job (it has no cluster secret; set the same SUPERFLOW_CLUSTER_SECRET on every process)".into())
+        }
+        (None, Some(_)) => {
+            return Err("it has a cluster secret and this process has none (set the same SUPERFLOW_CLUSTER_SECRET on every process)".into())
+        }
+    };
+    let mine = cluster_auth::challenge().map_err(|e| e.to_string())?;
+    let mut reply = Vec::with_capacity(2 * PROOF_BYTES);
+    reply.extend_from_slice(&secret.answer(Side::Acceptor, theirs, hello.id, hello.kind));
+    reply.extend_from_slice(&mine);
+    stream.write_all(&reply).map_err(|e| e.to_string())?;
+    let mut answer = [0u8; PROOF_BYTES];
+    stream
+        .read_exact(&mut answer)
+        .map_err(|e| format!("it did not answer the challenge: {e}"))?;
+    if secret.accepts(Side::Connector, &mine, hello.id, hello.kind, &answer) {
+        Ok(())
+    } else {
+        Err("it did not prove that it belongs to this job (its cluster secret differs)".into())
+    }
 }
 
 /// Says that process `me` dropped a connection from `from` that is not a peer.
@@ -247,7 +342,7 @@ fn sockets(
         for &kind in kinds {
             let watch = given_up.filter(|_| index == 0);
             let mut stream = connect_with_retries(me, index, address, deadline, job, watch)?;
-            handshake(&mut stream, me, kind, shape)
+            handshake(&mut stream, me, kind, shape, cluster.secret.as_ref())
                 .map_err(|e| cluster_error(format!("handshake with process {index}: {e}")))?;
             let slot = if kind == DATA {
                 &mut data
@@ -269,12 +364,8 @@ fn sockets(
                     .set_nonblocking(false)
                     .and_then(|_| stream.set_nodelay(true))
                     .and_then(|_| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
-                    .and_then(|_| read_handshake(&mut stream))
-                    .and_then(|hello| {
-                        stream.set_read_timeout(None)?;
-                        Ok(hello)
-                    });
-                let (id, kind, theirs) = match hello {
+                    .and_then(|_| read_handshake(&mut stream));
+                let hello = match hello {
                     Ok(hello) => hello,
                     Err(e) => {
                         let why = match e.kind() {
@@ -293,6 +384,20 @@ fn sockets(
                         continue;
                     }
                 };
+                // Nothing the connection said counts before it proved it belongs to
+                // the job: an impostor cannot end the job with a wrong shape either.
+                let proven = authenticate(&mut stream, &hello, cluster.secret.as_ref())
+                    .and_then(|()| stream.set_read_timeout(None).map_err(|e| e.to_string()));
+                if let Err(why) = proven {
+                    ignore_stray(me, from, &why);
+                    continue;
+                }
+                let Hello {
+                    id,
+                    kind,
+                    shape: theirs,
+                    ..
+                } = hello;
                 let slot = match kind {
                     DATA => &mut data,
                     CONTROL if me == 0 => &mut control,

@@ -33,6 +33,8 @@ pub const ENV_PROCESS_ID: &str = "SUPERFLOW_PROCESS_ID";
 pub const ENV_ADDRESSES: &str = "SUPERFLOW_ADDRESSES";
 /// Environment variable: a file with one `host:port` per line (instead of the list).
 pub const ENV_HOSTFILE: &str = "SUPERFLOW_HOSTFILE";
+/// The secret the processes of a job share, to prove to each other that they belong to it.
+pub const ENV_SECRET: &str = "SUPERFLOW_CLUSTER_SECRET";
 
 /// Where the processes of a multi-process job are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,10 @@ pub struct ClusterConfig {
     pub process_id: usize,
     /// `host:port` of every process.
     pub addresses: Vec<String>,
+    /// The secret every process of the job proves it knows when it connects
+    /// (`SUPERFLOW_CLUSTER_SECRET`). Without one, the connections are not
+    /// authenticated, and each process warns.
+    pub secret: Option<crate::cluster_auth::ClusterSecret>,
 }
 
 impl ClusterConfig {
@@ -95,9 +101,14 @@ impl ClusterConfig {
                 "{ENV_PROCESS_ID}={process_id} is out of range for {processes} processes"
             )));
         }
+        let secret = std::env::var(ENV_SECRET)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::cluster_auth::ClusterSecret::new(&s));
         Ok(Some(ClusterConfig {
             process_id,
             addresses,
+            secret,
         }))
     }
 

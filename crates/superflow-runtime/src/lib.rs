@@ -12,6 +12,7 @@ pub mod batch;
 pub mod build;
 pub mod checkpoint;
 pub mod cluster;
+pub mod cluster_auth;
 pub mod cluster_control;
 pub mod control;
 pub mod exchange;

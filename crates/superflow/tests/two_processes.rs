@@ -201,16 +201,7 @@ fn a_stray_connection_and_a_silent_one_are_ignored_while_the_cluster_starts(
     let first = spawn_process("two_process_child", 0, &addresses, &configure)?;
     // Once process 0 listens: a port scan's garbage, and a connection that says nothing.
     let address = addresses.split(',').next().ok_or("no address")?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut stray = loop {
-        match std::net::TcpStream::connect(address) {
-            Ok(stream) => break stream,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let mut stray = connect_when_listening(address)?;
     stray.write_all(b"hello\n")?;
     drop(stray);
     // 64 bytes of noise (a fixed xorshift sequence).
@@ -243,6 +234,67 @@ fn a_stray_connection_and_a_silent_one_are_ignored_while_the_cluster_starts(
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(4);
     assert_eq!(records, build_job(&env).execute_and_collect()?.len());
+    Ok(())
+}
+
+/// Connects to `address`, retrying until it listens (60 s at most).
+fn connect_when_listening(address: &str) -> std::io::Result<std::net::TcpStream> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match std::net::TcpStream::connect(address) {
+            Ok(stream) => return Ok(stream),
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[test]
+fn an_impostor_without_the_job_secret_is_refused_and_the_job_runs(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir()?;
+    let addresses = loopback_addresses(2);
+    let configure = |id: usize, command: &mut Command| {
+        command
+            .env("SUPERFLOW_TEST_CHILD", dir.path().join(format!("out-{id}")))
+            .env("SUPERFLOW_CLUSTER_SECRET", "the job's secret");
+    };
+    let first = spawn_process("two_process_child", 0, &addresses, &configure)?;
+    let address = addresses.split(',').next().ok_or("no address")?;
+    // A handshake as process 1 would send it, from processes that do not know the
+    // secret: one without a challenge, one that answers process 0's challenge wrongly.
+    let hello = |challenge: Option<[u8; 32]>| {
+        let mut bytes = b"SFLOW\x00\x00\x01".to_vec();
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.push(u8::from(challenge.is_some()));
+        bytes.extend(challenge.into_iter().flatten());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes
+    };
+    let mut unproven = connect_when_listening(address)?;
+    unproven.write_all(&hello(None))?;
+    let mut guesser = std::net::TcpStream::connect(address)?;
+    guesser.write_all(&hello(Some([7; 32])))?;
+    let mut answer_and_challenge = [0u8; 64];
+    guesser.read_exact(&mut answer_and_challenge)?;
+    guesser.write_all(&[0u8; 32])?;
+    let second = spawn_process("two_process_child", 1, &addresses, &configure)?;
+    let logs = wait_for_success(vec![first, second])?;
+    drop((unproven, guesser));
+    for why in [
+        "it did not prove that it belongs to this job (it has no cluster secret",
+        "it did not prove that it belongs to this job (its cluster secret differs)",
+    ] {
+        assert!(logs[0].contains(why), "{why}: {}", logs[0]);
+    }
+    assert!(!logs[0].contains("without authentication"), "{}", logs[0]);
+    let records = read_records(&dir.path().join("out-0"))?.len()
+        + read_records(&dir.path().join("out-1"))?.len();
+    assert!(records > 0);
     Ok(())
 }
 
