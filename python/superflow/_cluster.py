@@ -43,6 +43,27 @@ def _free_ports(count: int) -> List[int]:
             s.close()
 
 
+_JOB_DIR_PREFIX = "superflow-job-"
+
+
+def _remove_job_dirs_of_ended_drivers() -> None:
+    """Removes the job directories (``superflow-job-...-<pid>``) of drivers that have
+    ended: a killed driver cannot remove its own."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if not name.startswith(_JOB_DIR_PREFIX):
+            continue
+        pid = name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        except OSError:
+            pass  # it lives (as another user): not ours to remove
+
+
 def run(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
         processes: int, handle: Optional[Any] = None) -> Dict[str, Any]:
     """Runs the job; returns the driver's result with every process's collected
@@ -50,7 +71,9 @@ def run(job_name: str, nodes: List[Dict[str, Any]], settings: Dict[str, Any],
     the job or take savepoints; on several processes they go through this one."""
     if processes <= 1:
         return _superflow.execute(job_name, nodes, settings, None, handle)
-    job_dir = tempfile.mkdtemp(prefix="superflow-job-")
+    _remove_job_dirs_of_ended_drivers()
+    # Named after this process, so that the next driver removes it if this one is killed.
+    job_dir = tempfile.mkdtemp(prefix=_JOB_DIR_PREFIX, suffix=f"-{os.getpid()}")
     try:
         return _run_cluster(job_name, nodes, settings, processes, job_dir, handle)
     finally:

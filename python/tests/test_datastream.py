@@ -640,3 +640,15 @@ def test_a_bad_key_on_two_processes_is_reported_every_time_naming_the_key_by():
         message = str(error.value)
         assert "key ['a'] of type list cannot be used as a key" in message, message
         assert "Keyed Sum (key-by from Collection Source)" in message, message
+
+
+def test_the_job_directory_a_killed_driver_left_is_removed_by_the_next_job():
+    import tempfile
+    # What a SIGKILLed driver leaves: its job directory, named after a process that has
+    # ended (no process has this id, above Linux's largest, 2**22).
+    left = os.path.join(tempfile.gettempdir(), f"superflow-job-test-{2**23}")
+    os.makedirs(left, exist_ok=True)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    out = env.from_collection([1, 2, 3, 4]).map(lambda x: x * 10).execute_and_collect()
+    assert sorted(out) == [10, 20, 30, 40]
+    assert not os.path.exists(left)

@@ -406,15 +406,18 @@ fn execute_job(
                 // background threads, and its removal of its directory when it closes,
                 // must not reach this run's files. Processes of one job on one machine
                 // must not share a store either.
-                let run = format!("run-{}", coordinator.run_id());
-                let dir = match (dir, &settings.cluster) {
-                    (Some(dir), Some(cluster)) => dir
-                        .join(format!("process-{}", cluster.process_id))
-                        .join(run),
-                    (Some(dir), None) => dir.join(run),
-                    (None, _) => std::env::temp_dir()
-                        .join(format!("superflow-state-{}-{run}", std::process::id())),
+                // A run's directory is named after its process, so that the next
+                // process removes what a killed one left.
+                let run = format!("{:016x}", coordinator.run_id());
+                let (parent, prefix) = match (dir, &settings.cluster) {
+                    (Some(dir), Some(cluster)) => {
+                        (dir.join(format!("process-{}", cluster.process_id)), "run-")
+                    }
+                    (Some(dir), None) => (dir.clone(), "run-"),
+                    (None, _) => (std::env::temp_dir(), "superflow-state-"),
                 };
+                crate::leftovers::remove_those_of_ended_processes(&parent, prefix);
+                let dir = parent.join(crate::leftovers::own_name(prefix, &run));
                 let store = superflow_state::DiskStateStore::open_with_block_cache(
                     &dir,
                     *block_cache_bytes,

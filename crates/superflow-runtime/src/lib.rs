@@ -20,6 +20,7 @@ pub mod execution_mode;
 pub mod executor;
 pub mod failure;
 pub mod graph;
+mod leftovers;
 pub mod metrics;
 pub mod notice;
 pub mod sink;

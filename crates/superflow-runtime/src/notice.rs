@@ -10,3 +10,20 @@ pub fn warn_user(message: impl std::fmt::Display) {
         eprintln!("warning: {message}");
     }
 }
+
+/// [`warn_user`], once per process for each message: a restart that finds the same
+/// damaged checkpoint again says nothing new.
+pub fn warn_user_once(message: impl std::fmt::Display) {
+    static SAID: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let message = message.to_string();
+    let first = match SAID.lock() {
+        Ok(mut said) => said
+            .get_or_insert_with(Default::default)
+            .insert(message.clone()),
+        Err(_) => true,
+    };
+    if first {
+        warn_user(message);
+    }
+}

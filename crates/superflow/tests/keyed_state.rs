@@ -234,3 +234,30 @@ fn map_and_filter_with_keyed_state() -> Result<(), JobError> {
     assert_eq!(sorted(firsts), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
     Ok(())
 }
+
+#[test]
+fn the_store_a_killed_process_left_is_removed_by_the_next_run() -> Result<(), JobError> {
+    let root = tempfile::tempdir().map_err(|e| JobError::Internal(e.to_string()))?;
+    let lsm = root.path().join("lsm");
+    // What a SIGKILLed run leaves: its store, named after a process that has ended (no
+    // process has this id, above Linux's largest, 2^22).
+    let left = lsm.join(format!("run-00000000000000ff-{}", 1u32 << 23));
+    std::fs::create_dir_all(left.join("partitions"))
+        .map_err(|e| JobError::Internal(e.to_string()))?;
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.set_state_backend(StateBackend::EmbeddedLsm {
+        dir: Some(lsm.clone()),
+        cache_entries: 10,
+        timers: TimerStorage::InMemory,
+        block_cache_bytes: 1 << 20,
+    });
+    let out = env
+        .from_sequence(1, 1_000)
+        .key_by(|x: &i64| x % 7)
+        .reduce(|a: i64, b: i64| a + b)
+        .execute_and_collect()?;
+    assert_eq!(out.len(), 1_000);
+    assert!(!left.exists(), "the ended process's store is still there");
+    Ok(())
+}

@@ -57,28 +57,6 @@ fn registry() -> &'static Registry {
 /// How staging directories are named: the prefix, then the URL's hash and the process id.
 const STAGING_PREFIX: &str = "superflow-staging-";
 
-/// Deletes the staging directories in `temp` of processes that have ended: a process
-/// keeps its staging copy as long as it lives (a later run may restore from it), and
-/// nothing runs when it exits. Only where `/proc` tells which processes live.
-fn remove_stale_staging(temp: &Path) {
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    for entry in std::fs::read_dir(temp).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STAGING_PREFIX)) else {
-            continue;
-        };
-        let Some(pid) = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            tracing::debug!(path = %entry.path().display(), "deleting the staging copy of an ended process");
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 /// The storage at `url` (one per URL and process, so that a `memory://` store lives as
 /// long as the process).
 pub fn open(url: &str) -> Result<Arc<RemoteStorage>, CheckpointError> {
@@ -113,11 +91,12 @@ pub fn open(url: &str) -> Result<Arc<RemoteStorage>, CheckpointError> {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = foldhash::fast::FixedState::with_seed(11).build_hasher();
     hasher.write(url.as_bytes());
-    remove_stale_staging(&std::env::temp_dir());
-    let staging = std::env::temp_dir().join(format!(
-        "{STAGING_PREFIX}{:016x}-{}",
-        hasher.finish(),
-        std::process::id()
+    // A process keeps its staging copy as long as it lives (a later run may restore
+    // from it); nothing runs when it exits, so the next one cleans up.
+    crate::leftovers::remove_those_of_ended_processes(&std::env::temp_dir(), STAGING_PREFIX);
+    let staging = std::env::temp_dir().join(crate::leftovers::own_name(
+        STAGING_PREFIX,
+        &format!("{:016x}", hasher.finish()),
     ));
     let storage = Arc::new(RemoteStorage {
         url: url.clone(),
@@ -300,25 +279,6 @@ impl RemoteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn staging_copies_of_ended_processes_are_deleted() {
-        let temp = tempfile::tempdir().unwrap();
-        let ours = format!("{STAGING_PREFIX}00ff-{}", std::process::id());
-        // No process has this id (above Linux's largest, 2^22).
-        let ended = format!("{STAGING_PREFIX}00ff-{}", 1u32 << 23);
-        let other = "superflow-staging-notapid";
-        for name in [ours.as_str(), ended.as_str(), other] {
-            std::fs::create_dir_all(temp.path().join(name).join("chk-1")).unwrap();
-        }
-        remove_stale_staging(temp.path());
-        assert!(temp.path().join(&ours).exists());
-        assert!(temp.path().join(other).exists());
-        assert_eq!(
-            temp.path().join(&ended).exists(),
-            !Path::new("/proc/self").exists()
-        );
-    }
 
     #[test]
     fn urls_are_told_from_directories() {

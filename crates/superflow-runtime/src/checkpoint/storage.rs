@@ -514,7 +514,7 @@ fn newest_sound(
             None => storage.checkpoint_dir(id).display().to_string(),
         };
         if !storage.is_complete(id) {
-            crate::notice::warn_user(format!(
+            crate::notice::warn_user_once(format!(
                 "skipping checkpoint {id} ({name}): it has no metadata (it never completed)"
             ));
             continue;
@@ -526,7 +526,9 @@ fn newest_sound(
         };
         match loaded {
             Ok(found) => return Ok(found),
-            Err(e) => crate::notice::warn_user(format!("skipping damaged checkpoint {id}: {e}")),
+            Err(e) => {
+                crate::notice::warn_user_once(format!("skipping damaged checkpoint {id}: {e}"))
+            }
         }
     }
     Err(CheckpointError::NothingToRestore(remote.map_or_else(
