@@ -95,6 +95,11 @@ impl<K, F: Fn(&K, usize) -> usize + Send + Sync + 'static> Partitioner<K> for F 
 /// Where a stage sends the records a call emitted so far (see [`Collector`]).
 type Spill<'a, O> = &'a mut dyn FnMut(&mut Vec<O>);
 
+/// Where a batch function sends output on before its batch ends ([`ProcessFunction::
+/// process_batch`]): it takes the records (leaving the batch empty), so that a record
+/// that becomes millions never holds them all.
+pub type SendOn<'a, O> = &'a mut dyn FnMut(&mut Records<O>);
+
 /// Collects the records a function emits.
 pub struct Collector<'a, O> {
     out: &'a mut Vec<O>,
@@ -281,15 +286,28 @@ impl ProcessContext {
     /// The loop of `ProcessFunction::process_batch`: `handle(record, context,
     /// collector)` for each record of `batch`, in order, with the record's timestamp
     /// set, its outputs stamped with it into `out`; stops at the first error.
+    /// Every `SPILL_AT` outputs, even within one record's, they go on through `send_on`.
     pub fn each_record<I, O>(
         &mut self,
         batch: &mut Records<I>,
         out: &mut Records<O>,
+        send_on: SendOn<'_, O>,
         mut handle: impl FnMut(I, &mut ProcessContext, &mut Collector<O>) -> Result<(), UserError>,
     ) -> Result<(), UserError> {
         for (value, timestamp) in batch.drain() {
             self.timestamp = timestamp;
-            handle(value, self, &mut Collector::new(&mut out.values))?;
+            let Records { values, timestamps } = &mut *out;
+            let mut spill = |full: &mut Vec<O>| {
+                let mut records = Records {
+                    values: std::mem::take(full),
+                    timestamps: timestamps.take(),
+                };
+                records.stamp_new(timestamp);
+                send_on(&mut records);
+                *full = records.values;
+                *timestamps = records.timestamps;
+            };
+            handle(value, self, &mut Collector::spilling(values, &mut spill))?;
             out.stamp_new(timestamp);
         }
         Ok(())
@@ -318,7 +336,8 @@ pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
         out: &mut Collector<O>,
     ) -> Result<(), UserError>;
 
-    /// Handles a batch of records: `process_element` for each (`ctx.each_record`). A
+    /// Handles a batch of records: `process_element` for each (`ctx.each_record`), the
+    /// output in `out`, or sent on through `send_on` once there is a batch of it. A
     /// binding to an interpreter overrides it to enter the interpreter once per batch
     /// rather than once per record.
     fn process_batch(
@@ -326,8 +345,9 @@ pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
         batch: &mut Records<I>,
         ctx: &mut ProcessContext,
         out: &mut Records<O>,
+        send_on: SendOn<'_, O>,
     ) -> Result<(), UserError> {
-        ctx.each_record(batch, out, |value, ctx, out| {
+        ctx.each_record(batch, out, send_on, |value, ctx, out| {
             self.process_element(value, ctx, out)
         })
     }

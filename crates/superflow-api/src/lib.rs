@@ -29,7 +29,7 @@ pub use env::StreamExecutionEnvironment;
 pub use functions::{
     CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,
     MapFunction, OutputTag, Partitioner, ProcessContext, ProcessFunction, ReduceFunction,
-    RuntimeContext,
+    RuntimeContext, SendOn,
 };
 pub use join::{
     CoGroupFunction, IntervalJoin, JoinFunction, KeyedCoProcessFunction, KeyedConnectedStreams,

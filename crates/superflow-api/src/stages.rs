@@ -200,9 +200,9 @@ impl<I: Data, O: Data, P: ProcessFunction<I, O>> OneInputStage<I> for ProcessSta
     fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
         let (function, context, out) = (&mut self.function, &mut self.context, &mut self.out);
-        let result = self
-            .ctx
-            .guard(|| function.process_batch(batch, context, out));
+        let (ctx, next) = (&self.ctx, &mut self.next);
+        let mut send_on = |records: &mut Records<O>| emit(ctx, records, next);
+        let result = ctx.guard(|| function.process_batch(batch, context, out, &mut send_on));
         if let Err(e) = result {
             self.ctx.fail(e);
         }

@@ -12,7 +12,8 @@ use superflow_api::{
     KeyedBroadcastProcessFunction, KeyedCoProcessFunction, KeyedProcessContext,
     KeyedProcessFunction, KeyedReadOnlyContext, MapStateDescriptor, OutputTag, ProcessContext,
     ProcessFunction, ProcessJoinContext, ProcessJoinFunction, ReduceFunction, RuntimeContext,
-    TimeDomain, TimestampAssigner, ValueStateDescriptor, WatermarkGenerator, WatermarkOutput,
+    SendOn, TimeDomain, TimestampAssigner, ValueStateDescriptor, WatermarkGenerator,
+    WatermarkOutput,
 };
 use superflow_core::UserError;
 use superflow_runtime::sink::{SinkContext, SinkFunction};
@@ -117,6 +118,7 @@ pub(crate) fn each_record_attached<I, O>(
     batch: &mut Records<I>,
     ctx: &mut ProcessContext,
     out: &mut Records<O>,
+    send_on: SendOn<'_, O>,
     mut process_one: impl FnMut(
         Python<'_>,
         I,
@@ -125,7 +127,7 @@ pub(crate) fn each_record_attached<I, O>(
     ) -> Result<(), UserError>,
 ) -> Result<(), UserError> {
     Python::attach(|py| {
-        ctx.each_record(batch, out, |value, ctx, out| {
+        ctx.each_record(batch, out, send_on, |value, ctx, out| {
             process_one(py, value, ctx, out)
         })
     })
@@ -236,8 +238,9 @@ impl ProcessFunction<PyObj, PyObj> for PyOneInput {
         batch: &mut Records<PyObj>,
         ctx: &mut ProcessContext,
         out: &mut Records<PyObj>,
+        send_on: SendOn<'_, PyObj>,
     ) -> Result<(), UserError> {
-        each_record_attached(batch, ctx, out, |py, value, ctx, out| {
+        each_record_attached(batch, ctx, out, send_on, |py, value, ctx, out| {
             self.process_one(py, value, ctx, out)
         })
     }

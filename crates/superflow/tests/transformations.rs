@@ -504,21 +504,32 @@ fn a_stream_built_before_execute_reads_its_own_input_in_the_next_job() -> Result
 fn a_flat_map_of_one_record_into_many_sends_them_all_in_order_with_its_timestamp(
 ) -> Result<(), JobError> {
     // Its output goes on a batch at a time while the function runs (one huge line into
-    // its words), mixed with the outputs of the records before and after it.
-    for p in [1, 2] {
+    // its words), mixed with the outputs of the records before and after it: through a
+    // flat map, and through a process function.
+    for (p, process) in [(1, false), (2, false), (1, true), (2, true)] {
         let env = env(p);
-        let out = env
+        let timed = env
             .from_elements(vec![(1u64, 10i64), (100_000, 20), (2, 30)])
             .assign_timestamps_and_watermarks(
                 WatermarkStrategy::for_monotonous_timestamps()
                     .with_timestamp_assigner(|e: &(u64, i64), _| e.1),
             )
-            .set_parallelism(1)
-            .flat_map(|(n, _t): (u64, i64), out: &mut Collector<(u64, u64)>| {
-                for i in 0..n {
-                    out.collect((n, i));
-                }
+            .set_parallelism(1);
+        let many = if process {
+            timed.process(
+                |(n, _t): (u64, i64),
+                 _ctx: &mut ProcessContext,
+                 out: &mut Collector<(u64, u64)>| {
+                    (0..n).for_each(|i| out.collect((n, i)));
+                    Ok(())
+                },
+            )
+        } else {
+            timed.flat_map(|(n, _t): (u64, i64), out: &mut Collector<(u64, u64)>| {
+                (0..n).for_each(|i| out.collect((n, i)));
             })
+        };
+        let out = many
             .set_parallelism(1)
             .process(
                 |v: (u64, u64), ctx: &mut ProcessContext, out: &mut Collector<(u64, u64, i64)>| {

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 
 use superflow_api::{
     Collector, DataStream, KeyedStream, MapStateDescriptor, OutputTag, ProcessContext,
-    ProcessFunction, StreamExecutionEnvironment, WatermarkStrategy,
+    ProcessFunction, SendOn, StreamExecutionEnvironment, WatermarkStrategy,
 };
 use superflow_connectors::{
     BucketAssigner, FileSink, OutputFileConfig, RollingPolicy, TextFileSource,
@@ -629,8 +629,9 @@ impl<T: superflow_core::Data> ProcessFunction<T, PyObj> for ToPython<T> {
         batch: &mut Records<T>,
         ctx: &mut ProcessContext,
         out: &mut Records<PyObj>,
+        send_on: SendOn<'_, PyObj>,
     ) -> Result<(), UserError> {
-        each_record_attached(batch, ctx, out, |py, value, _, out| {
+        each_record_attached(batch, ctx, out, send_on, |py, value, _, out| {
             out.collect(PyObj((self.0)(py, value).unbind()));
             Ok(())
         })
