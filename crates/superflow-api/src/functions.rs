@@ -136,6 +136,31 @@ impl<'a, O> Collector<'a, O> {
     }
 }
 
+/// Runs `call` (one input record's function) with a collector into `out` that sends
+/// what it holds on through `send_on` every `SPILL_AT` records, then stamps the
+/// record's outputs with its `timestamp`.
+pub(crate) fn collect_spilling<O, R>(
+    out: &mut Records<O>,
+    timestamp: Option<i64>,
+    send_on: SendOn<'_, O>,
+    call: impl FnOnce(&mut Collector<O>) -> R,
+) -> R {
+    let Records { values, timestamps } = &mut *out;
+    let mut spill = |full: &mut Vec<O>| {
+        let mut records = Records {
+            values: std::mem::take(full),
+            timestamps: timestamps.take(),
+        };
+        records.stamp_new(timestamp);
+        send_on(&mut records);
+        *full = records.values;
+        *timestamps = records.timestamps;
+    };
+    let result = call(&mut Collector::spilling(values, &mut spill));
+    out.stamp_new(timestamp);
+    result
+}
+
 /// Names a side output and its record type, as Flink's `OutputTag`.
 #[derive(Debug)]
 pub struct OutputTag<T> {
@@ -296,19 +321,9 @@ impl ProcessContext {
     ) -> Result<(), UserError> {
         for (value, timestamp) in batch.drain() {
             self.timestamp = timestamp;
-            let Records { values, timestamps } = &mut *out;
-            let mut spill = |full: &mut Vec<O>| {
-                let mut records = Records {
-                    values: std::mem::take(full),
-                    timestamps: timestamps.take(),
-                };
-                records.stamp_new(timestamp);
-                send_on(&mut records);
-                *full = records.values;
-                *timestamps = records.timestamps;
-            };
-            handle(value, self, &mut Collector::spilling(values, &mut spill))?;
-            out.stamp_new(timestamp);
+            collect_spilling(out, timestamp, &mut *send_on, |out| {
+                handle(value, self, out)
+            })?;
         }
         Ok(())
     }

@@ -15,8 +15,8 @@ use superflow_runtime::{
 };
 
 use crate::functions::{
-    CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction, KeySelector,
-    MapFunction, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
+    collect_spilling, CoFlatMapFunction, CoMapFunction, Collector, FilterFunction, FlatMapFunction,
+    KeySelector, MapFunction, ProcessContext, ProcessFunction, ReduceFunction, RuntimeContext,
 };
 
 /// Counts a stage's output and hands it to the next stage, keeping the buffer for reuse.
@@ -109,23 +109,12 @@ impl<I: Data, O: Data, F: FlatMapFunction<I, O>> OneInputStage<I> for FlatMapSta
     fn push(&mut self, batch: &mut Records<I>) {
         self.ctx.counters.add_in(batch.len());
         let (f, ctx, next, out) = (&self.f, &self.ctx, &mut self.next, &mut self.out);
+        // A record that flat-maps into many (one huge line into its words) sends them on
+        // a batch at a time, so its output never sits whole.
+        let mut send_on = |records: &mut Records<O>| emit(ctx, records, next);
         ctx.guard(|| {
             for (x, t) in batch.drain() {
-                let Records { values, timestamps } = &mut *out;
-                // A record that flat-maps into many (one huge line into its words)
-                // sends them on a batch at a time, so its output never sits whole.
-                let mut spill = |full: &mut Vec<O>| {
-                    let mut records = Records {
-                        values: std::mem::take(full),
-                        timestamps: timestamps.take(),
-                    };
-                    records.stamp_new(t);
-                    emit(ctx, &mut records, next);
-                    *full = records.values;
-                    *timestamps = records.timestamps;
-                };
-                f.flat_map(x, &mut Collector::spilling(values, &mut spill));
-                out.stamp_new(t);
+                collect_spilling(out, t, &mut send_on, |c| f.flat_map(x, c));
             }
         });
         emit(&self.ctx, &mut self.out, &mut self.next);
