@@ -301,6 +301,22 @@ impl<'s> BuildCtx<'s> {
         name: &str,
     ) -> BatchStream<'s> {
         let input = self.stream(from);
+        self.pass_through_operator(name, input, move |data, give| {
+            if data.tag() == tag {
+                give(&mut std::mem::take(data).with_tag(0));
+            }
+        })
+    }
+
+    /// Builds an operator on this worker (no exchange) that passes watermarks on as
+    /// they come and hands every other batch to `logic`, with where to give its output;
+    /// its output has the channels of its input.
+    fn pass_through_operator(
+        &mut self,
+        name: &str,
+        input: BatchStream<'s>,
+        mut logic: impl FnMut(&mut Batch, &mut dyn FnMut(&mut Batch)) + 'static,
+    ) -> BatchStream<'s> {
         let mut builder = OperatorBuilder::new(name.to_string(), self.scope);
         let mut handle = builder.new_input(input.clone(), Pipeline);
         let (output, stream) = builder.new_output::<Batch>();
@@ -313,9 +329,8 @@ impl<'s> BuildCtx<'s> {
                     handle.for_each(|cap, data| {
                         if data.as_watermark().is_some() {
                             out.session(&cap).give_container(data);
-                        } else if data.tag() == tag {
-                            let mut batch = std::mem::take(data).with_tag(0);
-                            out.session(&cap).give_container(&mut batch);
+                        } else {
+                            logic(data, &mut |batch| out.session(&cap).give_container(batch));
                         }
                     });
                 })
@@ -460,38 +475,16 @@ impl<'s> BuildCtx<'s> {
         let targets = self.parallelism(to);
         // The broadcast router factory copies one batch into one slot per target.
         let mut copier = factory(&self.route_context(from, to, partitioner.kind));
-        let mut builder = OperatorBuilder::new("Broadcast".to_string(), self.scope);
-        let mut handle = builder.new_input(input.clone(), Pipeline);
-        let (output, stream) = builder.new_output::<Batch>();
-        let mut output = BatchOutput::from(output);
-        let scope = self.run.activation_scope.clone();
-        builder.build(move |_caps| {
-            move |_frontiers| {
-                crate::activation::in_scope(&scope, &mut || {
-                    let mut out = output.activate();
-                    handle.for_each(|cap, data| {
-                        if data.as_watermark().is_some() {
-                            out.session(&cap).give_container(data);
-                            return;
-                        }
-                        if data.tag() != 0 {
-                            return;
-                        }
-                        let mut copies: Vec<Batch> =
-                            (0..targets).map(|_| Batch::default()).collect();
-                        copier.route(data, &mut copies);
-                        let mut session = out.session(&cap);
-                        for (target, copy) in copies.into_iter().enumerate() {
-                            let mut copy = copy.with_target(target);
-                            session.give_container(&mut copy);
-                        }
-                    });
-                })
+        self.pass_through_operator("Broadcast", input, move |data, give| {
+            if data.tag() != 0 {
+                return;
             }
-        });
-        let producers = self.producers(&input);
-        self.set_producers(&stream, producers);
-        stream
+            let mut copies: Vec<Batch> = (0..targets).map(|_| Batch::default()).collect();
+            copier.route(data, &mut copies);
+            for (target, copy) in copies.into_iter().enumerate() {
+                give(&mut copy.with_target(target));
+            }
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
