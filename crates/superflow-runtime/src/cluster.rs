@@ -63,7 +63,7 @@ pub fn connect(
     shape: &str,
 ) -> Result<ClusterSockets, JobError> {
     if cluster.secret.is_none() {
-        crate::notice::warn_user(format!(
+        crate::notice::warn_user_once(format!(
             "process {} connects to the job's other processes without authentication: give every process the same {}",
             cluster.process_id,
             crate::executor::ENV_SECRET
