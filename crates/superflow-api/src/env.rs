@@ -12,7 +12,7 @@ use superflow_connectors::{
     CollectionSource, DataGeneratorSource, SequenceSource, SocketTextSource, TextFileSource,
 };
 use superflow_core::{Data, JobError, DEFAULT_MAX_PARALLELISM};
-use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy, StateBackend};
+use superflow_runtime::checkpoint::{CheckpointConfig, RestartStrategy, StateBackendConfig};
 use superflow_runtime::{
     execute_graph, ActivationScope, ChainingStrategy, ClusterConfig, ExecutionSettings,
     FlowControl, InputEdge, JobClient, JobControl, JobExecutionResult, JobGraph, JobPlan, Node,
@@ -36,7 +36,7 @@ struct EnvState {
     restart: Option<RestartStrategy>,
     restore_from: Option<PathBuf>,
     allow_non_restored_state: bool,
-    state_backend: StateBackend,
+    state_backend: StateBackendConfig,
     activation_scope: Option<Arc<dyn ActivationScope>>,
     ctrl_c: bool,
     runtime_mode: RuntimeExecutionMode,
@@ -84,7 +84,7 @@ impl Default for EnvState {
             restart: None,
             restore_from: None,
             allow_non_restored_state: false,
-            state_backend: StateBackend::HashMap,
+            state_backend: StateBackendConfig::HashMap,
             activation_scope: None,
             ctrl_c: true,
             runtime_mode: RuntimeExecutionMode::Streaming,
@@ -204,9 +204,9 @@ impl StreamExecutionEnvironment {
     }
 
     /// Sets where keyed state lives (Flink's `setStateBackend`): in memory (the
-    /// default), or with [`StateBackend::embedded_lsm`] partly on disk, for state larger
+    /// default), or with [`StateBackendConfig::embedded_lsm`] partly on disk, for state larger
     /// than memory.
-    pub fn set_state_backend(&self, backend: StateBackend) -> &Self {
+    pub fn set_state_backend(&self, backend: StateBackendConfig) -> &Self {
         self.state.borrow_mut().state_backend = backend;
         self
     }
@@ -332,7 +332,7 @@ impl StreamExecutionEnvironment {
         let bounded = source.is_bounded();
         let source: Arc<dyn SourceFunction<T>> = Arc::new(source);
         let check = Arc::clone(&source);
-        let prepare: PrepareFn = Arc::new(move || check.prepare().map_err(|e| e.to_string()));
+        let prepare: PrepareFn = Arc::new(move || check.prepare());
         let spec = NodeSpec {
             name,
             kind: NodeKind::Source,

@@ -379,8 +379,7 @@ pub(crate) fn snapshot_store<K, N, V>(
     let copy = store.clone();
     let max_parallelism = ctx.max_parallelism;
     out.add_keyed_later(ctx.state_id(name), move || {
-        copy.snapshot(max_parallelism, superflow_state::Compression::None)
-            .map_err(|e| e.to_string())
+        Ok(copy.snapshot(max_parallelism, superflow_state::Compression::None)?)
     });
 }
 

@@ -193,8 +193,12 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> Stage for TwoPhaseCommitStage<T, S> {
         let name = self.ctx.name.to_string();
         self.ctx.checkpoints.on_finish(Box::new(move || {
             for (_, transaction) in pending {
-                sink.commit(transaction)
-                    .map_err(|e| format!("sink '{name}' could not commit: {e}"))?;
+                sink.commit(transaction).map_err(|cause| {
+                    superflow_runtime::checkpoint::CommitError {
+                        sink: name.clone(),
+                        cause,
+                    }
+                })?;
             }
             Ok(())
         }));

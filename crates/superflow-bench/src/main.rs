@@ -134,13 +134,13 @@ struct Args {
     #[arg(long, value_name = "MS")]
     checkpoint_interval_ms: Option<u64>,
     /// Where keyed state lives.
-    #[arg(long, value_enum, default_value_t = StateBackend::Memory)]
-    state_backend: StateBackend,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Memory)]
+    state_backend: BackendChoice,
     /// With `--state-backend lsm`: entries per state and subtask kept in memory.
     #[arg(long, default_value_t = 100_000)]
     cache_entries: usize,
     /// With `--state-backend lsm`: the store's block cache, in MiB.
-    #[arg(long, default_value_t = superflow::runtime::checkpoint::StateBackend::DEFAULT_BLOCK_CACHE_BYTES >> 20)]
+    #[arg(long, default_value_t = superflow::runtime::checkpoint::StateBackendConfig::DEFAULT_BLOCK_CACHE_BYTES >> 20)]
     block_cache_mb: u64,
     /// With `--state-backend lsm`: where timers live.
     #[arg(long, value_enum, default_value_t = Timers::Memory)]
@@ -159,7 +159,7 @@ enum Timers {
 /// The state backends `--state-backend` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum StateBackend {
+enum BackendChoice {
     /// Hash maps in memory (the default).
     Memory,
     /// The embedded LSM store, for state larger than memory.
@@ -384,16 +384,18 @@ fn run_workload(args: &Args, run: &mut RunInfo, started: Instant) -> Result<(u64
         let storage = checkpoint_dir();
         env.configure_checkpoints(move |c| c.storage = storage);
     }
-    if args.state_backend == StateBackend::Lsm {
-        env.set_state_backend(superflow::runtime::checkpoint::StateBackend::EmbeddedLsm {
-            dir: None,
-            cache_entries: args.cache_entries,
-            timers: match args.timers {
-                Timers::Store => superflow::runtime::checkpoint::TimerStorage::InStore,
-                Timers::Memory => superflow::runtime::checkpoint::TimerStorage::InMemory,
+    if args.state_backend == BackendChoice::Lsm {
+        env.set_state_backend(
+            superflow::runtime::checkpoint::StateBackendConfig::EmbeddedLsm {
+                dir: None,
+                cache_entries: args.cache_entries,
+                timers: match args.timers {
+                    Timers::Store => superflow::runtime::checkpoint::TimerStorage::InStore,
+                    Timers::Memory => superflow::runtime::checkpoint::TimerStorage::InMemory,
+                },
+                block_cache_bytes: args.block_cache_mb << 20,
             },
-            block_cache_bytes: args.block_cache_mb << 20,
-        });
+        );
     }
     env.set_auto_watermark_interval(std::time::Duration::from_millis(args.watermark_interval_ms));
     match args.workload {
@@ -726,7 +728,7 @@ fn main() -> Result<()> {
 #[derive(Debug, Serialize)]
 struct StateSnapshotReport {
     workload: &'static str,
-    state_backend: StateBackend,
+    state_backend: BackendChoice,
     keys: u64,
     /// Encoded state (the part file before compression).
     state_bytes: u64,
@@ -744,22 +746,25 @@ struct StateSnapshotReport {
 /// restores it, with the chosen backend.
 fn state_snapshot(args: &Args) -> Result<StateSnapshotReport> {
     use superflow::core::KeyGroupRange;
-    use superflow_state::{DiskStateStore, SpillingMap};
+    use superflow_state::{
+        DiskStateStore, EmbeddedStateBackend, MemoryStateBackend, SpillingMap, StateBackend,
+    };
     type Value = (u64, u64, u64, u64, u64);
     let dir = checkpoint_dir();
     std::fs::create_dir_all(&dir)?;
-    let store = match args.state_backend {
-        StateBackend::Memory => None,
-        StateBackend::Lsm => Some(DiskStateStore::open(&dir.join("lsm"))?),
+    let backend: Box<dyn StateBackend> = match args.state_backend {
+        BackendChoice::Memory => Box::new(MemoryStateBackend),
+        BackendChoice::Lsm => Box::new(EmbeddedStateBackend::new(
+            DiskStateStore::open(&dir.join("lsm"))?,
+            args.cache_entries,
+            false,
+        )),
     };
-    let open = |name: &str| -> SpillingMap<u64, Value> {
-        match &store {
-            Some(store) => SpillingMap::spilling(store, name, 128, args.cache_entries),
-            None => SpillingMap::in_memory(),
-        }
+    let open = |name: &str| -> Result<SpillingMap<u64, Value>> {
+        Ok(SpillingMap::in_backend(&*backend, name, 128, None)?)
     };
     let started = Instant::now();
-    let mut map = open("bench/state");
+    let mut map = open("bench/state")?;
     for k in 0..args.keys {
         map.insert(k, state_value(k));
     }
@@ -768,7 +773,7 @@ fn state_snapshot(args: &Args) -> Result<StateSnapshotReport> {
     let encode = map.snapshot_later(128);
     let sync_ms = started.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
-    let bytes = encode().map_err(anyhow::Error::msg)?;
+    let bytes = encode()?;
     let encode_ms = started.elapsed().as_secs_f64() * 1e3;
     let state_bytes = bytes.len() as u64;
     let started = Instant::now();
@@ -781,7 +786,7 @@ fn state_snapshot(args: &Args) -> Result<StateSnapshotReport> {
     let started = Instant::now();
     let packed = std::fs::read(&part)?;
     let bytes = lz4_decompress(&packed)?;
-    let mut back = open("bench/restored");
+    let mut back = open("bench/restored")?;
     let restored = back
         .restore(&bytes, KeyGroupRange::all())
         .map_err(anyhow::Error::msg)?;
@@ -789,7 +794,7 @@ fn state_snapshot(args: &Args) -> Result<StateSnapshotReport> {
     let ok = restored as u64 == args.keys
         && back.get_mut(&(args.keys / 2)).copied() == Some(state_value(args.keys / 2));
     drop(back);
-    drop(store);
+    drop(backend);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(StateSnapshotReport {
         workload: "state-snapshot",

@@ -50,7 +50,7 @@ impl BucketAssigner {
 
     /// The assigner ready to name buckets; the error names what is wrong with the
     /// pattern or the time zone.
-    pub fn compile(&self) -> Result<Buckets, String> {
+    pub fn compile(&self) -> Result<Buckets, BucketFormatError> {
         match self {
             BucketAssigner::BasePath => Ok(Buckets::BasePath),
             BucketAssigner::DateTime { format, time_zone } => {
@@ -100,14 +100,32 @@ impl Buckets {
     }
 }
 
+/// What is wrong with a bucket assigner's format or time zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BucketFormatError {
+    /// The format is empty.
+    #[error("the bucket format must not be empty")]
+    Empty,
+    /// A quote in the format is not closed.
+    #[error("bucket format '{0}': a quote is not closed")]
+    UnclosedQuote(String),
+    /// The format uses a pattern letter this sink cannot name buckets by.
+    #[error("bucket format '{pattern}': the pattern letter '{letter}' is not supported (use y M d H h m s S a E D, and quote text)")]
+    UnsupportedLetter {
+        /// The format.
+        pattern: String,
+        /// The letter.
+        letter: char,
+    },
+    /// The time zone is not one Java's `ZoneId` would know.
+    #[error("unknown time zone '{0}': use an IANA name such as 'Europe/Berlin', 'UTC', or an offset such as '+08:00'")]
+    UnknownTimeZone(String),
+}
+
 /// A time zone by Java's `ZoneId` names: IANA names (`America/Los_Angeles`), `UTC`,
 /// `GMT`, `Z`, and offsets (`+08:00`, `GMT-08:00`, `UTC+8`).
-fn time_zone_named(name: &str) -> Result<TimeZone, String> {
-    let bad = || {
-        format!(
-            "unknown time zone '{name}': use an IANA name such as 'Europe/Berlin', 'UTC', or an offset such as '+08:00'"
-        )
-    };
+fn time_zone_named(name: &str) -> Result<TimeZone, BucketFormatError> {
+    let bad = || BucketFormatError::UnknownTimeZone(name.to_string());
     let offset_text = ["UTC", "GMT", "UT"]
         .iter()
         .find_map(|prefix| name.strip_prefix(prefix))
@@ -139,9 +157,9 @@ fn time_zone_named(name: &str) -> Result<TimeZone, String> {
 }
 
 /// Translates a pattern of Java's `DateTimeFormatter` into strftime.
-fn java_pattern_to_strftime(pattern: &str) -> Result<String, String> {
+fn java_pattern_to_strftime(pattern: &str) -> Result<String, BucketFormatError> {
     if pattern.is_empty() {
-        return Err("the bucket format must not be empty".into());
+        return Err(BucketFormatError::Empty);
     }
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::new();
@@ -161,7 +179,7 @@ fn java_pattern_to_strftime(pattern: &str) -> Result<String, String> {
                     out.push_str(&rest[..end].replace('%', "%%"));
                     i += end + 2;
                 }
-                None => return Err(format!("bucket format '{pattern}': a quote is not closed")),
+                None => return Err(BucketFormatError::UnclosedQuote(pattern.to_string())),
             }
             continue;
         }
@@ -189,9 +207,10 @@ fn java_pattern_to_strftime(pattern: &str) -> Result<String, String> {
             ('E', _) => "%A",
             ('D', _) => "%j",
             _ if c.is_ascii_alphabetic() => {
-                return Err(format!(
-                    "bucket format '{pattern}': the pattern letter '{c}' is not supported (use y M d H h m s S a E D, and quote text)"
-                ))
+                return Err(BucketFormatError::UnsupportedLetter {
+                    pattern: pattern.to_string(),
+                    letter: c,
+                })
             }
             _ => {
                 for _ in 0..run {
@@ -220,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn the_default_names_an_hour_as_flink_does() -> Result<(), String> {
+    fn the_default_names_an_hour_as_flink_does() -> Result<(), BucketFormatError> {
         let buckets = BucketAssigner::date_time(DEFAULT_FORMAT, Some("UTC")).compile()?;
         assert_eq!(
             buckets.bucket_at(at("2026-12-07T13:45:10Z")),
@@ -244,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_bad_pattern_or_zone_is_named() {
-        let err = |a: BucketAssigner| a.compile().err().unwrap_or_default();
+        let err = |a: BucketAssigner| a.compile().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err(BucketAssigner::date_time("yyyy-QQ", None)).contains("'Q'"));
         assert!(err(BucketAssigner::date_time("'open", None)).contains("quote"));
         assert!(err(BucketAssigner::date_time("yyyy", Some("Mars/Olympus"))).contains("Mars"));

@@ -57,25 +57,42 @@ impl Default for OutputFileConfig {
     }
 }
 
+/// What is wrong with the names of a file sink's parts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartNameError {
+    /// The prefix is empty.
+    #[error("the part prefix must not be empty")]
+    EmptyPrefix,
+    /// The prefix starts with `.`: readers skip hidden files.
+    #[error("the part prefix '{0}' must not start with '.': readers skip hidden files")]
+    HiddenPrefix(String),
+    /// A prefix or suffix with a path separator would put parts in another directory.
+    #[error("the part {what} '{value}' must not contain a path separator")]
+    PathSeparator {
+        /// "prefix" or "suffix".
+        what: &'static str,
+        /// The name.
+        value: String,
+    },
+}
+
 impl OutputFileConfig {
     /// Checks that the names are usable as part of one file name: a prefix that is not
     /// empty, and neither with a path separator (a part would land in another
     /// directory), nor a prefix starting with `.` (readers skip hidden files).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PartNameError> {
         if self.part_prefix.is_empty() {
-            return Err("the part prefix must not be empty".into());
+            return Err(PartNameError::EmptyPrefix);
         }
         if self.part_prefix.starts_with('.') {
-            return Err(format!(
-                "the part prefix '{}' must not start with '.': readers skip hidden files",
-                self.part_prefix
-            ));
+            return Err(PartNameError::HiddenPrefix(self.part_prefix.clone()));
         }
         for (what, value) in [("prefix", &self.part_prefix), ("suffix", &self.part_suffix)] {
             if value.contains(['/', '\\', '\0']) {
-                return Err(format!(
-                    "the part {what} '{value}' must not contain a path separator"
-                ));
+                return Err(PartNameError::PathSeparator {
+                    what,
+                    value: value.clone(),
+                });
             }
         }
         Ok(())
@@ -289,9 +306,9 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         ctx: &TransactionContext,
         all_restored: &[FileTransaction],
     ) -> Result<(), UserError> {
-        let bad = |e: String| format!("file sink '{}': {e}", self.dir.display());
-        self.names.validate().map_err(bad)?;
-        self.buckets = Some(self.bucket_assigner.compile().map_err(bad)?);
+        let bad = |e: &dyn std::fmt::Display| format!("file sink '{}': {e}", self.dir.display());
+        self.names.validate().map_err(|e| bad(&e))?;
+        self.buckets = Some(self.bucket_assigner.compile().map_err(|e| bad(&e))?);
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "create output directory", e))?;
         self.ctx = Some(*ctx);

@@ -66,22 +66,43 @@ pub trait FieldAggregate: Sized {
     fn copy_field(&mut self, other: &Self, pos: usize);
 
     /// Checks a position for an aggregation, naming what is wrong.
-    fn check_position(pos: usize, needs_numeric: bool) -> Result<(), String> {
+    fn check_position(pos: usize, needs_numeric: bool) -> Result<(), FieldPositionError> {
+        let record = std::any::type_name::<Self>();
         if pos >= Self::ARITY {
-            return Err(format!(
-                "field position {pos} is out of range: the record type {} has {} field(s)",
-                std::any::type_name::<Self>(),
-                Self::ARITY
-            ));
+            return Err(FieldPositionError::OutOfRange {
+                pos,
+                record,
+                arity: Self::ARITY,
+            });
         }
         if needs_numeric && !Self::field_is_numeric(pos) {
-            return Err(format!(
-                "field {pos} of {} is not numeric, so it cannot be summed",
-                std::any::type_name::<Self>()
-            ));
+            return Err(FieldPositionError::NotNumeric { pos, record });
         }
         Ok(())
     }
+}
+
+/// Why a field position cannot be aggregated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPositionError {
+    /// The record type has fewer fields.
+    #[error("field position {pos} is out of range: the record type {record} has {arity} field(s)")]
+    OutOfRange {
+        /// The position asked for.
+        pos: usize,
+        /// The record type.
+        record: &'static str,
+        /// Its number of fields.
+        arity: usize,
+    },
+    /// The field is not a number, so it cannot be summed.
+    #[error("field {pos} of {record} is not numeric, so it cannot be summed")]
+    NotNumeric {
+        /// The position asked for.
+        pos: usize,
+        /// The record type.
+        record: &'static str,
+    },
 }
 
 macro_rules! scalar_aggregate {
@@ -135,12 +156,16 @@ mod tests {
     #[test]
     fn positions_are_checked() {
         assert!(<(String, i64)>::check_position(1, true).is_ok());
-        let err = <(String, i64)>::check_position(0, true).unwrap_err();
+        let err = <(String, i64)>::check_position(0, true)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("field 0") && err.contains("not numeric"),
             "{err}"
         );
-        let err = <(String, i64)>::check_position(2, false).unwrap_err();
+        let err = <(String, i64)>::check_position(2, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("out of range") && err.contains("2 field(s)"),
             "{err}"

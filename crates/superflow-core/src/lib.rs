@@ -15,7 +15,7 @@ pub mod key_group;
 pub mod record;
 pub mod snapshot_copy;
 
-pub use aggregate::{FieldAggregate, FieldValue};
+pub use aggregate::{FieldAggregate, FieldPositionError, FieldValue};
 pub use display::RecordDisplay;
 pub use error::{JobError, OperatorFailure, UserError};
 pub use key_group::{

@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 use superflow_api::StreamExecutionEnvironment;
 use superflow_runtime::checkpoint::{
     CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategy,
-    SnapshotCompression, StateBackend, TimerStorage,
+    SnapshotCompression, StateBackendConfig, TimerStorage,
 };
 use superflow_runtime::{ClusterConfig, RuntimeExecutionMode};
 
@@ -28,7 +28,7 @@ pub(crate) struct PlanSettings {
     restart: Option<RestartStrategy>,
     restore_from: Option<PathBuf>,
     allow_non_restored_state: bool,
-    state_backend: Option<StateBackend>,
+    state_backend: Option<StateBackendConfig>,
 }
 
 fn ms(value: u64) -> Duration {
@@ -118,11 +118,11 @@ fn restart_strategy(spec: &Bound<'_, PyAny>) -> PyResult<RestartStrategy> {
     })
 }
 
-fn state_backend(spec: &Bound<'_, PyAny>) -> PyResult<StateBackend> {
+fn state_backend(spec: &Bound<'_, PyAny>) -> PyResult<StateBackendConfig> {
     let kind: String = spec.get_item(0)?.extract()?;
     Ok(match kind.as_str() {
-        "hashmap" => StateBackend::HashMap,
-        "embedded_lsm" => StateBackend::EmbeddedLsm {
+        "hashmap" => StateBackendConfig::HashMap,
+        "embedded_lsm" => StateBackendConfig::EmbeddedLsm {
             dir: spec
                 .get_item(1)?
                 .extract::<Option<String>>()?

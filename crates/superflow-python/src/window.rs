@@ -185,7 +185,7 @@ macro_rules! with_time_assigner {
     ($spec:expr, $assigner:ident => $body:expr) => {{
         let spec: &WindowSpec = $spec;
         if spec.size_ms == 0 {
-            return Err(format!("{} windows need a size above zero", spec.assigner));
+            return Err(WindowSpecError::ZeroSize(spec.assigner.clone()));
         }
         let (size, slide, offset) = (
             millis(spec.size_ms),
@@ -217,7 +217,7 @@ macro_rules! with_time_assigner {
                 let $assigner = ProcessingTimeSessionWindows::with_gap(size);
                 $body
             }
-            other => Err(format!("unknown time-window assigner '{other}'")),
+            other => Err(WindowSpecError::UnknownAssigner(other.to_string())),
         }
     }};
 }
@@ -226,13 +226,33 @@ fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// What is wrong with the windows a Python job asks for.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WindowSpecError {
+    /// A window of size zero.
+    #[error("{0} windows need a size above zero")]
+    ZeroSize(String),
+    /// An assigner this build does not know.
+    #[error("unknown time-window assigner '{0}'")]
+    UnknownAssigner(String),
+    /// A window function kind that needs a function has none.
+    #[error("window {0} needs a function")]
+    NoFunction(String),
+    /// A window function kind this build does not know.
+    #[error("unknown window function kind '{0}'")]
+    UnknownFunction(String),
+    /// The trigger or evictor could not be read.
+    #[error("{0}")]
+    Python(PyErr),
+}
+
 /// Applies lateness, the late-data side output and the functions of `spec`.
 fn evaluate<A, TR, EV>(
     windowed: WindowedStream<PyObj, PyKey, PyKeySelector, A, TR, EV>,
     spec: &WindowSpec,
     classes: &WindowClasses,
     side: &SideOutputs,
-) -> Result<DataStream<PyObj>, String>
+) -> Result<DataStream<PyObj>, WindowSpecError>
 where
     A: WindowAssigner<PyObj>,
     A::W: PyWindowValue,
@@ -258,7 +278,7 @@ where
         spec.function
             .as_ref()
             .map(|f| Python::attach(|py| f.clone_ref(py)))
-            .ok_or_else(|| format!("window {} needs a function", spec.kind))
+            .ok_or_else(|| WindowSpecError::NoFunction(spec.kind.clone()))
     };
     Ok(match (spec.kind.as_str(), process) {
         ("reduce", None) => windowed.reduce(PyReduce { call: function()? }),
@@ -273,7 +293,7 @@ where
             p,
         ),
         ("process", Some(p)) => windowed.process(p),
-        (kind, _) => return Err(format!("unknown window function kind '{kind}'")),
+        (kind, _) => return Err(WindowSpecError::UnknownFunction(kind.to_string())),
     })
 }
 
@@ -285,7 +305,7 @@ fn evaluate_with<A>(
     classes: &WindowClasses,
     side: &SideOutputs,
     (trigger, evictor): (Option<PyTrigger>, Option<PyEvictor>),
-) -> Result<DataStream<PyObj>, String>
+) -> Result<DataStream<PyObj>, WindowSpecError>
 where
     A: WindowAssigner<PyObj>,
     A::W: PyWindowValue,
@@ -304,7 +324,7 @@ pub(crate) fn window(
     spec: &WindowSpec,
     classes: &WindowClasses,
     side: &SideOutputs,
-) -> Result<DataStream<PyObj>, String> {
+) -> Result<DataStream<PyObj>, WindowSpecError> {
     let (trigger, evictor) = Python::attach(|py| -> PyResult<_> {
         let trigger = match &spec.trigger {
             Some(t) => Some(PyTrigger::read(t.bind(py), classes)?),
@@ -316,7 +336,7 @@ pub(crate) fn window(
         };
         Ok((trigger, evictor))
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(WindowSpecError::Python)?;
     let gap = spec.gap.as_ref().map(|f| PyGap {
         extract: Python::attach(|py| f.clone_ref(py)),
     });
@@ -338,7 +358,7 @@ pub(crate) fn window(
         ("count", _) => {
             let (size, slide) = (spec.size_ms, spec.slide_ms);
             if size == 0 {
-                return Err("count windows need a size above zero".into());
+                return Err(WindowSpecError::ZeroSize("count".into()));
             }
             evaluated!(CountWindows::sliding(
                 size,
@@ -815,6 +835,6 @@ pub(crate) fn window_join(
     keyed: PyJoinKeyed,
     spec: &WindowSpec,
     function: PyCoGroup,
-) -> Result<DataStream<PyObj>, String> {
+) -> Result<DataStream<PyObj>, WindowSpecError> {
     with_time_assigner!(spec, assigner => Ok(finish_join(keyed.window(assigner), spec, function)))
 }

@@ -221,36 +221,45 @@ fn read_handshake(stream: &mut TcpStream) -> std::io::Result<Hello> {
     })
 }
 
+/// Why a connection was refused as a peer.
+#[derive(Debug, thiserror::Error)]
+enum NotAPeer {
+    #[error("it did not prove that it belongs to this job (it has no cluster secret; set the same SUPERFLOW_CLUSTER_SECRET on every process)")]
+    NoSecret,
+    #[error("it has a cluster secret and this process has none (set the same SUPERFLOW_CLUSTER_SECRET on every process)")]
+    UnexpectedSecret,
+    #[error("it did not prove that it belongs to this job (its cluster secret differs)")]
+    WrongSecret,
+    #[error("it did not answer the challenge: {0}")]
+    NoAnswer(std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// With a secret, proves to the connecting process that this one belongs to the job
 /// and has it prove the same; `Err` says why the connection is not a peer.
 fn authenticate(
     stream: &mut TcpStream,
     hello: &Hello,
     secret: Option<&ClusterSecret>,
-) -> Result<(), String> {
+) -> Result<(), NotAPeer> {
     let (secret, theirs) = match (secret, &hello.challenge) {
         (None, None) => return Ok(()),
         (Some(secret), Some(theirs)) => (secret, theirs),
-        (Some(_), None) => {
-            return Err("it did not prove that it belongs to this job (it has no cluster secret; set the same SUPERFLOW_CLUSTER_SECRET on every process)".into())
-        }
-        (None, Some(_)) => {
-            return Err("it has a cluster secret and this process has none (set the same SUPERFLOW_CLUSTER_SECRET on every process)".into())
-        }
+        (Some(_), None) => return Err(NotAPeer::NoSecret),
+        (None, Some(_)) => return Err(NotAPeer::UnexpectedSecret),
     };
-    let mine = cluster_auth::challenge().map_err(|e| e.to_string())?;
+    let mine = cluster_auth::challenge()?;
     let mut reply = Vec::with_capacity(2 * PROOF_BYTES);
     reply.extend_from_slice(&secret.answer(Side::Acceptor, theirs, hello.id, hello.kind));
     reply.extend_from_slice(&mine);
-    stream.write_all(&reply).map_err(|e| e.to_string())?;
+    stream.write_all(&reply)?;
     let mut answer = [0u8; PROOF_BYTES];
-    stream
-        .read_exact(&mut answer)
-        .map_err(|e| format!("it did not answer the challenge: {e}"))?;
+    stream.read_exact(&mut answer).map_err(NotAPeer::NoAnswer)?;
     if secret.accepts(Side::Connector, &mine, hello.id, hello.kind, &answer) {
         Ok(())
     } else {
-        Err("it did not prove that it belongs to this job (its cluster secret differs)".into())
+        Err(NotAPeer::WrongSecret)
     }
 }
 
@@ -387,9 +396,9 @@ fn sockets(
                 // Nothing the connection said counts before it proved it belongs to
                 // the job: an impostor cannot end the job with a wrong shape either.
                 let proven = authenticate(&mut stream, &hello, cluster.secret.as_ref())
-                    .and_then(|()| stream.set_read_timeout(None).map_err(|e| e.to_string()));
+                    .and_then(|()| Ok(stream.set_read_timeout(None)?));
                 if let Err(why) = proven {
-                    ignore_stray(me, from, &why);
+                    ignore_stray(me, from, &why.to_string());
                     continue;
                 }
                 let Hello {

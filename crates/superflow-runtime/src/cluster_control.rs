@@ -142,7 +142,7 @@ impl ControlLink {
     }
 
     /// Sends `message`; an error means the other process is gone.
-    pub fn send(&mut self, message: &ControlMessage) -> Result<(), String> {
+    pub fn send(&mut self, message: &ControlMessage) -> Result<(), ControlError> {
         self.writer.send(message)
     }
 
@@ -162,7 +162,7 @@ impl ControlLink {
     pub fn split(
         self,
         deliver: impl Fn(usize, ControlMessage) + Send + 'static,
-    ) -> Result<ControlWriter, String> {
+    ) -> Result<ControlWriter, ControlError> {
         let ControlLink { writer, mut reader } = self;
         let peer = writer.peer;
         std::thread::Builder::new()
@@ -175,7 +175,7 @@ impl ControlLink {
                     return;
                 }
             })
-            .map_err(|e| format!("cannot start the control reader: {e}"))?;
+            .map_err(ControlError::Reader)?;
         Ok(writer)
     }
 }
@@ -202,18 +202,40 @@ pub struct ControlWriter {
 
 impl ControlWriter {
     /// Sends `message`; an error means the other process is gone.
-    pub fn send(&mut self, message: &ControlMessage) -> Result<(), String> {
-        let mut line = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+    pub fn send(&mut self, message: &ControlMessage) -> Result<(), ControlError> {
+        let mut line = serde_json::to_vec(message).map_err(ControlError::Encode)?;
         line.push(b'\n');
         self.writer
             .write_all(&line)
-            .map_err(|e| format!("cannot reach process {}: {e}", self.peer))
+            .map_err(|source| ControlError::Unreachable {
+                peer: self.peer,
+                source,
+            })
     }
 
     /// Closes the connection (the reader thread at each end ends).
     pub fn close(&self) {
         let _ = self.writer.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// Why a control message could not go to another process.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The message could not be encoded.
+    #[error("a control message cannot be encoded: {0}")]
+    Encode(serde_json::Error),
+    /// The connection failed: the other process is gone.
+    #[error("cannot reach process {peer}: {source}")]
+    Unreachable {
+        /// The other process.
+        peer: usize,
+        /// What the connection said.
+        source: std::io::Error,
+    },
+    /// The thread reading the connection could not be started.
+    #[error("cannot start the control reader: {0}")]
+    Reader(std::io::Error),
 }
 
 /// This process's place in the job's control channel.

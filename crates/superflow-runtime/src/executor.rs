@@ -14,7 +14,7 @@ use crate::build::{BuildCtx, JobRun};
 use crate::checkpoint::{
     find_restorable, AfterSavepoint, CheckpointConfig, CheckpointCoordinator, CheckpointError,
     CheckpointStats, CheckpointStorage, CoordinatorSettings, RestartBackoff, RestartStrategy,
-    RestoredState, RunOutcome, StateBackend,
+    RestoredState, RunOutcome, StateBackendConfig,
 };
 use crate::cluster_control::{ControlMessage, ControlRole};
 use crate::control::JobControl;
@@ -141,7 +141,7 @@ pub struct ExecutionSettings {
     /// (otherwise it is an error).
     pub allow_non_restored_state: bool,
     /// Where keyed state lives.
-    pub state_backend: StateBackend,
+    pub state_backend: StateBackendConfig,
     /// What every operator activation runs inside (the Python binding's GIL).
     pub activation_scope: Option<Arc<dyn crate::ActivationScope>>,
     /// Whether Ctrl-C cancels the job (a handler is installed once per process); off
@@ -162,7 +162,7 @@ impl Default for ExecutionSettings {
             restart: None,
             restore_from: None,
             allow_non_restored_state: false,
-            state_backend: StateBackend::HashMap,
+            state_backend: StateBackendConfig::HashMap,
             activation_scope: None,
             ctrl_c: true,
             runtime_mode: crate::RuntimeExecutionMode::Streaming,
@@ -293,7 +293,7 @@ fn execute_job(
         if let Some(prepare) = &node.prepare {
             prepare().map_err(|reason| JobError::SourceUnavailable {
                 operator: node.name.clone(),
-                reason,
+                reason: reason.to_string(),
             })?;
         }
     }
@@ -393,49 +393,17 @@ fn execute_job(
             Arc::clone(&control),
         );
         control.set_checkpoints(Some(Arc::clone(&coordinator)));
-        let state_store = match &settings.state_backend {
-            StateBackend::HashMap => None,
-            StateBackend::EmbeddedLsm {
-                dir,
-                cache_entries,
-                timers,
-                block_cache_bytes,
-            } => {
-                // Each run opens a store of its own: the last run's store may still be
-                // alive for a moment (a checkpoint writer finishing holds it), and its
-                // background threads, and its removal of its directory when it closes,
-                // must not reach this run's files. Processes of one job on one machine
-                // must not share a store either.
-                // A run's directory is named after its process, so that the next
-                // process removes what a killed one left.
-                let run = format!("{:016x}", coordinator.run_id());
-                let (parent, prefix) = match (dir, &settings.cluster) {
-                    (Some(dir), Some(cluster)) => {
-                        (dir.join(format!("process-{}", cluster.process_id)), "run-")
-                    }
-                    (Some(dir), None) => (dir.clone(), "run-"),
-                    (None, _) => (std::env::temp_dir(), "superflow-state-"),
-                };
-                crate::leftovers::remove_those_of_ended_processes(&parent, prefix);
-                let dir = parent.join(crate::leftovers::own_name(prefix, &run));
-                let store = superflow_state::DiskStateStore::open_with_block_cache(
-                    &dir,
-                    *block_cache_bytes,
-                )
-                .map_err(|e| CheckpointError::StateStore(e.to_string()))?;
-                Some(crate::build::EmbeddedStore {
-                    store,
-                    cache_entries: *cache_entries,
-                    timers: *timers,
-                })
-            }
-        };
+        let state_backend = settings.state_backend.open_for_run(
+            coordinator.run_id(),
+            settings.cluster.as_ref().map(|cluster| cluster.process_id),
+        );
+        let state_backend = state_backend.map_err(CheckpointError::StateStore)?;
         let run = JobRun {
             control: Arc::clone(&control),
             flow: settings.flow.clone(),
             checkpoints: Arc::clone(&coordinator),
             restored,
-            state_store: state_store.clone(),
+            state_backend: Arc::clone(&state_backend),
             activation_scope: settings.activation_scope.clone(),
             runtime_mode,
         };
@@ -452,10 +420,12 @@ fn execute_job(
         {
             outcome = Err(JobError::OperatorFailed(failure));
         }
-        if let Some(embedded) = state_store {
-            // The store is a working copy of this run; checkpoints hold what lasts.
-            let dir = embedded.store.dir().to_path_buf();
-            drop(embedded);
+        // The store is a working copy of this run; checkpoints hold what lasts.
+        let working_dir = state_backend
+            .working_dir()
+            .map(std::path::Path::to_path_buf);
+        drop(state_backend);
+        if let Some(dir) = working_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
         let end_errors = coordinator.end_errors();
@@ -615,7 +585,9 @@ fn agree_on_start(
             run_id: start.run_id,
         };
         for follower in followers {
-            follower.send(&message).map_err(JobError::Cluster)?;
+            follower
+                .send(&message)
+                .map_err(|e| JobError::Cluster(e.to_string()))?;
         }
     }
     Ok((start, role))

@@ -98,7 +98,7 @@ pub struct Node {
 }
 
 /// A check run before the job starts; the error says what is missing.
-pub type PrepareFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type PrepareFn = Arc<dyn Fn() -> Result<(), crate::source::SourceError> + Send + Sync>;
 
 impl Node {
     /// This node as a dormant one ([`Node::dormant`]).

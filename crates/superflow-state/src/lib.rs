@@ -7,6 +7,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backend;
 mod hashing;
 pub mod keyed;
 pub mod snapshot;
@@ -14,14 +15,16 @@ pub mod spill;
 pub mod table;
 pub mod timers;
 
+pub use backend::{
+    Compacted, CompactionCleanup, CompactionRun, DiskStateStore, EmbeddedStateBackend,
+    MemoryStateBackend, PartitionBatch, PartitionView, StateBackend, StatePartition, StoreError,
+    TIMERS_PER_CACHE_ENTRY,
+};
 pub use keyed::KeyedStore;
 pub use snapshot::{
     filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, write_raw_keyed_snapshot,
-    Compression, SnapshotError,
+    Compression, Encoding, EncodingError, SnapshotError,
 };
-pub use spill::{
-    read_chain, Compacted, CompactionCleanup, CompactionRun, DiskStateStore, SpillingMap,
-    StoreError,
-};
+pub use spill::{read_chain, SpillingMap};
 pub use table::{Namespaced, StateTable};
 pub use timers::{TimeDomain, TimerService};

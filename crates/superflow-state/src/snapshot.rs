@@ -46,6 +46,35 @@ pub enum SnapshotError {
     Encode(String),
 }
 
+/// Why a copy of state could not be encoded for a checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodingError {
+    /// The backend's store could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+    /// The snapshot could not be written.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A file of an incremental checkpoint could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An entry could not be encoded.
+    #[error("state cannot be encoded: {0}")]
+    Encode(postcard::Error),
+    /// A stored entry could not be decoded.
+    #[error("a stored entry cannot be decoded: {0}")]
+    Decode(postcard::Error),
+}
+
+/// Encodes a copy of state on the checkpoint writer's thread.
+pub type Encoding = Box<dyn FnOnce() -> Result<Vec<u8>, EncodingError> + Send>;
+
 const MAGIC: &[u8; 4] = b"SFKS";
 const VERSION: u8 = 3;
 const HEADER: usize = 4 + 1 + 1 + 4 + 8;

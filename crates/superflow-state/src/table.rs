@@ -51,6 +51,21 @@ where
         StateTable::Memory(KeyedStore::new())
     }
 
+    /// The table of state `state` in `backend`: grouped by namespace in memory with the
+    /// memory backend, spilling to the state's partition with a store.
+    pub fn in_backend(
+        backend: &dyn crate::StateBackend,
+        state: &str,
+        max_parallelism: usize,
+    ) -> Result<Self, crate::StoreError> {
+        let map = SpillingMap::in_backend(backend, state, max_parallelism, None)?;
+        Ok(if map.is_spilling() {
+            StateTable::Spilling(map)
+        } else {
+            Self::in_memory()
+        })
+    }
+
     fn namespaced(key: &K, namespace: &N) -> Namespaced<K, N> {
         Namespaced {
             key: key.clone(),
@@ -139,8 +154,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::DiskStateStore;
     use crate::snapshot::{read_keyed_snapshot, Compression};
-    use crate::spill::DiskStateStore;
 
     fn fill(table: &mut StateTable<u64, u32, String>) {
         for key in 0..2_000u64 {

@@ -14,11 +14,10 @@ use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::backend::{DiskStateStore, StateBackend, StatePartition, TIMERS_PER_CACHE_ENTRY};
 use crate::hashing::StateHashSet;
-use crate::spill::{
-    append_grouped_key, encode_delta, write_chain_file, DiskStateStore, Encoding, IncrementalChain,
-    PartitionSnapshot,
-};
+use crate::snapshot::{Encoding, EncodingError};
+use crate::spill::{append_grouped_key, encode_delta, write_chain_file, IncrementalChain};
 
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,10 +63,7 @@ impl<K, N> Default for TimerQueue<K, N> {
 /// the domain, the time (ordered as unsigned big-endian) and the encoded key and
 /// namespace, with empty values.
 struct TimerDisk {
-    store: Arc<DiskStateStore>,
-    partition: fjall::Keyspace,
-    /// The partition's name, which names its incremental checkpoint files.
-    name: String,
+    partition: Box<dyn StatePartition>,
     capacity: usize,
     chain: IncrementalChain,
 }
@@ -82,21 +78,23 @@ impl TimerDisk {
 
     fn time_of(stored: &[u8]) -> i64 {
         let mut time = [0u8; 8];
-        time.copy_from_slice(&stored[1..9]);
+        if let Some(bytes) = stored.get(1..9) {
+            time.copy_from_slice(bytes);
+        }
         (u64::from_be_bytes(time) ^ (1 << 63)) as i64
     }
 
     /// The timer a stored key holds.
     fn timer_of<K: DeserializeOwned, N: DeserializeOwned>(
         stored: &[u8],
-    ) -> Result<Timer<K, N>, String> {
-        let domain = if stored[0] == TimeDomain::ProcessingTime.tag() {
+    ) -> Result<Timer<K, N>, EncodingError> {
+        let domain = if stored.first() == Some(&TimeDomain::ProcessingTime.tag()) {
             TimeDomain::ProcessingTime
         } else {
             TimeDomain::EventTime
         };
-        let (k, n): (K, N) = postcard::from_bytes(&stored[9..])
-            .map_err(|e| format!("a stored timer cannot be decoded: {e}"))?;
+        let (k, n): (K, N) = postcard::from_bytes(stored.get(9..).unwrap_or_default())
+            .map_err(EncodingError::Decode)?;
         Ok((domain, Self::time_of(stored), k, n))
     }
 
@@ -110,7 +108,8 @@ impl TimerDisk {
         out.clear();
         out.extend_from_slice(&Self::prefix(domain, time));
         if let Err(e) = postcard::to_io(timer, &mut *out) {
-            self.store.fail(format!("a timer cannot be encoded: {e}"));
+            self.partition
+                .fail(&format!("a timer cannot be encoded: {e}"));
         }
     }
 }
@@ -166,12 +165,34 @@ where
     /// No timers; beyond `capacity` per domain in memory, they go to partition `state`
     /// of `store`.
     pub fn spilling(store: &Arc<DiskStateStore>, state: &str, capacity: usize) -> Self {
-        let (name, partition) = store.partition(state, None);
+        match store.partition(state, None) {
+            Ok(partition) => Self::over_partition(Box::new(partition), capacity),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The timers of state `state` in `backend`: in memory, unless the backend keeps
+    /// timers in its store; then [`TIMERS_PER_CACHE_ENTRY`] times its cache entries per
+    /// domain in memory and the rest in the state's partition.
+    pub fn in_backend(backend: &dyn StateBackend, state: &str) -> Result<Self, crate::StoreError> {
+        if !backend.timers_in_store() {
+            return Ok(Self::new());
+        }
+        Ok(match backend.open_partition(state, None)? {
+            Some(partition) => Self::over_partition(
+                partition,
+                backend
+                    .cache_entries()
+                    .saturating_mul(TIMERS_PER_CACHE_ENTRY),
+            ),
+            None => Self::new(),
+        })
+    }
+
+    fn over_partition(partition: Box<dyn StatePartition>, capacity: usize) -> Self {
         TimerService {
             disk: Some(TimerDisk {
-                store: Arc::clone(store),
                 partition,
-                name,
                 capacity: capacity.max(2),
                 chain: IncrementalChain::default(),
             }),
@@ -226,7 +247,7 @@ where
         }
         disk.key(domain, time, &timer, scratch);
         if let Err(e) = disk.partition.insert(scratch.as_slice(), b"") {
-            disk.store.fail(e);
+            disk.partition.fail(&e);
         }
     }
 
@@ -240,7 +261,7 @@ where
         scratch: &mut Vec<u8>,
     ) {
         let target = disk.capacity - disk.capacity / 4;
-        let mut batch = disk.store.db.batch();
+        let mut batch = disk.partition.batch();
         while queue.hot_len > target {
             let Some(mut last) = queue.hot.last_entry() else {
                 break;
@@ -264,11 +285,11 @@ where
             queue.hot_len -= moving.len();
             for timer in &moving {
                 disk.key(domain, time, timer, scratch);
-                batch.insert(&disk.partition, scratch.as_slice(), b"");
+                batch.insert(scratch.as_slice(), b"");
             }
         }
         if let Err(e) = batch.commit() {
-            disk.store.fail(e);
+            disk.partition.fail(&e);
         }
     }
 
@@ -277,24 +298,25 @@ where
     #[inline(never)]
     fn refill(disk: &TimerDisk, domain: TimeDomain, queue: &mut TimerQueue<K, N>) {
         let target = (disk.capacity / 2).max(1);
-        let mut batch = disk.store.db.batch();
+        let partition = &*disk.partition;
+        let mut batch = partition.batch();
         queue.spill_from = i64::MAX;
-        for item in disk.partition.prefix([domain.tag()]) {
-            let stored = item.key().unwrap_or_else(|e| disk.store.fail(e));
-            let time = TimerDisk::time_of(&stored);
+        let scanned = partition.scan(&[domain.tag()], &mut |stored, _| {
+            let time = TimerDisk::time_of(stored);
             if queue.hot_len >= target {
                 queue.spill_from = time;
-                break;
+                return false;
             }
-            let timer: (K, N) = postcard::from_bytes(&stored[9..])
-                .unwrap_or_else(|e| disk.store.fail(format!("a timer cannot be decoded: {e}")));
+            let timer: (K, N) = postcard::from_bytes(stored.get(9..).unwrap_or_default())
+                .unwrap_or_else(|e| partition.fail(&format!("a timer cannot be decoded: {e}")));
             if queue.hot.entry(time).or_default().insert(timer) {
                 queue.hot_len += 1;
             }
-            batch.remove(&disk.partition, &*stored);
-        }
-        if let Err(e) = batch.commit() {
-            disk.store.fail(e);
+            batch.remove(stored);
+            true
+        });
+        if let Err(e) = scanned.and_then(|()| batch.commit()) {
+            partition.fail(&e);
         }
     }
 
@@ -319,7 +341,7 @@ where
         if let Some(disk) = disk.filter(|_| time >= queue.spill_from) {
             disk.key(domain, time, &timer, scratch);
             if let Err(e) = disk.partition.remove(scratch.as_slice()) {
-                disk.store.fail(e);
+                disk.partition.fail(&e);
             }
         }
     }
@@ -370,10 +392,16 @@ where
             TimeDomain::EventTime => &self.event,
             TimeDomain::ProcessingTime => &self.processing,
         };
-        let stored = self
-            .disk
-            .as_ref()
-            .map_or(0, |disk| disk.partition.prefix([domain.tag()]).count());
+        let stored = self.disk.as_ref().map_or(0, |disk| {
+            let mut count = 0;
+            if let Err(e) = disk.partition.scan(&[domain.tag()], &mut |_, _| {
+                count += 1;
+                true
+            }) {
+                disk.partition.fail(&e);
+            }
+            count
+        });
         queue.hot_len + stored
     }
 
@@ -399,10 +427,7 @@ where
         compression: crate::Compression,
     ) -> Encoding {
         let copy = (self.event.hot.clone(), self.processing.hot.clone());
-        let stored = self
-            .disk
-            .as_ref()
-            .map(|disk| PartitionSnapshot::of(&disk.store, &disk.partition));
+        let stored = self.disk.as_ref().map(|disk| disk.partition.view());
         Box::new(move || {
             let mut timers: Vec<(K, N, (bool, i64))> = Vec::new();
             for (processing, queue) in [(false, copy.0), (true, copy.1)] {
@@ -412,19 +437,19 @@ where
                     }
                 }
             }
-            if let Some(snapshot) = &stored {
-                for item in snapshot.iter() {
-                    let (key, _) = item.map_err(|e| e.to_string())?;
+            if let Some(view) = &stored {
+                let mut keys = Vec::new();
+                view.scan(&mut |key, _| keys.push(key.to_vec()))?;
+                for key in keys {
                     let (domain, time, k, n) = TimerDisk::timer_of::<K, N>(&key)?;
                     timers.push((k, n, (domain == TimeDomain::ProcessingTime, time)));
                 }
             }
-            crate::write_keyed_snapshot(
+            Ok(crate::write_keyed_snapshot(
                 timers.iter().map(|(k, n, t)| (k, n, t)),
                 max_parallelism,
                 compression,
-            )
-            .map_err(|e| e.to_string())
+            )?)
         })
     }
 
@@ -447,12 +472,12 @@ where
         // (no changes are recorded until the next full file starts one again).
         let total = self.event.hot_len + self.processing.hot_len + disk.partition.approximate_len();
         let churned = disk.chain.started() && self.changed.len().saturating_mul(2) > total;
-        let (full, file, chain) = disk.chain.next(&disk.name, checkpoint, churned);
+        let (full, file, chain) = disk.chain.next(disk.partition.name(), checkpoint, churned);
         if churned {
             disk.chain.pause();
         }
         let changed = std::mem::take(&mut self.changed);
-        let stored = PartitionSnapshot::of(&disk.store, &disk.partition);
+        let stored = disk.partition.view();
         if full {
             let copy = (self.event.hot.clone(), self.processing.hot.clone());
             return Some(Box::new(move || {
@@ -468,8 +493,9 @@ where
                         }
                     }
                 }
-                for item in stored.iter() {
-                    let (key, _) = item.map_err(|e| e.to_string())?;
+                let mut keys = Vec::new();
+                stored.scan(&mut |key, _| keys.push(key.to_vec()))?;
+                for key in keys {
                     let timer = TimerDisk::timer_of::<K, N>(&key)?;
                     entries.push((chain_key(&timer, max_parallelism)?, true));
                 }
@@ -503,7 +529,7 @@ where
                 entries.push((chain_key(timer, max_parallelism)?, *exists));
             }
             for (timer, stored_key) in &in_store {
-                let exists = stored.get(stored_key).map_err(|e| e.to_string())?.is_some();
+                let exists = stored.get(stored_key)?.is_some();
                 entries.push((chain_key(timer, max_parallelism)?, exists));
             }
             write_timer_delta(&shared, &file, &entries, &chain)
@@ -516,7 +542,8 @@ where
         max_parallelism: usize,
         compression: crate::Compression,
     ) -> Result<Vec<u8>, crate::SnapshotError> {
-        self.snapshot_later(max_parallelism, compression)().map_err(crate::SnapshotError::Encode)
+        self.snapshot_later(max_parallelism, compression)()
+            .map_err(|e| crate::SnapshotError::Encode(e.to_string()))
     }
 
     /// Registers the timers of `snapshot` whose key groups fall in `range`.
@@ -542,11 +569,11 @@ where
 fn chain_key<K: Hash + Serialize, N: Serialize>(
     (domain, time, k, n): &Timer<K, N>,
     max_parallelism: usize,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, EncodingError> {
     let mut out = Vec::new();
     let processing = *domain == TimeDomain::ProcessingTime;
     append_grouped_key(k, &(k, n, (processing, *time)), max_parallelism, &mut out)
-        .map_err(|e| format!("a timer cannot be encoded: {e}"))?;
+        .map_err(EncodingError::Encode)?;
     Ok(out)
 }
 
@@ -556,7 +583,7 @@ fn write_timer_delta(
     file: &str,
     entries: &[(Vec<u8>, bool)],
     chain: &[String],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, EncodingError> {
     let bytes = encode_delta(
         entries
             .iter()

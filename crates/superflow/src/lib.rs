@@ -69,7 +69,7 @@ pub mod prelude {
     pub use superflow_core::{JobError, RecordDisplay, UserError};
     pub use superflow_runtime::checkpoint::{
         CheckpointConfig, CheckpointStats, CheckpointStatus, CheckpointStorage, CheckpointingMode,
-        ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression, StateBackend,
+        ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression, StateBackendConfig,
         TimerStorage,
     };
     pub use superflow_runtime::{JobExecutionResult, RuntimeExecutionMode};

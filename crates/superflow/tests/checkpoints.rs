@@ -195,7 +195,7 @@ fn a_panic_restarts_the_job_from_its_last_checkpoint_with_exactly_once_output() 
         // window contents and the join buffers live in the embedded store.
         let lsm = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         if seed % 2 == 1 {
-            env.set_state_backend(StateBackend::EmbeddedLsm {
+            env.set_state_backend(StateBackendConfig::EmbeddedLsm {
                 dir: Some(lsm.path().to_path_buf()),
                 cache_entries: 2,
                 timers: TimerStorage::InStore,

@@ -341,11 +341,11 @@ fn process_window_functions_keep_per_window_and_per_key_state_on_either_backend(
         let env = punctuated_env();
         if let Some(timers) = lsm {
             // One entry per state in memory: window and key state live in the store.
-            env.set_state_backend(StateBackend::EmbeddedLsm {
+            env.set_state_backend(StateBackendConfig::EmbeddedLsm {
                 dir: None,
                 cache_entries: 1,
                 timers,
-                block_cache_bytes: StateBackend::DEFAULT_BLOCK_CACHE_BYTES,
+                block_cache_bytes: StateBackendConfig::DEFAULT_BLOCK_CACHE_BYTES,
             });
         }
         let input = vec![

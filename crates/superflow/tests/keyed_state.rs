@@ -246,7 +246,7 @@ fn the_store_a_killed_process_left_is_removed_by_the_next_run() -> Result<(), Jo
         .map_err(|e| JobError::Internal(e.to_string()))?;
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(2);
-    env.set_state_backend(StateBackend::EmbeddedLsm {
+    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
         dir: Some(lsm.clone()),
         cache_entries: 10,
         timers: TimerStorage::InMemory,
@@ -260,4 +260,78 @@ fn the_store_a_killed_process_left_is_removed_by_the_next_run() -> Result<(), Jo
     assert_eq!(out.len(), 1_000);
     assert!(!left.exists(), "the ended process's store is still there");
     Ok(())
+}
+
+/// Keeps a per-key value of type `T` in state "count", set from each record.
+#[derive(Clone)]
+struct Keeps<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> KeyedProcessFunction<u64, u64, u64> for Keeps<T>
+where
+    T: From<u8> + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    fn process_element(
+        &mut self,
+        v: u64,
+        ctx: &mut KeyedProcessContext<u64>,
+        _: &mut Collector<u64>,
+    ) -> Result<(), UserError> {
+        let mut state = ctx.get_state(&ValueStateDescriptor::<T>::new("count"));
+        if state.value().is_none() {
+            state.update(T::from((v % 7) as u8));
+        }
+        Ok(())
+    }
+}
+
+/// A value wider than the byte the first job kept.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Wide(u64, u64, u64, u64);
+
+impl From<u8> for Wide {
+    fn from(v: u8) -> Wide {
+        Wide(v.into(), 0, 0, 0)
+    }
+}
+
+#[test]
+fn state_restored_as_another_type_fails_naming_the_operator_state_and_savepoint() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(1);
+    env.from_sequence(0, i64::MAX)
+        .map(|v: i64| v as u64)
+        .key_by(|v: &u64| *v % 10)
+        .process(Keeps::<u8>(std::marker::PhantomData))
+        .name("Typed counter")
+        .uid("typed-counter")
+        .print();
+    let client = env
+        .execute_async("small values")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let savepoint = client
+        .stop_with_savepoint(root.path().join("savepoint"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    client.wait().unwrap_or_else(|e| panic!("{e}"));
+
+    // The same state, now read as a wider type: its bytes end too early.
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(1);
+    env.set_restore_path(&savepoint);
+    env.from_sequence(0, 100)
+        .map(|v: i64| v as u64)
+        .key_by(|v: &u64| *v % 10)
+        .process(Keeps::<Wide>(std::marker::PhantomData))
+        .name("Typed counter")
+        .uid("typed-counter")
+        .print();
+    let err = env
+        .execute("wide values")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("Typed counter"), "{err}");
+    assert!(err.contains("state 'count' cannot be restored"), "{err}");
+    assert!(err.contains(&savepoint.display().to_string()), "{err}");
 }

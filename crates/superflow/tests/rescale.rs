@@ -538,7 +538,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     // Ten entries per state in memory: nearly all of the 101 keys live in the store.
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(2);
-    env.set_state_backend(StateBackend::EmbeddedLsm {
+    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
         dir: Some(root.path().join("lsm")),
         cache_entries: 10,
         timers: TimerStorage::InStore,
@@ -603,7 +603,7 @@ fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_ba
     copy_dir(&first.1, &out);
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(1);
-    env.set_state_backend(StateBackend::EmbeddedLsm {
+    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
         dir: None,
         cache_entries: 5,
         timers: TimerStorage::InStore,
@@ -717,7 +717,7 @@ fn incremental_checkpoints_in_an_object_store_restore_into_an_empty_staging_dire
     let url = format!("file://{}", store.display());
     let env = StreamExecutionEnvironment::get_execution_environment();
     env.set_parallelism(2);
-    env.set_state_backend(StateBackend::EmbeddedLsm {
+    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
         dir: Some(root.path().join("lsm")),
         cache_entries: 10,
         timers: TimerStorage::InStore,

@@ -169,7 +169,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStateStore::open(&dir.path().join("lsm")).unwrap();
         let mut backend = KeyedStateBackend::<u64> {
-            spill: Some((Arc::clone(&store), 100, "op#0".to_string(), 128)),
+            backend: (
+                Arc::new(superflow_state::EmbeddedStateBackend::new(
+                    Arc::clone(&store),
+                    100,
+                    false,
+                )),
+                "op#0".to_string(),
+                128,
+            ),
             ..KeyedStateBackend::default()
         };
         const KEYS: u64 = 20_000;
@@ -186,7 +194,7 @@ mod tests {
         }
         // Every value but the last 100 of each state is in the store only.
         clock.advance(40);
-        let left = |name: &str| store.compact(&format!("op#0/{name}"));
+        let left = |name: &str| store.compact(&format!("op#0/{name}")).unwrap();
         let stored = KEYS as usize - 100..=KEYS as usize;
         assert!(
             stored.contains(&left("kept")),

@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::{Key, KeyGroupRange};
 use superflow_runtime::checkpoint::OperatorSnapshot;
 use superflow_runtime::StageContext;
-use superflow_state::{DiskStateStore, SpillingMap};
+use superflow_state::{MemoryStateBackend, SpillingMap, StateBackend};
 
 use super::ttl::{compaction_cleanup, Ttl};
 
@@ -76,9 +76,12 @@ pub struct KeyedStateBackend<K> {
     pub(super) carried: HashMap<String, Vec<Vec<u8>>>,
     /// Whether a state runs its incremental cleanup on every record.
     pub(super) cleans_for_records: bool,
-    /// With the embedded backend: the store, the entries kept in memory, this subtask's
-    /// prefix of partition names, and the max parallelism.
-    pub(super) spill: Option<(Arc<DiskStateStore>, usize, String, usize)>,
+    /// Where the states live, this subtask's prefix of partition names, and the max
+    /// parallelism.
+    pub(super) backend: (Arc<dyn StateBackend>, String, usize),
+    /// The operator, its subtask and the checkpoint restored from, named when a
+    /// restored state cannot be read as the type its descriptor asks for.
+    pub(super) origin: Option<(Arc<str>, usize, String)>,
     pub(super) _key: PhantomData<fn() -> K>,
 }
 
@@ -88,7 +91,8 @@ impl<K> Default for KeyedStateBackend<K> {
             states: HashMap::new(),
             carried: HashMap::new(),
             cleans_for_records: false,
-            spill: None,
+            backend: (Arc::new(MemoryStateBackend), String::new(), 0),
+            origin: None,
             _key: PhantomData,
         }
     }
@@ -102,12 +106,16 @@ impl<K: Key> KeyedStateBackend<K> {
     /// checkpoint the job restores from.
     pub(crate) fn restored(ctx: &StageContext) -> Self {
         let mut backend = KeyedStateBackend {
-            spill: ctx.state_store.as_ref().map(|embedded| {
+            backend: (
+                Arc::clone(&ctx.state_backend),
+                ctx.store_partition(STATE_PREFIX),
+                ctx.max_parallelism,
+            ),
+            origin: ctx.restored.as_ref().map(|restored| {
                 (
-                    Arc::clone(&embedded.store),
-                    embedded.cache_entries,
-                    ctx.store_partition(STATE_PREFIX),
-                    ctx.max_parallelism,
+                    Arc::clone(&ctx.name),
+                    ctx.subtask,
+                    restored.path.display().to_string(),
                 )
             }),
             ..KeyedStateBackend::default()
@@ -171,21 +179,25 @@ impl<K: Key> KeyedStateBackend<K> {
         elementwise: bool,
     ) -> &mut SpillingMap<K, S> {
         if !self.states.contains_key(name) {
-            let mut store = match &self.spill {
-                Some((disk, capacity, prefix, max_parallelism)) => {
-                    SpillingMap::spilling_with_cleanup(
-                        disk,
-                        &format!("{prefix}/{name}"),
-                        *max_parallelism,
-                        *capacity,
-                        compaction_cleanup(ttl, live, elementwise),
-                    )
-                }
-                None => SpillingMap::in_memory(),
-            };
+            let (backend, prefix, max_parallelism) = &self.backend;
+            let opened = SpillingMap::in_backend(
+                &**backend,
+                &format!("{prefix}/{name}"),
+                *max_parallelism,
+                compaction_cleanup(ttl, live, elementwise),
+            );
+            let mut store = opened.unwrap_or_else(|e| panic!("state '{name}': {e}"));
             for part in self.carried.remove(name).unwrap_or_default() {
                 if let Err(e) = store.restore(&part, KeyGroupRange::all()) {
-                    panic!("state '{name}' cannot be restored as {kind}: {e}");
+                    let cause = format!("state '{name}' cannot be restored as {kind}: {e}");
+                    match &self.origin {
+                        Some((operator, subtask, checkpoint)) => superflow_runtime::failure::raise(
+                            operator,
+                            *subtask,
+                            format!("{cause} (checkpoint {checkpoint})"),
+                        ),
+                        None => panic!("{cause}"),
+                    }
                 }
             }
             self.cleans_for_records |= ttl.cleans_on_every_record();

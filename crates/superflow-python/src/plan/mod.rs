@@ -175,6 +175,9 @@ pub(crate) enum PlanError {
     /// The node's settings are not valid for its operation.
     #[error("{0}: {1}")]
     Invalid(String, String),
+    /// The node's windows are not valid.
+    #[error("{0}: {1}")]
+    Window(String, crate::window::WindowSpecError),
 }
 
 /// Python classes the operators need, looked up once.

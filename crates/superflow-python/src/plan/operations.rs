@@ -295,7 +295,7 @@ fn window(b: &PlanBuilder<'_>, node: &PlanNode) -> Result<Built, PlanError> {
         .ok_or_else(|| PlanError::Missing(node.describe(), "window assigner"))?;
     let classes = b.classes;
     let stream = crate::window::window(b.keyed_of(node)?, spec, &classes.windows, &classes.side)
-        .map_err(|reason| PlanError::Invalid(node.describe(), reason))?;
+        .map_err(|reason| PlanError::Window(node.describe(), reason))?;
     Ok(Built::Stream(stream.name("Window")))
 }
 
@@ -435,7 +435,7 @@ fn window_join(b: &PlanBuilder<'_>, node: &PlanNode) -> Result<Built, PlanError>
         "CoGroup"
     };
     let joined = crate::window::window_join(keyed, spec, function)
-        .map_err(|reason| PlanError::Invalid(node.describe(), reason))?;
+        .map_err(|reason| PlanError::Window(node.describe(), reason))?;
     Ok(Built::Stream(joined.name(name)))
 }
 

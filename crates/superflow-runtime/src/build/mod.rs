@@ -16,7 +16,7 @@ pub use chain::{
     side_output_tag, Attach, ChainOutput, NodeBuilder, OneInputStage, SideOutputSink, Stage,
     TwoInputStage,
 };
-pub use stage_context::{EmbeddedStore, StageContext};
+pub use stage_context::StageContext;
 
 use operator_core::{deliver_one, deliver_two, ErasedInput, OperatorCore, Signal};
 
@@ -40,12 +40,6 @@ use crate::graph::{JobGraph, JobPlan, NodeId};
 use crate::metrics::WorkerMetrics;
 use crate::source::FlowControl;
 use crate::time::{ChannelId, WatermarkTracker};
-
-/// Timers kept in memory per cache entry of the embedded backend. A timer is a few
-/// dozen bytes, and a window operator has one per key and window: with as many as the
-/// window contents, the timers of the next window went to the store and back, and a
-/// window count over 100k keys ran at half speed (2.6M against 4.7M records/s).
-const TIMERS_PER_CACHE_ENTRY: usize = 4;
 
 /// A physical stream of a Superflow dataflow.
 pub type BatchStream<'s> = Stream<'s, u64, Batch>;
@@ -77,7 +71,7 @@ pub(crate) struct JobRun {
     pub(crate) flow: FlowControl,
     pub(crate) checkpoints: Arc<CheckpointCoordinator>,
     pub(crate) restored: Option<Arc<RestoredState>>,
-    pub(crate) state_store: Option<EmbeddedStore>,
+    pub(crate) state_backend: Arc<dyn superflow_state::StateBackend>,
     pub(crate) activation_scope: Option<Arc<dyn crate::ActivationScope>>,
     pub(crate) runtime_mode: crate::RuntimeExecutionMode,
 }
@@ -154,7 +148,7 @@ impl<'s> BuildCtx<'s> {
             uid: Arc::from(self.graph.nodes[id].state_uid().as_str()),
             restored: self.run.restored.clone(),
             checkpoints: Arc::clone(&self.run.checkpoints),
-            state_store: self.run.state_store.clone(),
+            state_backend: Arc::clone(&self.run.state_backend),
             runtime_mode: self.run.runtime_mode,
         }
     }

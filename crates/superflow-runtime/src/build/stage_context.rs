@@ -9,8 +9,6 @@ use crate::failure::{guard, raise};
 use crate::graph::NodeId;
 use crate::metrics::OperatorCounters;
 
-use super::TIMERS_PER_CACHE_ENTRY;
-
 /// What a stage knows about where it runs.
 #[derive(Clone)]
 pub struct StageContext {
@@ -33,22 +31,10 @@ pub struct StageContext {
     pub restored: Option<Arc<RestoredState>>,
     /// The job's checkpoint coordinator.
     pub checkpoints: Arc<CheckpointCoordinator>,
-    /// The embedded store of larger-than-memory state; `None` with the in-memory
-    /// backend.
-    pub state_store: Option<EmbeddedStore>,
+    /// Where keyed state lives: in memory, or partly in the embedded store.
+    pub state_backend: Arc<dyn superflow_state::StateBackend>,
     /// The job's semantics: `Streaming` or `Batch` (never `Automatic`).
     pub runtime_mode: crate::RuntimeExecutionMode,
-}
-
-/// The embedded store of one job run, with the embedded backend's settings.
-#[derive(Clone)]
-pub struct EmbeddedStore {
-    /// The store.
-    pub store: Arc<superflow_state::DiskStateStore>,
-    /// Entries per state and subtask kept in memory.
-    pub cache_entries: usize,
-    /// Where timers live.
-    pub timers: crate::checkpoint::TimerStorage,
 }
 
 impl StageContext {
@@ -95,40 +81,30 @@ impl StageContext {
         K: superflow_core::Key,
         V: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let mut map = match &self.state_store {
-            Some(embedded) => superflow_state::SpillingMap::spilling(
-                &embedded.store,
-                &self.store_partition(name),
-                self.max_parallelism,
-                embedded.cache_entries,
-            ),
-            None => superflow_state::SpillingMap::in_memory(),
-        };
+        let opened = superflow_state::SpillingMap::in_backend(
+            &*self.state_backend,
+            &self.store_partition(name),
+            self.max_parallelism,
+            None,
+        );
+        let mut map = opened.unwrap_or_else(|e| self.fail(e));
         self.restore_keyed(name, |bytes, range| map.restore(bytes, range));
         map
     }
 
-    /// The timers of this subtask, kept as state `name`: with the embedded store and
-    /// timers in it, beyond `TIMERS_PER_CACHE_ENTRY` times the cache's entries per
-    /// domain, in the store; holding this subtask's key groups of the restored
-    /// checkpoint.
+    /// The timers of this subtask, kept as state `name` (with the embedded backend and
+    /// timers in its store, beyond some in memory in the store), holding this subtask's
+    /// key groups of the restored checkpoint.
     pub fn timer_service<K, N>(&self, name: &str) -> superflow_state::TimerService<K, N>
     where
         K: superflow_core::Key,
         N: superflow_core::Key,
     {
-        let mut timers = match &self.state_store {
-            Some(embedded) if embedded.timers == crate::checkpoint::TimerStorage::InStore => {
-                superflow_state::TimerService::spilling(
-                    &embedded.store,
-                    &self.store_partition(name),
-                    embedded
-                        .cache_entries
-                        .saturating_mul(TIMERS_PER_CACHE_ENTRY),
-                )
-            }
-            _ => superflow_state::TimerService::new(),
-        };
+        let opened = superflow_state::TimerService::in_backend(
+            &*self.state_backend,
+            &self.store_partition(name),
+        );
+        let mut timers = opened.unwrap_or_else(|e| self.fail(e));
         self.restore_keyed(name, |bytes, range| timers.restore(bytes, range));
         timers
     }
@@ -142,10 +118,12 @@ impl StageContext {
         N: superflow_core::Key,
         V: serde::Serialize + serde::de::DeserializeOwned,
     {
-        if self.state_store.is_some() {
-            return superflow_state::StateTable::Spilling(self.keyed_map(name));
-        }
-        let mut table = superflow_state::StateTable::in_memory();
+        let opened = superflow_state::StateTable::in_backend(
+            &*self.state_backend,
+            &self.store_partition(name),
+            self.max_parallelism,
+        );
+        let mut table = opened.unwrap_or_else(|e| self.fail(e));
         self.restore_keyed(name, |bytes, range| table.restore(bytes, range));
         table
     }

@@ -41,7 +41,7 @@ pub enum SnapshotCompression {
 
 /// Where keyed state lives (Flink's state backends).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum StateBackend {
+pub enum StateBackendConfig {
     /// Hash maps in memory: the fastest; state must fit in memory.
     #[default]
     HashMap,
@@ -61,7 +61,7 @@ pub enum StateBackend {
         timers: TimerStorage,
         /// The store's cache of blocks read from disk, in bytes, per process (Flink's
         /// `state.backend.rocksdb.block.cache-size`):
-        /// [`StateBackend::DEFAULT_BLOCK_CACHE_BYTES`] by default.
+        /// [`StateBackendConfig::DEFAULT_BLOCK_CACHE_BYTES`] by default.
         block_cache_bytes: u64,
     },
 }
@@ -80,20 +80,62 @@ pub enum TimerStorage {
     InStore,
 }
 
-impl StateBackend {
+impl StateBackendConfig {
     /// The embedded store's block cache unless told otherwise (32 MiB).
     pub const DEFAULT_BLOCK_CACHE_BYTES: u64 =
         superflow_state::DiskStateStore::DEFAULT_BLOCK_CACHE_BYTES;
 
     /// The embedded LSM backend in a temporary directory, with 100,000 entries per
     /// state and subtask in memory, timers in memory and the default block cache.
-    pub fn embedded_lsm() -> StateBackend {
-        StateBackend::EmbeddedLsm {
+    pub fn embedded_lsm() -> StateBackendConfig {
+        StateBackendConfig::EmbeddedLsm {
             dir: None,
             cache_entries: 100_000,
             timers: TimerStorage::InMemory,
             block_cache_bytes: Self::DEFAULT_BLOCK_CACHE_BYTES,
         }
+    }
+
+    /// Opens the backend for run `run_id` of a job (on process `process` of several).
+    ///
+    /// Each run opens a store of its own: the last run's store may still be alive for
+    /// a moment (a checkpoint writer finishing holds it), and its background threads,
+    /// and its removal of its directory when it closes, must not reach this run's
+    /// files. Processes of one job on one machine must not share a store either. A
+    /// run's directory is named after its process, so that the next process removes
+    /// what a killed one left.
+    pub(crate) fn open_for_run(
+        &self,
+        run_id: u64,
+        process: Option<usize>,
+    ) -> Result<std::sync::Arc<dyn superflow_state::StateBackend>, superflow_state::StoreError>
+    {
+        let StateBackendConfig::EmbeddedLsm {
+            dir,
+            cache_entries,
+            timers,
+            block_cache_bytes,
+        } = self
+        else {
+            return Ok(std::sync::Arc::new(superflow_state::MemoryStateBackend));
+        };
+        let run = format!("{run_id:016x}");
+        let (parent, prefix) = match (dir, process) {
+            (Some(dir), Some(process)) => (dir.join(format!("process-{process}")), "run-"),
+            (Some(dir), None) => (dir.clone(), "run-"),
+            (None, _) => (std::env::temp_dir(), "superflow-state-"),
+        };
+        crate::leftovers::remove_those_of_ended_processes(&parent, prefix);
+        let dir = parent.join(crate::leftovers::own_name(prefix, &run));
+        let store =
+            superflow_state::DiskStateStore::open_with_block_cache(&dir, *block_cache_bytes)?;
+        Ok(std::sync::Arc::new(
+            superflow_state::EmbeddedStateBackend::new(
+                store,
+                *cache_entries,
+                *timers == TimerStorage::InStore,
+            ),
+        ))
     }
 }
 

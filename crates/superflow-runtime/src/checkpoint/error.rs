@@ -53,7 +53,7 @@ pub enum CheckpointError {
     },
     /// The state store of the embedded backend could not be opened.
     #[error("cannot open the state store: {0}")]
-    StateStore(String),
+    StateStore(#[from] superflow_state::StoreError),
     /// A savepoint was asked of a process other than process 0.
     #[error("savepoints of a job on several processes are taken through process 0")]
     NotLeader,

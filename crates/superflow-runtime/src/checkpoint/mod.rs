@@ -18,11 +18,11 @@ mod storage;
 
 pub use config::{
     CheckpointConfig, CheckpointingMode, ExternalizedCheckpointRetention, RestartStrategy,
-    SnapshotCompression, StateBackend, TimerStorage,
+    SnapshotCompression, StateBackendConfig, TimerStorage,
 };
 pub use coordinator::{
-    AfterSavepoint, CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorSettings,
-    InstanceId, OperatorCheckpointStats, PartReport, RunOutcome,
+    AfterSavepoint, CheckpointCoordinator, CheckpointStats, CheckpointStatus, CommitError,
+    CoordinatorSettings, InstanceId, OperatorCheckpointStats, PartReport, RunOutcome,
 };
 pub use error::CheckpointError;
 pub use operator_state::{FunctionInitializationContext, FunctionSnapshotContext};

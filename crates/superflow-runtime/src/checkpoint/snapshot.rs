@@ -36,7 +36,7 @@ pub struct StateSection {
 }
 
 /// Encodes a copy of some state, off the data path.
-pub type DeferredEncoding = Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>;
+pub type DeferredEncoding = superflow_state::Encoding;
 
 /// What one operator subtask writes for a checkpoint: a section per state, filled by
 /// the stages of its chain. A stage either encodes its state at once, or hands over a
@@ -95,7 +95,7 @@ impl OperatorSnapshot {
     pub fn add_keyed_later(
         &mut self,
         state: String,
-        encode: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+        encode: impl FnOnce() -> Result<Vec<u8>, superflow_state::EncodingError> + Send + 'static,
     ) {
         self.deferred_mut()
             .push((state, SectionKind::Keyed, Box::new(encode)));
@@ -106,7 +106,7 @@ impl OperatorSnapshot {
     pub fn add_keyed_chain_later(
         &mut self,
         state: String,
-        encode: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+        encode: impl FnOnce() -> Result<Vec<u8>, superflow_state::EncodingError> + Send + 'static,
     ) {
         self.deferred_mut()
             .push((state, SectionKind::KeyedChain, Box::new(encode)));
@@ -115,9 +115,9 @@ impl OperatorSnapshot {
     /// Runs the deferred encodings.
     pub fn materialize(&mut self) -> Result<(), CheckpointError> {
         for (state, kind, encode) in std::mem::take(self.deferred_mut()) {
-            let bytes = encode().map_err(|reason| CheckpointError::Encode {
+            let bytes = encode().map_err(|e| CheckpointError::Encode {
                 what: format!("state '{state}'"),
-                reason,
+                reason: e.to_string(),
             })?;
             self.sections.push(StateSection { state, kind, bytes });
         }

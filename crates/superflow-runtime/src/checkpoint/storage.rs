@@ -8,6 +8,7 @@
 
 use super::CheckpointError;
 use std::path::{Path, PathBuf};
+use superflow_state::SnapshotError;
 
 use serde::{Deserialize, Serialize};
 
@@ -292,32 +293,41 @@ pub(crate) fn encode_part(
     Ok(out)
 }
 
-fn decode_part(bytes: &[u8]) -> Result<Vec<StateSection>, String> {
-    if bytes.len() < 6 || &bytes[..4] != PART_MAGIC || bytes[4] != PART_VERSION {
-        return Err("not a Superflow checkpoint part, or a version this build cannot read".into());
+fn decode_part(bytes: &[u8]) -> Result<Vec<StateSection>, SnapshotError> {
+    let (Some(header), Some(body)) = (bytes.get(..6), bytes.get(6..)) else {
+        return Err(SnapshotError::Truncated(bytes.len()));
+    };
+    if &header[..4] != PART_MAGIC || header[4] != PART_VERSION {
+        return Err(SnapshotError::UnknownFormat);
     }
+    let cannot_decompress =
+        |e: &dyn std::fmt::Display| SnapshotError::Decode(format!("cannot decompress: {e}"));
     let decompressed;
-    let payload = match bytes[5] {
-        0 => &bytes[6..],
+    let payload = match header[5] {
+        0 => body,
         1 => {
-            decompressed = lz4_flex::decompress_size_prepended(&bytes[6..])
-                .map_err(|e| format!("cannot decompress: {e}"))?;
+            decompressed =
+                lz4_flex::decompress_size_prepended(body).map_err(|e| cannot_decompress(&e))?;
             &decompressed[..]
         }
         2 => {
             use std::io::Read;
-            let mut decoder = ruzstd::decoding::StreamingDecoder::new(&bytes[6..])
-                .map_err(|e| format!("cannot decompress: {e}"))?;
+            let mut decoder =
+                ruzstd::decoding::StreamingDecoder::new(body).map_err(|e| cannot_decompress(&e))?;
             let mut out = Vec::new();
             decoder
                 .read_to_end(&mut out)
-                .map_err(|e| format!("cannot decompress: {e}"))?;
+                .map_err(|e| cannot_decompress(&e))?;
             decompressed = out;
             &decompressed[..]
         }
-        other => return Err(format!("unknown compression {other}")),
+        other => {
+            return Err(SnapshotError::Decode(format!(
+                "unknown compression {other}"
+            )))
+        }
     };
-    postcard::from_bytes(payload).map_err(|e| format!("cannot decode: {e}"))
+    postcard::from_bytes(payload).map_err(|e| SnapshotError::Decode(e.to_string()))
 }
 
 /// The file that says process 0 gave up a job after run `run_id`.

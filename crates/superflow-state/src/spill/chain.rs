@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 use superflow_core::assign_to_key_group;
 
-use crate::snapshot::{write_raw_keyed_snapshot, Compression, SnapshotError};
+use crate::snapshot::{write_raw_keyed_snapshot, Compression, EncodingError, SnapshotError};
 
 /// Entries of one key group, as stored bytes.
 pub(crate) type RawGroup<'a> = (u32, Vec<(&'a [u8], &'a [u8])>);
@@ -75,14 +75,14 @@ pub(crate) fn write_chain_file(
     file: &str,
     bytes: &[u8],
     chain: &[String],
-) -> Result<Vec<u8>, String> {
-    std::fs::create_dir_all(shared).map_err(|e| e.to_string())?;
+) -> Result<Vec<u8>, EncodingError> {
     let path = shared.join(file);
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
+    std::fs::create_dir_all(shared)
+        .and_then(|()| std::fs::write(&tmp, bytes))
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    postcard::to_stdvec(chain).map_err(|e| e.to_string())
+        .map_err(|source| EncodingError::Write { path, source })?;
+    postcard::to_stdvec(chain).map_err(EncodingError::Encode)
 }
 
 const DELTA_MAGIC: &[u8; 4] = b"SFKD";

@@ -8,20 +8,13 @@
 //! A snapshot writes the table's entries into the store and encodes an MVCC snapshot of
 //! the partition on the checkpoint writer's thread, straight from the stored bytes (the
 //! store's keys start with the key group, so they come out grouped).
-//!
-//! fjall was chosen over redb by measurement (`docs/state-backends.md`): this table
-//! turns misses into random reads and evictions into random writes, which the LSM
-//! serves at several times redb's write rate.
+//! The store is the backend's ([`StateBackend`]): the map reaches it through a
+//! [`StatePartition`], so it spills to whichever store the backend has.
 
 mod chain;
-mod store;
 
 pub use chain::read_chain;
 pub(crate) use chain::{append_grouped_key, encode_delta, write_chain_file, IncrementalChain};
-pub(crate) use store::PartitionSnapshot;
-pub use store::{
-    Compacted, CompactionCleanup, CompactionRun, DiskStateStore, Encoding, StoreError,
-};
 
 use std::hash::Hash;
 use std::path::PathBuf;
@@ -30,13 +23,14 @@ use std::sync::Arc;
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::KeyGroupRange;
 
-use crate::snapshot::{read_keyed_snapshot, write_raw_keyed_snapshot, Compression, SnapshotError};
+use crate::backend::{CompactionCleanup, DiskStateStore, StateBackend, StatePartition};
+use crate::snapshot::{
+    read_keyed_snapshot, write_raw_keyed_snapshot, Compression, Encoding, SnapshotError,
+};
 
 /// The stored part of a spilling map.
 struct Disk {
-    store: Arc<DiskStateStore>,
-    partition: fjall::Keyspace,
-    name: String,
+    partition: Box<dyn StatePartition>,
     max_parallelism: usize,
     /// Keys written or removed since the last checkpoint.
     changed: crate::hashing::StateHashSet<K2>,
@@ -83,13 +77,16 @@ impl StoredKeys {
     }
 
     /// Builds the filter again from the keys of `partition` if it is full.
-    fn refresh(&mut self, store: &DiskStateStore, partition: &fjall::Keyspace) {
+    fn refresh(&mut self, partition: &dyn StatePartition) {
         if self.added <= self.room {
             return;
         }
         let mut fresh = StoredKeys::with_room(2 * partition.approximate_len());
-        for item in partition.iter() {
-            fresh.add(&item.key().unwrap_or_else(|e| store.fail(e)));
+        if let Err(e) = partition.scan(&[], &mut |key, _| {
+            fresh.add(key);
+            true
+        }) {
+            partition.fail(&e);
         }
         *self = fresh;
     }
@@ -97,6 +94,9 @@ impl StoredKeys {
 
 /// A key as the store holds it (key group, then the encoded key).
 type K2 = Vec<u8>;
+
+/// A stored key (without its key group) and value, copied out of a partition's view.
+type StoredEntry = (Vec<u8>, Vec<u8>);
 
 impl Disk {
     /// Writes the entries in memory to the store (those of `only`, sorted stored keys,
@@ -106,7 +106,7 @@ impl Disk {
         hot: &mut rustc_hash::FxHashMap<K, Slot<V>>,
         only: Option<&[K2]>,
     ) {
-        let mut batch = self.store.db.batch();
+        let mut batch = self.partition.batch();
         let mut key_bytes = Vec::new();
         let mut value = Vec::new();
         for (key, slot) in hot.iter_mut() {
@@ -114,36 +114,48 @@ impl Disk {
             if only.is_some_and(|only| only.binary_search(&key_bytes).is_err()) {
                 continue;
             }
-            self.stage(&mut batch, &key_bytes, &slot.value, &mut value);
+            Self::stage(
+                &*self.partition,
+                &mut self.stored_keys,
+                &mut *batch,
+                &key_bytes,
+                &slot.value,
+                &mut value,
+            );
             slot.stored = true;
         }
-        self.commit(batch);
+        Self::commit(&*self.partition, &mut self.stored_keys, batch);
     }
 
     /// Adds `value` under stored key `key` to `batch` (encoded in `buf`); from then on
     /// the store may hold `key`.
     fn stage<V: Serialize>(
-        &mut self,
-        batch: &mut fjall::OwnedWriteBatch,
+        partition: &dyn StatePartition,
+        stored_keys: &mut StoredKeys,
+        batch: &mut dyn crate::backend::PartitionBatch,
         key: &[u8],
         value: &V,
         buf: &mut Vec<u8>,
     ) {
         buf.clear();
         if let Err(e) = postcard::to_io(value, &mut *buf) {
-            self.store.fail(format!("a value cannot be encoded: {e}"));
+            partition.fail(&format!("a value cannot be encoded: {e}"));
         }
-        batch.insert(&self.partition, key, buf.as_slice());
-        self.stored_keys.add(key);
+        batch.insert(key, buf.as_slice());
+        stored_keys.add(key);
     }
 
     /// Writes `batch` to the store, and builds the filter of stored keys again if it is
     /// full.
-    fn commit(&mut self, batch: fjall::OwnedWriteBatch) {
+    fn commit(
+        partition: &dyn StatePartition,
+        stored_keys: &mut StoredKeys,
+        batch: Box<dyn crate::backend::PartitionBatch + '_>,
+    ) {
         if let Err(e) = batch.commit() {
-            self.store.fail(e);
+            partition.fail(&e);
         }
-        self.stored_keys.refresh(&self.store, &self.partition);
+        stored_keys.refresh(partition);
     }
 
     /// The store's key of `key`: its key group (big-endian, so keys sort by group), then
@@ -151,7 +163,8 @@ impl Disk {
     fn key<K: Hash + Serialize>(&self, key: &K, out: &mut Vec<u8>) {
         out.clear();
         if let Err(e) = append_grouped_key(key, key, self.max_parallelism, out) {
-            self.store.fail(format!("a key cannot be encoded: {e}"));
+            self.partition
+                .fail(&format!("a key cannot be encoded: {e}"));
         }
     }
 }
@@ -198,6 +211,24 @@ where
         Self::default()
     }
 
+    /// The map of state `state` in `backend`: in memory with the memory backend; with
+    /// a store, at most the backend's cache entries in memory and the rest in the
+    /// state's partition, whose stored values `cleanup` sees when the store compacts
+    /// them.
+    pub fn in_backend(
+        backend: &dyn StateBackend,
+        state: &str,
+        max_parallelism: usize,
+        cleanup: Option<CompactionCleanup>,
+    ) -> Result<Self, crate::StoreError> {
+        Ok(match backend.open_partition(state, cleanup)? {
+            Some(partition) => {
+                Self::over_partition(partition, max_parallelism, backend.cache_entries())
+            }
+            None => Self::in_memory(),
+        })
+    }
+
     /// A map keeping at most `capacity` entries in memory and the rest in partition
     /// `state` of `store`.
     pub fn spilling(
@@ -206,26 +237,23 @@ where
         max_parallelism: usize,
         capacity: usize,
     ) -> Self {
-        Self::spilling_with_cleanup(store, state, max_parallelism, capacity, None)
+        match store.partition(state, None) {
+            Ok(partition) => Self::over_partition(Box::new(partition), max_parallelism, capacity),
+            Err(e) => panic!("{e}"),
+        }
     }
 
-    /// [`SpillingMap::spilling`], whose stored values `cleanup` sees when the store
-    /// compacts them.
-    pub fn spilling_with_cleanup(
-        store: &Arc<DiskStateStore>,
-        state: &str,
+    /// A map keeping at most `capacity` entries in memory and the rest in `partition`.
+    fn over_partition(
+        partition: Box<dyn StatePartition>,
         max_parallelism: usize,
         capacity: usize,
-        cleanup: Option<CompactionCleanup>,
     ) -> Self {
-        let (name, partition) = store.partition(state, cleanup);
         SpillingMap {
             hot: rustc_hash::FxHashMap::default(),
             capacity: capacity.max(1),
             disk: Some(Disk {
-                store: Arc::clone(store),
                 partition,
-                name,
                 max_parallelism,
                 changed: Default::default(),
                 chain: IncrementalChain::default(),
@@ -273,15 +301,22 @@ where
         // An eighth at a time, so a full table is not flushed on every insert.
         let evict = (self.capacity / 8).max(1);
         let victims: Vec<K> = self.hot.keys().take(evict).cloned().collect();
-        let mut batch = disk.store.db.batch();
+        let mut batch = disk.partition.batch();
         let mut value = Vec::new();
         for key in victims {
             if let Some(slot) = self.hot.remove(&key) {
                 disk.key(&key, &mut self.scratch);
-                disk.stage(&mut batch, &self.scratch, &slot.value, &mut value);
+                Disk::stage(
+                    &*disk.partition,
+                    &mut disk.stored_keys,
+                    &mut *batch,
+                    &self.scratch,
+                    &slot.value,
+                    &mut value,
+                );
             }
         }
-        disk.commit(batch);
+        Disk::commit(&*disk.partition, &mut disk.stored_keys, batch);
     }
 
     /// The value of `key`, for update (read from the store on a miss).
@@ -298,10 +333,12 @@ where
             let bytes = match disk.partition.get(&self.scratch) {
                 Ok(Some(bytes)) => bytes,
                 Ok(None) => return None,
-                Err(e) => disk.store.fail(e),
+                Err(e) => disk.partition.fail(&e),
             };
-            let value: V = postcard::from_bytes(&bytes)
-                .unwrap_or_else(|e| disk.store.fail(format!("a value cannot be decoded: {e}")));
+            let value: V = postcard::from_bytes(&bytes).unwrap_or_else(|e| {
+                disk.partition
+                    .fail(&format!("a value cannot be decoded: {e}"))
+            });
             self.make_room();
             self.hot.insert(
                 key.clone(),
@@ -409,14 +446,15 @@ where
             Some(value) => Some(value),
             None => match disk.partition.get(&self.scratch) {
                 Ok(Some(bytes)) => Some(postcard::from_bytes(&bytes).unwrap_or_else(|e| {
-                    disk.store.fail(format!("a value cannot be decoded: {e}"))
+                    disk.partition
+                        .fail(&format!("a value cannot be decoded: {e}"))
                 })),
                 Ok(None) => return None,
-                Err(e) => disk.store.fail(e),
+                Err(e) => disk.partition.fail(&e),
             },
         };
         if let Err(e) = disk.partition.remove(self.scratch.as_slice()) {
-            disk.store.fail(e);
+            disk.partition.fail(&e);
         }
         value
     }
@@ -453,31 +491,33 @@ where
         let Some(disk) = &self.disk else {
             return;
         };
-        let mut batch = disk.store.db.batch();
+        let partition = &*disk.partition;
+        let mut batch = partition.batch();
         let mut value_bytes = Vec::new();
-        for item in disk.partition.iter() {
-            let (stored_key, bytes) = item.into_inner().unwrap_or_else(|e| disk.store.fail(e));
-            let key: K = postcard::from_bytes(&stored_key[2..])
-                .unwrap_or_else(|e| disk.store.fail(format!("a key cannot be decoded: {e}")));
-            if self.hot.contains_key(&key) {
-                continue;
+        let hot = &self.hot;
+        let scanned = partition.scan(&[], &mut |stored_key, bytes| {
+            let key: K = postcard::from_bytes(stored_key.get(2..).unwrap_or_default())
+                .unwrap_or_else(|e| partition.fail(&format!("a key cannot be decoded: {e}")));
+            if hot.contains_key(&key) {
+                return true;
             }
-            let mut value: V = postcard::from_bytes(&bytes)
-                .unwrap_or_else(|e| disk.store.fail(format!("a value cannot be decoded: {e}")));
+            let mut value: V = postcard::from_bytes(bytes)
+                .unwrap_or_else(|e| partition.fail(&format!("a value cannot be decoded: {e}")));
             if keep(&key, &mut value) {
                 value_bytes.clear();
                 if let Err(e) = postcard::to_io(&value, &mut value_bytes) {
-                    disk.store.fail(format!("a value cannot be encoded: {e}"));
+                    partition.fail(&format!("a value cannot be encoded: {e}"));
                 }
-                if value_bytes.as_slice() != &*bytes {
-                    batch.insert(&disk.partition, &*stored_key, value_bytes.as_slice());
+                if value_bytes.as_slice() != bytes {
+                    batch.insert(stored_key, value_bytes.as_slice());
                 }
             } else {
-                batch.remove(&disk.partition, &*stored_key);
+                batch.remove(stored_key);
             }
-        }
-        if let Err(e) = batch.commit() {
-            disk.store.fail(e);
+            true
+        });
+        if let Err(e) = scanned.and_then(|()| batch.commit()) {
+            partition.fail(&e);
         }
     }
 
@@ -541,28 +581,24 @@ where
             keys.sort_unstable();
             keys
         };
-        let (full, file, chain) = disk.chain.next(&disk.name, checkpoint, false);
+        let (full, file, chain) = disk.chain.next(disk.partition.name(), checkpoint, false);
         // Entries changed in memory go to the store; the store then holds the state. A
         // full checkpoint writes every entry in memory: before the first one no changes
         // were recorded (see `touch`).
         disk.write_back(&mut self.hot, (!full).then_some(changed.as_slice()));
-        let snapshot = PartitionSnapshot::of(&disk.store, &disk.partition);
+        let view = disk.partition.view();
         Some(Box::new(move || {
-            let bytes = if full {
-                let mut entries = Vec::new();
-                for item in snapshot.iter() {
-                    let (k, v) = item.map_err(|e| e.to_string())?;
-                    entries.push((k, Some(v)));
-                }
-                encode_delta(entries.iter().map(|(k, v)| (&k[..], v.as_deref())))
+            let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            if full {
+                view.scan(&mut |k, v| entries.push((k.to_vec(), Some(v.to_vec()))))?;
             } else {
-                let mut entries = Vec::with_capacity(changed.len());
-                for key in &changed {
-                    let value = snapshot.get(key).map_err(|e| e.to_string())?;
+                entries.reserve(changed.len());
+                for key in changed {
+                    let value = view.get(&key)?;
                     entries.push((key, value));
                 }
-                encode_delta(entries.iter().map(|(k, v)| (&k[..], v.as_deref())))
-            };
+            }
+            let bytes = encode_delta(entries.iter().map(|(k, v)| (&k[..], v.as_deref())));
             write_chain_file(&shared, &file, &bytes, &chain)
         }))
     }
@@ -582,35 +618,35 @@ where
                 .map(|(k, slot)| (k.clone(), slot.value.clone()))
                 .collect();
             return Box::new(move || {
-                crate::write_keyed_snapshot(
+                Ok(crate::write_keyed_snapshot(
                     copy.iter().map(|(k, v)| (k, &(), v)),
                     max_parallelism,
                     Compression::None,
-                )
-                .map_err(|e| e.to_string())
+                )?)
             });
         };
         disk.write_back(&mut self.hot, None);
-        let snapshot = PartitionSnapshot::of(&disk.store, &disk.partition);
+        let view = disk.partition.view();
         Box::new(move || {
-            let mut groups: Vec<(u32, Vec<(fjall::Slice, fjall::Slice)>)> = Vec::new();
-            for item in snapshot.iter() {
-                let (key, value) = item.map_err(|e| e.to_string())?;
-                let group = u16::from_be_bytes([key[0], key[1]]) as u32;
+            let mut groups: Vec<(u32, Vec<StoredEntry>)> = Vec::new();
+            view.scan(&mut |key, value| {
+                let group = match key {
+                    [high, low, ..] => u16::from_be_bytes([*high, *low]) as u32,
+                    _ => return,
+                };
                 if groups.last().is_none_or(|(g, _)| *g != group) {
                     groups.push((group, Vec::new()));
                 }
                 if let Some((_, entries)) = groups.last_mut() {
-                    entries.push((key, value));
+                    entries.push((key.get(2..).unwrap_or_default().to_vec(), value.to_vec()));
                 }
-            }
-            write_raw_keyed_snapshot(
+            })?;
+            Ok(write_raw_keyed_snapshot(
                 groups.iter().map(|(group, entries)| {
-                    (*group, entries.iter().map(|(k, v)| (&k[2..], &v[..])))
+                    (*group, entries.iter().map(|(k, v)| (&k[..], &v[..])))
                 }),
                 Compression::None,
-            )
-            .map_err(|e| e.to_string())
+            )?)
         })
     }
 }

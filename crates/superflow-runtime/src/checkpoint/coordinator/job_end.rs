@@ -5,6 +5,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::storage::{write_metadata, PartMetadata};
+use crate::checkpoint::CheckpointError;
 use crate::cluster_control::ControlMessage;
 
 use super::writer::write_part_file;
@@ -33,14 +34,14 @@ impl CoordinatorThread {
     }
 
     /// Writes this process's final parts into `dir`.
-    pub(super) fn write_finals(&self, dir: &std::path::Path) -> Result<Vec<PartMetadata>, String> {
+    pub(super) fn write_finals(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Vec<PartMetadata>, CheckpointError> {
         let compression = self.compression();
         let mut parts = Vec::new();
         for report in self.finals.values() {
-            parts.extend(
-                write_part_file(dir, report, compression, Instant::now())
-                    .map_err(|e| e.to_string())?,
-            );
+            parts.extend(write_part_file(dir, report, compression, Instant::now())?);
         }
         Ok(parts)
     }
@@ -71,7 +72,7 @@ impl CoordinatorThread {
                 None => problems.push(format!("process {peer} did not finish in time")),
             }
         }
-        if let Err(reason) = self.problems(problems) {
+        if let Some(reason) = Self::unfinished(&problems) {
             return self.abandon_end(reason);
         }
         if let (true, Some(storage)) = (any_actions, &self.storage) {
@@ -83,7 +84,7 @@ impl CoordinatorThread {
             });
             let mut parts = match self.write_finals(&dir) {
                 Ok(parts) => parts,
-                Err(e) => return self.abandon_end(e),
+                Err(e) => return self.abandon_end(e.to_string()),
             };
             let mut problems = Vec::new();
             for &peer in &followers {
@@ -101,7 +102,7 @@ impl CoordinatorThread {
                     None => problems.push(format!("process {peer} did not write its part in time")),
                 }
             }
-            if let Err(reason) = self.problems(problems) {
+            if let Some(reason) = Self::unfinished(&problems) {
                 return self.abandon_end(reason);
             }
             parts.sort_by_key(|p| (p.node, p.subtask));
@@ -115,7 +116,7 @@ impl CoordinatorThread {
         }
         for action in actions {
             if let Err(e) = action() {
-                self.end_error(e);
+                self.end_error(e.to_string());
             }
         }
         if !any_actions {
@@ -142,15 +143,14 @@ impl CoordinatorThread {
         }
     }
 
-    pub(super) fn problems(&self, problems: Vec<String>) -> Result<(), String> {
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
+    /// Why the job's end cannot go on, given what went wrong on other processes.
+    pub(super) fn unfinished(problems: &[String]) -> Option<String> {
+        (!problems.is_empty()).then(|| {
+            format!(
                 "the job did not finish on every process: {}",
                 problems.join("; ")
-            ))
-        }
+            )
+        })
     }
 
     /// Process 0 gives up the end of the job: no process commits.
@@ -190,7 +190,8 @@ impl CoordinatorThread {
                     Ok(parts) => self
                         .peers
                         .send_to_leader(&ControlMessage::Parts { id, parts }),
-                    Err(reason) => {
+                    Err(e) => {
+                        let reason = e.to_string();
                         self.peers
                             .send_to_leader(&ControlMessage::PartFailed { id, reason: reason.clone() });
                         return self.end_error(format!(
@@ -226,7 +227,7 @@ impl CoordinatorThread {
         let mut errors = Vec::new();
         for action in actions {
             if let Err(e) = action() {
-                errors.push(e);
+                errors.push(e.to_string());
             }
         }
         self.peers.send_to_leader(&ControlMessage::EndDone {

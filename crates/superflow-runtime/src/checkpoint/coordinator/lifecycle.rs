@@ -2,6 +2,7 @@
 //! concurrent, savepoints), completion and its metadata, expiry and failure, and the
 //! retention of completed checkpoints and their shared files.
 
+use crate::checkpoint::CheckpointError;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,7 +58,7 @@ impl CoordinatorThread {
         &mut self,
         savepoint_dir: Option<PathBuf>,
         after: AfterSavepoint,
-        reply: Option<Sender<Result<PathBuf, String>>>,
+        reply: Option<Sender<Result<PathBuf, CheckpointError>>>,
     ) {
         let id = self.shared.triggered.load(Ordering::Acquire) + 1;
         let savepoint = savepoint_dir.is_some();
@@ -95,7 +96,7 @@ impl CoordinatorThread {
         dir: PathBuf,
         savepoint: bool,
         after: AfterSavepoint,
-        reply: Option<Sender<Result<PathBuf, String>>>,
+        reply: Option<Sender<Result<PathBuf, CheckpointError>>>,
     ) {
         let waiting = self.peers.follower_ids().into_iter().collect();
         self.pending.insert(
@@ -143,7 +144,7 @@ impl CoordinatorThread {
             let reason = format!("the metadata could not be written: {e}");
             self.record(id, &pending, &metadata, Some(reason.clone()));
             if let Some(reply) = pending.reply {
-                let _ = reply.send(Err(reason));
+                let _ = reply.send(Err(CheckpointError::Aborted(reason)));
             }
             return;
         }
@@ -258,7 +259,7 @@ impl CoordinatorThread {
         self.record(id, &pending, &metadata, Some(reason.clone()));
         self.remove_pending_dir(id, &pending, true);
         if let Some(reply) = pending.reply {
-            let _ = reply.send(Err(reason.clone()));
+            let _ = reply.send(Err(CheckpointError::Aborted(reason)));
             return;
         }
         if !counted {

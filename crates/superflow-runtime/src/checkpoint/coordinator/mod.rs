@@ -142,7 +142,7 @@ enum Message {
     Savepoint {
         dir: PathBuf,
         after: AfterSavepoint,
-        reply: Sender<Result<PathBuf, String>>,
+        reply: Sender<Result<PathBuf, super::CheckpointError>>,
     },
     /// A message from another process of the job.
     Remote(usize, ControlMessage),
@@ -162,7 +162,17 @@ pub enum RunOutcome {
 
 /// What a transactional sink leaves to do when the job has finished: commit the
 /// transactions it pre-committed at the end of its input.
-pub type EndAction = Box<dyn FnOnce() -> Result<(), String> + Send>;
+pub type EndAction = Box<dyn FnOnce() -> Result<(), CommitError> + Send>;
+
+/// A sink could not commit its transactions at the end of the job.
+#[derive(Debug, thiserror::Error)]
+#[error("sink '{sink}' could not commit: {cause}")]
+pub struct CommitError {
+    /// The sink operator's name.
+    pub sink: String,
+    /// What its commit returned.
+    pub cause: superflow_core::UserError,
+}
 
 struct Shared {
     triggered: AtomicU64,
@@ -413,11 +423,11 @@ impl CheckpointCoordinator {
         self.sender
             .send(Message::Savepoint { dir, after, reply })
             .map_err(|_| CheckpointError::NotRunning)?;
-        let ended = || "the job ended before the savepoint completed".to_string();
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(ended()))
-            .map_err(CheckpointError::Aborted)
+        answer.recv().unwrap_or_else(|_| {
+            Err(CheckpointError::Aborted(
+                "the job ended before the savepoint completed".to_string(),
+            ))
+        })
     }
 
     /// Statistics of every checkpoint so far.
@@ -442,7 +452,11 @@ impl CheckpointCoordinator {
 }
 
 /// A savepoint asked for: its directory, what the job does after it, and who waits.
-type SavepointRequest = (PathBuf, AfterSavepoint, Sender<Result<PathBuf, String>>);
+type SavepointRequest = (
+    PathBuf,
+    AfterSavepoint,
+    Sender<Result<PathBuf, super::CheckpointError>>,
+);
 
 struct CoordinatorThread {
     peers: Peers,
@@ -610,12 +624,16 @@ impl CoordinatorThread {
                 }
                 self.peers.broadcast(&ControlMessage::Aborted { id });
                 if let Some(reply) = pending.reply {
-                    let _ = reply.send(Err("the job ended before the savepoint completed".into()));
+                    let _ = reply.send(Err(super::CheckpointError::Aborted(
+                        "the job ended before the savepoint completed".into(),
+                    )));
                 }
             }
         }
         for (_, _, reply) in self.savepoints.drain(..) {
-            let _ = reply.send(Err("the job ended before the savepoint was taken".into()));
+            let _ = reply.send(Err(super::CheckpointError::Aborted(
+                "the job ended before the savepoint was taken".into(),
+            )));
         }
         match (outcome, follower) {
             (RunOutcome::Finished, false) => self.finish_job(receiver),

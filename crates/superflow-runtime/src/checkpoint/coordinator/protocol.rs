@@ -124,9 +124,10 @@ impl CoordinatorThread {
                 after,
             } => match self.own_dir(id, dir, savepoint) {
                 Ok(dir) => self.begin(id, dir, savepoint, after, None),
-                Err(reason) => self
-                    .peers
-                    .send_to_leader(&ControlMessage::PartFailed { id, reason }),
+                Err(e) => self.peers.send_to_leader(&ControlMessage::PartFailed {
+                    id,
+                    reason: e.to_string(),
+                }),
             },
             ControlMessage::Parts { id, parts } => match self.pending.get_mut(&id) {
                 Some(pending) => {

@@ -26,7 +26,7 @@ pub(super) struct Pending {
     pub(super) trigger_ms: i64,
     pub(super) dir: PathBuf,
     pub(super) savepoint: bool,
-    pub(super) reply: Option<Sender<Result<PathBuf, String>>>,
+    pub(super) reply: Option<Sender<Result<PathBuf, CheckpointError>>>,
     pub(super) requested: HashSet<InstanceId>,
     pub(super) written: HashMap<InstanceId, Option<PartMetadata>>,
     /// Other processes whose parts have not been reported yet (process 0).
@@ -63,12 +63,11 @@ impl CoordinatorThread {
         id: u64,
         dir: PathBuf,
         savepoint: bool,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<PathBuf, CheckpointError> {
         match (&self.storage, savepoint) {
             (Some(storage), false) => Ok(storage.checkpoint_dir(id)),
             (_, true) if crate::checkpoint::remote::is_url(&dir.to_string_lossy()) => {
-                let remote = crate::checkpoint::remote::open(&dir.to_string_lossy())
-                    .map_err(|e| e.to_string())?;
+                let remote = crate::checkpoint::remote::open(&dir.to_string_lossy())?;
                 let staging = remote.staging().to_path_buf();
                 let _ = std::fs::remove_dir_all(&staging);
                 Ok(staging)
