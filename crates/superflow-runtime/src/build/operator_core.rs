@@ -121,6 +121,72 @@ pub(super) struct CheckpointPart {
 }
 
 impl CheckpointPart {
+    /// A part of `coordinator`'s checkpoints for subtask `subtask` of `parallelism` of
+    /// operator `operator` (node `node`).
+    fn new(
+        coordinator: Arc<CheckpointCoordinator>,
+        instance: InstanceId,
+        operator: String,
+        node: NodeId,
+        (subtask, parallelism): (usize, usize),
+    ) -> CheckpointPart {
+        CheckpointPart {
+            aligned: coordinator.aligned(),
+            done: coordinator.base(),
+            coordinator,
+            deferred: Vec::new(),
+            deferred_since: None,
+            instance,
+            operator,
+            node,
+            subtask,
+            parallelism,
+        }
+    }
+
+    /// Holds back `data` (received at `epoch` on input `input`) if it comes after a
+    /// checkpoint this subtask has not taken yet (exactly-once alignment); returns
+    /// whether it did.
+    fn hold_back(&mut self, epoch: u64, input: usize, data: &mut Batch) -> bool {
+        if !self.aligned || checkpoint_of_epoch(epoch) <= self.done {
+            return false;
+        }
+        self.deferred.push((epoch, input, std::mem::take(data)));
+        self.deferred_since.get_or_insert_with(Instant::now);
+        true
+    }
+
+    /// The next checkpoint to take, if the input frontier (`least`; `None` once the
+    /// input ended) has passed its epoch: once the input ended, only held-back batches
+    /// of a later checkpoint call for it.
+    fn next_due(&self, least: Option<u64>) -> Option<u64> {
+        let next = self.done + 1;
+        let passed = match least {
+            Some(least) => checkpoint_of_epoch(least) >= next,
+            None => self
+                .deferred
+                .iter()
+                .any(|(epoch, _, _)| checkpoint_of_epoch(*epoch) >= next),
+        };
+        passed.then_some(next)
+    }
+
+    /// Notes that `checkpoint` is taken, and returns the batches held back for it, in
+    /// the order they came (not by epoch: an operator sends a periodic watermark at its
+    /// input frontier, an earlier epoch than records it sent before it from the same
+    /// checkpoint interval, and sorted the watermark would overtake those records and
+    /// make them late). Batches of later checkpoints stay held.
+    fn taken(&mut self, checkpoint: u64) -> Vec<(u64, usize, Batch)> {
+        self.done = checkpoint;
+        let deferred = std::mem::take(&mut self.deferred);
+        let (due, later): (Vec<_>, Vec<_>) = deferred
+            .into_iter()
+            .partition(|(epoch, _, _)| checkpoint_of_epoch(*epoch) <= checkpoint);
+        self.deferred = later;
+        self.deferred_since = (!self.deferred.is_empty()).then(Instant::now);
+        due
+    }
+
     pub(super) fn report(&self, snapshot: OperatorSnapshot, sync: Duration) -> PartReport {
         PartReport {
             instance: self.instance,
@@ -162,18 +228,13 @@ impl OperatorCore {
             origin,
             subtask: ctx.worker() as u32,
             peers: ctx.scope.peers(),
-            checkpoints: CheckpointPart {
-                aligned: coordinator.aligned(),
-                done: coordinator.base(),
+            checkpoints: CheckpointPart::new(
                 coordinator,
-                deferred: Vec::new(),
-                deferred_since: None,
                 instance,
-                operator: chain.name(),
-                node: head,
-                subtask: ctx.worker(),
-                parallelism: ctx.parallelism(head),
-            },
+                chain.name(),
+                head,
+                (ctx.worker(), ctx.parallelism(head)),
+            ),
         }
     }
 
@@ -194,13 +255,7 @@ impl OperatorCore {
     /// Holds back `data` (received at `epoch` on input `input`) if it comes after a
     /// checkpoint this subtask has not taken yet; returns whether it did.
     pub(super) fn defer(&mut self, epoch: u64, input: usize, data: &mut Batch) -> bool {
-        let part = &mut self.checkpoints;
-        if !part.aligned || checkpoint_of_epoch(epoch) <= part.done {
-            return false;
-        }
-        part.deferred.push((epoch, input, std::mem::take(data)));
-        part.deferred_since.get_or_insert_with(Instant::now);
-        true
+        self.checkpoints.hold_back(epoch, input, data)
     }
 
     pub(super) fn drain<CT: timely::dataflow::operators::CapabilityTrait<u64>>(
@@ -233,19 +288,7 @@ impl OperatorCore {
         >,
         signal: &mut dyn FnMut(Signal),
     ) {
-        loop {
-            let next = self.checkpoints.done + 1;
-            let passed = match least {
-                Some(least) => checkpoint_of_epoch(least) >= next,
-                None => self
-                    .checkpoints
-                    .deferred
-                    .iter()
-                    .any(|(epoch, _, _)| checkpoint_of_epoch(*epoch) >= next),
-            };
-            if !passed {
-                return;
-            }
+        while let Some(next) = self.checkpoints.next_due(least) {
             let started = Instant::now();
             let mut snapshot = OperatorSnapshot::for_checkpoint(next);
             if self.active() {
@@ -253,18 +296,7 @@ impl OperatorCore {
             }
             let report = self.checkpoints.report(snapshot, started.elapsed());
             self.checkpoints.coordinator.report(next, report);
-            self.checkpoints.done = next;
-            let deferred = std::mem::take(&mut self.checkpoints.deferred);
-            let (due, later): (Vec<_>, Vec<_>) = deferred
-                .into_iter()
-                .partition(|(epoch, _, _)| checkpoint_of_epoch(*epoch) <= next);
-            self.checkpoints.deferred = later;
-            self.checkpoints.deferred_since =
-                (!self.checkpoints.deferred.is_empty()).then(Instant::now);
-            // In the order they came, not by epoch: an operator sends a periodic
-            // watermark at its input frontier, an earlier epoch than records it sent
-            // before it from the same checkpoint interval, and sorted the watermark
-            // would overtake those records and make them late.
+            let due = self.checkpoints.taken(next);
             for (epoch, input, mut batch) in due {
                 signal(Signal::Replay(input, &mut batch));
                 if let Some(held) = &self.held {
@@ -365,5 +397,80 @@ where
         timely::dataflow::operators::generic::InputHandleCore::for_each(self, |cap, data| {
             logic(&cap, data)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::checkpoint::coordinator::coordinator_for_test;
+    use crate::checkpoint::{CheckpointConfig, CheckpointingMode, RunOutcome};
+    use crate::control::JobControl;
+
+    /// An epoch of checkpoint interval `checkpoint` (the batches sent after the
+    /// checkpoint was triggered and before the next).
+    fn epoch(checkpoint: u64, step: u64) -> u64 {
+        (checkpoint << 32) | step
+    }
+
+    fn part(mode: CheckpointingMode) -> (CheckpointPart, Arc<CheckpointCoordinator>) {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = CheckpointConfig::new(Duration::from_secs(3600));
+        config.mode = mode;
+        config.storage = root.path().join("checkpoints");
+        let coordinator = coordinator_for_test(config, "alignment", JobControl::new());
+        let instance = InstanceId {
+            operator: 0,
+            worker: 0,
+        };
+        let part = CheckpointPart::new(Arc::clone(&coordinator), instance, "op".into(), 0, (0, 1));
+        (part, coordinator)
+    }
+
+    fn values(batches: Vec<(u64, usize, Batch)>) -> Vec<(u64, usize, Vec<u32>)> {
+        batches
+            .into_iter()
+            .map(|(epoch, input, mut batch)| (epoch, input, batch.take_vec::<u32>(None)))
+            .collect()
+    }
+
+    #[test]
+    fn exactly_once_holds_back_batches_after_an_untaken_checkpoint() {
+        let (mut part, coordinator) = part(CheckpointingMode::ExactlyOnce);
+        // Before checkpoint 1 is triggered: nothing is held.
+        assert!(!part.hold_back(epoch(0, 5), 0, &mut Batch::local(vec![1u32])));
+        // After it: batches of its interval wait until this subtask has taken it, on
+        // either input, and the frontier of the other input has not passed it yet.
+        assert!(part.hold_back(epoch(1, 0), 1, &mut Batch::local(vec![2u32])));
+        assert!(part.hold_back(epoch(2, 0), 0, &mut Batch::local(vec![4u32])));
+        assert!(part.hold_back(epoch(1, 3), 0, &mut Batch::local(vec![3u32])));
+        assert_eq!(part.next_due(Some(epoch(0, 9))), None);
+        assert_eq!(part.next_due(Some(epoch(1, 0))), Some(1));
+        // Taking checkpoint 1 releases its batches in the order they came, and keeps
+        // those of checkpoint 2.
+        assert_eq!(
+            values(part.taken(1)),
+            vec![(epoch(1, 0), 1, vec![2]), (epoch(1, 3), 0, vec![3])]
+        );
+        assert!(part.deferred_since.is_some(), "checkpoint 2's batch waits");
+        assert!(!part.hold_back(epoch(1, 7), 0, &mut Batch::local(vec![5u32])));
+        // Once the input ended, the held batches of checkpoint 2 call for it.
+        assert_eq!(part.next_due(None), Some(2));
+        assert_eq!(values(part.taken(2)), vec![(epoch(2, 0), 0, vec![4])]);
+        assert_eq!(part.next_due(None), None);
+        assert!(part.deferred_since.is_none());
+        coordinator.shutdown(RunOutcome::Cancelled);
+    }
+
+    #[test]
+    fn at_least_once_holds_nothing_back() {
+        let (mut part, coordinator) = part(CheckpointingMode::AtLeastOnce);
+        assert!(!part.hold_back(epoch(3, 0), 0, &mut Batch::local(vec![1u32])));
+        assert_eq!(part.next_due(Some(epoch(3, 0))), Some(1));
+        assert!(part.taken(1).is_empty());
+        assert_eq!(part.next_due(None), None);
+        coordinator.shutdown(RunOutcome::Cancelled);
     }
 }

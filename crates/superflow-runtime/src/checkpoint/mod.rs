@@ -9,7 +9,7 @@
 
 mod config;
 pub(crate) use config::RestartBackoff;
-mod coordinator;
+pub(crate) mod coordinator;
 mod error;
 mod operator_state;
 pub mod remote;

@@ -139,3 +139,92 @@ pub trait PartitionView: Send {
     /// Calls `each` with every entry, in key order.
     fn scan(&self, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded(dir: &Path, timers_in_store: bool) -> EmbeddedStateBackend {
+        let store = DiskStateStore::open(&dir.join("lsm")).unwrap();
+        EmbeddedStateBackend::new(store, 10, timers_in_store)
+    }
+
+    #[test]
+    fn the_memory_backend_opens_no_partition() {
+        let backend = MemoryStateBackend;
+        assert!(backend.open_partition("op#0/s", None).unwrap().is_none());
+        assert!(!backend.timers_in_store());
+        assert!(backend.working_dir().is_none());
+    }
+
+    #[test]
+    fn a_partition_is_an_ordered_map_of_bytes_with_consistent_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = embedded(dir.path(), false);
+        assert_eq!(
+            backend.working_dir(),
+            Some(dir.path().join("lsm").as_path())
+        );
+        let partition = backend.open_partition("op#0/s", None).unwrap().unwrap();
+        partition.insert(b"b1", b"two").unwrap();
+        let mut batch = partition.batch();
+        batch.insert(b"a1", b"one");
+        batch.insert(b"b2", b"three");
+        batch.remove(b"b1");
+        batch.commit().unwrap();
+        assert_eq!(partition.get(b"a1").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(partition.get(b"b1").unwrap(), None);
+        let view = partition.view();
+        partition.remove(b"a1").unwrap();
+        partition.insert(b"b3", b"four").unwrap();
+        // The view holds the partition as it was when taken.
+        let mut seen = Vec::new();
+        view.scan(&mut |k, v| seen.push((k.to_vec(), v.to_vec())))
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (b"a1".to_vec(), b"one".to_vec()),
+                (b"b2".to_vec(), b"three".to_vec())
+            ]
+        );
+        assert_eq!(view.get(b"b3").unwrap(), None);
+        // A scan by prefix, in key order, stops when told.
+        let mut keys = Vec::new();
+        partition
+            .scan(b"b", &mut |k, _| {
+                keys.push(k.to_vec());
+                keys.len() < 1
+            })
+            .unwrap();
+        assert_eq!(keys, vec![b"b2".to_vec()]);
+        // Another state's partition is another map.
+        let other = backend.open_partition("op#0/t", None).unwrap().unwrap();
+        assert_eq!(other.get(b"b2").unwrap(), None);
+        assert_ne!(other.name(), partition.name());
+    }
+
+    #[test]
+    fn tables_open_in_a_backend_spill_to_it_beyond_its_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = embedded(dir.path(), true);
+        let mut map: crate::SpillingMap<u64, u64> =
+            crate::SpillingMap::in_backend(&backend, "op#0/m", 128, None).unwrap();
+        assert!(map.is_spilling());
+        for k in 0..1_000 {
+            map.insert(k, k * 2);
+        }
+        assert!(map.in_memory_len() <= backend.cache_entries());
+        assert_eq!(map.get_mut(&7).copied(), Some(14));
+        let mut timers: crate::TimerService<u64, ()> =
+            crate::TimerService::in_backend(&backend, "op#0/timers").unwrap();
+        for k in 0..1_000u64 {
+            timers.register(crate::TimeDomain::EventTime, k, (), k as i64);
+        }
+        assert!(timers.in_memory_len() <= backend.cache_entries() * TIMERS_PER_CACHE_ENTRY);
+        assert_eq!(timers.len(crate::TimeDomain::EventTime), 1_000);
+        let memory: crate::SpillingMap<u64, u64> =
+            crate::SpillingMap::in_backend(&MemoryStateBackend, "op#0/m", 128, None).unwrap();
+        assert!(!memory.is_spilling());
+    }
+}
