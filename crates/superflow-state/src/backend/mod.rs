@@ -194,7 +194,7 @@ mod tests {
         partition
             .scan(b"b", &mut |k, _| {
                 keys.push(k.to_vec());
-                keys.len() < 1
+                false
             })
             .unwrap();
         assert_eq!(keys, vec![b"b2".to_vec()]);
