@@ -185,6 +185,16 @@ fn decode_vec<T: Data + DeserializeOwned>(
     Ok(Box::new(v))
 }
 
+/// Records from another process that do not decode as the type this process expects.
+#[derive(Debug, thiserror::Error)]
+#[error("records of type {record} from another process could not be decoded ({cause}): do all processes run the same build of the job?")]
+pub struct BatchDecodeError {
+    /// The record type expected.
+    pub record: &'static str,
+    /// Why they do not decode.
+    pub cause: postcard::Error,
+}
+
 /// The decode function for records of type `T`.
 pub fn decoder_for<T: Data + DeserializeOwned>() -> DecodeFn {
     decode_vec::<T>
@@ -317,6 +327,16 @@ impl Batch {
     /// Panics if the batch holds another type: that is a bug in the graph builder, which
     /// pairs every edge's producer and consumer by type.
     pub fn take_records<T: Data>(&mut self, decode: Option<DecodeFn>) -> Records<T> {
+        self.try_take_records(decode)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Batch::take_records`], with an error for records from another process that do
+    /// not decode as `T` (a process running another build of the job).
+    pub fn try_take_records<T: Data>(
+        &mut self,
+        decode: Option<DecodeFn>,
+    ) -> Result<Records<T>, BatchDecodeError> {
         let timestamps = self.timestamps.take();
         let values = match std::mem::take(&mut self.inner) {
             Inner::Empty | Inner::Watermark { .. } => Vec::new(),
@@ -349,14 +369,16 @@ impl Batch {
                         Ok(v) => *v,
                         Err(_) => panic!("internal error: decoder returned another type"),
                     },
-                    Err(e) => panic!(
-                        "records of type {} from another process could not be decoded: {e}",
-                        std::any::type_name::<T>()
-                    ),
+                    Err(cause) => {
+                        return Err(BatchDecodeError {
+                            record: std::any::type_name::<T>(),
+                            cause,
+                        })
+                    }
                 }
             }
         };
-        Records { values, timestamps }
+        Ok(Records { values, timestamps })
     }
 
     fn encoded_bytes(&self) -> &[u8] {
@@ -548,6 +570,21 @@ mod tests {
         assert_eq!(back.len(), 2);
         let v: Vec<(String, i64)> = back.take_vec(Some(decoder_for::<(String, i64)>()));
         assert_eq!(v, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+    }
+
+    #[test]
+    fn records_of_another_type_from_another_process_are_an_error() {
+        let b = Batch::exchangeable(vec![1u8, 2, 3]);
+        let mut buf = Vec::new();
+        b.into_bytes(&mut buf);
+        let mut back = Batch::from_bytes(timely::bytes::arc::BytesMut::from(buf).freeze());
+        let err = back
+            .try_take_records::<(u64, String)>(Some(decoder_for::<(u64, String)>()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("(u64, alloc::string::String)"), "{err}");
+        assert!(err.contains("same build"), "{err}");
     }
 
     #[test]

@@ -302,10 +302,11 @@ impl JobPlan {
     /// groups. The cluster handshake compares it, so that processes started with
     /// different programs or settings are refused, naming the first difference.
     pub fn shape(&self, graph: &JobGraph, processes: usize) -> String {
-        let mut lines = vec![format!(
-            "{processes} processes and {} workers",
-            self.workers
-        )];
+        // The version first: processes of different builds may encode records apart.
+        let mut lines = vec![
+            format!("Superflow {}", env!("CARGO_PKG_VERSION")),
+            format!("{processes} processes and {} workers", self.workers),
+        ];
         for node in graph.nodes.iter().filter(|n| !n.dormant) {
             lines.push(format!(
                 "operator {} '{}' at parallelism {} with {} key groups",

@@ -29,7 +29,7 @@ pub mod time;
 pub mod user_code;
 
 pub use activation::ActivationScope;
-pub use batch::{Batch, Records};
+pub use batch::{Batch, BatchDecodeError, Records};
 pub use build::{
     side_output_tag, Attach, BatchStream, BuildCtx, ChainOutput, NodeBuilder, OneInputStage,
     SideOutputSink, Stage, StageContext, TwoInputStage,

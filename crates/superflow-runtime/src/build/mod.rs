@@ -373,6 +373,7 @@ impl<'s> BuildCtx<'s> {
         let origin = stream.name().node as u32;
         let mut tracker = WatermarkTracker::new(self.expected_channels(&inputs));
         let mut core = OperatorCore::new(self, chain, activator, origin, id);
+        let receiver = core.receiver();
         let (d1, d2) = (p1.decode, p2.decode);
         let mut consumer = consumer;
         let scope = self.run.activation_scope.clone();
@@ -391,8 +392,14 @@ impl<'s> BuildCtx<'s> {
                                 if core.defer(cap.least().copied().unwrap_or(0), input, data) {
                                     return;
                                 }
-                                if deliver_two(&mut tracker, &mut *consumer, input, data, (d1, d2))
-                                {
+                                if deliver_two(
+                                    &receiver,
+                                    &mut tracker,
+                                    &mut *consumer,
+                                    input,
+                                    data,
+                                    (d1, d2),
+                                ) {
                                     core.drain(&mut out.session(cap));
                                 }
                             },
@@ -403,7 +410,14 @@ impl<'s> BuildCtx<'s> {
                         Signal::Finish => consumer.finish(),
                         Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
                         Signal::Replay(input, batch) => {
-                            deliver_two(&mut tracker, &mut *consumer, input, batch, (d1, d2));
+                            deliver_two(
+                                &receiver,
+                                &mut tracker,
+                                &mut *consumer,
+                                input,
+                                batch,
+                                (d1, d2),
+                            );
                         }
                     });
                 })
@@ -502,6 +516,7 @@ impl<'s> BuildCtx<'s> {
         let inputs = [channels];
         let mut tracker = WatermarkTracker::new(self.expected_channels(&inputs));
         let mut core = OperatorCore::new(self, chain, activator, origin, head);
+        let receiver = core.receiver();
         let scope = self.run.activation_scope.clone();
         builder.build(move |mut capabilities| {
             core.held = capabilities.pop();
@@ -513,7 +528,7 @@ impl<'s> BuildCtx<'s> {
                         if core.defer(cap.least().copied().unwrap_or(0), 0, data) {
                             return;
                         }
-                        if deliver_one(&mut tracker, &mut *consumer, data, decode) {
+                        if deliver_one(&receiver, &mut tracker, &mut *consumer, data, decode) {
                             core.drain(&mut out.session(&cap));
                         }
                     });
@@ -522,7 +537,7 @@ impl<'s> BuildCtx<'s> {
                         Signal::Finish => consumer.finish(),
                         Signal::Snapshot(snapshot) => consumer.snapshot(snapshot),
                         Signal::Replay(_, batch) => {
-                            deliver_one(&mut tracker, &mut *consumer, batch, decode);
+                            deliver_one(&receiver, &mut tracker, &mut *consumer, batch, decode);
                         }
                     });
                 })

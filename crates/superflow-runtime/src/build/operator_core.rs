@@ -13,7 +13,7 @@ use timely::dataflow::operators::Capability;
 use timely::progress::frontier::MutableAntichain;
 use timely::scheduling::Activator;
 
-use crate::batch::{Batch, DecodeFn};
+use crate::batch::{Batch, DecodeFn, Records};
 use crate::checkpoint::{
     checkpoint_of_epoch, CheckpointCoordinator, InstanceId, OperatorSnapshot, PartReport,
 };
@@ -23,9 +23,26 @@ use crate::time::{processing_time_now, WakeUp, WatermarkTracker};
 
 use super::{BuildCtx, ChainOutput, OneInputStage, Stage, TwoInputStage};
 
+/// An operator subtask receiving batches.
+pub(super) struct Receiver {
+    operator: String,
+    subtask: usize,
+}
+
+impl Receiver {
+    /// The records of `data`; records from another process that do not decode fail
+    /// the job, naming this operator.
+    #[inline]
+    fn records<T: Data>(&self, data: &mut Batch, decode: Option<DecodeFn>) -> Records<T> {
+        data.try_take_records::<T>(decode)
+            .unwrap_or_else(|e| raise(&self.operator, self.subtask, e))
+    }
+}
+
 /// Hands one input batch of a one-input operator to its stages: a watermark through the
 /// tracker, records of the main output to `push`. Returns whether the stages ran.
 pub(super) fn deliver_one<I: Data>(
+    core: &Receiver,
     tracker: &mut WatermarkTracker,
     consumer: &mut dyn OneInputStage<I>,
     data: &mut Batch,
@@ -37,7 +54,7 @@ pub(super) fn deliver_one<I: Data>(
             None => return false,
         }
     } else if data.tag() == 0 {
-        let mut records = data.take_records::<I>(decode);
+        let mut records = core.records::<I>(data, decode);
         consumer.push(&mut records);
     } else {
         return false;
@@ -47,6 +64,7 @@ pub(super) fn deliver_one<I: Data>(
 
 /// [`deliver_one`] for input `input` of a two-input operator.
 pub(super) fn deliver_two<A: Data, B: Data>(
+    core: &Receiver,
     tracker: &mut WatermarkTracker,
     consumer: &mut dyn TwoInputStage<A, B>,
     input: usize,
@@ -60,10 +78,10 @@ pub(super) fn deliver_two<A: Data, B: Data>(
         }
     } else if data.tag() == 0 {
         if input == 0 {
-            let mut records = data.take_records::<A>(decode.0);
+            let mut records = core.records::<A>(data, decode.0);
             consumer.push1(&mut records);
         } else {
-            let mut records = data.take_records::<B>(decode.1);
+            let mut records = core.records::<B>(data, decode.1);
             consumer.push2(&mut records);
         }
     } else {
@@ -235,6 +253,14 @@ impl OperatorCore {
                 head,
                 (ctx.worker(), ctx.parallelism(head)),
             ),
+        }
+    }
+
+    /// Who this operator subtask is, for failures outside its stages.
+    pub(super) fn receiver(&self) -> Receiver {
+        Receiver {
+            operator: self.checkpoints.operator.clone(),
+            subtask: self.checkpoints.subtask,
         }
     }
 
