@@ -276,6 +276,21 @@ def test_file_sink_without_checkpoints_commits_at_the_end(env, tmp_path):
         Encoder.simple_string_encoder("latin-1")
 
 
+def test_quarantine_and_the_other_choices_reach_the_file_sink(env, tmp_path):
+    from superflow.common.serialization import Encoder
+    from superflow.datastream.connectors import FileSink
+    builder = FileSink.for_row_format(str(tmp_path / "out"), Encoder.simple_string_encoder())
+    assert builder.build().committed_after_restore == "refuse"
+    for choice in ("quarantine", "keep_duplicates", "refuse"):
+        sink = builder.with_committed_after_restore(choice).build()
+        assert sink.committed_after_restore == choice
+        env.from_collection([choice]).sink_to(sink)
+        env.execute()
+    assert sorted(committed_lines(tmp_path / "out")) == ["keep_duplicates", "quarantine", "refuse"]
+    with pytest.raises(ValueError, match="quarantine"):
+        builder.with_committed_after_restore("duplicates please")
+
+
 def test_file_sink_names_its_parts_by_the_output_file_config(env, tmp_path):
     from superflow.common.serialization import Encoder
     from superflow.datastream.connectors import FileSink, OutputFileConfig

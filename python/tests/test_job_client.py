@@ -54,7 +54,9 @@ def counting_job(env, out_dir, hold=None, max_parallelism=None):
 
 def committed(out_dir):
     lines = []
-    for root, _, files in os.walk(out_dir):
+    for root, dirs, files in os.walk(out_dir):
+        # Hidden directories hold the sink's commit records, not output.
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             if not name.startswith("."):
                 with open(os.path.join(root, name)) as f:

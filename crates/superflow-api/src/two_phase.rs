@@ -42,6 +42,12 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
             subtask: self.ctx.subtask,
             parallelism: self.ctx.parallelism,
             run_id: self.ctx.checkpoints.run_id(),
+            lineage: self.ctx.checkpoints.lineage(),
+            restored: self
+                .ctx
+                .restored
+                .as_ref()
+                .map(|r| (r.checkpoint, r.path.display().to_string())),
         }
     }
 
@@ -57,7 +63,7 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
     fn check<R>(&self, result: Result<R, superflow_core::UserError>) -> R {
         match result {
             Ok(r) => r,
-            Err(e) => self.ctx.fail(e),
+            Err(e) => self.ctx.fail_with(e),
         }
     }
 
@@ -82,8 +88,8 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
         let sink = self.sink();
         let result = ctx.guard(|| {
             sink.recover(&tctx, &all)?;
-            for (_, transaction) in mine {
-                sink.commit(transaction)?;
+            for (checkpoint, transaction) in mine {
+                sink.commit(checkpoint, transaction)?;
             }
             sink.begin_transaction(&tctx)
         });
@@ -103,8 +109,8 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> TwoPhaseCommitStage<T, S> {
         let ctx = self.ctx.clone();
         let sink = self.sink();
         let result = ctx.guard(|| {
-            for (_, transaction) in due {
-                sink.commit(transaction)?;
+            for (checkpoint, transaction) in due {
+                sink.commit(checkpoint, transaction)?;
             }
             Ok(())
         });
@@ -192,8 +198,8 @@ impl<T: Data, S: TwoPhaseCommitSink<T>> Stage for TwoPhaseCommitStage<T, S> {
         };
         let name = self.ctx.name.to_string();
         self.ctx.checkpoints.on_finish(Box::new(move || {
-            for (_, transaction) in pending {
-                sink.commit(transaction).map_err(|cause| {
+            for (checkpoint, transaction) in pending {
+                sink.commit(checkpoint, transaction).map_err(|cause| {
                     superflow_runtime::checkpoint::CommitError {
                         sink: name.clone(),
                         cause,

@@ -8,6 +8,7 @@
 
 pub mod bucket;
 pub mod collection;
+pub mod commit_log;
 pub mod generator;
 pub mod sink;
 pub mod socket;
@@ -16,6 +17,7 @@ pub mod transactional;
 
 pub use bucket::BucketAssigner;
 pub use collection::CollectionSource;
+pub use commit_log::CommittedAfterRestore;
 pub use generator::{DataGeneratorSource, SequenceSource};
 pub use sink::{PrintSink, SinkContext, SinkFunction, TextFileSink, WriteMode};
 pub use socket::SocketTextSource;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use superflow_core::{RecordDisplay, UserError};
 
 use crate::bucket::{BucketAssigner, Buckets};
+use crate::commit_log::{CommitLog, CommittedAfterRestore};
 
 pub use superflow_runtime::sink::{TransactionContext, TwoPhaseCommitSink};
 
@@ -131,6 +132,7 @@ pub struct FileSink {
     policy: RollingPolicy,
     names: OutputFileConfig,
     bucket_assigner: BucketAssigner,
+    committed_after_restore: CommittedAfterRestore,
     buckets: Option<Buckets>,
     ctx: Option<TransactionContext>,
     counter: u64,
@@ -151,6 +153,7 @@ impl Clone for FileSink {
             .with_rolling_policy(self.policy)
             .with_output_file_config(self.names.clone())
             .with_bucket_assigner(self.bucket_assigner.clone())
+            .with_committed_after_restore(self.committed_after_restore)
     }
 }
 
@@ -176,6 +179,7 @@ impl FileSink {
             policy: RollingPolicy::default(),
             names: OutputFileConfig::default(),
             bucket_assigner: BucketAssigner::default(),
+            committed_after_restore: CommittedAfterRestore::default(),
             buckets: None,
             ctx: None,
             counter: 0,
@@ -199,6 +203,13 @@ impl FileSink {
     /// Sets how parts are named.
     pub fn with_output_file_config(mut self, names: OutputFileConfig) -> FileSink {
         self.names = names;
+        self
+    }
+
+    /// Sets what a restore does with parts committed after the checkpoint it restores
+    /// (refuse to start, by default; see [`CommittedAfterRestore`]).
+    pub fn with_committed_after_restore(mut self, choice: CommittedAfterRestore) -> FileSink {
+        self.committed_after_restore = choice;
         self
     }
 
@@ -238,7 +249,7 @@ impl FileSink {
         bucket: String,
         transaction: &mut FileTransaction,
     ) -> Result<usize, UserError> {
-        let ctx = self.ctx.ok_or("the file sink was not opened")?;
+        let ctx = self.ctx.as_ref().ok_or("the file sink was not opened")?;
         let name = format!(
             "{}-{}-{}{}",
             self.names.part_prefix,
@@ -311,7 +322,7 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         self.buckets = Some(self.bucket_assigner.compile().map_err(|e| bad(&e))?);
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Self::io_error(&self.dir, "create output directory", e))?;
-        self.ctx = Some(*ctx);
+        self.ctx = Some(ctx.clone());
         if ctx.subtask != 0 {
             return Ok(());
         }
@@ -337,6 +348,14 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
                 }
             }
         }
+        if let (Some(lineage), Some((checkpoint, from))) = (ctx.lineage, &ctx.restored) {
+            CommitLog::of(&self.dir).settle(
+                lineage,
+                (*checkpoint, from),
+                ctx.run_id,
+                self.committed_after_restore,
+            )?;
+        }
         Ok(())
     }
 
@@ -344,7 +363,7 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         &mut self,
         ctx: &TransactionContext,
     ) -> Result<FileTransaction, UserError> {
-        self.ctx = Some(*ctx);
+        self.ctx = Some(ctx.clone());
         Ok(FileTransaction::default())
     }
 
@@ -400,7 +419,22 @@ impl<T: RecordDisplay + 'static> TwoPhaseCommitSink<T> for FileSink {
         self.close_parts()
     }
 
-    fn commit(&mut self, transaction: FileTransaction) -> Result<(), UserError> {
+    fn commit(&mut self, checkpoint: u64, transaction: FileTransaction) -> Result<(), UserError> {
+        if let Some(ctx) = &self.ctx {
+            if let Some(lineage) = ctx.lineage {
+                let parts: Vec<String> = transaction
+                    .parts
+                    .iter()
+                    .map(|p| p.committed.clone())
+                    .collect();
+                CommitLog::of(&self.dir).record(
+                    lineage,
+                    checkpoint,
+                    (ctx.run_id, ctx.subtask),
+                    &parts,
+                )?;
+            }
+        }
         for part in transaction.parts {
             let (from, to) = (
                 self.dir.join(&part.in_progress),
@@ -439,6 +473,7 @@ mod tests {
             subtask: 0,
             parallelism: 1,
             run_id,
+            ..TransactionContext::default()
         }
     }
 
@@ -469,7 +504,7 @@ mod tests {
         let hour = BucketAssigner::default().compile().unwrap().bucket_now();
         sink.invoke(&mut txn, &mut vec![1i64]).unwrap();
         TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut txn).unwrap();
-        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, 1, txn.clone()).unwrap();
         // yyyy-MM-dd--HH: the hour may have turned since `hour` was taken.
         let bucket = txn.parts[0]
             .committed
@@ -491,8 +526,8 @@ mod tests {
         sink.invoke(&mut txn, &mut vec![1i64, 2]).unwrap();
         TwoPhaseCommitSink::<i64>::pre_commit(&mut sink, &mut txn).unwrap();
         assert!(visible(dir.path()).is_empty());
-        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
-        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, 1, txn.clone()).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, 1, txn).unwrap();
         assert_eq!(visible(dir.path()), vec!["1", "2"]);
     }
 
@@ -518,7 +553,7 @@ mod tests {
         );
         let mut lost = TwoPhaseCommitSink::<i64>::begin_transaction(&mut sink, &ctx(3)).unwrap();
         sink.invoke(&mut lost, &mut vec![2i64]).unwrap();
-        TwoPhaseCommitSink::<i64>::commit(&mut sink, txn.clone()).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut sink, 1, txn.clone()).unwrap();
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
@@ -584,7 +619,7 @@ mod tests {
         let mut next = FileSink::new(dir.path()).with_bucket_assigner(BucketAssigner::base_path());
         TwoPhaseCommitSink::<i64>::recover(&mut next, &ctx(2), std::slice::from_ref(&kept))
             .unwrap();
-        TwoPhaseCommitSink::<i64>::commit(&mut next, kept).unwrap();
+        TwoPhaseCommitSink::<i64>::commit(&mut next, 1, kept).unwrap();
         assert_eq!(visible(dir.path()), vec!["10", "11", "12"]);
         let hidden = std::fs::read_dir(dir.path())
             .unwrap()

@@ -20,7 +20,18 @@ pub struct OperatorFailure {
     pub cause: String,
     /// Where the panic happened (`file:line:column`), if it was a panic.
     pub location: Option<String>,
+    /// Whether a restart cannot help ([`Unrecoverable`]): the job then fails at once,
+    /// whatever its restart strategy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fatal: bool,
 }
+
+/// An error that restarting the job cannot fix (a sink that refuses to start over
+/// output it cannot account for, say): returned by a function or sink, it fails the
+/// job at once, whatever the restart strategy.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrecoverable(pub String);
 
 impl fmt::Display for OperatorFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -17,7 +17,7 @@ pub mod snapshot_copy;
 
 pub use aggregate::{FieldAggregate, FieldPositionError, FieldValue};
 pub use display::RecordDisplay;
-pub use error::{JobError, OperatorFailure, UserError};
+pub use error::{JobError, OperatorFailure, Unrecoverable, UserError};
 pub use key_group::{
     assign_to_key_group, key_group_range_for_subtask, subtask_for_key, subtask_for_key_group,
     KeyGroupRange, DEFAULT_MAX_PARALLELISM, UPPER_BOUND_MAX_PARALLELISM,

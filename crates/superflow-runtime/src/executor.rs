@@ -373,6 +373,12 @@ fn execute_job(
             restore(path, &graph, &plan, settings)
         })?;
         let run_id = start.run_id;
+        // A fresh start begins a line of checkpoints; a restore continues its checkpoint's
+        // (checkpoints of builds that did not record it all count as line 0).
+        let lineage = start
+            .restored
+            .as_ref()
+            .map_or(start.run_id, |state| state.lineage);
         let restored = start.restored.map(|state| {
             tracing::info!(job = job_name, checkpoint = state.checkpoint, path = %state.path.display(), "restoring");
             first_restore.get_or_insert_with(|| state.path.clone());
@@ -388,6 +394,7 @@ fn execute_job(
                 base: start.base,
                 history: std::mem::take(&mut history),
                 run_id: start.run_id,
+                lineage,
                 control: role,
             },
             Arc::clone(&control),
@@ -456,7 +463,7 @@ fn execute_job(
             Err(error) => {
                 // On several processes, a process that failed takes the others down
                 // with it, and each restarts: process 0 picks the checkpoint for all.
-                let restartable = (matches!(error, JobError::OperatorFailed(_))
+                let restartable = (matches!(&error, JobError::OperatorFailed(f) if !f.fatal)
                     || (processes > 1 && matches!(error, JobError::Cluster(_)))
                     || (end_failed && settings.checkpointing.is_some()))
                     && !control.is_cancelled();
@@ -755,6 +762,7 @@ fn run_once(
                 }
             }
             Err(message) => control.fail(OperatorFailure {
+                fatal: false,
                 operator: "<worker>".into(),
                 subtask: 0,
                 cause: message,
@@ -827,6 +835,7 @@ fn run_worker(
             worker.step_or_park(Some(Duration::from_millis(20)));
             if let Some(reason) = peer_lost() {
                 control.fail(OperatorFailure {
+                    fatal: false,
                     operator: "<network>".into(),
                     subtask: index,
                     cause: format!("lost the connection to another process of the job ({reason})"),

@@ -105,6 +105,7 @@ pub fn failure_from_panic(
     match payload.downcast::<OperatorFailure>() {
         Ok(failure) => *failure,
         Err(payload) => OperatorFailure {
+            fatal: false,
             operator: operator.to_string(),
             subtask,
             cause: panic_message(payload.as_ref()),
@@ -125,9 +126,22 @@ pub fn guard<R>(operator: &str, subtask: usize, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Fails the job with an error of the running operator that a restart cannot fix
+/// ([`superflow_core::Unrecoverable`]).
+pub fn raise_unrecoverable(operator: &str, subtask: usize, cause: impl std::fmt::Display) -> ! {
+    panic::resume_unwind(Box::new(OperatorFailure {
+        operator: operator.to_string(),
+        subtask,
+        cause: cause.to_string(),
+        location: None,
+        fatal: true,
+    }))
+}
+
 /// Fails the running operator with an error it returned (not a panic).
 pub fn raise(operator: &str, subtask: usize, cause: impl std::fmt::Display) -> ! {
     panic::resume_unwind(Box::new(OperatorFailure {
+        fatal: false,
         operator: operator.to_string(),
         subtask,
         cause: cause.to_string(),

@@ -64,7 +64,7 @@ pub trait SinkFunction<T>: Send + 'static {
 }
 
 /// Where a transactional sink's subtask runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct TransactionContext {
     /// This subtask's index.
     pub subtask: usize,
@@ -73,13 +73,22 @@ pub struct TransactionContext {
     /// An id unique to this run of the job: names that must not collide with what an
     /// earlier (failed) run wrote can include it.
     pub run_id: u64,
+    /// The line of checkpoints the run continues (`None` without checkpoints): the ids
+    /// of transactions committed in one line are comparable, those of other lines (a
+    /// fresh start of the job, another job writing into the same place) are not.
+    pub lineage: Option<u64>,
+    /// The checkpoint this run restored from, and where it was read.
+    pub restored: Option<(u64, String)>,
 }
 
 /// A sink with exactly-once output through two-phase commit.
 ///
 /// `commit` may be called again for a transaction already committed (a restore commits
 /// the restored checkpoint's transactions, which may have been committed before the
-/// failure), so it must be idempotent.
+/// failure), so it must be idempotent. A restore from a checkpoint older than the newest
+/// (a damaged one skipped, or one the user named) replays records whose transactions may
+/// have been committed for a later checkpoint: `recover` is where a sink that can tell
+/// refuses, or rolls that output back.
 pub trait TwoPhaseCommitSink<T>: Send + 'static {
     /// A transaction's handle: stored in checkpoints, so it must be serializable.
     type Transaction: Serialize + DeserializeOwned + Clone + Send + 'static;
@@ -120,8 +129,9 @@ pub trait TwoPhaseCommitSink<T>: Send + 'static {
     /// Makes the transaction durable; after this it can only be committed or aborted.
     fn pre_commit(&mut self, transaction: &mut Self::Transaction) -> Result<(), UserError>;
 
-    /// Makes the transaction's output visible.
-    fn commit(&mut self, transaction: Self::Transaction) -> Result<(), UserError>;
+    /// Makes the transaction's output visible; it was pre-committed for checkpoint
+    /// `checkpoint` (`u64::MAX`: the end of the job).
+    fn commit(&mut self, checkpoint: u64, transaction: Self::Transaction) -> Result<(), UserError>;
 
     /// Discards the transaction's output.
     fn abort(&mut self, transaction: Self::Transaction) -> Result<(), UserError>;

@@ -63,10 +63,10 @@ pub mod prelude {
         WatermarkOutput, WatermarkStrategy,
     };
     pub use superflow_connectors::{
-        BucketAssigner, FileSink, OutputFileConfig, RollingPolicy, SinkContext, SinkFunction,
-        TransactionContext, TwoPhaseCommitSink, WriteMode,
+        BucketAssigner, CommittedAfterRestore, FileSink, OutputFileConfig, RollingPolicy,
+        SinkContext, SinkFunction, TransactionContext, TwoPhaseCommitSink, WriteMode,
     };
-    pub use superflow_core::{JobError, RecordDisplay, UserError};
+    pub use superflow_core::{JobError, RecordDisplay, Unrecoverable, UserError};
     pub use superflow_runtime::checkpoint::{
         CheckpointConfig, CheckpointStats, CheckpointStatus, CheckpointStorage, CheckpointingMode,
         ExternalizedCheckpointRetention, RestartStrategy, SnapshotCompression, StateBackendConfig,

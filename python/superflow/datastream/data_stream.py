@@ -319,7 +319,8 @@ class DataStream(_OperatorSettings):
         return DataStreamSink(self._as_text()._add(
             "file_sink", text=sink.base_path, start=sink.rolling_policy.part_size,
             end=sink.rolling_policy.rollover_ms,
-            names=[sink.output_file_config.part_prefix, sink.output_file_config.part_suffix],
+            names=[sink.output_file_config.part_prefix, sink.output_file_config.part_suffix,
+                   sink.committed_after_restore],
             bucket=list(sink.bucket_assigner._spec)))
 
     def add_sink(self, sink_func: Union[Callable[[Any], None], fn.SinkFunction]

@@ -13,7 +13,8 @@ use superflow_api::{
     ProcessFunction, SendOn, StreamExecutionEnvironment, WatermarkStrategy,
 };
 use superflow_connectors::{
-    BucketAssigner, FileSink, OutputFileConfig, RollingPolicy, TextFileSource,
+    BucketAssigner, CommittedAfterRestore, FileSink, OutputFileConfig, RollingPolicy,
+    TextFileSource,
 };
 use superflow_core::UserError;
 use superflow_runtime::Records;
@@ -522,9 +523,15 @@ fn file_sink(b: &PlanBuilder<'_>, node: &PlanNode) -> Result<Built, PlanError> {
         policy.rollover_interval = std::time::Duration::from_millis(rollover_ms as u64);
     }
     let mut names = OutputFileConfig::default();
-    if let [prefix, suffix] = node.names.as_slice() {
+    let mut committed_after_restore = CommittedAfterRestore::default();
+    if let [prefix, suffix, rest @ ..] = node.names.as_slice() {
         names.part_prefix.clone_from(prefix);
         names.part_suffix.clone_from(suffix);
+        if let Some(choice) = rest.first() {
+            committed_after_restore = choice
+                .parse()
+                .map_err(|reason| PlanError::Invalid(node.describe(), reason))?;
+        }
     }
     let buckets = match node.bucket.as_slice() {
         [] => BucketAssigner::default(),
@@ -546,7 +553,8 @@ fn file_sink(b: &PlanBuilder<'_>, node: &PlanNode) -> Result<Built, PlanError> {
             FileSink::new(dir)
                 .with_rolling_policy(policy)
                 .with_output_file_config(names)
-                .with_bucket_assigner(buckets),
+                .with_bucket_assigner(buckets)
+                .with_committed_after_restore(committed_after_restore),
         )
         .name(&name);
     configured(node, sink);

@@ -50,6 +50,16 @@ impl StageContext {
         raise(&self.name, self.subtask, cause)
     }
 
+    /// Fails the job with an error a function or sink of this operator returned: at
+    /// once if it is [`superflow_core::Unrecoverable`], otherwise as [`Self::fail`]
+    /// (restarting per the restart strategy).
+    pub fn fail_with(&self, error: superflow_core::UserError) -> ! {
+        if error.is::<superflow_core::Unrecoverable>() {
+            crate::failure::raise_unrecoverable(&self.name, self.subtask, error)
+        }
+        raise(&self.name, self.subtask, error)
+    }
+
     /// The id of this operator's state `name` in checkpoints.
     pub fn state_id(&self, name: &str) -> String {
         format!("{}/{name}", self.uid)

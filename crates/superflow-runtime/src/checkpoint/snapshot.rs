@@ -184,6 +184,10 @@ struct RestoredSection {
 pub struct RestoredState {
     /// The checkpoint's id.
     pub checkpoint: u64,
+    /// The line of checkpoints it belongs to ([`CheckpointMetadata::lineage`]).
+    ///
+    /// [`CheckpointMetadata::lineage`]: crate::checkpoint::CheckpointMetadata::lineage
+    pub lineage: u64,
     /// The job's max parallelism it was written with (the number of key groups).
     pub max_parallelism: usize,
     /// The operators (by state uid) written with a max parallelism of their own.
@@ -198,6 +202,7 @@ impl RestoredState {
     pub fn new(checkpoint: u64, max_parallelism: usize, path: std::path::PathBuf) -> Self {
         RestoredState {
             checkpoint,
+            lineage: 0,
             max_parallelism,
             operator_key_groups: Default::default(),
             path,

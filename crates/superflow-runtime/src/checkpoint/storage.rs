@@ -61,6 +61,11 @@ pub struct CheckpointMetadata {
     pub id: u64,
     /// The job's name.
     pub job: String,
+    /// The line of checkpoints this one belongs to: the run id of the run that started
+    /// the job afresh, kept by every run restored from its checkpoints (0 in checkpoints
+    /// of builds before it was recorded). Sinks record it with what they commit.
+    #[serde(default)]
+    pub lineage: u64,
     /// Whether this is a savepoint.
     pub savepoint: bool,
     /// When it was triggered (milliseconds since the Unix epoch).
@@ -393,6 +398,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<(CheckpointMetadata, RestoredState)
         .map_err(|e| CheckpointError::damaged("metadata", metadata_path.display(), e))?;
     let mut state = RestoredState::new(metadata.id, metadata.max_parallelism, dir.to_path_buf());
     state.operator_key_groups = metadata.operator_key_groups.clone();
+    state.lineage = metadata.lineage;
     for part in &metadata.parts {
         let path = dir.join(&part.file);
         let bytes = std::fs::read(&path).map_err(|e| CheckpointError::io("read part", &path, e))?;
@@ -518,6 +524,7 @@ fn newest_sound(
     storage: &CheckpointStorage,
 ) -> Result<(CheckpointMetadata, RestoredState), CheckpointError> {
     let remote = storage.remote();
+    let mut damaged = Vec::new();
     for &id in storage.checkpoint_ids().iter().rev() {
         let name = match &remote {
             Some(remote) => remote.url_of(&format!("chk-{id}")),
@@ -535,9 +542,18 @@ fn newest_sound(
             None => loaded,
         };
         match loaded {
-            Ok(found) => return Ok(found),
+            Ok(found) => {
+                if !damaged.is_empty() {
+                    crate::notice::warn_user_once(format!(
+                        "restoring checkpoint {id}, older than damaged checkpoint {}: output that sinks committed after checkpoint {id} may be written again (a FileSink checks, and refuses to start unless told to quarantine that output or keep duplicates)",
+                        damaged.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                return Ok(found);
+            }
             Err(e) => {
-                crate::notice::warn_user_once(format!("skipping damaged checkpoint {id}: {e}"))
+                crate::notice::warn_user_once(format!("skipping damaged checkpoint {id}: {e}"));
+                damaged.push(id);
             }
         }
     }
@@ -577,6 +593,7 @@ mod tests {
         let metadata = CheckpointMetadata {
             id,
             job: "test".into(),
+            lineage: 1,
             savepoint: false,
             trigger_timestamp_ms: 0,
             max_parallelism: 128,

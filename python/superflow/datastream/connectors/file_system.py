@@ -175,18 +175,33 @@ class BucketAssigner:
         return BucketAssigner(["date_time", format_str, timezone_id])
 
 
+_COMMITTED_AFTER_RESTORE = ("refuse", "quarantine", "keep_duplicates")
+
+
 class FileSink(Sink):
     """A sink of part files in a directory, exactly once with checkpoints. Parts are
     named as Flink names them (``part-<uuid>-<n>``) and go into a directory per hour
-    (``BucketAssigner``) unless told otherwise."""
+    (``BucketAssigner``) unless told otherwise.
+
+    A restore from a checkpoint older than the newest (a damaged one skipped) replays
+    records whose parts may already be committed. ``committed_after_restore`` says what
+    happens then: ``"refuse"`` to start (the default, naming the parts),
+    ``"quarantine"`` (move them into ``<base_path>/.quarantine/`` and write them
+    again), or ``"keep_duplicates"``."""
 
     def __init__(self, base_path: str, rolling_policy: RollingPolicy,
                  output_file_config: Optional[OutputFileConfig] = None,
-                 bucket_assigner: Optional[BucketAssigner] = None):
+                 bucket_assigner: Optional[BucketAssigner] = None,
+                 committed_after_restore: str = "refuse"):
+        if committed_after_restore not in _COMMITTED_AFTER_RESTORE:
+            raise ValueError(
+                f"committed_after_restore must be one of {', '.join(_COMMITTED_AFTER_RESTORE)}"
+                f", got {committed_after_restore!r}")
         self.base_path = base_path
         self.rolling_policy = rolling_policy
         self.output_file_config = output_file_config or OutputFileConfig("part", "")
         self.bucket_assigner = bucket_assigner or BucketAssigner.date_time_bucket_assigner()
+        self.committed_after_restore = committed_after_restore
 
     @staticmethod
     def for_row_format(base_path: str, encoder: Encoder) -> "FileSink.RowFormatBuilder":
@@ -200,6 +215,17 @@ class FileSink(Sink):
             self._policy = RollingPolicy.default_rolling_policy()
             self._names = OutputFileConfig("part", "")
             self._buckets = BucketAssigner.date_time_bucket_assigner()
+            self._committed_after_restore = "refuse"
+
+        def with_committed_after_restore(self, choice: str) -> "FileSink.RowFormatBuilder":
+            """What a restore from an older checkpoint does with parts already
+            committed after it: ``"refuse"`` (the default), ``"quarantine"`` or
+            ``"keep_duplicates"`` (a Superflow setting; see ``FileSink``)."""
+            if choice not in _COMMITTED_AFTER_RESTORE:
+                raise ValueError("with_committed_after_restore takes one of "
+                                 f"{', '.join(_COMMITTED_AFTER_RESTORE)}, got {choice!r}")
+            self._committed_after_restore = choice
+            return self
 
         def with_bucket_assigner(self, bucket_assigner: BucketAssigner
                                  ) -> "FileSink.RowFormatBuilder":
@@ -232,7 +258,8 @@ class FileSink(Sink):
             return self
 
         def build(self) -> "FileSink":
-            return FileSink(self._base_path, self._policy, self._names, self._buckets)
+            return FileSink(self._base_path, self._policy, self._names, self._buckets,
+                            self._committed_after_restore)
 
 
 FileSourceBuilder = FileSource.FileSourceBuilder

@@ -273,6 +273,7 @@ impl CoordinatorThread {
             .map_or(0, |c| c.tolerable_failures);
         if self.consecutive_failures > tolerable {
             self.control.fail(OperatorFailure {
+                fatal: false,
                 operator: "<checkpoint coordinator>".into(),
                 subtask: 0,
                 cause: format!(
@@ -294,6 +295,7 @@ impl CoordinatorThread {
         CheckpointMetadata {
             id,
             job: self.settings.job.clone(),
+            lineage: self.settings.lineage,
             savepoint,
             trigger_timestamp_ms,
             max_parallelism: self.settings.max_parallelism,

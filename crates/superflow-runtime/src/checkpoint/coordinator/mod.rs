@@ -194,6 +194,7 @@ pub struct CheckpointCoordinator {
     config: Option<CheckpointConfig>,
     base: u64,
     run_id: u64,
+    lineage: u64,
     decides: bool,
 }
 
@@ -224,6 +225,9 @@ pub struct CoordinatorSettings {
     pub history: Vec<CheckpointStats>,
     /// The run's id, the same on every process.
     pub run_id: u64,
+    /// The line of checkpoints the run continues: the restored checkpoint's, or on a
+    /// fresh start the run's id.
+    pub lineage: u64,
     /// This process's place among the job's processes.
     pub control: ControlRole,
 }
@@ -246,6 +250,7 @@ impl CheckpointCoordinator {
         let config = settings.config.clone();
         let base = settings.base;
         let run_id = settings.run_id;
+        let lineage = settings.lineage;
         let decides = settings.control.decides();
         let peers = Peers::connect(std::mem::take(&mut settings.control), &sender, &control);
         let mut state = CoordinatorThread {
@@ -287,6 +292,7 @@ impl CheckpointCoordinator {
             config,
             base,
             run_id,
+            lineage,
             decides,
         })
     }
@@ -375,6 +381,13 @@ impl CheckpointCoordinator {
     /// Whether checkpoint `id` is a savepoint (which is self-contained: never incremental).
     pub fn is_savepoint(&self, id: u64) -> bool {
         self.shared.savepoints.lock().is_ok_and(|s| s.contains(&id))
+    }
+
+    /// The line of checkpoints this run continues (see
+    /// [`CheckpointMetadata::lineage`](crate::checkpoint::CheckpointMetadata::lineage)),
+    /// `None` without periodic checkpoints.
+    pub fn lineage(&self) -> Option<u64> {
+        self.config.as_ref().map(|_| self.lineage)
     }
 
     /// Where incremental state of checkpoint `id` goes: the storage's shared directory;
@@ -694,6 +707,7 @@ pub(crate) fn coordinator_for_test(
             base: 0,
             history: Vec::new(),
             run_id: CheckpointCoordinator::new_run_id(),
+            lineage: 1,
             control: ControlRole::Alone,
         },
         control,

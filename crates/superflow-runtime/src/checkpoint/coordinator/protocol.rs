@@ -52,6 +52,7 @@ impl Peers {
         };
         result.unwrap_or_else(|(peer, e)| {
             control.fail(OperatorFailure {
+                fatal: false,
                 operator: "<checkpoint coordinator>".into(),
                 subtask: 0,
                 cause: format!("control connection to process {peer}: {e}"),
