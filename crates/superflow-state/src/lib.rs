@@ -25,6 +25,6 @@ pub use snapshot::{
     filter_keyed_snapshot, read_keyed_snapshot, write_keyed_snapshot, write_raw_keyed_snapshot,
     Compression, Encoding, EncodingError, SnapshotError,
 };
-pub use spill::{read_chain, SpillingMap};
+pub use spill::{is_full_checkpoint, read_chain, SpillingMap};
 pub use table::{Namespaced, StateTable};
 pub use timers::{TimeDomain, TimerService};

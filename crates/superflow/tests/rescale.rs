@@ -61,6 +61,8 @@ struct FailAt {
     record: u64,
     storage: PathBuf,
     complete: usize,
+    /// A complete checkpoint must have at least this id.
+    min_checkpoint: u64,
 }
 
 impl FailAt {
@@ -69,18 +71,22 @@ impl FailAt {
             record,
             storage: storage.to_path_buf(),
             complete,
+            min_checkpoint: 0,
         })
     }
 
     fn due(&self, record: u64) -> bool {
-        record >= self.record
-            && std::fs::read_dir(&self.storage)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.path().join("_metadata").is_file())
-                .count()
-                >= self.complete
+        if record < self.record {
+            return false;
+        }
+        let complete: Vec<u64> = std::fs::read_dir(&self.storage)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("_metadata").is_file())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+            .collect();
+        complete.len() >= self.complete && complete.iter().any(|&id| id >= self.min_checkpoint)
     }
 }
 
@@ -129,8 +135,10 @@ fn job_with(
         .name("totals")
         .uid("totals");
     let totals = with_groups(totals, totals_groups);
+    // A restore from an older checkpoint (a damaged newer one skipped) rolls back the
+    // output committed after it, so that the output stays exact.
     sums.union(&[&totals])
-        .sink_to(FileSink::new(out))
+        .sink_to(FileSink::new(out).with_committed_after_restore(CommittedAfterRestore::Quarantine))
         .uid("sink");
 }
 
@@ -803,4 +811,83 @@ fn a_savepoint_into_an_object_store_restores_from_its_url_at_another_parallelism
     let result = resume_elsewhere_from(&url, &out, "from the savepoint's URL");
     assert_eq!(result.restored_from, Some(PathBuf::from(&url)));
     assert_eq!(summary(&lines(&out)), expected());
+}
+
+#[test]
+fn a_damaged_shared_file_falls_back_to_the_retained_full_checkpoint() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (checkpoints, out) = (root.path().join("checkpoints"), root.path().join("out"));
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
+        dir: Some(root.path().join("lsm")),
+        cache_entries: 10,
+        timers: TimerStorage::InMemory,
+        block_cache_bytes: 1 << 20,
+    });
+    env.enable_checkpointing(Duration::from_millis(20));
+    let storage = checkpoints.clone();
+    env.configure_checkpoints(move |c| {
+        c.storage = storage;
+        c.retained = 2;
+    });
+    env.set_restart_strategy(RestartStrategy::None);
+    // Past checkpoint 11 (so that the last full checkpoint, 9, is older than the two
+    // kept), at a rate that lets it get there before the input ends.
+    let fail_at = FailAt::new(0, &checkpoints, 0).map(|f| FailAt {
+        min_checkpoint: 11,
+        ..f
+    });
+    job(&env, &out, fail_at, 8_000.0);
+    let err = env
+        .execute("shared, first run")
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.contains("failing at")));
+    let storage = CheckpointStorage::new(&checkpoints);
+    let complete: Vec<u64> = storage
+        .checkpoint_ids()
+        .into_iter()
+        .filter(|&id| storage.is_complete(id))
+        .collect();
+    let full = complete
+        .iter()
+        .copied()
+        .filter(|&id| superflow_state_full(id))
+        .max()
+        .unwrap_or_else(|| panic!("a full checkpoint is kept among {complete:?}"));
+    let newest = *complete.last().unwrap_or(&0);
+    assert!(newest > full + 1, "{complete:?}");
+    // The first delta after the full checkpoint: every later checkpoint's chains read it.
+    let (metadata, _) = superflow::runtime::checkpoint::find_restorable(&checkpoints)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let delta = metadata
+        .parts
+        .iter()
+        .flat_map(|p| &p.shared)
+        .filter_map(|f| {
+            let id: u64 = f.rsplit_once("-c")?.1.parse().ok()?;
+            (id > full).then_some((id, f.clone()))
+        })
+        .min()
+        .unwrap_or_else(|| panic!("a delta after checkpoint {full}: {:?}", metadata.parts));
+    let path = checkpoints.join("shared").join(&delta.1);
+    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+
+    let (result, resumed) = resume(root.path(), &(checkpoints, out), "shared", 2);
+    let restored = result.restored_from.unwrap_or_default();
+    assert!(
+        restored.ends_with(format!("chk-{full}")),
+        "restored from {}, the kept full checkpoint is {full}",
+        restored.display()
+    );
+    assert_eq!(summary(&lines(&resumed)), expected());
+}
+
+/// Whether checkpoint `id` writes every state in full (the first and every 8th id).
+fn superflow_state_full(id: u64) -> bool {
+    id % 8 == 1
 }

@@ -31,15 +31,19 @@ impl IncrementalChain {
     }
 
     /// Adds checkpoint `checkpoint`'s file of partition `partition`. Returns whether it
-    /// is a full file (the first, after [`Self::MAX_FILES`], and when `full` asks), its
-    /// name, and the chain a restore of that checkpoint reads.
+    /// is a full file (the first, after [`Self::MAX_FILES`], at every checkpoint id
+    /// [`is_full_checkpoint`], and when `full` asks), its name, and the chain a restore
+    /// of that checkpoint reads.
     pub(crate) fn next(
         &mut self,
         partition: &str,
         checkpoint: u64,
         full: bool,
     ) -> (bool, String, Vec<String>) {
-        let full = full || self.files.is_empty() || self.files.len() >= Self::MAX_FILES;
+        let full = full
+            || self.files.is_empty()
+            || self.files.len() >= Self::MAX_FILES
+            || is_full_checkpoint(checkpoint);
         if full {
             self.files.clear();
         }
@@ -53,6 +57,15 @@ impl IncrementalChain {
     pub(crate) fn pause(&mut self) {
         self.files.clear();
     }
+}
+
+/// Whether every state writes checkpoint `checkpoint` in full, whatever its chain: the
+/// first and every 8th checkpoint id (1, 9, 17, ...), so that the chains of all states
+/// restart together and such a checkpoint needs no file of an earlier one (the
+/// coordinator keeps the newest of them: a damaged shared file then costs at most the
+/// checkpoints after it).
+pub fn is_full_checkpoint(checkpoint: u64) -> bool {
+    checkpoint % IncrementalChain::MAX_FILES as u64 == 1
 }
 
 /// Appends a stored key to `out`: the key group of `key` (big-endian, so that keys sort

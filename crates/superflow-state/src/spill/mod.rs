@@ -13,8 +13,8 @@
 
 mod chain;
 
-pub use chain::read_chain;
 pub(crate) use chain::{append_grouped_key, encode_delta, write_chain_file, IncrementalChain};
+pub use chain::{is_full_checkpoint, read_chain};
 
 use std::hash::Hash;
 use std::path::PathBuf;

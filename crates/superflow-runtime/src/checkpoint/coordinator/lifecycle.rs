@@ -182,8 +182,23 @@ impl CoordinatorThread {
             .collect();
         let keep = config.retained.max(1);
         if complete.len() > keep {
-            for &id in &complete[..complete.len() - keep] {
-                storage.delete(id);
+            let (older, kept) = complete.split_at(complete.len() - keep);
+            // The newest self-contained checkpoint stays too: kept incremental
+            // checkpoints share files, and one damaged file would make all of them
+            // unusable.
+            let fallback = if kept.iter().any(|&id| self_contained(storage, id)) {
+                None
+            } else {
+                older
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&id| self_contained(storage, id))
+            };
+            for &id in older {
+                if Some(id) != fallback {
+                    storage.delete(id);
+                }
             }
         }
         self.collect_shared_files(storage, newest);
@@ -367,6 +382,23 @@ impl CoordinatorThread {
             all.push(stats);
         }
     }
+}
+
+/// Whether checkpoint `id` needs no shared file of an earlier checkpoint (every
+/// incremental state wrote its full file at it, or it has none).
+fn self_contained(storage: &CheckpointStorage, id: u64) -> bool {
+    let Some(text) = storage.metadata_bytes(id) else {
+        return false;
+    };
+    let Ok(metadata) = serde_json::from_slice::<CheckpointMetadata>(&text) else {
+        return false;
+    };
+    let own = format!("-c{id}");
+    metadata
+        .parts
+        .iter()
+        .flat_map(|part| &part.shared)
+        .all(|file| file.ends_with(&own))
 }
 
 #[cfg(test)]
