@@ -4,6 +4,10 @@
 import os
 import pickle
 import sys
+import threading
+
+# How long a worker whose driver died may take to stop its job before it ends itself.
+_ORPHAN_GRACE_S = 1.0
 
 
 def main() -> int:
@@ -20,10 +24,19 @@ def main() -> int:
         from superflow import _superflow
         settings = dict(job["settings"], cluster=(index, job["addresses"], job["secret"]))
         driver = os.getppid()
+        orphaned = []
 
         def driver_alive():
-            # Re-parented: the driver died, and with it the job.
-            return None if os.getppid() == driver else "the driver process is gone"
+            # Re-parented: the driver died, and with it the job. The job is cancelled;
+            # a user function that holds a batch for long (or for ever) must not keep
+            # the process alive with nobody to report to: it ends a second later. What
+            # it leaves (its run's store, the job directory) the next run removes.
+            if os.getppid() == driver:
+                return None
+            if not orphaned:
+                orphaned.append(True)
+                threading.Timer(_ORPHAN_GRACE_S, os._exit, args=(1,)).start()
+            return "the driver process is gone"
 
         result = _superflow.execute(job["job_name"], job["nodes"], settings, driver_alive)
         outcome = {"collected": result.get("collected", {}), "bench": result.get("bench")}

@@ -675,3 +675,52 @@ def test_a_flat_map_that_makes_millions_of_one_record_holds_a_batch_at_a_time(tm
     assert records == "[999999, 1999999, 2999999]"
     # Held whole, the 3M outputs of the one record took 121 MB more; a batch at a time, 16.
     assert int(grown) < 60, f"the job grew the process by {grown} MB"
+
+
+def test_a_worker_whose_driver_was_killed_ends_even_in_a_stuck_function(tmp_path):
+    # The driver (a process of its own) runs a job on two processes whose worker gets
+    # stuck in a user function; once the worker is stuck, the driver is SIGKILLed. The
+    # worker must not outlive it by more than its grace period (a second).
+    import subprocess
+    import sys
+    import time
+    marker = tmp_path / "stuck"
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import os, time\n"
+        "from superflow.datastream import StreamExecutionEnvironment\n"
+        "env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)\n"
+        "import sys\n"
+        "def stuck(x):\n"
+        "    if sys.argv[0].endswith('_worker.py'):  # only in the worker process\n"
+        f"        open({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+        "        time.sleep(600)\n"
+        "    return x\n"
+        "env.from_sequence(0, 10**9).map(stuck).add_sink(lambda x: None)\n"
+        "env.execute('stuck worker')\n")
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline, "the worker never got stuck"
+            assert driver.poll() is None, "the driver ended early"
+            time.sleep(0.05)
+        worker = int(marker.read_text())
+        driver.kill()
+        driver.wait()
+
+        def running(pid):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    state = next(line for line in f if line.startswith("State:"))
+                return "Z" not in state.split()[1]
+            except (FileNotFoundError, StopIteration):
+                return False
+        # A liveness bound, not a speed: the grace period is one second.
+        deadline = time.monotonic() + 30
+        while running(worker):
+            assert time.monotonic() < deadline, "the worker outlived its driver"
+            time.sleep(0.05)
+    finally:
+        driver.kill()

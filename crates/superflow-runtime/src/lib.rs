@@ -13,6 +13,7 @@ pub mod build;
 pub mod checkpoint;
 pub mod cluster;
 pub mod cluster_auth;
+mod cluster_config;
 pub mod cluster_control;
 pub mod control;
 pub mod exchange;

@@ -167,6 +167,20 @@ impl CoordinatorThread {
                 }
             }
             ControlMessage::Disconnected(reason) => {
+                // Gone without ending its run (killed): this run cannot go on, and the
+                // data connections may take seconds to tell; a process that ended its
+                // run said so first.
+                if !self.gone.contains(&peer) {
+                    self.control.fail(OperatorFailure {
+                        operator: "<network>".into(),
+                        subtask: 0,
+                        cause: format!(
+                            "lost the connection to process {peer} of the job ({reason})"
+                        ),
+                        location: None,
+                        fatal: false,
+                    });
+                }
                 self.fail_waiting_on(peer, &format!("process {peer} is gone ({reason})"));
                 self.inbox
                     .push_back((peer, ControlMessage::Disconnected(reason)));
