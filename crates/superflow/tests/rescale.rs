@@ -539,23 +539,38 @@ fn operator_list_state_is_dealt_and_union_state_shared_on_restore() {
     assert_eq!(union_seen, 4, "the union state of all four old subtasks");
 }
 
+/// A job environment at parallelism 2 with the embedded backend in `root/lsm`, ten
+/// entries per state in memory, checkpoints every `interval` ms into `root/checkpoints`
+/// keeping `retained`, and no restarts.
+fn embedded_env(
+    root: &Path,
+    timers: TimerStorage,
+    (interval, retained): (u64, usize),
+) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::get_execution_environment();
+    env.set_parallelism(2);
+    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
+        dir: Some(root.join("lsm")),
+        cache_entries: 10,
+        timers,
+        block_cache_bytes: 1 << 20,
+    });
+    env.enable_checkpointing(Duration::from_millis(interval));
+    let storage = root.join("checkpoints");
+    env.configure_checkpoints(move |c| {
+        c.storage = storage;
+        c.retained = retained;
+    });
+    env.set_restart_strategy(RestartStrategy::None);
+    env
+}
+
 #[test]
 fn state_spilled_to_the_embedded_store_checkpoints_and_restores_in_memory_and_back() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (checkpoints, out) = (root.path().join("checkpoints"), root.path().join("out"));
     // Ten entries per state in memory: nearly all of the 101 keys live in the store.
-    let env = StreamExecutionEnvironment::get_execution_environment();
-    env.set_parallelism(2);
-    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
-        dir: Some(root.path().join("lsm")),
-        cache_entries: 10,
-        timers: TimerStorage::InStore,
-        block_cache_bytes: 1 << 20,
-    });
-    env.enable_checkpointing(Duration::from_millis(25));
-    let storage = checkpoints.clone();
-    env.configure_checkpoints(move |c| c.storage = storage);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = embedded_env(root.path(), TimerStorage::InStore, (25, 2));
     // Slow enough for several checkpoints with nearly every access going to the store.
     job(&env, &out, FailAt::new(16_000, &checkpoints, 2), 16_000.0);
     let err = env
@@ -817,21 +832,7 @@ fn a_savepoint_into_an_object_store_restores_from_its_url_at_another_parallelism
 fn a_damaged_shared_file_falls_back_to_the_retained_full_checkpoint() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (checkpoints, out) = (root.path().join("checkpoints"), root.path().join("out"));
-    let env = StreamExecutionEnvironment::get_execution_environment();
-    env.set_parallelism(2);
-    env.set_state_backend(StateBackendConfig::EmbeddedLsm {
-        dir: Some(root.path().join("lsm")),
-        cache_entries: 10,
-        timers: TimerStorage::InMemory,
-        block_cache_bytes: 1 << 20,
-    });
-    env.enable_checkpointing(Duration::from_millis(20));
-    let storage = checkpoints.clone();
-    env.configure_checkpoints(move |c| {
-        c.storage = storage;
-        c.retained = 2;
-    });
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = embedded_env(root.path(), TimerStorage::InMemory, (20, 2));
     // Past checkpoint 11 (so that the last full checkpoint, 9, is older than the two
     // kept), at a rate that lets it get there before the input ends.
     let fail_at = FailAt::new(0, &checkpoints, 0).map(|f| FailAt {
