@@ -74,8 +74,9 @@ pub enum JobError {
     #[error("{0}")]
     OperatorFailed(OperatorFailure),
     /// The cluster configuration (processes, addresses) is wrong, or the network failed.
+    /// The runtime's errors here are its `ClusterError`s (`downcast_ref` tells which).
     #[error("cluster error: {0}")]
-    Cluster(String),
+    Cluster(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A checkpoint or savepoint could not be restored, or checkpointing is misconfigured.
     /// The runtime's errors here are its `CheckpointError`s (`downcast_ref` tells which).
     #[error("checkpoint error: {0}")]

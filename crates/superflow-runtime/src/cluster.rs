@@ -18,6 +18,7 @@ use timely::communication::{AllocatorBuilder, Hooks};
 
 use crate::cluster_auth::{self, Challenge, ClusterSecret, Side, PROOF_BYTES};
 use crate::cluster_control::{ControlLink, ControlRole};
+use crate::cluster_error::ClusterError;
 use crate::control::JobControl;
 use crate::ClusterConfig;
 
@@ -88,14 +89,14 @@ pub fn start_network(
             .flatten()
             .map(TcpStream::try_clone)
             .collect::<Result<_, _>>()
-            .map_err(|e| cluster_error(format!("cannot keep a socket: {e}")))?,
+            .map_err(|e| ClusterError::network("cannot keep a socket", e))?,
     };
     let hooks = Hooks::default();
     let process =
         ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
     let (builders, guard) =
         initialize_networking_from_sockets(process, sockets, cluster.process_id, threads, hooks)
-            .map_err(|e| JobError::Cluster(format!("cannot start the network: {e}")))?;
+            .map_err(|e| ClusterError::network("cannot start the network", e))?;
     Ok((
         builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
         guard,
@@ -108,10 +109,6 @@ impl ClusterSockets {
     pub fn take_data(&mut self) -> Vec<Option<TcpStream>> {
         std::mem::take(&mut self.data)
     }
-}
-
-fn cluster_error(what: String) -> JobError {
-    JobError::Cluster(what)
 }
 
 /// What a connection is for, sent after the connecting process's index.
@@ -282,9 +279,12 @@ fn shape_mismatch(me: usize, peer: usize, mine: &str, theirs: &str) -> JobError 
             (None, None) => break "they differ".to_string(),
         }
     };
-    cluster_error(format!(
-        "process {peer} runs another job than process {me}: {difference}; start every process of a job with the same program and settings"
-    ))
+    ClusterError::AnotherJob {
+        me,
+        peer,
+        difference,
+    }
+    .into()
 }
 
 fn connect_with_retries(
@@ -298,22 +298,28 @@ fn connect_with_retries(
     let mut next_check = Instant::now();
     loop {
         if control.is_cancelled() {
-            return Err(cluster_error(format!(
-                "cancelled while process {me} was connecting to process {index} at {address}"
-            )));
+            return Err(ClusterError::Cancelled {
+                me,
+                doing: format!("was connecting to process {index} at {address}"),
+            }
+            .into());
         }
         if let Some(given_up) = given_up.filter(|_| Instant::now() >= next_check) {
             if let Some(cause) = given_up() {
-                return Err(cluster_error(format!("process 0 gave the job up: {cause}")));
+                return Err(ClusterError::GaveUp(cause).into());
             }
             next_check = Instant::now() + GIVE_UP_CHECK;
         }
         match TcpStream::connect(address) {
             Ok(stream) => return Ok(stream),
-            Err(e) if Instant::now() >= deadline => {
-                return Err(cluster_error(format!(
-                    "process {me} cannot connect to process {index} at {address}: {e}"
-                )))
+            Err(source) if Instant::now() >= deadline => {
+                return Err(ClusterError::Unreachable {
+                    me,
+                    peer: index,
+                    address: address.to_string(),
+                    source,
+                }
+                .into())
             }
             Err(_) => std::thread::sleep(RETRY),
         }
@@ -331,14 +337,12 @@ fn sockets(
 ) -> Result<ClusterSockets, JobError> {
     let me = cluster.process_id;
     let addresses = &cluster.addresses;
-    let own = addresses
-        .get(me)
-        .ok_or_else(|| cluster_error(format!("process {me} has no address")))?;
+    let own = addresses.get(me).ok_or(ClusterError::NoAddress(me))?;
     let listener = TcpListener::bind(own.as_str())
-        .map_err(|e| cluster_error(format!("process {me} cannot listen on {own}: {e}")))?;
+        .map_err(|e| ClusterError::network(format!("process {me} cannot listen on {own}"), e))?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| cluster_error(format!("listener on {own}: {e}")))?;
+        .map_err(|e| ClusterError::network(format!("listener on {own}"), e))?;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut data: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
     let mut control: Vec<Option<TcpStream>> = (0..addresses.len()).map(|_| None).collect();
@@ -352,7 +356,7 @@ fn sockets(
             let watch = given_up.filter(|_| index == 0);
             let mut stream = connect_with_retries(me, index, address, deadline, job, watch)?;
             handshake(&mut stream, me, kind, shape, cluster.secret.as_ref())
-                .map_err(|e| cluster_error(format!("handshake with process {index}: {e}")))?;
+                .map_err(|e| ClusterError::network(format!("handshake with process {index}"), e))?;
             let slot = if kind == DATA {
                 &mut data
             } else {
@@ -433,24 +437,29 @@ fn sockets(
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if job.is_cancelled() {
-                    return Err(cluster_error(format!(
-                        "cancelled while process {me} waited for {missing} connection(s) from the other process(es)"
-                    )));
+                    return Err(ClusterError::Cancelled {
+                        me,
+                        doing: format!(
+                            "waited for {missing} connection(s) from the other process(es)"
+                        ),
+                    }
+                    .into());
                 }
                 if Instant::now() >= deadline {
-                    return Err(cluster_error(format!(
-                        "process {me} waited {}s for {missing} connection(s) from the other process(es)",
-                        CONNECT_TIMEOUT.as_secs()
-                    )));
+                    return Err(ClusterError::Waited {
+                        me,
+                        seconds: CONNECT_TIMEOUT.as_secs(),
+                        missing,
+                    }
+                    .into());
                 }
                 std::thread::sleep(RETRY);
             }
-            Err(e) => return Err(cluster_error(format!("accept on {own}: {e}"))),
+            Err(e) => return Err(ClusterError::network(format!("accept on {own}"), e).into()),
         }
     }
     let link = |(peer, socket): (usize, TcpStream)| {
-        ControlLink::new(peer, socket)
-            .map_err(|e| cluster_error(format!("control connection to process {peer}: {e}")))
+        ControlLink::new(peer, socket).map_err(|source| ClusterError::Control { peer, source })
     };
     let mut control = control
         .into_iter()
@@ -461,11 +470,7 @@ fn sockets(
     let control = if me == 0 {
         ControlRole::Leader(control)
     } else {
-        ControlRole::Follower(
-            control
-                .pop()
-                .ok_or_else(|| cluster_error("no control connection to process 0".into()))?,
-        )
+        ControlRole::Follower(control.pop().ok_or(ClusterError::NoLeader)?)
     };
     Ok(ClusterSockets { data, control })
 }

@@ -3,6 +3,8 @@
 
 use superflow_core::JobError;
 
+use crate::cluster_error::ClusterError;
+
 /// Environment variable: number of processes of a multi-process job.
 pub const ENV_PROCESSES: &str = "SUPERFLOW_PROCESSES";
 /// Environment variable: this process's index (0-based).
@@ -33,21 +35,23 @@ impl ClusterConfig {
         let Ok(processes) = std::env::var(ENV_PROCESSES) else {
             return Ok(None);
         };
-        let processes: usize = processes.trim().parse().map_err(|_| {
-            JobError::Cluster(format!(
-                "{ENV_PROCESSES} must be a positive number, got '{processes}'"
-            ))
-        })?;
+        let processes: usize = processes
+            .trim()
+            .parse()
+            .map_err(|_| ClusterError::NotANumber {
+                variable: ENV_PROCESSES,
+                expected: "a positive number",
+                value: processes.clone(),
+            })?;
         if processes <= 1 {
             return Ok(None);
         }
-        let id = std::env::var(ENV_PROCESS_ID).map_err(|_| {
-            JobError::Cluster(format!(
-                "{ENV_PROCESSES}={processes} needs {ENV_PROCESS_ID}"
-            ))
-        })?;
-        let process_id: usize = id.trim().parse().map_err(|_| {
-            JobError::Cluster(format!("{ENV_PROCESS_ID} must be a number, got '{id}'"))
+        let id =
+            std::env::var(ENV_PROCESS_ID).map_err(|_| ClusterError::NoProcessId { processes })?;
+        let process_id: usize = id.trim().parse().map_err(|_| ClusterError::NotANumber {
+            variable: ENV_PROCESS_ID,
+            expected: "a number",
+            value: id.clone(),
         })?;
         let addresses: Vec<String> = if let Ok(list) = std::env::var(ENV_ADDRESSES) {
             list.split(',')
@@ -55,8 +59,9 @@ impl ClusterConfig {
                 .filter(|a| !a.is_empty())
                 .collect()
         } else if let Ok(path) = std::env::var(ENV_HOSTFILE) {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                JobError::Cluster(format!("cannot read {ENV_HOSTFILE} '{path}': {e}"))
+            let text = std::fs::read_to_string(&path).map_err(|source| ClusterError::HostFile {
+                path: path.clone(),
+                source,
             })?;
             text.lines()
                 .map(str::trim)
@@ -69,15 +74,18 @@ impl ClusterConfig {
                 .collect()
         };
         if addresses.len() != processes {
-            return Err(JobError::Cluster(format!(
-                "{processes} processes need {processes} addresses, got {}: {addresses:?}",
-                addresses.len()
-            )));
+            return Err(ClusterError::AddressCount {
+                processes,
+                addresses,
+            }
+            .into());
         }
         if process_id >= processes {
-            return Err(JobError::Cluster(format!(
-                "{ENV_PROCESS_ID}={process_id} is out of range for {processes} processes"
-            )));
+            return Err(ClusterError::ProcessIdOutOfRange {
+                process_id,
+                processes,
+            }
+            .into());
         }
         let secret = std::env::var(ENV_SECRET)
             .ok()

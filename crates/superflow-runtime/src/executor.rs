@@ -17,6 +17,7 @@ use crate::checkpoint::{
     RestoredState, RunOutcome, StateBackendConfig,
 };
 use crate::cluster_control::{ControlMessage, ControlRole};
+use crate::cluster_error::ClusterError;
 use crate::control::JobControl;
 use crate::failure::{
     failure_from_panic, install_panic_hook, mark_worker_thread, peer_lost, quietly,
@@ -476,9 +477,7 @@ fn agree_on_start(
             run_id,
         } = leader.receive(crate::cluster::CONNECT_TIMEOUT)
         else {
-            return Err(JobError::Cluster(
-                "process 0 did not start the run (it failed or is gone)".into(),
-            ));
+            return Err(ClusterError::NotStarted.into());
         };
         let restored = restore.as_deref().map(load).transpose()?;
         let start = RunStart {
@@ -515,9 +514,7 @@ fn agree_on_start(
             run_id: start.run_id,
         };
         for follower in followers {
-            follower
-                .send(&message)
-                .map_err(|e| JobError::Cluster(e.to_string()))?;
+            follower.send(&message).map_err(ClusterError::from)?;
         }
     }
     Ok((start, role))
@@ -638,7 +635,7 @@ fn run_once(
             timely::execute(config, work)
         }
     }
-    .map_err(JobError::Cluster)?;
+    .map_err(ClusterError::Failed)?;
     let reports = quietly(move || guards.join());
     // A peer process gone before this one severed anything: the job failed because of it.
     let mut lost = peer_lost();
@@ -659,17 +656,13 @@ fn run_once(
         .failure()
         .filter(|f| f.operator != "<worker>" && f.operator != "<network>");
     if let (Some(reason), None) = (&lost, &own_failure) {
-        return Err(JobError::Cluster(format!(
-            "lost the connection to another process of the job ({reason})"
-        )));
+        return Err(ClusterError::Lost(reason.clone()).into());
     }
     let reports = match reports {
         Ok(reports) => reports,
         Err(payload) => {
             let reason = crate::failure::panic_message(payload.as_ref());
-            return Err(JobError::Cluster(format!(
-                "lost the connection to another process of the job ({reason})"
-            )));
+            return Err(ClusterError::Lost(reason).into());
         }
     };
     let net_runtime = started.elapsed();
@@ -695,7 +688,7 @@ fn run_once(
     }
     if let Some(failure) = control.failure() {
         if failure.operator == "<network>" {
-            return Err(JobError::Cluster(failure.cause));
+            return Err(ClusterError::Failed(failure.cause).into());
         }
         return Err(JobError::OperatorFailed(failure));
     }

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod cluster_auth;
 mod cluster_config;
 pub mod cluster_control;
+pub mod cluster_error;
 pub mod control;
 pub mod exchange;
 pub mod execution_mode;

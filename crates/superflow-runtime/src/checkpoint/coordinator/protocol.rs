@@ -168,9 +168,9 @@ impl CoordinatorThread {
             }
             ControlMessage::Disconnected(reason) => {
                 // Gone without ending its run (killed): this run cannot go on, and the
-                // data connections may take seconds to tell; a process that ended its
-                // run said so first.
-                if !self.gone.contains(&peer) {
+                // data connections may take seconds to tell. A process that ended its
+                // run said so first, and one that cancelled the job sent `Cancel` first.
+                if !self.gone.contains(&peer) && !self.control.is_cancelled() {
                     self.control.fail(OperatorFailure {
                         operator: "<network>".into(),
                         subtask: 0,
