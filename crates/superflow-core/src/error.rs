@@ -27,8 +27,9 @@ pub struct OperatorFailure {
 }
 
 /// An error that restarting the job cannot fix (a sink that refuses to start over
-/// output it cannot account for, say): returned by a function or sink, it fails the
-/// job at once, whatever the restart strategy.
+/// output it cannot account for, say): returned by a transactional sink
+/// (`TwoPhaseCommitSink`), it fails the job at once, whatever the restart strategy.
+/// Other functions' errors restart the job as any other error does.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Unrecoverable(pub String);

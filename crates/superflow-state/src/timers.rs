@@ -10,11 +10,10 @@
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
-use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::backend::{DiskStateStore, StateBackend, StatePartition, TIMERS_PER_CACHE_ENTRY};
+use crate::backend::{StateBackend, StatePartition, TIMERS_PER_CACHE_ENTRY};
 use crate::hashing::StateHashSet;
 use crate::snapshot::{Encoding, EncodingError};
 use crate::spill::{append_grouped_key, encode_delta, write_chain_file, IncrementalChain};
@@ -164,7 +163,12 @@ where
 
     /// No timers; beyond `capacity` per domain in memory, they go to partition `state`
     /// of `store`.
-    pub fn spilling(store: &Arc<DiskStateStore>, state: &str, capacity: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn spilling(
+        store: &std::sync::Arc<crate::backend::DiskStateStore>,
+        state: &str,
+        capacity: usize,
+    ) -> Self {
         match store.partition(state, None) {
             Ok(partition) => Self::over_partition(Box::new(partition), capacity),
             Err(e) => panic!("{e}"),
@@ -595,6 +599,7 @@ fn write_timer_delta(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::DiskStateStore;
 
     #[test]
     fn timers_fire_in_time_order_once_each() {

@@ -18,12 +18,11 @@ pub use chain::{is_full_checkpoint, read_chain};
 
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::{de::DeserializeOwned, Serialize};
 use superflow_core::KeyGroupRange;
 
-use crate::backend::{CompactionCleanup, DiskStateStore, StateBackend, StatePartition};
+use crate::backend::{CompactionCleanup, StateBackend, StatePartition};
 use crate::snapshot::{
     read_keyed_snapshot, write_raw_keyed_snapshot, Compression, Encoding, SnapshotError,
 };
@@ -230,9 +229,11 @@ where
     }
 
     /// A map keeping at most `capacity` entries in memory and the rest in partition
-    /// `state` of `store`.
-    pub fn spilling(
-        store: &Arc<DiskStateStore>,
+    /// `state` of `store` (tests size the table themselves; jobs open maps with
+    /// [`Self::in_backend`]).
+    #[cfg(test)]
+    pub(crate) fn spilling(
+        store: &std::sync::Arc<crate::backend::DiskStateStore>,
         state: &str,
         max_parallelism: usize,
         capacity: usize,
@@ -654,6 +655,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::DiskStateStore;
+    use std::sync::Arc;
 
     fn store() -> (tempfile::TempDir, Arc<DiskStateStore>) {
         let dir = tempfile::tempdir().unwrap();
